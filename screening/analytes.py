@@ -1,0 +1,107 @@
+"""The analyte catalogue: lab and vital-sign names, their LOINC codes, units and molar masses.
+
+Loaded once from ``screening/data/analytes.toml``. Each analyte knows how to convert a value
+from any compatible unit into its catalogue unit (through its molar mass for mass <-> substance,
+and through the IFCC/NGSP master equation for HbA1c), so that patient values and thresholds are
+converted once, when they are loaded or compiled.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+from .errors import UnitProblem
+from .units import Conversion, Unit, conversion, parse_unit
+
+
+@dataclass(frozen=True)
+class Analyte:
+    """A lab test or vital sign the language can name."""
+
+    name: str
+    display: str
+    loinc: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+    unit_text: str | None = None
+    molar_mass: float | None = None
+    kind: str = "quantity"
+    ifcc_to_ngsp: tuple[float, float] | None = None
+    _conversions: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The patient-record codes (``LOINC:...``) that carry this analyte."""
+        return tuple(f"LOINC:{c}" for c in self.loinc)
+
+    @property
+    def unit(self) -> Unit | None:
+        return parse_unit(self.unit_text) if self.unit_text else None
+
+    def conversion_from(self, unit: Unit) -> Conversion:
+        """How to bring a value in ``unit`` into this analyte's catalogue unit (cached)."""
+        cached = self._conversions.get(unit.text)
+        if cached is None:
+            cached = self._conversions[unit.text] = self._make_conversion(unit)
+        return cached
+
+    def _make_conversion(self, unit: Unit) -> Conversion:
+        target = self.unit
+        if target is None:
+            raise UnitProblem(f"{self.name} is a qualitative result and has no unit")
+        if self.ifcc_to_ngsp and unit.is_dimensionless and target.is_dimensionless:
+            ifcc = parse_unit("mmol/mol")
+            if unit.scale == ifcc.scale and unit.ucum != target.ucum:
+                slope, intercept = self.ifcc_to_ngsp
+                return Conversion(slope, intercept)
+        return conversion(unit, target, self.molar_mass, analyte=self.name)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """All analytes, by name (case-insensitive, aliases included) and by patient-record code."""
+
+    analytes: tuple[Analyte, ...]
+    by_name: dict[str, Analyte]
+    by_code: dict[str, Analyte]
+
+    def lookup(self, name: str) -> Analyte | None:
+        return self.by_name.get(name.lower())
+
+    def for_code(self, code: str) -> Analyte | None:
+        return self.by_code.get(code)
+
+    def names(self) -> list[str]:
+        return sorted({a.name for a in self.analytes} | {x for a in self.analytes for x in a.aliases})
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> Catalogue:
+    """The catalogue shipped with the package (read once per process)."""
+    text = resources.files("screening.data").joinpath("analytes.toml").read_text(encoding="utf-8")
+    raw = tomllib.loads(text)
+    analytes = []
+    by_name: dict[str, Analyte] = {}
+    by_code: dict[str, Analyte] = {}
+    for name, entry in raw.items():
+        analyte = Analyte(
+            name=name,
+            display=entry.get("display", name),
+            loinc=tuple(entry["loinc"]),
+            aliases=tuple(entry.get("aliases", ())),
+            unit_text=entry.get("unit"),
+            molar_mass=entry.get("molar_mass"),
+            kind=entry.get("kind", "quantity"),
+            ifcc_to_ngsp=tuple(entry["ifcc_to_ngsp"]) if "ifcc_to_ngsp" in entry else None,
+        )
+        analytes.append(analyte)
+        for key in (name, *analyte.aliases):
+            if key.lower() in by_name:
+                raise ValueError(f"analyte catalogue: name {key!r} is used twice")
+            by_name[key.lower()] = analyte
+        for code in analyte.codes:
+            if code in by_code:
+                raise ValueError(f"analyte catalogue: {code} belongs to {by_code[code].name} and {name}")
+            by_code[code] = analyte
+    return Catalogue(tuple(analytes), by_name, by_code)

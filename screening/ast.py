@@ -1,0 +1,227 @@
+"""The syntax tree of a rule set: frozen dataclasses that keep the span they were written at."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .source import Source, Span
+
+
+@dataclass(frozen=True)
+class Node:
+    span: Span = field(repr=False, compare=False, kw_only=True)
+
+
+# ------------------------------------------------------------------ building blocks
+@dataclass(frozen=True)
+class Duration(Node):
+    amount: int
+    unit: str  # days | weeks | months | years (singular forms normalised to plural)
+
+
+@dataclass(frozen=True)
+class Window(Node):
+    duration: Duration
+
+
+@dataclass(frozen=True)
+class AnalyteRef(Node):
+    """A lab named by catalogue name (``ALT``) or by code (``LOINC:1742-6``)."""
+
+    name: str | None = None
+    code: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.name or self.code or ""
+
+
+@dataclass(frozen=True)
+class Quantity(Node):
+    value: float
+    unit: str | None  # as written; None for a bare number
+
+
+@dataclass(frozen=True)
+class Limit(Node):
+    """A multiple of the upper or lower limit of normal: ``2.5 x ULN``."""
+
+    multiplier: float
+    which: str  # "ULN" | "LLN"
+
+
+Bound = Quantity | Limit
+
+
+@dataclass(frozen=True)
+class CodeLiteral(Node):
+    system: str
+    code: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.system}:{self.code}"
+
+
+@dataclass(frozen=True)
+class Qualifier(Node):
+    field_name: str
+    op: str  # "=" | "contains" | "matches"
+    value: str
+
+
+# ------------------------------------------------------------------ expressions
+@dataclass(frozen=True)
+class Expr(Node):
+    pass
+
+
+@dataclass(frozen=True)
+class Const(Expr):
+    value: bool
+
+
+@dataclass(frozen=True)
+class Reference(Expr):
+    name: str
+
+
+@dataclass(frozen=True)
+class And(Expr):
+    operands: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Or(Expr):
+    operands: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Not(Expr):
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class Unless(Expr):
+    main: Expr
+    exception: Expr
+
+
+@dataclass(frozen=True)
+class IfThenElse(Expr):
+    condition: Expr
+    then: Expr
+    otherwise: Expr
+
+
+@dataclass(frozen=True)
+class CountOf(Expr):
+    mode: str  # at_least | at_most | any | all
+    count: int
+    operands: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class LabCompare(Expr):
+    selector: str  # latest | any | every
+    analyte: AnalyteRef
+    op: str  # < <= > >= = != between
+    bound: Bound
+    upper: Bound | None = None  # the second bound of `between`
+    occasions: int | None = None
+    window: Window | None = None
+
+
+@dataclass(frozen=True)
+class LabText(Expr):
+    selector: str
+    analyte: AnalyteRef
+    negated: bool
+    value: str
+    window: Window | None = None
+
+
+@dataclass(frozen=True)
+class AgeTest(Expr):
+    op: str  # comparison operator or "between"
+    value: float
+    upper: float | None
+    unit: str  # years | months
+
+
+@dataclass(frozen=True)
+class SexTest(Expr):
+    negated: bool
+    sex: str
+
+
+@dataclass(frozen=True)
+class RecordTest(Expr):
+    kind: str  # condition | medication | procedure
+    status: str | None
+    valueset: str | None
+    code: CodeLiteral | None
+    qualifiers: tuple[Qualifier, ...]
+    window: Window | None = None
+
+
+@dataclass(frozen=True)
+class FactTest(Expr):
+    name: str
+    mode: str  # true | compare | is
+    op: str | None = None
+    value: object = None
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Review(Expr):
+    reason: str
+
+
+# ------------------------------------------------------------------ declarations
+@dataclass(frozen=True)
+class ValueSet(Node):
+    name: str
+    display: str | None
+    codes: tuple[CodeLiteral, ...]
+    includes: tuple[tuple[str, Span], ...]
+
+
+@dataclass(frozen=True)
+class ReferenceRange(Node):
+    analyte: AnalyteRef
+    sex: str | None
+    low: float
+    high: float
+    unit: str | None
+
+
+@dataclass(frozen=True)
+class Define(Node):
+    name: str
+    text: str | None
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class Criterion(Node):
+    id: str
+    kind: str  # inclusion | exclusion
+    text: str
+    expr: Expr
+    applies: Expr | None = None
+    draft: bool = False
+
+
+@dataclass(frozen=True)
+class RuleSetSyntax(Node):
+    """A parsed rule file, before names, units and dimensions are checked."""
+
+    source: Source
+    trial_id: str
+    title: str | None
+    lab_window: Duration | None
+    valuesets: tuple[ValueSet, ...]
+    ranges: tuple[ReferenceRange, ...]
+    defines: tuple[Define, ...]
+    criteria: tuple[Criterion, ...]

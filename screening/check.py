@@ -1,0 +1,394 @@
+"""Check a parsed rule set and build its checked form (:mod:`screening.ir`).
+
+Names are resolved (with a did-you-mean for unknown ones), value sets are expanded into code
+matchers, units are parsed and their dimensions compared with the analyte's, and every
+threshold is converted into the analyte's canonical unit, once. Problems are collected, not
+thrown at the first one: :func:`check` raises one :class:`SourceError` that lists them all.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+
+from . import ast, ir
+from .analytes import Analyte, catalogue
+from .codes import HIERARCHICAL, SYSTEMS, CodeMatcher, normalise_code, range_of
+from .errors import Diagnostic, SourceError, UnitProblem
+from .patient.record import normalise_text
+from .source import Span
+from .units import Conversion, parse_unit
+
+_RECORD_LISTS = {"condition": "conditions", "medication": "medications", "procedure": "procedures"}
+
+
+def _did_you_mean(name: str, candidates) -> str | None:
+    lowered = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)
+    if not close:
+        return None
+    return "did you mean " + " or ".join(f"`{lowered[c]}`" for c in close) + "?"
+
+
+class _Checker:
+    def __init__(self, syntax: ast.RuleSetSyntax):
+        self.syntax = syntax
+        self.source = syntax.source
+        self.diagnostics: list[Diagnostic] = []
+        self.catalogue = catalogue()
+        self.valueset_syntax = {}
+        self.matchers: dict[str, CodeMatcher] = {}
+        self.define_syntax: dict[str, ast.Define] = {}
+        self.defines: dict[str, ir.Define] = {}
+        self.checking: list[str] = []
+
+    # ------------------------------------------------------------ helpers
+    def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(code, message, self.source, span, hint))
+
+    def text_of(self, span: Span) -> str:
+        lines = self.source.text.splitlines()
+        if span.line == span.end_line:
+            return lines[span.line - 1][span.column - 1:span.end_column - 1]
+        parts = [lines[span.line - 1][span.column - 1:]]
+        parts += lines[span.line:span.end_line - 1]
+        parts.append(lines[span.end_line - 1][:span.end_column - 1])
+        return " ".join(p.strip() for p in parts)
+
+    # ------------------------------------------------------------ rule set
+    def run(self) -> ir.CheckedRuleSet:
+        syntax = self.syntax
+        self._collect_names()
+        for vs in syntax.valuesets:
+            self._matcher(vs.name, vs.span)
+        ranges = self._ranges()
+        for define in syntax.defines:
+            self._define(define.name, define.span)
+        criteria = []
+        seen: dict[str, ast.Criterion] = {}
+        for crit in syntax.criteria:
+            if crit.id in seen:
+                self.error("duplicate", f"criterion id {crit.id} is already used (line {seen[crit.id].span.line})",
+                           crit.span)
+                continue
+            seen[crit.id] = crit
+            condition = self.expr(crit.expr)
+            applies = self.expr(crit.applies) if crit.applies is not None else None
+            criteria.append(ir.Criterion(
+                id=crit.id, kind=crit.kind, text=crit.text, condition=condition, applies=applies,
+                draft=crit.draft, span=crit.span, rule_text=self.text_of(crit.expr.span),
+            ))
+        if not syntax.criteria:
+            self.error("empty", "the rule set has no inclusion or exclusion criteria", syntax.span)
+        if self.diagnostics:
+            raise SourceError(self.diagnostics)
+        used = {name: d for name, d in self.defines.items()}
+        return ir.CheckedRuleSet(
+            trial_id=syntax.trial_id, title=syntax.title, criteria=criteria, defines=used, ranges=ranges,
+            lab_window=ir.Duration(syntax.lab_window.amount, syntax.lab_window.unit) if syntax.lab_window else None,
+            source_name=self.source.name,
+        )
+
+    def _collect_names(self) -> None:
+        for vs in self.syntax.valuesets:
+            if vs.name in self.valueset_syntax:
+                self.error("duplicate", f"value set {vs.name} is already defined", vs.span)
+            self.valueset_syntax[vs.name] = vs
+        for define in self.syntax.defines:
+            if define.name in self.define_syntax or define.name in self.valueset_syntax:
+                self.error("duplicate", f"name {define.name} is already defined", define.span)
+            elif self.catalogue.lookup(define.name):
+                self.error("shadowing", f"name {define.name} is an analyte in the catalogue; choose another name",
+                           define.span)
+            self.define_syntax[define.name] = define
+
+    # ------------------------------------------------------------ value sets
+    def _matcher(self, name: str, span: Span, stack: tuple[str, ...] = ()) -> CodeMatcher | None:
+        if name in self.matchers:
+            return self.matchers[name]
+        vs = self.valueset_syntax.get(name)
+        if vs is None:
+            hint = _did_you_mean(name, self.valueset_syntax)
+            self.error("unknown-name", f"unknown value set `{name}`", span, hint)
+            return None
+        if name in stack:
+            self.error("cycle", f"value set {name} includes itself ({' -> '.join(stack + (name,))})", span)
+            return None
+        exact, prefixes, ranges = set(), [], []
+        for code in vs.codes:
+            if code.system not in SYSTEMS:
+                self.error("unknown-code-system", f"unknown code system {code.system}", code.span)
+                continue
+            bounds = range_of(code.system, code.code)
+            if bounds:
+                if bounds[0] > bounds[1]:
+                    self.error("bad-range", f"code range {code.text} runs backwards", code.span)
+                ranges.append((code.system, *bounds))
+            elif code.system in HIERARCHICAL:
+                if "-" in code.code:
+                    self.error("bad-range", f"{code.text} is not a code range: write e.g. ICD10:C00-C96",
+                               code.span)
+                prefixes.append(normalise_code(code.text))
+            else:
+                exact.add(normalise_code(code.text))
+        for included, inc_span in vs.includes:
+            sub = self._matcher(included, inc_span, stack + (name,))
+            if sub is not None:
+                exact |= sub.exact
+                prefixes.extend(sub.prefixes)
+                ranges.extend(sub.ranges)
+        matcher = CodeMatcher(vs.display or name, frozenset(exact), tuple(prefixes), tuple(ranges))
+        self.matchers[name] = matcher
+        return matcher
+
+    # ------------------------------------------------------------ reference ranges
+    def _analyte(self, ref: ast.AnalyteRef) -> tuple[Analyte | None, str | None]:
+        """The catalogue analyte (or None for a bare LOINC code) and the record key; key None on error."""
+        if ref.code is not None:
+            system, _, code = ref.code.partition(":")
+            if system != "LOINC":
+                self.error("not-a-lab", f"labs are named by LOINC code; {ref.code} is a {system} code", ref.span)
+                return None, None
+            analyte = self.catalogue.for_code(ref.code)
+            return analyte, analyte.name if analyte else ref.code
+        analyte = self.catalogue.lookup(ref.name)
+        if analyte is None:
+            names = self.catalogue.names() + list(self.define_syntax)
+            hint = _did_you_mean(ref.name, names) or "name a catalogue analyte (see `screening analytes`) or a LOINC code"
+            self.error("unknown-analyte", f"unknown analyte `{ref.name}`", ref.span, hint)
+            return None, None
+        return analyte, analyte.name
+
+    def _to_canonical(self, analyte: Analyte | None, unit_text: str | None, span: Span,
+                      what: str) -> tuple[Conversion, str | None] | None:
+        """The conversion of a written unit into the analyte's canonical unit, and the dimension."""
+        try:
+            if analyte is not None:
+                if analyte.unit_text is None:
+                    self.error("qualitative", f"{analyte.name} is a qualitative result; compare it with "
+                               f"`{analyte.name} is positive` (or another text)", span)
+                    return None
+                if unit_text is None:
+                    if analyte.unit.is_dimensionless:
+                        return Conversion(1.0), analyte.unit.dimension
+                    self.error("missing-unit", f"{what} for {analyte.name} needs a unit (e.g. {analyte.unit_text})",
+                               span)
+                    return None
+                unit = parse_unit(unit_text)
+                return analyte.conversion_from(unit), analyte.unit.dimension
+            unit = parse_unit(unit_text or "1")
+            return Conversion(unit.scale, unit.offset), unit.dimension
+        except UnitProblem as exc:
+            code = "unknown-unit" if str(exc).startswith("unknown unit") else "unit-mismatch"
+            self.error(code, str(exc), span, exc.hint)
+            return None
+
+    def _ranges(self) -> ir.RangeTable:
+        table = ir.RangeTable()
+        for entry in self.syntax.ranges:
+            analyte, key = self._analyte(entry.analyte)
+            if key is None:
+                continue
+            converted = self._to_canonical(analyte, entry.unit, entry.span, "a reference range")
+            if converted is None:
+                continue
+            conv, _ = converted
+            if entry.low > entry.high:
+                self.error("bad-range", f"reference range for {key} runs backwards ({entry.low:g} to {entry.high:g})",
+                           entry.span)
+                continue
+            if (key, entry.sex) in table.entries:
+                self.error("duplicate", f"reference range for {key}{' for ' + entry.sex if entry.sex else ''} "
+                           "is declared twice", entry.span)
+                continue
+            table.entries[(key, entry.sex)] = (conv.apply(entry.low), conv.apply(entry.high))
+        return table
+
+    # ------------------------------------------------------------ defines
+    def _define(self, name: str, span: Span) -> ir.Define | None:
+        if name in self.defines:
+            return self.defines[name]
+        syntax = self.define_syntax[name]
+        if name in self.checking:
+            cycle = " -> ".join(self.checking[self.checking.index(name):] + [name])
+            self.error("cycle", f"definition {name} refers to itself ({cycle})", span)
+            return None
+        self.checking.append(name)
+        node = ir.Define(name=name, title=syntax.text, span=syntax.span, source_text=name)
+        node.body = self.expr(syntax.expr)
+        self.checking.pop()
+        self.defines[name] = node
+        return node
+
+    # ------------------------------------------------------------ expressions
+    def expr(self, node: ast.Expr) -> ir.Node:
+        method = getattr(self, "_" + type(node).__name__)
+        result = method(node)
+        if not result.source_text:
+            result.source_text = self.text_of(node.span)
+        return result
+
+    def _Const(self, node: ast.Const):
+        return ir.Const(node.value, span=node.span)
+
+    def _Reference(self, node: ast.Reference):
+        if node.name in self.define_syntax:
+            defined = self._define(node.name, node.span)
+            if defined is None:
+                return ir.Const(False, span=node.span)
+            return defined
+        if node.name in self.valueset_syntax:
+            self.error("type", f"`{node.name}` is a value set, not a condition; write `condition {node.name}`, "
+                       f"`medication {node.name}` or `procedure {node.name}`", node.span)
+        elif self.catalogue.lookup(node.name):
+            self.error("type", f"`{node.name}` is a lab; compare it, e.g. `{node.name} > 2 x ULN`", node.span)
+        else:
+            hint = _did_you_mean(node.name, list(self.define_syntax) + list(self.valueset_syntax))
+            self.error("unknown-name", f"unknown name `{node.name}`", node.span, hint)
+        return ir.Const(False, span=node.span)
+
+    def _And(self, node: ast.And):
+        return ir.And([self.expr(x) for x in node.operands], span=node.span)
+
+    def _Or(self, node: ast.Or):
+        return ir.Or([self.expr(x) for x in node.operands], span=node.span)
+
+    def _Not(self, node: ast.Not):
+        return ir.Not(self.expr(node.operand), span=node.span)
+
+    def _Unless(self, node: ast.Unless):
+        exception = self.expr(node.exception)
+        negated = ir.Not(exception, span=node.exception.span, source_text="not (" + exception.source_text + ")")
+        return ir.And([self.expr(node.main), negated], span=node.span)
+
+    def _IfThenElse(self, node: ast.IfThenElse):
+        return ir.IfThenElse(self.expr(node.condition), self.expr(node.then), self.expr(node.otherwise),
+                             span=node.span)
+
+    def _CountOf(self, node: ast.CountOf):
+        operands = [self.expr(x) for x in node.operands]
+        if node.mode == "any":
+            return ir.Or(operands, span=node.span)
+        if node.mode == "all":
+            return ir.And(operands, span=node.span)
+        if node.count > len(operands):
+            self.error("count", f"at {node.mode.split('_')[1]} {node.count} of {len(operands)} items can never hold"
+                       if node.mode == "at_least" else f"count {node.count} exceeds the {len(operands)} items",
+                       node.span)
+        return ir.CountOf(node.mode, node.count, operands, span=node.span)
+
+    def _window(self, window: ast.Window | None) -> ir.Duration | None:
+        if window is None:
+            return None
+        if window.duration.amount <= 0:
+            self.error("window", "a time window must be at least 1 day long", window.span)
+        return ir.Duration(window.duration.amount, window.duration.unit)
+
+    def _bound(self, analyte: Analyte | None, bound: ast.Bound) -> tuple[ir.Bound, str | None] | None:
+        written = self.text_of(bound.span)
+        if isinstance(bound, ast.Limit):
+            if bound.multiplier <= 0:
+                self.error("limit", f"a multiple of the {bound.which} must be positive", bound.span)
+            return ir.Bound(bound.which, bound.multiplier, written), None
+        converted = self._to_canonical(analyte, bound.unit, bound.span, "a threshold")
+        if converted is None:
+            return None
+        conv, dimension = converted
+        return ir.Bound("value", conv.apply(bound.value), written), dimension
+
+    def _LabCompare(self, node: ast.LabCompare):
+        analyte, key = self._analyte(node.analyte)
+        window = self._window(node.window) or self._default_window()
+        placeholder = ir.Const(False, span=node.span)
+        if key is None:
+            return placeholder
+        first = self._bound(analyte, node.bound)
+        second = self._bound(analyte, node.upper) if node.upper is not None else (None, None)
+        if first is None or second is None:
+            return placeholder
+        bound, dim1 = first
+        upper, dim2 = second
+        dimension = dim1 or dim2
+        if analyte is None and dim1 and dim2 and dim1 != dim2:
+            self.error("unit-mismatch", f"the two bounds of `between` have different dimensions ({dim1}, {dim2})",
+                       node.span)
+            return placeholder
+        if (node.op == "between" and bound.kind == "value" and upper.kind == "value" and bound.value > upper.value):
+            self.error("bad-range", "`between` bounds run backwards: write the lower one first", node.span)
+        if node.occasions is not None and node.occasions < 1:
+            self.error("count", "occasions must be at least 1", node.span)
+        unit = analyte.unit_text if analyte is not None else None
+        return ir.LabCompare(
+            key=key, label=analyte.name if analyte else key, canonical_unit=unit,
+            dimension=dimension if analyte is None else (analyte.unit.dimension if analyte.unit else None),
+            selector=node.selector, op=node.op, bound=bound, upper=upper, occasions=node.occasions,
+            window=window, span=node.span,
+        )
+
+    def _default_window(self) -> ir.Duration | None:
+        lw = self.syntax.lab_window
+        return ir.Duration(lw.amount, lw.unit) if lw else None
+
+    def _LabText(self, node: ast.LabText):
+        analyte, key = self._analyte(node.analyte)
+        if key is None:
+            return ir.Const(False, span=node.span)
+        return ir.LabText(key=key, label=analyte.name if analyte else key, selector=node.selector,
+                          negated=node.negated, value=normalise_text(node.value),
+                          window=self._window(node.window) or self._default_window(), span=node.span)
+
+    def _AgeTest(self, node: ast.AgeTest):
+        if node.op == "between" and node.upper is not None and node.value > node.upper:
+            self.error("bad-range", "`age between` bounds run backwards: write the lower one first", node.span)
+        if node.value < 0:
+            self.error("age", "an age cannot be negative", node.span)
+        return ir.AgeTest(node.op, node.value, node.upper, node.unit, span=node.span)
+
+    def _SexTest(self, node: ast.SexTest):
+        return ir.SexTest(node.negated, node.sex, span=node.span)
+
+    def _RecordTest(self, node: ast.RecordTest):
+        if node.code is not None:
+            code = node.code
+            if code.system not in SYSTEMS:
+                self.error("unknown-code-system", f"unknown code system {code.system}", code.span)
+            bounds = range_of(code.system, code.code)
+            if bounds:
+                matcher = CodeMatcher(code.text, frozenset(), (), ((code.system, *bounds),))
+            elif code.system in HIERARCHICAL:
+                matcher = CodeMatcher(code.text, frozenset(), (normalise_code(code.text),), ())
+            else:
+                matcher = CodeMatcher(code.text, frozenset({normalise_code(code.text)}), (), ())
+        else:
+            matcher = self._matcher(node.valueset, node.span)
+            if matcher is None:
+                return ir.Const(False, span=node.span)
+        if node.status == "resolved" and node.kind != "condition":
+            self.error("status", f"`resolved` applies to conditions; use `inactive` for a {node.kind}", node.span)
+        qualifiers = []
+        for q in node.qualifiers:
+            pattern = None
+            if q.op == "matches":
+                try:
+                    pattern = re.compile(q.value, re.IGNORECASE)
+                except re.error as exc:
+                    self.error("regex", f"invalid pattern: {exc}", q.span)
+                    continue
+            qualifiers.append(ir.Qualifier(q.field_name, q.op, q.value, pattern))
+        return ir.RecordTest(kind=_RECORD_LISTS[node.kind], noun=node.kind, status=node.status, matcher=matcher,
+                             qualifiers=qualifiers, window=self._window(node.window), span=node.span)
+
+    def _FactTest(self, node: ast.FactTest):
+        value = node.value
+        if node.mode == "is" and isinstance(value, str):
+            value = value.strip().lower()
+        return ir.FactTest(node.name, node.mode, node.op, value, node.negated, span=node.span)
+
+    def _Review(self, node: ast.Review):
+        if not node.reason.strip():
+            self.error("review", "a review needs a reason", node.span)
+        return ir.Review(node.reason, span=node.span)
+
+
+def check(syntax: ast.RuleSetSyntax) -> ir.CheckedRuleSet:
+    """Check a parsed rule set; raises :class:`SourceError` listing every problem found."""
+    return _Checker(syntax).run()

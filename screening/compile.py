@@ -1,0 +1,201 @@
+"""Compile a rule set: parse, check, and generate the fast evaluation function.
+
+:func:`compile_trial` is the entry point. The result, a :class:`Trial`, screens patients in
+two ways that share one meaning:
+
+* :meth:`Trial.screen` with ``explain=True`` runs the explaining interpreter
+  (:mod:`screening.evaluate`) and returns verdicts with evidence;
+* :meth:`Trial.values` (and ``screen(explain=False)``) runs a Python function generated from the
+  checked rules: Kleene logic written out as straight-line code with short-circuits, calling
+  the same atom functions as the interpreter.
+
+The generated code contains only names made by this module (``v12``, ``N3``, ``F3``); every
+value that came from the rule file (codes, thresholds, strings) is an object bound in the
+function's namespace, never text in the source. A rule file can therefore never run code.
+"""
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from . import ir
+from .check import check
+from .errors import UsageError
+from .evaluate import ATOMS, Context, Interpreter, count_values
+from .parser import parse
+from .report import CriterionResult, PatientResult, criterion_result, decide
+
+
+class _CodeWriter:
+    """Emits the fast function for a list of criteria."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.namespace: dict[str, object] = {"count_values": count_values, "_UNSET": object()}
+        self.counter = 0
+        self.defines: dict[str, str] = {}
+
+    def fresh(self, prefix: str = "v") -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def bind(self, value: object, prefix: str) -> str:
+        name = self.fresh(prefix)
+        self.namespace[name] = value
+        return name
+
+    def emit(self, line: str, depth: int) -> None:
+        self.lines.append("    " * depth + line)
+
+    def node(self, node: ir.Node, depth: int) -> str:
+        """Emit statements computing ``node``; return the variable holding its value."""
+        atom = ATOMS.get(type(node))
+        if atom is not None:
+            fn, arg, var = self.bind(atom, "F"), self.bind(node, "N"), self.fresh()
+            self.emit(f"{var} = {fn}({arg}, P, C)[0]", depth)
+            return var
+        return getattr(self, "_" + type(node).__name__)(node, depth)
+
+    def _Const(self, node: ir.Const, depth: int) -> str:
+        var = self.fresh()
+        self.emit(f"{var} = {bool(node.value)!r}", depth)
+        return var
+
+    def _Define(self, node: ir.Define, depth: int) -> str:
+        memo = self.defines.get(node.name)
+        if memo is None:
+            memo = self.defines[node.name] = self.fresh("d")
+        self.emit(f"if {memo} is _UNSET:", depth)
+        inner = self.node(node.body, depth + 1)
+        self.emit(f"{memo} = {inner}", depth + 1)
+        return memo
+
+    def _Not(self, node: ir.Not, depth: int) -> str:
+        inner = self.node(node.operand, depth)
+        var = self.fresh()
+        self.emit(f"{var} = None if {inner} is None else not {inner}", depth)
+        return var
+
+    def _junction(self, operands, depth: int, stop: bool) -> str:
+        # and: stop at False; or: stop at True
+        var = self.fresh()
+        self.emit(f"{var} = {not stop!r}", depth)
+        for operand in operands:
+            self.emit(f"if {var} is not {stop!r}:", depth)
+            inner = self.node(operand, depth + 1)
+            self.emit(f"if {inner} is {stop!r}: {var} = {stop!r}", depth + 1)
+            self.emit(f"elif {inner} is None: {var} = None", depth + 1)
+        return var
+
+    def _And(self, node: ir.And, depth: int) -> str:
+        return self._junction(node.operands, depth, False)
+
+    def _Or(self, node: ir.Or, depth: int) -> str:
+        return self._junction(node.operands, depth, True)
+
+    def _IfThenElse(self, node: ir.IfThenElse, depth: int) -> str:
+        var = self.fresh()
+        cond = self.node(node.condition, depth)
+        self.emit(f"if {cond} is True:", depth)
+        then = self.node(node.then, depth + 1)
+        self.emit(f"{var} = {then}", depth + 1)
+        self.emit(f"elif {cond} is False:", depth)
+        other = self.node(node.otherwise, depth + 1)
+        self.emit(f"{var} = {other}", depth + 1)
+        self.emit("else:", depth)
+        then = self.node(node.then, depth + 1)
+        other = self.node(node.otherwise, depth + 1)
+        self.emit(f"{var} = {then} if ({then} is not None and {then} == {other}) else None", depth + 1)
+        return var
+
+    def _CountOf(self, node: ir.CountOf, depth: int) -> str:
+        values = [self.node(operand, depth) for operand in node.operands]
+        var = self.fresh()
+        mode = self.bind(node.mode, "K")
+        self.emit(f"{var} = count_values({mode}, {int(node.count)}, ({', '.join(values)},))", depth)
+        return var
+
+    def function(self, criteria: list[ir.Criterion]):
+        body_start = len(self.lines)
+        results = []
+        for criterion in criteria:
+            applies = "True"
+            if criterion.applies is not None:
+                applies = self.node(criterion.applies, 1)
+            value = self.node(criterion.condition, 1)
+            results.append(f"({applies}, {value})")
+        body = self.lines[body_start:]
+        header = ["def screen_values(P, C):"]
+        header += [f"    {memo} = _UNSET" for memo in self.defines.values()]
+        source = "\n".join(header + body + [f"    return ({', '.join(results)},)"])
+        code = compile(source, "<screening rules>", "exec")
+        exec(code, self.namespace)  # noqa: S102 - source built only from generated identifiers
+        return self.namespace["screen_values"], source
+
+
+class Trial:
+    """A compiled rule set. Compile once, screen many patients.
+
+    >>> trial = compile_trial(Path("trials/NCT00659217.crit"))   # doctest: +SKIP
+    >>> result = trial.screen(load_patient("patient_samples/p01.json"), as_of=date(2026, 11, 25))  # doctest: +SKIP
+    >>> result.decision  # doctest: +SKIP
+    'eligible'
+    """
+
+    def __init__(self, checked: ir.CheckedRuleSet):
+        self.checked = checked
+        self.id = checked.trial_id
+        self.title = checked.title
+        self.criteria = checked.criteria
+        self.source_name = checked.source_name
+        self._values, self.generated_source = _CodeWriter().function(checked.criteria)
+        self._contexts: dict[date, Context] = {}
+
+    def context(self, as_of: date) -> Context:
+        ctx = self._contexts.get(as_of)
+        if ctx is None:
+            ctx = self._contexts[as_of] = Context(as_of, self.checked.ranges)
+        return ctx
+
+    def values(self, patient, as_of: date) -> tuple:
+        """The fast path: ``((applies, value), ...)`` per criterion, no explanations."""
+        return self._values(patient, self.context(as_of))
+
+    def screen(self, patient, as_of: date | None = None, explain: bool = True) -> PatientResult:
+        """Screen one patient: a verdict for every criterion and the trial decision."""
+        as_of = as_of or date.today()
+        ctx = self.context(as_of)
+        results: list[CriterionResult] = []
+        if explain:
+            interpreter = Interpreter(patient, ctx)
+            for criterion in self.criteria:
+                applies = interpreter.run(criterion.applies) if criterion.applies is not None else None
+                outcome = interpreter.run(criterion.condition)
+                results.append(criterion_result(criterion, outcome, applies, patient, ctx))
+        else:
+            for criterion, (applies, value) in zip(self.criteria, self._values(patient, ctx)):
+                results.append(criterion_result(criterion, value, applies, patient, ctx))
+        return PatientResult(
+            trial=self.id, title=self.title, patient=patient.id, source=patient.source, as_of=as_of,
+            decision=decide(results), criteria=results, warnings=list(patient.warnings),
+        )
+
+    def screen_many(self, patients, as_of: date | None = None, explain: bool = True) -> list[PatientResult]:
+        return [self.screen(p, as_of, explain) for p in patients]
+
+
+def compile_text(text: str, name: str = "<rules>") -> Trial:
+    """Compile rule-set text. Raises :class:`~screening.errors.SourceError` with every problem."""
+    return Trial(check(parse(text, name)))
+
+
+def compile_trial(path: str | Path) -> Trial:
+    """Compile a rule-set file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such rule file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read rule file: {exc}") from None
+    return compile_text(text, str(path))

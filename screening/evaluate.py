@@ -1,0 +1,505 @@
+"""Three-valued evaluation of checked rules against an indexed patient.
+
+Truth values are ``True``, ``False`` and ``None`` (unknown), combined with Kleene's tables:
+``unknown and false`` is false, ``unknown or true`` is true. Missing data is a value, never an
+exception: an atom that lacks data returns ``None`` and names what is missing.
+
+Each atom is one function returning ``(value, info)``, where ``info`` is a small tuple that
+:mod:`screening.report` turns into words only when an explanation is wanted. The compiled fast
+path (:mod:`screening.compile`) calls the same atom functions, so both paths share one meaning.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from . import ir
+from .dates import FOREVER, NEVER, shift, whole_months, whole_years
+
+
+# ---------------------------------------------------------------- context
+class Context:
+    """What an evaluation needs besides the patient: the as-of date and the rule set's tables."""
+
+    __slots__ = ("as_of", "as_of_date", "ranges", "_starts")
+
+    def __init__(self, as_of: date, ranges: ir.RangeTable):
+        self.as_of_date = as_of
+        self.as_of = as_of.toordinal()
+        self.ranges = ranges
+        self._starts: dict[ir.Duration, int] = {}
+
+    def window_start(self, window: ir.Duration | None) -> int:
+        """First day (ordinal) inside a window that ends on the as-of date."""
+        if window is None:
+            return NEVER
+        start = self._starts.get(window)
+        if start is None:
+            start = self._starts[window] = shift(self.as_of_date, window.amount, window.unit).toordinal()
+        return start
+
+
+def _in_window(lo: int | None, hi: int | None, start: int, end: int) -> bool | None:
+    """Is a (possibly partial) date inside [start, end]? None when it depends on the unknown part."""
+    if lo is None:
+        return None
+    if lo >= start and hi <= end:
+        return True
+    if hi < start or lo > end:
+        return False
+    return None
+
+
+# ---------------------------------------------------------------- labs
+_COMPARE = {
+    "<": lambda v, t: v < t,
+    "<=": lambda v, t: v <= t,
+    ">": lambda v, t: v > t,
+    ">=": lambda v, t: v >= t,
+    "=": lambda v, t: v == t,
+    "!=": lambda v, t: v != t,
+}
+
+
+def threshold(bound: ir.Bound, obs, key: str, sex: str | None, ranges: ir.RangeTable):
+    """A bound as a canonical value for this observation: (value, None) or (None, what is missing).
+
+    A multiple of ULN/LLN uses the observation's own reference range, else the rule set's
+    fallback table (by sex where it has one); with neither, the limit is missing.
+    """
+    if bound.kind == "value":
+        return bound.value, None
+    limit = obs.ref_high if bound.kind == "ULN" else obs.ref_low
+    if limit is None:
+        fallback = ranges.lookup(key, sex)
+        if fallback is not None:
+            limit = fallback[1] if bound.kind == "ULN" else fallback[0]
+    if limit is None:
+        return None, f"reference range ({bound.kind}) for {key}"
+    return limit * bound.value, None
+
+
+def compare_obs(node: ir.LabCompare, obs, sex: str | None, ranges: ir.RangeTable):
+    """Compare one observation with the node's bound(s): (value, thresholds, problem)."""
+    if obs.value is None:
+        problem = obs.problem or "a text result where a number is needed"
+        return None, None, problem
+    if node.dimension is not None and obs.dimension != node.dimension:
+        return None, None, f"{obs.unit} cannot be compared with the threshold's unit"
+    low, missing = threshold(node.bound, obs, node.key, sex, ranges)
+    if missing:
+        return None, None, missing
+    if node.op == "between":
+        high, missing = threshold(node.upper, obs, node.key, sex, ranges)
+        if missing:
+            return None, None, missing
+        return low <= obs.value <= high, (low, high), None
+    return _COMPARE[node.op](obs.value, low), (low,), None
+
+
+def lab_compare(node: ir.LabCompare, patient, ctx: Context):
+    """Evaluate a lab comparison. info = ("lab", node, [(obs, result, thresholds, problem)], missing)."""
+    labs = patient.labs
+    if labs is None:
+        return None, ("lab", node, (), f"{node.label}: no observations provided")
+    series = labs.get(node.key)
+    start = ctx.window_start(node.window)
+    end = ctx.as_of
+    if not series:
+        return None, ("lab", node, (), _missing_lab(node))
+    sex = patient.sex
+    ranges = ctx.ranges
+    if node.selector == "latest":
+        for obs in series:
+            if obs.lo is not None and obs.lo > end:
+                continue  # after the as-of date
+            inside = _in_window(obs.lo, obs.hi, start, end)
+            if inside is False:
+                break  # the newest usable one is too old
+            value, limits, problem = compare_obs(node, obs, sex, ranges)
+            if inside is None:
+                return None, ("lab", node, ((obs, value, limits, "date uncertain relative to the window"),), None)
+            return value, ("lab", node, ((obs, value, limits, problem),), None)
+        return None, ("lab", node, (), _missing_lab(node))
+    # any / every / on at least N occasions
+    seen = []
+    true_count = unknown_count = false_count = 0
+    for obs in series:
+        if obs.lo is not None and obs.lo > end:
+            continue
+        inside = _in_window(obs.lo, obs.hi, start, end)
+        if inside is False:
+            continue
+        value, limits, problem = compare_obs(node, obs, sex, ranges)
+        if inside is None and value is not False:
+            value, problem = None, "date uncertain relative to the window"
+        if inside is None and value is False:
+            continue
+        seen.append((obs, value, limits, problem))
+        if value is True:
+            true_count += 1
+        elif value is None:
+            unknown_count += 1
+        else:
+            false_count += 1
+    if not seen:
+        return None, ("lab", node, (), _missing_lab(node))
+    if node.selector == "every":
+        result = False if false_count else (None if unknown_count else True)
+    else:
+        need = node.occasions or 1
+        if true_count >= need:
+            result = True
+        elif true_count + unknown_count >= need:
+            result = None
+        else:
+            result = False
+    return result, ("lab", node, tuple(seen), None)
+
+
+def _missing_lab(node: ir.LabCompare | ir.LabText) -> str:
+    if node.window is not None:
+        return f"{node.label} result within {node.window}"
+    return f"{node.label} result"
+
+
+def lab_text(node: ir.LabText, patient, ctx: Context):
+    """Evaluate `ANALYTE is VALUE`. info = ("text", node, obs or None, missing)."""
+    labs = patient.labs
+    if labs is None:
+        return None, ("text", node, None, f"{node.label}: no observations provided")
+    series = labs.get(node.key) or ()
+    start = ctx.window_start(node.window)
+    end = ctx.as_of
+    results = []
+    for obs in series:
+        if obs.lo is not None and obs.lo > end:
+            continue
+        inside = _in_window(obs.lo, obs.hi, start, end)
+        if inside is False:
+            if node.selector == "latest":
+                break
+            continue
+        if obs.text is None:
+            value = None
+        else:
+            value = (obs.text == node.value) != node.negated
+        if inside is None:
+            value = None if value is not False else False
+        results.append((obs, value))
+        if node.selector == "latest":
+            break
+    if not results:
+        return None, ("text", node, None, _missing_lab(node))
+    values = [v for _, v in results]
+    if node.selector == "every":
+        result = False if False in values else (None if None in values else True)
+    else:
+        result = True if True in values else (None if None in values else False)
+    decisive = next((o for o, v in results if v is result), results[0][0])
+    return result, ("text", node, decisive, None)
+
+
+# ---------------------------------------------------------------- demographics
+def age_test(node: ir.AgeTest, patient, ctx: Context):
+    """info = ("age", node, (youngest, oldest) or None)."""
+    birth = patient.birth
+    if birth is None:
+        return None, ("age", node, None)
+    measure = whole_years if node.unit == "years" else whole_months
+    oldest = measure(birth[0], ctx.as_of)
+    youngest = measure(birth[1], ctx.as_of)
+    results = {_age_holds(node, oldest), _age_holds(node, youngest)}
+    value = results.pop() if len(results) == 1 else None
+    return value, ("age", node, (youngest, oldest))
+
+
+def _age_holds(node: ir.AgeTest, age: int) -> bool:
+    if node.op == "between":
+        return node.value <= age <= node.upper
+    return _COMPARE[node.op](age, node.value)
+
+
+def sex_test(node: ir.SexTest, patient, ctx: Context):
+    sex = patient.sex
+    if sex is None or sex == "unknown":
+        return None, ("sex", node, sex)
+    return (sex == node.sex) != node.negated, ("sex", node, sex)
+
+
+# ---------------------------------------------------------------- conditions, medications, procedures
+_ACTIVE = {"active", "recurrence", "relapse", "in-progress", "on-hold", "intended"}
+_ENDED = {"inactive", "remission", "resolved", "completed", "stopped", "cancelled", "not-taken",
+          "entered-in-error", "not-done"}
+
+
+def _active(entry, kind: str, as_of: int) -> bool | None:
+    """Is the entry current on the as-of date? None when the record does not say."""
+    if entry.end_lo is not None:
+        if entry.end_hi < as_of:
+            return False
+        if entry.end_lo >= as_of:
+            return entry.status not in _ENDED if entry.status else True
+        return None
+    status = entry.status
+    if status in _ACTIVE:
+        return True
+    if status in _ENDED:
+        return False
+    if kind == "procedures":
+        return False
+    return None
+
+
+def _overlaps(entry, kind: str, active: bool | None, start: int, end: int) -> bool | None:
+    """Does the entry's time span overlap the window [start, end]?"""
+    s_lo = entry.start_lo if entry.start_lo is not None else NEVER
+    s_hi = entry.start_hi if entry.start_hi is not None else end
+    if entry.end_lo is not None:
+        e_lo, e_hi = entry.end_lo, entry.end_hi
+    elif kind == "procedures":
+        e_lo, e_hi = s_lo, s_hi
+    elif active is True:
+        e_lo = e_hi = FOREVER
+    else:
+        e_lo, e_hi = s_lo, FOREVER if active is None else end
+    if s_hi <= end and e_lo >= start:
+        return True
+    if s_lo > end or e_hi < start:
+        return False
+    return None
+
+
+def record_test(node: ir.RecordTest, patient, ctx: Context):
+    """info = ("record", node, decisive entry or None, missing, possible entries)."""
+    entries = getattr(patient, node.kind)
+    if entries is None:
+        return None, ("record", node, None, f"{node.kind} (not provided)", ())
+    as_of = ctx.as_of
+    start = ctx.window_start(node.window)
+    matcher = node.matcher
+    possible = []
+    for entry in entries:
+        if not matcher.matches_any(entry.codes):
+            continue
+        if entry.start_lo is not None and entry.start_lo > as_of:
+            continue  # begins after the as-of date
+        active = _active(entry, node.kind, as_of) if (node.status or node.window) else None
+        result = True
+        if node.status == "active":
+            result = active
+        elif node.status in ("inactive", "resolved"):
+            result = None if active is None else not active
+        if result is False:
+            continue
+        if node.window is not None:
+            inside = _overlaps(entry, node.kind, active, start, as_of)
+            if inside is False:
+                continue
+            if inside is None:
+                result = None
+        for qualifier in node.qualifiers:
+            outcome = qualifier.test(entry.field(qualifier.field_name))
+            if outcome is False:
+                result = False
+                break
+            if outcome is None:
+                result = None
+        if result is True:
+            return True, ("record", node, entry, None, ())
+        if result is None:
+            possible.append(entry)
+    if possible:
+        return None, ("record", node, None, None, tuple(possible))
+    return False, ("record", node, None, None, ())
+
+
+# ---------------------------------------------------------------- facts and review
+def fact_test(node: ir.FactTest, patient, ctx: Context):
+    """info = ("fact", node, value, problem)."""
+    facts = patient.facts
+    if facts is None or facts.get(node.name) is None:
+        return None, ("fact", node, None, None)
+    value = facts[node.name]
+    if node.mode == "true":
+        if isinstance(value, bool):
+            return value, ("fact", node, value, None)
+        return None, ("fact", node, value, "is not true or false")
+    if node.mode == "compare":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None, ("fact", node, value, "is not a number")
+        return _COMPARE[node.op](value, node.value), ("fact", node, value, None)
+    expected = node.value
+    if isinstance(expected, bool):
+        if not isinstance(value, bool):
+            return None, ("fact", node, value, "is not true or false")
+        return (value == expected) != node.negated, ("fact", node, value, None)
+    if not isinstance(value, str):
+        return None, ("fact", node, value, "is not text")
+    return (value.strip().lower() == expected) != node.negated, ("fact", node, value, None)
+
+
+def review(node: ir.Review, patient, ctx: Context):
+    return None, ("review", node)
+
+
+ATOMS = {
+    ir.LabCompare: lab_compare,
+    ir.LabText: lab_text,
+    ir.AgeTest: age_test,
+    ir.SexTest: sex_test,
+    ir.RecordTest: record_test,
+    ir.FactTest: fact_test,
+    ir.Review: review,
+}
+
+
+# ---------------------------------------------------------------- the explaining interpreter
+@dataclass(eq=False)
+class Outcome:
+    """The value of one node for one patient, with what decided it.
+
+    ``deciding`` holds the outcomes of the operands that decided the value (for an atom, none);
+    ``info`` is the atom's raw evidence; ``missing`` and ``reviews`` are collected from the
+    deciding part of the tree only: data that could not have changed the answer is not "missing".
+    """
+
+    node: ir.Node
+    value: bool | None
+    deciding: list["Outcome"] = field(default_factory=list)
+    info: tuple | None = None
+    missing: list[str] = field(default_factory=list)
+    reviews: list[str] = field(default_factory=list)
+
+
+def _atom_missing(info) -> list[str]:
+    kind = info[0]
+    if kind == "lab":
+        missing = [info[3]] if info[3] else []
+        for obs, value, _limits, problem in info[2]:
+            if value is None and problem and problem.startswith("reference range"):
+                missing.append(problem)
+        return missing
+    if kind == "text":
+        return [info[3]] if info[3] else []
+    if kind == "age":
+        return ["birth_date"] if info[2] is None else []
+    if kind == "sex":
+        return ["sex"] if info[2] in (None, "unknown") else []
+    if kind == "record":
+        return [info[3]] if info[3] else []
+    if kind == "fact":
+        return [f"fact {info[1].name}"] if info[2] is None else []
+    return []
+
+
+def _merge(outcome: Outcome, parts: list[Outcome]) -> Outcome:
+    outcome.deciding = parts
+    for part in parts:
+        for item in part.missing:
+            if item not in outcome.missing:
+                outcome.missing.append(item)
+        for item in part.reviews:
+            if item not in outcome.reviews:
+                outcome.reviews.append(item)
+    return outcome
+
+
+class Interpreter:
+    """Evaluates checked nodes with evidence; one instance per (patient, context)."""
+
+    def __init__(self, patient, ctx: Context):
+        self.patient = patient
+        self.ctx = ctx
+        self.memo: dict[str, Outcome] = {}
+
+    def run(self, node: ir.Node) -> Outcome:
+        atom = ATOMS.get(type(node))
+        if atom is not None:
+            value, info = atom(node, self.patient, self.ctx)
+            outcome = Outcome(node, value, info=info)
+            if value is None:
+                outcome.missing = _atom_missing(info)
+                if info[0] == "review":
+                    outcome.reviews = [node.reason]
+            return outcome
+        return getattr(self, "_" + type(node).__name__)(node)
+
+    def _Const(self, node: ir.Const) -> Outcome:
+        return Outcome(node, node.value)
+
+    def _Define(self, node: ir.Define) -> Outcome:
+        found = self.memo.get(node.name)
+        if found is None:
+            inner = self.run(node.body)
+            found = _merge(Outcome(node, inner.value), [inner])
+            self.memo[node.name] = found
+        return found
+
+    def _Not(self, node: ir.Not) -> Outcome:
+        inner = self.run(node.operand)
+        return _merge(Outcome(node, None if inner.value is None else not inner.value), [inner])
+
+    def _And(self, node: ir.And) -> Outcome:
+        parts = []
+        for operand in node.operands:
+            result = self.run(operand)
+            if result.value is False:
+                return _merge(Outcome(node, False), [result])
+            parts.append(result)
+        # unknown: the true operands are shown too (they are half of the story), in rule order
+        unknown = any(p.value is None for p in parts)
+        return _merge(Outcome(node, None if unknown else True), parts)
+
+    def _Or(self, node: ir.Or) -> Outcome:
+        parts = []
+        for operand in node.operands:
+            result = self.run(operand)
+            if result.value is True:
+                return _merge(Outcome(node, True), [result])
+            parts.append(result)
+        unknown = any(p.value is None for p in parts)
+        return _merge(Outcome(node, None if unknown else False), parts)
+
+    def _IfThenElse(self, node: ir.IfThenElse) -> Outcome:
+        condition = self.run(node.condition)
+        if condition.value is True:
+            branch = self.run(node.then)
+            return _merge(Outcome(node, branch.value), [condition, branch])
+        if condition.value is False:
+            branch = self.run(node.otherwise)
+            return _merge(Outcome(node, branch.value), [condition, branch])
+        then, otherwise = self.run(node.then), self.run(node.otherwise)
+        if then.value is not None and then.value == otherwise.value:
+            return _merge(Outcome(node, then.value), [then, otherwise])
+        return _merge(Outcome(node, None), [condition, then, otherwise])
+
+    def _CountOf(self, node: ir.CountOf) -> Outcome:
+        results = [self.run(operand) for operand in node.operands]
+        trues = [r for r in results if r.value is True]
+        unknown = [r for r in results if r.value is None]
+        t, u = len(trues), len(unknown)
+        if node.mode == "at_least":
+            if t >= node.count:
+                return _merge(Outcome(node, True), trues)
+            if t + u < node.count:
+                return _merge(Outcome(node, False), results)
+            return _merge(Outcome(node, None), results)
+        if t > node.count:
+            return _merge(Outcome(node, False), trues)
+        if t + u <= node.count:
+            return _merge(Outcome(node, True), results)
+        return _merge(Outcome(node, None), results)
+
+
+def count_values(mode: str, count: int, values) -> bool | None:
+    """Kleene count-of over a list of truth values (used by the compiled path)."""
+    t = u = 0
+    for v in values:
+        if v is True:
+            t += 1
+        elif v is None:
+            u += 1
+    if mode == "at_least":
+        return True if t >= count else (False if t + u < count else None)
+    return False if t > count else (True if t + u <= count else None)

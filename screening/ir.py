@@ -1,0 +1,203 @@
+"""The checked form of a rule set: names resolved, codes indexed, thresholds in canonical units.
+
+:mod:`screening.check` builds these nodes from the syntax tree; :mod:`screening.evaluate`
+interprets them with explanations and :mod:`screening.compile` turns them into fast Python.
+Every node keeps the text it was written as (``source_text``) for reports.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .codes import CodeMatcher
+from .source import Span
+
+
+@dataclass(eq=False)
+class Node:
+    span: Span = field(repr=False, kw_only=True)
+    source_text: str = field(default="", repr=False, kw_only=True)
+
+
+@dataclass(eq=False)
+class Const(Node):
+    value: bool
+
+
+@dataclass(eq=False)
+class Define(Node):
+    """A use of a named sub-condition; evaluated once per patient."""
+
+    name: str
+    title: str | None
+    body: Node | None = None  # filled in after all defines are checked (they may refer to each other)
+
+
+@dataclass(eq=False)
+class And(Node):
+    operands: list[Node]
+
+
+@dataclass(eq=False)
+class Or(Node):
+    operands: list[Node]
+
+
+@dataclass(eq=False)
+class Not(Node):
+    operand: Node
+
+
+@dataclass(eq=False)
+class IfThenElse(Node):
+    condition: Node
+    then: Node
+    otherwise: Node
+
+
+@dataclass(eq=False)
+class CountOf(Node):
+    mode: str  # at_least | at_most
+    count: int
+    operands: list[Node]
+
+
+@dataclass(frozen=True)
+class Duration:
+    amount: int
+    unit: str
+
+    def __str__(self) -> str:
+        unit = self.unit[:-1] if self.amount == 1 else self.unit
+        return f"{self.amount} {unit}"
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One side of a lab comparison: an absolute canonical value, or a multiple of ULN/LLN."""
+
+    kind: str  # "value" | "ULN" | "LLN"
+    value: float  # canonical value, or the multiplier of a limit
+    written: str  # as the author wrote it, e.g. "1.5 mg/dL" or "2 x ULN"
+
+
+@dataclass(eq=False)
+class LabCompare(Node):
+    key: str  # analyte name (catalogue) or code; how the patient record groups observations
+    label: str  # how reports name it
+    canonical_unit: str | None  # display unit of canonical values
+    dimension: str | None  # None: not checked at compile time (code outside the catalogue)
+    selector: str  # latest | any | every
+    op: str  # < <= > >= = != between
+    bound: Bound
+    upper: Bound | None
+    occasions: int | None
+    window: Duration | None
+
+
+@dataclass(eq=False)
+class LabText(Node):
+    key: str
+    label: str
+    selector: str
+    negated: bool
+    value: str  # normalised text
+    window: Duration | None
+
+
+@dataclass(eq=False)
+class AgeTest(Node):
+    op: str
+    value: float
+    upper: float | None
+    unit: str  # years | months
+
+
+@dataclass(eq=False)
+class SexTest(Node):
+    negated: bool
+    sex: str
+
+
+@dataclass(eq=False)
+class Qualifier:
+    field_name: str
+    op: str
+    value: str
+    pattern: re.Pattern | None = None
+
+    def test(self, actual) -> bool | None:
+        if actual is None:
+            return None
+        text = str(actual)
+        if self.op == "=":
+            return text.strip().lower() == self.value.strip().lower()
+        if self.op == "contains":
+            return self.value.lower() in text.lower()
+        return self.pattern.search(text) is not None
+
+    def __str__(self) -> str:
+        return f'{self.field_name} {self.op} "{self.value}"'
+
+
+@dataclass(eq=False)
+class RecordTest(Node):
+    kind: str  # conditions | medications | procedures (the patient record's list)
+    noun: str  # condition | medication | procedure
+    status: str | None  # active | inactive | resolved
+    matcher: CodeMatcher
+    qualifiers: list[Qualifier]
+    window: Duration | None
+
+
+@dataclass(eq=False)
+class FactTest(Node):
+    name: str
+    mode: str  # true | compare | is
+    op: str | None
+    value: object
+    negated: bool
+
+
+@dataclass(eq=False)
+class Review(Node):
+    reason: str
+
+
+@dataclass(eq=False)
+class Criterion:
+    """A checked inclusion or exclusion criterion."""
+
+    id: str
+    kind: str
+    text: str
+    condition: Node
+    applies: Node | None
+    draft: bool
+    span: Span
+    rule_text: str
+
+
+@dataclass
+class RangeTable:
+    """Fallback reference ranges by (analyte key, sex); sex None is the entry for everyone."""
+
+    entries: dict[tuple[str, str | None], tuple[float | None, float | None]] = field(default_factory=dict)
+
+    def lookup(self, key: str, sex: str | None) -> tuple[float | None, float | None] | None:
+        if sex is not None:
+            found = self.entries.get((key, sex))
+            if found is not None:
+                return found
+        return self.entries.get((key, None))
+
+
+@dataclass
+class CheckedRuleSet:
+    trial_id: str
+    title: str | None
+    criteria: list[Criterion]
+    defines: dict[str, Define]
+    ranges: RangeTable
+    lab_window: Duration | None
+    source_name: str

@@ -1,0 +1,414 @@
+"""Parse rule-set text into a :class:`~screening.ast.RuleSetSyntax`.
+
+The Lark parser (LALR, positions on) is built once per process from the grammar shipped in the
+package. Lark's exceptions are turned into :class:`~screening.errors.SourceError` with the
+file, line, column, the source line and a caret, and a sentence a rule author can act on.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import ast
+from .errors import SourceError, source_error
+from .source import Source, Span
+
+GRAMMAR_PACKAGE = "screening.grammars"
+GRAMMAR_FILE = "criteria.lark"
+
+
+def grammar_text() -> str:
+    """The criteria grammar, read from the installed package (or the repository's grammars/)."""
+    try:
+        return resources.files(GRAMMAR_PACKAGE).joinpath(GRAMMAR_FILE).read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        from pathlib import Path
+
+        return (Path(__file__).resolve().parent.parent / "grammars" / GRAMMAR_FILE).read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def lark_parser(strict: bool = False) -> Lark:
+    """The one Lark parser of the process (LALR with positions)."""
+    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False, strict=strict)
+
+
+def parse(text: str, name: str = "<rules>") -> ast.RuleSetSyntax:
+    """Parse a rule file. Raises :class:`SourceError` with a position on any syntax error."""
+    source = Source(name, text)
+    try:
+        tree = lark_parser().parse(text)
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, source) from None
+    try:
+        return _ToAst(source).transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, SourceError):
+            raise exc.orig_exc from None
+        raise
+
+
+# Friendly names for terminals in "expected ..." messages.
+_TERMINAL_NAMES = {
+    "NAME": "a name", "STRING": 'a quoted "text"', "NUMBER": "a number", "INT": "a whole number",
+    "CODE": "a code such as ICD10:C50", "UNIT": "a unit", "POWER_UNIT": "a unit such as 10^9/L",
+    "EQUAL": "'='", "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "COLON": "':'", "PERCENT": "'%'",
+    "$END": "the end of the file", "MINUS": "'-'",
+}
+
+
+def _describe_expected(expected: set[str]) -> str:
+    names = []
+    for term in sorted(expected):
+        if term.startswith("__") or term.startswith("_"):
+            continue
+        names.append(_TERMINAL_NAMES.get(term, f"'{term.lower()}'" if term.isupper() else term))
+    names = sorted(set(names))
+    if len(names) > 8:
+        names = names[:8] + ["..."]
+    return ", ".join(names)
+
+
+def _syntax_error(exc: UnexpectedInput, source: Source) -> SourceError:
+    line = getattr(exc, "line", 1) or 1
+    column = getattr(exc, "column", 1) or 1
+    if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
+        lines = source.text.splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+        span = Span(line, max(column - 1, 1), line, column)
+        return source_error("syntax", f"unexpected end of file; expected {_describe_expected(exc.expected)}", source, span)
+    if isinstance(exc, UnexpectedToken):
+        token = exc.token
+        span = Span.from_token(token)
+        found = f"'{token}'" if token.type != "$END" else "the end of the file"
+        hint = None
+        if token.type in ("UNIT", "NAME") and str(token).lower() in ("x", "times"):
+            hint = "a multiple of the upper limit is written `2 x ULN`"
+        return source_error(
+            "syntax", f"unexpected {found}; expected {_describe_expected(exc.accepts or exc.expected)}",
+            source, span, hint,
+        )
+    if isinstance(exc, UnexpectedCharacters):
+        char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else "?"
+        span = Span(line, column, line, column + 1)
+        hint = None
+        if char in "“”":
+            hint = 'use straight double quotes "..."'
+        elif char == "'":
+            hint = 'text is written in double quotes "..."'
+        return source_error("syntax", f"unexpected character {char!r}", source, span, hint)
+    if isinstance(exc, UnexpectedEOF):
+        return source_error("syntax", "unexpected end of file", source, Span(line, column, line, column + 1))
+    return source_error("syntax", str(exc).splitlines()[0], source, Span(line, column, line, column + 1))
+
+
+def _unquote(token: Token) -> str:
+    body = str(token)[1:-1]
+    return body.replace('\\"', '"').replace("\\\\", "\\")
+
+
+def _number(text: str) -> float:
+    return float(str(text).replace(",", ""))
+
+
+_PLURAL = {"day": "days", "week": "weeks", "month": "months", "year": "years"}
+_OPS = {"≤": "<=", "≥": ">=", "=<": "<=", "=>": ">="}
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Lark tree -> frozen dataclasses, one method per grammar rule."""
+
+    def __init__(self, source: Source):
+        super().__init__()
+        self.source = source
+
+    # ---- header and declarations
+    def start(self, meta, children):
+        header, *declarations = children
+        trial_id, title, lab_window = header
+        by_type = {t: tuple(d for d in declarations if isinstance(d, t))
+                   for t in (ast.ValueSet, ast.ReferenceRange, ast.Define, ast.Criterion)}
+        return ast.RuleSetSyntax(
+            source=self.source, trial_id=trial_id, title=title, lab_window=lab_window,
+            valuesets=by_type[ast.ValueSet], ranges=by_type[ast.ReferenceRange],
+            defines=by_type[ast.Define], criteria=by_type[ast.Criterion], span=Span.from_meta(meta),
+        )
+
+    def header(self, meta, children):
+        trial_id = _unquote(children[0])
+        title = None
+        lab_window = None
+        for child in children[1:]:
+            if isinstance(child, tuple) and child[0] == "title":
+                title = child[1]
+            elif isinstance(child, ast.Duration):
+                lab_window = child
+        return trial_id, title, lab_window
+
+    def title(self, meta, children):
+        return ("title", _unquote(children[0]))
+
+    def lab_window(self, meta, children):
+        return children[0]
+
+    def valueset(self, meta, children):
+        name = str(children[0])
+        rest = children[1:]
+        display = None
+        if rest and isinstance(rest[0], Token) and rest[0].type == "STRING":
+            display = _unquote(rest[0])
+            rest = rest[1:]
+        codes = tuple(m for m in rest if isinstance(m, ast.CodeLiteral))
+        includes = tuple(m for m in rest if isinstance(m, tuple))
+        return ast.ValueSet(name=name, display=display, codes=codes, includes=includes, span=Span.from_meta(meta))
+
+    def code_member(self, meta, children):
+        return self._code(children[0])
+
+    def valueset_ref(self, meta, children):
+        return (str(children[0]), Span.from_token(children[0]))
+
+    def _code(self, token: Token) -> ast.CodeLiteral:
+        system, code = str(token).split(":", 1)
+        return ast.CodeLiteral(system=system, code=code, span=Span.from_token(token))
+
+    def reference_range(self, meta, children):
+        analyte = children[0]
+        sex = None
+        rest = children[1:]
+        if rest and isinstance(rest[0], tuple) and rest[0][0] == "sex":
+            sex = rest[0][1]
+            rest = rest[1:]
+        low, high = rest[0], rest[1]
+        unit = rest[2] if len(rest) > 2 else None
+        return ast.ReferenceRange(analyte=analyte, sex=sex, low=low, high=high, unit=unit, span=Span.from_meta(meta))
+
+    def sex_filter(self, meta, children):
+        return ("sex", children[0])
+
+    def define(self, meta, children):
+        name = str(children[0])
+        text = _unquote(children[1]) if len(children) == 3 else None
+        return ast.Define(name=name, text=text, expr=children[-1], span=Span.from_meta(meta))
+
+    def criterion(self, meta, children):
+        draft = False
+        if children and children[0] == "draft":
+            draft = True
+            children = children[1:]
+        kind, ident, text, *rest = children
+        applies = None
+        if len(rest) == 2:
+            applies, expr = rest
+        else:
+            (expr,) = rest
+        return ast.Criterion(
+            id=str(ident), kind=kind, text=_unquote(text), expr=expr, applies=applies, draft=draft,
+            span=Span(meta.line, meta.column, ident.end_line or ident.line, ident.end_column or ident.column),
+        )
+
+    def applies(self, meta, children):
+        return children[0]
+
+    # ---- keyword groups: return the keyword text
+    def _word(self, meta, children):
+        return str(children[0])
+
+    draft = kind = selector = negated = comparator = limit_name = age_unit = sex_word = _word
+    status = record_kind = field_op = time_unit = _word
+
+    # ---- expressions
+    def true(self, meta, children):
+        return ast.Const(value=True, span=Span.from_meta(meta))
+
+    def false(self, meta, children):
+        return ast.Const(value=False, span=Span.from_meta(meta))
+
+    def reference(self, meta, children):
+        return ast.Reference(name=str(children[0]), span=Span.from_meta(meta))
+
+    def and_(self, meta, children):
+        return ast.And(operands=self._flatten(children, ast.And), span=Span.from_meta(meta))
+
+    def or_(self, meta, children):
+        return ast.Or(operands=self._flatten(children, ast.Or), span=Span.from_meta(meta))
+
+    @staticmethod
+    def _flatten(children, kind):
+        out = []
+        for child in children:
+            out.extend(child.operands if isinstance(child, kind) else (child,))
+        return tuple(out)
+
+    def not_(self, meta, children):
+        return ast.Not(operand=children[0], span=Span.from_meta(meta))
+
+    def unless(self, meta, children):
+        return ast.Unless(main=children[0], exception=children[1], span=Span.from_meta(meta))
+
+    def if_then_else(self, meta, children):
+        return ast.IfThenElse(condition=children[0], then=children[1], otherwise=children[2], span=Span.from_meta(meta))
+
+    def expr_list(self, meta, children):
+        return tuple(children)
+
+    def _count(self, mode, meta, children):
+        if mode in ("any", "all"):
+            operands = children[0]
+            count = 1 if mode == "any" else len(operands)
+        else:
+            count, operands = int(children[0]), children[1]
+        return ast.CountOf(mode=mode, count=count, operands=operands, span=Span.from_meta(meta))
+
+    def at_least(self, meta, children):
+        return self._count("at_least", meta, children)
+
+    def at_most(self, meta, children):
+        return self._count("at_most", meta, children)
+
+    def any_of(self, meta, children):
+        return self._count("any", meta, children)
+
+    def all_of(self, meta, children):
+        return self._count("all", meta, children)
+
+    # ---- labs
+    def analyte_name(self, meta, children):
+        return ast.AnalyteRef(name=str(children[0]), span=Span.from_token(children[0]))
+
+    def analyte_code(self, meta, children):
+        return ast.AnalyteRef(code=str(children[0]), span=Span.from_token(children[0]))
+
+    def lab_test(self, meta, children):
+        selector = "latest"
+        if isinstance(children[0], str) and not isinstance(children[0], ast.Node):
+            selector = children[0]
+            children = children[1:]
+        analyte, (op, bound, upper), *rest = children
+        occasions = next((r for r in rest if isinstance(r, int)), None)
+        window = next((r for r in rest if isinstance(r, ast.Window)), None)
+        if occasions is not None and selector == "latest":
+            selector = "any"
+        return ast.LabCompare(selector=selector, analyte=analyte, op=op, bound=bound, upper=upper,
+                              occasions=occasions, window=window, span=Span.from_meta(meta))
+
+    def lab_text_test(self, meta, children):
+        selector = "latest"
+        if isinstance(children[0], str) and not isinstance(children[0], ast.Node):
+            selector = children[0]
+            children = children[1:]
+        analyte = children[0]
+        negated = children[1] == "not"
+        rest = children[2:] if negated else children[1:]
+        value = rest[0]
+        window = rest[1] if len(rest) > 1 else None
+        return ast.LabText(selector=selector, analyte=analyte, negated=negated, value=value, window=window,
+                           span=Span.from_meta(meta))
+
+    def text_value(self, meta, children):
+        token = children[0]
+        return _unquote(token) if token.type == "STRING" else str(token)
+
+    def compare(self, meta, children):
+        op = _OPS.get(children[0], children[0])
+        return (op, children[1], None)
+
+    def between(self, meta, children):
+        return ("between", children[0], children[1])
+
+    def signed_number(self, meta, children):
+        return _number(children[0])
+
+    def negative(self, meta, children):
+        return -_number(children[0])
+
+    def quantity(self, meta, children):
+        unit = children[1] if len(children) > 1 else None
+        return ast.Quantity(value=children[0], unit=unit, span=Span.from_meta(meta))
+
+    def scaled_quantity(self, meta, children):
+        return ast.Quantity(value=children[0], unit=str(children[1]), span=Span.from_meta(meta))
+
+    def unit(self, meta, children):
+        return str(children[0])
+
+    def limit(self, meta, children):
+        multiplier = children[0] if len(children) == 2 else 1.0
+        return ast.Limit(multiplier=multiplier, which=children[-1], span=Span.from_meta(meta))
+
+    def occasions(self, meta, children):
+        return int(children[0])
+
+    # ---- demographics
+    def age_compare(self, meta, children):
+        op = _OPS.get(children[0], children[0])
+        unit = _PLURAL.get(children[2], children[2]) if len(children) > 2 else "years"
+        return ast.AgeTest(op=op, value=children[1], upper=None, unit=unit, span=Span.from_meta(meta))
+
+    def age_between(self, meta, children):
+        unit = _PLURAL.get(children[2], children[2]) if len(children) > 2 else "years"
+        return ast.AgeTest(op="between", value=children[0], upper=children[1], unit=unit, span=Span.from_meta(meta))
+
+    def sex_test(self, meta, children):
+        negated = children[0] == "not"
+        return ast.SexTest(negated=negated, sex=children[-1], span=Span.from_meta(meta))
+
+    # ---- records
+    def record_test(self, meta, children):
+        status = None
+        if children[0] in ("active", "inactive", "resolved", "current"):
+            status = "active" if children[0] == "current" else children[0]
+            children = children[1:]
+        kind, ref, *rest = children
+        qualifiers = tuple(r for r in rest if isinstance(r, ast.Qualifier))
+        window = next((r for r in rest if isinstance(r, ast.Window)), None)
+        valueset = ref if isinstance(ref, str) else None
+        code = ref if isinstance(ref, ast.CodeLiteral) else None
+        return ast.RecordTest(kind=kind, status=status, valueset=valueset, code=code, qualifiers=qualifiers,
+                              window=window, span=Span.from_meta(meta))
+
+    def valueset_use(self, meta, children):
+        return str(children[0])
+
+    def code_use(self, meta, children):
+        return self._code(children[0])
+
+    def qualifier(self, meta, children):
+        return ast.Qualifier(field_name=str(children[0]), op=children[1], value=_unquote(children[2]),
+                             span=Span.from_meta(meta))
+
+    def window(self, meta, children):
+        return ast.Window(duration=children[-1], span=Span.from_meta(meta))
+
+    def duration(self, meta, children):
+        unit = _PLURAL.get(children[1], children[1])
+        return ast.Duration(amount=int(children[0]), unit=unit, span=Span.from_meta(meta))
+
+    # ---- facts and review
+    def fact_true(self, meta, children):
+        return ast.FactTest(name=str(children[0]), mode="true", span=Span.from_meta(meta))
+
+    def fact_compare(self, meta, children):
+        return ast.FactTest(name=str(children[0]), mode="compare", op=_OPS.get(children[1], children[1]),
+                            value=children[2], span=Span.from_meta(meta))
+
+    def fact_is(self, meta, children):
+        negated = len(children) == 3
+        return ast.FactTest(name=str(children[0]), mode="is", value=children[-1], negated=negated,
+                            span=Span.from_meta(meta))
+
+    def fact_string(self, meta, children):
+        return _unquote(children[0])
+
+    def fact_yes(self, meta, children):
+        return True
+
+    def fact_no(self, meta, children):
+        return False
+
+    def review(self, meta, children):
+        return ast.Review(reason=_unquote(children[0]), span=Span.from_meta(meta))

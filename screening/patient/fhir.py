@@ -1,0 +1,506 @@
+"""Convert a FHIR R4 Bundle (or a lone Patient resource) to a patient JSON version 1 dict.
+
+Only the resources that describe the one patient are used: Patient, Observation, Condition,
+MedicationRequest, MedicationStatement and Procedure (plus Medication resources that these
+reference). Everything else is counted per type in a :class:`ConversionReport` and dropped,
+as are codings from unknown code systems and entries that keep no known code or no value.
+
+Bad input raises :class:`FhirError`, whose ``path`` is a JSON path into the document such as
+``$.entry[12].resource.effectiveDateTime``.
+"""
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import dataclass, field
+
+SYSTEMS = {
+    "http://loinc.org": "LOINC",
+    "http://snomed.info/sct": "SNOMED",
+    "http://hl7.org/fhir/sid/icd-10": "ICD10",
+    "http://hl7.org/fhir/sid/icd-10-cm": "ICD10",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "RXNORM",
+    "http://www.whocc.no/atc": "ATC",
+    "http://www.ama-assn.org/go/cpt": "CPT",
+}
+"""FHIR code system URIs and the prefix each gets in a patient JSON code (``LOINC:1742-6``)."""
+
+UCUM = "http://unitsofmeasure.org"
+GENDERS = ("female", "male", "other", "unknown")
+REJECTED_VERIFICATION = ("entered-in-error", "refuted")
+
+_ZERO_WIDTH = str.maketrans("", "", "\u200b\u200c\u200d\ufeff")
+_DATE_TIME = re.compile(
+    r"(\d{4})(?:-(\d{2})(?:-(\d{2})"
+    r"(?:T(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)?)?"
+)
+
+
+class FhirError(ValueError):
+    """A FHIR document that cannot be converted; ``path`` is the JSON path of the culprit."""
+
+    def __init__(self, message: str, path: str):
+        self.message = message
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion used and dropped.
+
+    ``used`` counts resources per type; ``dropped`` counts unused resources per type and
+    discarded items per reason (for example ``"Observation without a value"``).
+    """
+
+    used: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def use(self, kind: str) -> None:
+        """Count one used resource of type ``kind``."""
+        self.used[kind] = self.used.get(kind, 0) + 1
+
+    def drop(self, reason: str) -> None:
+        """Count one dropped item, by resource type or reason."""
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    def summary(self) -> str:
+        """One readable line: ``used 79 Observation, 3 Condition; dropped 10 Claim, ...``."""
+        return f"used {_tally(self.used)}; dropped {_tally(self.dropped)}"
+
+
+def _tally(counts: dict[str, int]) -> str:
+    if not counts:
+        return "nothing"
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{count} {name}" for name, count in ordered)
+
+
+def is_fhir(document: object) -> bool:
+    """True when ``document`` is a FHIR Bundle or Patient resource (a dict with that resourceType)."""
+    return isinstance(document, dict) and document.get("resourceType") in ("Bundle", "Patient")
+
+
+def fhir_to_patient(document: dict) -> tuple[dict, ConversionReport]:
+    """Convert a FHIR R4 Bundle of any type, or a single Patient resource, to patient JSON v1.
+
+    Returns the patient dict and a report of what was used and dropped. Raises
+    :class:`FhirError` for a document that is not a Bundle or Patient, a bundle holding no
+    Patient or more than one, malformed entries, non-numeric quantities and invalid dates.
+    """
+    if not is_fhir(document):
+        raise FhirError("expected a FHIR resource with resourceType Bundle or Patient", "$.resourceType")
+    if document["resourceType"] == "Patient":
+        entries = [_Entry("$", document, None)]
+    else:
+        entries = _bundle_entries(document)
+    context = _Context(entries)
+    patient = _patient(context.patient)
+    context.report.use("Patient")
+    for entry in entries:
+        kind = entry.resource["resourceType"]
+        if kind in ("Patient", "Medication"):
+            continue
+        if kind not in _CONVERTERS:
+            context.report.drop(kind)
+            continue
+        if not context.belongs_to_patient(entry.resource):
+            context.report.drop(f"{kind} of another patient")
+            continue
+        if entry.resource.get("status") == "entered-in-error":
+            context.report.drop(f"{kind} entered-in-error")
+            continue
+        key, convert = _CONVERTERS[kind]
+        records = convert(entry, context)
+        if records:
+            context.report.use(kind)
+            patient[key].extend(records)
+    context.count_medications()
+    return patient, context.report
+
+
+@dataclass
+class _Entry:
+    """A resource with the JSON path it sits at and the fullUrl of its bundle entry."""
+
+    path: str
+    resource: dict
+    full_url: str | None
+
+
+def _bundle_entries(bundle: dict) -> list[_Entry]:
+    raw = bundle.get("entry", [])
+    if not isinstance(raw, list):
+        raise FhirError("Bundle.entry is not a list", "$.entry")
+    entries = []
+    for index, entry in enumerate(raw):
+        path = f"$.entry[{index}]"
+        if not isinstance(entry, dict):
+            raise FhirError("entry is not an object", path)
+        if "resource" not in entry:
+            continue
+        resource = entry["resource"]
+        if not isinstance(resource, dict):
+            raise FhirError("resource is not an object", f"{path}.resource")
+        if not isinstance(resource.get("resourceType"), str):
+            raise FhirError("resource has no resourceType", f"{path}.resource.resourceType")
+        full_url = entry.get("fullUrl")
+        entries.append(_Entry(f"{path}.resource", resource, full_url if isinstance(full_url, str) else None))
+    return entries
+
+
+class _Context:
+    """The bundle-wide state of one conversion: the patient, the Medications, the report."""
+
+    def __init__(self, entries: list[_Entry]):
+        self.report = ConversionReport()
+        patients = [entry for entry in entries if entry.resource["resourceType"] == "Patient"]
+        if not patients:
+            raise FhirError("the bundle holds no Patient", "$.entry")
+        if len(patients) > 1:
+            raise FhirError(f"the bundle holds {len(patients)} patients; split it", "$.entry")
+        self.patient = patients[0]
+        self.patient_id = _patient_id(self.patient)
+        self.medications: dict[str, dict] = {}
+        for entry in entries:
+            if entry.resource["resourceType"] == "Medication":
+                self._index_medication(entry)
+        self.referenced: set[int] = set()
+
+    def _index_medication(self, entry: _Entry) -> None:
+        if entry.full_url:
+            self.medications[entry.full_url] = entry.resource
+        if isinstance(entry.resource.get("id"), str):
+            self.medications[f"Medication/{entry.resource['id']}"] = entry.resource
+
+    def belongs_to_patient(self, resource: dict) -> bool:
+        """False when the resource's subject (or patient) refers to someone else."""
+        subject = resource.get("subject", resource.get("patient"))
+        reference = _dict(subject).get("reference")
+        if not isinstance(reference, str):
+            return True
+        own = {f"Patient/{self.patient_id}", f"urn:uuid:{self.patient_id}", self.patient.full_url}
+        return reference in own or reference.endswith(f"/Patient/{self.patient_id}")
+
+    def medication(self, resource: dict) -> dict | None:
+        """The Medication a ``medicationReference`` points to (in the bundle or contained), if found."""
+        reference = _dict(resource.get("medicationReference")).get("reference")
+        if not isinstance(reference, str):
+            return None
+        if reference.startswith("#"):
+            contained = [_dict(item) for item in _list(resource.get("contained"))]
+            found = next((item for item in contained if f"#{item.get('id')}" == reference), None)
+            return found if found and found.get("resourceType") == "Medication" else None
+        found = self.medications.get(reference)
+        if found is not None:
+            self.referenced.add(id(found))
+        return found
+
+    def count_medications(self) -> None:
+        """Count bundled Medication resources as used when referenced, dropped otherwise."""
+        unique = {id(resource) for resource in self.medications.values()}
+        for key in unique:
+            if key in self.referenced:
+                self.report.use("Medication")
+            else:
+                self.report.drop("unreferenced Medication")
+
+
+def _patient_id(entry: _Entry) -> str:
+    resource_id = entry.resource.get("id")
+    if isinstance(resource_id, str) and resource_id.strip():
+        return resource_id.strip()
+    if entry.full_url:
+        return entry.full_url.removeprefix("urn:uuid:")
+    raise FhirError("the Patient has neither an id nor a fullUrl", f"{entry.path}.id")
+
+
+def _patient(entry: _Entry) -> dict:
+    """The patient JSON skeleton: id, birth_date, sex and empty record lists."""
+    resource, path = entry.resource, entry.path
+    patient: dict = {"id": _patient_id(entry)}
+    birth_date = _date(resource.get("birthDate"), f"{path}.birthDate")
+    if birth_date:
+        patient["birth_date"] = birth_date
+    gender = resource.get("gender")
+    if gender is not None:
+        if gender not in GENDERS:
+            raise FhirError(f"gender must be one of {', '.join(GENDERS)}, not {gender!r}", f"{path}.gender")
+        patient["sex"] = gender
+    patient.update(observations=[], conditions=[], medications=[], procedures=[], facts={})
+    return patient
+
+
+def _observation(entry: _Entry, context: _Context) -> list[dict]:
+    """One record per valued element: the Observation itself and each of its components."""
+    resource, path = entry.resource, entry.path
+    date = (
+        _date(resource.get("effectiveDateTime"), f"{path}.effectiveDateTime")
+        or _date(_dict(resource.get("effectivePeriod")).get("start"), f"{path}.effectivePeriod.start")
+        or _date(resource.get("issued"), f"{path}.issued")
+    )
+    elements = [(resource, path)] + [
+        (component, f"{path}.component[{index}]")
+        for index, component in enumerate(_list(resource.get("component")))
+        if isinstance(component, dict)
+    ]
+    records, valued = [], False
+    for element, element_path in elements:
+        value = _observation_value(element, element_path)
+        if value is None:
+            continue
+        valued = True
+        codes = _codes(element.get("code"), context.report, prefer="LOINC")
+        if not codes:
+            context.report.drop("Observation without a known code")
+            continue
+        record = _coded(codes, element.get("code"))
+        record.update(value)
+        reference_range = _reference_range(element, element_path)
+        if reference_range:
+            record["reference_range"] = reference_range
+        _put(record, "date", date)
+        records.append(record)
+    if not valued:
+        context.report.drop("Observation without a value")
+    return records
+
+
+def _observation_value(element: dict, path: str) -> dict | None:
+    """``{"value": ..., "unit": ...}`` from the element's value[x], or None if it has none."""
+    if "valueQuantity" in element:
+        quantity = _dict(element["valueQuantity"])
+        if quantity.get("value") is None:
+            return None
+        value = {"value": _number(quantity["value"], f"{path}.valueQuantity.value")}
+        _put(value, "unit", _unit(quantity))
+        return value
+    if "valueCodeableConcept" in element:
+        concept = _dict(element["valueCodeableConcept"])
+        codings = [_dict(coding) for coding in _list(concept.get("coding"))]
+        candidates = [concept.get("text")] + [c.get("display") for c in codings] + [c.get("code") for c in codings]
+        text = next((_clean(c) for c in candidates if _clean(c)), None)
+        return {"value": text} if text else None
+    if "valueString" in element:
+        text = _clean(element["valueString"])
+        return {"value": text} if text else None
+    if isinstance(element.get("valueBoolean"), bool):
+        return {"value": element["valueBoolean"]}
+    if "valueInteger" in element:
+        return {"value": _number(element["valueInteger"], f"{path}.valueInteger")}
+    return None
+
+
+def _reference_range(element: dict, path: str) -> dict | None:
+    ranges = _list(element.get("referenceRange"))
+    if not ranges:
+        return None
+    first = _dict(ranges[0])
+    result: dict = {}
+    for bound in ("low", "high"):
+        quantity = _dict(first.get(bound))
+        if quantity.get("value") is not None:
+            result[bound] = _number(quantity["value"], f"{path}.referenceRange[0].{bound}.value")
+            if "unit" not in result:
+                _put(result, "unit", _unit(quantity))
+    return result if "low" in result or "high" in result else None
+
+
+def _condition(entry: _Entry, context: _Context) -> list[dict]:
+    """A condition with all its codes, onset, end and clinical status; refuted ones are dropped."""
+    resource, path = entry.resource, entry.path
+    verification = _status_code(resource.get("verificationStatus"))
+    if verification in REJECTED_VERIFICATION:
+        context.report.drop(f"Condition {verification}")
+        return []
+    codes = _codes(resource.get("code"), context.report)
+    if not codes:
+        context.report.drop("Condition without a known code")
+        return []
+    record = _coded(codes, resource.get("code"))
+    _put(
+        record,
+        "onset",
+        _date(resource.get("onsetDateTime"), f"{path}.onsetDateTime")
+        or _date(_dict(resource.get("onsetPeriod")).get("start"), f"{path}.onsetPeriod.start"),
+    )
+    _put(
+        record,
+        "end",
+        _date(resource.get("abatementDateTime"), f"{path}.abatementDateTime")
+        or _date(_dict(resource.get("abatementPeriod")).get("end"), f"{path}.abatementPeriod.end"),
+    )
+    _put(record, "status", _status_code(resource.get("clinicalStatus")))
+    return [record]
+
+
+def _medication_request(entry: _Entry, context: _Context) -> list[dict]:
+    """A prescription: start from authoredOn, end from dispenseRequest.validityPeriod.end."""
+    resource, path = entry.resource, entry.path
+    record = _medication_record(entry, context)
+    if record is None:
+        return []
+    _put(record, "start", _date(resource.get("authoredOn"), f"{path}.authoredOn"))
+    validity = _dict(_dict(resource.get("dispenseRequest")).get("validityPeriod"))
+    _put(record, "end", _date(validity.get("end"), f"{path}.dispenseRequest.validityPeriod.end"))
+    _put(record, "status", _text(resource.get("status")))
+    return [record]
+
+
+def _medication_statement(entry: _Entry, context: _Context) -> list[dict]:
+    """A medication taken: start and end from effectivePeriod, or start from effectiveDateTime."""
+    resource, path = entry.resource, entry.path
+    record = _medication_record(entry, context)
+    if record is None:
+        return []
+    period = _dict(resource.get("effectivePeriod"))
+    _put(
+        record,
+        "start",
+        _date(period.get("start"), f"{path}.effectivePeriod.start")
+        or _date(resource.get("effectiveDateTime"), f"{path}.effectiveDateTime"),
+    )
+    _put(record, "end", _date(period.get("end"), f"{path}.effectivePeriod.end"))
+    _put(record, "status", _text(resource.get("status")))
+    return [record]
+
+
+def _medication_record(entry: _Entry, context: _Context) -> dict | None:
+    """Code and display of the medicine, inline or via medicationReference; None (counted) if unknown."""
+    resource = entry.resource
+    kind = resource["resourceType"]
+    if "medicationCodeableConcept" in resource:
+        concept = resource["medicationCodeableConcept"]
+    else:
+        medication = context.medication(resource)
+        if medication is None:
+            context.report.drop(f"{kind} with unresolved medication")
+            return None
+        concept = medication.get("code")
+    codes = _codes(concept, context.report)
+    if not codes:
+        context.report.drop(f"{kind} without a known code")
+        return None
+    return _coded(codes, concept)
+
+
+def _procedure(entry: _Entry, context: _Context) -> list[dict]:
+    """A procedure: date from performedDateTime or performedPeriod.start, end from performedPeriod.end."""
+    resource, path = entry.resource, entry.path
+    codes = _codes(resource.get("code"), context.report)
+    if not codes:
+        context.report.drop("Procedure without a known code")
+        return []
+    record = _coded(codes, resource.get("code"))
+    period = _dict(resource.get("performedPeriod"))
+    _put(
+        record,
+        "date",
+        _date(resource.get("performedDateTime"), f"{path}.performedDateTime")
+        or _date(period.get("start"), f"{path}.performedPeriod.start"),
+    )
+    _put(record, "end", _date(period.get("end"), f"{path}.performedPeriod.end"))
+    _put(record, "status", _text(resource.get("status")))
+    return [record]
+
+
+_CONVERTERS = {
+    "Observation": ("observations", _observation),
+    "Condition": ("conditions", _condition),
+    "MedicationRequest": ("medications", _medication_request),
+    "MedicationStatement": ("medications", _medication_statement),
+    "Procedure": ("procedures", _procedure),
+}
+"""Resource type -> (patient JSON list it goes to, converter returning that list's records)."""
+
+
+def _codes(concept: object, report: ConversionReport, prefer: str | None = None) -> list[str]:
+    """``SYSTEM:CODE`` for each coding from a known system (``prefer``'s system first)."""
+    codes = []
+    for coding in _list(_dict(concept).get("coding")):
+        coding = _dict(coding)
+        system = SYSTEMS.get(coding.get("system"))
+        code = _text(coding.get("code"))
+        if system is None:
+            report.drop("coding of an unknown system")
+            continue
+        if not code:
+            report.drop("coding without a code")
+            continue
+        if f"{system}:{code}" not in codes:
+            codes.append(f"{system}:{code}")
+    if prefer:
+        codes.sort(key=lambda code: not code.startswith(f"{prefer}:"))
+    return codes
+
+
+def _coded(codes: list[str], concept: object) -> dict:
+    """The start of a record: ``code``, ``codes`` and ``display`` (text or first coding display)."""
+    concept = _dict(concept)
+    candidates = [concept.get("text")] + [_dict(c).get("display") for c in _list(concept.get("coding"))]
+    record = {"code": codes[0], "codes": codes}
+    _put(record, "display", next((_clean(c) for c in candidates if _clean(c)), None))
+    return record
+
+
+def _status_code(concept: object) -> str | None:
+    """The first coding code of a status CodeableConcept (clinicalStatus, verificationStatus)."""
+    for coding in _list(_dict(concept).get("coding")):
+        code = _text(_dict(coding).get("code"))
+        if code:
+            return code
+    return None
+
+
+def _unit(quantity: dict) -> str | None:
+    """The UCUM code of a quantity when it has one, else its human-readable unit."""
+    if quantity.get("system") == UCUM and _text(quantity.get("code")):
+        return _text(quantity["code"])
+    return _text(quantity.get("unit"))
+
+
+def _date(value: object, path: str) -> str | None:
+    """The date part (YYYY, YYYY-MM or YYYY-MM-DD) of a FHIR date, dateTime or instant."""
+    if value is None:
+        return None
+    match = _DATE_TIME.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise FhirError(f"not a FHIR date: {value!r}", path)
+    year, month, day = match.groups()
+    try:
+        datetime.date(int(year), int(month or 1), int(day or 1))
+    except ValueError:
+        raise FhirError(f"not a valid date: {value!r}", path) from None
+    return value[:10]
+
+
+def _number(value: object, path: str) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FhirError(f"expected a number, not {value!r}", path)
+    return value
+
+
+def _clean(value: object) -> str | None:
+    """A display or text string without zero-width characters and surrounding whitespace."""
+    if not isinstance(value, str):
+        return None
+    return value.translate(_ZERO_WIDTH).strip() or None
+
+
+def _text(value: object) -> str | None:
+    """A plain code string, trimmed; None when absent or not a string."""
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
+def _put(record: dict, key: str, value: object) -> None:
+    """Set ``record[key]`` unless the value is absent."""
+    if value is not None:
+        record[key] = value
+
+
+def _dict(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []

@@ -1,0 +1,100 @@
+"""Patient JSON version 1: the pydantic models that validate a patient document.
+
+Everything but ``id`` is optional. A list that is absent (``"conditions"`` missing) means
+"not provided" and makes every question about it unknown; an empty list means "none recorded".
+Conditions, medications and procedures may carry extra fields (``route``, ``response``,
+``result`` ...), which rules can test with ``with FIELD = "..."``.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from ..dates import DateProblem, parse_partial
+
+CODE_SYSTEMS = ("LOINC", "SNOMED", "ICD10", "RXNORM", "ATC", "CPT", "LOCAL")
+
+
+def _check_date(value: str) -> str:
+    try:
+        parse_partial(value)
+    except DateProblem as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _check_code(value: str) -> str:
+    system, sep, code = value.partition(":")
+    if not sep or not code.strip():
+        raise ValueError(f"{value!r} is not a code: write SYSTEM:CODE, e.g. LOINC:1742-6")
+    if system not in CODE_SYSTEMS:
+        raise ValueError(f"unknown code system {system!r} in {value!r}; use one of {', '.join(CODE_SYSTEMS)}")
+    return value
+
+
+PartialDate = Annotated[StrictStr, AfterValidator(_check_date)]
+Code = Annotated[StrictStr, AfterValidator(_check_code)]
+Number = Union[StrictInt, StrictFloat]
+
+
+class ReferenceRange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    low: Number | None = None
+    high: Number | None = None
+    unit: StrictStr | None = None
+    text: StrictStr | None = None
+
+
+class Observation(BaseModel):
+    """A lab result or vital sign: a number with a unit, or a text/coded value."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: Code
+    codes: list[Code] | None = None
+    display: StrictStr | None = None
+    value: Number | StrictBool | StrictStr | None = None
+    unit: StrictStr | None = None
+    reference_range: ReferenceRange | None = None
+    date: PartialDate | None = None
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    code: Code
+    codes: list[Code] | None = None
+    display: StrictStr | None = None
+    status: StrictStr | None = None
+
+
+class Condition(_Record):
+    onset: PartialDate | None = None
+    end: PartialDate | None = None
+
+
+class Medication(_Record):
+    start: PartialDate | None = None
+    end: PartialDate | None = None
+    route: StrictStr | None = None
+    response: StrictStr | None = None
+
+
+class Procedure(_Record):
+    date: PartialDate | None = None
+    end: PartialDate | None = None
+    result: StrictStr | None = None
+
+
+class Patient(BaseModel):
+    """A patient document (version 1). ``screening schema`` prints its JSON Schema."""
+
+    model_config = ConfigDict(extra="forbid", title="screening patient, version 1")
+    version: Literal[1] | None = None
+    id: StrictStr = Field(min_length=1)
+    birth_date: PartialDate | None = None
+    sex: Literal["female", "male", "other", "unknown"] | None = None
+    observations: list[Observation] | None = None
+    conditions: list[Condition] | None = None
+    medications: list[Medication] | None = None
+    procedures: list[Procedure] | None = None
+    facts: dict[str, StrictBool | Number | StrictStr | None] | None = None

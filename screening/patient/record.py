@@ -1,0 +1,173 @@
+"""A validated patient turned into the indexed form the evaluator reads.
+
+Loading does all the per-patient work once: dates become day ordinals (partial dates become
+ranges), numeric observations are converted into their analyte's catalogue unit (or SI base
+units for codes outside the catalogue), reference ranges likewise, and observations are grouped
+by analyte, newest first. Evaluating a criterion is then lookups and float comparisons.
+"""
+from __future__ import annotations
+
+from ..analytes import catalogue
+from ..codes import normalise_code
+from ..dates import parse_partial
+from ..errors import UnitProblem
+from ..units import Conversion, parse_unit, snap_value
+from .model import Patient
+
+_QUALITATIVE_SYNONYMS = {
+    "pos": "positive", "+": "positive", "reactive": "positive", "detected": "positive", "present": "positive",
+    "neg": "negative", "-": "negative", "non-reactive": "negative", "nonreactive": "negative",
+    "not detected": "negative", "absent": "negative", "undetected": "negative",
+}
+
+
+def normalise_text(value: str) -> str:
+    """Lower-cased, trimmed, with common synonyms folded: "Reactive" -> "positive"."""
+    text = " ".join(str(value).split()).lower()
+    return _QUALITATIVE_SYNONYMS.get(text, text)
+
+
+class Obs:
+    """One observation, its value already in the analyte's canonical unit."""
+
+    __slots__ = ("code", "key", "value", "text", "dimension", "lo", "hi", "ref_low", "ref_high",
+                 "unit", "to_canonical", "problem", "path", "display", "raw_value")
+
+    def __init__(self):
+        self.value = None  # float in canonical unit, or None
+        self.text = None  # normalised text value, or None
+        self.dimension = None
+        self.ref_low = self.ref_high = None
+        self.unit = None
+        self.to_canonical = None  # Conversion from the patient's unit to the canonical one
+        self.problem = None  # why a numeric value cannot be used
+        self.display = None
+
+    def in_own_unit(self, canonical: float) -> float:
+        """A canonical-unit value expressed in this observation's unit (for explanations)."""
+        conv = self.to_canonical
+        if conv is None or conv.factor == 0:
+            return canonical
+        return snap_value((canonical - conv.offset) / conv.factor)
+
+
+class Entry:
+    """A condition, medication or procedure with its dates as ordinal ranges."""
+
+    __slots__ = ("code", "codes", "display", "status", "start_lo", "start_hi", "end_lo", "end_hi", "attributes", "path")
+
+    def field(self, name: str):
+        if name == "display":
+            return self.display
+        if name == "status":
+            return self.status
+        return self.attributes.get(name)
+
+
+class PatientRecord:
+    """The indexed patient the evaluator reads. Build it with :func:`index_patient`."""
+
+    __slots__ = ("id", "sex", "birth", "labs", "conditions", "medications", "procedures", "facts",
+                 "source", "model", "warnings")
+
+    def describe(self) -> str:
+        return f"{self.id} ({self.source})" if self.source else self.id
+
+
+def _lab_key(code: str) -> str:
+    analyte = catalogue().for_code(code)
+    return analyte.name if analyte else code
+
+
+def _obs(index: int, model, warnings: list[str]) -> Obs:
+    obs = Obs()
+    obs.code = model.code
+    obs.key = _lab_key(model.code)
+    obs.path = f"$.observations[{index}]"
+    obs.display = model.display
+    obs.raw_value = model.value
+    obs.lo, obs.hi = parse_partial(model.date) if model.date else (None, None)
+    value = model.value
+    if isinstance(value, str):
+        obs.text = normalise_text(value)
+        return obs
+    if isinstance(value, bool):
+        obs.text = "positive" if value else "negative"
+        return obs
+    if value is None:
+        obs.problem = "no value recorded"
+        return obs
+    obs.unit = model.unit
+    analyte = catalogue().for_code(model.code)
+    try:
+        unit = parse_unit(model.unit or "1")
+        if analyte is not None and analyte.unit_text:
+            conv = analyte.conversion_from(unit)
+            obs.dimension = analyte.unit.dimension
+        else:
+            conv = Conversion(unit.scale, unit.offset)
+            obs.dimension = unit.dimension
+    except UnitProblem as exc:
+        obs.problem = f"{model.unit!r} cannot be used: {exc}"
+        warnings.append(f"{obs.path}.unit: {exc}")
+        return obs
+    obs.to_canonical = conv
+    obs.value = conv.apply(float(value))
+    rr = model.reference_range
+    if rr is not None and (rr.low is not None or rr.high is not None):
+        try:
+            rconv = conv
+            if rr.unit and rr.unit != model.unit:
+                runit = parse_unit(rr.unit)
+                rconv = analyte.conversion_from(runit) if analyte and analyte.unit_text else Conversion(runit.scale, runit.offset)
+                if analyte is None and runit.dimension != obs.dimension:
+                    raise UnitProblem(f"reference range unit {rr.unit!r} does not match value unit {model.unit!r}")
+            obs.ref_low = rconv.apply(float(rr.low)) if rr.low is not None else None
+            obs.ref_high = rconv.apply(float(rr.high)) if rr.high is not None else None
+        except UnitProblem as exc:
+            warnings.append(f"{obs.path}.reference_range.unit: {exc}")
+    return obs
+
+
+def _entry(index: int, kind: str, model, start: str | None, end: str | None) -> Entry:
+    entry = Entry()
+    codes = [model.code] + [c for c in (model.codes or []) if c != model.code]
+    entry.code = model.code
+    entry.codes = tuple(normalise_code(c) for c in codes)
+    entry.display = model.display
+    entry.status = model.status.lower() if model.status else None
+    entry.start_lo, entry.start_hi = parse_partial(start) if start else (None, None)
+    entry.end_lo, entry.end_hi = parse_partial(end) if end else (None, None)
+    entry.attributes = {k: v for k, v in (model.model_extra or {}).items()}
+    for name in ("route", "response", "result"):
+        value = getattr(model, name, None)
+        if value is not None:
+            entry.attributes[name] = value
+    entry.path = f"$.{kind}[{index}]"
+    return entry
+
+
+def index_patient(model: Patient, source: str = "") -> PatientRecord:
+    """Turn a validated :class:`Patient` into a :class:`PatientRecord` (all conversions happen here)."""
+    record = PatientRecord()
+    record.id = model.id
+    record.sex = model.sex
+    record.birth = parse_partial(model.birth_date) if model.birth_date else None
+    record.source = source
+    record.model = model
+    record.warnings = []
+    labs: dict[str, list[Obs]] = {}
+    for i, obs_model in enumerate(model.observations or ()):
+        obs = _obs(i, obs_model, record.warnings)
+        labs.setdefault(obs.key, []).append(obs)
+    for series in labs.values():
+        series.sort(key=lambda o: (o.hi if o.hi is not None else -1, o.lo or -1), reverse=True)
+    record.labs = labs if model.observations is not None else None
+    record.conditions = (None if model.conditions is None else
+                         [_entry(i, "conditions", m, m.onset, m.end) for i, m in enumerate(model.conditions)])
+    record.medications = (None if model.medications is None else
+                          [_entry(i, "medications", m, m.start, m.end) for i, m in enumerate(model.medications)])
+    record.procedures = (None if model.procedures is None else
+                         [_entry(i, "procedures", m, m.date, m.end or m.date) for i, m in enumerate(model.procedures)])
+    record.facts = dict(model.facts) if model.facts is not None else None
+    return record

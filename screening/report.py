@@ -1,0 +1,307 @@
+"""Verdicts, decisions and explanations, and their JSON and text renderings.
+
+A criterion's *value* is the truth of its condition (for an exclusion, true means excluded);
+its *verdict* is the effect on eligibility: ``pass``, ``fail``, ``unknown`` or ``review``.
+The trial decision is ``ineligible`` if any criterion fails, else ``undetermined`` if any is
+unknown or needs review, else ``eligible``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from . import ir
+from .dates import show
+
+VERDICTS = ("pass", "fail", "unknown", "review")
+DECISIONS = ("eligible", "ineligible", "undetermined")
+
+
+@dataclass
+class Evidence:
+    """One deciding piece of a criterion: the rule text, its truth and what it rests on."""
+
+    rule: str
+    value: bool | None
+    detail: str
+
+    def to_dict(self) -> dict:
+        return {"rule": self.rule, "value": self.value, "detail": self.detail}
+
+    def line(self) -> str:
+        return f"{self.rule} is {truth(self.value)}: {self.detail}"
+
+
+@dataclass
+class CriterionResult:
+    id: str
+    kind: str
+    text: str
+    verdict: str
+    value: bool | None
+    applicable: bool | None
+    explanation: str
+    missing: list[str] = field(default_factory=list)
+    reviews: list[str] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    draft: bool = False
+    rule: str = ""
+
+    def to_dict(self) -> dict:
+        out = {
+            "id": self.id, "kind": self.kind, "text": self.text, "verdict": self.verdict, "value": self.value,
+            "explanation": self.explanation, "missing": list(self.missing),
+            "applicable": self.applicable, "draft": self.draft, "rule": self.rule,
+            "review_reasons": list(self.reviews), "evidence": [e.to_dict() for e in self.evidence],
+        }
+        return out
+
+
+@dataclass
+class PatientResult:
+    trial: str
+    title: str | None
+    patient: str
+    source: str
+    as_of: date
+    decision: str
+    criteria: list[CriterionResult]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "trial": self.trial, "patient": self.patient, "as_of": self.as_of.isoformat(),
+            "decision": self.decision, "criteria": [c.to_dict() for c in self.criteria],
+            "source": self.source, "warnings": list(self.warnings),
+        }
+
+    def criterion(self, criterion_id: str) -> CriterionResult:
+        for result in self.criteria:
+            if result.id == criterion_id:
+                return result
+        raise KeyError(criterion_id)
+
+
+def truth(value: bool | None) -> str:
+    return "unknown" if value is None else ("true" if value else "false")
+
+
+def decide(results: list[CriterionResult]) -> str:
+    verdicts = {r.verdict for r in results}
+    if "fail" in verdicts:
+        return "ineligible"
+    if "unknown" in verdicts or "review" in verdicts:
+        return "undetermined"
+    return "eligible"
+
+
+def _verdict(kind: str, value: bool | None, missing: list[str], reviews: list[str]) -> str:
+    if value is None:
+        return "review" if reviews and not missing else "unknown"
+    excluded_or_met = value if kind == "inclusion" else not value
+    return "pass" if excluded_or_met else "fail"
+
+
+def criterion_result(criterion: ir.Criterion, outcome, applies, patient, ctx) -> CriterionResult:
+    """Build a criterion's result from an Outcome (explained) or a bare truth value (fast path)."""
+    explained = hasattr(outcome, "deciding")
+    value = outcome.value if explained else outcome
+    if criterion.applies is None:
+        applies_value = True
+    else:
+        applies_value = applies.value if explained else applies
+    evidence: list[Evidence] = []
+    missing: list[str] = []
+    reviews: list[str] = []
+    if explained:
+        evidence = explain(outcome, patient, ctx)
+        missing, reviews = list(outcome.missing), list(outcome.reviews)
+    result = CriterionResult(
+        id=criterion.id, kind=criterion.kind, text=criterion.text, verdict="", value=value, applicable=True,
+        explanation="", missing=missing, reviews=reviews, evidence=evidence, draft=criterion.draft,
+        rule=criterion.rule_text,
+    )
+    if applies_value is False:
+        result.applicable, result.value, result.verdict = False, None, "pass"
+        result.missing, result.reviews = [], []
+        premise = criterion.applies.source_text
+        result.evidence = explain(applies, patient, ctx) if explained else []
+        result.explanation = f"does not apply: `{premise}` is false"
+        if result.evidence:
+            result.explanation += " (" + "; ".join(e.detail for e in result.evidence) + ")"
+        return result
+    moot = (criterion.kind == "inclusion" and value is True) or (criterion.kind == "exclusion" and value is False)
+    if applies_value is None and not moot:
+        result.applicable = None
+        result.value = None
+        if explained:
+            result.evidence = explain(applies, patient, ctx) + evidence
+            for item in applies.missing:
+                if item not in result.missing:
+                    result.missing.insert(0, item)
+            result.reviews = list(dict.fromkeys(applies.reviews + reviews))
+    result.verdict = _verdict(criterion.kind, result.value, result.missing, result.reviews)
+    if explained:
+        lines = [e.line() for e in result.evidence]
+        if result.applicable is None:
+            lines.insert(0, f"whether it applies is unknown (`{criterion.applies.source_text}`)")
+        if criterion.draft:
+            lines.insert(0, "DRAFT rule, not yet confirmed by an author")
+        result.explanation = "; ".join(lines)
+    return result
+
+
+# ---------------------------------------------------------------- evidence in words
+def _num(x: float) -> str:
+    if x is None:
+        return "?"
+    text = f"{x:.6g}"
+    if "e" in text:
+        text = f"{x:,.0f}" if abs(x) >= 1 else f"{x:.3g}"
+    return text
+
+
+def _when(obs) -> str:
+    return f"on {show(obs.lo, obs.hi)}" if obs.lo is not None else "(undated)"
+
+
+def _lab_detail(node: ir.LabCompare, obs, value, limits, problem, patient, ctx) -> str:
+    label = node.label
+    if obs.value is None:
+        shown = repr(obs.raw_value) if obs.raw_value is not None else "no value"
+        return f"{label} {shown} {_when(obs)}: {problem}"
+    unit = obs.unit or ""
+    own = f"{label} {_num(obs.in_own_unit(obs.value))} {unit}".rstrip()
+    text = f"{own} {_when(obs)}"
+    if problem and limits is None:
+        return f"{text}: {problem}"
+    if limits is None:
+        return text
+    parts = []
+    bounds = [node.bound] + ([node.upper] if node.upper is not None else [])
+    for bound, limit in zip(bounds, limits):
+        limit_own = obs.in_own_unit(limit)
+        if bound.kind == "value":
+            parts.append(f"{bound.written}" + (f" = {_num(limit_own)} {unit}" if _differs(bound, limit_own, unit) else ""))
+        else:
+            base = limit / bound.value
+            which = obs.ref_high if bound.kind == "ULN" else obs.ref_low
+            origin = "from the observation" if which is not None else "from the rule set's reference ranges"
+            parts.append(f"{bound.written}: {bound.kind} {_num(obs.in_own_unit(base))} {unit} ({origin}) "
+                         f"= {_num(limit_own)} {unit}")
+    if node.op == "between":
+        low, high = (obs.in_own_unit(x) for x in limits)
+        own_value = obs.in_own_unit(obs.value)
+        if own_value < low:
+            margin = f"below the range by {_num(low - own_value)} {unit}"
+        elif own_value > high:
+            margin = f"above the range by {_num(own_value - high)} {unit}"
+        else:
+            margin = "within the range"
+        return f"{text}; range {' to '.join(parts)}; {margin}".replace("  ", " ")
+    diff = obs.in_own_unit(obs.value) - obs.in_own_unit(limits[0])
+    if abs(diff) < 1e-12:
+        margin = "exactly at the limit"
+    elif diff > 0:
+        margin = f"over by {_num(diff)} {unit}"
+    else:
+        margin = f"under by {_num(-diff)} {unit}"
+    return f"{text}; limit {parts[0]}; {margin}".replace("  ", " ")
+
+
+def _differs(bound: ir.Bound, limit_own: float, unit: str) -> bool:
+    written = bound.written.replace(",", "")
+    return not (written.startswith(_num(limit_own)) and written.endswith(unit))
+
+
+def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
+    kind = info[0]
+    as_of = ctx.as_of_date.isoformat()
+    if kind == "lab":
+        _, node, seen, missing = info
+        if missing:
+            return f"no {missing} on or before {as_of}" if "result" in missing else missing
+        shown = [s for s in seen if s[1] is value] or list(seen)
+        details = [_lab_detail(node, *s, patient, ctx) for s in shown[:3]]
+        if len(seen) > 1:
+            trues = sum(1 for s in seen if s[1] is True)
+            need = f"; needed on at least {node.occasions} occasions" if node.occasions else ""
+            details.append(f"{trues} of {len(seen)} results meet it{need}")
+        return "; ".join(details)
+    if kind == "text":
+        _, node, obs, missing = info
+        if missing:
+            return f"no {missing} on or before {as_of}" if "result" in missing else missing
+        shown = obs.raw_value if obs.raw_value is not None else "no value"
+        return f"{node.label} {shown!r} {_when(obs)}"
+    if kind == "age":
+        _, node, ages = info
+        if ages is None:
+            return "birth date not recorded"
+        youngest, oldest = ages
+        age = f"{youngest}" if youngest == oldest else f"{youngest} or {oldest}"
+        return f"age {age} {node.unit} on {as_of} (born {show(*patient.birth)})"
+    if kind == "sex":
+        return f"sex {info[2]}" if info[2] not in (None, "unknown") else "sex not recorded"
+    if kind == "record":
+        _, node, entry, missing, possible = info
+        if missing:
+            return missing
+        if entry is not None:
+            return f"{_entry_text(node, entry)} matches {node.matcher.name}"
+        if possible:
+            return "; ".join(f"{_entry_text(node, e)} may match, but its status, dates or details are not "
+                             "recorded well enough to tell" for e in possible[:3])
+        entries = getattr(patient, node.kind) or []
+        window = f" within {node.window}" if node.window else ""
+        status = f"{node.status} " if node.status else ""
+        extra = " with " + ", ".join(str(q) for q in node.qualifiers) if node.qualifiers else ""
+        return f"no {status}{node.noun} in {node.matcher.name}{extra}{window} recorded ({len(entries)} checked)"
+    if kind == "fact":
+        _, node, fact_value, problem = info
+        if fact_value is None:
+            return f"fact {node.name} not recorded"
+        shown = str(fact_value).lower() if isinstance(fact_value, bool) else repr(fact_value)
+        return f"fact {node.name} = {shown}" + (f" ({problem})" if problem else "")
+    if kind == "review":
+        return f"needs review: {info[1].reason}"
+    return ""
+
+
+def _entry_text(node: ir.RecordTest, entry) -> str:
+    parts = [f"{node.noun} {entry.code}"]
+    if entry.display:
+        parts.append(f"'{entry.display}'")
+    dates = []
+    if entry.start_lo is not None:
+        dates.append(("date " if node.kind == "procedures" else "from ") + show(entry.start_lo, entry.start_hi))
+    if entry.end_lo is not None and node.kind != "procedures":
+        dates.append("to " + show(entry.end_lo, entry.end_hi))
+    if entry.status:
+        dates.append(entry.status)
+    for name, value in entry.attributes.items():
+        if value is not None and any(q.field_name == name for q in node.qualifiers):
+            dates.append(f"{name} {value!r}")
+    if dates:
+        parts.append("(" + ", ".join(dates) + ")")
+    return " ".join(parts)
+
+
+def explain(outcome, patient, ctx) -> list[Evidence]:
+    """The deciding atoms of an outcome, in rule order, as evidence lines."""
+    found: list[Evidence] = []
+    seen: set[int] = set()
+
+    def walk(o) -> None:
+        if o.info is not None:
+            if id(o.node) not in seen:
+                seen.add(id(o.node))
+                found.append(Evidence(o.node.source_text, o.value, describe_atom(o.node, o.value, o.info, patient, ctx)))
+            return
+        if isinstance(o.node, ir.Const):
+            found.append(Evidence(o.node.source_text, o.value, "constant"))
+        for part in o.deciding:
+            walk(part)
+
+    walk(outcome)
+    return found

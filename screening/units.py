@@ -1,0 +1,262 @@
+"""The one unit registry: lab spellings and UCUM codes, read once and turned into linear conversions.
+
+Every unit string (from a rule file or a patient record) is parsed once into a :class:`Unit`:
+its dimension and the scale and offset that take a value into SI base units. Conversions
+between units are then one multiply and one add, done when a rule set is compiled or a
+patient is loaded, never while criteria are evaluated.
+
+Lab spellings (``10^9/L``, ``/mm3``, ``cells/mm3``, ``IU/L``, ``mmHg``, ``µmol/L``,
+``mL/min/1.73m2`` ...) are rewritten into UCUM before parsing; UCUM itself is read by
+``ucumvert`` onto a pint registry.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .errors import UnitProblem
+
+# Lab spellings that are not UCUM, mapped to the UCUM code they mean (compared after
+# whitespace removal; keys are lower-cased unless the case carries meaning).
+_SPELLINGS: dict[str, str] = {
+    "iu/l": "U/L",  # enzyme activity: the International Unit of an enzyme is 1 umol/min = 1 U
+    "iu/ml": "U/mL",
+    "mu/l": "mU/L",
+    "miu/ml": "m[IU]/mL",
+    "uiu/ml": "u[IU]/mL",
+    "mmhg": "mm[Hg]",
+    "cmh2o": "cm[H2O]",
+    "degc": "Cel",
+    "°c": "Cel",
+    "c": "Cel",
+    "degf": "[degF]",
+    "°f": "[degF]",
+    "f": "[degF]",
+    "lb": "[lb_av]",
+    "lbs": "[lb_av]",
+    "in": "[in_i]",
+    "inch": "[in_i]",
+    "inches": "[in_i]",
+    "ft": "[ft_i]",
+    "bpm": "/min",
+    "beats/min": "/min",
+    "breaths/min": "/min",
+    "sec": "s",
+    "secs": "s",
+    "seconds": "s",
+    "msec": "ms",
+    "gm/dl": "g/dL",
+    "gm/l": "g/L",
+    "mg/24h": "mg/(24.h)",
+    "mg/24hr": "mg/(24.h)",
+    "g/24h": "g/(24.h)",
+    "g/24hr": "g/(24.h)",
+    "g/day": "g/d",
+    "mg/day": "mg/d",
+    "mg/g": "mg/g",
+    "bil/l": "10*9/L",
+    "k/ul": "10*3/uL",
+    "k/mm3": "10*3/mm3",
+    "mil/ul": "10*6/uL",
+    "m/ul": "10*6/uL",
+    "(score)": "{score}",
+    "mmol/mol": "mmol/mol",
+    "ratio": "1",
+    "{ratio}": "1",
+    "1": "1",
+    "mg/mmol": "mg/mmol",
+}
+
+# Words that may prefix a count unit and carry no dimension: "cells/mm3" is "/mm3".
+_COUNT_WORDS = re.compile(r"^\{?(?:cells?|platelets?|neutrophils?|lymphocytes?|leukocytes?|wbc|rbc)\}?(?=/)", re.I)
+_POWER_OF_TEN = re.compile(r"^(?:[x×*]\s*)?10\s*(?:\^|\*|\*\*|e)\s*(-?\d+)")
+_CUBIC = re.compile(r"(mm|cm|m|dm)\^?3\b")
+_BSA = re.compile(r"/1\.73\s*(?:m2|m\^2|m²|_m2|\{1\.73_m2\}|sq\.?\s*m)$", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A parsed unit: its text as written, the UCUM code it was read as, and its SI mapping.
+
+    ``value * scale + offset`` is the value in SI base units of ``dimension``.
+    """
+
+    text: str
+    ucum: str
+    dimension: str
+    scale: float
+    offset: float = 0.0
+
+    @property
+    def is_dimensionless(self) -> bool:
+        return self.dimension == "dimensionless"
+
+
+@lru_cache(maxsize=1)
+def registry():
+    """The process-wide pint registry with UCUM definitions (built on first use)."""
+    from ucumvert import PintUcumRegistry
+
+    return PintUcumRegistry()
+
+
+def _snap(x: float, digits: int = 15) -> float:
+    """Round away binary noise such as 0.009999999999999998 so decimal factors stay decimal."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    return float(f"{x:.{digits}g}")
+
+
+def snap_value(x: float) -> float:
+    """Round a converted value to 12 significant digits.
+
+    Applied to every converted threshold and patient value, so that equal quantities written
+    in different units (100 x 10^9/L and 100,000/mm3) compare equal instead of differing in
+    the last binary digit.
+    """
+    if x == 0 or not math.isfinite(x):
+        return x
+    return float(f"{x:.12g}")
+
+
+def to_ucum(text: str) -> str:
+    """Rewrite a lab spelling of a unit into UCUM (UCUM codes pass through unchanged)."""
+    s = text.strip().replace("μ", "u").replace("µ", "u").replace("²", "2").replace("³", "3")
+    s = re.sub(r"\s+", "", s)
+    if not s:
+        return "1"
+    key = s.lower()
+    if key in _SPELLINGS:
+        return _SPELLINGS[key]
+    s = re.sub(r"(?i)mcg", "ug", s)
+    s = re.sub(r"(?i)mcl", "uL", s)
+    s = re.sub(r"(?i)mcmol", "umol", s)
+    s = re.sub(r"(?i)litre|liter", "L", s)
+    s = re.sub(r"(?<![A-Za-z])l(?![A-Za-z])", "L", s)  # "mg/dl" -> "mg/dL"
+    s = s.replace("dl", "dL").replace("ml", "mL")
+    s = _BSA.sub("/{1.73_m2}", s)
+    s = _COUNT_WORDS.sub("", s)
+    s = re.sub(r"^\{?cells?\}?$", "1", s)
+    m = _POWER_OF_TEN.match(s)
+    if m:
+        s = f"10*{m.group(1)}" + s[m.end():]
+    s = s.replace("^", "")
+    s = _CUBIC.sub(lambda mm: f"{mm.group(1)}3", s)
+    s = s.replace("mmHg", "mm[Hg]").replace("IU/", "U/") if s.startswith("IU") else s.replace("mmHg", "mm[Hg]")
+    if s.startswith("/"):
+        return s
+    return s
+
+
+_MERCURY = re.compile(r"(?<![A-Za-z_\]])([mcdk]?)m\[Hg\]")
+
+
+_ANNOTATION = re.compile(r"\{[^{}]*\}")
+
+
+def _exact_definitions(ucum: str) -> str:
+    """The UCUM code as it is handed to the parser.
+
+    Annotations such as ``{score}`` or ``{1.73_m2}`` mean 1 in UCUM, and UCUM defines m[Hg] as
+    exactly 133.3220 kPa where pint's value differs in the seventh digit.
+    """
+    ucum = _ANNOTATION.sub("1", ucum)
+    return _MERCURY.sub(lambda m: f"(133322.{m.group(1)}Pa)", ucum)
+
+
+def _dimension_key(quantity) -> str:
+    """A canonical text for a dimension, independent of the order the unit was written in."""
+    dims = dict(quantity.dimensionality)
+    if not dims:
+        return "dimensionless"
+    parts = []
+    for name, power in sorted(dims.items()):
+        power = int(power) if float(power).is_integer() else power
+        parts.append(name if power == 1 else f"{name}^{power}")
+    return ".".join(parts)
+
+
+@lru_cache(maxsize=4096)
+def parse_unit(text: str) -> Unit:
+    """Parse a unit as labs or UCUM write it. Raises :class:`UnitProblem` if it is not a unit."""
+    ucum = to_ucum(text)
+    reg = registry()
+    try:
+        quantity = reg.from_ucum(_exact_definitions(ucum))
+    except Exception as exc:  # ucumvert raises lark and pint errors of many kinds
+        raise UnitProblem(f"unknown unit {text!r}", hint=_unit_hint(text)) from exc
+    try:
+        units = quantity.units
+        magnitude = float(quantity.magnitude)
+        zero = reg.Quantity(0.0, units).to_base_units()
+        hundred = reg.Quantity(100.0, units).to_base_units()
+    except Exception as exc:
+        raise UnitProblem(f"unit {text!r} cannot be converted to SI base units") from exc
+    offset = float(zero.magnitude)
+    scale = (float(hundred.magnitude) - offset) / 100.0 * magnitude
+    return Unit(text=text, ucum=ucum, dimension=_dimension_key(quantity), scale=_snap(scale), offset=_snap(offset))
+
+
+def _unit_hint(text: str) -> str | None:
+    compact = re.sub(r"\s+", "", text)
+    if re.match(r"^[x×*]?10[3-9]/", compact) or re.match(r"^109", compact):
+        return "a lost superscript? write 10^9/L (or 10*9/L) for 'x 10 to the 9th per litre'"
+    if compact.lower().endswith("/mm"):
+        return "cell counts are per cubic millimetre: /mm3"
+    return "write the unit as labs or UCUM do, e.g. mg/dL, umol/L, U/L, 10^9/L, /mm3, mL/min/1.73m2"
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """A linear map from values in one unit to another: ``value * factor + offset``."""
+
+    factor: float
+    offset: float = 0.0
+
+    def apply(self, value: float) -> float:
+        return snap_value(value * self.factor + self.offset)
+
+
+_MASS = "[mass]"
+_SUBSTANCE = "[substance]"
+
+
+def _dimension_dict(unit: Unit) -> dict[str, float]:
+    return dict(registry().from_ucum(_exact_definitions(unit.ucum)).dimensionality)
+
+
+def conversion(source: Unit, target: Unit, molar_mass: float | None = None, analyte: str | None = None) -> Conversion:
+    """How to convert values from ``source`` to ``target``.
+
+    Mass and substance concentrations convert through ``molar_mass`` (g/mol); without one,
+    or between other dimensions, :class:`UnitProblem` is raised.
+    """
+    if source.dimension == target.dimension:
+        factor = source.scale / target.scale
+        offset = (source.offset - target.offset) / target.scale
+        return Conversion(_snap(factor), _snap(offset))
+    what = f" for {analyte}" if analyte else ""
+    src, dst = _dimension_dict(source), _dimension_dict(target)
+    ratio = {k: src.get(k, 0) - dst.get(k, 0) for k in set(src) | set(dst)}
+    ratio = {k: v for k, v in ratio.items() if v}
+    if ratio in ({_MASS: 1, _SUBSTANCE: -1}, {_MASS: -1, _SUBSTANCE: 1}):
+        if molar_mass is None:
+            raise UnitProblem(
+                f"cannot convert {source.text} to {target.text}{what}: a mass <-> substance conversion "
+                "needs the analyte's molar mass, and none is known",
+            )
+        kg_per_mol = molar_mass / 1000.0
+        # SI base value in source -> SI base value in target dimension -> target unit
+        per_base = kg_per_mol if ratio.get(_SUBSTANCE) == 1 else 1.0 / kg_per_mol
+        return Conversion(_snap(source.scale * per_base / target.scale))
+    raise UnitProblem(
+        f"incompatible units{what}: {source.text} ({source.dimension}) cannot be compared with "
+        f"{target.text} ({target.dimension})"
+    )
+
+
+def convert(value: float, source: str, target: str, molar_mass: float | None = None) -> float:
+    """Convert ``value`` between two unit strings (a convenience for tests and one-off use)."""
+    return conversion(parse_unit(source), parse_unit(target), molar_mass).apply(value)
