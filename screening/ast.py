@@ -174,6 +174,11 @@ class FactTest(Expr):
 
 
 @dataclass(frozen=True)
+class Known(Expr):
+    operand: Expr
+
+
+@dataclass(frozen=True)
 class Review(Expr):
     reason: str
 

@@ -145,8 +145,9 @@ class _Checker:
         """The catalogue analyte (or None for a bare LOINC code) and the record key; key None on error."""
         if ref.code is not None:
             system, _, code = ref.code.partition(":")
-            if system != "LOINC":
-                self.error("not-a-lab", f"labs are named by LOINC code; {ref.code} is a {system} code", ref.span)
+            if system not in ("LOINC", "LOCAL"):
+                self.error("not-a-lab", f"labs are named by a LOINC (or LOCAL) code; {ref.code} is a {system} code",
+                           ref.span)
                 return None, None
             analyte = self.catalogue.for_code(ref.code)
             return analyte, analyte.name if analyte else ref.code
@@ -259,6 +260,9 @@ class _Checker:
         exception = self.expr(node.exception)
         negated = ir.Not(exception, span=node.exception.span, source_text="not (" + exception.source_text + ")")
         return ir.And([self.expr(node.main), negated], span=node.span)
+
+    def _Known(self, node: ast.Known):
+        return ir.Known(self.expr(node.operand), span=node.span)
 
     def _IfThenElse(self, node: ast.IfThenElse):
         return ir.IfThenElse(self.expr(node.condition), self.expr(node.then), self.expr(node.otherwise),

@@ -93,6 +93,12 @@ class _CodeWriter:
     def _Or(self, node: ir.Or, depth: int) -> str:
         return self._junction(node.operands, depth, True)
 
+    def _Known(self, node: ir.Known, depth: int) -> str:
+        inner = self.node(node.operand, depth)
+        var = self.fresh()
+        self.emit(f"{var} = {inner} is not None", depth)
+        return var
+
     def _IfThenElse(self, node: ir.IfThenElse, depth: int) -> str:
         var = self.fresh()
         cond = self.node(node.condition, depth)

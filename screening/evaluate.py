@@ -461,6 +461,11 @@ class Interpreter:
         unknown = any(p.value is None for p in parts)
         return _merge(Outcome(node, None if unknown else False), parts)
 
+    def _Known(self, node: ir.Known) -> Outcome:
+        inner = self.run(node.operand)
+        # missing data inside is the answer here, not something missing from it
+        return Outcome(node, inner.value is not None, deciding=[inner])
+
     def _IfThenElse(self, node: ir.IfThenElse) -> Outcome:
         condition = self.run(node.condition)
         if condition.value is True:

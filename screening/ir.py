@@ -49,6 +49,13 @@ class Not(Node):
 
 
 @dataclass(eq=False)
+class Known(Node):
+    """True when the operand is true or false, false when it is unknown."""
+
+    operand: Node
+
+
+@dataclass(eq=False)
 class IfThenElse(Node):
     condition: Node
     then: Node

@@ -410,5 +410,8 @@ class _ToAst(Transformer):
     def fact_no(self, meta, children):
         return False
 
+    def known(self, meta, children):
+        return ast.Known(operand=children[0], span=Span.from_meta(meta))
+
     def review(self, meta, children):
         return ast.Review(reason=_unquote(children[0]), span=Span.from_meta(meta))

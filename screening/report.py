@@ -220,7 +220,7 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
     if kind == "lab":
         _, node, seen, missing = info
         if missing:
-            return f"no {missing} on or before {as_of}" if "result" in missing else missing
+            return _no_result(missing, as_of)
         shown = [s for s in seen if s[1] is value] or list(seen)
         details = [_lab_detail(node, *s, patient, ctx) for s in shown[:3]]
         if len(seen) > 1:
@@ -231,7 +231,7 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
     if kind == "text":
         _, node, obs, missing = info
         if missing:
-            return f"no {missing} on or before {as_of}" if "result" in missing else missing
+            return _no_result(missing, as_of)
         shown = obs.raw_value if obs.raw_value is not None else "no value"
         return f"{node.label} {shown!r} {_when(obs)}"
     if kind == "age":
@@ -268,6 +268,14 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
     return ""
 
 
+def _no_result(missing: str, as_of: str) -> str:
+    if not missing.endswith("result") and " result within " not in missing:
+        return missing
+    if " within " in missing:
+        return f"no {missing} before {as_of}"
+    return f"no {missing} on or before {as_of}"
+
+
 def _entry_text(node: ir.RecordTest, entry) -> str:
     parts = [f"{node.noun} {entry.code}"]
     if entry.display:
@@ -287,21 +295,39 @@ def _entry_text(node: ir.RecordTest, entry) -> str:
     return " ".join(parts)
 
 
+def _count_summary(outcome) -> str:
+    values = [part.value for part in outcome.deciding]
+    names = [getattr(part.node, "name", None) or part.node.source_text for part in outcome.deciding]
+    trues = [n for n, v in zip(names, values) if v is True]
+    unknown = [n for n, v in zip(names, values) if v is None]
+    text = f"{len(trues)} true" + (f" ({', '.join(trues)})" if trues else "")
+    if outcome.value is not True:
+        text += f", {len(unknown)} unknown" + (f" ({', '.join(unknown)})" if unknown else "")
+        text += f", {len(values) - len(trues) - len(unknown)} false"
+    return text
+
+
 def explain(outcome, patient, ctx) -> list[Evidence]:
     """The deciding atoms of an outcome, in rule order, as evidence lines."""
     found: list[Evidence] = []
     seen: set[int] = set()
 
-    def walk(o) -> None:
+    def walk(o, prefix: str) -> None:
         if o.info is not None:
             if id(o.node) not in seen:
                 seen.add(id(o.node))
-                found.append(Evidence(o.node.source_text, o.value, describe_atom(o.node, o.value, o.info, patient, ctx)))
+                detail = describe_atom(o.node, o.value, o.info, patient, ctx)
+                found.append(Evidence(prefix + o.node.source_text, o.value, detail))
             return
         if isinstance(o.node, ir.Const):
-            found.append(Evidence(o.node.source_text, o.value, "constant"))
+            found.append(Evidence(prefix + o.node.source_text, o.value, "constant"))
+        if isinstance(o.node, ir.CountOf):
+            found.append(Evidence(prefix + f"{o.node.mode.replace('_', ' ')} {o.node.count} of {len(o.node.operands)}",
+                                  o.value, _count_summary(o)))
+        if isinstance(o.node, ir.Define):
+            prefix = f"{o.node.name}: "  # say which named sub-condition the evidence belongs to
         for part in o.deciding:
-            walk(part)
+            walk(part, prefix)
 
-    walk(outcome)
+    walk(outcome, "")
     return found

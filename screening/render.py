@@ -1,0 +1,89 @@
+"""Terminal rendering of screening results with rich: the check table and the explain view."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .report import PatientResult
+
+VERDICT_STYLE = {"pass": "green", "fail": "bold red", "unknown": "yellow", "review": "magenta"}
+DECISION_STYLE = {"eligible": "bold green", "ineligible": "bold red", "undetermined": "bold yellow"}
+MARK = {True: "✓", False: "✗", None: "?"}
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _why(result) -> str:
+    if result.applicable is False:
+        return result.explanation
+    if result.missing:
+        return "missing: " + ", ".join(result.missing)
+    if result.verdict == "review" and result.reviews:
+        return "review: " + "; ".join(result.reviews)
+    if result.evidence:
+        return result.evidence[0].detail
+    return result.explanation
+
+
+def print_results(console: Console, trial, results: list[PatientResult]) -> None:
+    """One table per patient: every criterion's verdict, then the decision."""
+    for result in results:
+        header = Text.assemble(
+            ("Patient ", "bold"), (result.patient, "bold"), f"  trial {result.trial}  as of {result.as_of}  ",
+            ("decision: ", "bold"), (result.decision.upper(), DECISION_STYLE[result.decision]),
+        )
+        console.print(header)
+        table = Table(show_lines=False, pad_edge=False, expand=False)
+        table.add_column("criterion", no_wrap=True)
+        table.add_column("kind", no_wrap=True)
+        table.add_column("verdict", no_wrap=True)
+        table.add_column("registry text", max_width=48)
+        table.add_column("why", max_width=70)
+        for c in result.criteria:
+            verdict = Text(c.verdict + (" (draft)" if c.draft else ""), style=VERDICT_STYLE[c.verdict])
+            table.add_row(c.id, c.kind, verdict, _short(c.text, 90), _short(_why(c), 160))
+        console.print(table)
+        counts = {v: sum(1 for c in result.criteria if c.verdict == v) for v in VERDICT_STYLE}
+        console.print(
+            "  " + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + f"  ->  {result.decision}", markup=False
+        )
+        console.print()
+
+
+def print_explanation(console: Console, trial, result: PatientResult, show_all: bool = False) -> None:
+    """For every criterion that is not a pass (or all with show_all): evidence, limits, margins, missing data."""
+    console.print(Text.assemble(
+        ("Patient ", "bold"), (result.patient, "bold"), f"  trial {result.trial}  as of {result.as_of}  ",
+        ("decision: ", "bold"), (result.decision.upper(), DECISION_STYLE[result.decision]),
+    ))
+    shown = [c for c in result.criteria if show_all or c.verdict != "pass"]
+    if not shown:
+        console.print("Every criterion passes.", style="green")
+        return
+    for c in shown:
+        console.print()
+        console.print(Text.assemble(
+            (f"{c.id} ", "bold"), f"({c.kind}) ", (c.verdict.upper(), VERDICT_STYLE[c.verdict]),
+            ("  DRAFT rule" if c.draft else "", "magenta"),
+        ))
+        console.print(Text("  registry: ") + Text(c.text, style="italic"))
+        console.print(Text("  rule:     ") + Text(" ".join(c.rule.split()), style="cyan"))
+        console.print(Text(f"  value:    {'unknown' if c.value is None else str(c.value).lower()}"
+                           + ("  (for an exclusion, true means excluded)" if c.kind == "exclusion" else "")))
+        if c.applicable is False:
+            console.print(f"  {c.explanation}", markup=False)
+        if c.applicable is None:
+            console.print("  whether this criterion applies is unknown", markup=False)
+        if c.evidence:
+            console.print("  evidence:")
+            for e in c.evidence:
+                console.print(Text(f"    {MARK[e.value]} ") + Text(" ".join(e.rule.split()), style="cyan")
+                              + Text(f": {e.detail}"))
+        if c.missing:
+            console.print(Text("  missing:  ", style="yellow") + Text(", ".join(c.missing)))
+        if c.reviews:
+            console.print(Text("  review:   ", style="magenta") + Text("; ".join(c.reviews)))
