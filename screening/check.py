@@ -179,7 +179,7 @@ class _Checker:
             unit = parse_unit(unit_text or "1")
             return Conversion(unit.scale, unit.offset), unit.dimension
         except UnitProblem as exc:
-            code = "unknown-unit" if str(exc).startswith("unknown unit") else "unit-mismatch"
+            code = "unit-mismatch" if str(exc).startswith(("incompatible", "cannot convert")) else "unknown-unit"
             self.error(code, str(exc), span, exc.hint)
             return None
 

@@ -73,6 +73,8 @@ _SPELLINGS: dict[str, str] = {
 _COUNT_WORDS = re.compile(r"^\{?(?:cells?|platelets?|neutrophils?|lymphocytes?|leukocytes?|wbc|rbc)\}?(?=/)", re.I)
 _POWER_OF_TEN = re.compile(r"^(?:[x×*]\s*)?10\s*(?:\^|\*|\*\*|e)\s*(-?\d+)")
 _CUBIC = re.compile(r"(mm|cm|m|dm)\^?3\b")
+# "109/L", "x 103/uL": a power of ten whose superscript was lost in copying (UCUM would read 109 per litre)
+_LOST_SUPERSCRIPT = re.compile(r"^[x×*]?10[0-9]{1,2}(?:cells)?/")
 _BSA = re.compile(r"/1\.73\s*(?:m2|m\^2|m²|_m2|\{1\.73_m2\}|sq\.?\s*m)$", re.I)
 
 
@@ -181,6 +183,8 @@ def _dimension_key(quantity) -> str:
 @lru_cache(maxsize=4096)
 def parse_unit(text: str) -> Unit:
     """Parse a unit as labs or UCUM write it. Raises :class:`UnitProblem` if it is not a unit."""
+    if _LOST_SUPERSCRIPT.match(re.sub(r"\s+", "", text)):
+        raise UnitProblem(f"ambiguous unit {text!r}", hint=_unit_hint(text))
     ucum = to_ucum(text)
     reg = registry()
     try:
