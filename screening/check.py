@@ -46,7 +46,7 @@ class _Checker:
         self.diagnostics.append(Diagnostic(code, message, self.source, span, hint))
 
     def text_of(self, span: Span) -> str:
-        lines = self.source.text.splitlines()
+        lines = self.source.text.split("\n")
         if span.line == span.end_line:
             return lines[span.line - 1][span.column - 1:span.end_column - 1]
         parts = [lines[span.line - 1][span.column - 1:]]

@@ -138,6 +138,98 @@ def analytes() -> None:
     out.print(table)
 
 
+@app.command("test")
+def test_command(
+    paths: List[Path] = typer.Argument(..., help="Case files (.cases.yaml) or folders to search for them."),
+    select: Optional[str] = typer.Option(None, "-k", help="Only cases whose name contains this text (or matches this pattern)."),
+    update: bool = typer.Option(False, "--update", help="Record the current verdicts into the case files (golden mode)."),
+    coverage: bool = typer.Option(False, "--coverage", help="Report which outcomes each criterion and branch has produced."),
+    junit_xml: Optional[Path] = typer.Option(None, "--junit-xml", help="Also write a JUnit XML report for CI systems."),
+) -> None:
+    """Run rule-set case files: expected decisions and verdicts per patient. Exit 1 if any case fails."""
+    from .testing.command import run_test_command
+
+    try:
+        code = run_test_command(paths, select=select, update=update, coverage=coverage, junit_xml=junit_xml,
+                                out=out, err=err)
+    except ScreeningError as exc:
+        _fail(exc)
+    raise typer.Exit(code)
+
+
+@app.command("convert-fhir")
+def convert_fhir(
+    bundle: Path = typer.Argument(..., help="FHIR R4 Bundle or Patient resource (JSON)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here instead of standard output."),
+) -> None:
+    """Convert a FHIR R4 bundle into patient JSON (version 1); what was dropped is reported on stderr."""
+    from .patient.fhir import FhirError, fhir_to_patient, is_fhir
+    from .patient.load import parse_json, patient_from_document
+    from .errors import DataError, DataProblem
+
+    try:
+        try:
+            text = bundle.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{bundle}: cannot read: {exc.strerror}") from None
+        document = parse_json(text, str(bundle))
+        if not is_fhir(document):
+            raise DataError(str(bundle), [DataProblem("$.resourceType", "not a FHIR Bundle or Patient resource")])
+        try:
+            converted, report = fhir_to_patient(document)
+        except FhirError as exc:
+            raise DataError(str(bundle), [DataProblem(exc.path, exc.message, "fhir")]) from None
+        patient_from_document(converted, str(bundle))  # the result must validate as patient JSON
+    except ScreeningError as exc:
+        _fail(exc)
+    converted = {"version": 1, **converted}
+    text = json.dumps(converted, indent=2, ensure_ascii=False) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    err.print(f"{bundle}: {report.summary()}", markup=False)
+
+
+@app.command("import-ctgov")
+def import_ctgov(
+    record: Path = typer.Argument(..., help="ClinicalTrials.gov API v2 study JSON or legacy XML record."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the rule set here instead of standard output."),
+) -> None:
+    """Write a rule-set skeleton for a registry record: structured fields as rules, each bullet as a criterion."""
+    from .ctgov import import_record
+
+    try:
+        text = import_record(record)
+    except ScreeningError as exc:
+        _fail(exc)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}", markup=False)
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+def batch(
+    trials: List[Path] = typer.Argument(..., help="Rule-set files."),
+    patients: Path = typer.Option(..., "--patients", help="A folder of patient files (JSON or FHIR) or an NDJSON file."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for results.jsonl and summary.csv."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
+    workers: int = typer.Option(2, "--workers", min=1, help="Worker processes (default: 2)."),
+    resume: bool = typer.Option(True, "--resume/--restart", help="Continue an interrupted run in --out (default) or start over."),
+) -> None:
+    """Screen many patients against one or more trials, streaming results to files."""
+    from .batch import run_batch_command
+
+    try:
+        day = as_of_option(as_of)
+        code = run_batch_command(trials, patients, out_dir, day, workers=workers, resume=resume, out=out, err=err)
+    except ScreeningError as exc:
+        _fail(exc)
+    raise typer.Exit(code)
+
+
 def main() -> None:
     """Entry point of the `screening` console script."""
     try:

@@ -76,7 +76,7 @@ def _syntax_error(exc: UnexpectedInput, source: Source) -> SourceError:
     line = getattr(exc, "line", 1) or 1
     column = getattr(exc, "column", 1) or 1
     if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
-        lines = source.text.splitlines() or [""]
+        lines = source.text.split("\n")
         line, column = len(lines), len(lines[-1]) + 1
         span = Span(line, max(column - 1, 1), line, column)
         return source_error("syntax", f"unexpected end of file; expected {_describe_expected(exc.expected)}", source, span)

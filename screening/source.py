@@ -35,7 +35,7 @@ class Source:
     text: str
 
     def line_text(self, line: int) -> str:
-        lines = self.text.splitlines()
+        lines = self.text.split("\n")  # as the parser counts lines (not str.splitlines)
         return lines[line - 1] if 0 < line <= len(lines) else ""
 
     def excerpt(self, span: Span) -> str:

@@ -22,7 +22,9 @@ from .errors import UnitProblem
 # whitespace removal; keys are lower-cased unless the case carries meaning).
 _SPELLINGS: dict[str, str] = {
     "iu/l": "U/L",  # enzyme activity: the International Unit of an enzyme is 1 umol/min = 1 U
-    "iu/ml": "U/mL",
+    # IU per millilitre is how antibodies, hormones and vitamins are reported (anti-dsDNA IU/mL):
+    # the WHO International Unit [IU], not the enzyme unit (enzymes are reported per litre).
+    "iu/ml": "[IU]/mL",
     "mu/l": "mU/L",
     "miu/ml": "m[IU]/mL",
     "uiu/ml": "u[IU]/mL",
@@ -123,6 +125,25 @@ def snap_value(x: float) -> float:
     return float(f"{x:.12g}")
 
 
+# A UCUM atom in square brackets ([mclg'U], [in_i]) or an annotation ({1.73_m2}) is a name, not
+# lab spelling: the letter rewrites below must not reach into it ("[mclg'U]" is not "[uLg'U]").
+_BRACKETED = re.compile(r"(\[[^\[\]]*\]|\{[^{}]*\})")
+
+
+def _outside_brackets(s: str, rewrite) -> str:
+    parts = _BRACKETED.split(s)
+    return "".join(part if i % 2 else rewrite(part) for i, part in enumerate(parts))
+
+
+def _lab_letters(s: str) -> str:
+    s = re.sub(r"(?i)mcg", "ug", s)
+    s = re.sub(r"(?i)mcl", "uL", s)
+    s = re.sub(r"(?i)mcmol", "umol", s)
+    s = re.sub(r"(?i)litre|liter", "L", s)
+    s = re.sub(r"(?<![A-Za-z])l(?![A-Za-z])", "L", s)  # "mg/dl" -> "mg/dL"
+    return s.replace("dl", "dL").replace("ml", "mL")
+
+
 def to_ucum(text: str) -> str:
     """Rewrite a lab spelling of a unit into UCUM (UCUM codes pass through unchanged)."""
     s = text.strip().replace("μ", "u").replace("µ", "u").replace("²", "2").replace("³", "3")
@@ -132,12 +153,7 @@ def to_ucum(text: str) -> str:
     key = s.lower()
     if key in _SPELLINGS:
         return _SPELLINGS[key]
-    s = re.sub(r"(?i)mcg", "ug", s)
-    s = re.sub(r"(?i)mcl", "uL", s)
-    s = re.sub(r"(?i)mcmol", "umol", s)
-    s = re.sub(r"(?i)litre|liter", "L", s)
-    s = re.sub(r"(?<![A-Za-z])l(?![A-Za-z])", "L", s)  # "mg/dl" -> "mg/dL"
-    s = s.replace("dl", "dL").replace("ml", "mL")
+    s = _outside_brackets(s, _lab_letters)
     s = _BSA.sub("/{1.73_m2}", s)
     s = _COUNT_WORDS.sub("", s)
     s = re.sub(r"^\{?cells?\}?$", "1", s)
@@ -152,20 +168,71 @@ def to_ucum(text: str) -> str:
     return s
 
 
-_MERCURY = re.compile(r"(?<![A-Za-z_\]])([mcdk]?)m\[Hg\]")
+# UCUM atoms whose value in ucumvert's registry is not UCUM's definition, with UCUM's definition
+# (ucum-essence.xml) and whether the atom is metric (takes a prefix). ucumvert maps these onto
+# pint units that carry other values: pint's m[Hg] is 133.322387415 kPa (UCUM: 133.3220 kPa),
+# its [mu_0] and [eps_0] are CODATA measurements (UCUM: 4.[pi].10*-7 N/A2 and 8.854187817e-12
+# F/m), its inch of mercury/water are at 60 degF (and [PRU], [wood'U] use its m[Hg]), g% is read as gram times percent (a mass;
+# UCUM: g/dL) and [Cal] as the small calorie (UCUM: the nutrition Calorie, 1 kcal).
+_UCUM_DEFINITIONS: dict[str, tuple[str, bool]] = {
+    "m[Hg]": ("133322.Pa", True),
+    "g%": ("g/dL", True),
+    "[mu_0]": ("4.[pi].10*-7.N/A2", True),
+    "[eps_0]": ("8854187817.10*-21.F/m", True),
+    "[in_i'Hg]": ("m[Hg].[in_i]/m", False),
+    "[in_i'H2O]": ("m[H2O].[in_i]/m", False),
+    "[PRU]": ("mm[Hg].s/mL", False),
+    "[wood'U]": ("mm[Hg].min/L", False),
+    "[Cal]": ("kcal", False),
+}
+_PREFIX_EXPONENTS = {
+    "Y": 24, "Z": 21, "E": 18, "P": 15, "T": 12, "G": 9, "M": 6, "k": 3, "h": 2, "da": 1,
+    "d": -1, "c": -2, "m": -3, "u": -6, "n": -9, "p": -12, "f": -15, "a": -18, "z": -21, "y": -24,
+}
+# An annotation is ASCII 33-126 other than braces (UCUM 2.1, section 12).
+_ANNOTATION_TEXT = r"\{[!-z|~]*\}"
+# A whole term (at the start, or after "." "/" "(", and ending the code or followed by an
+# operator): [prefix] atom [exponent] [annotation].
+_CORRECTED_ATOM = re.compile(
+    r"(?<![^./(])(?P<prefix>da|[YZEPTGMkhdcmunpfazy])?"
+    r"(?P<atom>" + "|".join(re.escape(code) for code in _UCUM_DEFINITIONS) + r")"
+    r"(?P<exponent>[+-]?\d+)?(?:" + _ANNOTATION_TEXT + r")?(?=$|[./)])"
+)
+# An annotation standing alone as a term means 1 ("{score}", "mL/min/{1.73_m2}"); one attached
+# to a unit ("10*3{rbc}", "kg{body_wt}") is left to the parser, which drops it. (Replacing an
+# attached annotation by "1" would glue a digit onto the unit: "10*3{rbc}" -> "10*31".)
+_STANDALONE_ANNOTATION = re.compile(r"(?<![^./(])" + _ANNOTATION_TEXT + r"(?=$|[./)])")
 
 
-_ANNOTATION = re.compile(r"\{[^{}]*\}")
+def _corrected_atom(match: re.Match) -> str:
+    definition, metric = _UCUM_DEFINITIONS[match["atom"]]
+    prefix = match["prefix"]
+    if prefix and not metric:
+        return match[0]  # not UCUM: left for the parser to reject
+    factor = f"10*{_PREFIX_EXPONENTS[prefix]}." if prefix else ""
+    term = f"({factor}{_CORRECTED_ATOM.sub(_corrected_atom, definition)})"  # [PRU] is in mm[Hg]
+    power = int(match["exponent"] or 1)
+    if power == 0:
+        return "1"
+    product = ".".join([term] * abs(power))
+    return f"({product})" if power > 0 else f"(1/({product}))"
 
 
 def _exact_definitions(ucum: str) -> str:
     """The UCUM code as it is handed to the parser.
 
-    Annotations such as ``{score}`` or ``{1.73_m2}`` mean 1 in UCUM, and UCUM defines m[Hg] as
-    exactly 133.3220 kPa where pint's value differs in the seventh digit.
+    A standalone annotation such as ``{score}`` or ``{1.73_m2}`` means 1 in UCUM, and the atoms of
+    ``_UCUM_DEFINITIONS`` (m[Hg] = 133.3220 kPa exactly, where pint's value differs in the seventh
+    digit, ...) are replaced by UCUM's own definitions. Annotations are not touched inside.
     """
-    ucum = _ANNOTATION.sub("1", ucum)
-    return _MERCURY.sub(lambda m: f"(133322.{m.group(1)}Pa)", ucum)
+    ucum = _STANDALONE_ANNOTATION.sub("1", ucum)
+    return _outside_brackets_and_annotations(ucum)
+
+
+def _outside_brackets_and_annotations(ucum: str) -> str:
+    # the atoms to correct contain brackets themselves, so only annotations are split off here
+    parts = re.split(r"(\{[^{}]*\})", ucum)
+    return "".join(part if i % 2 else _CORRECTED_ATOM.sub(_corrected_atom, part) for i, part in enumerate(parts))
 
 
 def _dimension_key(quantity) -> str:

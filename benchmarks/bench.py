@@ -1,0 +1,792 @@
+"""Throughput benchmark of the screening engine against a hand-written Python baseline.
+
+One run, one process, all figures together::
+
+    .venv/bin/python benchmarks/bench.py                      # 100,000 patients (a few minutes)
+    .venv/bin/python benchmarks/bench.py --patients 5000      # a quick run
+    .venv/bin/python benchmarks/bench.py --json               # also print the figures as JSON
+
+What it measures, in this order (see benchmarks/README.md for what each figure means):
+
+1. compile time of benchmarks/bench_rules.crit (the first, cold compile; then the median of
+   several warm ones);
+2. a streaming pass: N synthetic patients are written to an NDJSON file (generated on the fly,
+   never held), then read line by line -> json.loads -> patient_from_document ->
+   Trial.screen(explain=True) -> json.dumps(result.to_dict()); patients per second end to end,
+   and peak RSS after 10k and after N patients (the population is never held, so it stays flat);
+3. loading: json.loads and patient_from_document (validate + index) per patient, keeping the
+   N indexed PatientRecord objects in memory;
+4. agreement: the hand-written baseline (below) and Trial.values must give the same
+   ((applies, value), ...) for every patient;
+5. evaluation throughput over the loaded population, warm, median of several repetitions:
+   the baseline, Trial.values (no explanations), Trial.screen(explain=False) (verdicts, no
+   explanations) and Trial.screen(explain=True) (verdicts and explanation text).
+"""
+from __future__ import annotations
+
+import argparse
+import calendar
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(1, str(HERE.parent))
+
+from population import AS_OF, write_ndjson  # noqa: E402
+
+from screening.compile import Trial, compile_text  # noqa: E402
+from screening.patient.load import patient_from_document  # noqa: E402
+
+RULES = HERE / "bench_rules.crit"
+GENERAL_ENGINE_RATIO = 0.002  # general-purpose Python rule engines vs hand-written code, for reference
+
+
+# =====================================================================================
+# The hand-written baseline: the 20 criteria of bench_rules.crit written directly in Python
+# over the same indexed PatientRecord objects (patient.labs[key] -> Obs list newest first,
+# values already in the catalogue unit; conditions/medications/procedures -> Entry lists with
+# ordinal dates; facts -> dict). Thresholds are converted by hand into the catalogue units.
+# Three-valued: None is unknown, combined with Kleene's tables, as the language defines.
+# =====================================================================================
+NEVER, FOREVER = -(10**9), 10**9
+_ACTIVE = frozenset({"active", "recurrence", "relapse", "in-progress", "on-hold", "intended"})
+_ENDED = frozenset({"inactive", "remission", "resolved", "completed", "stopped", "cancelled", "not-taken",
+                    "entered-in-error", "not-done"})
+
+# thresholds, pre-converted to the catalogue units (creatinine mg/dL, counts 10^9/L, hemoglobin g/dL,
+# HbA1c % NGSP via NGSP = 0.09148 x IFCC + 2.152, bilirubin mg/dL via 584.66 g/mol, creatinine via 113.12)
+HBA1C_LOW, HBA1C_HIGH = 7.00044, 10.47668  # 53 and 91 mmol/mol
+CREAT_MAX = 1.5  # mg/dL
+PLT_MIN = 100.0  # 100 x 10^9/L
+ANC_MIN = 1.5  # 1,500/mm3
+HGB_MIN = 9.0  # 90 g/L
+WBC_LOW = 3.0  # 3,000/mm3
+# fallback upper limits of normal (the rule set's reference range table), catalogue units
+ALT_ULN, AST_ULN = 56.0, 40.0
+BILI_ULN = 1.198553  # 20.5 umol/L
+CREAT_ULN, CREAT_ULN_F, CREAT_ULN_M = 1.2, 1.01808, 1.24432  # 1.2 mg/dL, 90 umol/L, 110 umol/L
+
+
+def _months_back(day: date, months: int) -> int:
+    total = day.year * 12 + day.month - 1 - months
+    year, month = divmod(total, 12)
+    month += 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1])).toordinal()
+
+
+def make_baseline(as_of: date):
+    """The hand-written screening function for ``as_of``: patient -> ((applies, value), ...)."""
+    END = as_of.toordinal()
+    M3, M6, M12, Y5 = (_months_back(as_of, m) for m in (3, 6, 12, 60))
+    Y, MD = as_of.year, (as_of.month, as_of.day)
+    fromordinal = date.fromordinal
+
+    # ---- value sets (patient codes are normalised: ICD-10/ATC upper case without dots)
+    def is_malignancy(codes):
+        for c in codes:
+            if c.startswith("ICD10:"):
+                if "C00" <= c[6:9] <= "C96" or c.startswith("ICD10:D45"):
+                    return True
+            elif c == "SNOMED:363346000" or c == "SNOMED:254637007":
+                return True
+        return False
+
+    def is_t2d(codes):
+        for c in codes:
+            if c.startswith("ICD10:E11") or c == "SNOMED:44054006":
+                return True
+        return False
+
+    def is_t1d(codes):
+        for c in codes:
+            if c.startswith("ICD10:E10") or c == "SNOMED:46635009":
+                return True
+        return False
+
+    hf_prefixes = ("ICD10:I50", "ICD10:I110")
+
+    def is_heart_failure(codes):
+        for c in codes:
+            if c.startswith(hf_prefixes) or c == "SNOMED:84114007":
+                return True
+        return False
+
+    acs_exact = frozenset({"SNOMED:394659003", "SNOMED:22298006"})
+
+    def is_acs(codes):
+        for c in codes:
+            if c.startswith("ICD10:"):
+                if c.startswith("ICD10:I200") or "I21" <= c[6:9] <= "I22":
+                    return True
+            elif c in acs_exact:
+                return True
+        return False
+
+    def is_gilbert(codes):
+        for c in codes:
+            if c.startswith("ICD10:E804") or c == "SNOMED:27503000":
+                return True
+        return False
+
+    def is_insulin(codes):
+        for c in codes:
+            if c.startswith("ATC:A10A") or c == "RXNORM:5856":
+                return True
+        return False
+
+    anticoag_prefixes = ("ATC:B01AA", "ATC:B01AF")
+    anticoag_exact = frozenset({"RXNORM:11289", "RXNORM:1364430"})
+
+    def is_anticoagulant(codes):
+        for c in codes:
+            if c.startswith(anticoag_prefixes) or c in anticoag_exact:
+                return True
+        return False
+
+    revasc_exact = frozenset({"CPT:33533", "CPT:92928", "SNOMED:232717009"})
+
+    def is_revascularisation(codes):
+        for c in codes:
+            if c in revasc_exact:
+                return True
+        return False
+
+    # ---- labs
+    def latest(labs, key, start):
+        """The most recent result on or before the as-of date if it lies in [start, as-of]; else None."""
+        if labs is None:
+            return None
+        series = labs.get(key)
+        if not series:
+            return None
+        for o in series:  # newest first
+            lo = o.lo
+            if lo is None:
+                return None  # undated: cannot be placed in the window
+            if lo > END:
+                continue  # after the as-of date
+            if lo >= start and o.hi <= END:
+                return o
+            return None  # too old, or a partial date straddling the window's edge
+        return None
+
+    def occasions(labs, key, start, test, need):
+        """`KEY meets test on at least NEED occasions within the window` (any: need=1)."""
+        if labs is None:
+            return None
+        series = labs.get(key)
+        if not series:
+            return None
+        true = unknown = seen = 0
+        for o in series:
+            lo = o.lo
+            if lo is not None and lo > END:
+                continue
+            if lo is None:
+                certain = False
+            elif lo >= start and o.hi <= END:
+                certain = True
+            elif o.hi < start:
+                continue
+            else:
+                certain = False
+            v = o.value
+            r = None if v is None else test(v)
+            if not certain:
+                if r is False:
+                    continue
+                r = None
+            seen += 1
+            if r:
+                true += 1
+            elif r is None:
+                unknown += 1
+        if not seen:
+            return None
+        return True if true >= need else (None if true + unknown >= need else False)
+
+    # ---- conditions, medications, procedures
+    def active(e, procedure=False):
+        if e.end_lo is not None:
+            if e.end_hi < END:
+                return False
+            if e.end_lo >= END:
+                return e.status not in _ENDED if e.status else True
+            return None
+        s = e.status
+        if s in _ACTIVE:
+            return True
+        if s in _ENDED:
+            return False
+        return False if procedure else None
+
+    def overlaps(e, act, start, procedure=False):
+        s_lo = e.start_lo if e.start_lo is not None else NEVER
+        s_hi = e.start_hi if e.start_hi is not None else END
+        if e.end_lo is not None:
+            e_lo, e_hi = e.end_lo, e.end_hi
+        elif procedure:
+            e_lo, e_hi = s_lo, s_hi
+        elif act is True:
+            e_lo = e_hi = FOREVER
+        else:
+            e_lo, e_hi = s_lo, (FOREVER if act is None else END)
+        if s_hi <= END and e_lo >= start:
+            return True
+        if s_lo > END or e_hi < start:
+            return False
+        return None
+
+    def has(entries, match):
+        """`condition X`: any matching record that began on or before the as-of date."""
+        if entries is None:
+            return None
+        for e in entries:
+            if match(e.codes) and (e.start_lo is None or e.start_lo <= END):
+                return True
+        return False
+
+    def has_active(entries, match, route=None):
+        if entries is None:
+            return None
+        possible = False
+        for e in entries:
+            if not match(e.codes) or (e.start_lo is not None and e.start_lo > END):
+                continue
+            r = active(e)
+            if r is False:
+                continue
+            if route is not None:
+                actual = e.attributes.get("route")
+                if actual is None:
+                    r = None
+                elif str(actual).strip().lower() != route:
+                    continue
+            if r:
+                return True
+            possible = True
+        return None if possible else False
+
+    def has_within(entries, match, start, procedure=False):
+        if entries is None:
+            return None
+        possible = False
+        for e in entries:
+            if not match(e.codes) or (e.start_lo is not None and e.start_lo > END):
+                continue
+            r = overlaps(e, active(e, procedure), start, procedure)
+            if r:
+                return True
+            if r is None:
+                possible = True
+        return None if possible else False
+
+    # ---- Kleene logic
+    def k_and(a, b):
+        if a is False or b is False:
+            return False
+        return None if a is None or b is None else True
+
+    def k_or(a, b):
+        if a is True or b is True:
+            return True
+        return None if a is None or b is None else False
+
+    def k_not(a):
+        return None if a is None else not a
+
+    def years(ordinal):
+        b = fromordinal(ordinal)
+        return Y - b.year - (MD < (b.month, b.day))
+
+    def above_2(v):
+        return v >= 160.0
+
+    def egfr_below_30(v):
+        return v < 30.0
+
+    def wbc_low(v):
+        return v < WBC_LOW
+
+    def screen(p):
+        labs = p.labs
+        sex = p.sex
+        birth = p.birth
+        conditions = p.conditions
+        medications = p.medications
+        facts = p.facts
+
+        # I1 age between 18 and 75 years
+        if birth is None:
+            i1 = age_under_50 = None
+        else:
+            oldest, youngest = years(birth[0]), years(birth[1])
+            a, b = 18 <= oldest <= 75, 18 <= youngest <= 75
+            i1 = a if a == b else None
+            a, b = oldest < 50, youngest < 50
+            age_under_50 = a if a == b else None
+
+        # I2 condition diabetes_t2 unless condition diabetes_t1
+        i2 = k_and(has(conditions, is_t2d), k_not(has(conditions, is_t1d)))
+
+        # I3 HbA1c between 53 and 91 mmol/mol within 3 months
+        o = latest(labs, "HbA1c", M3)
+        v = None if o is None else o.value
+        i3 = None if v is None else HBA1C_LOW <= v <= HBA1C_HIGH
+
+        # I4 creatinine <= 1.5 mg/dL or creatinine <= 1.2 x ULN or eGFR >= 45
+        o = latest(labs, "creatinine", M12)
+        if o is None or o.value is None:
+            i4 = None
+        else:
+            v = o.value
+            uln = o.ref_high
+            if uln is None:
+                uln = CREAT_ULN_F if sex == "female" else CREAT_ULN_M if sex == "male" else CREAT_ULN
+            i4 = v <= CREAT_MAX or v <= uln * 1.2
+        if i4 is not True:
+            o = latest(labs, "eGFR", M12)
+            v = None if o is None else o.value
+            i4 = k_or(i4, None if v is None else v >= 45.0)
+
+        # I5 platelets >= 100 x 10^9/L within 6 months
+        o = latest(labs, "platelets", M6)
+        v = None if o is None else o.value
+        i5 = None if v is None else v >= PLT_MIN
+
+        # I6 ANC >= 1,500/mm3 and hemoglobin >= 90 g/L
+        o = latest(labs, "ANC", M12)
+        v = None if o is None else o.value
+        i6 = None if v is None else v >= ANC_MIN
+        if i6 is not False:
+            o = latest(labs, "hemoglobin", M12)
+            v = None if o is None else o.value
+            i6 = k_and(i6, None if v is None else v >= HGB_MIN)
+
+        # facts
+        if facts is None:
+            consent = not_pregnant = curative = smoker = ecog_over_1 = None
+        else:
+            v = facts.get("informed_consent")
+            consent = v if v is True or v is False else None
+            v = facts.get("pregnant")
+            not_pregnant = (v is False) if v is True or v is False else None
+            v = facts.get("malignancy_curatively_treated")
+            curative = v if v is True or v is False else None
+            v = facts.get("smoker")
+            smoker = v if v is True or v is False else None
+            v = facts.get("ecog")
+            ecog_over_1 = v > 1 if type(v) in (int, float) else None
+
+        # I8 applies if sex is female and age < 50: fact pregnant is false
+        female = None if sex is None or sex == "unknown" else sex == "female"
+        i8_applies = k_and(female, age_under_50)
+
+        # E1 condition malignancy within 5 years unless fact malignancy_curatively_treated
+        e1 = k_and(has_within(conditions, is_malignancy, Y5), k_not(curative))
+
+        # E2 ALT > 2.5 x ULN or AST > 2.5 x ULN
+        o = latest(labs, "ALT", M12)
+        if o is None or o.value is None:
+            e2 = None
+        else:
+            uln = o.ref_high if o.ref_high is not None else ALT_ULN
+            e2 = o.value > uln * 2.5
+        if e2 is not True:
+            o = latest(labs, "AST", M12)
+            if o is None or o.value is None:
+                e2 = k_or(e2, None)
+            else:
+                uln = o.ref_high if o.ref_high is not None else AST_ULN
+                e2 = k_or(e2, o.value > uln * 2.5)
+
+        # E3 if condition gilbert then bilirubin > 3 x ULN else bilirubin > 1.5 x ULN
+        o = latest(labs, "bilirubin", M12)
+        if o is None or o.value is None:
+            over3 = over15 = None
+        else:
+            uln = o.ref_high if o.ref_high is not None else BILI_ULN
+            over3, over15 = o.value > uln * 3.0, o.value > uln * 1.5
+        gilbert = has(conditions, is_gilbert)
+        if gilbert is True:
+            e3 = over3
+        elif gilbert is False:
+            e3 = over15
+        else:
+            e3 = over3 if over3 is not None and over3 == over15 else None
+
+        # E4 active condition heart_failure or condition acs within 6 months
+        e4 = has_active(conditions, is_heart_failure)
+        if e4 is not True:
+            e4 = k_or(e4, has_within(conditions, is_acs, M6))
+
+        # E5 systolic_bp >= 160 mmHg on at least 2 occasions within 6 months
+        hypertension = occasions(labs, "systolic_bp", M6, above_2, 2)
+
+        # E6 BMI >= 40 kg/m2
+        o = latest(labs, "BMI", M12)
+        bmi = None if o is None else o.value
+        e6 = None if bmi is None else bmi >= 40.0
+
+        # E7 medication insulin within 3 months
+        e7 = has_within(medications, is_insulin, M3)
+
+        # E8 at least 2 of (BMI >= 35, HbA1c >= 9.5 %, hypertension, smoker, any eGFR < 30 within 1 year)
+        o = latest(labs, "HbA1c", M12)
+        a1c = None if o is None else o.value
+        items = (None if bmi is None else bmi >= 35.0, None if a1c is None else a1c >= 9.5, hypertension, smoker,
+                 occasions(labs, "eGFR", M12, egfr_below_30, 1))
+        t = items.count(True)
+        u = items.count(None)
+        e8 = True if t >= 2 else (False if t + u < 2 else None)
+
+        # E9 WBC < 3,000/mm3 on at least 2 occasions within 1 year
+        e9 = occasions(labs, "WBC", M12, wbc_low, 2)
+
+        # E10 active medication anticoagulant with route = "oral"
+        e10 = has_active(medications, is_anticoagulant, "oral")
+
+        # E11 procedure revascularisation within 6 months
+        e11 = has_within(p.procedures, is_revascularisation, M6, True)
+
+        return ((True, i1), (True, i2), (True, i3), (True, i4), (True, i5), (True, i6), (True, consent),
+                (i8_applies, not_pregnant), (True, e1), (True, e2), (True, e3), (True, e4), (True, hypertension),
+                (True, e6), (True, e7), (True, e8), (True, e9), (True, e10), (True, e11), (True, ecog_over_1))
+
+    return screen
+
+
+# =====================================================================================
+# measurement helpers
+# =====================================================================================
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (ru_maxrss is in KiB on Linux)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def current_rss_mb() -> float | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return None
+
+
+def repeat(fn, reps: int) -> list[float]:
+    """Wall-clock seconds of ``fn()`` for each of ``reps`` repetitions."""
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"python": platform.python_version(), "implementation": platform.python_implementation(),
+            "platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count()}
+
+
+def fmt_rate(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+# =====================================================================================
+# the benchmark
+# =====================================================================================
+def bench_compile(text: str, reps: int) -> dict:
+    t0 = time.perf_counter()
+    trial = compile_text(text, str(RULES))
+    cold = time.perf_counter() - t0
+    times = repeat(lambda: compile_text(text, str(RULES)), reps)
+    return {"trial": trial, "cold_ms": cold * 1e3, "warm_ms": statistics.median(times) * 1e3,
+            "warm_all_ms": [t * 1e3 for t in times]}
+
+
+def bench_stream(trial: Trial, path: Path, as_of: date, n: int, chunk: int, first_checkpoint: int) -> dict:
+    """NDJSON line -> json.loads -> patient_from_document -> screen(explain=True) -> json.dumps."""
+    chunk_times: list[float] = []
+    rss = {}
+    decisions: dict[str, int] = {}
+    written = 0
+    screen = trial.screen
+    with open(path, encoding="utf-8") as lines, open(os.devnull, "w") as sink:
+        t_all = t_chunk = time.perf_counter()
+        for i, line in enumerate(lines, 1):
+            document = json.loads(line)
+            patient = patient_from_document(document, f"{path.name}:{i}")
+            result = screen(patient, as_of, explain=True)
+            text = json.dumps(result.to_dict())
+            sink.write(text)
+            sink.write("\n")
+            written += len(text) + 1
+            decisions[result.decision] = decisions.get(result.decision, 0) + 1
+            if i % chunk == 0 or i == n:
+                now = time.perf_counter()
+                chunk_times.append((now - t_chunk) / (chunk if i % chunk == 0 else i % chunk))
+                t_chunk = now
+            if i == first_checkpoint or i == n:
+                rss[i] = {"peak_mb": peak_rss_mb(), "current_mb": current_rss_mb()}
+        total = time.perf_counter() - t_all
+    per_patient = statistics.median(chunk_times)
+    return {"patients": n, "seconds": total, "patients_per_s_total": n / total,
+            "patients_per_s_median_chunk": 1 / per_patient, "chunks": len(chunk_times), "rss": rss,
+            "decisions": decisions, "output_bytes_per_patient": written / n}
+
+
+def bench_load(path: Path, n: int, chunk: int) -> tuple[list, dict]:
+    """Read the NDJSON file and keep the indexed patients; time json.loads and patient_from_document."""
+    parse_times, index_times = [], []
+    population = []
+    with open(path, encoding="utf-8") as lines:
+        batch: list[str] = []
+
+        def flush(batch, start):
+            t0 = time.perf_counter()
+            documents = [json.loads(line) for line in batch]
+            t1 = time.perf_counter()
+            for k, document in enumerate(documents):
+                population.append(patient_from_document(document, f"{path.name}:{start + k}"))
+            t2 = time.perf_counter()
+            parse_times.append((t1 - t0) / len(batch))
+            index_times.append((t2 - t1) / len(batch))
+
+        start = 1
+        for line in lines:
+            batch.append(line)
+            if len(batch) == chunk:
+                flush(batch, start)
+                start += len(batch)
+                batch = []
+        if batch:
+            flush(batch, start)
+    assert len(population) == n, (len(population), n)
+    return population, {"json_loads_us": statistics.median(parse_times) * 1e6,
+                        "patient_from_document_us": statistics.median(index_times) * 1e6,
+                        "chunks": len(index_times)}
+
+
+def check_agreement(trial: Trial, baseline, population, as_of: date) -> dict:
+    ids = [c.id for c in trial.criteria]
+    per_criterion: dict[str, int] = {}
+    examples = []
+    agree = 0
+    for p in population:
+        engine = trial.values(p, as_of)
+        mine = baseline(p)
+        if engine == mine:
+            agree += 1
+            continue
+        for cid, e, b in zip(ids, engine, mine):
+            if e != b:
+                per_criterion[cid] = per_criterion.get(cid, 0) + 1
+                if len(examples) < 20:
+                    examples.append({"patient": p.id, "criterion": cid, "engine": e, "baseline": b})
+    return {"patients": len(population), "agree": agree, "disagree_by_criterion": per_criterion,
+            "examples": examples}
+
+
+def value_distribution(trial: Trial, population, as_of: date) -> dict:
+    """How often each criterion is true / false / unknown (shows the population exercises all three)."""
+    counts = {c.id: [0, 0, 0, 0] for c in trial.criteria}  # true, false, unknown, not applicable
+    for p in population:
+        for c, (applies, value) in zip(trial.criteria, trial.values(p, as_of)):
+            slot = 3 if applies is False else (2 if value is None else (0 if value else 1))
+            counts[c.id][slot] += 1
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--patients", type=int, default=100_000, help="population size (default 100000)")
+    parser.add_argument("--seed", type=int, default=20261125, help="population seed")
+    parser.add_argument("--repeat", type=int, default=5, help="repetitions of the fast evaluation loops (median)")
+    parser.add_argument("--explain-repeat", type=int, default=3,
+                        help="repetitions of the explaining loop over the whole population (median)")
+    parser.add_argument("--compile-repeat", type=int, default=9, help="warm compiles (median)")
+    parser.add_argument("--ndjson", help="NDJSON file to use or create (default: a temporary file, removed)")
+    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile Trial.values over the population with cProfile (top functions)")
+    args = parser.parse_args(argv)
+    n = args.patients
+    as_of = AS_OF
+    chunk = max(1, min(10_000, n // 10))
+    first_checkpoint = min(10_000, n)
+    figures: dict = {"machine": machine(), "patients": n, "seed": args.seed, "as_of": as_of.isoformat()}
+    out = sys.stdout
+
+    def say(text: str = "") -> None:
+        print(text, file=out, flush=True)
+
+    m = figures["machine"]
+    say(f"screening benchmark: {n:,} patients, seed {args.seed}, as of {as_of}")
+    say(f"machine: {m['cpu']} ({m['cores']} cores), {m['implementation']} {m['python']}, {m['platform']}")
+    say(f"rule set: {RULES.relative_to(HERE.parent)}")
+    say()
+
+    # 1. compile
+    text = RULES.read_text(encoding="utf-8")
+    comp = bench_compile(text, args.compile_repeat)
+    trial: Trial = comp.pop("trial")
+    ncrit = len(trial.criteria)
+    figures["compile"] = comp
+    figures["criteria"] = ncrit
+    say(f"compile ({ncrit} criteria): first (cold: builds the Lark parser, UCUM registry) {comp['cold_ms']:.1f} ms;"
+        f" warm median of {args.compile_repeat}: {comp['warm_ms']:.2f} ms")
+
+    # 2. generate the NDJSON file on the fly, then stream it end to end
+    tmpdir = None
+    if args.ndjson:
+        path = Path(args.ndjson)
+        if path.exists():
+            with open(path, encoding="utf-8") as f:
+                have = sum(1 for _ in f)
+            if have != n:
+                say(f"{path} has {have} lines, not {n}: writing it again")
+                write_ndjson(path, n, args.seed)
+        else:
+            write_ndjson(path, n, args.seed)
+    else:
+        tmpdir = tempfile.TemporaryDirectory(prefix="screening-bench-")
+        path = Path(tmpdir.name) / f"population-{n}-{args.seed}.ndjson"
+        t0 = time.perf_counter()
+        write_ndjson(path, n, args.seed)
+        figures["generate_s"] = time.perf_counter() - t0
+        say(f"generated {n:,} patients into NDJSON in {figures['generate_s']:.1f} s "
+            f"({path.stat().st_size / n:,.0f} bytes per patient)")
+    rss_before_stream = {"peak_mb": peak_rss_mb(), "current_mb": current_rss_mb()}
+
+    # warm up the explaining path a little (imports, caches) before the timed stream
+    with open(path, encoding="utf-8") as f:
+        for _, line in zip(range(200), f):
+            json.dumps(trial.screen(patient_from_document(json.loads(line)), as_of, explain=True).to_dict())
+    stream = bench_stream(trial, path, as_of, n, chunk, first_checkpoint)
+    stream["rss_before"] = rss_before_stream
+    figures["end_to_end"] = stream
+    say(f"end to end (NDJSON line -> json.loads -> patient_from_document -> screen(explain=True) -> json.dumps):")
+    say(f"    {fmt_rate(stream['patients_per_s_median_chunk'])} patients/s (median of {stream['chunks']} chunks),"
+        f" {fmt_rate(stream['patients_per_s_total'])} patients/s over the whole pass of {stream['seconds']:.1f} s")
+    say(f"    decisions: {stream['decisions']}; {stream['output_bytes_per_patient']:,.0f} bytes of JSON per result")
+    rss_line = ", ".join(f"after {k:,}: peak {v['peak_mb']:.0f} MB (current {v['current_mb']:.0f} MB)"
+                         for k, v in stream["rss"].items())
+    say(f"    memory while streaming: before {rss_before_stream['peak_mb']:.0f} MB peak; {rss_line}")
+
+    # 3. load and index the whole population, keep it
+    gc.collect()
+    population, load = bench_load(path, n, chunk)
+    load["rss_held_mb"] = current_rss_mb()
+    figures["load"] = load
+    say(f"load: json.loads {load['json_loads_us']:.0f} us + patient_from_document (validate + index) "
+        f"{load['patient_from_document_us']:.0f} us per patient (median of {load['chunks']} chunks); "
+        f"{n:,} indexed patients held: {load['rss_held_mb']:.0f} MB RSS")
+    if tmpdir is not None:
+        tmpdir.cleanup()
+
+    # 4. agreement of the hand-written baseline with the engine
+    baseline = make_baseline(as_of)
+    agreement = check_agreement(trial, baseline, population, as_of)
+    figures["agreement"] = agreement
+    say(f"agreement: baseline == Trial.values on {agreement['agree']:,} of {n:,} patients"
+        + ("" if agreement["agree"] == n else f"; DISAGREEMENTS by criterion: {agreement['disagree_by_criterion']}"))
+    for ex in agreement["examples"][:10]:
+        say(f"    {ex['patient']} {ex['criterion']}: engine {ex['engine']} baseline {ex['baseline']}")
+    dist = value_distribution(trial, population, as_of)
+    figures["value_distribution"] = {k: dict(zip(("true", "false", "unknown", "not_applicable"), v))
+                                     for k, v in dist.items()}
+    unknown_share = sum(v[2] for v in dist.values()) / (n * ncrit)
+    say(f"criterion values: {unknown_share:.0%} unknown overall; per criterion (true/false/unknown/n.a.): "
+        + " ".join(f"{k}={'/'.join(str(x) for x in v)}" for k, v in dist.items()))
+
+    # 5. evaluation throughput over the loaded population
+    values, screen = trial.values, trial.screen
+
+    def run_baseline():
+        for p in population:
+            baseline(p)
+
+    def run_values():
+        for p in population:
+            values(p, as_of)
+
+    def run_verdicts():
+        for p in population:
+            screen(p, as_of, explain=False)
+
+    def run_explain():
+        for p in population:
+            screen(p, as_of, explain=True)
+
+    warm = population[: min(2000, n)]
+    for p in warm:  # warm-up: caches (window starts, contexts), branch paths
+        baseline(p), values(p, as_of), screen(p, as_of, explain=False), screen(p, as_of, explain=True)
+
+    loops = [("baseline", "hand-written Python baseline", run_baseline, args.repeat),
+             ("values", "Trial.values (no explanations)", run_values, args.repeat),
+             ("verdicts", "Trial.screen(explain=False) (verdicts, no explanations)", run_verdicts, args.repeat),
+             ("explain", "Trial.screen(explain=True) (verdicts + explanation text)", run_explain, args.explain_repeat)]
+    evals = {}
+    say(f"evaluation over {n:,} loaded patients x {ncrit} criteria (warm; median of the repetitions):")
+    for key, label, fn, reps in loops:
+        times = repeat(fn, reps)
+        med = statistics.median(times)
+        evals[key] = {"label": label, "seconds": med, "all_seconds": times, "patients_per_s": n / med,
+                      "criteria_per_s": n * ncrit / med, "us_per_patient": med / n * 1e6}
+        say(f"    {label:58s} {fmt_rate(n * ncrit / med):>12} criterion evaluations/s "
+            f"({med / n * 1e6:7.1f} us/patient, {fmt_rate(n / med)} patients/s; {reps} reps)")
+    base = evals["baseline"]["criteria_per_s"]
+    ratios = {k: evals[k]["criteria_per_s"] / base for k in ("values", "verdicts", "explain")}
+    figures["evaluation"] = evals
+    figures["ratios_vs_baseline"] = ratios
+    figures["general_purpose_rule_engine_ratio"] = GENERAL_ENGINE_RATIO
+    say("throughput relative to the hand-written baseline (1.00x = as fast as hand-written code):")
+    say(f"    engine without explanations (Trial.values): {ratios['values']:.2f}x")
+    say(f"    engine with verdicts, no explanations:      {ratios['verdicts']:.2f}x")
+    say(f"    engine with explanations (explain=True):    {ratios['explain']:.2f}x")
+    say(f"    for reference, general-purpose Python rule engines reach about {GENERAL_ENGINE_RATIO}x")
+
+    if args.profile:
+        import cProfile
+        import io
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        run_values()
+        profiler.disable()
+        buf = io.StringIO()
+        pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(25)
+        say("cProfile of Trial.values over the population (by own time):")
+        say(buf.getvalue())
+
+    if args.json:
+        print(json.dumps(figures, default=str, indent=None))
+    if agreement["agree"] != n:
+        say("FAILED: the baseline and the engine disagree (see above)")
+    assert agreement["agree"] == n, "the hand-written baseline and Trial.values disagree"
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
