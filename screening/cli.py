@@ -25,7 +25,7 @@ app = typer.Typer(
     help="Screen patients against clinical-trial eligibility criteria, criterion by criterion, and say why.",
 )
 out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class OutputFormat(str, Enum):
@@ -81,9 +81,11 @@ def check(
 @app.command()
 def explain(
     trial_file: Path = typer.Argument(..., help="Rule-set file (.crit)."),
-    patient: Path = typer.Argument(..., help="Patient JSON or FHIR R4 file."),
+    patients: List[Path] = typer.Argument(..., help="Patient JSON or FHIR R4 files."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
     show_all: bool = typer.Option(False, "--all", help="Explain passing criteria too."),
+    output_format: OutputFormat = typer.Option(OutputFormat.text, "--format",
+                                               help="text, or json (the criteria explained, with evidence)."),
 ) -> None:
     """Explain every criterion that failed, is unknown or needs review: evidence, limits, margins, missing data."""
     from .patient.load import load_patient
@@ -92,10 +94,22 @@ def explain(
     try:
         day = as_of_option(as_of)
         trial = compile_trial(trial_file)
-        record = load_patient(patient)
+        records = [load_patient(p) for p in patients]
     except ScreeningError as exc:
         _fail(exc)
-    print_explanation(out, trial, trial.screen(record, day), show_all=show_all)
+    results = [trial.screen(r, day) for r in records]
+    if output_format is OutputFormat.json:
+        payload = []
+        for result in results:
+            data = result.to_dict()
+            data["criteria"] = [c for c in data["criteria"] if show_all or c["verdict"] != "pass"]
+            payload.append(data)
+        print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, ensure_ascii=False))
+        return
+    for index, result in enumerate(results):
+        if index:
+            out.print()
+        print_explanation(out, trial, result, show_all=show_all)
 
 
 @app.command()

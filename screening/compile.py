@@ -168,7 +168,11 @@ class Trial:
         return self._values(patient, self.context(as_of))
 
     def screen(self, patient, as_of: date | None = None, explain: bool = True) -> PatientResult:
-        """Screen one patient: a verdict for every criterion and the trial decision."""
+        """Screen one patient: a verdict for every criterion and the trial decision.
+
+        With ``explain=False`` passing and failing criteria carry no explanation (the fast path);
+        criteria left unknown are still explained, with what is missing.
+        """
         as_of = as_of or date.today()
         ctx = self.context(as_of)
         results: list[CriterionResult] = []
@@ -179,7 +183,14 @@ class Trial:
                 outcome = interpreter.run(criterion.condition)
                 results.append(criterion_result(criterion, outcome, applies, patient, ctx))
         else:
+            # fast values; criteria left open are explained anyway, so that missing data and
+            # review reasons are never lost (and "review" is told apart from "unknown")
+            interpreter = None
             for criterion, (applies, value) in zip(self.criteria, self._values(patient, ctx)):
+                if value is None or applies is None:
+                    interpreter = interpreter or Interpreter(patient, ctx)
+                    applies = interpreter.run(criterion.applies) if criterion.applies is not None else None
+                    value = interpreter.run(criterion.condition)
                 results.append(criterion_result(criterion, value, applies, patient, ctx))
         return PatientResult(
             trial=self.id, title=self.title, patient=patient.id, source=patient.source, as_of=as_of,

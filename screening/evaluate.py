@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from . import ir
-from .dates import FOREVER, NEVER, shift, whole_months, whole_years
+from .dates import FOREVER, NEVER, shift, show, whole_months, whole_years
 
 
 # ---------------------------------------------------------------- context
@@ -167,7 +167,7 @@ def lab_text(node: ir.LabText, patient, ctx: Context):
     """Evaluate `ANALYTE is VALUE`. info = ("text", node, obs or None, missing)."""
     labs = patient.labs
     if labs is None:
-        return None, ("text", node, None, f"{node.label}: no observations provided")
+        return None, ("text", node, None, f"{node.label}: no observations provided", None)
     series = labs.get(node.key) or ()
     start = ctx.window_start(node.window)
     end = ctx.as_of
@@ -180,24 +180,32 @@ def lab_text(node: ir.LabText, patient, ctx: Context):
             if node.selector == "latest":
                 break
             continue
-        if obs.text is None:
-            value = None
-        else:
+        problem = None
+        if obs.text is not None:
             value = (obs.text == node.value) != node.negated
+        elif obs.value is not None and node.value in ("positive", "negative"):
+            # a numeric result is positive when above the upper limit of its reference range
+            uln, problem = threshold(_ULN, obs, node.key, patient.sex, ctx.ranges)
+            value = None if uln is None else ((obs.value > uln) == (node.value == "positive")) != node.negated
+        else:
+            value, problem = None, obs.problem or "a numeric result where a text result is needed"
         if inside is None:
             value = None if value is not False else False
-        results.append((obs, value))
+        results.append((obs, value, problem))
         if node.selector == "latest":
             break
     if not results:
-        return None, ("text", node, None, _missing_lab(node))
-    values = [v for _, v in results]
+        return None, ("text", node, None, _missing_lab(node), None)
+    values = [v for _, v, _ in results]
     if node.selector == "every":
         result = False if False in values else (None if None in values else True)
     else:
         result = True if True in values else (None if None in values else False)
-    decisive = next((o for o, v in results if v is result), results[0][0])
-    return result, ("text", node, decisive, None)
+    decisive, _, problem = next((r for r in results if r[1] is result), results[0])
+    return result, ("text", node, decisive, None, problem if result is None else None)
+
+
+_ULN = ir.Bound("ULN", 1.0, "ULN")
 
 
 # ---------------------------------------------------------------- demographics
@@ -286,18 +294,22 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
             continue  # begins after the as-of date
         active = _active(entry, node.kind, as_of) if (node.status or node.window) else None
         result = True
+        reasons = []
         if node.status == "active":
             result = active
         elif node.status in ("inactive", "resolved"):
             result = None if active is None else not active
         if result is False:
             continue
+        if result is None:
+            reasons.append("status and end date not recorded")
         if node.window is not None:
             inside = _overlaps(entry, node.kind, active, start, as_of)
             if inside is False:
                 continue
             if inside is None:
                 result = None
+                reasons.append(f"dates not precise enough to place it within {node.window}")
         for qualifier in node.qualifiers:
             outcome = qualifier.test(entry.field(qualifier.field_name))
             if outcome is False:
@@ -305,10 +317,11 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
                 break
             if outcome is None:
                 result = None
+                reasons.append(f"{qualifier.field_name} not recorded")
         if result is True:
             return True, ("record", node, entry, None, ())
         if result is None:
-            possible.append(entry)
+            possible.append((entry, tuple(dict.fromkeys(reasons))))
     if possible:
         return None, ("record", node, None, None, tuple(possible))
     return False, ("record", node, None, None, ())
@@ -377,17 +390,23 @@ def _atom_missing(info) -> list[str]:
     if kind == "lab":
         missing = [info[3]] if info[3] else []
         for obs, value, _limits, problem in info[2]:
-            if value is None and problem and problem.startswith("reference range"):
-                missing.append(problem)
-        return missing
+            if value is None and problem:
+                if problem.startswith("reference range"):
+                    missing.append(problem)
+                else:
+                    when = show(obs.lo, obs.hi) if obs.lo is not None else "undated"
+                    missing.append(f"{info[1].label} result of {when}: {problem}")
+        return list(dict.fromkeys(missing))
     if kind == "text":
-        return [info[3]] if info[3] else []
+        return [info[3]] if info[3] else ([info[4]] if len(info) > 4 and info[4] else [])
     if kind == "age":
-        return ["birth_date"] if info[2] is None else []
+        return ["birth_date"] if info[2] is None else ["birth_date (a full date: the year or month alone does not decide)"]
     if kind == "sex":
         return ["sex"] if info[2] in (None, "unknown") else []
     if kind == "record":
-        return [info[3]] if info[3] else []
+        if info[3]:
+            return [info[3]]
+        return [f"{info[1].noun} {entry.code}: {', '.join(reasons)}" for entry, reasons in info[4]]
     if kind == "fact":
         return [f"fact {info[1].name}"] if info[2] is None else []
     return []

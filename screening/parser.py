@@ -56,7 +56,7 @@ _TERMINAL_NAMES = {
     "NAME": "a name", "STRING": 'a quoted "text"', "NUMBER": "a number", "INT": "a whole number",
     "CODE": "a code such as ICD10:C50", "UNIT": "a unit", "POWER_UNIT": "a unit such as 10^9/L",
     "EQUAL": "'='", "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "COLON": "':'", "PERCENT": "'%'",
-    "$END": "the end of the file", "MINUS": "'-'",
+    "$END": "the end of the file", "MINUS": "'-'", "DIGIT_UNIT": "a unit such as 10^9/L",
 }
 
 
@@ -76,9 +76,10 @@ def _syntax_error(exc: UnexpectedInput, source: Source) -> SourceError:
     line = getattr(exc, "line", 1) or 1
     column = getattr(exc, "column", 1) or 1
     if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
-        lines = source.text.split("\n")
-        line, column = len(lines), len(lines[-1]) + 1
-        span = Span(line, max(column - 1, 1), line, column)
+        content = source.text.rstrip()
+        lines = content.split("\n")
+        line, column = len(lines), len(lines[-1]) + 1  # just after the last thing written
+        span = Span(line, column, line, column + 1)
         return source_error("syntax", f"unexpected end of file; expected {_describe_expected(exc.expected)}", source, span)
     if isinstance(exc, UnexpectedToken):
         token = exc.token

@@ -24,8 +24,9 @@ def _why(result) -> str:
         return "missing: " + ", ".join(result.missing)
     if result.verdict == "review" and result.reviews:
         return "review: " + "; ".join(result.reviews)
-    if result.evidence:
-        return result.evidence[0].detail
+    deciding = [e for e in result.evidence if e.value is result.value] or result.evidence
+    if deciding:
+        return deciding[0].detail
     return result.explanation
 
 

@@ -131,7 +131,9 @@ def criterion_result(criterion: ir.Criterion, outcome, applies, patient, ctx) ->
             result.explanation += " (" + "; ".join(e.detail for e in result.evidence) + ")"
         return result
     moot = (criterion.kind == "inclusion" and value is True) or (criterion.kind == "exclusion" and value is False)
-    if applies_value is None and not moot:
+    if applies_value is None and moot:
+        result.applicable = None  # met either way: whether it applies does not matter
+    elif applies_value is None:
         result.applicable = None
         result.value = None
         if explained:
@@ -229,11 +231,23 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
             details.append(f"{trues} of {len(seen)} results meet it{need}")
         return "; ".join(details)
     if kind == "text":
-        _, node, obs, missing = info
+        _, node, obs, missing, problem = info
         if missing:
             return _no_result(missing, as_of)
+        if obs.text is None and obs.value is not None:
+            shown = f"{_num(obs.in_own_unit(obs.value))} {obs.unit or ''}".rstrip()
+            limit = obs.ref_high
+            origin = "the observation's" if limit is not None else "the rule set's"
+            if limit is None:
+                fallback = ctx.ranges.lookup(node.key, patient.sex)
+                limit = fallback[1] if fallback else None
+            if limit is None:
+                return f"{node.label} {shown} {_when(obs)}: {problem}"
+            return (f"{node.label} {shown} {_when(obs)}; positive means above the upper limit "
+                    f"{_num(obs.in_own_unit(limit))} {obs.unit or ''} ({origin} reference range)").replace("  ", " ")
         shown = obs.raw_value if obs.raw_value is not None else "no value"
-        return f"{node.label} {shown!r} {_when(obs)}"
+        text = f"{node.label} {shown!r} {_when(obs)}"
+        return f"{text}: {problem}" if problem else text
     if kind == "age":
         _, node, ages = info
         if ages is None:
@@ -250,8 +264,8 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         if entry is not None:
             return f"{_entry_text(node, entry)} matches {node.matcher.name}"
         if possible:
-            return "; ".join(f"{_entry_text(node, e)} may match, but its status, dates or details are not "
-                             "recorded well enough to tell" for e in possible[:3])
+            return "; ".join(f"{_entry_text(node, e)} may match: {', '.join(reasons)}"
+                             for e, reasons in possible[:3])
         entries = getattr(patient, node.kind) or []
         window = f" within {node.window}" if node.window else ""
         status = f"{node.status} " if node.status else ""
@@ -310,14 +324,15 @@ def _count_summary(outcome) -> str:
 def explain(outcome, patient, ctx) -> list[Evidence]:
     """The deciding atoms of an outcome, in rule order, as evidence lines."""
     found: list[Evidence] = []
-    seen: set[int] = set()
+    seen: set[tuple[str, str]] = set()
 
     def walk(o, prefix: str) -> None:
         if o.info is not None:
-            if id(o.node) not in seen:
-                seen.add(id(o.node))
-                detail = describe_atom(o.node, o.value, o.info, patient, ctx)
-                found.append(Evidence(prefix + o.node.source_text, o.value, detail))
+            detail = describe_atom(o.node, o.value, o.info, patient, ctx)
+            key = (prefix + o.node.source_text, detail)
+            if key not in seen:  # the same test written twice (e.g. known(fact x) ... fact x) is shown once
+                seen.add(key)
+                found.append(Evidence(key[0], o.value, detail))
             return
         if isinstance(o.node, ir.Const):
             found.append(Evidence(prefix + o.node.source_text, o.value, "constant"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 
 from .errors import UnitProblem
@@ -287,7 +288,21 @@ class Conversion:
     offset: float = 0.0
 
     def apply(self, value: float) -> float:
-        return snap_value(value * self.factor + self.offset)
+        scaled = value * self.factor
+        if not self.offset:
+            return snap_value(scaled)
+        # An offset (temperatures) can cancel most of the value, leaving binary noise that a
+        # relative rounding keeps (32 degF -> -2.06e-13 Cel). Round at 12 significant digits of
+        # the larger of the two terms instead: 32 degF -> 0.0 Cel.
+        return _snap_near(scaled + self.offset, max(abs(scaled), abs(self.offset)))
+
+
+def _snap_near(x: float, magnitude: float) -> float:
+    """Round ``x`` to 12 significant digits of ``magnitude`` (the size of what was added up)."""
+    if x == 0 or not math.isfinite(x) or not math.isfinite(magnitude):
+        return x
+    quantum = Decimal(1).scaleb(math.floor(math.log10(magnitude)) - 11)
+    return snap_value(float(Decimal(repr(x)).quantize(quantum, rounding=ROUND_HALF_EVEN))) + 0.0  # no -0.0
 
 
 _MASS = "[mass]"

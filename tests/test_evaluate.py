@@ -247,3 +247,32 @@ def test_json_contract_fields():
     assert {k: c[k] for k in ("id", "kind", "text", "verdict", "value", "missing")} == {
         "id": "E1", "kind": "exclusion", "text": "registry text", "verdict": "fail", "value": True, "missing": []}
     assert c["explanation"] == "fact x is true: fact x = true"
+
+
+def test_qualitative_results_text_and_numeric():
+    t = trial('inclusion I1 "x" = anti_dsDNA is positive\n')
+    numeric_high = patient(observations=[obs("LOINC:5130-0", 250, "[IU]/mL", low=0, high=30)])
+    numeric_low = patient(observations=[obs("LOINC:5130-0", 12, "[IU]/mL", low=0, high=30)])
+    no_range = one(t, patient(observations=[obs("LOINC:5130-0", 250, "[IU]/mL")]))
+    assert one(t, numeric_high).value is True and one(t, numeric_low).value is False
+    assert "positive means above the upper limit 30 [IU]/mL" in one(t, numeric_high).explanation
+    assert (no_range.value, no_range.missing) == (None, ["reference range (ULN) for anti_dsDNA"])
+    ana = trial('inclusion I1 "x" = ANA is positive\n')
+    assert one(ana, patient(observations=[obs("LOINC:5048-4", "Positive 1:320")])).value is True
+    assert one(ana, patient(observations=[obs("LOINC:5048-4", "Non-reactive")])).value is False
+    assert one(ana, patient(observations=[obs("LOINC:5048-4", "equivocal")])).value is False
+
+
+def test_fast_screen_keeps_review_and_missing_for_open_criteria():
+    t = trial('exclusion E1 "a" = review "ask"\nexclusion E2 "b" = fact x\ninclusion I1 "c" = age >= 18\n')
+    p = patient(birth_date="1980-01-01")
+    quick = t.screen(p, AS_OF, explain=False)
+    assert [(c.verdict, c.missing, c.reviews) for c in quick.criteria] == [
+        ("review", [], ["ask"]), ("unknown", ["fact x"], []), ("pass", [], [])]
+    assert quick.criteria[2].explanation == ""  # passing criteria are not explained on the fast path
+
+
+def test_partial_birth_date_names_what_is_missing():
+    t = trial('inclusion I1 "x" = age between 18 and 60\n')
+    result = one(t, patient(birth_date="1965"))
+    assert result.missing == ["birth_date (a full date: the year or month alone does not decide)"]

@@ -7,6 +7,8 @@ by analyte, newest first. Evaluating a criterion is then lookups and float compa
 """
 from __future__ import annotations
 
+import re
+
 from ..analytes import catalogue
 from ..codes import normalise_code
 from ..dates import parse_partial
@@ -24,7 +26,14 @@ _QUALITATIVE_SYNONYMS = {
 def normalise_text(value: str) -> str:
     """Lower-cased, trimmed, with common synonyms folded: "Reactive" -> "positive"."""
     text = " ".join(str(value).split()).lower()
-    return _QUALITATIVE_SYNONYMS.get(text, text)
+    if text in _QUALITATIVE_SYNONYMS:
+        return _QUALITATIVE_SYNONYMS[text]
+    # "Positive 1:320", "negative (<1:40)", "Reactive, confirmed": the leading word decides
+    head = re.split(r"[\s,;:(]", text, maxsplit=1)[0]
+    if head in ("positive", "negative"):
+        return head
+    return _QUALITATIVE_SYNONYMS.get(head, text) if head in ("pos", "neg", "reactive", "nonreactive", "non-reactive",
+                                                           "detected", "undetected") else text
 
 
 class Obs:

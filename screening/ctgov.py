@@ -1,0 +1,1492 @@
+"""Import a ClinicalTrials.gov record as a rule set in the criteria language.
+
+:func:`import_record` (a file) and :func:`import_document` (its text) read a study in either
+format the registry publishes -- the API v2 JSON study and the legacy XML record -- and return
+rule-set text that compiles with :func:`screening.compile.compile_text`:
+
+* the structured eligibility fields become working rules (``AGE`` from the minimum and maximum
+  age, ``SEX`` from a single-sex study); healthy-volunteer status is recorded as a comment;
+* the free-text criteria are split into inclusion and exclusion sections and into one criterion
+  per bullet, keeping the registry's own numbering (``3.`` -> ``I3``) and the registry text
+  verbatim (whitespace collapsed);
+* every criterion is ``review "not yet encoded: ..."`` until an author writes its rule, except
+  lines the drafter can read with confidence (lab thresholds, ages, HbA1c and BMI ranges, a few
+  dated cardiovascular events), which become ``draft`` rules -- evaluated normally, flagged DRAFT
+  in every report until an author confirms them.
+
+The module has four parts, in this order: the record reader (JSON/XML -> :class:`StudyRecord`),
+the bullet splitter (:func:`split_criteria`), the line drafter (:func:`draft_rule`, one function
+per pattern family) and the writer (:func:`convert`). See ``docs/ctgov-import.md``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import DataError, DataProblem, SourceError, UnitProblem, UsageError
+
+__all__ = [
+    "StudyRecord", "Bullet", "Draft", "ImportedCriterion", "ImportResult",
+    "import_record", "import_document", "read_record", "parse_document",
+    "split_criteria", "draft_rule", "convert",
+]
+
+
+# =====================================================================================
+# Record reader
+# =====================================================================================
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """The parts of a registry record the importer uses.
+
+    ``sex`` is ``"ALL"``, ``"FEMALE"``, ``"MALE"`` or None; ages are as the registry writes them
+    (``"18 Years"``, ``"6 Months"``, ``"N/A"``) or None.
+    """
+
+    nct_id: str
+    title: str | None
+    criteria: str
+    sex: str | None = None
+    minimum_age: str | None = None
+    maximum_age: str | None = None
+    healthy_volunteers: bool | None = None
+    source: str = "<record>"
+    sex_note: str | None = None
+
+
+def read_record(path: str | Path) -> StudyRecord:
+    """Read a registry file (API v2 JSON study or legacy XML record) into a :class:`StudyRecord`.
+
+    Raises :class:`UsageError` for a file that cannot be read or is neither JSON nor XML, and
+    :class:`DataError` (naming the JSON path or XML element) when the eligibility text is missing.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such registry file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read registry file: {exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a ClinicalTrials.gov record (the file is not UTF-8 text)") from None
+    return parse_document(text, str(path))
+
+
+def parse_document(text: str, name: str) -> StudyRecord:
+    """Parse the text of a registry record; ``name`` is used in messages (usually the file name).
+
+    Besides the two registry formats, a JSON object ``{"nctid": ..., "criteria": ...}`` (one row
+    of a criteria sample file, criteria in the legacy text-block layout) is accepted.
+    """
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{name}: not a ClinicalTrials.gov record: invalid JSON ({exc})") from None
+        return _record_from_json(data, name)
+    if stripped.startswith("<"):
+        try:
+            root = ElementTree.fromstring(text)
+        except ElementTree.ParseError as exc:
+            raise UsageError(f"{name}: not a ClinicalTrials.gov record: invalid XML ({exc})") from None
+        return _record_from_xml(root, name)
+    raise UsageError(f"{name}: not a ClinicalTrials.gov record: expected an API v2 JSON study or a legacy XML record")
+
+
+def _missing(name: str, path: str, message: str) -> DataError:
+    return DataError(name, [DataProblem(path, message, code="ctgov")])
+
+
+def _record_from_json(data, name: str) -> StudyRecord:
+    if isinstance(data, dict) and isinstance(data.get("studies"), list) and len(data["studies"]) == 1:
+        data = data["studies"][0]
+    if not isinstance(data, dict):
+        raise _missing(name, "$", "expected a JSON object (one API v2 study)")
+    if "protocolSection" not in data and isinstance(data.get("criteria"), str):
+        nct = str(data.get("nctid") or data.get("nct_id") or Path(name).stem)
+        return StudyRecord(nct_id=nct, title=data.get("title"), criteria=data["criteria"], source=name)
+    protocol = data.get("protocolSection")
+    if not isinstance(protocol, dict):
+        raise _missing(name, "$.protocolSection", "missing: not an API v2 study (no protocolSection)")
+    ident = protocol.get("identificationModule") or {}
+    eligibility = protocol.get("eligibilityModule")
+    if not isinstance(eligibility, dict):
+        raise _missing(name, "$.protocolSection.eligibilityModule", "missing: the record has no eligibility section")
+    criteria = eligibility.get("eligibilityCriteria")
+    if not isinstance(criteria, str) or not criteria.strip():
+        raise _missing(name, "$.protocolSection.eligibilityModule.eligibilityCriteria",
+                       "missing or empty: the record has no eligibility criteria text")
+    nct = ident.get("nctId") or Path(name).stem
+    healthy = eligibility.get("healthyVolunteers")
+    sex_note = eligibility.get("genderDescription") if eligibility.get("genderBased") else None
+    return StudyRecord(
+        nct_id=str(nct), title=ident.get("briefTitle") or ident.get("officialTitle"),
+        criteria=_unescape_markdown(criteria), sex=_sex_word(eligibility.get("sex")),
+        minimum_age=eligibility.get("minimumAge"), maximum_age=eligibility.get("maximumAge"),
+        healthy_volunteers=healthy if isinstance(healthy, bool) else None, source=name, sex_note=sex_note,
+    )
+
+
+def _record_from_xml(root: ElementTree.Element, name: str) -> StudyRecord:
+    if root.tag != "clinical_study":
+        raise _missing(name, f"<{root.tag}>", "not a ClinicalTrials.gov record (the root element is not <clinical_study>)")
+    textblock = root.find("eligibility/criteria/textblock")
+    if root.find("eligibility") is None:
+        raise _missing(name, "<clinical_study>/<eligibility>", "missing: the record has no eligibility section")
+    if textblock is None or not (textblock.text or "").strip():
+        raise _missing(name, "<eligibility>/<criteria>/<textblock>", "missing or empty: the record has no criteria text")
+
+    def text_of(tag: str) -> str | None:
+        element = root.find(tag)
+        return element.text.strip() if element is not None and element.text and element.text.strip() else None
+
+    healthy = text_of("eligibility/healthy_volunteers")
+    return StudyRecord(
+        nct_id=text_of("id_info/nct_id") or Path(name).stem,
+        title=text_of("brief_title") or text_of("official_title"),
+        criteria=textblock.text, sex=_sex_word(text_of("eligibility/gender")),
+        minimum_age=text_of("eligibility/minimum_age"), maximum_age=text_of("eligibility/maximum_age"),
+        healthy_volunteers=None if healthy is None else healthy.lower().startswith(("yes", "accepts")),
+        source=name, sex_note=text_of("eligibility/gender_description"),
+    )
+
+
+def _sex_word(value) -> str | None:
+    if not isinstance(value, str):
+        return None
+    word = value.strip().upper()
+    return {"ALL": "ALL", "BOTH": "ALL", "FEMALE": "FEMALE", "MALE": "MALE"}.get(word)
+
+
+def _unescape_markdown(text: str) -> str:
+    """API v2 text is Markdown: ``\\>`` ``\\<`` ``\\*`` ... stand for the plain characters."""
+    return re.sub(r"\\([\\`*_{}\[\]()#+\-.!<>=~|^])", r"\1", text)
+
+
+# =====================================================================================
+# Bullet splitter
+# =====================================================================================
+
+@dataclass
+class Bullet:
+    """One criterion line of the registry text.
+
+    ``text`` is the registry text (whitespace collapsed; attached sub-bullets joined with their
+    markers); ``context`` the text of the ``...:`` header it was split from, if any; ``heading``
+    a section heading that restricts who the line applies to ("Inclusion Criteria for Part 2A
+    only:"), None under a plain "Inclusion Criteria:" heading.
+    """
+
+    section: str
+    ident: str
+    text: str
+    context: str | None = None
+    heading: str | None = None
+    number: str | None = None
+
+
+_MARKER = re.compile(
+    r"^(?P<indent>[ \t]*)"
+    r"(?P<marker>[-*•·●▪◦‣–]|\d{1,2}(?:\.\d{1,2})*[.)]|\(\d{1,2}\)|[A-Za-z][.)]|\([a-z]\))"
+    r"(?:[ \t]+|$)(?P<text>.*)$"
+)
+_HEADING = re.compile(
+    r"^(?P<pre>(?:(?:key|main|major|additional|other|general|specific|study|important|selected)\s+)*)"
+    r"(?P<kind>inclusion|exclusion)(?:\s+criteri(?:a|on)s?)?\b(?P<post>[^.;]{0,120}?)\s*:?\s*$",
+    re.I,
+)
+_GENERIC_HEADING_WORDS = {"", "key", "main", "major", "general", "includes", "include", "are", "study"}
+_CHOICE_HEADER = re.compile(r"\b(?:any|one|either|at\s+least\s+\w+)\s+(?:\w+\s+){0,2}?of\b|\beither\b", re.I)
+
+
+@dataclass
+class _Item:
+    indent: int
+    marker: str | None
+    lines: list[str]
+    children: list["_Item"] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return _collapse(" ".join(self.lines))
+
+    @property
+    def header(self) -> bool:
+        return self.text.endswith(":")
+
+
+def _collapse(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _raw_items(text: str) -> tuple[list[_Item | str], int | None]:
+    """Lines -> items (a marker or a paragraph starts one); headings are returned as strings."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").expandtabs(4).split("\n")
+    body = [line for line in lines if line.strip()]
+    # Legacy text blocks are hard-wrapped and indented: there a marker right after a non-blank
+    # line is a wrapped "1)" or "-", not a new bullet. API v2 Markdown is not wrapped.
+    wrapped = bool(body) and sum(1 for line in body if line.startswith(" ")) > len(body) / 2
+    items: list[_Item] = []
+    previous_blank = True
+    for line in lines:
+        if not line.strip():
+            previous_blank = True
+            continue
+        match = _MARKER.match(line)
+        if match and (previous_blank or not wrapped or not items):
+            items.append(_Item(len(match["indent"]), match["marker"], [match["text"]]))
+        elif previous_blank or not items:
+            items.append(_Item(len(line) - len(line.lstrip()), None, [line.strip()]))
+        else:
+            items[-1].lines.append(line.strip())
+        previous_blank = False
+    result: list[_Item | str] = []
+    items = [item for item in items if item.text]
+    merged: list[_Item] = []
+    index = 0
+    while index < len(items):       # a lone "OR" between two items makes them one criterion
+        item = items[index]
+        if re.fullmatch(r"(?i)and\s*/\s*or|or", item.text) and merged and index + 1 < len(items):
+            following = items[index + 1]
+            merged[-1].lines += [item.text] + ([following.marker] if following.marker else []) + following.lines
+            index += 2
+            continue
+        merged.append(item)
+        index += 1
+    for item in merged:
+        if _HEADING.match(item.text) and (item.marker is None or len(item.text) < 60):
+            result.append(item.text)
+        else:
+            result.append(item)
+    base = min((i.indent for i in merged), default=0) if wrapped else None
+    return result, base
+
+
+def _tree(items: list[_Item], base: int | None) -> list[_Item]:
+    """Nest items: deeper markers under their parent; paragraphs under a ``...:`` header.
+
+    ``base`` is the indentation of paragraphs in a hard-wrapped legacy text block (None for
+    Markdown); there a marker at that indentation ("a. ..." flush with the paragraphs) is read
+    as a paragraph too. A ``...:`` item owns the paragraphs that follow it; if it is followed
+    directly by deeper markers it owns those instead. An item that took paragraphs is closed:
+    the next marker is its sibling (registry text often flattens the nesting).
+    """
+    roots: list[_Item] = []
+    stack: list[_Item] = []            # items that may still take deeper marked children
+    owner: _Item | None = None         # a ':' item collecting the paragraphs after it
+    took_paragraphs: set[int] = set()
+
+    def paragraph_like(item: _Item) -> bool:
+        return item.marker is None or (base is not None and item.indent <= base)
+
+    for item in items:
+        if paragraph_like(item):
+            if owner is not None and (item.marker is None or paragraph_like(owner)):
+                owner.children.append(item)
+                took_paragraphs.add(id(owner))
+                if item.header:                 # a ':' paragraph may head a list of its own
+                    stack.append(item)
+                    owner = item
+                continue
+            roots.append(item)
+            stack = [item] if item.header else []
+            owner = item if item.header else None
+            continue
+        while stack:
+            top = stack[-1]
+            if id(top) not in took_paragraphs:
+                if paragraph_like(top):
+                    deeper = top.indent < item.indent if base is not None else top.indent <= item.indent
+                    if top.header and deeper:
+                        break
+                elif top.indent < item.indent:
+                    break
+            stack.pop()
+        (stack[-1].children if stack else roots).append(item)
+        stack.append(item)
+        owner = item if item.header else None
+    return roots
+
+
+def _marker_number(marker: str | None) -> str | None:
+    if marker is None:
+        return None
+    core = marker.strip("().")
+    core = core.rstrip(")")
+    if re.fullmatch(r"\d{1,2}(?:\.\d{1,2})*", core):
+        return "_".join(core.split("."))
+    if re.fullmatch(r"[A-Za-z]", core):
+        return core.lower()
+    return None
+
+
+def _joined(item: _Item) -> str:
+    """An item with its attached descendants, each keeping its marker."""
+    parts = [item.text]
+    for child in item.children:
+        marker = f"{child.marker} " if child.marker else ""
+        parts.append(marker + _joined(child))
+    return _collapse(" ".join(parts))
+
+
+def split_criteria(text: str) -> list[Bullet]:
+    """Split registry criteria text into inclusion and exclusion criterion lines.
+
+    Sections start at headings such as ``Inclusion Criteria:`` or ``Key Exclusion Criteria``
+    (text before the first heading counts as inclusion). Each bullet (``-``, ``*``, ``•``,
+    ``1.``, ``1)``, ``a.`` ...) or paragraph is one criterion; wrapped lines are joined;
+    sub-bullets are attached to their parent, except under a header ending in ``:``, where each
+    child becomes its own criterion and the header is kept as ``context`` (in an inclusion
+    section, a header offering a choice -- "any of the following:" -- keeps its children
+    attached, since splitting would turn an "or" into an "and"). Identifiers keep the
+    registry's numbering (``3.`` -> ``I3``; children of ``5.`` -> ``I5a``, ``I5b``) and are
+    sequential where the registry has none.
+    """
+    bullets: list[Bullet] = []
+    section, heading = "inclusion", None
+    pending: list[_Item] = []
+
+    def flush() -> None:
+        if pending:
+            bullets.extend(_section_bullets(section, heading, _tree(pending, base), bullets))
+            pending.clear()
+
+    entries, base = _raw_items(text)
+    for entry in entries:
+        if isinstance(entry, _Item) and _is_subheading(entry):
+            continue
+        if isinstance(entry, str):
+            flush()
+            match = _HEADING.match(entry)
+            section = match["kind"].lower()
+            words = set(match["pre"].lower().split()) | set(match["post"].lower().split())
+            heading = None if words <= _GENERIC_HEADING_WORDS else entry
+            continue
+        pending.append(entry)
+    flush()
+    return bullets
+
+
+_EXCEPTION_HEADER = re.compile(
+    r"\b(?:except|exceptions?|unless|other\s+than|excluding|not\s+including|allowed|permitted|may|provided|"
+    r"providing|as\s+long\s+as|(?:is|are|be)\s+eligible)\b", re.I)
+_NEGATED_HEADER = re.compile(r"\b(?:not\s+(?:be\s+)?eligible|ineligible|excluded|exclude|must\s+not|will\s+not)\b", re.I)
+
+
+def _is_subheading(item: _Item) -> bool:
+    """A paragraph such as "Target Disease" or "Medical History and Concurrent Diseases"."""
+    words = item.text.split()
+    return (item.marker is None and not item.children and len(words) <= 6 and not re.search(r"[\d.;:,()]", item.text)
+            and all(w[0].isupper() or w.lower() in ("and", "of", "or", "the", "for", "to", "in") for w in words))
+
+
+def _splits(item: _Item, section: str) -> bool:
+    """Whether an item's children are criteria of their own (rather than parts of the item).
+
+    They are under a header: a line ending in ":", or a short line that only announces labs
+    ("Must have adequate organ and bone marrow function."). A header that introduces exceptions
+    or permissions ("except for the following:", "providing the following conditions are met:")
+    keeps its children, which are not criteria of their own. In an inclusion section two more
+    kinds of header keep their children attached, because splitting would turn an "or" into an
+    "and": a header offering a choice ("any of the following:", unless it is negated: "patients
+    who have any of the following are NOT eligible:") and a list of short options without
+    numbers (disease subtypes, drug names).
+    """
+    if not item.children:
+        return False
+    benign = len(item.text.split()) <= 15 and not _CONTEXT_OK.sub(" ", item.text).strip()
+    if not (item.header or benign):
+        return False
+    negated = bool(_NEGATED_HEADER.search(item.text))
+    if _EXCEPTION_HEADER.search(item.text) and not negated:
+        return False
+    if section == "exclusion":
+        return True
+    if _CHOICE_HEADER.search(item.text) and not negated:
+        return False
+    options = all(len(c.text.split()) <= 8 and not re.search(r"\d", c.text) and not c.children for c in item.children)
+    return not options
+
+
+def _section_bullets(section: str, heading: str | None, roots: list[_Item], done: list[Bullet]) -> list[Bullet]:
+    prefix = "I" if section == "inclusion" else "E"
+    numbered = any(_marker_number(r.marker) and _marker_number(r.marker)[0].isdigit() for r in roots)
+    taken = {b.ident for b in done}
+    out: list[Bullet] = []
+    state = {"seq": 0, "last": "0"}
+
+    def unique(ident: str) -> str:
+        if ident not in taken:
+            taken.add(ident)
+            return ident
+        n = 2
+        while f"{ident}_{n}" in taken:
+            n += 1
+        taken.add(f"{ident}_{n}")
+        return f"{ident}_{n}"
+
+    def next_sequential() -> str:
+        state["seq"] += 1
+        while f"{prefix}{state['seq']}" in taken:
+            state["seq"] += 1
+        return f"{prefix}{state['seq']}"
+
+    def letters(n: int) -> str:
+        s = ""
+        while True:
+            s = chr(ord("a") + n % 26) + s
+            n = n // 26 - 1
+            if n < 0:
+                return s
+
+    def emit(item: _Item, context: str | None, ident: str | None) -> None:
+        if not _splits(item, section):
+            text = _joined(item)
+            out.append(Bullet(section, unique(ident or next_sequential()), text, context, heading,
+                              _marker_number(item.marker)))
+            return
+        child_context = _collapse(f"{context} {item.text}") if context else item.text
+        for index, child in enumerate(item.children):
+            if ident and numbered:
+                own = _marker_number(child.marker)
+                suffix = (f"_{own}" if own[0].isdigit() else own) if own else letters(index)
+                emit(child, child_context, f"{ident}{suffix}")
+            else:
+                emit(child, child_context, None)
+
+    for root in roots:
+        number = _marker_number(root.marker)
+        if numbered:
+            if number and number[0].isdigit():
+                state["last"] = number
+                ident = f"{prefix}{number}"
+            else:
+                ident = f"{prefix}{state['last']}x"
+                n = 1
+                while f"{ident}{n}" in taken:
+                    n += 1
+                ident = f"{ident}{n}"
+            emit(root, None, ident)
+        else:
+            emit(root, None, None)
+    return out
+
+
+# =====================================================================================
+# Line drafter
+# =====================================================================================
+
+@dataclass(frozen=True)
+class Draft:
+    """A rule read from a criterion line, and the value sets it uses (name -> declaration)."""
+
+    rule: str
+    valuesets: dict[str, str] = field(default_factory=dict)
+
+
+class _NotUnderstood(Exception):
+    """Raised inside the drafter when a line has a part it cannot read with confidence."""
+
+
+# ---------------------------------------------------------------- text normalisation
+_OPERATOR_PHRASES = [
+    (r"(?:greater|more|higher)\s+than\s+or\s+equals?\s+(?:to\s+)?|(?:greater|more)\s+than\s+equals?\s+(?:to\s+)?"
+     r"|(?:greater|more)\s+or\s+equal\s+(?:to\s+)?|equal\s+to\s+or\s+(?:greater|more|higher)\s+than\s+"
+     r"|equal\s+or\s+(?:greater|more)\s+than\s+|at\s+least\s+|not\s+less\s+than\s+|no\s+less\s+than\s+"
+     r"|(?:a\s+)?minimum\s+of\s+", ">= "),
+    (r"less\s+than\s+or\s+equals?\s+(?:to\s+)?|less\s+than\s+equals?\s+(?:to\s+)?|less\s+or\s+equal\s+(?:to\s+)?"
+     r"|equal\s+to\s+or\s+(?:less|lower)\s+than\s+|equal\s+or\s+less\s+than\s+"
+     r"|(?:no|not)\s+(?:more|greater|higher)\s+than\s+|(?:does\s+)?not\s+(?:to\s+)?exceed(?:ing)?\s+"
+     r"|(?:a\s+)?maximum\s+of\s+|at\s+most\s+|up\s+to\s+", "<= "),
+    (r"(?:greater|more|higher)\s+than\s+|above\s+|exceeding\s+|in\s+excess\s+of\s+", "> "),
+    (r"(?:less|lower|fewer)\s+than\s+|below\s+", "< "),
+]
+_ULN = (r"(?:the\s+)?(?:institutional\s+|local\s+|laboratory\s+)?"
+        r"(?:upper\s+limits?\s+of\s+(?:the\s+)?(?:institutional\s+|laboratory\s+|local\s+)?normal(?:\s+range)?"
+        r"(?:\s+for\s+the\s+institution)?|upper\s+normal\s+limits?|ULN|UNL|IULN)"
+        r"(?:\s*[(\[]\s*(?:ULN|UNL|IULN)\s*[)\]])?")
+_LLN = (r"(?:the\s+)?(?:institutional\s+)?(?:lower\s+limits?\s+of\s+(?:the\s+)?(?:institutional\s+)?normal"
+        r"(?:\s+range)?|lower\s+normal\s+limits?|LLN)(?:\s*[(\[]\s*LLN\s*[)\]])?")
+
+
+def _normalise(text: str) -> str:
+    """A working copy of a line: one spelling per operator, unit symbol and limit of normal."""
+    s = text
+    for a, b in (("≥", ">="), ("≤", "<="), ("≧", ">="), ("≦", "<="), ("＞", ">"), ("＜", "<"), ("×", "x"),
+                 ("µ", "u"), ("μ", "u"), ("³", "3"), ("²", "2"), ("–", "-"), ("—", "-"), ("’", "'"),
+                 ("\u00a0", " ")):
+        s = s.replace(a, b)
+    s = re.sub(r">\s*/\s*=|>\s*or\s*=|=\s*>|≥\s*=", ">=", s)
+    s = re.sub(r"<\s*/\s*=|<\s*or\s*=|=\s*<|≤\s*=", "<=", s)
+    for pattern, op in _OPERATOR_PHRASES:
+        s = re.sub(r"\b(?:" + pattern + r")", op, s, flags=re.I)
+    s = re.sub(r"(?<![<>=])=\s*(>=|<=|>|<)", r"\1", s)            # "(ANC) = >= 1500"
+    s = re.sub(r"(>=|<=|>|<)\s*[(\[]\s*(?:>=|<=|>|<)\s*[)\]]", r"\1", s)   # ">= (>=)"
+    s = re.sub(r"[(\[]\s*(?:>=|<=|>|<)\s*[)\]]\s*(>=|<=|>|<)", r"\1", s)
+    s = re.sub(r"(?:litre|liter)\s*\(\s*L\s*\)", "L", s, flags=re.I)
+    s = re.sub(r"(?<![A-Za-z])(?:" + _ULN + r")(?![A-Za-z])", " ULN ", s, flags=re.I)
+    s = re.sub(r"(?<![A-Za-z])(?:" + _LLN + r")(?![A-Za-z])", " LLN ", s, flags=re.I)
+    return re.sub(r"\s+", " ", s).strip()
+
+
+# ---------------------------------------------------------------- analytes
+# (catalogue name, spellings as regular expressions); longer spellings first.
+_ANALYTES: list[tuple[str, list[str]]] = [
+    ("HbA1c", [r"h(?:a)?emoglobin\s*a1c", r"hb\s*a1c", r"hgb\s*a1c", r"glyc(?:osyl)?ated\s+h(?:a)?emoglobin(?:\s*a1c)?",
+               r"hba1c", r"a1c"]),
+    ("creatinine_clearance", [r"(?:(?:calculated|estimated|measured)\s+)?creatinine\s+clearance", r"crcl", r"clcr"]),
+    ("eGFR", [r"(?:estimated\s+)?glomerular\s+filtration\s+rate", r"estimated\s+gfr", r"e?gfr"]),
+    ("creatinine", [r"creatinine"]),
+    ("direct_bilirubin", [r"(?:direct|conjugated)\s+(?:serum\s+)?bilirubin"]),
+    ("bilirubin", [r"(?:total\s+)?(?:serum\s+)?bilirubin(?:\s+total)?", r"t\.?\s*bili"]),
+    ("ALT", [r"alanine\s+(?:amino\s*)?transaminase", r"alanine\s+amino\s*transferase",
+             r"serum\s+glutam(?:ic|ate)[\s-]+pyruv(?:ic|ate)\s+transaminase", r"alt", r"sgpt", r"alat"]),
+    ("AST", [r"aspartate\s+(?:amino\s*)?transaminase", r"aspartate\s+amino\s*transferase",
+             r"serum\s+glutamic[\s-]+oxalo(?:acetic|acetate)\s+transaminase", r"ast", r"sgot", r"asat"]),
+    ("TRANSAMINASES", [r"(?:serum\s+|liver\s+)?(?:transaminases|aminotransferases)"]),
+    ("ALP", [r"alkaline\s+phosphatase", r"alk\.?\s*phos", r"alp"]),
+    ("albumin", [r"albumin"]),
+    ("INR", [r"international\s+normali[sz]ed\s+ratio", r"inr"]),
+    ("BMI", [r"body\s+mass\s+index", r"bmi"]),
+    ("fasting_glucose", [r"fasting\s+(?:serum\s+|plasma\s+|blood\s+)?glucose", r"fpg"]),
+    ("platelets", [r"platelets?(?:\s+counts?)?", r"plt", r"thrombocytes?(?:\s+counts?)?"]),
+    ("ANC", [r"(?:absolute\s+)?neutrophils?(?:\s+counts?)?", r"anc"]),
+    ("WBC", [r"white\s+blood\s+cells?(?:\s+counts?)?", r"white\s+cell\s+counts?", r"wbc(?:\s+counts?)?",
+             r"(?:total\s+)?leu[ck]ocytes?(?:\s+counts?)?"]),
+    ("lymphocytes", [r"absolute\s+lymphocyte\s+counts?", r"lymphocytes?(?:\s+counts?)?", r"alc"]),
+    ("hemoglobin", [r"h(?:a)?emoglobin", r"hgb", r"hb"]),
+]
+_ANALYTE_RE = re.compile(
+    "|".join(rf"(?P<a{i}>\b(?:{'|'.join(spellings)})\b)" for i, (_, spellings) in enumerate(_ANALYTES)), re.I)
+_PAIR = {"TRANSAMINASES": ("AST", "ALT")}
+
+# Plausible thresholds in the catalogue unit; a value outside is a misread unit (Hb 9 g/L).
+_PLAUSIBLE = {
+    "platelets": (10, 1500), "ANC": (0.1, 20), "WBC": (0.5, 50), "lymphocytes": (0.05, 10),
+    "hemoglobin": (4, 20), "creatinine": (0.2, 10), "creatinine_clearance": (5, 200), "eGFR": (5, 200),
+    "bilirubin": (0.1, 20), "direct_bilirubin": (0.05, 10), "albumin": (1, 7), "INR": (0.5, 10),
+    "HbA1c": (3, 20), "BMI": (10, 80), "ALT": (5, 2000), "AST": (5, 2000), "ALP": (5, 3000),
+    "fasting_glucose": (40, 600),
+}
+# Which way is abnormal: an inclusion line sets a floor on LOW analytes and a ceiling on HIGH ones.
+_LOW_IS_BAD = {"platelets", "ANC", "WBC", "lymphocytes", "hemoglobin", "albumin", "creatinine_clearance", "eGFR"}
+_HIGH_IS_BAD = {"creatinine", "bilirubin", "direct_bilirubin", "ALT", "AST", "ALP", "INR"}
+# Analytes whose unit may go unwritten, and the unit it then is.
+_IMPLIED_UNIT = {"INR": "", "HbA1c": "%", "BMI": "kg/m2"}
+
+
+def _analyte_of(match: re.Match) -> str:
+    return _ANALYTES[int(match.lastgroup[1:])][0]
+
+
+def _names(analyte: str) -> tuple[str, ...]:
+    return _PAIR.get(analyte, (analyte,))
+
+
+def _remove_alias_parentheses(s: str) -> str:
+    """Drop "(ANC)", "(AST/SGOT)", "[SGPT]" after a name they repeat."""
+    bracket = re.compile(r"\s*([(\[])\s*([^()\[\]]{1,80}?)\s*([)\]])")
+    changed = True
+    while changed:
+        changed = False
+        for match in bracket.finditer(s):
+            before = s[:match.start()].rstrip()
+            mentions = list(_ANALYTE_RE.finditer(before))
+            if not mentions or mentions[-1].end() != len(before):
+                continue
+            inner = [p for p in re.split(r"\s*(?:/|,|\bor\b)\s*", match.group(2)) if p]
+            owner = set(_names(_analyte_of(mentions[-1])))
+            names = []
+            for part in inner:
+                m = _ANALYTE_RE.fullmatch(part)
+                if m is None:
+                    break
+                names.extend(_names(_analyte_of(m)))
+            else:
+                if names and set(names) <= owner:
+                    s = s[:match.start()] + s[match.end():]
+                    changed = True
+                    break
+    return s
+
+
+# ---------------------------------------------------------------- numbers, units, bounds
+_NUMBER = r"(?:\d{1,3}(?:,\d{3})+(?![\d,])(?:\.\d+)?|\d+(?:[.,]\d+)?|\.\d+)"
+_COUNT_WORD = r"(?:cells?|platelets?|neutrophils?|leu[ck]ocytes?|wbc|granulocytes?)?\s*"
+_UNITS: list[tuple[str, str]] = [
+    (r"(?:x|\*)\s*10\s*(?:\^|\*\*?|e)\s*9\s*" + _COUNT_WORD + r"/\s*l\b", "x 10^9/L"),
+    (r"(?:x|\*)\s*10\s*(?:\^|\*\*?|e)\s*3\s*" + _COUNT_WORD + r"/\s*(?:ul|mcl|mm3|microlit(?:er|re))\b", "x 10^3/uL"),
+    (r"(?:x|\*)\s*109\s*" + _COUNT_WORD + r"/\s*l\b", "x 10^9/L"),           # lost superscript
+    (r"(?:x|\*)\s*103\s*" + _COUNT_WORD + r"/\s*(?:ul|mcl|mm3)\b", "x 10^3/uL"),
+    (r"k\s*/\s*(?:ul|mcl|mm3)\b", "x 10^3/uL"),
+    (r"(?:bil|billion)\s*/\s*l\b", "x 10^9/L"),
+    (_COUNT_WORD + r"(?:/|per)\s*(?:mm\s*\^?\s*3|cu\.?\s*mm|cmm|cubic\s+millimet(?:er|re))(?![A-Za-z0-9])", "/mm3"),
+    (_COUNT_WORD + r"(?:/|per)\s*(?:ul|mcl|microlit(?:er|re))\b", "/uL"),
+    (r"(?:g|gm|gms|grams?)\s*/\s*(?:dl|decilit(?:er|re))\b", "g/dL"),
+    (r"(?:g|gm|grams?)\s*/\s*(?:l|lit(?:er|re))\b", "g/L"),
+    (r"(?:mg|milligrams?)\s*/\s*(?:dl|decilit(?:er|re))\b", "mg/dL"),
+    (r"(?:mg|milligrams?)\s*/\s*l\b", "mg/L"),
+    (r"(?:umol|micromol(?:es)?)\s*/\s*l\b", "umol/L"),
+    (r"(?:mmol|millimol(?:es)?)\s*/\s*l\b", "mmol/L"),
+    (r"mmol\s*/\s*mol\b", "mmol/mol"),
+    (r"(?:ml|cc)\s*/\s*min(?:ute)?s?\s*(?:/|per)\s*1[.,]73\s*(?:m\s*\^?\s*2|sq\.?\s*m|square\s+met(?:er|re)s?)"
+     r"(?:\s+(?:bsa|body\s+surface\s+area))?", "mL/min/1.73m2"),
+    (r"(?:ml|cc)\s*/\s*min(?:ute)?s?\b", "mL/min"),
+    (r"(?:iu|u|units)\s*/\s*l\b", "U/L"),
+    (r"%", "%"),
+    (r"kg\s*/\s*m\s*\^?\s*2\b", "kg/m2"),
+]
+_UNIT_RES = [(re.compile(p, re.I), out) for p, out in _UNITS]
+_MULTIPLIER = re.compile(r"(?:x|\*|times|-?\s*fold)\s*(?:the\s+)?", re.I)
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """A threshold: a number with a unit ('' for none), or a multiple of ULN/LLN."""
+
+    value: str             # as it will be written in the rule (no thousands separators)
+    unit: str = ""         # "x 10^9/L", "/mm3", "mg/dL", "%", ... or "ULN"/"LLN"
+    limit: bool = False
+
+    def text(self) -> str:
+        if self.limit:
+            return self.unit if self.value in ("", "1") else f"{self.value} x {self.unit}"
+        if not self.unit:
+            return self.value
+        if self.unit.startswith("x "):
+            return f"{self.value} {self.unit}"
+        if self.unit == "%":
+            return f"{self.value} %"
+        if self.unit.startswith("/"):
+            return f"{self.value}{self.unit}"
+        return f"{self.value} {self.unit}"
+
+
+def _number_text(raw: str) -> str:
+    if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", raw):
+        return raw.replace(",", "")
+    return raw.replace(",", ".")          # a decimal comma: "1,5 mg/dL"
+
+
+class _Cursor:
+    """A position in a normalised line, with small readers that consume text or fail."""
+
+    def __init__(self, s: str):
+        self.s = s
+        self.pos = 0
+
+    @property
+    def rest(self) -> str:
+        return self.s[self.pos:]
+
+    def skip_space(self) -> None:
+        while self.pos < len(self.s) and self.s[self.pos] == " ":
+            self.pos += 1
+
+    def take(self, pattern: str | re.Pattern, flags: int = re.I) -> re.Match | None:
+        self.skip_space()
+        regex = pattern if isinstance(pattern, re.Pattern) else re.compile(pattern, flags)
+        match = regex.match(self.s, self.pos)
+        if match:
+            self.pos = match.end()
+        return match
+
+    def at_end(self) -> bool:
+        self.skip_space()
+        return self.pos >= len(self.s)
+
+
+_OP = r"(>=|<=|>|<)"
+
+
+def _read_bound(cur: _Cursor, allow_bare_limit: bool = True) -> _Bound | None:
+    """NUMBER [unit] | NUMBER x ULN | ULN | LLN, at the cursor (None, cursor unmoved, if absent)."""
+    start = cur.pos
+    limit = cur.take(r"(ULN|LLN)\b", 0)
+    if limit:
+        return _Bound("", limit.group(1), limit=True) if allow_bare_limit else None
+    number = cur.take(_NUMBER + r"(?![\d.])")
+    if number is None:
+        cur.pos = start
+        return None
+    value = _number_text(number.group(0))
+    after_number = cur.pos
+    if cur.take(_MULTIPLIER) and (limit := cur.take(r"(ULN|LLN)\b", 0)):
+        return _Bound(value, limit.group(1), limit=True)
+    cur.pos = after_number
+    cur.skip_space()
+    for regex, unit in _UNIT_RES:
+        match = regex.match(cur.s, cur.pos)
+        if match:
+            cur.pos = match.end()
+            return _Bound(value, unit)
+    return _Bound(value, "")
+
+
+@dataclass(frozen=True)
+class _Test:
+    """One comparison of one analyte: ``analyte op bound`` or ``analyte between low and high``."""
+
+    analyte: str
+    op: str
+    bound: _Bound
+    upper: _Bound | None = None
+    window: str | None = None
+
+    def text(self) -> str:
+        window = f" {self.window}" if self.window else ""
+        if self.op == "between":
+            return f"{self.analyte} between {self.bound.text()} and {self.upper.text()}{window}"
+        return f"{self.analyte} {self.op} {self.bound.text()}{window}"
+
+
+def _canonical(analyte: str, bound: _Bound) -> float:
+    """The threshold in the analyte's catalogue unit (or the ULN multiple); raises if not convertible."""
+    from .analytes import catalogue
+    from .units import parse_unit
+
+    value = float(bound.value) if bound.value else 1.0
+    if bound.limit:
+        return value
+    entry = catalogue().lookup(analyte)
+    unit = bound.unit[2:] if bound.unit.startswith("x ") else bound.unit
+    if not unit:
+        unit = "1"
+    try:
+        return entry.conversion_from(parse_unit(unit)).apply(value)
+    except UnitProblem as exc:
+        raise _NotUnderstood(str(exc)) from None
+
+
+def _check_bound(analyte: str, bound: _Bound) -> _Bound:
+    """Fill an implied unit, reject a missing or implausible one."""
+    if bound.limit:
+        if analyte in ("HbA1c", "BMI"):
+            raise _NotUnderstood(f"{analyte} relative to the limits of normal")
+        if not 0.1 <= float(bound.value or 1) <= 50:
+            raise _NotUnderstood("implausible multiple of a limit of normal")
+        return bound
+    if not bound.unit:
+        if analyte not in _IMPLIED_UNIT:
+            raise _NotUnderstood(f"no unit for {analyte}")
+        bound = _Bound(bound.value, _IMPLIED_UNIT[analyte])
+    elif analyte == "INR":
+        raise _NotUnderstood("a unit for INR")
+    low, high = _PLAUSIBLE.get(analyte, (0, math.inf))
+    if not low <= _canonical(analyte, bound) <= high:
+        raise _NotUnderstood(f"implausible threshold {bound.text()} for {analyte}")
+    return bound
+
+
+def _same_threshold(analyte: str, a: _Bound, b: _Bound) -> bool:
+    """Whether a restated threshold ("1.5 x 10^9/L (1,500/mm3)") says the same as the first."""
+    if a.limit or b.limit:
+        return a.limit and b.limit and a.unit == b.unit and float(a.value or 1) == float(b.value or 1)
+    x, y = _canonical(analyte, a), _canonical(analyte, b)
+    return abs(x - y) <= 0.03 * max(abs(x), abs(y))
+
+
+# ---------------------------------------------------------------- phrases the drafter may skip
+_LEAD_FILLER = re.compile(
+    r"(?:\b(?:adequate|normal|organ|organs|and|bone|marrow|reserve|function|functions|hematologic(?:al)?|"
+    r"haematologic(?:al)?|hematopoietic|haematopoietic|hematopoetic|hematology|haematology|hepatic|renal|liver|"
+    r"kidney|metabolic|coagulation|laboratory|lab|labs|values?|tests?|results?|parameters?|defined|as|follows?|"
+    r"following|by|indicated|the|required|requirements?|must|be|have|has|patients?|subjects?|participants?|"
+    r"with|of|status|system|blood|counts?|chemistry|biochemistry|serum|plasma|total|absolute|screening|at|"
+    r"demonstrate|demonstrated|documented|evidenced)\b|[:,;.\-])",
+    re.I,
+)
+_CLAUSE_FILLER = re.compile(
+    r"(?:\b(?:counts?|levels?|values?|concentrations?|of|is|are|must|should|be|serum|plasma|total|result)\b|:|,(?=\s*(?:>=|<=|>|<)))",
+    re.I,
+)
+_METHOD = re.compile(
+    r",?\s*[(\[]?\s*(?:(?:as\s+)?(?:calculated|estimated|determined|measured)\s+)?(?:(?:by|using|per|according\s+to|with)\s+)?"
+    r"(?:the\s+)?(?:cockcroft[\s-]*(?:and\s+)?gault|cockroft[\s-]*gault|mdrd|ckd[\s-]*epi)"
+    r"(?:\s+(?:formula|equation|method))?\s*[)\]]?,?",
+    re.I,
+)
+_WINDOW = re.compile(
+    r"(?:,\s*)?\(?\s*(?:obtained\s+|performed\s+|done\s+)?within\s+(?:the\s+)?(?:last\s+|past\s+)?(\d+)\s+(day|week|month)s?"
+    r"(?:\s+(?:prior\s+to|before|of|preceding)\s+(?:the\s+)?(?:study\s+)?(?:registration|enrol?lment|randomi[sz]ation|"
+    r"screening|study\s+entry|entry|day\s+1|start\s+of\s+(?:study\s+)?treatment|treatment|first\s+dose(?:\s+of\s+study\s+"
+    r"(?:drug|treatment|medication))?|study\s+(?:drug|treatment)|starting\s+(?:study\s+)?(?:drug|treatment)|"
+    r"initiation\s+of\s+(?:study\s+)?(?:drug|treatment)))?\s*\)?",
+    re.I,
+)
+_TRAILER = re.compile(r"(?:\(?\s*inclusive\s*\)?|at\s+(?:screening|baseline)|at\s+the\s+screening\s+visit)", re.I)
+_SUBGROUP = re.compile(
+    r"[(\[]?\s*(?:or\s+)?" + _OP + r"\s*(" + _NUMBER + r")\s*(?:x|\*|times|-?\s*fold)\s*ULN\s*,?\s*"
+    r"(?:(?:for|in)\s+(?:patients|subjects|participants|those|cases)\s+(?:with|who\s+have)\s+|if\s+(?:there\s+(?:are|is)\s+)?|"
+    r"in\s+the\s+(?:presence|case)\s+of\s+|in\s+case\s+of\s+|with\s+)"
+    r"(?:known\s+|documented\s+|confirmed\s+)?(?:(?P<liver>(?:liver|hepatic)\s+metastas[ie]s|liver\s+mets)|"
+    r"(?P<gilbert>gilbert'?s?(?:'s)?\s+(?:syndrome|disease)))(?:\s+(?:are|is)\s+present)?\s*[)\]]?",
+    re.I,
+)
+_SUBGROUP_SETS = {
+    "liver": ("liver_metastases", 'valueset liver_metastases "secondary malignant neoplasm of liver" = ICD10:C78.7'),
+    "gilbert": ("gilbert_syndrome", 'valueset gilbert_syndrome "Gilbert syndrome" = ICD10:E80.4'),
+}
+
+
+def _skip_lead(text: str) -> None:
+    """Fail unless ``text`` (the part before the first analyte) is only benign filler."""
+    leftover = _LEAD_FILLER.sub(" ", text)
+    if leftover.strip():
+        raise _NotUnderstood(f"words before the first lab: {leftover.strip()!r}")
+
+
+@dataclass
+class _Clause:
+    analytes: tuple[str, ...]       # one name, or two for "AST/ALT" sharing a threshold
+    joiner: str | None              # "/", "and", "or" between the names
+    tests: list[tuple[str, _Bound, _Bound | None]]   # (op, bound, upper)
+    tie: str | None                 # "and"/"or" between two tests of the same analyte
+    window: str | None
+    subgroup: tuple[str, str, _Bound] | None       # (valueset key, op, bound)
+    connector: str                  # what follows the clause: "", ",", "and", "or"
+
+
+def _read_comparison(cur: _Cursor, analyte: str) -> tuple[str, _Bound, _Bound | None] | None:
+    start = cur.pos
+    if cur.take(r"between\b"):
+        low = _read_bound(cur)
+        if low and cur.take(r"and\b"):
+            high = _read_bound(cur)
+            if high:
+                return "between", *_range_units(analyte, low, high)
+        cur.pos = start
+        return None
+    op = cur.take(_OP)
+    if op:
+        bound = _read_bound(cur)
+        if bound is None:
+            raise _NotUnderstood("an operator without a threshold")
+        return op.group(1), _check_bound(analyte, bound), None
+    low = _read_bound(cur, allow_bare_limit=False)
+    if low is not None and not low.limit and cur.take(r"(?:-|to)(?=\s*\d)"):
+        high = _read_bound(cur, allow_bare_limit=False)
+        if high is not None:
+            return "between", *_range_units(analyte, low, high)
+    cur.pos = start
+    cur.take(r"(?:from\s+)")
+    low = _read_bound(cur, allow_bare_limit=False)
+    if low is not None and cur.take(r"to\b"):
+        high = _read_bound(cur, allow_bare_limit=False)
+        if high is not None:
+            return "between", *_range_units(analyte, low, high)
+    cur.pos = start
+    return None
+
+
+def _range_units(analyte: str, low: _Bound, high: _Bound) -> tuple[_Bound, _Bound]:
+    if not low.unit and high.unit and not high.limit:
+        low = _Bound(low.value, high.unit)
+    low, high = _check_bound(analyte, low), _check_bound(analyte, high)
+    if _canonical(analyte, low) > _canonical(analyte, high):
+        raise _NotUnderstood("a range that runs backwards")
+    return low, high
+
+
+def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, end: int) -> _Clause:
+    """Read the threshold part that follows an analyte name, up to ``end`` (the next analyte)."""
+    cur.s = cur.s[:end]
+    key = analytes[0]
+    while cur.take(_CLAUSE_FILLER) or cur.take(_METHOD):
+        pass
+    first = _read_comparison(cur, key)
+    if first is None:
+        raise _NotUnderstood("no threshold after the lab name")
+    tests, tie = [first], None
+    for name in analytes[1:]:
+        if name != key:
+            for op, bound, upper in tests:
+                _check_bound(name, bound)
+                if upper is not None:
+                    _check_bound(name, upper)
+    while True:
+        mark = cur.pos
+        # a restatement in other units: "(1,500/mm3)", "[7 mmol/L]", "or 133 umol/L", "(or 1*109/L)"
+        restated = cur.take(r"[(\[]\s*(?:or\s+|i\.e\.,?\s+|=\s*)?" + _OP + r"?")
+        if restated is None:
+            restated = cur.take(r",?\s*(?:or|/)\s+" + _OP + r"?(?=\s*\d)")
+        if restated is not None:
+            bound = _read_bound(cur, allow_bare_limit=False)
+            op = restated.group(1)
+            closing = cur.take(r"[)\]]") if restated.group(0).lstrip(",").strip()[:1] in "([" else True
+            if bound is not None and closing and (op is None or op == tests[-1][0]) and tests[-1][0] != "between":
+                if not bound.unit and bound.value:
+                    raise _NotUnderstood("a restated threshold without a unit")
+                if not _same_threshold(key, tests[-1][1], bound):
+                    raise _NotUnderstood("two thresholds that disagree")
+                continue
+            cur.pos = mark
+        # a second comparison of the same analyte: ">= 7 % and <= 10 %"
+        second = cur.take(r",?\s*(and|or)\s+(?=(?:>=|<=|>|<))")
+        if second is not None and not tests[-1][2]:
+            comparison = _read_comparison(cur, key)
+            if comparison is None:
+                cur.pos = mark
+                break
+            if not comparison[1].unit and tests[-1][1].unit and not tests[-1][1].limit:
+                comparison = (comparison[0], _check_bound(key, _Bound(comparison[1].value, tests[-1][1].unit)), None)
+            if not tests[-1][1].unit:
+                raise _NotUnderstood("a double bound with the unit on one side only")
+            tests.append(comparison)
+            tie = second.group(1).lower()
+            continue
+        cur.pos = mark
+        break
+    subgroup = None
+    match = cur.take(_SUBGROUP)
+    if match:
+        kind = "liver" if match.group("liver") else "gilbert"
+        bound = _Bound(_number_text(match.group(2)), "ULN", limit=True)
+        subgroup = (kind, match.group(1), _check_bound(key, bound))
+        if len(tests) != 1 or not tests[0][1].limit or tests[0][0] != subgroup[1]:
+            raise _NotUnderstood("a subgroup threshold that does not mirror the main one")
+        if kind == "gilbert" and not set(analytes) <= {"bilirubin"}:
+            raise _NotUnderstood("a Gilbert threshold for a lab other than bilirubin")
+    while cur.take(_METHOD):
+        pass
+    window = None
+    match = cur.take(_WINDOW)
+    if match:
+        window = f"within {match.group(1)} {match.group(2).lower()}s"
+    while cur.take(_TRAILER) or cur.take(_METHOD):
+        pass
+    connector = cur.take(r"(?:[,;.]\s*)?(?:(and|or)\b)?\s*[,;.]?")
+    word = (connector.group(1) or "").lower() if connector else ""
+    if not word and connector and connector.group(0).strip():
+        word = ","
+    if not cur.at_end():
+        raise _NotUnderstood(f"unread text: {cur.rest!r}")
+    return _Clause(analytes, joiner, tests, tie, window, subgroup, word)
+
+
+def _lab_clauses(text: str) -> tuple[list[_Clause], str | None]:
+    s = _remove_alias_parentheses(_normalise(text))
+    mentions = list(_ANALYTE_RE.finditer(s))
+    if not mentions:
+        raise _NotUnderstood("no lab named")
+    lead = s[:mentions[0].start()]
+    lead_window = None
+    match = _WINDOW.search(lead)
+    if match:
+        lead_window = f"within {match.group(1)} {match.group(2).lower()}s"
+        lead = lead[:match.start()] + " " + lead[match.end():]
+    _skip_lead(lead)
+    clauses: list[_Clause] = []
+    i = 0
+    while i < len(mentions):
+        names = list(_names(_analyte_of(mentions[i])))
+        joiner = "/" if len(names) > 1 else None
+        j = i
+        while j + 1 < len(mentions):
+            between = s[mentions[j].end():mentions[j + 1].start()]
+            link = re.fullmatch(r"\s*(/|and|or|&)\s*", between, re.I)
+            if link is None:
+                break
+            word = link.group(1).lower().replace("&", "and")
+            if joiner not in (None, word):
+                raise _NotUnderstood("mixed and/or between lab names")
+            joiner = word
+            names.extend(_names(_analyte_of(mentions[j + 1])))
+            j += 1
+        if len(set(names)) != len(names):
+            raise _NotUnderstood("a lab named twice")
+        end = mentions[j + 1].start() if j + 1 < len(mentions) else len(s)
+        cur = _Cursor(s)
+        cur.pos = mentions[j].end()
+        clauses.append(_read_clause(cur, tuple(names), joiner, end))
+        i = j + 1
+    return clauses, lead_window
+
+
+def _clause_expr(clause: _Clause, kind: str, window: str | None) -> tuple[str, list[str]]:
+    """The rule text of one clause, and the value sets it needs."""
+    names = clause.analytes
+    if len(names) > 1:
+        # "AST/ALT <= 3 x ULN": both in an inclusion; either in an exclusion. "and"/"or" only
+        # where unambiguous: "AST and ALT <=" (inclusion), "AST or ALT >" (exclusion).
+        if clause.joiner == "/":
+            shared = "and" if kind == "inclusion" else "or"
+        elif (clause.joiner, kind) in (("and", "inclusion"), ("or", "exclusion")):
+            shared = clause.joiner
+        else:
+            raise _NotUnderstood(f"'{clause.joiner}' between lab names in an {kind} line")
+    else:
+        shared = "and"
+
+    def tests_for(bounds: list[tuple[str, _Bound, _Bound | None]]) -> str:
+        parts = []
+        for name in names:
+            tests = [_Test(name, op, b, u, window) for op, b, u in bounds]
+            inner = f" {clause.tie} ".join(t.text() for t in tests)
+            parts.append(f"({inner})" if len(tests) > 1 and (len(names) > 1 or clause.tie == "or") else inner)
+        joined = f" {shared} ".join(parts)
+        return joined
+
+    for name in names:
+        for op, bound, upper in clause.tests:
+            _check_direction(name, op, kind)
+    body = tests_for(clause.tests)
+    if clause.subgroup is None:
+        return body, []
+    key, op, bound = clause.subgroup
+    valueset, declaration = _SUBGROUP_SETS[key]
+    special = tests_for([(op, bound, None)])
+    return f"if condition {valueset} then ({special}) else ({body})", [declaration]
+
+
+def _check_direction(analyte: str, op: str, kind: str) -> None:
+    if op == "between":
+        return
+    floor = op in (">=", ">")
+    if analyte in _LOW_IS_BAD and floor != (kind == "inclusion"):
+        raise _NotUnderstood(f"{analyte} {op} in an {kind} line reads backwards")
+    if analyte in _HIGH_IS_BAD and floor == (kind == "inclusion"):
+        raise _NotUnderstood(f"{analyte} {op} in an {kind} line reads backwards")
+
+
+def _draft_labs(text: str, kind: str) -> Draft | None:
+    """Lab and vital thresholds: "ANC >= 1,500/mm3, platelets >= 100 x 10^9/L", "ALT <= 2.5 x ULN"."""
+    clauses, lead_window = _lab_clauses(text)
+    if clauses[-1].connector in ("and", "or"):
+        raise _NotUnderstood("the line ends in 'and'/'or': it continues in the next line")
+    connectors = {c.connector for c in clauses[:-1]}
+    windows = [c.window for c in clauses]
+    if lead_window and any(windows):
+        raise _NotUnderstood("two look-back windows")
+    common = lead_window
+    if len(clauses) > 1 and windows[-1] and not any(windows[:-1]):
+        common = windows[-1]      # "ANC ..., platelets ... within 14 days": the window closes the list
+        for clause in clauses:
+            clause.window = None
+    if connectors - {"", ",", "and", "or"}:
+        raise _NotUnderstood("unknown connector")
+    if kind == "inclusion":
+        if connectors <= {"", ",", "and"}:
+            glue = "and"
+        elif connectors == {"or"}:
+            glue = "or"
+        else:
+            raise _NotUnderstood("a mix of 'and' and 'or' between labs")
+    else:
+        if connectors <= {"", ",", "or"}:
+            glue = "or"
+        else:
+            raise _NotUnderstood("'and' between labs in an exclusion line")
+    parts, valuesets = [], []
+    for clause in clauses:
+        expr, sets = _clause_expr(clause, kind, clause.window or common)
+        valuesets += sets
+        needs_parens = len(clauses) > 1 and (" or " in expr or " and " in expr or expr.startswith("if "))
+        parts.append(f"({expr})" if needs_parens and (glue == "and" and " or " in expr or expr.startswith("if ")
+                                                      or glue == "or" and " and " in expr) else expr)
+    return Draft(f" {glue} ".join(parts), {d.split()[1]: d for d in valuesets})
+
+
+# ---------------------------------------------------------------- age
+_AGE_LEAD = re.compile(
+    r"(?:\b(?:male|female|men|women|and|or|patients?|subjects?|participants?|adults?|individuals?|persons?|"
+    r"volunteers?|healthy|must|be|are|is|of|either|sex|gender)\b|[:,;.\-/])",
+    re.I,
+)
+_AGE_TAIL = re.compile(
+    r"(?:\s*(?:,|;|\.)?\s*(?:\(?\s*inclusive\s*\)?|at\s+(?:the\s+)?(?:time\s+of\s+)?(?:signing\s+(?:the\s+)?|the\s+)?"
+    r"(?:informed\s+consent(?:\s+form)?|consent|screening|screening\s+visit|enrol?lment|registration|randomi[sz]ation)"
+    r"|on\s+the\s+day\s+of\s+signing\s+(?:the\s+)?informed\s+consent(?:\s+form)?|old|of\s+age)\s*)*[.;,]?\s*$",
+    re.I,
+)
+
+
+def _draft_age(text: str, kind: str) -> Draft | None:
+    """Age in the text: "Age >= 18 years", "aged 18 to 75 years", "18 years of age or older"."""
+    s = _normalise(text)
+    unit_re = r"(years?|yrs?|months?)"
+    forms = [
+        # age >= 18 [years] [and <= 75 years]
+        (r"\b(?:age|aged)\s*(?:of|is|must\s+be)?\s*:?\s*" + _OP + r"\s*(\d+)\s*" + unit_re + r"?(?:\s+(?:old|of\s+age))?"
+         r"(?:\s*(?:and|,)\s*" + _OP + r"\s*(\d+)\s*" + unit_re + r"?)?", "ops"),
+        # 18 years of age or older / 18 years or older
+        (r"\b(?:aged?\s+)?(\d+)\s*" + unit_re + r"\s*(?:of\s+age|old)?\s*(?:or|and)\s+(older|above|over|greater|younger|less|under)",
+         "words"),
+        # >= 18 years of age / >= 18 years old
+        (r"(?<![A-Za-z])" + _OP + r"\s*(\d+)\s*" + unit_re + r"\s*(?:of\s+age|old)\b", "of-age"),
+        # age 18 to 75 years / aged between 18 and 75 years / age: 18-75
+        (r"\b(?:age|aged)\s*(?:of|is|must\s+be)?\s*:?\s*(?:between\s+)?(\d+)\s*" + unit_re + r"?\s*(?:-|to|and)\s*(\d+)\s*"
+         + unit_re + r"?(?:\s+(?:old|of\s+age))?", "range"),
+        # between 18 and 75 years of age
+        (r"\bbetween\s+(\d+)\s*" + unit_re + r"?\s*(?:and|-|to)\s*(\d+)\s*" + unit_re + r"\s*(?:of\s+age|old)", "range"),
+    ]
+    for pattern, form in forms:
+        match = re.search(pattern, s, re.I)
+        if not match:
+            continue
+        lead, tail = s[:match.start()], s[match.end():]
+        sex = _age_sex(lead)
+        if _AGE_LEAD.sub(" ", lead).strip() or not _AGE_TAIL.fullmatch(tail):
+            return None
+        g = match.groups()
+        if form == "ops":
+            op1, n1, u1, op2, n2, u2 = g
+            tests = [(op1, n1, u1)] + ([(op2, n2, u2 or u1)] if op2 else [])
+        elif form == "words":
+            n1, u1, word = g
+            tests = [(">=" if word.lower() in ("older", "above", "over", "greater") else "<=", n1, u1)]
+        elif form == "of-age":
+            op1, n1, u1 = g
+            tests = [(op1, n1, u1)]
+        else:
+            n1, u1, n2, u2 = g
+            unit = u2 or u1
+            if u1 and u2 and _age_unit(u1) != _age_unit(u2):
+                return None
+            if int(n1) > int(n2):
+                return None
+            rule = f"age between {n1} and {n2} {_age_unit(unit)}"
+            return Draft(_with_sex(rule, sex, kind))
+        parts = [f"age {op} {n} {_age_unit(u or 'years')}" for op, n, u in tests]
+        return Draft(_with_sex(" and ".join(parts), sex, kind))
+    return None
+
+
+def _age_unit(unit: str | None) -> str:
+    return "months" if unit and unit.lower().startswith("month") else "years"
+
+
+def _age_sex(lead: str) -> str | None:
+    words = {w.lower() for w in re.findall(r"[A-Za-z]+", lead)}
+    female = bool(words & {"female", "females", "women", "woman"})
+    male = bool(words & {"male", "males", "men", "man"})
+    if female and not male:
+        return "female"
+    if male and not female:
+        return "male"
+    return None
+
+
+def _with_sex(rule: str, sex: str | None, kind: str) -> str:
+    if sex is None:
+        return rule
+    if kind == "exclusion":
+        raise _NotUnderstood("a sex restriction in an exclusion line")
+    return f"sex is {sex} and {rule}"
+
+
+# ---------------------------------------------------------------- dated history
+# Events with well-known ICD-10 codes: (value set name, display, codes, spellings).
+_EVENTS = [
+    ("myocardial_infarction", "myocardial infarction", "ICD10:I21, ICD10:I22",
+     r"(?:acute\s+)?myocardial\s+infarctions?(?:\s*\(\s*MI\s*\))?|MI|heart\s+attack"),
+    ("unstable_angina", "unstable angina", "ICD10:I20.0", r"unstable\s+angina(?:\s+pectoris)?"),
+    ("stroke", "stroke (cerebral haemorrhage or infarction)", "ICD10:I60-I64",
+     r"(?:cerebrovascular\s+accident|stroke)(?:\s*\(\s*(?:CVA|stroke)\s*\))?|CVA"),
+    ("transient_ischemic_attack", "transient ischaemic attack",
+     "ICD10:G45.0, ICD10:G45.1, ICD10:G45.2, ICD10:G45.3, ICD10:G45.8, ICD10:G45.9",
+     r"transient\s+isch(?:a)?emic\s+attacks?(?:\s*\(\s*TIA\s*\))?|TIA"),
+    ("pulmonary_embolism", "pulmonary embolism", "ICD10:I26", r"pulmonary\s+embol(?:ism|us|i)(?:\s*\(\s*PE\s*\))?"),
+]
+_EVENT_RE = re.compile("|".join(f"(?P<e{i}>{e[3]})" for i, e in enumerate(_EVENTS)), re.I)
+
+
+def _draft_history(text: str, kind: str) -> Draft | None:
+    """Dated events: "Myocardial infarction or stroke within 6 months prior to enrollment"."""
+    s = _normalise(text)
+    negated = False
+    lead = re.match(r"\s*(?:no\s+)?(?:(?:known\s+)?(?:history|hx)\s+of\s+|prior\s+|previous\s+|recent\s+)?", s, re.I)
+    if re.match(r"\s*no\b", s, re.I):
+        if kind != "inclusion":
+            return None
+        negated = True
+    pos = lead.end()
+    names: list[int] = []
+    while True:
+        match = _EVENT_RE.match(s, pos)
+        if match is None:
+            return None
+        names.append(int(match.lastgroup[1:]))
+        pos = match.end()
+        link = re.compile(r"\s*(?:,\s*(?:or\s+|and\s+)?|\s+or\s+|\s+and(?:/or)?\s+|/)\s*", re.I).match(s, pos)
+        if link is None or _EVENT_RE.match(s, link.end()) is None:
+            break
+        pos = link.end()
+    window = re.compile(
+        r"\s*(?:within|in|during)\s+(?:the\s+)?(?:past|last|previous|preceding|prior)?\s*(\d+)\s+(day|week|month|year)s?"
+        r"|\s*<=\s*(\d+)\s+(day|week|month|year)s?", re.I).match(s, pos)
+    if window is None:
+        return None
+    pos = window.end()
+    tail = re.compile(
+        r"\s*(?:(?:prior\s+to|before|of|preceding)\s+(?:the\s+)?(?:study\s+)?(?:registration|enrol?lment|randomi[sz]ation|"
+        r"screening|study\s+entry|entry|day\s+1|start(?:ing)?\s+(?:of\s+)?(?:study\s+)?(?:treatment|drug|therapy)|"
+        r"treatment|first\s+dose(?:\s+of\s+study\s+(?:drug|treatment|medication))?|study\s+(?:drug|treatment)|"
+        r"signing\s+(?:the\s+)?informed\s+consent))?\s*[.;]?\s*$", re.I)
+    if tail.fullmatch(s, pos) is None:
+        return None
+    amount = window.group(1) or window.group(3)
+    unit = (window.group(2) or window.group(4)).lower() + "s"
+    tests = [f"condition {_EVENTS[i][0]} within {amount} {unit}" for i in dict.fromkeys(names)]
+    rule = " or ".join(tests)
+    if negated:
+        rule = f"not ({rule})" if len(tests) > 1 else f"not {rule}"
+    sets = {_EVENTS[i][0]: f'valueset {_EVENTS[i][0]} "{_EVENTS[i][1]}" = {_EVENTS[i][2]}' for i in names}
+    return Draft(rule, sets)
+
+
+# ---------------------------------------------------------------- the drafter
+_DRAFTERS = (_draft_age, _draft_history, _draft_labs)
+_CONTEXT_OK = re.compile(
+    r"(?:\b(?:adequate|normal|organ|organs|and|bone|marrow|reserve|function|functions|hematologic(?:al)?|"
+    r"haematologic(?:al)?|hematopoietic|haematopoietic|hematopoetic|hepatic|renal|liver|kidney|laboratory|lab|"
+    r"labs|values?|tests?|results?|parameters?|defined|as|follows|following|below|by|indicated|the|required|"
+    r"must|be|have|meet|patients?|subjects?|participants?|all|of|criteria|status|system|blood|counts?|"
+    r"characteristics|patient|disease|within|normal|limits)\b|[:,;.\-()])",
+    re.I,
+)
+_CONTEXT_OK_EXCLUSION = re.compile(r"\b(?:inadequate|insufficient|any|abnormal|abnormalities|laboratory)\b", re.I)
+
+
+def draft_rule(text: str, kind: str, context: str | None = None) -> Draft | None:
+    """Read one criterion line; return a draft rule, or None when it cannot be read with confidence.
+
+    ``kind`` is ``"inclusion"`` (the rule states what the patient must meet) or ``"exclusion"``
+    (the rule states what excludes). ``context`` is the ``...:`` header the line was split from;
+    a line is only drafted under a header that adds no condition of its own ("Adequate organ
+    function as defined below:"). Nothing is drafted from a line with a part the drafter does
+    not understand: the whole line must be read, or it stays for review.
+    """
+    if context is not None:
+        leftover = _CONTEXT_OK.sub(" ", context)
+        if kind == "exclusion":
+            leftover = _CONTEXT_OK_EXCLUSION.sub(" ", leftover)
+        if leftover.strip():
+            return None
+    for drafter in _DRAFTERS:
+        try:
+            draft = drafter(text, kind)
+        except _NotUnderstood:
+            draft = None
+        if draft is not None:
+            return draft
+    return None
+
+
+# =====================================================================================
+# Writer
+# =====================================================================================
+
+@dataclass
+class ImportedCriterion:
+    """One criterion of the generated rule set."""
+
+    ident: str
+    kind: str
+    text: str
+    rule: str
+    draft: bool
+    source_text: str = ""
+    context: str | None = None
+    heading: str | None = None
+    valuesets: dict[str, str] = field(default_factory=dict)
+    comment: str | None = None
+
+
+@dataclass
+class ImportResult:
+    """The generated rule set: its text, and the criteria it holds (structured fields first)."""
+
+    record: StudyRecord
+    criteria: list[ImportedCriterion]
+    text: str
+
+    @property
+    def drafted(self) -> list[ImportedCriterion]:
+        """Criteria drafted from the registry's free text (not the structured AGE/SEX rules)."""
+        return [c for c in self.criteria if c.draft and c.ident not in ("AGE", "SEX")]
+
+    @property
+    def registry_lines(self) -> list[ImportedCriterion]:
+        return [c for c in self.criteria if c.ident not in ("AGE", "SEX")]
+
+
+def _string(text: str) -> str:
+    """A STRING literal of the language: double quotes, with backslash and quote escaped."""
+    text = re.sub(r"[\x00-\x1f\x7f]", " ", text)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _review_reason(text: str, limit: int = 80) -> str:
+    short = text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
+    return f"not yet encoded: {short}"
+
+
+_AGE_FIELD = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(years?|months?|weeks?|days?|hours?|minutes?)\s*$", re.I)
+_DAYS_PER_MONTH = 30.4375
+
+
+def _age_field(value: str | None, which: str) -> tuple[str | None, bool]:
+    """One structured age bound as a test (``age >= 18 years``), and whether it is approximate."""
+    if value is None:
+        return None, False
+    match = _AGE_FIELD.match(value)
+    if match is None:
+        return None, False
+    amount, unit = float(match.group(1)), match.group(2).lower().rstrip("s")
+    op = ">=" if which == "min" else "<="
+    if unit in ("year", "month") and amount.is_integer():
+        return f"age {op} {int(amount)} {unit}s", False
+    days = amount * {"year": 365.25, "month": _DAYS_PER_MONTH, "week": 7, "day": 1, "hour": 1 / 24,
+                     "minute": 1 / 1440}[unit]
+    months = days / _DAYS_PER_MONTH
+    # Whole months cannot state a bound in weeks or days exactly; round so that no patient the
+    # registry admits is turned away (minimum rounds down, maximum up), and mark the rule draft.
+    if which == "min":
+        whole = math.floor(months)
+        return (f"age >= {whole} months" if whole > 0 else None), True
+    return f"age < {max(1, math.ceil(months))} months" if months > int(months) else f"age <= {int(months)} months", True
+
+
+def _structured(record: StudyRecord) -> list[ImportedCriterion]:
+    out = []
+    low, low_approx = _age_field(record.minimum_age, "min")
+    high, high_approx = _age_field(record.maximum_age, "max")
+    tests = [t for t in (low, high) if t]
+    if tests:
+        said = []
+        if low:
+            said.append(f"Minimum age {record.minimum_age}")
+        if high:
+            said.append(f"maximum age {record.maximum_age}" if said else f"Maximum age {record.maximum_age}")
+        text = "; ".join(said) + " (registry structured field)"
+        approx = (low_approx and low is not None) or (high_approx and high is not None)
+        comment = "ages in weeks or days rounded to whole months (less strict); check" if approx else None
+        out.append(ImportedCriterion("AGE", "inclusion", text, " and ".join(tests), approx, text, comment=comment))
+    if record.sex in ("FEMALE", "MALE"):
+        word = record.sex.lower()
+        text = f"Sex: {word} (registry structured field)"
+        out.append(ImportedCriterion("SEX", "inclusion", text, f"sex is {word}", False, text))
+    return out
+
+
+def _criterion(bullet: Bullet) -> ImportedCriterion:
+    text = f"{bullet.context} {bullet.text}" if bullet.context else bullet.text
+    draft = None if bullet.heading else draft_rule(bullet.text, bullet.section, bullet.context)
+    if draft is None:
+        return ImportedCriterion(bullet.ident, bullet.section, text, f"review {_string(_review_reason(text))}", False,
+                                 bullet.text, bullet.context, bullet.heading)
+    return ImportedCriterion(bullet.ident, bullet.section, text, draft.rule, True, bullet.text, bullet.context,
+                             bullet.heading, dict(draft.valuesets))
+
+
+def _render(record: StudyRecord, criteria: list[ImportedCriterion]) -> tuple[str, dict[int, ImportedCriterion]]:
+    """The rule-set text, and which criterion starts on which line (for compile-error fallback)."""
+    lines = [
+        f"# Imported from ClinicalTrials.gov record {record.nct_id} ({Path(record.source).name}) by screening.ctgov.",
+        "# Registry criteria are copied verbatim. `review` marks a criterion not yet encoded; `draft` marks a rule",
+        "# the importer read from the text: check it against the text, then delete the word `draft`.",
+    ]
+    if record.healthy_volunteers is not None:
+        said = "accepted" if record.healthy_volunteers else "not accepted"
+        lines.append(f"# Healthy volunteers: {said} (registry field; it describes the study population, "
+                     "not a test of one patient)")
+    if record.sex_note:
+        lines.append("# Sex eligibility note: " + _collapse(record.sex_note))
+    lines.append(f"trial {_string(record.nct_id)}")
+    if record.title:
+        lines.append(f"title {_string(_collapse(record.title))}")
+    valuesets: dict[str, str] = {}
+    for c in criteria:
+        if c.draft:
+            valuesets.update(c.valuesets)
+    if valuesets:
+        lines += ["", "# Value sets used by drafted rules (ICD-10 categories; extend with local codes)"]
+        lines += list(valuesets.values())
+    where: dict[int, ImportedCriterion] = {}
+    heading_shown = None
+    section_shown = None
+    for c in criteria:
+        if c.ident in ("AGE", "SEX") and section_shown is None:
+            lines += ["", "# ---- structured registry fields"]
+            section_shown = "structured"
+        elif c.ident not in ("AGE", "SEX") and section_shown != c.kind:
+            lines += ["", f"# ---- {c.kind} criteria"]
+            section_shown = c.kind
+            heading_shown = None
+        if c.heading != heading_shown:
+            if c.heading:
+                lines.append(f"# under the heading {c.heading!r}: applies only where that heading says")
+            heading_shown = c.heading
+        if c.comment:
+            lines.append(f"# {c.comment}")
+        prefix = "draft " if c.draft else ""
+        head = f"{prefix}{c.kind} {c.ident} {_string(c.text)} ="
+        where[len(lines) + 1] = c
+        lines.append(head)
+        lines.append(f"    {c.rule}")
+    return "\n".join(lines) + "\n", where
+
+
+def convert(record: StudyRecord, check: bool = True) -> ImportResult:
+    """Turn a :class:`StudyRecord` into rule-set text (with every criterion it holds).
+
+    With ``check`` (the default) the text is compiled; a drafted rule that does not compile is
+    replaced by ``review`` and the text compiled again, so the result always compiles.
+    """
+    criteria = _structured(record) + [_criterion(b) for b in split_criteria(record.criteria)]
+    if not any(c.ident not in ("AGE", "SEX") for c in criteria):
+        raise DataError(record.source, [DataProblem("criteria", "no criteria found in the eligibility text",
+                                                    code="ctgov")])
+    text, where = _render(record, criteria)
+    if not check:
+        return ImportResult(record, criteria, text)
+    from .compile import compile_text
+
+    for _ in range(len(criteria) + 1):
+        try:
+            compile_text(text, f"{record.nct_id}.crit")
+            return ImportResult(record, criteria, text)
+        except SourceError as error:
+            failed = set()
+            for diagnostic in error.diagnostics:
+                owner = max((line for line in where if line <= diagnostic.span.line), default=None)
+                if owner is not None and where[owner].draft:
+                    failed.add(id(where[owner]))
+            if not failed:
+                raise
+            for c in criteria:
+                if id(c) in failed:
+                    c.draft = False
+                    c.rule = f"review {_string(_review_reason(c.text))}"
+                    c.comment = "the importer's draft did not compile; left for review"
+            text, where = _render(record, criteria)
+    raise AssertionError("unreachable: every draft was replaced")
+
+
+def import_document(text: str, name: str) -> str:
+    """Rule-set text for the registry record in ``text`` (API v2 JSON or legacy XML).
+
+    ``name`` names the document in error messages. The result compiles with
+    :func:`screening.compile.compile_text`. Raises :class:`UsageError` when the text is not a
+    registry record and :class:`DataError` when it has no eligibility criteria.
+    """
+    return convert(parse_document(text, name)).text
+
+
+def import_record(path: str | Path) -> str:
+    """Rule-set text for the registry file at ``path`` (API v2 JSON study or legacy XML record).
+
+    Structured fields become rules (``AGE``, ``SEX``); each registry criterion becomes one
+    ``inclusion``/``exclusion`` with its registry id and text, ``review`` until encoded, or
+    ``draft`` where the importer could read it. The result compiles with ``compile_text``.
+    """
+    return convert(read_record(path)).text
