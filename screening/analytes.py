@@ -28,6 +28,7 @@ class Analyte:
     molar_mass: float | None = None
     kind: str = "quantity"
     ifcc_to_ngsp: tuple[float, float] | None = None
+    valence: int | None = None
     _conversions: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -50,12 +51,35 @@ class Analyte:
         target = self.unit
         if target is None:
             raise UnitProblem(f"{self.name} is a qualitative result and has no unit")
+        if _arbitrary(unit) != _arbitrary(target):
+            raise UnitProblem(f"incompatible units for {self.name}: {unit.text} and {target.text} "
+                              "(international units are arbitrary and convert only to themselves)")
+        if _equivalents(unit) or _equivalents(target):
+            if self.valence is None:
+                raise UnitProblem(f"cannot convert {unit.text} for {self.name}: equivalents need the analyte's "
+                                  "valence, and none is known")
+            # UCUM's eq counts moles; 1 mmol of an ion of valence v is v mEq
+            base = conversion(_as_moles(unit), _as_moles(target), self.molar_mass, analyte=self.name)
+            scale = (1.0 / self.valence if _equivalents(unit) else 1.0) * (self.valence if _equivalents(target) else 1.0)
+            return Conversion(base.factor * scale, base.offset)
         if self.ifcc_to_ngsp and unit.is_dimensionless and target.is_dimensionless:
             ifcc = parse_unit("mmol/mol")
             if unit.scale == ifcc.scale and unit.ucum != target.ucum:
                 slope, intercept = self.ifcc_to_ngsp
                 return Conversion(slope, intercept)
         return conversion(unit, target, self.molar_mass, analyte=self.name)
+
+
+def _arbitrary(unit: Unit) -> bool:
+    return "[IU]" in unit.ucum or "[iU]" in unit.ucum
+
+
+def _equivalents(unit: Unit) -> bool:
+    return "eq" in unit.ucum
+
+
+def _as_moles(unit: Unit) -> Unit:
+    return parse_unit(unit.ucum.replace("eq", "mol")) if _equivalents(unit) else unit
 
 
 @dataclass(frozen=True)
@@ -94,6 +118,7 @@ def catalogue() -> Catalogue:
             molar_mass=entry.get("molar_mass"),
             kind=entry.get("kind", "quantity"),
             ifcc_to_ngsp=tuple(entry["ifcc_to_ngsp"]) if "ifcc_to_ngsp" in entry else None,
+            valence=entry.get("valence"),
         )
         analytes.append(analyte)
         for key in (name, *analyte.aliases):

@@ -27,6 +27,7 @@ _SPELLINGS: dict[str, str] = {
     # the WHO International Unit [IU], not the enzyme unit (enzymes are reported per litre).
     "iu/ml": "[IU]/mL",
     "mu/l": "mU/L",
+    "meq/l": "meq/L",  # converted only for analytes with a known valence (see analytes.py)
     "miu/ml": "m[IU]/mL",
     "uiu/ml": "u[IU]/mL",
     "mmhg": "mm[Hg]",
@@ -77,7 +78,7 @@ _COUNT_WORDS = re.compile(r"^\{?(?:cells?|platelets?|neutrophils?|lymphocytes?|l
 _POWER_OF_TEN = re.compile(r"^(?:[x×*]\s*)?10\s*(?:\^|\*|\*\*|e)\s*(-?\d+)")
 _CUBIC = re.compile(r"(mm|cm|m|dm)\^?3\b")
 # "109/L", "x 103/uL": a power of ten whose superscript was lost in copying (UCUM would read 109 per litre)
-_LOST_SUPERSCRIPT = re.compile(r"^[x×*]?10[0-9]{1,2}(?:cells)?/")
+_LOST_SUPERSCRIPT = re.compile(r"^[x×*]?10(?:3|6|9|12)(?:cells)?/")
 _BSA = re.compile(r"/1\.73\s*(?:m2|m\^2|m²|_m2|\{1\.73_m2\}|sq\.?\s*m)$", re.I)
 
 
@@ -173,8 +174,9 @@ def to_ucum(text: str) -> str:
 # (ucum-essence.xml) and whether the atom is metric (takes a prefix). ucumvert maps these onto
 # pint units that carry other values: pint's m[Hg] is 133.322387415 kPa (UCUM: 133.3220 kPa),
 # its [mu_0] and [eps_0] are CODATA measurements (UCUM: 4.[pi].10*-7 N/A2 and 8.854187817e-12
-# F/m), its inch of mercury/water are at 60 degF (and [PRU], [wood'U] use its m[Hg]), g% is read as gram times percent (a mass;
-# UCUM: g/dL) and [Cal] as the small calorie (UCUM: the nutrition Calorie, 1 kcal).
+# F/m), its inch of mercury/water are at 60 degF (and [PRU], [wood'U] use its m[Hg]), g% is
+# read as gram times percent (a mass; UCUM: g/dL) and [Cal] as the small calorie (UCUM: the
+# nutrition Calorie, 1 kcal). tests/test_units.py checks every atom against ucum-essence.xml.
 _UCUM_DEFINITIONS: dict[str, tuple[str, bool]] = {
     "m[Hg]": ("133322.Pa", True),
     "g%": ("g/dL", True),
