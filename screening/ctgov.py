@@ -137,12 +137,14 @@ def _record_from_json(data, name: str) -> StudyRecord:
 
 def _record_from_xml(root: ElementTree.Element, name: str) -> StudyRecord:
     if root.tag != "clinical_study":
-        raise _missing(name, f"<{root.tag}>", "not a ClinicalTrials.gov record (the root element is not <clinical_study>)")
+        raise _missing(name, f"<{root.tag}>",
+                       "not a ClinicalTrials.gov record (the root element is not <clinical_study>)")
     textblock = root.find("eligibility/criteria/textblock")
     if root.find("eligibility") is None:
         raise _missing(name, "<clinical_study>/<eligibility>", "missing: the record has no eligibility section")
     if textblock is None or not (textblock.text or "").strip():
-        raise _missing(name, "<eligibility>/<criteria>/<textblock>", "missing or empty: the record has no criteria text")
+        raise _missing(name, "<eligibility>/<criteria>/<textblock>",
+                       "missing or empty: the record has no criteria text")
 
     def text_of(tag: str) -> str | None:
         element = root.find(tag)
@@ -182,7 +184,10 @@ class Bullet:
     ``text`` is the registry text (whitespace collapsed; attached sub-bullets joined with their
     markers); ``context`` the text of the ``...:`` header it was split from, if any; ``heading``
     a section heading that restricts who the line applies to ("Inclusion Criteria for Part 2A
-    only:"), None under a plain "Inclusion Criteria:" heading.
+    only:"), None under a plain "Inclusion Criteria:" heading. ``lead_in`` is set when the line
+    may continue an earlier one although the registry did not nest it: it follows a header
+    ending in ":" that has no sub-bullets (the nesting was lost), or a line ending in "or",
+    "and" or ","; the drafter treats it like a context.
     """
 
     section: str
@@ -191,6 +196,7 @@ class Bullet:
     context: str | None = None
     heading: str | None = None
     number: str | None = None
+    lead_in: str | None = None
 
 
 _MARKER = re.compile(
@@ -231,9 +237,10 @@ def _raw_items(text: str) -> tuple[list[_Item | str], int | None]:
     """Lines -> items (a marker or a paragraph starts one); headings are returned as strings."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").expandtabs(4).split("\n")
     body = [line for line in lines if line.strip()]
-    # Legacy text blocks are hard-wrapped and indented: there a marker right after a non-blank
-    # line is a wrapped "1)" or "-", not a new bullet. API v2 Markdown is not wrapped.
-    wrapped = bool(body) and sum(1 for line in body if line.startswith(" ")) > len(body) / 2
+    # Legacy text blocks are hard-wrapped and indented throughout (even the headings): there a
+    # marker right after a non-blank line is a wrapped "1)" or "-", not a new bullet. API v2
+    # Markdown is not wrapped and starts its top-level lines in the first column.
+    wrapped = bool(body) and min(len(line) - len(line.lstrip()) for line in body) >= 2
     items: list[_Item] = []
     previous_blank = True
     for line in lines:
@@ -376,9 +383,15 @@ def split_criteria(text: str) -> list[Bullet]:
 
 
 _EXCEPTION_HEADER = re.compile(
-    r"\b(?:except|exceptions?|unless|other\s+than|excluding|not\s+including|allowed|permitted|may|provided|"
+    r"\b(?:except|exceptions?|unless|other\s+than|excluding|not\s+including|allowed|permitted|provided|"
     r"providing|as\s+long\s+as|(?:is|are|be)\s+eligible)\b", re.I)
-_NEGATED_HEADER = re.compile(r"\b(?:not\s+(?:be\s+)?eligible|ineligible|excluded|exclude|must\s+not|will\s+not)\b", re.I)
+_NEGATED_HEADER = re.compile(
+    r"\b(?:not\s+(?:be\s+)?eligible|ineligible|excluded|exclude|must\s+not|will\s+not)\b", re.I)
+
+
+_REQUIREMENT = re.compile(
+    r"[<>≥≤=]|\b(?:must|should|within|least|greater|less|more|fewer|above|below|days?|weeks?|months?|years?|"
+    r"ULN|normal)\b", re.I)
 
 
 def _is_subheading(item: _Item) -> bool:
@@ -412,71 +425,83 @@ def _splits(item: _Item, section: str) -> bool:
         return True
     if _CHOICE_HEADER.search(item.text) and not negated:
         return False
-    options = all(len(c.text.split()) <= 8 and not re.search(r"\d", c.text) and not c.children for c in item.children)
+    options = all(len(c.text.split()) <= 10 and not c.children and not _REQUIREMENT.search(c.text)
+                  for c in item.children)
     return not options
 
 
+# A line that the next one completes: "Serum creatinine <= 1.5 x ULN, OR", "Or, if creatinine > 1.5 mg/dL,"
+_OPEN_END = re.compile(r"\b(?:or|and|and/or)\W*$|\bif\b[^;:]*,\s*$", re.I)
+
+
+def _letters(n: int) -> str:
+    """0 -> a, 25 -> z, 26 -> aa."""
+    text = ""
+    while True:
+        text = chr(ord("a") + n % 26) + text
+        n = n // 26 - 1
+        if n < 0:
+            return text
+
+
 def _section_bullets(section: str, heading: str | None, roots: list[_Item], done: list[Bullet]) -> list[Bullet]:
+    """The criteria of one section, with identifiers.
+
+    A criterion's number is the registry's: its own marker (``3.`` -> 3), under a split numbered
+    parent the parent's number and its own (``5.`` > ``a.`` -> 5a, ``5.`` > ``1.`` -> 5_1) or a
+    letter (5a, 5b, ...). Criteria without one are numbered in order, skipping the numbers the
+    registry uses in that section.
+    """
     prefix = "I" if section == "inclusion" else "E"
-    numbered = any(_marker_number(r.marker) and _marker_number(r.marker)[0].isdigit() for r in roots)
-    taken = {b.ident for b in done}
-    out: list[Bullet] = []
-    state = {"seq": 0, "last": "0"}
+    entries: list[tuple[_Item, str | None, str | None]] = []     # (item, context, number)
 
-    def unique(ident: str) -> str:
-        if ident not in taken:
-            taken.add(ident)
-            return ident
-        n = 2
-        while f"{ident}_{n}" in taken:
-            n += 1
-        taken.add(f"{ident}_{n}")
-        return f"{ident}_{n}"
-
-    def next_sequential() -> str:
-        state["seq"] += 1
-        while f"{prefix}{state['seq']}" in taken:
-            state["seq"] += 1
-        return f"{prefix}{state['seq']}"
-
-    def letters(n: int) -> str:
-        s = ""
-        while True:
-            s = chr(ord("a") + n % 26) + s
-            n = n // 26 - 1
-            if n < 0:
-                return s
-
-    def emit(item: _Item, context: str | None, ident: str | None) -> None:
+    def collect(item: _Item, context: str | None, parent: str | None, index: int) -> None:
+        own = _marker_number(item.marker)
+        if parent and own:
+            number = f"{parent}_{own}" if own[0].isdigit() else f"{parent}{own}"
+        elif parent:
+            number = f"{parent}{_letters(index)}"
+        else:
+            number = own
         if not _splits(item, section):
-            text = _joined(item)
-            out.append(Bullet(section, unique(ident or next_sequential()), text, context, heading,
-                              _marker_number(item.marker)))
+            entries.append((item, context, number))
             return
-        child_context = _collapse(f"{context} {item.text}") if context else item.text
-        for index, child in enumerate(item.children):
-            if ident and numbered:
-                own = _marker_number(child.marker)
-                suffix = (f"_{own}" if own[0].isdigit() else own) if own else letters(index)
-                emit(child, child_context, f"{ident}{suffix}")
-            else:
-                emit(child, child_context, None)
+        inner = _collapse(f"{context} {item.text}") if context else item.text
+        for position, child in enumerate(item.children):
+            collect(child, inner, number, position)
 
     for root in roots:
-        number = _marker_number(root.marker)
-        if numbered:
-            if number and number[0].isdigit():
-                state["last"] = number
-                ident = f"{prefix}{number}"
-            else:
-                ident = f"{prefix}{state['last']}x"
-                n = 1
-                while f"{ident}{n}" in taken:
-                    n += 1
-                ident = f"{ident}{n}"
-            emit(root, None, ident)
+        collect(root, None, None, 0)
+    taken = {b.ident for b in done}
+    used = {f"{prefix}{number}" for _, _, number in entries if number}
+    out: list[Bullet] = []
+    sequence = 0
+    lead_in = None
+    for item, context, number in entries:
+        if item.marker is None and item.header and not item.children and len(item.text.split()) <= 4 \
+                and not re.search(r"\d", item.text):
+            continue                         # a label such as "Laboratory:" left without its list
+        if number:
+            ident = f"{prefix}{number}"
         else:
-            emit(root, None, None)
+            sequence += 1
+            while f"{prefix}{sequence}" in used or f"{prefix}{sequence}" in taken:
+                sequence += 1
+            ident = f"{prefix}{sequence}"
+        if ident in taken:                      # the registry used a number twice
+            n = 2
+            while f"{ident}_{n}" in taken:
+                n += 1
+            ident = f"{ident}_{n}"
+        taken.add(ident)
+        text = _joined(item)
+        out.append(Bullet(section, ident, text, context, heading, number, lead_in))
+        if context is None and item.header and not item.children:
+            lead_in = text                   # a header whose list the registry flattened
+        elif _OPEN_END.search(text):
+            lead_in = text                   # the next line completes this one
+        elif lead_in is not None and _OPEN_END.search(lead_in):
+            lead_in = None
     return out
 
 
@@ -501,11 +526,11 @@ _OPERATOR_PHRASES = [
     (r"(?:greater|more|higher)\s+than\s+or\s+equals?\s+(?:to\s+)?|(?:greater|more)\s+than\s+equals?\s+(?:to\s+)?"
      r"|(?:greater|more)\s+or\s+equal\s+(?:to\s+)?|equal\s+to\s+or\s+(?:greater|more|higher)\s+than\s+"
      r"|equal\s+or\s+(?:greater|more)\s+than\s+|at\s+least\s+|not\s+less\s+than\s+|no\s+less\s+than\s+"
-     r"|(?:a\s+)?minimum\s+of\s+", ">= "),
+     r"|(?:a\s+)?minimum\s+(?:of\s+)?(?=\d)", ">= "),
     (r"less\s+than\s+or\s+equals?\s+(?:to\s+)?|less\s+than\s+equals?\s+(?:to\s+)?|less\s+or\s+equal\s+(?:to\s+)?"
      r"|equal\s+to\s+or\s+(?:less|lower)\s+than\s+|equal\s+or\s+less\s+than\s+"
      r"|(?:no|not)\s+(?:more|greater|higher)\s+than\s+|(?:does\s+)?not\s+(?:to\s+)?exceed(?:ing)?\s+"
-     r"|(?:a\s+)?maximum\s+of\s+|at\s+most\s+|up\s+to\s+", "<= "),
+     r"|(?:a\s+)?maximum\s+(?:of\s+)?(?=\d)|at\s+most\s+|up\s+to\s+", "<= "),
     (r"(?:greater|more|higher)\s+than\s+|above\s+|exceeding\s+|in\s+excess\s+of\s+", "> "),
     (r"(?:less|lower|fewer)\s+than\s+|below\s+", "< "),
 ]
@@ -524,8 +549,13 @@ def _normalise(text: str) -> str:
                  ("µ", "u"), ("μ", "u"), ("³", "3"), ("²", "2"), ("–", "-"), ("—", "-"), ("’", "'"),
                  ("\u00a0", " ")):
         s = s.replace(a, b)
-    s = re.sub(r">\s*/\s*=|>\s*or\s*=|=\s*>|≥\s*=", ">=", s)
-    s = re.sub(r"<\s*/\s*=|<\s*or\s*=|=\s*<|≤\s*=", "<=", s)
+    s = re.sub(r"(?<![<>=])=\s*(>=|<=)", r"\1", s)                  # "(ANC) = ≥1,500"
+    s = re.sub(r">\s*/\s*=|>\s*or\s*=|=\s*>", ">=", s)
+    s = re.sub(r"<\s*/\s*=|<\s*or\s*=|=\s*<", "<=", s)
+    # "7.0% or above", "60 mL/min or more": the operator after the number
+    quantity = r"(\d+(?:[.,]\d+)?(?:\s*(?:%|[A-Za-z]+(?:/[A-Za-z0-9.^]+)*))?)"
+    s = re.sub(quantity + r"\s+or\s+(?:above|more|higher|greater)\b", r">= \1", s, flags=re.I)
+    s = re.sub(quantity + r"\s+or\s+(?:below|less|lower)\b", r"<= \1", s, flags=re.I)
     for pattern, op in _OPERATOR_PHRASES:
         s = re.sub(r"\b(?:" + pattern + r")", op, s, flags=re.I)
     s = re.sub(r"(?<![<>=])=\s*(>=|<=|>|<)", r"\1", s)            # "(ANC) = >= 1500"
@@ -534,6 +564,7 @@ def _normalise(text: str) -> str:
     s = re.sub(r"(?:litre|liter)\s*\(\s*L\s*\)", "L", s, flags=re.I)
     s = re.sub(r"(?<![A-Za-z])(?:" + _ULN + r")(?![A-Za-z])", " ULN ", s, flags=re.I)
     s = re.sub(r"(?<![A-Za-z])(?:" + _LLN + r")(?![A-Za-z])", " LLN ", s, flags=re.I)
+    s = re.sub(r"\b(ULN|LLN)\s*[(\[]\s*\1\s*[)\]]", r"\1", s)      # "ULN (upper limit of normal)"
     return re.sub(r"\s+", " ", s).strip()
 
 
@@ -565,7 +596,9 @@ _ANALYTES: list[tuple[str, list[str]]] = [
     ("hemoglobin", [r"h(?:a)?emoglobin", r"hgb", r"hb"]),
 ]
 _ANALYTE_RE = re.compile(
-    "|".join(rf"(?P<a{i}>\b(?:{'|'.join(spellings)})\b)" for i, (_, spellings) in enumerate(_ANALYTES)), re.I)
+    "(?:" + "|".join(rf"(?P<a{i}>\b(?:{'|'.join(spellings)})\b)" for i, (_, spellings) in enumerate(_ANALYTES)) + ")"
+    + r"(?!\s*/\s*(?:mm|u?l\b|mcl|cu))",      # "100,000 platelets/mm3": a count word, not a lab name
+    re.I)
 _PAIR = {"TRANSAMINASES": ("AST", "ALT")}
 
 # Plausible thresholds in the catalogue unit; a value outside is a misread unit (Hb 9 g/L).
@@ -612,7 +645,7 @@ def _remove_alias_parentheses(s: str) -> str:
                 names.extend(_names(_analyte_of(m)))
             else:
                 if names and set(names) <= owner:
-                    s = s[:match.start()] + s[match.end():]
+                    s = s[:match.start()] + " " + s[match.end():]
                     changed = True
                     break
     return s
@@ -630,7 +663,7 @@ _UNITS: list[tuple[str, str]] = [
     (r"(?:bil|billion)\s*/\s*l\b", "x 10^9/L"),
     (_COUNT_WORD + r"(?:/|per)\s*(?:mm\s*\^?\s*3|cu\.?\s*mm|cmm|cubic\s+millimet(?:er|re))(?![A-Za-z0-9])", "/mm3"),
     (_COUNT_WORD + r"(?:/|per)\s*(?:ul|mcl|microlit(?:er|re))\b", "/uL"),
-    (r"(?:g|gm|gms|grams?)\s*/\s*(?:dl|decilit(?:er|re))\b", "g/dL"),
+    (r"(?:g|gm|gms|grams?)\s*(?:/|per)\s*(?:dl|decilit(?:er|re))\b", "g/dL"),
     (r"(?:g|gm|grams?)\s*/\s*(?:l|lit(?:er|re))\b", "g/L"),
     (r"(?:mg|milligrams?)\s*/\s*(?:dl|decilit(?:er|re))\b", "mg/dL"),
     (r"(?:mg|milligrams?)\s*/\s*l\b", "mg/L"),
@@ -727,6 +760,9 @@ def _read_bound(cur: _Cursor, allow_bare_limit: bool = True) -> _Bound | None:
         match = regex.match(cur.s, cur.pos)
         if match:
             cur.pos = match.end()
+            echo = re.compile(r"\s*\(\s*(" + regex.pattern + r")\s*\)", re.I).match(cur.s, cur.pos)
+            if echo and unit != "%":
+                cur.pos = echo.end()              # "9 gram per deciliter (g/dL)"
             return _Bound(value, unit)
     return _Bound(value, "")
 
@@ -790,8 +826,20 @@ def _same_threshold(analyte: str, a: _Bound, b: _Bound) -> bool:
     """Whether a restated threshold ("1.5 x 10^9/L (1,500/mm3)") says the same as the first."""
     if a.limit or b.limit:
         return a.limit and b.limit and a.unit == b.unit and float(a.value or 1) == float(b.value or 1)
-    x, y = _canonical(analyte, a), _canonical(analyte, b)
+    x, y = _canonical(analyte, a), _restated_value(analyte, b)
     return abs(x - y) <= 0.03 * max(abs(x), abs(y))
+
+
+def _restated_value(analyte: str, bound: _Bound) -> float:
+    """Like :func:`_canonical`, but also reads hemoglobin in mmol/L (only to check a restatement).
+
+    The catalogue has no molar mass for hemoglobin, so a rule cannot use mmol/L; the convention
+    of laboratories that report it (per haem monomer, 16,114.5 g/mol: 1 mmol/L = 1.61145 g/dL)
+    is enough to see that "9 g/dL or 5.6 mmol/L" states one threshold twice.
+    """
+    if analyte == "hemoglobin" and bound.unit == "mmol/L":
+        return float(bound.value) * 1.61145
+    return _canonical(analyte, bound)
 
 
 # ---------------------------------------------------------------- phrases the drafter may skip
@@ -801,45 +849,72 @@ _LEAD_FILLER = re.compile(
     r"kidney|metabolic|coagulation|laboratory|lab|labs|values?|tests?|results?|parameters?|defined|as|follows?|"
     r"following|by|indicated|the|required|requirements?|must|be|have|has|patients?|subjects?|participants?|"
     r"with|of|status|system|blood|counts?|chemistry|biochemistry|serum|plasma|total|absolute|screening|at|"
-    r"demonstrate|demonstrated|documented|evidenced)\b|[:,;.\-])",
+    r"demonstrate|demonstrated|documented|evidenced|shown|acceptable|a|an|peripheral|clotting|hematological)\b"
+    r"|[:,;.\-(])",
     re.I,
 )
+_LEAD_FILLER_EXCLUSION = re.compile(
+    r"\b(?:inadequate|insufficient|abnormal|impaired|impairment|severe|poor|reduced|decreased)\b|"
+    r"\b(?:uncontrolled|poorly\s+controlled|inadequately\s+controlled)\s+(?:type\s+[12]\s+)?diabetes(?:\s+mellitus)?"
+    r"\s*[(,]?\s*(?=defined\s+as|i\.e\.)|\bi\.e\.,?|[()]", re.I)
 _CLAUSE_FILLER = re.compile(
-    r"(?:\b(?:counts?|levels?|values?|concentrations?|of|is|are|must|should|be|serum|plasma|total|result)\b|:|,(?=\s*(?:>=|<=|>|<)))",
+    r"(?:\b(?:counts?|levels?|values?|concentrations?|of|is|are|must|should|be|serum|plasma|total|result)\b|:|"
+    r"\b(?:with)?in\s+the\s+range\s+(?:of\s+)?(?=\d)|,(?=\s*(?:>=|<=|>|<)))",
     re.I,
 )
 _METHOD = re.compile(
-    r",?\s*[(\[]?\s*(?:(?:as\s+)?(?:calculated|estimated|determined|measured)\s+)?(?:(?:by|using|per|according\s+to|with)\s+)?"
+    r"[(\[]\s*(?:estimated|calculated|measured)\s*[)\]]"
+    r"|,?\s*[(\[]?\s*(?:(?:as\s+)?(?:calculated|estimated|determined|measured)\s+)?"
+    r"(?:(?:by|using|per|according\s+to|with)\s+)?"
     r"(?:the\s+)?(?:cockcroft[\s-]*(?:and\s+)?gault|cockroft[\s-]*gault|mdrd|ckd[\s-]*epi)"
     r"(?:\s+(?:formula|equation|method))?\s*[)\]]?,?",
     re.I,
 )
 _WINDOW = re.compile(
-    r"(?:,\s*)?\(?\s*(?:obtained\s+|performed\s+|done\s+)?within\s+(?:the\s+)?(?:last\s+|past\s+)?(\d+)\s+(day|week|month)s?"
+    r"(?:,\s*)?\(?\s*(?:obtained\s+|performed\s+|done\s+)?within\s+(?:the\s+)?(?:last\s+|past\s+)?"
+    r"(\d+)\s+(day|week|month)s?"
     r"(?:\s+(?:prior\s+to|before|of|preceding)\s+(?:the\s+)?(?:study\s+)?(?:registration|enrol?lment|randomi[sz]ation|"
-    r"screening|study\s+entry|entry|day\s+1|start\s+of\s+(?:study\s+)?treatment|treatment|first\s+dose(?:\s+of\s+study\s+"
+    r"treatment\s+initiation|"
+    r"screening|study\s+entry|entry|day\s+1|start\s+of\s+(?:study\s+)?treatment|treatment|"
+    r"first\s+dose(?:\s+of\s+study\s+"
     r"(?:drug|treatment|medication))?|study\s+(?:drug|treatment)|starting\s+(?:study\s+)?(?:drug|treatment)|"
-    r"initiation\s+of\s+(?:study\s+)?(?:drug|treatment)))?\s*\)?",
+    r"initiation\s+of\s+(?:study\s+)?(?:drug|treatment)|cycle\s+1,?\s+day\s+1|"
+    r"C1D1))?\s*\)?",
     re.I,
 )
-_TRAILER = re.compile(r"(?:\(?\s*inclusive\s*\)?|at\s+(?:screening|baseline)|at\s+the\s+screening\s+visit)", re.I)
-_SUBGROUP = re.compile(
-    r"[(\[]?\s*(?:or\s+)?" + _OP + r"\s*(" + _NUMBER + r")\s*(?:x|\*|times|-?\s*fold)\s*ULN\s*,?\s*"
-    r"(?:(?:for|in)\s+(?:patients|subjects|participants|those|cases)\s+(?:with|who\s+have)\s+|if\s+(?:there\s+(?:are|is)\s+)?|"
-    r"in\s+the\s+(?:presence|case)\s+of\s+|in\s+case\s+of\s+|with\s+)"
+_TRAILER = re.compile(
+    r",?\s*(?:\(?\s*(?:both\s+)?inclusive\s*\)?|at\s+(?:screening|baseline)|at\s+the\s+screening\s+visit)", re.I)
+_SUBGROUP_WHO = (
+    r"(?:(?:for|in)\s+(?:patients|subjects|participants|those|cases)\s+(?:with|who\s+have)\s+"
+    r"|if\s+(?:there\s+(?:are|is)\s+)?|"
+    r"in\s+the\s+(?:presence|case)\s+of\s+|in\s+case\s+of\s+|with\s+|for\s+)"
     r"(?:known\s+|documented\s+|confirmed\s+)?(?:(?P<liver>(?:liver|hepatic)\s+metastas[ie]s|liver\s+mets)|"
-    r"(?P<gilbert>gilbert'?s?(?:'s)?\s+(?:syndrome|disease)))(?:\s+(?:are|is)\s+present)?\s*[)\]]?",
+    r"(?P<gilbert>gilbert'?s?(?:'s)?\s+(?:syndrome|disease)))(?:\s+(?:are|is)\s+present)?")
+_SUBGROUP_THRESHOLD = r"(?P<op>>=|<=|>|<)\s*(?P<number>" + _NUMBER + r")\s*(?:x|\*|times|-?\s*fold)\s*ULN"
+# "(<= 5 x ULN for patients with liver metastases)", "or > 5 x ULN in the presence of liver metastases"
+_SUBGROUP = re.compile(
+    r"(?:(?:,|;)?\s*(?:for\s+(?:patients|subjects|participants)\s+without|if\s+no|in\s+the\s+absence\s+of|without)\s+"
+    r"(?:known\s+)?(?:liver|hepatic)\s+metastas[ie]s)?"
+    r"\s*[,;]?\s*[(\[]?\s*(?:or\s+)?" + _SUBGROUP_THRESHOLD + r"\s*,?\s*" + _SUBGROUP_WHO + r"\s*[)\]]?",
     re.I,
 )
+# "; if liver metastases, <= 5 x ULN"
+_SUBGROUP_FIRST = re.compile(
+    r"\s*[,;]?\s*[(\[]?\s*(?:or\s+)?" + _SUBGROUP_WHO + r"\s*[,:]?\s*" + _SUBGROUP_THRESHOLD + r"\s*[)\]]?", re.I)
 _SUBGROUP_SETS = {
     "liver": ("liver_metastases", 'valueset liver_metastases "secondary malignant neoplasm of liver" = ICD10:C78.7'),
     "gilbert": ("gilbert_syndrome", 'valueset gilbert_syndrome "Gilbert syndrome" = ICD10:E80.4'),
 }
 
 
-def _skip_lead(text: str) -> None:
-    """Fail unless ``text`` (the part before the first analyte) is only benign filler."""
-    leftover = _LEAD_FILLER.sub(" ", text)
+def _skip_lead(text: str, kind: str) -> None:
+    """Fail unless ``text`` (the part before the first analyte) is only benign filler.
+
+    An exclusion line may also name the state its labs define ("Inadequate renal function
+    defined by", "Abnormal liver function tests, defined as").
+    """
+    leftover = _LEAD_FILLER_EXCLUSION.sub(" ", text) if kind == "exclusion" else text
+    leftover = _LEAD_FILLER.sub(" ", leftover)
     if leftover.strip():
         raise _NotUnderstood(f"words before the first lab: {leftover.strip()!r}")
 
@@ -902,9 +977,12 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
     key = analytes[0]
     while cur.take(_CLAUSE_FILLER) or cur.take(_METHOD):
         pass
+    bracketed = cur.take(r"[(\[](?=\s*(?:>=|<=|>|<))")          # a table cell: "Total bilirubin (<= 1.5 x ULN)"
     first = _read_comparison(cur, key)
     if first is None:
         raise _NotUnderstood("no threshold after the lab name")
+    if bracketed and not cur.take(r"[)\]]"):
+        raise _NotUnderstood("an unclosed bracket")
     tests, tie = [first], None
     for name in analytes[1:]:
         if name != key:
@@ -930,7 +1008,7 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
                 continue
             cur.pos = mark
         # a second comparison of the same analyte: ">= 7 % and <= 10 %"
-        second = cur.take(r",?\s*(and|or)\s+(?=(?:>=|<=|>|<))")
+        second = cur.take(r",?\s*(and|or)\s+(?=(?:>=|<=|>|<))|,\s*(?=(?:>=|<=|>|<))")
         if second is not None and not tests[-1][2]:
             comparison = _read_comparison(cur, key)
             if comparison is None:
@@ -941,16 +1019,19 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
             if not tests[-1][1].unit:
                 raise _NotUnderstood("a double bound with the unit on one side only")
             tests.append(comparison)
-            tie = second.group(1).lower()
+            word = (second.group(1) or "and").lower()
+            if tie not in (None, word):
+                raise _NotUnderstood("mixed and/or between bounds")
+            tie = word
             continue
         cur.pos = mark
         break
     subgroup = None
-    match = cur.take(_SUBGROUP)
+    match = cur.take(_SUBGROUP) or cur.take(_SUBGROUP_FIRST)
     if match:
         kind = "liver" if match.group("liver") else "gilbert"
-        bound = _Bound(_number_text(match.group(2)), "ULN", limit=True)
-        subgroup = (kind, match.group(1), _check_bound(key, bound))
+        bound = _Bound(_number_text(match.group("number")), "ULN", limit=True)
+        subgroup = (kind, match.group("op"), _check_bound(key, bound))
         if len(tests) != 1 or not tests[0][1].limit or tests[0][0] != subgroup[1]:
             raise _NotUnderstood("a subgroup threshold that does not mirror the main one")
         if kind == "gilbert" and not set(analytes) <= {"bilirubin"}:
@@ -963,7 +1044,9 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
         window = f"within {match.group(1)} {match.group(2).lower()}s"
     while cur.take(_TRAILER) or cur.take(_METHOD):
         pass
-    connector = cur.take(r"(?:[,;.]\s*)?(?:(and|or)\b)?\s*[,;.]?")
+    connector = cur.take(r"(?:[,;.]\s*)?(?:(and|or)\b)?\s*[,;.]?"
+                         r"(?:\s*\b(?:serum|plasma|blood|total|absolute|peripheral|calculated|estimated|measured|"
+                         r"the|a|an)\b)*")
     word = (connector.group(1) or "").lower() if connector else ""
     if not word and connector and connector.group(0).strip():
         word = ","
@@ -972,7 +1055,7 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
     return _Clause(analytes, joiner, tests, tie, window, subgroup, word)
 
 
-def _lab_clauses(text: str) -> tuple[list[_Clause], str | None]:
+def _lab_clauses(text: str, kind: str) -> tuple[list[_Clause], str | None]:
     s = _remove_alias_parentheses(_normalise(text))
     mentions = list(_ANALYTE_RE.finditer(s))
     if not mentions:
@@ -983,7 +1066,12 @@ def _lab_clauses(text: str) -> tuple[list[_Clause], str | None]:
     if match:
         lead_window = f"within {match.group(1)} {match.group(2).lower()}s"
         lead = lead[:match.start()] + " " + lead[match.end():]
-    _skip_lead(lead)
+    _skip_lead(lead, kind)
+    if lead.count("(") > lead.count(")"):       # "Severe renal impairment (serum creatinine > 3.0 mg/dL)"
+        closing = re.search(r"\)\s*\.?\s*$", s)
+        if closing is None or closing.start() < mentions[-1].end():
+            raise _NotUnderstood("an unclosed bracket")
+        s = s[:closing.start()]
     clauses: list[_Clause] = []
     i = 0
     while i < len(mentions):
@@ -992,15 +1080,18 @@ def _lab_clauses(text: str) -> tuple[list[_Clause], str | None]:
         j = i
         while j + 1 < len(mentions):
             between = s[mentions[j].end():mentions[j + 1].start()]
-            link = re.fullmatch(r"\s*(/|and|or|&)\s*", between, re.I)
+            link = re.fullmatch(r"\s*,?\s*(and\s*/\s*or|/|and|or|&)\s*", between, re.I)
             if link is None:
                 break
-            word = link.group(1).lower().replace("&", "and")
+            following = _names(_analyte_of(mentions[j + 1]))
+            j += 1
+            if link.group(1) == "/" and following == _names(_analyte_of(mentions[j - 1])):
+                continue                    # "AST/SGOT": two names of one lab
+            word = re.sub(r"\s+", "", link.group(1).lower()).replace("&", "and")
             if joiner not in (None, word):
                 raise _NotUnderstood("mixed and/or between lab names")
             joiner = word
-            names.extend(_names(_analyte_of(mentions[j + 1])))
-            j += 1
+            names.extend(following)
         if len(set(names)) != len(names):
             raise _NotUnderstood("a lab named twice")
         end = mentions[j + 1].start() if j + 1 < len(mentions) else len(s)
@@ -1019,8 +1110,8 @@ def _clause_expr(clause: _Clause, kind: str, window: str | None) -> tuple[str, l
         # where unambiguous: "AST and ALT <=" (inclusion), "AST or ALT >" (exclusion).
         if clause.joiner == "/":
             shared = "and" if kind == "inclusion" else "or"
-        elif (clause.joiner, kind) in (("and", "inclusion"), ("or", "exclusion")):
-            shared = clause.joiner
+        elif (clause.joiner, kind) in (("and", "inclusion"), ("or", "exclusion"), ("and/or", "exclusion")):
+            shared = "or" if kind == "exclusion" else "and"
         else:
             raise _NotUnderstood(f"'{clause.joiner}' between lab names in an {kind} line")
     else:
@@ -1059,7 +1150,7 @@ def _check_direction(analyte: str, op: str, kind: str) -> None:
 
 def _draft_labs(text: str, kind: str) -> Draft | None:
     """Lab and vital thresholds: "ANC >= 1,500/mm3, platelets >= 100 x 10^9/L", "ALT <= 2.5 x ULN"."""
-    clauses, lead_window = _lab_clauses(text)
+    clauses, lead_window = _lab_clauses(text, kind)
     if clauses[-1].connector in ("and", "or"):
         raise _NotUnderstood("the line ends in 'and'/'or': it continues in the next line")
     connectors = {c.connector for c in clauses[:-1]}
@@ -1115,18 +1206,24 @@ def _draft_age(text: str, kind: str) -> Draft | None:
     unit_re = r"(years?|yrs?|months?)"
     forms = [
         # age >= 18 [years] [and <= 75 years]
-        (r"\b(?:age|aged)\s*(?:of|is|must\s+be)?\s*:?\s*" + _OP + r"\s*(\d+)\s*" + unit_re + r"?(?:\s+(?:old|of\s+age))?"
+        (r"\b(?:age|aged)\s*(?:of|is|must\s+be)?\s*:?\s*" + _OP + r"\s*(\d+)\s*" + unit_re
+         + r"?(?:\s+(?:old|of\s+age))?"
          r"(?:\s*(?:and|,)\s*" + _OP + r"\s*(\d+)\s*" + unit_re + r"?)?", "ops"),
         # 18 years of age or older / 18 years or older
-        (r"\b(?:aged?\s+)?(\d+)\s*" + unit_re + r"\s*(?:of\s+age|old)?\s*(?:or|and)\s+(older|above|over|greater|younger|less|under)",
+        (r"\b(?:aged?\s+)?(\d+)\s*" + unit_re
+         + r"\s*(?:of\s+age|old)?\s*(?:or|and)\s+(older|above|over|greater|younger|less|under)",
          "words"),
         # >= 18 years of age / >= 18 years old
         (r"(?<![A-Za-z])" + _OP + r"\s*(\d+)\s*" + unit_re + r"\s*(?:of\s+age|old)\b", "of-age"),
         # age 18 to 75 years / aged between 18 and 75 years / age: 18-75
-        (r"\b(?:age|aged)\s*(?:of|is|must\s+be)?\s*:?\s*(?:between\s+)?(\d+)\s*" + unit_re + r"?\s*(?:-|to|and)\s*(\d+)\s*"
+        (r"\b(?:age|aged)\s*(?:of|is|must\s+be)?\s*:?\s*(?:between\s+)?(\d+)\s*" + unit_re
+         + r"?\s*(?:-|to|and)\s*(\d+)\s*"
          + unit_re + r"?(?:\s+(?:old|of\s+age))?", "range"),
+        # 18 to 79 years of age / 18-65 years old
+        (r"^\s*(?:aged?\s+)?(\d+)\s*" + unit_re + r"?\s*(?:-|to)\s*(\d+)\s*" + unit_re + r"\s*(?:of\s+age|old)", "range"),
         # between 18 and 75 years of age
-        (r"\bbetween\s+(\d+)\s*" + unit_re + r"?\s*(?:and|-|to)\s*(\d+)\s*" + unit_re + r"\s*(?:of\s+age|old)", "range"),
+        (r"\bbetween\s+(\d+)\s*" + unit_re + r"?\s*(?:and|-|to)\s*(\d+)\s*" + unit_re + r"\s*(?:of\s+age|old)",
+         "range"),
     ]
     for pattern, form in forms:
         match = re.search(pattern, s, re.I)
@@ -1195,6 +1292,8 @@ _EVENTS = [
      "ICD10:G45.0, ICD10:G45.1, ICD10:G45.2, ICD10:G45.3, ICD10:G45.8, ICD10:G45.9",
      r"transient\s+isch(?:a)?emic\s+attacks?(?:\s*\(\s*TIA\s*\))?|TIA"),
     ("pulmonary_embolism", "pulmonary embolism", "ICD10:I26", r"pulmonary\s+embol(?:ism|us|i)(?:\s*\(\s*PE\s*\))?"),
+    ("acute_coronary_syndrome", "acute coronary syndrome", "ICD10:I20.0, ICD10:I21, ICD10:I22, ICD10:I24",
+     r"acute\s+coronary\s+syndromes?(?:\s*\(\s*ACS\s*\))?|ACS"),
 ]
 _EVENT_RE = re.compile("|".join(f"(?P<e{i}>{e[3]})" for i, e in enumerate(_EVENTS)), re.I)
 
@@ -1221,15 +1320,17 @@ def _draft_history(text: str, kind: str) -> Draft | None:
             break
         pos = link.end()
     window = re.compile(
-        r"\s*(?:within|in|during)\s+(?:the\s+)?(?:past|last|previous|preceding|prior)?\s*(\d+)\s+(day|week|month|year)s?"
+        r"\s*(?:within|in|during)\s+(?:the\s+)?(?:past|last|previous|preceding|prior)?\s*"
+        r"(\d+)\s+(day|week|month|year)s?"
         r"|\s*<=\s*(\d+)\s+(day|week|month|year)s?", re.I).match(s, pos)
     if window is None:
         return None
     pos = window.end()
     tail = re.compile(
-        r"\s*(?:(?:prior\s+to|before|of|preceding)\s+(?:the\s+)?(?:study\s+)?(?:registration|enrol?lment|randomi[sz]ation|"
+        r"\s*(?:(?:prior\s+to|before|of|preceding)\s+(?:the\s+)?(?:study\s+)?"
+        r"(?:registration|enrol?lment|randomi[sz]ation|"
         r"screening|study\s+entry|entry|day\s+1|start(?:ing)?\s+(?:of\s+)?(?:study\s+)?(?:treatment|drug|therapy)|"
-        r"treatment|first\s+dose(?:\s+of\s+study\s+(?:drug|treatment|medication))?|study\s+(?:drug|treatment)|"
+        r"treatment|first\s+dose(?:\s+of\s+study\s+(?:drug|treatment|medication))?|study\s+(?:drug|treatment)|dosing|"
         r"signing\s+(?:the\s+)?informed\s+consent))?\s*[.;]?\s*$", re.I)
     if tail.fullmatch(s, pos) is None:
         return None
@@ -1250,10 +1351,14 @@ _CONTEXT_OK = re.compile(
     r"haematologic(?:al)?|hematopoietic|haematopoietic|hematopoetic|hepatic|renal|liver|kidney|laboratory|lab|"
     r"labs|values?|tests?|results?|parameters?|defined|as|follows|following|below|by|indicated|the|required|"
     r"must|be|have|meet|patients?|subjects?|participants?|all|of|criteria|status|system|blood|counts?|"
-    r"characteristics|patient|disease|within|normal|limits)\b|[:,;.\-()])",
+    r"characteristics|patient|disease|within|normal|limits|acceptable|shown|evidenced|demonstrated|including|"
+    r"screening|at|considered|eligible|inclusion|enrol?lment|enrolled|in|this|study|only|if|met|are|meeting|may|"
+    r"will|subject|has|who|biological|hematological|haematological|a|an)\b|[:,;.\-()])",
     re.I,
 )
-_CONTEXT_OK_EXCLUSION = re.compile(r"\b(?:inadequate|insufficient|any|abnormal|abnormalities|laboratory)\b", re.I)
+_CONTEXT_OK_EXCLUSION = re.compile(
+    r"\b(?:inadequate|insufficient|any|abnormal|abnormalities|laboratory|excluded|exclusion|from|not|ineligible)\b",
+    re.I)
 
 
 def draft_rule(text: str, kind: str, context: str | None = None) -> Draft | None:
@@ -1380,7 +1485,8 @@ def _structured(record: StudyRecord) -> list[ImportedCriterion]:
 
 def _criterion(bullet: Bullet) -> ImportedCriterion:
     text = f"{bullet.context} {bullet.text}" if bullet.context else bullet.text
-    draft = None if bullet.heading else draft_rule(bullet.text, bullet.section, bullet.context)
+    context = " ".join(c for c in (bullet.lead_in, bullet.context) if c) or None
+    draft = None if bullet.heading else draft_rule(bullet.text, bullet.section, context)
     if draft is None:
         return ImportedCriterion(bullet.ident, bullet.section, text, f"review {_string(_review_reason(text))}", False,
                                  bullet.text, bullet.context, bullet.heading)
