@@ -248,6 +248,8 @@ class Loader:
         for path in paths:
             reader = _Reader(self, Path(path), allow_empty, reported)
             files.append(reader.read())
+            # the rule set's own problems first, then this file's in the order of the file
+            reader.diagnostics.sort(key=lambda d: (d.source is reader.source, d.span.line, d.span.column))
             diagnostics.extend(reader.diagnostics)
         if diagnostics:
             raise SourceError(diagnostics)
@@ -336,16 +338,20 @@ class _Reader:
         try:
             data = _yaml().load(text)
         except MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
+            mark, context = exc.problem_mark, exc.context_mark
+            if mark is None or (context is not None and not self.source.line_text(mark.line + 1).strip()):
+                mark = context  # the problem is at the end of the file: point at what was left open
             span = Span(mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2) if mark else Span(1, 1, 1, 1)
-            problem = exc.problem or exc.context or "syntax error"
-            self.error("yaml", f"not valid YAML: {problem}", span)
+            message = exc.problem or exc.context or "syntax error"
+            if exc.problem and exc.context and context is not None:
+                message += f" ({exc.context} at line {context.line + 1}, column {context.column + 1})"
+            self.error("yaml", f"not valid YAML: {message}", span)
             return empty
         except (YAMLError, ValueError) as exc:
             self.error("yaml", f"not valid YAML: {exc}", Span(1, 1, 1, 1))
             return empty
         if not isinstance(data, CommentedMap):
-            what = "empty" if data is None else f"a {type(data).__name__}"
+            what = "empty" if data is None else "a list" if isinstance(data, list) else f"the value {plain(data)!r}"
             self.error("case-file", f"a case file is a mapping with `trial`, `as_of` and `cases`; this one is {what}",
                        self.node_span(data))
             return empty
@@ -462,16 +468,15 @@ class _Reader:
         explanation = self._by_criterion(node, "explanation", ids, self._texts)
         if None in (verdicts, missing, explanation):
             ok = False
-        if not ok or trial is None:
-            return None
-        case = Case(file=file, index=index, name=name, span=span, patient=patient, patient_label=label,
-                    as_of=as_of, decision=decision, verdicts=verdicts, missing=missing, explanation=explanation,
-                    has_verdicts="verdicts" in node, node=node)
-        if not self.allow_empty and not case.checks_anything():
+        elif not self.allow_empty and not (decision or verdicts or missing or explanation) and "decision" not in node:
             self.error("empty-case", f"case `{name}` checks nothing: give a `decision` or `verdicts`", span,
                        "`screening test --update` records the current decision and verdicts into the file")
+            ok = False
+        if not ok or trial is None:
             return None
-        return case
+        return Case(file=file, index=index, name=name, span=span, patient=patient, patient_label=label,
+                    as_of=as_of, decision=decision, verdicts=verdicts, missing=missing, explanation=explanation,
+                    has_verdicts="verdicts" in node, node=node)
 
     def _word(self, mapping: CommentedMap, key: str, allowed, what: str) -> Expect | None:
         value = mapping[key]
@@ -586,7 +591,8 @@ class _Reader:
                 break
         else:
             if isinstance(current, (int, float, bool)) and code in ("string_type", "value_error"):
-                hint = f"YAML reads `{plain(current)}` as a {type(plain(current)).__name__}; quote it to make it text"
+                kind = "true/false" if isinstance(current, bool) else "a number"
+                hint = f"YAML reads `{current}` as {kind}; quote it to make it text: \"{current}\""
         return span, hint
 
 
@@ -611,8 +617,9 @@ def rewrite(file: CaseFile, recorded: list[Recorded]) -> tuple[str, list[Change]
     """The case file's text with the recorded results written in, and the list of changes.
 
     Existing values are replaced in place, token by token, so comments, quoting and layout stay
-    as they were; a case without `decision` or `verdicts` gets them as new lines at the end of
-    the case. Nothing else in the file changes.
+    as they were. A case that checks nothing yet (a name and a patient) gets `decision` and
+    `verdicts` for every criterion, as new lines at the end of the case (inside the braces for
+    a `- {...}` case). Nothing else in the file changes.
     """
     text = file.source.text
     lines = text.splitlines(keepends=True)
@@ -622,34 +629,34 @@ def rewrite(file: CaseFile, recorded: list[Recorded]) -> tuple[str, list[Change]
     replacements: list[tuple[int, int, int, str]] = []
     insertions: dict[int, list[str]] = {}
     changes: list[Change] = []
-    needs_fallback = False
     for rec in recorded:
         case = rec.case
         added: list[str] = []
-        if case.decision is not None:
-            if case.decision.value != rec.decision:
-                replacements.append(_replacement(case.decision.span, rec.decision, lines))
-                changes.append(Change(case, f"decision: {case.decision.value} -> {rec.decision}"))
-        else:
-            added.append(f"decision: {rec.decision}")
-            changes.append(Change(case, f"decision: added {rec.decision}"))
+        if case.decision is not None and case.decision.value != rec.decision:
+            replacements.append(_replacement(case.decision.span, rec.decision, lines))
+            changes.append(Change(case, f"decision: {case.decision.value} -> {rec.decision}"))
         for cid, expect in case.verdicts.items():
             if not rec.matches[cid]:
                 replacements.append(_replacement(expect.span, rec.verdicts[cid], lines))
                 changes.append(Change(case, f"{cid}: {expect.value} -> {rec.verdicts[cid]}"))
-        if not case.has_verdicts:
-            added.append("verdicts:")
-            added.extend(f"  {cid}: {word}" for cid, word in rec.verdicts.items())
-            changes.append(Change(case, "verdicts: added " + ", ".join(f"{c} {w}" for c, w in rec.verdicts.items())))
-        if added:
-            if case.node is None or case.node.fa.flow_style():
-                needs_fallback = True
-                continue
+        if not case.checks_anything():  # a new case: record the decision and every verdict
+            if case.decision is None:
+                added.append(f"decision: {rec.decision}")
+                changes.append(Change(case, f"decision: added {rec.decision}"))
+            if not case.has_verdicts:
+                added.append("verdicts:")
+                added.extend(f"  {cid}: {word}" for cid, word in rec.verdicts.items())
+                changes.append(Change(case, "verdicts: added " + ", ".join(f"{c} {w}" for c, w in rec.verdicts.items())))
+        if added and case.node.fa.flow_style():  # `- {name: x, patient: y}`: add inside the braces
+            line0, col0 = _flow_end(lines, *file.data["cases"].lc.item(case.index))
+            entries = [f"decision: {rec.decision}"] if case.decision is None else []
+            if not case.has_verdicts:
+                entries.append("verdicts: {" + ", ".join(f"{c}: {w}" for c, w in rec.verdicts.items()) + "}")
+            replacements.append((line0, col0, col0, ", " + ", ".join(entries)))
+        elif added:
             after = _case_end(file, case, lines)
             indent = " " * case.node.lc.col
             insertions.setdefault(after, []).extend(indent + line + newline for line in added)
-    if needs_fallback or any(r is None for r in replacements):
-        return _rewrite_with_ruamel(file, recorded), changes
     for line0, start, end, word in sorted(replacements, reverse=True):
         lines[line0] = lines[line0][:start] + word + lines[line0][end:]
     for after in sorted(insertions, reverse=True):
@@ -660,10 +667,8 @@ def rewrite(file: CaseFile, recorded: list[Recorded]) -> tuple[str, list[Change]
     return new_text, changes
 
 
-def _replacement(span: Span, word: str, lines: list[str]):
-    """Replace a scalar token, keeping its quotes if it had them."""
-    if span.end_line != span.line:
-        return None
+def _replacement(span: Span, word: str, lines: list[str]) -> tuple[int, int, int, str]:
+    """Replace a scalar token (always on one line), keeping its quotes if it had them."""
     line0, start, end = span.line - 1, span.column - 1, span.end_column - 1
     token = lines[line0][start:end]
     if len(token) >= 2 and token[0] in "'\"" and token[-1] == token[0]:
@@ -689,26 +694,30 @@ def _case_end(file: CaseFile, case: Case, lines: list[str]) -> int:
     return line
 
 
-def _rewrite_with_ruamel(file: CaseFile, recorded: list[Recorded]) -> str:
-    """Fallback for flow-style cases: edit the YAML tree and let ruamel.yaml write it back."""
-    from ruamel.yaml.util import load_yaml_guess_indent
-
-    data, indent, offset = load_yaml_guess_indent(file.source.text)
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=indent or 2, sequence=(indent or 2) + (offset or 0), offset=offset or 0)
-    for rec in recorded:
-        node = data["cases"][rec.case.index]
-        node["decision"] = rec.decision
-        if rec.case.has_verdicts:
-            for cid in rec.case.verdicts:
-                if not rec.matches[cid]:
-                    node["verdicts"][cid] = rec.verdicts[cid]
-        else:
-            node["verdicts"] = CommentedMap(rec.verdicts)
-    import io
-
-    buffer = io.StringIO()
-    yaml.dump(data, buffer)
-    return buffer.getvalue()
+def _flow_end(lines: list[str], line0: int, col0: int) -> tuple[int, int]:
+    """The position of the `}` closing the flow mapping that starts at (line0, col0)."""
+    depth, quote, previous = 0, None, "{"
+    for line in range(line0, len(lines)):
+        text = lines[line]
+        col = col0 if line == line0 else 0
+        while col < len(text):
+            ch = text[col]
+            if quote:
+                if ch == "\\" and quote == '"':
+                    col += 1
+                elif ch == quote:
+                    quote = None
+                col += 1
+                continue
+            if ch in "'\"" and previous in "{[,:":  # a quote opens a scalar only at its start
+                quote = ch
+            elif ch in "{[":
+                depth += 1
+            elif ch in "}]":
+                depth -= 1
+                if depth == 0:
+                    return line, col
+            if not ch.isspace():
+                previous = ch
+            col += 1
+    raise ValueError("unclosed flow mapping")  # cannot happen: the file was parsed

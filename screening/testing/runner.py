@@ -28,12 +28,14 @@ class Mismatch:
     line: int  # where the expectation is written in the case file
 
     def short(self) -> str:
-        what = "decision" if self.criterion is None else f"{self.criterion} {self.kind}"
+        """One line, e.g. ``E6: expected fail, got pass`` (the JUnit failure message is made of these)."""
+        if self.kind == "decision":
+            return f"decision: expected {self.expected}, got {self.actual}"
         if self.kind == "verdict":
-            what = self.criterion
-        if self.kind in ("missing", "explanation"):
-            return f"{what}: expected {self.expected!r}, got {self.actual!r}"
-        return f"{what}: expected {self.expected}, got {self.actual}"
+            return f"{self.criterion}: expected {self.expected}, got {self.actual}"
+        if self.kind == "missing":
+            return f"{self.criterion} missing: expected {self.expected!r}, got {self.actual!r}"
+        return f"{self.criterion} explanation: does not contain {self.expected!r}"
 
 
 @dataclass(eq=False)
@@ -109,7 +111,7 @@ def failure_text(outcome: CaseResult) -> str:
     if result.patient and result.patient not in patient:
         patient += f" (id {result.patient})"
     lines = [
-        f"case `{case.name}` failed ({case.location})",
+        f"case `{case.name}` ({case.location})",
         f"  patient: {patient}; trial {result.trial}, as of {result.as_of.isoformat()}",
     ]
     by_criterion: dict[str, list[Mismatch]] = {}
