@@ -26,6 +26,7 @@ import io
 import json
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import threading
@@ -54,6 +55,8 @@ CHECKPOINT_SECONDS = 1.0      # at most this long between checkpoints (and at th
 STDERR_ERRORS = 100           # bad records echoed on stderr; all of them go to errors.jsonl
 PLAIN_PROGRESS_SECONDS = 60   # a progress line this often when the output is not a terminal
 PROGRESS_VERSION = 1
+MISSING_ITEMS = 200           # distinct missing-data items counted per trial; the rest go to OTHER_MISSING
+OTHER_MISSING = "(other missing data)"
 CSV_FIXED = ("input", "patient", "trial", "as_of", "decision")
 
 
@@ -232,6 +235,9 @@ def open_input(patients: Path, out_dir: Path):
     if not patients.exists():
         raise UsageError(f"{patients}: no such file or folder")
     if patients.is_dir():
+        if out_dir.resolve() == patients.resolve():
+            raise UsageError(f"{out_dir}: --out must not be the --patients folder itself (use a subfolder or "
+                             "another folder)")
         return FilesInput(patients, str(patients), exclude=out_dir)
     suffix = patients.suffix.lower()
     if suffix in NDJSON_SUFFIXES:
@@ -259,17 +265,39 @@ def _bump(counts: dict, key: str, n: int = 1) -> None:
     counts[key] = counts.get(key, 0) + n
 
 
+_DATED = re.compile(r" (?:of|on) (?:\d{4}(?:-\d{2}){0,2}|undated)\b")
+
+
+def missing_key(item: str) -> str:
+    """A missing-data item as counted in the summary: "ALT result of 2026-11-25: ..." -> "ALT result: ..."."""
+    return _DATED.sub("", item)
+
+
 def merge_tally(into: dict, other: dict) -> None:
+    """Add ``other`` into ``into``. Missing-data items are capped at MISSING_ITEMS per trial, so that
+    data-dependent texts (units, codes) cannot make the tally grow with the input."""
     for key in ("records", "bad", "pairs"):
         into[key] += other[key]
     for trial_id, part in other["trials"].items():
         entry = _trial_tally(into, trial_id)
-        for group in ("decisions", "fail", "missing"):
+        for group in ("decisions", "fail"):
             for key, n in part[group].items():
                 _bump(entry[group], key, n)
+        missing = entry["missing"]
+        for key, n in part["missing"].items():
+            if key not in missing and len(missing) >= MISSING_ITEMS:
+                key = OTHER_MISSING
+            _bump(missing, key, n)
 
 
 # ============================================================================ the worker side
+@dataclass
+class JsonProblem(DataProblem):
+    """A JSON syntax error, with the line it is on (within the record's text)."""
+
+    line: int | None = None
+
+
 class Screener:
     """Parses, validates and screens the records of a chunk; returns everything as bytes and counts."""
 
@@ -294,18 +322,18 @@ class Screener:
             raise DataError(key, [DataProblem(f"byte {exc.start + 1}", "not UTF-8 text", "io")]) from None
         if text.startswith("\ufeff"):
             text = text[1:]
+        if line is not None:
+            text = text.rstrip("\r\n")  # a syntax error at the end of the line is on this line
         try:
             document = json.loads(text)
         except json.JSONDecodeError as exc:
             where = f"column {exc.colno}" if line is not None else f"line {exc.lineno} column {exc.colno}"
-            problem = DataProblem(where, f"not valid JSON: {exc.msg}", "json")
-            problem.line = exc.lineno  # for errors.jsonl when the record is a whole file
-            raise DataError(key, [problem]) from None
+            raise DataError(key, [JsonProblem(where, f"not valid JSON: {exc.msg}", "json", exc.lineno)]) from None
         return patient_from_document(document, key)
 
     def chunk(self, records: list) -> tuple:
         """-> (records, results.jsonl bytes, summary.csv bytes, error entries, tally)."""
-        results: list[str] = []
+        results: list[bytes] = []
         rows = io.StringIO()
         writer = csv.writer(rows, lineterminator="\n")
         errors: list[dict] = []
@@ -316,8 +344,7 @@ class Screener:
                 patient = self.load(key, line, raw, path)
                 pairs = [(trial, offset, trial.screen(patient, self.as_of))
                          for trial, offset in zip(self.trials, self.offsets)]
-                lines = [json.dumps({"input": key, **result.to_dict()}, ensure_ascii=False, separators=(",", ":"))
-                         for _, _, result in pairs]
+                lines = [_json_line({"input": key, **result.to_dict()}) for _, _, result in pairs]
             except DataError as exc:
                 tally["bad"] += 1
                 errors.append(error_entry(key, line, exc.problems))
@@ -339,17 +366,24 @@ class Screener:
                 for criterion in result.criteria:
                     if criterion.verdict == "fail":
                         _bump(entry["fail"], criterion.id)
-                    missing.update(dict.fromkeys(criterion.missing))
+                    missing.update(dict.fromkeys(map(missing_key, criterion.missing)))
                 for item in missing:
                     _bump(entry["missing"], item)
                 tally["pairs"] += 1
-        text = "".join(line + "\n" for line in results)
-        return len(records), text.encode("utf-8"), rows.getvalue().encode("utf-8"), errors, tally
+        # (a lone surrogate in a patient's text cannot be UTF-8: the CSV shows it as \udXXX)
+        return len(records), b"".join(results), rows.getvalue().encode("utf-8", "backslashreplace"), errors, tally
+
+
+def _json_line(obj: dict) -> bytes:
+    try:
+        return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape in the input: keep it escaped
+        return (json.dumps(obj, separators=(",", ":")) + "\n").encode("ascii")
 
 
 def error_entry(key: str, line: int | None, problems: list[DataProblem]) -> dict:
     if line is None:  # a whole file: the line of a JSON syntax error, if that is the problem
-        line = next((p.line for p in problems if hasattr(p, "line")), None)
+        line = next((p.line for p in problems if isinstance(p, JsonProblem)), None)
     return {
         "input": key, "line": line,
         "error": "; ".join(f"{p.path}: {p.message}" for p in problems),
@@ -481,6 +515,7 @@ class BatchRun:
         self.position = self.source.start()
         self.echoed = 0
         self.in_write = False
+        self.opened = False  # all outputs open and consistent with a checkpoint
         self.last_checkpoint = 0.0
 
     # ------------------------------------------------------------------ progress.json
@@ -549,7 +584,7 @@ class BatchRun:
         path = self.out_dir / PROGRESS
         temp = path.with_name(PROGRESS + ".tmp")
         with temp.open("w", encoding="utf-8") as stream:
-            json.dump(state, stream, ensure_ascii=False)
+            json.dump(state, stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temp, path)
@@ -592,7 +627,7 @@ class BatchRun:
         self.files[RESULTS].write(results)
         self.files[SUMMARY].write(rows)
         for entry in errors:
-            self.files[ERRORS].write((json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
+            self.files[ERRORS].write(_json_line(entry))
         merge_tally(self.tally, tally)
         self.position = position
         self.in_write = False
@@ -627,20 +662,19 @@ class BatchRun:
             self.tally, self.position = state["tally"], state["position"]
             self.source.display = state.get("display", self.source.display)
 
-        executor = None
-        if self.workers > 1:  # started before any file is open and before the progress thread
-            executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=_pool_context(), initializer=_init_worker,
-                initargs=([(t.name, t.text) for t in self.trials], self.as_of.isoformat(), os.getpid()))
-            for future in [executor.submit(_ready) for _ in range(self.workers)]:
-                future.result()
-            screener = None
-        else:
-            screener = Screener([t.trial for t in self.trials], self.as_of)
         resumed = self.tally["records"] if state is not None else None
-        display = None
+        executor = screener = display = None
         try:
+            if self.workers > 1:  # started before any file is open and before the progress thread
+                executor = ProcessPoolExecutor(
+                    max_workers=self.workers, mp_context=_pool_context(), initializer=_init_worker,
+                    initargs=([(t.name, t.text) for t in self.trials], self.as_of.isoformat(), os.getpid()))
+                for future in [executor.submit(_ready) for _ in range(self.workers)]:
+                    future.result()
+            else:
+                screener = Screener([t.trial for t in self.trials], self.as_of)
             self.open_outputs(state)
+            self.opened = True
             if resumed is not None:
                 _say(self.out, f"resuming after {resumed:,} patient records")
             display = _Display(self.out, self.source, self.position, self.tally["records"])
@@ -661,7 +695,7 @@ class BatchRun:
         except KeyboardInterrupt:
             if display is not None:
                 display.stop()
-            if self.files and not self.in_write:
+            if self.opened and not self.in_write:
                 self.checkpoint()
             _say(self.err, f"interrupted after {self.tally['records']:,} patient records; run the same command "
                            "again to resume")
@@ -669,6 +703,10 @@ class BatchRun:
         except BrokenProcessPool:
             raise ScreeningError("a worker process ended unexpectedly; the results up to the last checkpoint are "
                                  "kept: run the same command again to resume") from None
+        except OSError as exc:  # disk full, input unreadable, ...
+            where = exc.filename or self.out_dir
+            raise ScreeningError(f"{where}: {exc.strerror or exc}; the results up to the last checkpoint are kept: "
+                                 "fix the problem and run the same command again to resume") from None
         finally:
             if display is not None:
                 display.stop()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import ir
 from .check import check
+from .dates import NEVER
 from .errors import UsageError
 from .evaluate import ATOMS, Context, Interpreter, count_values
 from .parser import parse
@@ -29,11 +30,13 @@ from .report import CriterionResult, PatientResult, criterion_result, decide
 class _CodeWriter:
     """Emits the fast function for a list of criteria."""
 
-    def __init__(self):
+    def __init__(self, ranges: ir.RangeTable):
         self.lines: list[str] = []
         self.namespace: dict[str, object] = {"count_values": count_values, "_UNSET": object()}
         self.counter = 0
         self.defines: dict[str, str] = {}
+        self.ranges = ranges
+        self.windows: list[ir.Duration] = []  # window i starts at S[i]; S is computed once per as-of date
 
     def fresh(self, prefix: str = "v") -> str:
         self.counter += 1
@@ -49,12 +52,77 @@ class _CodeWriter:
 
     def node(self, node: ir.Node, depth: int) -> str:
         """Emit statements computing ``node``; return the variable holding its value."""
+        if isinstance(node, ir.LabCompare) and node.selector == "latest":
+            return self._latest_lab(node, depth)
+        if isinstance(node, ir.FactTest) and node.mode in ("true", "compare"):
+            return self._fact(node, depth)
         atom = ATOMS.get(type(node))
         if atom is not None:
             fn, arg, var = self.bind(atom, "F"), self.bind(node, "N"), self.fresh()
             self.emit(f"{var} = {fn}({arg}, P, C)[0]", depth)
             return var
         return getattr(self, "_" + type(node).__name__)(node, depth)
+
+    # ---- inlined atoms: the same meaning as evaluate.lab_compare / fact_test, without calls
+    def _window_start(self, window: ir.Duration | None) -> str:
+        if window is None:
+            return "NEVER"
+        if window not in self.windows:
+            self.windows.append(window)
+        return f"S[{self.windows.index(window)}]"
+
+    def _limit(self, node: ir.LabCompare, bound: ir.Bound, var: str, depth: int) -> None:
+        """Emit ``var = <the bound for observation o>`` (None when a limit of normal is missing)."""
+        if bound.kind == "value":
+            self.emit(f"{var} = {self.bind(bound.value, 'T')}", depth)
+            return
+        by_sex = {}
+        for sex in (None, "female", "male", "other", "unknown"):
+            found = self.ranges.lookup(node.key, sex)
+            limit = None if found is None else (found[1] if bound.kind == "ULN" else found[0])
+            by_sex[sex] = limit
+        fallback = self.bind(by_sex, "R")
+        attribute = "ref_high" if bound.kind == "ULN" else "ref_low"
+        multiplier = self.bind(bound.value, "M")
+        self.emit(f"{var} = o.{attribute}", depth)
+        self.emit(f"if {var} is None: {var} = {fallback}.get(SEX)", depth)
+        self.emit(f"if {var} is not None: {var} = {var} * {multiplier}", depth)
+
+    _OPS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "=": "==", "!=": "!="}
+
+    def _latest_lab(self, node: ir.LabCompare, depth: int) -> str:
+        var, key, start = self.fresh(), self.bind(node.key, "K"), self._window_start(node.window)
+        series = self.fresh("s")
+        self.emit(f"{var} = None", depth)
+        self.emit(f"{series} = LABS.get({key}) if LABS is not None else None", depth)
+        self.emit(f"if {series}:", depth)
+        self.emit(f"for o in {series}:", depth + 1)
+        body = depth + 2
+        self.emit("lo = o.lo", body)
+        self.emit("if lo is not None and lo > END: continue  # after the as-of date", body)
+        self.emit(f"if lo is None or o.hi < {start} or lo < {start} or o.hi > END: break", body)
+        self.emit("x = o.value", body)
+        dimension_test = f" and o.dimension == {self.bind(node.dimension, 'D')}" if node.dimension else ""
+        self.emit(f"if x is not None{dimension_test}:", body)
+        self._limit(node, node.bound, "t", body + 1)
+        if node.op == "between":
+            self._limit(node, node.upper, "u", body + 1)
+            self.emit(f"if t is not None and u is not None: {var} = t <= x <= u", body + 1)
+        else:
+            self.emit(f"if t is not None: {var} = x {self._OPS[node.op]} t", body + 1)
+        self.emit("break", body)
+        return var
+
+    def _fact(self, node: ir.FactTest, depth: int) -> str:
+        var, name = self.fresh(), self.bind(node.name, "K")
+        self.emit(f"x = FACTS.get({name}) if FACTS is not None else None", depth)
+        if node.mode == "true":
+            self.emit(f"{var} = x if (x is True or x is False) else None", depth)
+        else:
+            value = self.bind(node.value, "T")
+            self.emit(f"{var} = None if (x is None or x is True or x is False or not isinstance(x, (int, float))) "
+                      f"else x {self._OPS[node.op]} {value}", depth)
+        return var
 
     def _Const(self, node: ir.Const, depth: int) -> str:
         var = self.fresh()
@@ -131,10 +199,12 @@ class _CodeWriter:
             value = self.node(criterion.condition, 1)
             results.append(f"({applies}, {value})")
         body = self.lines[body_start:]
-        header = ["def screen_values(P, C):"]
+        header = ["def screen_values(P, C, S):", "    LABS = P.labs", "    FACTS = P.facts", "    SEX = P.sex",
+                  "    END = C.as_of"]
         header += [f"    {memo} = _UNSET" for memo in self.defines.values()]
         source = "\n".join(header + body + [f"    return ({', '.join(results)},)"])
         code = compile(source, "<screening rules>", "exec")
+        self.namespace["NEVER"] = NEVER
         exec(code, self.namespace)  # noqa: S102 - source built only from generated identifiers
         return self.namespace["screen_values"], source
 
@@ -154,18 +224,26 @@ class Trial:
         self.title = checked.title
         self.criteria = checked.criteria
         self.source_name = checked.source_name
-        self._values, self.generated_source = _CodeWriter().function(checked.criteria)
-        self._contexts: dict[date, Context] = {}
+        writer = _CodeWriter(checked.ranges)
+        self._values, self.generated_source = writer.function(checked.criteria)
+        self._windows = tuple(writer.windows)
+        self._contexts: dict[date, tuple[Context, tuple[int, ...]]] = {}
+
+    def _context(self, as_of: date) -> tuple[Context, tuple[int, ...]]:
+        found = self._contexts.get(as_of)
+        if found is None:
+            ctx = Context(as_of, self.checked.ranges)
+            found = self._contexts[as_of] = (ctx, tuple(ctx.window_start(w) for w in self._windows))
+        return found
 
     def context(self, as_of: date) -> Context:
-        ctx = self._contexts.get(as_of)
-        if ctx is None:
-            ctx = self._contexts[as_of] = Context(as_of, self.checked.ranges)
-        return ctx
+        """The evaluation context of one as-of date (window starts computed once)."""
+        return self._context(as_of)[0]
 
     def values(self, patient, as_of: date) -> tuple:
         """The fast path: ``((applies, value), ...)`` per criterion, no explanations."""
-        return self._values(patient, self.context(as_of))
+        ctx, starts = self._context(as_of)
+        return self._values(patient, ctx, starts)
 
     def screen(self, patient, as_of: date | None = None, explain: bool = True) -> PatientResult:
         """Screen one patient: a verdict for every criterion and the trial decision.
@@ -186,7 +264,7 @@ class Trial:
             # fast values; criteria left open are explained anyway, so that missing data and
             # review reasons are never lost (and "review" is told apart from "unknown")
             interpreter = None
-            for criterion, (applies, value) in zip(self.criteria, self._values(patient, ctx)):
+            for criterion, (applies, value) in zip(self.criteria, self.values(patient, as_of)):
                 if value is None or applies is None:
                     interpreter = interpreter or Interpreter(patient, ctx)
                     applies = interpreter.run(criterion.applies) if criterion.applies is not None else None

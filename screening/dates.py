@@ -4,6 +4,7 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import date
+from functools import lru_cache
 
 _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
@@ -77,6 +78,7 @@ def whole_months(birth: int, on: int) -> int:
     return (d.year - b.year) * 12 + (d.month - b.month) - (d.day < b.day)
 
 
+@lru_cache(maxsize=65536)
 def show(lo: int, hi: int | None = None) -> str:
     """An ordinal range back as the ISO text it came from (partial where it was partial)."""
     if hi is None or hi == lo:

@@ -21,21 +21,22 @@ from .dates import FOREVER, NEVER, shift, show, whole_months, whole_years
 class Context:
     """What an evaluation needs besides the patient: the as-of date and the rule set's tables."""
 
-    __slots__ = ("as_of", "as_of_date", "ranges", "_starts")
+    __slots__ = ("as_of", "as_of_date", "as_of_text", "ranges", "_starts")
 
     def __init__(self, as_of: date, ranges: ir.RangeTable):
         self.as_of_date = as_of
+        self.as_of_text = as_of.isoformat()
         self.as_of = as_of.toordinal()
         self.ranges = ranges
-        self._starts: dict[ir.Duration, int] = {}
+        self._starts: dict[int, int] = {}
 
     def window_start(self, window: ir.Duration | None) -> int:
         """First day (ordinal) inside a window that ends on the as-of date."""
         if window is None:
             return NEVER
-        start = self._starts.get(window)
+        start = self._starts.get(id(window))  # by identity: windows live as long as the rules
         if start is None:
-            start = self._starts[window] = shift(self.as_of_date, window.amount, window.unit).toordinal()
+            start = self._starts[id(window)] = shift(self.as_of_date, window.amount, window.unit).toordinal()
         return start
 
 
@@ -368,7 +369,9 @@ ATOMS = {
 
 
 # ---------------------------------------------------------------- the explaining interpreter
-@dataclass(eq=False)
+_NONE: tuple = ()
+
+
 class Outcome:
     """The value of one node for one patient, with what decided it.
 
@@ -377,12 +380,18 @@ class Outcome:
     deciding part of the tree only: data that could not have changed the answer is not "missing".
     """
 
-    node: ir.Node
-    value: bool | None
-    deciding: list["Outcome"] = field(default_factory=list)
-    info: tuple | None = None
-    missing: list[str] = field(default_factory=list)
-    reviews: list[str] = field(default_factory=list)
+    __slots__ = ("node", "value", "deciding", "info", "missing", "reviews")
+
+    def __init__(self, node: ir.Node, value: bool | None, deciding=_NONE, info: tuple | None = None):
+        self.node = node
+        self.value = value
+        self.deciding = deciding
+        self.info = info
+        self.missing = _NONE
+        self.reviews = _NONE
+
+    def __repr__(self) -> str:
+        return f"Outcome({self.node.source_text!r}, {self.value!r})"
 
 
 def _atom_missing(info) -> list[str]:
@@ -414,13 +423,18 @@ def _atom_missing(info) -> list[str]:
 
 def _merge(outcome: Outcome, parts: list[Outcome]) -> Outcome:
     outcome.deciding = parts
+    missing = reviews = None
     for part in parts:
-        for item in part.missing:
-            if item not in outcome.missing:
-                outcome.missing.append(item)
-        for item in part.reviews:
-            if item not in outcome.reviews:
-                outcome.reviews.append(item)
+        if part.missing:
+            missing = missing or []
+            missing.extend(item for item in part.missing if item not in missing)
+        if part.reviews:
+            reviews = reviews or []
+            reviews.extend(item for item in part.reviews if item not in reviews)
+    if missing:
+        outcome.missing = missing
+    if reviews:
+        outcome.reviews = reviews
     return outcome
 
 
@@ -436,13 +450,13 @@ class Interpreter:
         atom = ATOMS.get(type(node))
         if atom is not None:
             value, info = atom(node, self.patient, self.ctx)
-            outcome = Outcome(node, value, info=info)
+            outcome = Outcome(node, value, _NONE, info)
             if value is None:
                 outcome.missing = _atom_missing(info)
                 if info[0] == "review":
                     outcome.reviews = [node.reason]
             return outcome
-        return getattr(self, "_" + type(node).__name__)(node)
+        return self._methods[type(node)](self, node)
 
     def _Const(self, node: ir.Const) -> Outcome:
         return Outcome(node, node.value)
@@ -454,6 +468,8 @@ class Interpreter:
             found = _merge(Outcome(node, inner.value), [inner])
             self.memo[node.name] = found
         return found
+
+    _methods: dict = {}
 
     def _Not(self, node: ir.Not) -> Outcome:
         inner = self.run(node.operand)
@@ -514,6 +530,12 @@ class Interpreter:
         if t + u <= node.count:
             return _merge(Outcome(node, True), results)
         return _merge(Outcome(node, None), results)
+
+
+Interpreter._methods = {
+    getattr(ir, name[1:]): method for name, method in vars(Interpreter).items()
+    if name.startswith("_") and name[1:2].isupper() and hasattr(ir, name[1:])
+}
 
 
 def count_values(mode: str, count: int, values) -> bool | None:

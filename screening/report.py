@@ -141,7 +141,7 @@ def criterion_result(criterion: ir.Criterion, outcome, applies, patient, ctx) ->
             for item in applies.missing:
                 if item not in result.missing:
                     result.missing.insert(0, item)
-            result.reviews = list(dict.fromkeys(applies.reviews + reviews))
+            result.reviews = list(dict.fromkeys([*applies.reviews, *reviews]))
     result.verdict = _verdict(criterion.kind, result.value, result.missing, result.reviews)
     if explained:
         lines = [e.line() for e in result.evidence]
@@ -173,24 +173,23 @@ def _lab_detail(node: ir.LabCompare, obs, value, limits, problem, patient, ctx) 
         shown = repr(obs.raw_value) if obs.raw_value is not None else "no value"
         return f"{label} {shown} {_when(obs)}: {problem}"
     unit = obs.unit or ""
-    own = f"{label} {_num(obs.in_own_unit(obs.value))} {unit}".rstrip()
-    text = f"{own} {_when(obs)}"
+    spaced = f" {unit}" if unit else ""
+    text = f"{label} {_num(obs.in_own_unit(obs.value))}{spaced} {_when(obs)}"
     if problem and limits is None:
         return f"{text}: {problem}"
     if limits is None:
         return text
     parts = []
-    bounds = [node.bound] + ([node.upper] if node.upper is not None else [])
+    bounds = (node.bound, node.upper) if node.upper is not None else (node.bound,)
     for bound, limit in zip(bounds, limits):
-        limit_own = obs.in_own_unit(limit)
         if bound.kind == "value":
-            parts.append(f"{bound.written}" + (f" = {_num(limit_own)} {unit}" if _differs(bound, limit_own, unit) else ""))
+            parts.append(_written_limit(bound, node.key, obs, unit))
         else:
             base = limit / bound.value
             which = obs.ref_high if bound.kind == "ULN" else obs.ref_low
             origin = "from the observation" if which is not None else "from the rule set's reference ranges"
-            parts.append(f"{bound.written}: {bound.kind} {_num(obs.in_own_unit(base))} {unit} ({origin}) "
-                         f"= {_num(limit_own)} {unit}")
+            parts.append(f"{bound.written}: {bound.kind} {_num(obs.in_own_unit(base))}{spaced} ({origin}) "
+                         f"= {_num(obs.in_own_unit(limit))}{spaced}")
     if node.op == "between":
         low, high = (obs.in_own_unit(x) for x in limits)
         own_value = obs.in_own_unit(obs.value)
@@ -200,31 +199,43 @@ def _lab_detail(node: ir.LabCompare, obs, value, limits, problem, patient, ctx) 
             margin = f"above the range by {_num(own_value - high)} {unit}"
         else:
             margin = "within the range"
-        return f"{text}; range {' to '.join(parts)}; {margin}".replace("  ", " ")
-    diff = obs.in_own_unit(obs.value) - obs.in_own_unit(limits[0])
-    if abs(diff) < 1e-12:
+        return f"{text}; range {' to '.join(parts)}; {margin}"
+    diff = obs.value - limits[0]  # canonical values, both rounded on conversion: equal means equal
+    if diff == 0:
         margin = "exactly at the limit"
-    elif diff > 0:
-        margin = f"over by {_num(diff)} {unit}"
     else:
-        margin = f"under by {_num(-diff)} {unit}"
-    return f"{text}; limit {parts[0]}; {margin}".replace("  ", " ")
+        factor = obs.to_canonical.factor if obs.to_canonical is not None else 1.0
+        margin = f"{'over' if diff > 0 else 'under'} by {_num(abs(diff) / factor)}{spaced}"
+    return f"{text}; limit {parts[0]}; {margin}"
 
 
-def _differs(bound: ir.Bound, limit_own: float, unit: str) -> bool:
-    written = bound.written.replace(",", "")
-    return not (written.startswith(_num(limit_own)) and written.endswith(unit))
+_WRITTEN: dict[tuple[ir.Bound, str, str], str] = {}
+
+
+def _written_limit(bound: ir.Bound, analyte: str, obs, unit: str) -> str:
+    """A threshold as written, plus its value in the patient's unit when that differs (cached per unit)."""
+    key = (bound, analyte, unit)
+    text = _WRITTEN.get(key)
+    if text is None:
+        limit_own = _num(obs.in_own_unit(bound.value))
+        written = bound.written.replace(",", "")
+        same = written.startswith(limit_own) and written.endswith(unit)
+        text = bound.written if same else f"{bound.written} = {limit_own} {unit}".rstrip()
+        if len(_WRITTEN) < 10000:
+            _WRITTEN[key] = text
+    return text
 
 
 def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
     kind = info[0]
-    as_of = ctx.as_of_date.isoformat()
+    as_of = ctx.as_of_text
     if kind == "lab":
         _, node, seen, missing = info
         if missing:
             return _no_result(missing, as_of)
         shown = [s for s in seen if s[1] is value] or list(seen)
-        details = [_lab_detail(node, *s, patient, ctx) for s in shown[:3]]
+        # the results that decided: one for any/every, N for "on at least N occasions"
+        details = [_lab_detail(node, *s, patient, ctx) for s in shown[:node.occasions or 1]]
         if len(seen) > 1:
             trues = sum(1 for s in seen if s[1] is True)
             need = f"; needed on at least {node.occasions} occasions" if node.occasions else ""

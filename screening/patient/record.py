@@ -13,7 +13,7 @@ from ..analytes import catalogue
 from ..codes import normalise_code
 from ..dates import parse_partial
 from ..errors import UnitProblem
-from ..units import Conversion, parse_unit, snap_value
+from ..units import Conversion, parse_unit
 from .model import Patient
 
 _QUALITATIVE_SYNONYMS = {
@@ -57,7 +57,7 @@ class Obs:
         conv = self.to_canonical
         if conv is None or conv.factor == 0:
             return canonical
-        return snap_value((canonical - conv.offset) / conv.factor)
+        return (canonical - conv.offset) / conv.factor  # reports format to 6 significant digits
 
 
 class Entry:
