@@ -2,6 +2,8 @@
 
 Exit status: 0 when the command did its work (whatever the eligibility decision), 2 for bad input
 (a rule file that does not compile, a patient file that is not valid, an unknown option value).
+`screening test` exits 1 when a case fails; `screening batch` exits 1 when it skipped bad records
+(reported in errors.jsonl) and 130 when interrupted (resume with the same command).
 Errors are printed as one clear message with file:line:column or a JSON path, never a traceback.
 """
 from __future__ import annotations
@@ -228,12 +230,16 @@ def import_ctgov(
 def batch(
     trials: List[Path] = typer.Argument(..., help="Rule-set files."),
     patients: Path = typer.Option(..., "--patients", help="A folder of patient files (JSON or FHIR) or an NDJSON file."),
-    out_dir: Path = typer.Option(..., "--out", help="Folder for results.jsonl and summary.csv."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for results.jsonl, summary.csv, errors.jsonl and progress.json."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
     workers: int = typer.Option(2, "--workers", min=1, help="Worker processes (default: 2)."),
     resume: bool = typer.Option(True, "--resume/--restart", help="Continue an interrupted run in --out (default) or start over."),
 ) -> None:
-    """Screen many patients against one or more trials, streaming results to files."""
+    """Screen many patients against one or more trials, streaming results to files.
+
+    Exit 0 when every record was screened, 1 when bad records were skipped (see errors.jsonl),
+    2 for bad arguments, 130 when interrupted: run the same command again to resume.
+    """
     from .batch import run_batch_command
 
     try:
