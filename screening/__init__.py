@@ -4,7 +4,7 @@ The public API, in the order a program uses it::
 
     from screening import compile_trial, load_patient
     trial = compile_trial("trials/NCT00659217.crit")      # parse -> check -> compile, once
-    patient = load_patient("patient_samples/p01_eligible.json")   # JSON or FHIR R4, validated
+    patient = load_patient("patient_samples/p01_eligible_female_si_units.json")   # JSON or FHIR R4, validated
     result = trial.screen(patient, as_of=date(2026, 11, 25))
     result.decision, [(c.id, c.verdict) for c in result.criteria]
 """

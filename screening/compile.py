@@ -213,7 +213,7 @@ class Trial:
     """A compiled rule set. Compile once, screen many patients.
 
     >>> trial = compile_trial(Path("trials/NCT00659217.crit"))   # doctest: +SKIP
-    >>> result = trial.screen(load_patient("patient_samples/p01.json"), as_of=date(2026, 11, 25))  # doctest: +SKIP
+    >>> result = trial.screen(load_patient("patient_samples/p01_eligible_female_si_units.json"), as_of=date(2026, 11, 25))  # doctest: +SKIP
     >>> result.decision  # doctest: +SKIP
     'eligible'
     """
