@@ -52,6 +52,19 @@ def _fail(exc: ScreeningError) -> None:
     raise typer.Exit(2)
 
 
+def _screen_files(trial_file: Path, patients: List[Path], as_of: Optional[str]):
+    """Compile the trial, load every patient (all input checked before any output), screen them."""
+    from .patient.load import load_patient
+
+    try:
+        day = as_of_option(as_of)
+        trial = compile_trial(trial_file)
+        records = [load_patient(p) for p in patients]
+    except ScreeningError as exc:
+        _fail(exc)
+    return trial, [trial.screen(r, day) for r in records]
+
+
 @app.command()
 def check(
     trial_file: Path = typer.Argument(..., help="Rule-set file (.crit)."),
@@ -60,16 +73,9 @@ def check(
     output_format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text (a table) or json."),
 ) -> None:
     """Screen patients: a verdict for every criterion and the trial decision."""
-    from .patient.load import load_patient
     from .render import print_results
 
-    try:
-        day = as_of_option(as_of)
-        trial = compile_trial(trial_file)
-        records = [load_patient(p) for p in patients]
-    except ScreeningError as exc:
-        _fail(exc)
-    results = [trial.screen(r, day) for r in records]
+    trial, results = _screen_files(trial_file, patients, as_of)
     if output_format is OutputFormat.json:
         payload = [r.to_dict() for r in results]
         print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, ensure_ascii=False))
@@ -90,16 +96,9 @@ def explain(
                                                help="text, or json (the criteria explained, with evidence)."),
 ) -> None:
     """Explain every criterion that failed, is unknown or needs review: evidence, limits, margins, missing data."""
-    from .patient.load import load_patient
     from .render import print_explanation
 
-    try:
-        day = as_of_option(as_of)
-        trial = compile_trial(trial_file)
-        records = [load_patient(p) for p in patients]
-    except ScreeningError as exc:
-        _fail(exc)
-    results = [trial.screen(r, day) for r in records]
+    trial, results = _screen_files(trial_file, patients, as_of)
     if output_format is OutputFormat.json:
         payload = []
         for result in results:
