@@ -57,8 +57,15 @@ class CodeMatcher:
                     return True
         return False
 
-    def matches_any(self, codes) -> bool:
-        for code in codes:
-            if self.matches(code):
-                return True
-        return False
+    def matches_any(self, codes: tuple[str, ...]) -> bool:
+        """Does any of a record's codes match? Memoised: the same code tuples recur across patients."""
+        cache = self._seen
+        found = cache.get(codes)
+        if found is None:
+            found = any(self.matches(code) for code in codes)
+            if len(cache) < 100_000:
+                cache[codes] = found
+        return found
+
+    def __post_init__(self) -> None:
+        self._seen: dict[tuple[str, ...], bool] = {}

@@ -22,7 +22,7 @@ from . import ir
 from .check import check
 from .dates import NEVER
 from .errors import UsageError
-from .evaluate import ATOMS, Context, Interpreter, count_values
+from .evaluate import ATOMS, Context, Interpreter, count_values, lab_compare
 from .parser import parse
 from .report import CriterionResult, PatientResult, criterion_result, decide
 
@@ -95,7 +95,10 @@ class _CodeWriter:
         series = self.fresh("s")
         self.emit(f"{var} = None", depth)
         self.emit(f"{series} = LABS.get({key}) if LABS is not None else None", depth)
-        self.emit(f"if {series}:", depth)
+        self.emit(f"if {series} and {series}.overlaps:", depth)
+        fn, arg = self.bind(lab_compare, "F"), self.bind(node, "N")
+        self.emit(f"{var} = {fn}({arg}, P, C)[0]  # partial dates overlap: the careful path", depth + 1)
+        self.emit(f"elif {series}:", depth)
         self.emit(f"for o in {series}:", depth + 1)
         body = depth + 2
         self.emit("lo = o.lo", body)

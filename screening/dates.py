@@ -67,12 +67,14 @@ def shift(day: date, amount: int, unit: str) -> date:
     return date(year, month, min(day.day, last))
 
 
+@lru_cache(maxsize=65536)
 def whole_years(birth: int, on: int) -> int:
     """Age in whole years on day ``on`` of someone born on day ``birth`` (both ordinals)."""
     b, d = date.fromordinal(birth), date.fromordinal(on)
     return d.year - b.year - ((d.month, d.day) < (b.month, b.day))
 
 
+@lru_cache(maxsize=65536)
 def whole_months(birth: int, on: int) -> int:
     b, d = date.fromordinal(birth), date.fromordinal(on)
     return (d.year - b.year) * 12 + (d.month - b.month) - (d.day < b.day)

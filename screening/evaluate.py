@@ -111,7 +111,7 @@ def lab_compare(node: ir.LabCompare, patient, ctx: Context):
     sex = patient.sex
     ranges = ctx.ranges
     if node.selector == "latest":
-        for obs in series:
+        for index, obs in enumerate(series):
             if obs.lo is not None and obs.lo > end:
                 continue  # after the as-of date
             inside = _in_window(obs.lo, obs.hi, start, end)
@@ -120,6 +120,10 @@ def lab_compare(node: ir.LabCompare, patient, ctx: Context):
             value, limits, problem = compare_obs(node, obs, sex, ranges)
             if inside is None:
                 return None, ("lab", node, ((obs, value, limits, "date uncertain relative to the window"),), None)
+            if series.overlaps and value is not None and _rival_disagrees(node, series, index, value, sex, ranges,
+                                                                         start, end):
+                return None, ("lab", node, ((obs, None, limits, "which result is the latest depends on a date "
+                                                                "known only to the month or year"),), None)
             return value, ("lab", node, ((obs, value, limits, problem),), None)
         return None, ("lab", node, (), _missing_lab(node))
     # any / every / on at least N occasions
@@ -132,10 +136,13 @@ def lab_compare(node: ir.LabCompare, patient, ctx: Context):
         if inside is False:
             continue
         value, limits, problem = compare_obs(node, obs, sex, ranges)
-        if inside is None and value is not False:
+        if inside is None:
+            # a result that may lie outside the window can only matter if it would change the answer
+            if value is False and node.selector != "every":
+                continue
+            if value is True and node.selector == "every":
+                continue
             value, problem = None, "date uncertain relative to the window"
-        if inside is None and value is False:
-            continue
         seen.append((obs, value, limits, problem))
         if value is True:
             true_count += 1
@@ -156,6 +163,19 @@ def lab_compare(node: ir.LabCompare, patient, ctx: Context):
         else:
             result = False
     return result, ("lab", node, tuple(seen), None)
+
+
+def _rival_disagrees(node, series, index, value, sex, ranges, start, end) -> bool:
+    """Could an older-looking result with an overlapping (partial) date be the latest, and differ?"""
+    chosen = series[index]
+    for rival in series[index + 1:]:
+        if rival.hi is None or rival.hi < chosen.lo:
+            return False  # sorted newest first: nothing further can overlap
+        if _in_window(rival.lo, rival.hi, start, end) is False:
+            continue
+        if compare_obs(node, rival, sex, ranges)[0] is not value:
+            return True
+    return False
 
 
 def _missing_lab(node: ir.LabCompare | ir.LabText) -> str:
@@ -216,17 +236,29 @@ def age_test(node: ir.AgeTest, patient, ctx: Context):
     if birth is None:
         return None, ("age", node, None)
     measure = whole_years if node.unit == "years" else whole_months
+    if birth[0] > ctx.as_of:
+        return None, ("age", node, None)  # born after the as-of date: no age to test
     oldest = measure(birth[0], ctx.as_of)
-    youngest = measure(birth[1], ctx.as_of)
-    results = {_age_holds(node, oldest), _age_holds(node, youngest)}
-    value = results.pop() if len(results) == 1 else None
-    return value, ("age", node, (youngest, oldest))
+    youngest = measure(min(birth[1], ctx.as_of), ctx.as_of)
+    return _age_holds(node, youngest, oldest), ("age", node, (youngest, oldest))
 
 
-def _age_holds(node: ir.AgeTest, age: int) -> bool:
+def _age_holds(node: ir.AgeTest, youngest: int, oldest: int) -> bool | None:
+    """Does every age in [youngest, oldest] pass (True), none (False), or some (None)?"""
     if node.op == "between":
-        return node.value <= age <= node.upper
-    return _COMPARE[node.op](age, node.value)
+        low, high = node.value, node.upper
+    else:
+        v = node.value
+        low, high = {"<": (float("-inf"), v - 1e-9), "<=": (float("-inf"), v), ">": (v + 1e-9, float("inf")),
+                     ">=": (v, float("inf")), "=": (v, v)}.get(node.op, (None, None))
+        if node.op == "!=":
+            inside = _age_holds(ir.AgeTest("=", v, None, node.unit, span=node.span), youngest, oldest)
+            return None if inside is None else not inside
+    if low <= youngest and oldest <= high:
+        return True
+    if oldest < low or youngest > high:
+        return False
+    return None
 
 
 def sex_test(node: ir.SexTest, patient, ctx: Context):
@@ -296,13 +328,16 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
         active = _active(entry, node.kind, as_of) if (node.status or node.window) else None
         result = True
         reasons = []
+        if entry.start_hi is not None and entry.start_hi > as_of:
+            result = None  # "2026" may be after the as-of date
+            reasons.append("its date may fall after the as-of date")
         if node.status == "active":
             result = active
         elif node.status in ("inactive", "resolved"):
             result = None if active is None else not active
         if result is False:
             continue
-        if result is None:
+        if result is None and not reasons:
             reasons.append("status and end date not recorded")
         if node.window is not None:
             inside = _overlaps(entry, node.kind, active, start, as_of)

@@ -199,14 +199,16 @@ def _lab_detail(node: ir.LabCompare, obs, value, limits, problem, patient, ctx) 
             margin = f"above the range by {_num(own_value - high)} {unit}"
         else:
             margin = "within the range"
-        return f"{text}; range {' to '.join(parts)}; {margin}"
+        caveat = f"; but {problem}" if problem and value is None else ""
+        return f"{text}; range {' to '.join(parts)}; {margin}{caveat}"
     diff = obs.value - limits[0]  # canonical values, both rounded on conversion: equal means equal
     if diff == 0:
         margin = "exactly at the limit"
     else:
         factor = obs.to_canonical.factor if obs.to_canonical is not None else 1.0
         margin = f"{'over' if diff > 0 else 'under'} by {_num(abs(diff) / factor)}{spaced}"
-    return f"{text}; limit {parts[0]}; {margin}"
+    caveat = f"; but {problem}" if problem and value is None else ""
+    return f"{text}; limit {parts[0]}; {margin}{caveat}"
 
 
 _WRITTEN: dict[tuple[ir.Bound, str, str], str] = {}
@@ -264,7 +266,7 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         if ages is None:
             return "birth date not recorded"
         youngest, oldest = ages
-        age = f"{youngest}" if youngest == oldest else f"{youngest} or {oldest}"
+        age = f"{youngest}" if youngest == oldest else f"{youngest} to {oldest}"
         return f"age {age} {node.unit} on {as_of} (born {show(*patient.birth)})"
     if kind == "sex":
         return f"sex {info[2]}" if info[2] not in (None, "unknown") else "sex not recorded"

@@ -276,3 +276,40 @@ def test_partial_birth_date_names_what_is_missing():
     t = trial('inclusion I1 "x" = age between 18 and 60\n')
     result = one(t, patient(birth_date="1965"))
     assert result.missing == ["birth_date (a full date: the year or month alone does not decide)"]
+
+
+HB = "LOINC:718-7"
+
+
+def test_latest_is_unknown_when_a_partial_date_makes_the_order_unknown():
+    t = trial('inclusion I1 "x" = hemoglobin >= 9 g/dL\n')
+    ambiguous = patient(observations=[obs(HB, 8.0, "g/dL", day="2026-03"), obs(HB, 12.0, "g/dL", day="2026-03-15")])
+    result = one(t, ambiguous)
+    assert result.value is None
+    assert "which result is the latest depends on a date known only to the month or year" in result.explanation
+    agreeing = patient(observations=[obs(HB, 10.0, "g/dL", day="2026-03"), obs(HB, 12.0, "g/dL", day="2026-03-15")])
+    assert one(t, agreeing).value is True  # either order gives the same answer
+
+
+def test_record_dated_only_by_a_year_that_may_be_after_the_as_of_date():
+    t = trial('valueset t2d = ICD10:E11\ninclusion I1 "x" = condition t2d\n')
+    result = one(t, patient(conditions=[{"code": "ICD10:E11.9", "onset": "2026", "status": "active"}]))
+    assert (result.value, result.missing) == (None, ["condition ICD10:E11.9: its date may fall after the as-of date"])
+    assert one(t, patient(conditions=[{"code": "ICD10:E11.9", "onset": "2025"}])).value is True
+
+
+def test_every_with_a_failing_result_that_may_be_inside_the_window():
+    t = trial('inclusion I1 "x" = every hemoglobin >= 9 g/dL within 6 months\n')
+    p = patient(observations=[obs(HB, 8.0, "g/dL", day="2026-05"), obs(HB, 12.0, "g/dL", day="2026-10-01")])
+    assert one(t, p).value is None  # the window starts 2026-05-25: the May result may be inside it
+    outside = patient(observations=[obs(HB, 8.0, "g/dL", day="2026-04"), obs(HB, 12.0, "g/dL", day="2026-10-01")])
+    assert one(t, outside).value is True
+
+
+def test_age_between_with_a_year_only_birth_date_checks_the_whole_range():
+    t = trial('inclusion I1 "x" = age between 12 and 18 months\n')
+    assert one(t, patient(birth_date="2025")).value is None  # 10 to 22 months: some inside, some not
+    assert one(t, patient(birth_date="2025-07")).value is True  # 16 months either way
+    not_equal = trial('inclusion I1 "x" = age != 60\n')
+    assert one(not_equal, patient(birth_date="1965")).value is None
+    assert one(not_equal, patient(birth_date="1960-01")).value is True

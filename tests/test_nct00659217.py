@@ -203,15 +203,15 @@ def test_age_partial_birth_years():
     # 1990: 35 or 36, a definite pass
     c = criterion("p03_eligible_no_nephritis_transaminase_rise_from_lupus", "AGE")
     assert c.value is True
-    assert_fragments(c.explanation, "age 35 or 36 years", "(born 1990)")
+    assert_fragments(c.explanation, "age 35 to 36 years", "(born 1990)")
     # 1966: 59 or 60, both inside 18..60 (the limit is inclusive), so also a definite pass
     c = criterion("p07_ineligible_class_v_biopsy_born_1966", "AGE")
     assert c.value is True
-    assert_fragments(c.explanation, "age 59 or 60 years", "(born 1966)")
+    assert_fragments(c.explanation, "age 59 to 60 years", "(born 1966)")
     # 1965: 60 or 61 straddles the upper limit: unknown
     c = criterion("p17_undetermined_partial_dates_born_1965", "AGE")
     assert (c.verdict, c.value) == ("unknown", None)
-    assert_fragments(c.explanation, "age 60 or 61 years", "(born 1965)")
+    assert_fragments(c.explanation, "age 60 to 61 years", "(born 1965)")
 
 
 def test_age_without_birth_date():

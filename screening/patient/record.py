@@ -60,6 +60,13 @@ class Obs:
         return (canonical - conv.offset) / conv.factor  # reports format to 6 significant digits
 
 
+class Series(list):
+    """One analyte's observations, newest first. ``overlaps``: some partial dates overlap, so which
+    result is the latest may be unknown (the evaluator then checks before trusting the first)."""
+
+    __slots__ = ("overlaps",)
+
+
 class Entry:
     """A condition, medication or procedure with its dates as ordinal ranges."""
 
@@ -77,7 +84,7 @@ class PatientRecord:
     """The indexed patient the evaluator reads. Build it with :func:`index_patient`."""
 
     __slots__ = ("id", "sex", "birth", "labs", "conditions", "medications", "procedures", "facts",
-                 "source", "model", "warnings")
+                 "source", "warnings")
 
     def describe(self) -> str:
         return f"{self.id} ({self.source})" if self.source else self.id
@@ -163,14 +170,15 @@ def index_patient(model: Patient, source: str = "") -> PatientRecord:
     record.sex = model.sex
     record.birth = parse_partial(model.birth_date) if model.birth_date else None
     record.source = source
-    record.model = model
     record.warnings = []
-    labs: dict[str, list[Obs]] = {}
+    labs: dict[str, Series] = {}
     for i, obs_model in enumerate(model.observations or ()):
         obs = _obs(i, obs_model, record.warnings)
-        labs.setdefault(obs.key, []).append(obs)
+        labs.setdefault(obs.key, Series()).append(obs)
     for series in labs.values():
         series.sort(key=lambda o: (o.hi if o.hi is not None else -1, o.lo or -1), reverse=True)
+        series.overlaps = any(b.hi is not None and a.lo is not None and b.hi >= a.lo
+                              for a, b in zip(series, series[1:]))
     record.labs = labs if model.observations is not None else None
     record.conditions = (None if model.conditions is None else
                          [_entry(i, "conditions", m, m.onset, m.end) for i, m in enumerate(model.conditions)])
