@@ -104,12 +104,14 @@ def csv_header(trials: list[Trial]) -> list[str]:
     """``input, patient, trial, as_of, decision``, then one column per criterion.
 
     With one trial the criterion columns are the criterion ids; with several they are
-    ``TRIAL:ID`` in trial order, and a row fills only its own trial's columns.
+    ``TRIAL:ID`` in trial order, and a row fills only its own trial's columns. A draft rule's
+    column is marked ``(draft)`` so the flag survives into spreadsheets.
     """
     header = list(CSV_FIXED)
     for trial in trials:
         for criterion in trial.criteria:
-            header.append(criterion.id if len(trials) == 1 else f"{trial.id}:{criterion.id}")
+            name = criterion.id if len(trials) == 1 else f"{trial.id}:{criterion.id}"
+            header.append(f"{name} (draft)" if criterion.draft else name)
     return header
 
 

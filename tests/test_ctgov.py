@@ -327,3 +327,26 @@ def test_every_sample_trial_imports_to_text_that_compiles():
         drafted += len(result.drafted)
         assert not any(c.comment and "did not compile" in c.comment for c in result.criteria)
     assert lines > 1500 and drafted > 100
+
+
+def test_a_drafted_rule_is_evaluated_and_flagged_in_every_report(tmp_path):
+    """An imported draft: unknown with the data named when it is missing, flagged DRAFT everywhere."""
+    from datetime import date
+
+    from screening import compile_text, patient_from_document
+    from screening.batch import csv_header
+
+    text = import_record(CTGOV / "NCT02513394.json")
+    trial = compile_text(text, "NCT02513394.crit")
+    anc = next(c for c in trial.criteria if c.text == "Absolute neutrophil count ≥ 1,500/µL")
+    assert anc.draft and anc.rule_text == "ANC >= 1500/uL"
+    without = trial.screen(patient_from_document({"id": "a", "observations": []}), date(2026, 11, 25))
+    result = without.criterion(anc.id)
+    assert (result.verdict, result.missing, result.draft) == ("unknown", ["ANC result"], True)
+    low = patient_from_document({"id": "b", "observations": [
+        {"code": "LOINC:751-8", "value": 1.2, "unit": "10*9/L", "date": "2026-11-01"}]})
+    result = trial.screen(low, date(2026, 11, 25)).criterion(anc.id)
+    assert (result.verdict, result.value) == ("fail", False)
+    assert result.explanation.startswith("DRAFT rule, not yet confirmed by an author; ANC >= 1500/uL is false")
+    assert result.to_dict()["draft"] is True
+    assert f"{anc.id} (draft)" in csv_header([trial])
