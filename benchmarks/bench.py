@@ -59,6 +59,8 @@ GENERAL_ENGINE_RATIO = 0.002  # general-purpose Python rule engines vs hand-writ
 # values already in the catalogue unit; conditions/medications/procedures -> Entry lists with
 # ordinal dates; facts -> dict). Thresholds are converted by hand into the catalogue units.
 # Three-valued: None is unknown, combined with Kleene's tables, as the language defines.
+# Partial dates ("2026-03", "2026") are ranges of days; a test whose answer depends on the
+# unknown part is unknown (latest results, records that may start after the as-of date, ages).
 # =====================================================================================
 NEVER, FOREVER = -(10**9), 10**9
 _ACTIVE = frozenset({"active", "recurrence", "relapse", "in-progress", "on-hold", "intended"})
@@ -86,12 +88,18 @@ def _months_back(day: date, months: int) -> int:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1])).toordinal()
 
 
+def _born_by(day: date, years: int) -> int:
+    """The last birth date (ordinal) of someone at least ``years`` old on ``day``."""
+    year = day.year - years
+    return date(year, day.month, min(day.day, calendar.monthrange(year, day.month)[1])).toordinal()
+
+
 def make_baseline(as_of: date):
     """The hand-written screening function for ``as_of``: patient -> ((applies, value), ...)."""
     END = as_of.toordinal()
     M3, M6, M12, Y5 = (_months_back(as_of, m) for m in (3, 6, 12, 60))
-    Y, MD = as_of.year, (as_of.month, as_of.day)
-    fromordinal = date.fromordinal
+    # ages as birth-date cutoffs: aged >= N years on the as-of date <=> born on or before AGE_N
+    AGE_18, AGE_50, AGE_76 = (_born_by(as_of, n) for n in (18, 50, 76))
 
     # ---- value sets (patient codes are normalised: ICD-10/ATC upper case without dots)
     def is_malignancy(codes):
@@ -164,23 +172,55 @@ def make_baseline(as_of: date):
         return False
 
     # ---- labs
-    def latest(labs, key, start):
-        """The most recent result on or before the as-of date if it lies in [start, as-of]; else None."""
+    def latest(labs, key, start, test, uln=None):
+        """`KEY <test>` on the latest result within [start, as-of]: True, False or None (unknown).
+
+        The latest is the newest result on or before the as-of date; None when there is none in the
+        window, when its date straddles the window's edge, or when it has no usable value.
+        ``test(o, uln)`` is called only on results with a value; ``uln`` is the fallback upper limit.
+        A partial date ("2026-03") can leave the order open: an older-looking result whose date range
+        reaches into the newest one's may be the latest. If one of them answers differently, None.
+        """
         if labs is None:
             return None
         series = labs.get(key)
         if not series:
             return None
+        i = 0
         for o in series:  # newest first
+            i += 1
             lo = o.lo
             if lo is None:
                 return None  # undated: cannot be placed in the window
             if lo > END:
                 continue  # after the as-of date
-            if lo >= start and o.hi <= END:
-                return o
-            return None  # too old, or a partial date straddling the window's edge
+            if lo < start or o.hi > END:
+                return None  # too old, or a partial date straddling the window's edge
+            if o.value is None:
+                return None
+            r = test(o, uln)
+            if i < len(series):
+                hi = series[i].hi
+                if hi is not None and hi >= lo and rival_differs(series, i, lo, r, test, uln):
+                    return None
+            return r
         return None
+
+    def rival_differs(series, i, lo, r, test, uln):
+        """Does a result from series[i] on, whose date may be as late as ``lo``, give another answer than r?
+
+        The series is sorted by last possible day, so the first result that ends before ``lo`` ends
+        the search. The rivals all lie in the window: they end between lo (>= start) and the newest
+        result's end (<= as-of).
+        """
+        for j in range(i, len(series)):
+            rival = series[j]
+            hi = rival.hi
+            if hi is None or hi < lo:
+                return False
+            if rival.value is None or test(rival, uln) is not r:
+                return True
+        return False
 
     def occasions(labs, key, start, test, need):
         """`KEY meets test on at least NEED occasions within the window` (any: need=1)."""
@@ -250,15 +290,26 @@ def make_baseline(as_of: date):
         return None
 
     def has(entries, match):
-        """`condition X`: any matching record that began on or before the as-of date."""
+        """`condition X`: any matching record that began on or before the as-of date.
+
+        One whose partial start ("2026") may fall after the as-of date makes it unknown, unless
+        another record settles it.
+        """
         if entries is None:
             return None
+        possible = False
         for e in entries:
-            if match(e.codes) and (e.start_lo is None or e.start_lo <= END):
-                return True
-        return False
+            if match(e.codes):
+                hi = e.start_hi
+                if hi is None or hi <= END:
+                    return True
+                if e.start_lo <= END:
+                    possible = True
+        return None if possible else False
 
     def has_active(entries, match, route=None):
+        """`active X`: the record's status and end date decide; a start that may fall after the
+        as-of date ("2026" on 2026-11-25) leaves it unknown."""
         if entries is None:
             return None
         possible = False
@@ -268,6 +319,8 @@ def make_baseline(as_of: date):
             r = active(e)
             if r is False:
                 continue
+            if e.start_hi is not None and e.start_hi > END:
+                r = None
             if route is not None:
                 actual = e.attributes.get("route")
                 if actual is None:
@@ -307,10 +360,51 @@ def make_baseline(as_of: date):
     def k_not(a):
         return None if a is None else not a
 
-    def years(ordinal):
-        b = fromordinal(ordinal)
-        return Y - b.year - (MD < (b.month, b.day))
+    # lab tests on one result with a value (o.value in the catalogue unit); uln: the fallback limit
+    def hba1c_53_91(o, uln):
+        return HBA1C_LOW <= o.value <= HBA1C_HIGH
 
+    def hba1c_95(o, uln):
+        return o.value >= 9.5
+
+    def creat_15(o, uln):
+        return o.value <= CREAT_MAX
+
+    def creat_12_uln(o, uln):
+        limit = o.ref_high
+        return o.value <= (uln if limit is None else limit) * 1.2
+
+    def egfr_45(o, uln):
+        return o.value >= 45.0
+
+    def plt_100(o, uln):
+        return o.value >= PLT_MIN
+
+    def anc_15(o, uln):
+        return o.value >= ANC_MIN
+
+    def hgb_9(o, uln):
+        return o.value >= HGB_MIN
+
+    def over_25_uln(o, uln):  # ALT, AST
+        limit = o.ref_high
+        return o.value > (uln if limit is None else limit) * 2.5
+
+    def over_3_uln(o, uln):
+        limit = o.ref_high
+        return o.value > (uln if limit is None else limit) * 3.0
+
+    def over_15_uln(o, uln):
+        limit = o.ref_high
+        return o.value > (uln if limit is None else limit) * 1.5
+
+    def bmi_40(o, uln):
+        return o.value >= 40.0
+
+    def bmi_35(o, uln):
+        return o.value >= 35.0
+
+    # `any` / `on at least N occasions` tests take the value
     def sbp_160(v):
         return v >= 160.0
 
@@ -328,52 +422,43 @@ def make_baseline(as_of: date):
         medications = p.medications
         facts = p.facts
 
-        # I1 age between 18 and 75 years
-        if birth is None:
+        # I1 age between 18 and 75 years. A partial birth date ("1965") gives a range of ages: true if
+        # every possible age passes, false if none does, else unknown. Born after the as-of date: no age.
+        # (The youngest age would be clipped at the as-of date; the cutoffs all lie before it.)
+        if birth is None or birth[0] > END:
             i1 = age_under_50 = None
         else:
-            oldest, youngest = years(birth[0]), years(birth[1])
-            a, b = 18 <= oldest <= 75, 18 <= youngest <= 75
-            i1 = a if a == b else None
-            a, b = oldest < 50, youngest < 50
-            age_under_50 = a if a == b else None
+            first, last = birth  # the oldest and the youngest possible age
+            if last <= AGE_18 and first > AGE_76:
+                i1 = True
+            elif first > AGE_18 or last <= AGE_76:
+                i1 = False
+            else:
+                i1 = None
+            age_under_50 = True if first > AGE_50 else (False if last <= AGE_50 else None)
 
         # I2 condition diabetes_t2 unless condition diabetes_t1
         i2 = k_and(has(conditions, is_t2d), k_not(has(conditions, is_t1d)))
 
         # I3 HbA1c between 53 and 91 mmol/mol within 3 months
-        o = latest(labs, "HbA1c", M3)
-        v = None if o is None else o.value
-        i3 = None if v is None else HBA1C_LOW <= v <= HBA1C_HIGH
+        i3 = latest(labs, "HbA1c", M3, hba1c_53_91)
 
-        # I4 creatinine <= 1.5 mg/dL or creatinine <= 1.2 x ULN or eGFR >= 45
-        o = latest(labs, "creatinine", M12)
-        if o is None or o.value is None:
-            i4 = None
-        else:
-            v = o.value
-            uln = o.ref_high
-            if uln is None:
-                uln = CREAT_ULN_F if sex == "female" else CREAT_ULN_M if sex == "male" else CREAT_ULN
-            i4 = v <= CREAT_MAX or v <= uln * 1.2
+        # I4 creatinine <= 1.5 mg/dL or creatinine <= 1.2 x ULN or eGFR >= 45: three tests, each on
+        # its latest result (two creatinine results in an uncertain order can settle one and not the other)
+        i4 = latest(labs, "creatinine", M12, creat_15)
         if i4 is not True:
-            o = latest(labs, "eGFR", M12)
-            v = None if o is None else o.value
-            i4 = k_or(i4, None if v is None else v >= 45.0)
+            uln = CREAT_ULN_F if sex == "female" else CREAT_ULN_M if sex == "male" else CREAT_ULN
+            i4 = k_or(i4, latest(labs, "creatinine", M12, creat_12_uln, uln))
+            if i4 is not True:
+                i4 = k_or(i4, latest(labs, "eGFR", M12, egfr_45))
 
         # I5 platelets >= 100 x 10^9/L within 6 months
-        o = latest(labs, "platelets", M6)
-        v = None if o is None else o.value
-        i5 = None if v is None else v >= PLT_MIN
+        i5 = latest(labs, "platelets", M6, plt_100)
 
         # I6 ANC >= 1,500/mm3 and hemoglobin >= 90 g/L
-        o = latest(labs, "ANC", M12)
-        v = None if o is None else o.value
-        i6 = None if v is None else v >= ANC_MIN
+        i6 = latest(labs, "ANC", M12, anc_15)
         if i6 is not False:
-            o = latest(labs, "hemoglobin", M12)
-            v = None if o is None else o.value
-            i6 = k_and(i6, None if v is None else v >= HGB_MIN)
+            i6 = k_and(i6, latest(labs, "hemoglobin", M12, hgb_9))
 
         # facts
         if facts is None:
@@ -398,34 +483,20 @@ def make_baseline(as_of: date):
         e1 = k_and(has_within(conditions, is_malignancy, Y5), k_not(curative))
 
         # E2 ALT > 2.5 x ULN or AST > 2.5 x ULN
-        o = latest(labs, "ALT", M12)
-        if o is None or o.value is None:
-            e2 = None
-        else:
-            uln = o.ref_high if o.ref_high is not None else ALT_ULN
-            e2 = o.value > uln * 2.5
+        e2 = latest(labs, "ALT", M12, over_25_uln, ALT_ULN)
         if e2 is not True:
-            o = latest(labs, "AST", M12)
-            if o is None or o.value is None:
-                e2 = k_or(e2, None)
-            else:
-                uln = o.ref_high if o.ref_high is not None else AST_ULN
-                e2 = k_or(e2, o.value > uln * 2.5)
+            e2 = k_or(e2, latest(labs, "AST", M12, over_25_uln, AST_ULN))
 
         # E3 if condition gilbert then bilirubin > 3 x ULN else bilirubin > 1.5 x ULN
-        o = latest(labs, "bilirubin", M12)
-        if o is None or o.value is None:
-            over3 = over15 = None
-        else:
-            uln = o.ref_high if o.ref_high is not None else BILI_ULN
-            over3, over15 = o.value > uln * 3.0, o.value > uln * 1.5
         gilbert = has(conditions, is_gilbert)
         if gilbert is True:
-            e3 = over3
+            e3 = latest(labs, "bilirubin", M12, over_3_uln, BILI_ULN)
         elif gilbert is False:
-            e3 = over15
-        else:
-            e3 = over3 if over3 is not None and over3 == over15 else None
+            e3 = latest(labs, "bilirubin", M12, over_15_uln, BILI_ULN)
+        else:  # unknown premise: the branches must agree
+            e3 = latest(labs, "bilirubin", M12, over_3_uln, BILI_ULN)
+            if e3 is not None and latest(labs, "bilirubin", M12, over_15_uln, BILI_ULN) is not e3:
+                e3 = None
 
         # E4 active condition heart_failure or condition acs within 6 months
         e4 = has_active(conditions, is_heart_failure)
@@ -436,17 +507,13 @@ def make_baseline(as_of: date):
         hypertension = occasions(labs, "systolic_bp", M6, sbp_160, 2)
 
         # E6 BMI >= 40 kg/m2
-        o = latest(labs, "BMI", M12)
-        bmi = None if o is None else o.value
-        e6 = None if bmi is None else bmi >= 40.0
+        e6 = latest(labs, "BMI", M12, bmi_40)
 
         # E7 medication insulin within 3 months
         e7 = has_within(medications, is_insulin, M3)
 
         # E8 at least 2 of (BMI >= 35, HbA1c >= 9.5 %, hypertension, smoker, any eGFR < 30 within 1 year)
-        o = latest(labs, "HbA1c", M12)
-        a1c = None if o is None else o.value
-        items = (None if bmi is None else bmi >= 35.0, None if a1c is None else a1c >= 9.5, hypertension, smoker,
+        items = (latest(labs, "BMI", M12, bmi_35), latest(labs, "HbA1c", M12, hba1c_95), hypertension, smoker,
                  occasions(labs, "eGFR", M12, egfr_below_30, 1))
         t = items.count(True)
         u = items.count(None)

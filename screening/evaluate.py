@@ -328,17 +328,17 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
         active = _active(entry, node.kind, as_of) if (node.status or node.window) else None
         result = True
         reasons = []
-        if entry.start_hi is not None and entry.start_hi > as_of:
-            result = None  # "2026" may be after the as-of date
-            reasons.append("its date may fall after the as-of date")
         if node.status == "active":
             result = active
         elif node.status in ("inactive", "resolved"):
             result = None if active is None else not active
         if result is False:
             continue
-        if result is None and not reasons:
+        if result is None:
             reasons.append("status and end date not recorded")
+        if entry.start_hi is not None and entry.start_hi > as_of:
+            result = None  # "2026" may be after the as-of date: the record may not exist yet
+            reasons.append("its date may fall after the as-of date")
         if node.window is not None:
             inside = _overlaps(entry, node.kind, active, start, as_of)
             if inside is False:

@@ -313,3 +313,12 @@ def test_age_between_with_a_year_only_birth_date_checks_the_whole_range():
     not_equal = trial('inclusion I1 "x" = age != 60\n')
     assert one(not_equal, patient(birth_date="1965")).value is None
     assert one(not_equal, patient(birth_date="1960-01")).value is True
+
+
+def test_an_active_record_whose_start_may_follow_the_as_of_date_is_unknown():
+    t = trial('valueset hf = ICD10:I50\nexclusion E1 "x" = active condition hf\n')
+    for onset in ("2026", "2026-11"):
+        result = one(t, patient(conditions=[{"code": "ICD10:I50.9", "onset": onset, "status": "active"}]))
+        assert (result.value, result.missing) == (None, ["condition ICD10:I50.9: its date may fall after the as-of date"])
+    assert one(t, patient(conditions=[{"code": "ICD10:I50.9", "onset": "2026-12", "status": "active"}])).value is False
+    assert one(t, patient(conditions=[{"code": "ICD10:I50.9", "onset": "2026-10", "status": "active"}])).value is True
