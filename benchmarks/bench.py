@@ -778,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
     stream = bench_stream(trial, path, as_of, n, chunk, first_checkpoint)
     stream["rss_before"] = rss_before_stream
     figures["end_to_end"] = stream
-    say(f"end to end (NDJSON line -> json.loads -> patient_from_document -> screen(explain=True) -> json.dumps):")
+    say("end to end (NDJSON line -> json.loads -> patient_from_document -> screen(explain=True) -> json.dumps):")
     say(f"    {fmt_rate(stream['patients_per_s_median_chunk'])} patients/s (median of {stream['chunks']} chunks),"
         f" {fmt_rate(stream['patients_per_s_total'])} patients/s over the whole pass of {stream['seconds']:.1f} s")
     st = stream["stage_us"]

@@ -10,7 +10,6 @@ path (:mod:`screening.compile`) calls the same atom functions, so both paths sha
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date
 
 from . import ir

@@ -3,7 +3,7 @@ from datetime import date
 
 import pytest
 
-from helpers import AS_OF, obs, one, patient, trial, verdicts
+from helpers import AS_OF, obs, one, patient, trial
 
 ALT = "LOINC:1742-6"
 PLT = "LOINC:777-3"
