@@ -511,8 +511,9 @@ class Interpreter:
 
     def _And(self, node: ir.And) -> Outcome:
         parts = []
+        run = self.run
         for operand in node.operands:
-            result = self.run(operand)
+            result = run(operand)
             if result.value is False:
                 return _merge(Outcome(node, False), [result])
             parts.append(result)
@@ -522,8 +523,9 @@ class Interpreter:
 
     def _Or(self, node: ir.Or) -> Outcome:
         parts = []
+        run = self.run
         for operand in node.operands:
-            result = self.run(operand)
+            result = run(operand)
             if result.value is True:
                 return _merge(Outcome(node, True), [result])
             parts.append(result)

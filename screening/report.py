@@ -12,12 +12,13 @@ from datetime import date
 
 from . import ir
 from .dates import show
+from .evaluate import Outcome
 
 VERDICTS = ("pass", "fail", "unknown", "review")
 DECISIONS = ("eligible", "ineligible", "undetermined")
 
 
-@dataclass
+@dataclass(slots=True)
 class Evidence:
     """One deciding piece of a criterion: the rule text, its truth and what it rests on."""
 
@@ -32,7 +33,7 @@ class Evidence:
         return f"{self.rule} is {truth(self.value)}: {self.detail}"
 
 
-@dataclass
+@dataclass(slots=True)
 class CriterionResult:
     id: str
     kind: str
@@ -104,23 +105,19 @@ def _verdict(kind: str, value: bool | None, missing: list[str], reviews: list[st
 
 def criterion_result(criterion: ir.Criterion, outcome, applies, patient, ctx) -> CriterionResult:
     """Build a criterion's result from an Outcome (explained) or a bare truth value (fast path)."""
-    explained = hasattr(outcome, "deciding")
+    explained = isinstance(outcome, Outcome)
     value = outcome.value if explained else outcome
     if criterion.applies is None:
         applies_value = True
     else:
         applies_value = applies.value if explained else applies
-    evidence: list[Evidence] = []
-    missing: list[str] = []
-    reviews: list[str] = []
     if explained:
         evidence = explain(outcome, patient, ctx)
         missing, reviews = list(outcome.missing), list(outcome.reviews)
-    result = CriterionResult(
-        id=criterion.id, kind=criterion.kind, text=criterion.text, verdict="", value=value, applicable=True,
-        explanation="", missing=missing, reviews=reviews, evidence=evidence, draft=criterion.draft,
-        rule=criterion.rule_text,
-    )
+    else:
+        evidence, missing, reviews = [], [], []
+    result = CriterionResult(criterion.id, criterion.kind, criterion.text, "", value, True, "", missing, reviews,
+                             evidence, criterion.draft, criterion.rule_text)
     if applies_value is False:
         result.applicable, result.value, result.verdict = False, None, "pass"
         result.missing, result.reviews = [], []
@@ -144,13 +141,16 @@ def criterion_result(criterion: ir.Criterion, outcome, applies, patient, ctx) ->
             result.reviews = list(dict.fromkeys([*applies.reviews, *reviews]))
     result.verdict = _verdict(criterion.kind, result.value, result.missing, result.reviews)
     if explained:
-        lines = [e.line() for e in result.evidence]
+        lines = [f"{e.rule} is {_TRUTH[e.value]}: {e.detail}" for e in result.evidence]
         if result.applicable is None:
             lines.insert(0, f"whether it applies is unknown (`{criterion.applies.source_text}`)")
         if criterion.draft:
             lines.insert(0, "DRAFT rule, not yet confirmed by an author")
         result.explanation = "; ".join(lines)
     return result
+
+
+_TRUTH = {True: "true", False: "false", None: "unknown"}
 
 
 # ---------------------------------------------------------------- evidence in words
@@ -235,6 +235,8 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         _, node, seen, missing = info
         if missing:
             return _no_result(missing, as_of)
+        if len(seen) == 1:  # the latest result: the common case
+            return _lab_detail(node, *seen[0], patient, ctx)
         shown = [s for s in seen if s[1] is value] or list(seen)
         # the results that decided: one for any/every, N for "on at least N occasions"
         details = [_lab_detail(node, *s, patient, ctx) for s in shown[:node.occasions or 1]]
@@ -338,24 +340,26 @@ def explain(outcome, patient, ctx) -> list[Evidence]:
     """The deciding atoms of an outcome, in rule order, as evidence lines."""
     found: list[Evidence] = []
     seen: set[tuple[str, str]] = set()
-
-    def walk(o, prefix: str) -> None:
+    stack = [(outcome, "")]
+    pop, push = stack.pop, stack.extend
+    while stack:
+        o, prefix = pop()
+        node = o.node
         if o.info is not None:
-            detail = describe_atom(o.node, o.value, o.info, patient, ctx)
-            key = (prefix + o.node.source_text, detail)
-            if key not in seen:  # the same test written twice (e.g. known(fact x) ... fact x) is shown once
-                seen.add(key)
-                found.append(Evidence(key[0], o.value, detail))
-            return
-        if isinstance(o.node, ir.Const):
-            found.append(Evidence(prefix + o.node.source_text, o.value, "constant"))
-        if isinstance(o.node, ir.CountOf):
-            found.append(Evidence(prefix + f"{o.node.mode.replace('_', ' ')} {o.node.count} of {len(o.node.operands)}",
+            detail = describe_atom(node, o.value, o.info, patient, ctx)
+            rule = prefix + node.source_text if prefix else node.source_text
+            if (rule, detail) not in seen:  # the same test written twice (known(fact x) ... fact x) shows once
+                seen.add((rule, detail))
+                found.append(Evidence(rule, o.value, detail))
+            continue
+        kind = type(node)
+        if kind is ir.Define:
+            prefix = f"{node.name}: "  # say which named sub-condition the evidence belongs to
+        elif kind is ir.CountOf:
+            found.append(Evidence(f"{prefix}{node.mode.replace('_', ' ')} {node.count} of {len(node.operands)}",
                                   o.value, _count_summary(o)))
-        if isinstance(o.node, ir.Define):
-            prefix = f"{o.node.name}: "  # say which named sub-condition the evidence belongs to
-        for part in o.deciding:
-            walk(part, prefix)
-
-    walk(outcome, "")
+        elif kind is ir.Const:
+            found.append(Evidence(prefix + node.source_text, o.value, "constant"))
+        if o.deciding:
+            push((part, prefix) for part in reversed(o.deciding))
     return found
