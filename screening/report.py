@@ -339,27 +339,27 @@ def _count_summary(outcome) -> str:
 def explain(outcome, patient, ctx) -> list[Evidence]:
     """The deciding atoms of an outcome, in rule order, as evidence lines."""
     found: list[Evidence] = []
-    seen: set[tuple[str, str]] = set()
-    stack = [(outcome, "")]
-    pop, push = stack.pop, stack.extend
-    while stack:
-        o, prefix = pop()
-        node = o.node
-        if o.info is not None:
-            detail = describe_atom(node, o.value, o.info, patient, ctx)
-            rule = prefix + node.source_text if prefix else node.source_text
-            if (rule, detail) not in seen:  # the same test written twice (known(fact x) ... fact x) shows once
-                seen.add((rule, detail))
-                found.append(Evidence(rule, o.value, detail))
-            continue
-        kind = type(node)
-        if kind is ir.Define:
-            prefix = f"{node.name}: "  # say which named sub-condition the evidence belongs to
-        elif kind is ir.CountOf:
-            found.append(Evidence(f"{prefix}{node.mode.replace('_', ' ')} {node.count} of {len(node.operands)}",
-                                  o.value, _count_summary(o)))
-        elif kind is ir.Const:
-            found.append(Evidence(prefix + node.source_text, o.value, "constant"))
-        if o.deciding:
-            push((part, prefix) for part in reversed(o.deciding))
+    _walk(outcome, "", found, patient, ctx)
     return found
+
+
+def _walk(o, prefix: str, found: list, patient, ctx) -> None:
+    node = o.node
+    if o.info is not None:
+        detail = describe_atom(node, o.value, o.info, patient, ctx)
+        rule = prefix + node.source_text if prefix else node.source_text
+        last = found[-1] if found else None
+        # the same test written twice in a row (known(fact x) then fact x) is shown once
+        if last is None or last.rule != rule or last.detail != detail:
+            found.append(Evidence(rule, o.value, detail))
+        return
+    kind = type(node)
+    if kind is ir.Define:
+        prefix = f"{node.name}: "  # say which named sub-condition the evidence belongs to
+    elif kind is ir.CountOf:
+        found.append(Evidence(f"{prefix}{node.mode.replace('_', ' ')} {node.count} of {len(node.operands)}",
+                              o.value, _count_summary(o)))
+    elif kind is ir.Const:
+        found.append(Evidence(prefix + node.source_text, o.value, "constant"))
+    for part in o.deciding:
+        _walk(part, prefix, found, patient, ctx)
