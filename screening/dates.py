@@ -24,6 +24,11 @@ def parse_partial(text: str) -> tuple[int, int]:
     """
     if not isinstance(text, str):
         raise DateProblem(f"expected a date string, got {type(text).__name__}")
+    return _parse_partial(text)
+
+
+@lru_cache(maxsize=65536)  # dates repeat across a population: parse each text once
+def _parse_partial(text: str) -> tuple[int, int]:
     raw = text.strip()
     if len(raw) > 10 and raw[10] in "T ":
         raw = raw[:10]
