@@ -41,7 +41,7 @@ from typing import Iterator
 
 from rich.console import Console
 
-from .compile import Trial, compile_text
+from .compile import Trial, compile_text, read_rule_file
 from .errors import DataError, DataProblem, ScreeningError, UsageError
 from .patient.load import patient_from_document
 from .report import DECISIONS
@@ -79,16 +79,8 @@ def load_trials(paths: list[Path]) -> list[TrialFile]:
     """Read and compile every rule file once (errors as :func:`screening.compile.compile_trial`)."""
     loaded: list[TrialFile] = []
     for path in map(Path, paths):
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise UsageError(f"{path}: no such rule file") from None
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot read rule file: {exc}") from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"{path}: cannot read rule file: {exc}") from None
+        raw = read_rule_file(path)
+        text = raw.decode("utf-8")
         trial = compile_text(text, str(path))
         loaded.append(TrialFile(path, text, hashlib.sha256(raw).hexdigest(), trial))
     seen: dict[str, Path] = {}

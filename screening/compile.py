@@ -287,13 +287,19 @@ def compile_text(text: str, name: str = "<rules>") -> Trial:
     return Trial(check(parse(text, name)))
 
 
-def compile_trial(path: str | Path) -> Trial:
-    """Compile a rule-set file."""
+def read_rule_file(path: str | Path) -> bytes:
+    """The bytes of a rule file, checked to be UTF-8 text; a missing or unreadable file is a UsageError."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        raw.decode("utf-8")
     except FileNotFoundError:
         raise UsageError(f"{path}: no such rule file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read rule file: {exc}") from None
-    return compile_text(text, str(path))
+    return raw
+
+
+def compile_trial(path: str | Path) -> Trial:
+    """Compile a rule-set file."""
+    return compile_text(read_rule_file(path).decode("utf-8"), str(path))
