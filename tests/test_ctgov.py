@@ -329,6 +329,7 @@ def test_every_sample_trial_imports_to_text_that_compiles():
     assert lines > 1500 and drafted > 100
 
 
+@needs_ctgov
 def test_a_drafted_rule_is_evaluated_and_flagged_in_every_report(tmp_path):
     """An imported draft: unknown with the data named when it is missing, flagged DRAFT everywhere."""
     from datetime import date
