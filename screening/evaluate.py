@@ -269,6 +269,7 @@ def sex_test(node: ir.SexTest, patient, ctx: Context):
 
 # ---------------------------------------------------------------- conditions, medications, procedures
 _ACTIVE = {"active", "recurrence", "relapse", "in-progress", "on-hold", "intended"}
+_POINT_EVENTS = ("procedures", "immunizations")  # done on a date, not ongoing
 _ENDED = {"inactive", "remission", "resolved", "completed", "stopped", "cancelled", "not-taken",
           "entered-in-error", "not-done"}
 
@@ -286,7 +287,7 @@ def _active(entry, kind: str, as_of: int) -> bool | None:
         return True
     if status in _ENDED:
         return False
-    if kind == "procedures":
+    if kind in _POINT_EVENTS:
         return False
     return None
 
@@ -297,7 +298,7 @@ def _overlaps(entry, kind: str, active: bool | None, start: int, end: int) -> bo
     s_hi = entry.start_hi if entry.start_hi is not None else end
     if entry.end_lo is not None:
         e_lo, e_hi = entry.end_lo, entry.end_hi
-    elif kind == "procedures":
+    elif kind in _POINT_EVENTS:
         e_lo, e_hi = s_lo, s_hi
     elif active is True:
         e_lo = e_hi = FOREVER
@@ -320,7 +321,9 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
     matcher = node.matcher
     possible = []
     for entry in entries:
-        if not matcher.matches_any(entry.codes):
+        # an unreadable record (no code the engine can read) may be in any value set: never a match, never ruled out
+        unsure = not matcher.matches_any(entry.codes)
+        if unsure and entry.unreadable is None:
             continue
         if entry.start_lo is not None and entry.start_lo > as_of:
             continue  # begins after the as-of date
@@ -353,6 +356,12 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
             if outcome is None:
                 result = None
                 reasons.append(f"{qualifier.field_name} not recorded")
+        if result is not False and entry.verification is not None:
+            result = None  # provisional, differential, unconfirmed: never a confirmed record
+            reasons.append(f"verification status {entry.verification}, not confirmed")
+        if result is not False and unsure:
+            result = None
+            reasons.append(f"{entry.unreadable}: cannot tell whether it is in {matcher.name}")
         if result is True:
             return True, ("record", node, entry, None, ())
         if result is None:
@@ -449,10 +458,18 @@ def _atom_missing(info) -> list[str]:
     if kind == "record":
         if info[3]:
             return [info[3]]
-        return [f"{info[1].noun} {entry.code}: {', '.join(reasons)}" for entry, reasons in info[4]]
+        return [f"{entry_name(info[1].noun, entry)}: {', '.join(reasons)}" for entry, reasons in info[4]]
     if kind == "fact":
         return [f"fact {info[1].name}"] if info[2] is None else []
     return []
+
+
+def entry_name(noun: str, entry) -> str:
+    """``condition ICD10:C50.9``; a record without a code by its text and place: ``condition 'breast ca' ($.conditions[0])``."""
+    if entry.code:
+        return f"{noun} {entry.code}"
+    shown = f" '{entry.display}'" if entry.display else ""
+    return f"{noun}{shown} ({entry.path})"
 
 
 def _merge(outcome: Outcome, parts: list[Outcome]) -> Outcome:

@@ -12,7 +12,7 @@ from datetime import date
 
 from . import ir
 from .dates import show
-from .evaluate import Outcome
+from .evaluate import Outcome, entry_name
 
 VERDICTS = ("pass", "fail", "unknown", "review")
 DECISIONS = ("eligible", "ineligible", "undetermined")
@@ -306,13 +306,14 @@ def _no_result(missing: str, as_of: str) -> str:
 
 
 def _entry_text(node: ir.RecordTest, entry) -> str:
-    parts = [f"{node.noun} {entry.code}"]
-    if entry.display:
+    point = node.kind in ("procedures", "immunizations")
+    parts = [entry_name(node.noun, entry)]
+    if entry.display and entry.code:
         parts.append(f"'{entry.display}'")
     dates = []
     if entry.start_lo is not None:
-        dates.append(("date " if node.kind == "procedures" else "from ") + show(entry.start_lo, entry.start_hi))
-    if entry.end_lo is not None and node.kind != "procedures":
+        dates.append(("date " if point else "from ") + show(entry.start_lo, entry.start_hi))
+    if entry.end_lo is not None and not point:
         dates.append("to " + show(entry.end_lo, entry.end_hi))
     if entry.status:
         dates.append(entry.status)
