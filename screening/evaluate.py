@@ -469,7 +469,7 @@ def entry_name(noun: str, entry) -> str:
     if entry.code:
         return f"{noun} {entry.code}"
     shown = f" '{entry.display}'" if entry.display else ""
-    return f"{noun}{shown} ({entry.path})"
+    return f"{noun}{shown} ({entry.attributes.get('fhir_path') or entry.path})"
 
 
 def _merge(outcome: Outcome, parts: list[Outcome]) -> Outcome:
