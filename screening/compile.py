@@ -104,6 +104,9 @@ class _CodeWriter:
         self.emit("lo = o.lo", body)
         self.emit("if lo is not None and lo > END: continue  # after the as-of date", body)
         self.emit(f"if lo is None or o.hi < {start} or lo < {start} or o.hi > END: break", body)
+        self.emit("if o.comparator is not None:  # an interval ('> 1.5'): the careful path", body)
+        self.emit(f"{var} = {fn}({arg}, P, C)[0]", body + 1)
+        self.emit("break", body + 1)
         self.emit("x = o.value", body)
         dimension_test = f" and o.dimension == {self.bind(node.dimension, 'D')}" if node.dimension else ""
         self.emit(f"if x is not None{dimension_test}:", body)

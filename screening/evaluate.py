@@ -93,8 +93,53 @@ def compare_obs(node: ir.LabCompare, obs, sex: str | None, ranges: ir.RangeTable
         high, missing = threshold(node.upper, obs, node.key, sex, ranges)
         if missing:
             return None, None, missing
+        if obs.comparator is not None:
+            value = _censored(obs, "between", low, high)
+            return value, (low, high), _censored_problem(obs) if value is None else None
         return low <= obs.value <= high, (low, high), None
+    if obs.comparator is not None:
+        value = _censored(obs, node.op, low, None)
+        return value, (low,), _censored_problem(obs) if value is None else None
     return _COMPARE[node.op](obs.value, low), (low,), None
+
+
+def _censored_problem(obs) -> str:
+    """Why a comparator result ("> 1.5 mg/dL") that the limit cuts decides nothing."""
+    unit = f" {obs.unit}" if obs.unit else ""
+    return (f"reported only as {obs.comparator} {obs.in_own_unit(obs.value):.6g}{unit}, "
+            "which lies on both sides of the limit")
+
+
+def interval_test(comparator: str, bound: float, op: str, low: float, high: float | None = None) -> bool | None:
+    """Does every value of the interval ``comparator bound`` (e.g. ``> 1.5``) meet ``op low [high]``?
+
+    True when all of them do, False when none does, None when the limit cuts the interval.
+    """
+    lo, lo_open, hi, hi_open = {
+        "<": (float("-inf"), True, bound, True), "<=": (float("-inf"), True, bound, False),
+        ">": (bound, True, float("inf"), True), ">=": (bound, False, float("inf"), True),
+    }[comparator]
+    if op == "between":
+        if lo >= low and hi <= high:
+            return True
+        if hi < low or (hi == low and hi_open) or lo > high or (lo == high and lo_open):
+            return False
+        return None
+    if op in ("=", "!="):
+        outside = low < lo or (low == lo and lo_open) or low > hi or (low == hi and hi_open)
+        return (False if outside else None) if op == "=" else (True if outside else None)
+    if op == "<":
+        return True if (hi < low or (hi == low and hi_open)) else (False if lo >= low else None)
+    if op == "<=":
+        return True if hi <= low else (False if (lo > low or (lo == low and lo_open)) else None)
+    if op == ">":
+        return True if (lo > low or (lo == low and lo_open)) else (False if hi <= low else None)
+    # ">="
+    return True if lo >= low else (False if (hi < low or (hi == low and hi_open)) else None)
+
+
+def _censored(obs, op: str, low: float, high: float | None) -> bool | None:
+    return interval_test(obs.comparator, obs.value, op, low, high)
 
 
 def lab_compare(node: ir.LabCompare, patient, ctx: Context):
@@ -206,7 +251,11 @@ def lab_text(node: ir.LabText, patient, ctx: Context):
         elif obs.value is not None and node.value in ("positive", "negative"):
             # a numeric result is positive when above the upper limit of its reference range
             uln, problem = threshold(_ULN, obs, node.key, patient.sex, ctx.ranges)
-            value = None if uln is None else ((obs.value > uln) == (node.value == "positive")) != node.negated
+            above = None if uln is None else (obs.value > uln if obs.comparator is None
+                                              else interval_test(obs.comparator, obs.value, ">", uln))
+            if above is None and uln is not None:
+                problem = _censored_problem(obs)
+            value = None if above is None else (above == (node.value == "positive")) != node.negated
         else:
             value, problem = None, obs.problem or "a numeric result where a text result is needed"
         if inside is None:

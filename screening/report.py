@@ -174,7 +174,8 @@ def _lab_detail(node: ir.LabCompare, obs, value, limits, problem, patient, ctx) 
         return f"{label} {shown} {_when(obs)}: {problem}"
     unit = obs.unit or ""
     spaced = f" {unit}" if unit else ""
-    text = f"{label} {_num(obs.in_own_unit(obs.value))}{spaced} {_when(obs)}"
+    bound = f"{obs.comparator} " if obs.comparator else ""  # "> 1.5 mg/dL": an interval, not a value
+    text = f"{label} {bound}{_num(obs.in_own_unit(obs.value))}{spaced} {_when(obs)}"
     if problem and limits is None:
         return f"{text}: {problem}"
     if limits is None:
@@ -200,6 +201,10 @@ def _lab_detail(node: ir.LabCompare, obs, value, limits, problem, patient, ctx) 
         else:
             margin = "within the range"
         caveat = f"; but {problem}" if problem and value is None else ""
+        if obs.comparator:  # an interval: no single margin
+            margin = ("the whole interval is " + ("within the range" if value else "outside the range")
+                      if value is not None else caveat.removeprefix("; but "))
+            caveat = ""
         return f"{text}; range {' to '.join(parts)}; {margin}{caveat}"
     diff = obs.value - limits[0]  # canonical values, both rounded on conversion: equal means equal
     if diff == 0:
@@ -208,6 +213,9 @@ def _lab_detail(node: ir.LabCompare, obs, value, limits, problem, patient, ctx) 
         factor = obs.to_canonical.factor if obs.to_canonical is not None else 1.0
         margin = f"{'over' if diff > 0 else 'under'} by {_num(abs(diff) / factor)}{spaced}"
     caveat = f"; but {problem}" if problem and value is None else ""
+    if obs.comparator:  # an interval: no single margin
+        margin = caveat.removeprefix("; but ") if value is None else "the whole interval is on one side of the limit"
+        caveat = ""
     return f"{text}; limit {parts[0]}; {margin}{caveat}"
 
 
@@ -250,7 +258,7 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         if missing:
             return _no_result(missing, as_of)
         if obs.text is None and obs.value is not None:
-            shown = f"{_num(obs.in_own_unit(obs.value))} {obs.unit or ''}".rstrip()
+            shown = f"{obs.comparator or ''} {_num(obs.in_own_unit(obs.value))} {obs.unit or ''}".strip()
             limit = obs.ref_high
             origin = "the observation's" if limit is not None else "the rule set's"
             if limit is None:
