@@ -24,7 +24,7 @@ from .dates import NEVER
 from .errors import UsageError
 from .evaluate import ATOMS, Context, Interpreter, count_values, lab_compare
 from .parser import parse
-from .report import CriterionResult, PatientResult, criterion_result, decide
+from .report import CriterionResult, PatientResult, criterion_result, decide_patient
 
 
 class _CodeWriter:
@@ -276,9 +276,10 @@ class Trial:
                     applies = interpreter.run(criterion.applies) if criterion.applies is not None else None
                     value = interpreter.run(criterion.condition)
                 results.append(criterion_result(criterion, value, applies, patient, ctx))
+        decision, reason = decide_patient(results, patient, ctx.as_of)
         return PatientResult(
             trial=self.id, title=self.title, patient=patient.id, source=patient.source, as_of=as_of,
-            decision=decide(results), criteria=results, warnings=list(patient.warnings),
+            decision=decision, criteria=results, warnings=list(patient.warnings), decision_reason=reason,
         )
 
     def screen_many(self, patients, as_of: date | None = None, explain: bool = True) -> list[PatientResult]:

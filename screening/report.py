@@ -68,11 +68,13 @@ class PatientResult:
     decision: str
     criteria: list[CriterionResult]
     warnings: list[str] = field(default_factory=list)
+    decision_reason: str | None = None  # set when something besides the criteria decided (death)
 
     def to_dict(self) -> dict:
         return {
             "trial": self.trial, "patient": self.patient, "as_of": self.as_of.isoformat(),
-            "decision": self.decision, "criteria": [c.to_dict() for c in self.criteria],
+            "decision": self.decision, "decision_reason": self.decision_reason,
+            "criteria": [c.to_dict() for c in self.criteria],
             "source": self.source, "warnings": list(self.warnings),
         }
 
@@ -94,6 +96,28 @@ def decide(results: list[CriterionResult]) -> str:
     if "unknown" in verdicts or "review" in verdicts:
         return "undetermined"
     return "eligible"
+
+
+def decide_patient(results: list[CriterionResult], patient, as_of: int) -> tuple[str, str | None]:
+    """The decision and, when the patient's death decides or limits it, the reason.
+
+    A patient who died on or before the as-of date (or is recorded as deceased without a date) is
+    ineligible whatever the criteria say; one whose death date may fall on either side of the
+    as-of date (a year or month only) is never eligible: at best undetermined.
+    """
+    decision = decide(results)
+    deceased = getattr(patient, "deceased", None)
+    if deceased is None:
+        return decision, None
+    if deceased is True:
+        return "ineligible", "patient recorded as deceased (date of death not recorded)"
+    lo, hi = deceased
+    if hi <= as_of:
+        return "ineligible", f"patient died on {show(lo, hi)}"
+    if lo > as_of:
+        return decision, None  # died after the as-of date: alive then
+    reason = f"patient may have died on or before the as-of date (date of death {show(lo, hi)})"
+    return ("undetermined" if decision == "eligible" else decision), reason
 
 
 def _verdict(kind: str, value: bool | None, missing: list[str], reviews: list[str]) -> str:
