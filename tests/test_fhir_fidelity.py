@@ -264,3 +264,49 @@ def test_check_prints_the_death(tmp_path) -> None:
     assert as_json["decision"] == "ineligible" and as_json["decision_reason"] == "patient died on 2024-05-01"
     converted = runner.invoke(app, ["convert-fhir", str(path)])
     assert '"deceased": "2024-05-01"' in converted.stdout
+
+
+# --- the fast path agrees with the interpreter on comparators, unreadable and unconfirmed records -----
+
+
+def test_fast_path_agrees_on_a_population_with_comparators_and_unreadable_records() -> None:
+    import importlib.util
+    import random
+
+    from helpers import ROOT
+    from screening import compile_trial
+    from screening.evaluate import Interpreter
+
+    spec = importlib.util.spec_from_file_location("population", ROOT / "benchmarks" / "population.py")
+    population = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(population)
+    rng = random.Random(5)
+    documents = []
+    for document in population.generate(500, seed=13):
+        for obs in document.get("observations") or ():
+            if isinstance(obs.get("value"), (int, float)) and not isinstance(obs["value"], bool) and rng.random() < 0.3:
+                obs["comparator"] = rng.choice(["<", "<=", ">", ">="])
+        for key in ("conditions", "medications", "procedures"):
+            for record in document.get(key) or ():
+                roll = rng.random()
+                if roll < 0.15:
+                    record.pop("code")
+                    record.pop("codes", None)
+                    record["unreadable"] = "coded only as text"
+                elif roll < 0.3:
+                    record["verification"] = rng.choice(["provisional", "differential", "unconfirmed"])
+        if rng.random() < 0.1:
+            document["deceased"] = rng.choice([True, "2020-01-01", "2026", "2030-01-01"])
+        documents.append(document)
+    for trial in (compile_trial(ROOT / "benchmarks" / "bench_rules.crit"),
+                  compile_trial(ROOT / "trials" / "NCT00659217.crit")):
+        ctx = trial.context(AS_OF)
+        for document in documents:
+            patient = patient_from_document(document, "generated")
+            interpreter = Interpreter(patient, ctx)
+            for criterion, (applies, value) in zip(trial.criteria, trial.values(patient, AS_OF)):
+                slow_applies = interpreter.run(criterion.applies).value if criterion.applies is not None else True
+                assert (applies, value) == (slow_applies, interpreter.run(criterion.condition).value), \
+                    (document["id"], criterion.id)
+            fast, slow = trial.screen(patient, AS_OF, explain=False), trial.screen(patient, AS_OF)
+            assert (fast.decision, fast.decision_reason) == (slow.decision, slow.decision_reason)

@@ -2,8 +2,10 @@
 
 Everything but ``id`` is optional. A list that is absent (``"conditions"`` missing) means
 "not provided" and makes every question about it unknown; an empty list means "none recorded".
-Conditions, medications and procedures may carry extra fields (``route``, ``response``,
-``result`` ...), which rules can test with ``with FIELD = "..."``.
+Conditions, medications, procedures, allergies and immunizations may carry extra fields
+(``route``, ``response``, ``result`` ...), which rules can test with ``with FIELD = "..."``.
+A record without a readable code carries ``unreadable`` instead of ``code``; ``verification``
+other than confirmed and an observation's ``comparator`` are described in docs/fhir.md.
 """
 from __future__ import annotations
 
