@@ -156,7 +156,7 @@ class SexTest(Expr):
 
 @dataclass(frozen=True)
 class RecordTest(Expr):
-    kind: str  # condition | medication | procedure
+    kind: str  # condition | medication | procedure | allergy | immunization
     status: str | None
     valueset: str | None
     code: CodeLiteral | None

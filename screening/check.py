@@ -18,7 +18,8 @@ from .patient.record import normalise_text
 from .source import Span
 from .units import Conversion, parse_unit
 
-_RECORD_LISTS = {"condition": "conditions", "medication": "medications", "procedure": "procedures"}
+_RECORD_LISTS = {"condition": "conditions", "medication": "medications", "procedure": "procedures",
+                 "allergy": "allergies", "immunization": "immunizations"}
 
 
 def _did_you_mean(name: str, candidates) -> str | None:
@@ -366,8 +367,9 @@ class _Checker:
             matcher = self._matcher(node.valueset, node.span)
             if matcher is None:
                 return ir.Const(False, span=node.span)
-        if node.status == "resolved" and node.kind != "condition":
-            self.error("status", f"`resolved` applies to conditions; use `inactive` for a {node.kind}", node.span)
+        if node.status == "resolved" and node.kind not in ("condition", "allergy"):
+            self.error("status", f"`resolved` applies to conditions and allergies; use `inactive` for a {node.kind}",
+                       node.span)
         qualifiers = []
         for q in node.qualifiers:
             pattern = None

@@ -2,7 +2,7 @@
 
 ICD-10 and ATC are hierarchies written as prefixes, so a value set entry matches its
 descendants (``ICD10:M32`` matches ``ICD10:M32.14``) and ``ICD10:C00-C96`` is a range over
-three-character categories. Other systems (SNOMED CT, RxNorm, LOINC, CPT, LOCAL) match exactly:
+three-character categories. Other systems (SNOMED CT, RxNorm, LOINC, CPT, CVX, LOCAL) match exactly:
 no terminology server is consulted, so SNOMED descendants must be listed.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-SYSTEMS = ("LOINC", "SNOMED", "ICD10", "RXNORM", "ATC", "CPT", "LOCAL")
+SYSTEMS = ("LOINC", "SNOMED", "ICD10", "RXNORM", "ATC", "CPT", "CVX", "LOCAL")
 HIERARCHICAL = ("ICD10", "ATC")
 _ICD_RANGE = re.compile(r"^([A-Z]\d{2})-([A-Z]\d{2})$")
 

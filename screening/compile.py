@@ -24,7 +24,7 @@ from .dates import NEVER
 from .errors import UsageError
 from .evaluate import ATOMS, Context, Interpreter, count_values, lab_compare
 from .parser import parse
-from .report import CriterionResult, PatientResult, criterion_result, decide
+from .report import CriterionResult, PatientResult, criterion_result, decide_patient
 
 
 class _CodeWriter:
@@ -104,6 +104,9 @@ class _CodeWriter:
         self.emit("lo = o.lo", body)
         self.emit("if lo is not None and lo > END: continue  # after the as-of date", body)
         self.emit(f"if lo is None or o.hi < {start} or lo < {start} or o.hi > END: break", body)
+        self.emit("if o.comparator is not None:  # an interval ('> 1.5'): the careful path", body)
+        self.emit(f"{var} = {fn}({arg}, P, C)[0]", body + 1)
+        self.emit("break", body + 1)
         self.emit("x = o.value", body)
         dimension_test = f" and o.dimension == {self.bind(node.dimension, 'D')}" if node.dimension else ""
         self.emit(f"if x is not None{dimension_test}:", body)
@@ -273,9 +276,10 @@ class Trial:
                     applies = interpreter.run(criterion.applies) if criterion.applies is not None else None
                     value = interpreter.run(criterion.condition)
                 results.append(criterion_result(criterion, value, applies, patient, ctx))
+        decision, reason = decide_patient(results, patient, ctx.as_of)
         return PatientResult(
             trial=self.id, title=self.title, patient=patient.id, source=patient.source, as_of=as_of,
-            decision=decide(results), criteria=results, warnings=list(patient.warnings),
+            decision=decision, criteria=results, warnings=list(patient.warnings), decision_reason=reason,
         )
 
     def screen_many(self, patients, as_of: date | None = None, explain: bool = True) -> list[PatientResult]:

@@ -93,8 +93,53 @@ def compare_obs(node: ir.LabCompare, obs, sex: str | None, ranges: ir.RangeTable
         high, missing = threshold(node.upper, obs, node.key, sex, ranges)
         if missing:
             return None, None, missing
+        if obs.comparator is not None:
+            value = _censored(obs, "between", low, high)
+            return value, (low, high), _censored_problem(obs) if value is None else None
         return low <= obs.value <= high, (low, high), None
+    if obs.comparator is not None:
+        value = _censored(obs, node.op, low, None)
+        return value, (low,), _censored_problem(obs) if value is None else None
     return _COMPARE[node.op](obs.value, low), (low,), None
+
+
+def _censored_problem(obs) -> str:
+    """Why a comparator result ("> 1.5 mg/dL") that the limit cuts decides nothing."""
+    unit = f" {obs.unit}" if obs.unit else ""
+    return (f"reported only as {obs.comparator} {obs.in_own_unit(obs.value):.6g}{unit}, "
+            "which lies on both sides of the limit")
+
+
+def interval_test(comparator: str, bound: float, op: str, low: float, high: float | None = None) -> bool | None:
+    """Does every value of the interval ``comparator bound`` (e.g. ``> 1.5``) meet ``op low [high]``?
+
+    True when all of them do, False when none does, None when the limit cuts the interval.
+    """
+    lo, lo_open, hi, hi_open = {
+        "<": (float("-inf"), True, bound, True), "<=": (float("-inf"), True, bound, False),
+        ">": (bound, True, float("inf"), True), ">=": (bound, False, float("inf"), True),
+    }[comparator]
+    if op == "between":
+        if lo >= low and hi <= high:
+            return True
+        if hi < low or (hi == low and hi_open) or lo > high or (lo == high and lo_open):
+            return False
+        return None
+    if op in ("=", "!="):
+        outside = low < lo or (low == lo and lo_open) or low > hi or (low == hi and hi_open)
+        return (False if outside else None) if op == "=" else (True if outside else None)
+    if op == "<":
+        return True if (hi < low or (hi == low and hi_open)) else (False if lo >= low else None)
+    if op == "<=":
+        return True if hi <= low else (False if (lo > low or (lo == low and lo_open)) else None)
+    if op == ">":
+        return True if (lo > low or (lo == low and lo_open)) else (False if hi <= low else None)
+    # ">="
+    return True if lo >= low else (False if (hi < low or (hi == low and hi_open)) else None)
+
+
+def _censored(obs, op: str, low: float, high: float | None) -> bool | None:
+    return interval_test(obs.comparator, obs.value, op, low, high)
 
 
 def lab_compare(node: ir.LabCompare, patient, ctx: Context):
@@ -206,7 +251,11 @@ def lab_text(node: ir.LabText, patient, ctx: Context):
         elif obs.value is not None and node.value in ("positive", "negative"):
             # a numeric result is positive when above the upper limit of its reference range
             uln, problem = threshold(_ULN, obs, node.key, patient.sex, ctx.ranges)
-            value = None if uln is None else ((obs.value > uln) == (node.value == "positive")) != node.negated
+            above = None if uln is None else (obs.value > uln if obs.comparator is None
+                                              else interval_test(obs.comparator, obs.value, ">", uln))
+            if above is None and uln is not None:
+                problem = _censored_problem(obs)
+            value = None if above is None else (above == (node.value == "positive")) != node.negated
         else:
             value, problem = None, obs.problem or "a numeric result where a text result is needed"
         if inside is None:
@@ -269,6 +318,7 @@ def sex_test(node: ir.SexTest, patient, ctx: Context):
 
 # ---------------------------------------------------------------- conditions, medications, procedures
 _ACTIVE = {"active", "recurrence", "relapse", "in-progress", "on-hold", "intended"}
+_POINT_EVENTS = ("procedures", "immunizations")  # done on a date, not ongoing
 _ENDED = {"inactive", "remission", "resolved", "completed", "stopped", "cancelled", "not-taken",
           "entered-in-error", "not-done"}
 
@@ -286,7 +336,7 @@ def _active(entry, kind: str, as_of: int) -> bool | None:
         return True
     if status in _ENDED:
         return False
-    if kind == "procedures":
+    if kind in _POINT_EVENTS:
         return False
     return None
 
@@ -297,7 +347,7 @@ def _overlaps(entry, kind: str, active: bool | None, start: int, end: int) -> bo
     s_hi = entry.start_hi if entry.start_hi is not None else end
     if entry.end_lo is not None:
         e_lo, e_hi = entry.end_lo, entry.end_hi
-    elif kind == "procedures":
+    elif kind in _POINT_EVENTS:
         e_lo, e_hi = s_lo, s_hi
     elif active is True:
         e_lo = e_hi = FOREVER
@@ -320,7 +370,9 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
     matcher = node.matcher
     possible = []
     for entry in entries:
-        if not matcher.matches_any(entry.codes):
+        # an unreadable record (no code the engine can read) may be in any value set: never a match, never ruled out
+        unsure = not matcher.matches_any(entry.codes)
+        if unsure and entry.unreadable is None:
             continue
         if entry.start_lo is not None and entry.start_lo > as_of:
             continue  # begins after the as-of date
@@ -353,6 +405,12 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
             if outcome is None:
                 result = None
                 reasons.append(f"{qualifier.field_name} not recorded")
+        if result is not False and entry.verification is not None:
+            result = None  # provisional, differential, unconfirmed: never a confirmed record
+            reasons.append(f"verification status {entry.verification}, not confirmed")
+        if result is not False and unsure:
+            result = None
+            reasons.append(f"{entry.unreadable}: cannot tell whether it is in {matcher.name}")
         if result is True:
             return True, ("record", node, entry, None, ())
         if result is None:
@@ -449,10 +507,18 @@ def _atom_missing(info) -> list[str]:
     if kind == "record":
         if info[3]:
             return [info[3]]
-        return [f"{info[1].noun} {entry.code}: {', '.join(reasons)}" for entry, reasons in info[4]]
+        return [f"{entry_name(info[1].noun, entry)}: {', '.join(reasons)}" for entry, reasons in info[4]]
     if kind == "fact":
         return [f"fact {info[1].name}"] if info[2] is None else []
     return []
+
+
+def entry_name(noun: str, entry) -> str:
+    """``condition ICD10:C50.9``; a record without a code by its text and place: ``condition 'breast ca' ($.conditions[0])``."""
+    if entry.code:
+        return f"{noun} {entry.code}"
+    shown = f" '{entry.display}'" if entry.display else ""
+    return f"{noun}{shown} ({entry.attributes.get('fhir_path') or entry.path})"
 
 
 def _merge(outcome: Outcome, parts: list[Outcome]) -> Outcome:

@@ -149,8 +149,8 @@ class Qualifier:
 
 @dataclass(eq=False)
 class RecordTest(Node):
-    kind: str  # conditions | medications | procedures (the patient record's list)
-    noun: str  # condition | medication | procedure
+    kind: str  # conditions | medications | procedures | allergies | immunizations (the patient record's list)
+    noun: str  # condition | medication | procedure | allergy | immunization
     status: str | None  # active | inactive | resolved
     matcher: CodeMatcher
     qualifiers: list[Qualifier]

@@ -38,6 +38,8 @@ def print_results(console: Console, trial, results: list[PatientResult]) -> None
             ("decision: ", "bold"), (result.decision.upper(), DECISION_STYLE[result.decision]),
         )
         console.print(header)
+        if result.decision_reason:
+            console.print(f"  {result.decision_reason}", style=DECISION_STYLE[result.decision], markup=False)
         table = Table(show_lines=False, pad_edge=False, expand=False)
         table.add_column("criterion", no_wrap=True)
         table.add_column("kind", no_wrap=True)
@@ -49,8 +51,10 @@ def print_results(console: Console, trial, results: list[PatientResult]) -> None
             table.add_row(c.id, c.kind, verdict, _short(c.text, 90), _short(_why(c), 160))
         console.print(table)
         counts = {v: sum(1 for c in result.criteria if c.verdict == v) for v in VERDICT_STYLE}
+        reason = f" ({result.decision_reason})" if result.decision_reason else ""
         console.print(
-            "  " + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + f"  ->  {result.decision}", markup=False
+            "  " + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + f"  ->  {result.decision}{reason}",
+            markup=False,
         )
         console.print()
 
@@ -61,6 +65,8 @@ def print_explanation(console: Console, trial, result: PatientResult, show_all: 
         ("Patient ", "bold"), (result.patient, "bold"), f"  trial {result.trial}  as of {result.as_of}  ",
         ("decision: ", "bold"), (result.decision.upper(), DECISION_STYLE[result.decision]),
     ))
+    if result.decision_reason:
+        console.print(f"  {result.decision_reason}", style=DECISION_STYLE[result.decision], markup=False)
     shown = [c for c in result.criteria if show_all or c.verdict != "pass"]
     if not shown:
         console.print("Every criterion passes.", style="green")

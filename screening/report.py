@@ -12,7 +12,7 @@ from datetime import date
 
 from . import ir
 from .dates import show
-from .evaluate import Outcome
+from .evaluate import Outcome, entry_name
 
 VERDICTS = ("pass", "fail", "unknown", "review")
 DECISIONS = ("eligible", "ineligible", "undetermined")
@@ -68,11 +68,13 @@ class PatientResult:
     decision: str
     criteria: list[CriterionResult]
     warnings: list[str] = field(default_factory=list)
+    decision_reason: str | None = None  # set when something besides the criteria decided (death)
 
     def to_dict(self) -> dict:
         return {
             "trial": self.trial, "patient": self.patient, "as_of": self.as_of.isoformat(),
-            "decision": self.decision, "criteria": [c.to_dict() for c in self.criteria],
+            "decision": self.decision, "decision_reason": self.decision_reason,
+            "criteria": [c.to_dict() for c in self.criteria],
             "source": self.source, "warnings": list(self.warnings),
         }
 
@@ -94,6 +96,28 @@ def decide(results: list[CriterionResult]) -> str:
     if "unknown" in verdicts or "review" in verdicts:
         return "undetermined"
     return "eligible"
+
+
+def decide_patient(results: list[CriterionResult], patient, as_of: int) -> tuple[str, str | None]:
+    """The decision and, when the patient's death decides or limits it, the reason.
+
+    A patient who died on or before the as-of date (or is recorded as deceased without a date) is
+    ineligible whatever the criteria say; one whose death date may fall on either side of the
+    as-of date (a year or month only) is never eligible: at best undetermined.
+    """
+    decision = decide(results)
+    deceased = getattr(patient, "deceased", None)
+    if deceased is None:
+        return decision, None
+    if deceased is True:
+        return "ineligible", "patient recorded as deceased (date of death not recorded)"
+    lo, hi = deceased
+    if hi <= as_of:
+        return "ineligible", f"patient died on {show(lo, hi)}"
+    if lo > as_of:
+        return decision, None  # died after the as-of date: alive then
+    reason = f"patient may have died on or before the as-of date (date of death {show(lo, hi)})"
+    return ("undetermined" if decision == "eligible" else decision), reason
 
 
 def _verdict(kind: str, value: bool | None, missing: list[str], reviews: list[str]) -> str:
@@ -174,7 +198,8 @@ def _lab_detail(node: ir.LabCompare, obs, value, limits, problem, patient, ctx) 
         return f"{label} {shown} {_when(obs)}: {problem}"
     unit = obs.unit or ""
     spaced = f" {unit}" if unit else ""
-    text = f"{label} {_num(obs.in_own_unit(obs.value))}{spaced} {_when(obs)}"
+    bound = f"{obs.comparator} " if obs.comparator else ""  # "> 1.5 mg/dL": an interval, not a value
+    text = f"{label} {bound}{_num(obs.in_own_unit(obs.value))}{spaced} {_when(obs)}"
     if problem and limits is None:
         return f"{text}: {problem}"
     if limits is None:
@@ -200,6 +225,10 @@ def _lab_detail(node: ir.LabCompare, obs, value, limits, problem, patient, ctx) 
         else:
             margin = "within the range"
         caveat = f"; but {problem}" if problem and value is None else ""
+        if obs.comparator:  # an interval: no single margin
+            margin = ("the whole interval is " + ("within the range" if value else "outside the range")
+                      if value is not None else caveat.removeprefix("; but "))
+            caveat = ""
         return f"{text}; range {' to '.join(parts)}; {margin}{caveat}"
     diff = obs.value - limits[0]  # canonical values, both rounded on conversion: equal means equal
     if diff == 0:
@@ -208,6 +237,9 @@ def _lab_detail(node: ir.LabCompare, obs, value, limits, problem, patient, ctx) 
         factor = obs.to_canonical.factor if obs.to_canonical is not None else 1.0
         margin = f"{'over' if diff > 0 else 'under'} by {_num(abs(diff) / factor)}{spaced}"
     caveat = f"; but {problem}" if problem and value is None else ""
+    if obs.comparator:  # an interval: no single margin
+        margin = caveat.removeprefix("; but ") if value is None else "the whole interval is on one side of the limit"
+        caveat = ""
     return f"{text}; limit {parts[0]}; {margin}{caveat}"
 
 
@@ -250,7 +282,7 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         if missing:
             return _no_result(missing, as_of)
         if obs.text is None and obs.value is not None:
-            shown = f"{_num(obs.in_own_unit(obs.value))} {obs.unit or ''}".rstrip()
+            shown = f"{obs.comparator or ''} {_num(obs.in_own_unit(obs.value))} {obs.unit or ''}".strip()
             limit = obs.ref_high
             origin = "the observation's" if limit is not None else "the rule set's"
             if limit is None:
@@ -306,13 +338,14 @@ def _no_result(missing: str, as_of: str) -> str:
 
 
 def _entry_text(node: ir.RecordTest, entry) -> str:
-    parts = [f"{node.noun} {entry.code}"]
-    if entry.display:
+    point = node.kind in ("procedures", "immunizations")
+    parts = [entry_name(node.noun, entry)]
+    if entry.display and entry.code:
         parts.append(f"'{entry.display}'")
     dates = []
     if entry.start_lo is not None:
-        dates.append(("date " if node.kind == "procedures" else "from ") + show(entry.start_lo, entry.start_hi))
-    if entry.end_lo is not None and node.kind != "procedures":
+        dates.append(("date " if point else "from ") + show(entry.start_lo, entry.start_hi))
+    if entry.end_lo is not None and not point:
         dates.append("to " + show(entry.end_lo, entry.end_hi))
     if entry.status:
         dates.append(entry.status)

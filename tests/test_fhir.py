@@ -75,10 +75,10 @@ def test_every_synthea_bundle_converts(path: Path) -> None:
     assert patient["id"] and patient["birth_date"] and patient["sex"] in ("female", "male")
     assert patient["observations"] and report.used["Patient"] == 1
     assert report.used["Observation"] > 0 and report.dropped.get("Encounter", 0) > 0
-    for key in ("observations", "conditions", "medications", "procedures"):
-        for record in patient[key]:
+    for key in ("observations", "conditions", "medications", "procedures", "allergies", "immunizations"):
+        for record in patient.get(key, ()):  # a list only when the bundle holds resources of its type
             assert record["code"] == record["codes"][0]
-            assert all(code.split(":")[0] in ("LOINC", "SNOMED", "RXNORM") for code in record["codes"])
+            assert all(code.split(":")[0] in ("LOINC", "SNOMED", "RXNORM", "CVX") for code in record["codes"])
             assert all(v is not None for v in record.values())
             for date_key in ("date", "onset", "end", "start"):
                 assert len(record.get(date_key, "")) <= 10
@@ -97,7 +97,7 @@ def test_hand_checked_bundle() -> None:
     # 198 Observation resources: 180 valued ones plus 9 blood pressure panels of 2 components each
     assert len(patient["observations"]) == 207
     assert report.used == {
-        "Patient": 1, "Observation": 198, "Condition": 7, "MedicationRequest": 13, "Procedure": 11,
+        "Patient": 1, "Observation": 198, "Condition": 7, "MedicationRequest": 13, "Procedure": 11, "Immunization": 12,
     }
     assert report.dropped["Claim"] == 32 and report.dropped["Encounter"] == 19
 
@@ -133,7 +133,7 @@ def test_hand_checked_bundle() -> None:
     procedure = patient["procedures"][0]
     assert procedure["code"] == "SNOMED:428191000124101" and procedure["status"] == "completed"
     assert report.summary().startswith(
-        "used 198 Observation, 13 MedicationRequest, 11 Procedure, 7 Condition, 1 Patient; dropped 32 Claim, "
+        "used 198 Observation, 13 MedicationRequest, 12 Immunization, 11 Procedure, 7 Condition, 1 Patient; dropped 32 Claim, "
     )
 
 
@@ -167,10 +167,8 @@ def test_single_patient_resource() -> None:
     patient, report = fhir_to_patient(
         {"resourceType": "Patient", "id": "pat-7", "birthDate": "1970-05", "gender": "other"}
     )
-    assert patient == {
-        "id": "pat-7", "birth_date": "1970-05", "sex": "other",
-        "observations": [], "conditions": [], "medications": [], "procedures": [], "facts": {},
-    }
+    # a lone Patient says nothing about conditions or medications: the lists are absent (not provided)
+    assert patient == {"id": "pat-7", "birth_date": "1970-05", "sex": "other", "facts": {}}
     assert report == ConversionReport(used={"Patient": 1}, dropped={})
     assert report.summary() == "used 1 Patient; dropped nothing"
 
@@ -178,10 +176,7 @@ def test_single_patient_resource() -> None:
 def test_patient_id_falls_back_to_full_url() -> None:
     document = bundle(patient={"resourceType": "Patient", "gender": "male"})
     patient, _ = fhir_to_patient(document)
-    assert patient == {
-        "id": "p1", "sex": "male",
-        "observations": [], "conditions": [], "medications": [], "procedures": [], "facts": {},
-    }
+    assert patient == {"id": "p1", "sex": "male", "facts": {}}
 
 
 def test_searchset_bundle() -> None:
@@ -310,15 +305,18 @@ def test_entered_in_error_and_refuted_conditions_are_dropped() -> None:
         condition(onsetDateTime="2020-02-29"),
     )
     patient, report = fhir_to_patient(document)
-    assert [c["onset"] for c in patient["conditions"]] == ["2020-02-29"]
-    assert report.used["Condition"] == 1
+    # conditions without a readable code are kept as unreadable records (they used to vanish)
+    assert [c.get("onset") for c in patient["conditions"]] == [None, None, "2020-02-29"]
+    assert [c.get("unreadable") for c in patient["conditions"]] == [
+        "coded only in urn:oid:1.2.3 X (a code system that is not read)", "has no code", None]
+    assert report.used["Condition"] == 3
     assert report.dropped == {
         "Condition entered-in-error": 1,
         "Condition refuted": 1,
-        "Condition without a known code": 2,
         "coding of an unknown system": 1,
         "coding without a code": 1,
     }
+    assert report.unreadable == {"Condition coded only in urn:oid:1.2.3 X": 1, "Condition has no code": 1}
 
 
 def test_medication_request_and_statement_with_effective_period() -> None:
@@ -363,13 +361,17 @@ def test_medication_reference_is_resolved_in_the_bundle() -> None:
                     "code": concept((RXNORM, "5521", "hydroxychloroquine"))}],
     )
     patient, report = fhir_to_patient(bundle(medication, unused, by_url, by_id, missing, contained))
-    assert [(m["code"], m["display"], m["start"]) for m in patient["medications"]] == [
+    assert [(m.get("code"), m.get("display"), m["start"]) for m in patient["medications"]] == [
         ("RXNORM:1256", "azathioprine", "2024-05-01"),
         ("RXNORM:1256", "azathioprine", "2024-06-01"),
+        (None, None, "2024-05-01"),
         ("RXNORM:5521", "hydroxychloroquine", "2024-07-01"),
     ]
-    assert report.used == {"Patient": 1, "MedicationRequest": 3, "Medication": 1}
-    assert report.dropped == {"MedicationRequest with unresolved medication": 1, "unreferenced Medication": 1}
+    # an unresolved reference is kept as an unreadable medication (it used to vanish)
+    assert patient["medications"][2]["unreadable"] == "medication reference 'Medication/nowhere' does not resolve in the bundle"
+    assert report.used == {"Patient": 1, "MedicationRequest": 4, "Medication": 1}
+    assert report.dropped == {"unreferenced Medication": 1}
+    assert report.unreadable == {"MedicationRequest with unresolved medication": 1}
 
 
 def test_procedure_periods_and_unused_resource_types() -> None:

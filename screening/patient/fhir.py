@@ -1,9 +1,15 @@
 """Convert a FHIR R4 Bundle (or a lone Patient resource) to a patient JSON version 1 dict.
 
 Only the resources that describe the one patient are used: Patient, Observation, Condition,
-MedicationRequest, MedicationStatement and Procedure (plus Medication resources that these
-reference). Everything else is counted per type in a :class:`ConversionReport` and dropped,
-as are codings from unknown code systems and entries that keep no known code or no value.
+MedicationRequest, MedicationStatement, Procedure, AllergyIntolerance and Immunization (plus
+Medication resources that these reference, and List resources that say a section is empty).
+Everything else is counted per type in a :class:`ConversionReport` and dropped, as are codings
+from unknown code systems and observations that keep no known code or no value.
+
+A record list (``conditions``, ``medications``, ...) is written only when the bundle shows that the
+list was exported: a resource of that type for the patient, a ``List`` for the section with
+``emptyReason`` ``nilknown``, or a "no known ..." entry. Otherwise it is absent ("not provided").
+A record whose code cannot be read is kept with an ``unreadable`` reason, never dropped.
 
 Bad input raises :class:`FhirError`, whose ``path`` is a JSON path into the document such as
 ``$.entry[12].resource.effectiveDateTime``.
@@ -22,12 +28,72 @@ SYSTEMS = {
     "http://www.nlm.nih.gov/research/umls/rxnorm": "RXNORM",
     "http://www.whocc.no/atc": "ATC",
     "http://www.ama-assn.org/go/cpt": "CPT",
+    "http://hl7.org/fhir/sid/cvx": "CVX",
 }
 """FHIR code system URIs and the prefix each gets in a patient JSON code (``LOINC:1742-6``)."""
 
 UCUM = "http://unitsofmeasure.org"
 GENDERS = ("female", "male", "other", "unknown")
 REJECTED_VERIFICATION = ("entered-in-error", "refuted")
+COMPARATORS = ("<", "<=", ">", ">=")
+
+UNREAD_SYSTEMS = {
+    "http://hl7.org/fhir/sid/icd-9-cm": "ICD-9-CM",
+    "http://hl7.org/fhir/sid/icd-9": "ICD-9",
+    "http://fhir.de/CodeSystem/bfarm/icd-10-gm": "ICD-10-GM",
+    "http://fhir.de/CodeSystem/dimdi/icd-10-gm": "ICD-10-GM",
+}
+"""Code systems recognised but not read (named in the reason a record is unreadable)."""
+
+SECTIONS = {
+    "conditions": ("Condition",),
+    "medications": ("MedicationRequest", "MedicationStatement"),
+    "procedures": ("Procedure",),
+    "allergies": ("AllergyIntolerance",),
+    "immunizations": ("Immunization",),
+}
+"""Patient JSON record list -> the FHIR resource types whose presence means the list was exported."""
+
+LIST_SECTIONS = {
+    ("http://loinc.org", "11450-4"): "conditions",      # Problem list - Reported
+    ("http://loinc.org", "10160-0"): "medications",     # History of Medication use Narrative
+    ("http://loinc.org", "47519-4"): "procedures",      # History of Procedures Document
+    ("http://loinc.org", "48765-2"): "allergies",       # Allergies and adverse reactions Document
+    ("http://loinc.org", "11369-6"): "immunizations",   # History of Immunization Narrative
+    ("http://terminology.hl7.org/CodeSystem/list-example-use-codes", "problems"): "conditions",
+    ("http://terminology.hl7.org/CodeSystem/list-example-use-codes", "medications"): "medications",
+    ("http://terminology.hl7.org/CodeSystem/list-example-use-codes", "allergies"): "allergies",
+}
+"""A FHIR List's ``code`` -> the record list it is (for ``emptyReason``)."""
+
+IPS_ABSENT = "http://hl7.org/fhir/uv/ips/CodeSystem/absent-unknown-uv-ips"
+NONE_KNOWN = {
+    ("http://snomed.info/sct", "160245001"): "conditions",   # No current problems or disability
+    (IPS_ABSENT, "no-known-problems"): "conditions",
+    ("http://snomed.info/sct", "787481004"): "medications",  # No known medications
+    (IPS_ABSENT, "no-known-medications"): "medications",
+    (IPS_ABSENT, "no-known-procedures"): "procedures",
+    ("http://snomed.info/sct", "716186003"): "allergies",    # No known allergy
+    ("http://snomed.info/sct", "160244002"): "allergies",    # No known allergies
+    (IPS_ABSENT, "no-known-allergies"): "allergies",
+    (IPS_ABSENT, "no-known-immunizations"): "immunizations",
+}
+"""Entries that say a whole list is known to be empty ("no known allergies"): the list is written."""
+
+NOT_A_RECORD = {
+    ("http://snomed.info/sct", "409137002"): "no known drug allergy (other allergies not excluded)",
+    ("http://snomed.info/sct", "428607008"): "no known environmental allergy (other allergies not excluded)",
+    ("http://snomed.info/sct", "429625007"): "no known food allergy (other allergies not excluded)",
+    (IPS_ABSENT, "no-known-medication-allergies"): "no known medication allergies (other allergies not excluded)",
+    (IPS_ABSENT, "no-known-environmental-allergies"): "no known environmental allergies (other allergies not excluded)",
+    (IPS_ABSENT, "no-known-food-allergies"): "no known food allergies (other allergies not excluded)",
+    (IPS_ABSENT, "no-problem-info"): "no information about problems",
+    (IPS_ABSENT, "no-medication-info"): "no information about medications",
+    (IPS_ABSENT, "no-procedure-info"): "no information about procedures",
+    (IPS_ABSENT, "no-allergy-info"): "no information about allergies",
+    (IPS_ABSENT, "no-immunization-info"): "no information about immunizations",
+}
+"""Entries that are statements about the list, not records, and do not make it complete."""
 
 _ZERO_WIDTH = str.maketrans("", "", "\u200b\u200c\u200d\ufeff")
 _DATE_TIME = re.compile(
@@ -55,6 +121,8 @@ class ConversionReport:
 
     used: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
+    unreadable: dict[str, int] = field(default_factory=dict)
+    """Records kept without a readable code, per reason (``"Condition coded only as text"``)."""
 
     def use(self, kind: str) -> None:
         """Count one used resource of type ``kind``."""
@@ -66,7 +134,10 @@ class ConversionReport:
 
     def summary(self) -> str:
         """One readable line: ``used 79 Observation, 3 Condition; dropped 10 Claim, ...``."""
-        return f"used {_tally(self.used)}; dropped {_tally(self.dropped)}"
+        text = f"used {_tally(self.used)}; dropped {_tally(self.dropped)}"
+        if self.unreadable:
+            text += f"; kept without a readable code (tests they could match are unknown): {_tally(self.unreadable)}"
+        return text
 
 
 def _tally(counts: dict[str, int]) -> str:
@@ -97,9 +168,13 @@ def fhir_to_patient(document: dict) -> tuple[dict, ConversionReport]:
     context = _Context(entries)
     patient = _patient(context.patient)
     context.report.use("Patient")
+    lists: dict[str, list] = {}  # the record lists the bundle shows were exported
     for entry in entries:
         kind = entry.resource["resourceType"]
         if kind in ("Patient", "Medication"):
+            continue
+        if kind == "List":
+            _list_resource(entry, context, lists)
             continue
         if kind not in _CONVERTERS:
             context.report.drop(kind)
@@ -107,16 +182,72 @@ def fhir_to_patient(document: dict) -> tuple[dict, ConversionReport]:
         if not context.belongs_to_patient(entry.resource):
             context.report.drop(f"{kind} of another patient")
             continue
+        key, convert = _CONVERTERS[kind]
+        statement = _none_known(entry.resource, key)
+        if statement is not None:
+            if statement is True:
+                lists.setdefault(key, [])
+                context.report.use(f"{kind} 'no known {key}'")
+            else:
+                context.report.drop(f"{kind} '{statement}'")
+            continue
+        if key != "observations":
+            lists.setdefault(key, [])  # a resource of this type: the EHR exported this list
         if entry.resource.get("status") == "entered-in-error":
             context.report.drop(f"{kind} entered-in-error")
             continue
-        key, convert = _CONVERTERS[kind]
         records = convert(entry, context)
         if records:
             context.report.use(kind)
-            patient[key].extend(records)
+            lists.setdefault(key, []).extend(records)
     context.count_medications()
+    facts = patient.pop("facts")
+    for key in ("observations", *SECTIONS):
+        if key in lists:
+            patient[key] = lists[key]
+    patient["facts"] = facts
     return patient, context.report
+
+
+def _none_known(resource: dict, key: str) -> bool | str | None:
+    """True for a "no known X" entry that empties the whole list; a reason (str) for a statement
+    that is not a record and settles nothing ("no known drug allergy", "no information");
+    None for an ordinary record."""
+    if key == "observations":
+        return None
+    concept = resource.get("vaccineCode") or resource.get("medicationCodeableConcept") or resource.get("code")
+    for coding in _list(_dict(concept).get("coding")):
+        coding = _dict(coding)
+        pair = (coding.get("system"), _text(coding.get("code")))
+        if NONE_KNOWN.get(pair) == key:
+            if _status_code(resource.get("verificationStatus")) in REJECTED_VERIFICATION:
+                return "refuted"
+            if resource.get("status") == "entered-in-error":
+                return "entered-in-error"
+            return True
+        if pair in NOT_A_RECORD:
+            return NOT_A_RECORD[pair]
+    return None
+
+
+def _list_resource(entry: _Entry, context: _Context, lists: dict[str, list]) -> None:
+    """A List with ``emptyReason`` nilknown says its section is known to be empty."""
+    resource = entry.resource
+    section = next((LIST_SECTIONS[(c.get("system"), c.get("code"))]
+                    for c in map(_dict, _list(_dict(resource.get("code")).get("coding")))
+                    if (c.get("system"), c.get("code")) in LIST_SECTIONS), None)
+    if section is None or not context.belongs_to_patient(resource):
+        context.report.drop("List" if section is None else "List of another patient")
+        return
+    reason = _status_code(resource.get("emptyReason"))
+    if reason is None or resource.get("status") == "entered-in-error" or _list(resource.get("entry")):
+        context.report.drop(f"List of {section}")  # its entries are read from the resources themselves
+        return
+    if reason == "nilknown":
+        lists.setdefault(section, [])
+        context.report.use(f"List: no known {section}")
+    else:
+        context.report.drop(f"List of {section} empty ({reason}): not known to be empty")
 
 
 @dataclass
@@ -169,7 +300,7 @@ class _Context:
 
     def _index_medication(self, entry: _Entry) -> None:
         if entry.full_url:
-            self.medications[entry.full_url] = entry.resource
+            self.medications[_without_history(entry.full_url)] = entry.resource
         if isinstance(entry.resource.get("id"), str):
             self.medications[f"Medication/{entry.resource['id']}"] = entry.resource
 
@@ -179,7 +310,8 @@ class _Context:
         reference = _dict(subject).get("reference")
         if not isinstance(reference, str):
             return True
-        own = {f"Patient/{self.patient_id}", f"urn:uuid:{self.patient_id}", self.patient.full_url}
+        reference = _without_history(reference)
+        own = {f"Patient/{self.patient_id}", f"urn:uuid:{self.patient_id}", _without_history(self.patient.full_url)}
         return reference in own or reference.endswith(f"/Patient/{self.patient_id}")
 
     def medication(self, resource: dict) -> dict | None:
@@ -191,7 +323,9 @@ class _Context:
             contained = [_dict(item) for item in _list(resource.get("contained"))]
             found = next((item for item in contained if f"#{item.get('id')}" == reference), None)
             return found if found and found.get("resourceType") == "Medication" else None
-        found = self.medications.get(reference)
+        found = self.medications.get(reference) or self.medications.get(_without_history(reference))
+        if found is None and "/Medication/" in reference:
+            found = self.medications.get("Medication/" + _without_history(reference).rsplit("/Medication/", 1)[1])
         if found is not None:
             self.referenced.add(id(found))
         return found
@@ -206,6 +340,14 @@ class _Context:
                 self.report.drop("unreferenced Medication")
 
 
+def _without_history(reference: str | None) -> str | None:
+    """``Patient/p1/_history/3`` -> ``Patient/p1``: a versioned reference names the same resource."""
+    if reference is None:
+        return None
+    head, sep, _version = reference.partition("/_history/")
+    return head if sep else reference
+
+
 def _patient_id(entry: _Entry) -> str:
     resource_id = entry.resource.get("id")
     if isinstance(resource_id, str) and resource_id.strip():
@@ -216,7 +358,7 @@ def _patient_id(entry: _Entry) -> str:
 
 
 def _patient(entry: _Entry) -> dict:
-    """The patient JSON skeleton: id, birth_date, sex and empty record lists."""
+    """The patient JSON skeleton: id, birth_date, sex, deceased (a date, or true) and facts."""
     resource, path = entry.resource, entry.path
     patient: dict = {"id": _patient_id(entry)}
     birth_date = _date(resource.get("birthDate"), f"{path}.birthDate")
@@ -227,7 +369,12 @@ def _patient(entry: _Entry) -> dict:
         if gender not in GENDERS:
             raise FhirError(f"gender must be one of {', '.join(GENDERS)}, not {gender!r}", f"{path}.gender")
         patient["sex"] = gender
-    patient.update(observations=[], conditions=[], medications=[], procedures=[], facts={})
+    deceased = resource.get("deceasedDateTime")
+    if deceased is not None:
+        patient["deceased"] = _date(deceased, f"{path}.deceasedDateTime")
+    elif resource.get("deceasedBoolean") is True:
+        patient["deceased"] = True
+    patient["facts"] = {}
     return patient
 
 
@@ -274,6 +421,15 @@ def _observation_value(element: dict, path: str) -> dict | None:
             return None
         value = {"value": _number(quantity["value"], f"{path}.valueQuantity.value")}
         _put(value, "unit", _unit(quantity))
+        comparator = quantity.get("comparator")
+        if comparator in COMPARATORS:
+            value["comparator"] = comparator  # an interval ("> 1.5"), not a value
+        elif comparator == "ad":  # "sufficient to achieve this total": no number to compare
+            value["value"] = f"ad {value['value']} {value.get('unit', '')}".strip()
+            value.pop("unit", None)
+        elif comparator is not None:
+            raise FhirError(f"comparator must be one of <, <=, >=, >, ad, not {comparator!r}",
+                            f"{path}.valueQuantity.comparator")
         return value
     if "valueCodeableConcept" in element:
         concept = _dict(element["valueCodeableConcept"])
@@ -313,11 +469,9 @@ def _condition(entry: _Entry, context: _Context) -> list[dict]:
     if verification in REJECTED_VERIFICATION:
         context.report.drop(f"Condition {verification}")
         return []
-    codes = _codes(resource.get("code"), context.report)
-    if not codes:
-        context.report.drop("Condition without a known code")
-        return []
-    record = _coded(codes, resource.get("code"))
+    record = _record(entry, resource.get("code"), context)
+    if verification and verification != "confirmed":
+        record["verification"] = verification  # provisional, differential, unconfirmed: never a confirmed diagnosis
     _put(
         record,
         "onset",
@@ -366,7 +520,7 @@ def _medication_statement(entry: _Entry, context: _Context) -> list[dict]:
 
 
 def _medication_record(entry: _Entry, context: _Context) -> dict | None:
-    """Code and display of the medicine, inline or via medicationReference; None (counted) if unknown."""
+    """Code and display of the medicine, inline or via medicationReference (unreadable when unresolved)."""
     resource = entry.resource
     kind = resource["resourceType"]
     if "medicationCodeableConcept" in resource:
@@ -374,24 +528,23 @@ def _medication_record(entry: _Entry, context: _Context) -> dict | None:
     else:
         medication = context.medication(resource)
         if medication is None:
-            context.report.drop(f"{kind} with unresolved medication")
-            return None
+            reference = _dict(resource.get("medicationReference"))
+            target = reference.get("reference")
+            reason = (f"medication reference {target!r} does not resolve in the bundle" if isinstance(target, str)
+                      else "names no medication")
+            label = f"{kind} with unresolved medication"
+            context.report.unreadable[label] = context.report.unreadable.get(label, 0) + 1
+            record = {"unreadable": reason, "fhir_path": entry.path}
+            _put(record, "display", _clean(reference.get("display")))
+            return record
         concept = medication.get("code")
-    codes = _codes(concept, context.report)
-    if not codes:
-        context.report.drop(f"{kind} without a known code")
-        return None
-    return _coded(codes, concept)
+    return _record(entry, concept, context)
 
 
 def _procedure(entry: _Entry, context: _Context) -> list[dict]:
     """A procedure: date from performedDateTime or performedPeriod.start, end from performedPeriod.end."""
     resource, path = entry.resource, entry.path
-    codes = _codes(resource.get("code"), context.report)
-    if not codes:
-        context.report.drop("Procedure without a known code")
-        return []
-    record = _coded(codes, resource.get("code"))
+    record = _record(entry, resource.get("code"), context)
     period = _dict(resource.get("performedPeriod"))
     _put(
         record,
@@ -404,12 +557,49 @@ def _procedure(entry: _Entry, context: _Context) -> list[dict]:
     return [record]
 
 
+def _allergy(entry: _Entry, context: _Context) -> list[dict]:
+    """An allergy or intolerance: code, clinical and verification status, onset, criticality, category."""
+    resource, path = entry.resource, entry.path
+    verification = _status_code(resource.get("verificationStatus"))
+    if verification in REJECTED_VERIFICATION:
+        context.report.drop(f"AllergyIntolerance {verification}")
+        return []
+    record = _record(entry, resource.get("code"), context)
+    if verification and verification != "confirmed":
+        record["verification"] = verification
+    _put(record, "status", _status_code(resource.get("clinicalStatus")))
+    _put(
+        record,
+        "onset",
+        _date(resource.get("onsetDateTime"), f"{path}.onsetDateTime")
+        or _date(_dict(resource.get("onsetPeriod")).get("start"), f"{path}.onsetPeriod.start"),
+    )
+    _put(record, "criticality", _text(resource.get("criticality")))
+    categories = [c for c in map(_text, _list(resource.get("category"))) if c]
+    _put(record, "category", ", ".join(categories) or None)
+    return [record]
+
+
+def _immunization(entry: _Entry, context: _Context) -> list[dict]:
+    """A vaccine given: vaccineCode (CVX, SNOMED), occurrenceDateTime, status; not-done ones are dropped."""
+    resource, path = entry.resource, entry.path
+    if resource.get("status") == "not-done":
+        context.report.drop("Immunization not-done")
+        return []
+    record = _record(entry, resource.get("vaccineCode"), context)
+    _put(record, "date", _date(resource.get("occurrenceDateTime"), f"{path}.occurrenceDateTime"))
+    _put(record, "status", _text(resource.get("status")))
+    return [record]
+
+
 _CONVERTERS = {
     "Observation": ("observations", _observation),
     "Condition": ("conditions", _condition),
     "MedicationRequest": ("medications", _medication_request),
     "MedicationStatement": ("medications", _medication_statement),
     "Procedure": ("procedures", _procedure),
+    "AllergyIntolerance": ("allergies", _allergy),
+    "Immunization": ("immunizations", _immunization),
 }
 """Resource type -> (patient JSON list it goes to, converter returning that list's records)."""
 
@@ -432,6 +622,39 @@ def _codes(concept: object, report: ConversionReport, prefer: str | None = None)
     if prefer:
         codes.sort(key=lambda code: not code.startswith(f"{prefer}:"))
     return codes
+
+
+def _record(entry: _Entry, concept: object, context: _Context) -> dict:
+    """The start of a record from its CodeableConcept; without a readable code, an unreadable record
+    (kept, so that tests it could affect are unknown) with the reason and the resource's JSON path."""
+    codes = _codes(concept, context.report)
+    if codes:
+        return _coded(codes, concept)
+    kind = entry.resource["resourceType"]
+    reason = _unreadable_reason(concept)
+    context.report.unreadable[f"{kind} {reason.split(' (')[0]}"] = context.report.unreadable.get(
+        f"{kind} {reason.split(' (')[0]}", 0) + 1
+    record = {"unreadable": reason, "fhir_path": entry.path}
+    concept = _dict(concept)
+    candidates = [concept.get("text")] + [_dict(c).get("display") for c in _list(concept.get("coding"))]
+    _put(record, "display", next((_clean(c) for c in candidates if _clean(c)), None))
+    return record
+
+
+def _unreadable_reason(concept: object) -> str:
+    """Why a CodeableConcept gives no usable code: 'coded only as text', 'coded only in ICD-9-CM (174.9)'..."""
+    concept = _dict(concept)
+    codings = [_dict(c) for c in _list(concept.get("coding")) if _text(_dict(c).get("code"))]
+    if not codings:
+        return "coded only as text" if _clean(concept.get("text")) else "has no code"
+    systems = []
+    for coding in codings:
+        system = coding.get("system")
+        name = UNREAD_SYSTEMS.get(system) or (f"{system}" if isinstance(system, str) else "no code system")
+        shown = f"{name} {_text(coding.get('code'))}"
+        if shown not in systems:
+            systems.append(shown)
+    return f"coded only in {', '.join(systems)} (a code system that is not read)"
 
 
 def _coded(codes: list[str], concept: object) -> dict:

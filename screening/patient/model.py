@@ -2,18 +2,21 @@
 
 Everything but ``id`` is optional. A list that is absent (``"conditions"`` missing) means
 "not provided" and makes every question about it unknown; an empty list means "none recorded".
-Conditions, medications and procedures may carry extra fields (``route``, ``response``,
-``result`` ...), which rules can test with ``with FIELD = "..."``.
+Conditions, medications, procedures, allergies and immunizations may carry extra fields
+(``route``, ``response``, ``result`` ...), which rules can test with ``with FIELD = "..."``.
+A record without a readable code carries ``unreadable`` instead of ``code``; ``verification``
+other than confirmed and an observation's ``comparator`` are described in docs/fhir.md.
 """
 from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
+                      model_validator)
 
 from ..dates import DateProblem, parse_partial
 
-CODE_SYSTEMS = ("LOINC", "SNOMED", "ICD10", "RXNORM", "ATC", "CPT", "LOCAL")
+CODE_SYSTEMS = ("LOINC", "SNOMED", "ICD10", "RXNORM", "ATC", "CPT", "CVX", "LOCAL")
 
 
 def _check_date(value: str) -> str:
@@ -57,14 +60,34 @@ class Observation(BaseModel):
     unit: StrictStr | None = None
     reference_range: ReferenceRange | None = None
     date: PartialDate | None = None
+    comparator: Literal["<", "<=", ">", ">="] | None = Field(
+        None, description="the result is an interval, not a value: `>` with value 1.5 means 'more than 1.5' "
+                          "(FHIR valueQuantity.comparator)")
 
 
 class _Record(BaseModel):
+    """A record of a list (condition, medication, ...). ``code`` is required unless the record is
+    ``unreadable``: present in the source but without a code the engine can read (coded only as
+    text, in ICD-9 or ICD-10-GM, a medication reference that does not resolve). Such a record may
+    match any code test of its kind, so those tests are unknown unless another record decides them."""
+
     model_config = ConfigDict(extra="allow")
-    code: Code
+    code: Code | None = None
     codes: list[Code] | None = None
     display: StrictStr | None = None
     status: StrictStr | None = None
+    verification: StrictStr | None = Field(
+        None, description="verification status; anything but 'confirmed' (provisional, differential, "
+                          "unconfirmed) never counts as a confirmed record")
+    unreadable: StrictStr | None = Field(
+        None, description="why the record has no usable code, e.g. 'coded only as text'")
+
+    @model_validator(mode="after")
+    def _code_or_unreadable(self):
+        if self.code is None and self.unreadable is None:
+            raise ValueError("a record needs a code (or, when it has none that can be read, "
+                             "an 'unreadable' reason such as \"coded only as text\")")
+        return self
 
 
 class Condition(_Record):
@@ -85,6 +108,21 @@ class Procedure(_Record):
     result: StrictStr | None = None
 
 
+class Allergy(_Record):
+    """An allergy or intolerance (FHIR AllergyIntolerance); ``status`` is its clinical status."""
+
+    onset: PartialDate | None = None
+    end: PartialDate | None = None
+    criticality: StrictStr | None = None
+    category: StrictStr | None = None
+
+
+class Immunization(_Record):
+    """A vaccine given (FHIR Immunization; CVX or SNOMED codes)."""
+
+    date: PartialDate | None = None
+
+
 class Patient(BaseModel):
     """A patient document (version 1). ``screening schema`` prints its JSON Schema."""
 
@@ -97,4 +135,8 @@ class Patient(BaseModel):
     conditions: list[Condition] | None = None
     medications: list[Medication] | None = None
     procedures: list[Procedure] | None = None
+    allergies: list[Allergy] | None = None
+    immunizations: list[Immunization] | None = None
+    deceased: PartialDate | StrictBool | None = Field(
+        None, description="date of death, or true when the patient is recorded as deceased without a date")
     facts: dict[str, StrictBool | Number | StrictStr | None] | None = None

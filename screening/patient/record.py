@@ -40,7 +40,7 @@ class Obs:
     """One observation, its value already in the analyte's canonical unit."""
 
     __slots__ = ("code", "key", "value", "text", "dimension", "lo", "hi", "ref_low", "ref_high",
-                 "unit", "to_canonical", "problem", "path", "display", "raw_value")
+                 "unit", "to_canonical", "problem", "path", "display", "raw_value", "comparator")
 
     def __init__(self):
         self.value = None  # float in canonical unit, or None
@@ -51,6 +51,7 @@ class Obs:
         self.to_canonical = None  # Conversion from the patient's unit to the canonical one
         self.problem = None  # why a numeric value cannot be used
         self.display = None
+        self.comparator = None  # "<", "<=", ">", ">=": the value is a bound of an interval (FHIR comparator)
 
     def in_own_unit(self, canonical: float) -> float:
         """A canonical-unit value expressed in this observation's unit (for explanations)."""
@@ -70,7 +71,8 @@ class Series(list):
 class Entry:
     """A condition, medication or procedure with its dates as ordinal ranges."""
 
-    __slots__ = ("code", "codes", "display", "status", "start_lo", "start_hi", "end_lo", "end_hi", "attributes", "path")
+    __slots__ = ("code", "codes", "display", "status", "start_lo", "start_hi", "end_lo", "end_hi", "attributes", "path",
+                 "verification", "unreadable")
 
     def field(self, name: str):
         if name == "display":
@@ -84,7 +86,7 @@ class PatientRecord:
     """The indexed patient the evaluator reads. Build it with :func:`index_patient`."""
 
     __slots__ = ("id", "sex", "birth", "labs", "conditions", "medications", "procedures", "facts",
-                 "source", "warnings")
+                 "source", "warnings", "allergies", "immunizations", "deceased")
 
     def describe(self) -> str:
         return f"{self.id} ({self.source})" if self.source else self.id
@@ -102,6 +104,7 @@ def _obs(index: int, model, warnings: list[str]) -> Obs:
     obs.path = f"$.observations[{index}]"
     obs.display = model.display
     obs.raw_value = model.value
+    obs.comparator = model.comparator
     obs.lo, obs.hi = parse_partial(model.date) if model.date else (None, None)
     value = model.value
     if isinstance(value, str):
@@ -147,19 +150,22 @@ def _obs(index: int, model, warnings: list[str]) -> Obs:
 
 def _entry(index: int, kind: str, model, start: str | None, end: str | None) -> Entry:
     entry = Entry()
-    codes = [model.code] + [c for c in (model.codes or []) if c != model.code]
-    entry.code = model.code
+    codes = ([model.code] if model.code else []) + [c for c in (model.codes or []) if c != model.code]
+    entry.code = model.code or (codes[0] if codes else None)
     entry.codes = tuple(normalise_code(c) for c in codes)
     entry.display = model.display
     entry.status = model.status.lower() if model.status else None
     entry.start_lo, entry.start_hi = parse_partial(start) if start else (None, None)
     entry.end_lo, entry.end_hi = parse_partial(end) if end else (None, None)
     entry.attributes = {k: v for k, v in (model.model_extra or {}).items()}
-    for name in ("route", "response", "result"):
+    for name in ("route", "response", "result", "criticality", "category", "verification"):
         value = getattr(model, name, None)
         if value is not None:
             entry.attributes[name] = value
     entry.path = f"$.{kind}[{index}]"
+    verification = (model.verification or "").strip().lower()
+    entry.verification = verification if verification and verification != "confirmed" else None
+    entry.unreadable = model.unreadable
     return entry
 
 
@@ -186,5 +192,12 @@ def index_patient(model: Patient, source: str = "") -> PatientRecord:
                           [_entry(i, "medications", m, m.start, m.end) for i, m in enumerate(model.medications)])
     record.procedures = (None if model.procedures is None else
                          [_entry(i, "procedures", m, m.date, m.end or m.date) for i, m in enumerate(model.procedures)])
+    record.allergies = (None if model.allergies is None else
+                        [_entry(i, "allergies", m, m.onset, m.end) for i, m in enumerate(model.allergies)])
+    record.immunizations = (None if model.immunizations is None else
+                            [_entry(i, "immunizations", m, m.date, m.date) for i, m in enumerate(model.immunizations)])
+    # date of death as an ordinal range, True (deceased, date unknown) or None (not recorded as deceased)
+    deceased = model.deceased
+    record.deceased = parse_partial(deceased) if isinstance(deceased, str) else (True if deceased is True else None)
     record.facts = dict(model.facts) if model.facts is not None else None
     return record
