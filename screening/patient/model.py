@@ -39,7 +39,7 @@ Number = Union[StrictInt, StrictFloat]
 
 
 class ReferenceRange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     low: Number | None = None
     high: Number | None = None
     unit: StrictStr | None = None
@@ -49,7 +49,7 @@ class ReferenceRange(BaseModel):
 class Observation(BaseModel):
     """A lab result or vital sign: a number with a unit, or a text/coded value."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     code: Code
     codes: list[Code] | None = None
     display: StrictStr | None = None
@@ -60,7 +60,7 @@ class Observation(BaseModel):
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     code: Code
     codes: list[Code] | None = None
     display: StrictStr | None = None
@@ -88,7 +88,7 @@ class Procedure(_Record):
 class Patient(BaseModel):
     """A patient document (version 1). ``screening schema`` prints its JSON Schema."""
 
-    model_config = ConfigDict(extra="forbid", title="screening patient, version 1")
+    model_config = ConfigDict(extra="forbid", title="screening patient, version 1", allow_inf_nan=False)
     version: Literal[1] | None = None
     id: StrictStr = Field(min_length=1)
     birth_date: PartialDate | None = None
