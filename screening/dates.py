@@ -73,6 +73,8 @@ def parse_date(text: str) -> date:
         raise DateProblem(f"expected a date string, got {type(text).__name__}")
     if not _FULL_DATE.fullmatch(text):
         if _PARTIAL.fullmatch(text):
+            if "T" in text:
+                raise DateProblem(f"{text!r} has a time (expected a date alone, YYYY-MM-DD)")
             raise DateProblem(f"{text!r} is not a full date (expected YYYY-MM-DD)")
         raise _not_a_date(text, "expected a full date YYYY-MM-DD")
     lo, _hi = parse_partial(text)
