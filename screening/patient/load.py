@@ -185,8 +185,10 @@ def parse_json(text: str, name: str, *, one_line: bool = False):
     ``NaN``/``Infinity``/``-Infinity``, numbers that overflow to infinity (``1e999``) and
     duplicate keys. ``one_line``: the text is one line of an NDJSON file (positions are columns).
     """
-    if len(text) > MAX_DOCUMENT_BYTES:
-        raise DataError(name, [size_problem(len(text), "line" if one_line else "text")])
+    if len(text) > MAX_DOCUMENT_BYTES:  # characters: at least as many bytes
+        raise DataError(name, [DataProblem("$", f"{'line' if one_line else 'text'} is {len(text):,} characters, more "
+                                                f"than the limit of {_size(MAX_DOCUMENT_BYTES)} for one patient "
+                                                "document; it was not read", "too-large")])
     deep = _too_deep(text)
     if deep is not None:
         where, line = _position(text, deep, one_line)
