@@ -175,3 +175,11 @@ def test_a_zero_lower_limit_keeps_the_upper_one():
     result = one(trial(ULN_RULE), record)
     assert (result.verdict, result.value, record.warnings) == ("fail", True, [])
     assert "ULN 40 U/L (from the observation) = 80 U/L; over by 15 U/L" in result.explanation
+
+
+def test_a_document_full_of_bad_numbers_lists_twenty_and_counts_the_rest():
+    text = '{"id": "x", "facts": {%s}}' % ", ".join(f'"f{i}": NaN' for i in range(200))
+    found = problems(lambda: parse_json(text, "p.json"))
+    assert len(found) == 21
+    assert found[0] == ("$.facts.f0", "NaN is not a number: patient JSON takes finite numbers only")
+    assert found[-1] == ("$", "... and 180 more problems of this document")
