@@ -183,3 +183,15 @@ def test_a_document_full_of_bad_numbers_lists_twenty_and_counts_the_rest():
     assert len(found) == 21
     assert found[0] == ("$.facts.f0", "NaN is not a number: patient JSON takes finite numbers only")
     assert found[-1] == ("$", "... and 180 more problems of this document")
+
+
+def test_an_inline_case_patient_with_yaml_nan_is_refused_at_its_position(tmp_path):
+    cases = tmp_path / "t.cases.yaml"
+    cases.write_text(f"trial: {TRIAL}\nas_of: 2026-11-25\ncases:\n  - name: a\n    patient:\n      id: x\n"
+                     "      observations:\n        - {code: \"LOINC:1742-6\", value: .nan, unit: U/L}\n"
+                     "    decision: ineligible\n")
+    proc = subprocess.run([SCREENING, "test", "t.cases.yaml"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout
+    assert ("t.cases.yaml:8:41: inline patient: $.observations[0].value: NaN is not a number: patient JSON takes "
+            "finite numbers only") in proc.stdout + proc.stderr
