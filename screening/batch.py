@@ -43,7 +43,7 @@ from rich.console import Console
 
 from .compile import Trial, compile_text, read_rule_file
 from .errors import DataError, DataProblem, ScreeningError, UsageError
-from .patient.load import patient_from_document
+from .patient.load import MAX_DOCUMENT_BYTES, JsonProblem, patient_from_text, size_problem
 from .report import DECISIONS
 
 RESULTS, SUMMARY, ERRORS, PROGRESS = "results.jsonl", "summary.csv", "errors.jsonl", "progress.json"
@@ -143,16 +143,43 @@ class NdjsonInput:
         records: list = []
         with self.path.open("rb") as stream:
             stream.seek(offset)
-            for raw in stream:
-                offset += len(raw)
+            for raw in _lines(stream):
+                offset += raw.size if isinstance(raw, Oversized) else len(raw)
                 line += 1
-                if raw.strip():
+                if isinstance(raw, Oversized) or raw.strip():
                     records.append((f"{self.display}:{line}", line, raw, None))
                     if len(records) >= size:
                         yield Chunk(records, {"offset": offset, "line": line})
                         records, reported = [], (offset, line)
         if records or (offset, line) != reported:  # the last records, or trailing blank lines
             yield Chunk(records, {"offset": offset, "line": line})
+
+
+@dataclass
+class Oversized:
+    """In place of an NDJSON line longer than MAX_DOCUMENT_BYTES: its size (newline included); never held."""
+
+    size: int
+
+
+def _lines(stream) -> Iterator:
+    """The lines of a binary stream, each as bytes, or :class:`Oversized` when longer than the limit
+    (skipped 1 MiB at a time, so memory stays bounded whatever the input)."""
+    while True:
+        raw = stream.readline(MAX_DOCUMENT_BYTES + 1)
+        if not raw:
+            return
+        if len(raw) <= MAX_DOCUMENT_BYTES or raw.endswith(b"\n"):  # at most the limit before the newline
+            yield raw
+            continue
+        size = len(raw)
+        del raw
+        while True:
+            part = stream.readline(1024 * 1024)
+            size += len(part)
+            if not part or part.endswith(b"\n"):
+                break
+        yield Oversized(size)
 
 
 class FilesInput:
@@ -285,13 +312,6 @@ def merge_tally(into: dict, other: dict) -> None:
 
 
 # ============================================================================ the worker side
-@dataclass
-class JsonProblem(DataProblem):
-    """A JSON syntax error, with the line it is on (within the record's text)."""
-
-    line: int | None = None
-
-
 class Screener:
     """Parses, validates and screens the records of a chunk; returns everything as bytes and counts."""
 
@@ -305,11 +325,19 @@ class Screener:
             offset += len(trial.criteria)
 
     def load(self, key: str, line: int | None, raw: bytes | None, path: str | None):
+        if isinstance(raw, Oversized):
+            raise DataError(key, [size_problem(raw.size, "line")])
         if raw is None:
             try:
-                raw = Path(path).read_bytes()
+                with open(path, "rb") as stream:
+                    size = os.fstat(stream.fileno()).st_size
+                    if size > MAX_DOCUMENT_BYTES:
+                        raise DataError(key, [size_problem(size)])
+                    raw = stream.read(MAX_DOCUMENT_BYTES + 1)
             except OSError as exc:
                 raise DataError(key, [DataProblem("$", f"cannot read file: {exc.strerror}", "io")]) from None
+            if len(raw) > MAX_DOCUMENT_BYTES:
+                raise DataError(key, [size_problem(len(raw))])
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -318,12 +346,7 @@ class Screener:
             text = text[1:]
         if line is not None:
             text = text.rstrip("\r\n")  # a syntax error at the end of the line is on this line
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            where = f"column {exc.colno}" if line is not None else f"line {exc.lineno} column {exc.colno}"
-            raise DataError(key, [JsonProblem(where, f"not valid JSON: {exc.msg}", "json", exc.lineno)]) from None
-        return patient_from_document(document, key)
+        return patient_from_text(text, key, one_line=line is not None)
 
     def chunk(self, records: list) -> tuple:
         """-> (records, results.jsonl bytes, summary.csv bytes, error entries, tally)."""

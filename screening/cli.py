@@ -179,15 +179,11 @@ def convert_fhir(
 ) -> None:
     """Convert a FHIR R4 bundle into patient JSON (version 1); what was dropped is reported on stderr."""
     from .patient.fhir import FhirError, fhir_to_patient, is_fhir
-    from .patient.load import parse_json, patient_from_document
+    from .patient.load import parse_json, patient_from_document, read_document_text
     from .errors import DataError, DataProblem
 
     try:
-        try:
-            text = bundle.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"{bundle}: cannot read: {exc.strerror}") from None
-        document = parse_json(text, str(bundle))
+        document = parse_json(read_document_text(bundle), str(bundle))  # size-checked before reading
         if not is_fhir(document):
             raise DataError(str(bundle), [DataProblem("$.resourceType", "not a FHIR Bundle or Patient resource")])
         try:

@@ -6,21 +6,41 @@ import re
 from datetime import date
 from functools import lru_cache
 
-_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+# ISO 8601, ASCII digits only (``\d`` and int() also accept other scripts' digits): YYYY, YYYY-MM,
+# YYYY-MM-DD, or a date-time YYYY-MM-DDThh:mm[:ss[.fff]][Z|+hh:mm|-hh:mm] (FHIR dateTime and instant)
+_PARTIAL = re.compile(
+    r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2})"
+    r"(?:T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::(?:[0-5][0-9]|60)(?:\.[0-9]+)?)?"
+    r"(?:Z|[+-](?:0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00)?)?)?)?"
+)
+_FULL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_EXPECTED = "expected YYYY-MM-DD, YYYY-MM or YYYY, or a date-time YYYY-MM-DDThh:mm:ss with Z or +hh:mm"
 
 NEVER = -(10**9)  # an ordinal before every date
 FOREVER = 10**9  # an ordinal after every date
 
 
 class DateProblem(ValueError):
-    """A string that is not an ISO 8601 date (YYYY, YYYY-MM or YYYY-MM-DD)."""
+    """A string that is not an ISO 8601 date (YYYY, YYYY-MM or YYYY-MM-DD) or date-time."""
+
+
+def _not_a_date(text: str, expected: str) -> DateProblem:
+    if text != text.strip():
+        why = "has spaces around it"
+    elif not text.isascii():
+        why = "has characters that are not ASCII (digits must be 0-9)"
+    else:
+        why = "is not a date"
+    return DateProblem(f"{text!r} {why} ({expected})")
 
 
 def parse_partial(text: str) -> tuple[int, int]:
     """The first and last day (as ordinals) that an ISO date, possibly partial, can mean.
 
     ``"2019"`` -> 2019-01-01 .. 2019-12-31; ``"2019-03"`` -> 2019-03-01 .. 2019-03-31.
-    A date-time is cut to its date. Raises :class:`DateProblem` for anything else.
+    A date-time (``2019-03-04T10:00:00+01:00``) means its date as written. ISO 8601 and nothing
+    more: no spaces, no other separators, ASCII digits only, every field valid.
+    Raises :class:`DateProblem` for anything else.
     """
     if not isinstance(text, str):
         raise DateProblem(f"expected a date string, got {type(text).__name__}")
@@ -29,12 +49,9 @@ def parse_partial(text: str) -> tuple[int, int]:
 
 @lru_cache(maxsize=65536)  # dates repeat across a population: parse each text once
 def _parse_partial(text: str) -> tuple[int, int]:
-    raw = text.strip()
-    if len(raw) > 10 and raw[10] in "T ":
-        raw = raw[:10]
-    match = _PARTIAL.match(raw)
+    match = _PARTIAL.fullmatch(text)
     if not match:
-        raise DateProblem(f"{text!r} is not a date (expected YYYY-MM-DD, YYYY-MM or YYYY)")
+        raise _not_a_date(text, _EXPECTED)
     year = int(match.group(1))
     month = int(match.group(2)) if match.group(2) else None
     day = int(match.group(3)) if match.group(3) else None
@@ -51,10 +68,16 @@ def _parse_partial(text: str) -> tuple[int, int]:
 
 
 def parse_date(text: str) -> date:
-    """A full ISO date (YYYY-MM-DD). Raises :class:`DateProblem`."""
-    lo, hi = parse_partial(text)
-    if lo != hi:
-        raise DateProblem(f"{text!r} is not a full date (expected YYYY-MM-DD)")
+    """A full ISO date, exactly YYYY-MM-DD (no time, no spaces). Raises :class:`DateProblem`."""
+    if not isinstance(text, str):
+        raise DateProblem(f"expected a date string, got {type(text).__name__}")
+    if not _FULL_DATE.fullmatch(text):
+        if _PARTIAL.fullmatch(text):
+            if "T" in text:
+                raise DateProblem(f"{text!r} has a time (expected a date alone, YYYY-MM-DD)")
+            raise DateProblem(f"{text!r} is not a full date (expected YYYY-MM-DD)")
+        raise _not_a_date(text, "expected a full date YYYY-MM-DD")
+    lo, _hi = parse_partial(text)
     return date.fromordinal(lo)
 
 

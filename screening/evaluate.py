@@ -75,7 +75,8 @@ def threshold(bound: ir.Bound, obs, key: str, sex: str | None, ranges: ir.RangeT
         if fallback is not None:
             limit = fallback[1] if bound.kind == "ULN" else fallback[0]
     if limit is None:
-        return None, f"reference range ({bound.kind}) for {key}"
+        why = obs.ref_problem and obs.ref_problem.get("high" if bound.kind == "ULN" else "low")
+        return None, f"reference range ({bound.kind}) for {key}" + (f": {why}" if why else "")
     return limit * bound.value, None
 
 
@@ -284,8 +285,8 @@ def age_test(node: ir.AgeTest, patient, ctx: Context):
     if birth is None:
         return None, ("age", node, None)
     measure = whole_years if node.unit == "years" else whole_months
-    if birth[0] > ctx.as_of:
-        return None, ("age", node, None)  # born after the as-of date: no age to test
+    if birth[0] > ctx.as_of:  # born after the as-of date: no age to test, and the record says why
+        return None, ("age", node, f"birth_date {show(*birth)} is after the as-of date {ctx.as_of_text}")
     oldest = measure(birth[0], ctx.as_of)
     youngest = measure(min(birth[1], ctx.as_of), ctx.as_of)
     return _age_holds(node, youngest, oldest), ("age", node, (youngest, oldest))
@@ -501,6 +502,8 @@ def _atom_missing(info) -> list[str]:
     if kind == "text":
         return [info[3]] if info[3] else ([info[4]] if len(info) > 4 and info[4] else [])
     if kind == "age":
+        if isinstance(info[2], str):  # born after the as-of date
+            return [info[2]]
         return ["birth_date"] if info[2] is None else ["birth_date (a full date: the year or month alone does not decide)"]
     if kind == "sex":
         return ["sex"] if info[2] in (None, "unknown") else []

@@ -299,6 +299,8 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         _, node, ages = info
         if ages is None:
             return "birth date not recorded"
+        if isinstance(ages, str):  # born after the as-of date
+            return ages
         youngest, oldest = ages
         age = f"{youngest}" if youngest == oldest else f"{youngest} to {oldest}"
         return f"age {age} {node.unit} on {as_of} (born {show(*patient.birth)})"

@@ -17,6 +17,7 @@ Bad input raises :class:`FhirError`, whose ``path`` is a JSON path into the docu
 from __future__ import annotations
 
 import datetime
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -700,6 +701,12 @@ def _date(value: object, path: str) -> str | None:
 def _number(value: object, path: str) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise FhirError(f"expected a number, not {value!r}", path)
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite:
+        raise FhirError("not a finite number (NaN, infinite, or too large)", path)
     return value
 
 

@@ -42,7 +42,7 @@ Number = Union[StrictInt, StrictFloat]
 
 
 class ReferenceRange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     low: Number | None = None
     high: Number | None = None
     unit: StrictStr | None = None
@@ -52,7 +52,7 @@ class ReferenceRange(BaseModel):
 class Observation(BaseModel):
     """A lab result or vital sign: a number with a unit, or a text/coded value."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     code: Code
     codes: list[Code] | None = None
     display: StrictStr | None = None
@@ -71,7 +71,7 @@ class _Record(BaseModel):
     text, in ICD-9 or ICD-10-GM, a medication reference that does not resolve). Such a record may
     match any code test of its kind, so those tests are unknown unless another record decides them."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     code: Code | None = None
     codes: list[Code] | None = None
     display: StrictStr | None = None
@@ -126,7 +126,7 @@ class Immunization(_Record):
 class Patient(BaseModel):
     """A patient document (version 1). ``screening schema`` prints its JSON Schema."""
 
-    model_config = ConfigDict(extra="forbid", title="screening patient, version 1")
+    model_config = ConfigDict(extra="forbid", title="screening patient, version 1", allow_inf_nan=False)
     version: Literal[1] | None = None
     id: StrictStr = Field(min_length=1)
     birth_date: PartialDate | None = None

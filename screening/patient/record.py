@@ -7,6 +7,7 @@ by analyte, newest first. Evaluating a criterion is then lookups and float compa
 """
 from __future__ import annotations
 
+import math
 import re
 
 from ..analytes import catalogue
@@ -40,7 +41,7 @@ class Obs:
     """One observation, its value already in the analyte's canonical unit."""
 
     __slots__ = ("code", "key", "value", "text", "dimension", "lo", "hi", "ref_low", "ref_high",
-                 "unit", "to_canonical", "problem", "path", "display", "raw_value", "comparator")
+                 "unit", "to_canonical", "problem", "path", "display", "raw_value", "comparator", "ref_problem")
 
     def __init__(self):
         self.value = None  # float in canonical unit, or None
@@ -50,6 +51,7 @@ class Obs:
         self.unit = None
         self.to_canonical = None  # Conversion from the patient's unit to the canonical one
         self.problem = None  # why a numeric value cannot be used
+        self.ref_problem = None  # {"low"|"high": why that limit of the reference range is not used}
         self.display = None
         self.comparator = None  # "<", "<=", ">", ">=": the value is a bound of an interval (FHIR comparator)
 
@@ -132,6 +134,11 @@ def _obs(index: int, model, warnings: list[str]) -> Obs:
         return obs
     obs.to_canonical = conv
     obs.value = conv.apply(float(value))
+    if not math.isfinite(obs.value):  # a finite value that overflows in the analyte's unit
+        obs.value = None
+        obs.problem = f"{value} {model.unit or ''} is out of range once converted".replace("  ", " ")
+        warnings.append(f"{obs.path}.value: {obs.problem}")
+        return obs
     rr = model.reference_range
     if rr is not None and (rr.low is not None or rr.high is not None):
         try:
@@ -145,7 +152,38 @@ def _obs(index: int, model, warnings: list[str]) -> Obs:
             obs.ref_high = rconv.apply(float(rr.high)) if rr.high is not None else None
         except UnitProblem as exc:
             warnings.append(f"{obs.path}.reference_range.unit: {exc}")
+        else:
+            _check_range(obs, rr, warnings)
     return obs
+
+
+def _check_range(obs: Obs, rr, warnings: list[str]) -> None:
+    """Drop limits of normal that cannot be limits; say why on the Obs (and in a warning when the
+    range itself is wrong). A multiple of a limit (``2 x ULN``) needs a positive, finite limit."""
+    path = f"{obs.path}.reference_range"
+    problems = {}
+    if rr.low is not None and rr.high is not None and rr.low > rr.high:
+        why = f"{path} runs backwards (low {rr.low} > high {rr.high})"
+        problems = {"low": why, "high": why}
+        warnings.append(f"{path}: runs backwards (low {rr.low} > high {rr.high}); the range is not used")
+    else:
+        for side, raw in (("low", rr.low), ("high", rr.high)):
+            if raw is None:
+                continue
+            if raw < 0 or (raw == 0 and side == "high"):
+                problems[side] = f"{path}.{side} is {raw}, which cannot be a limit of normal"
+                warnings.append(f"{path}.{side}: {raw} cannot be a limit of normal; it is not used")
+            elif raw == 0:  # "0 to 40" is common: no warning, but 0 is no lower limit to take a multiple of
+                problems[side] = f"{path}.low is 0, which is no lower limit of normal"
+    for side in problems:
+        setattr(obs, "ref_low" if side == "low" else "ref_high", None)
+    for side in ("low", "high"):
+        limit = obs.ref_low if side == "low" else obs.ref_high
+        if limit is not None and (limit == 0 or not math.isfinite(limit)):  # overflow or underflow in conversion
+            setattr(obs, "ref_low" if side == "low" else "ref_high", None)
+            problems[side] = f"{path}.{side} is out of range once converted"
+            warnings.append(f"{path}.{side}: out of range once converted; it is not used")
+    obs.ref_problem = problems or None
 
 
 def _entry(index: int, kind: str, model, start: str | None, end: str | None) -> Entry:
