@@ -346,6 +346,23 @@ def make_baseline(as_of: date):
                 possible = True
         return None if possible else False
 
+    def has_event_within(entries, match, start):
+        """`condition X within N`: the onset (or, without one, the recorded date) lies in the window."""
+        if entries is None:
+            return None
+        possible = False
+        for e in entries:
+            if not match(e.codes) or (e.start_lo is not None and e.start_lo > END):
+                continue
+            lo, hi = (e.start_lo, e.start_hi) if e.start_lo is not None else e.recorded
+            if lo is None:
+                possible = True  # no date to place the event
+            elif lo >= start and hi <= END:
+                return True
+            elif not (hi < start or lo > END):
+                possible = True
+        return None if possible else False
+
     # ---- Kleene logic
     def k_and(a, b):
         if a is False or b is False:
@@ -501,7 +518,7 @@ def make_baseline(as_of: date):
         # E4 active condition heart_failure or condition acs within 6 months
         e4 = has_active(conditions, is_heart_failure)
         if e4 is not True:
-            e4 = k_or(e4, has_within(conditions, is_acs, M6))
+            e4 = k_or(e4, has_event_within(conditions, is_acs, M6))
 
         # E5 systolic_bp >= 160 mmHg on at least 2 occasions within 6 months
         hypertension = occasions(labs, "systolic_bp", M6, sbp_160, 2)

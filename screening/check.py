@@ -366,6 +366,13 @@ class _Checker:
             matcher = self._matcher(node.valueset, node.span)
             if matcher is None:
                 return ir.Const(False, span=node.span)
+        status = node.status
+        if status == "current":
+            # `current X` is X active on the as-of date; with a window use `active X within N`
+            if node.window is not None:
+                self.error("status", f"`current` means on the screening date and takes no window; for present at "
+                           f"any time during the window write `active {node.kind} ... within ...`", node.span)
+            status = "active"
         if node.status == "resolved" and node.kind != "condition":
             self.error("status", f"`resolved` applies to conditions; use `inactive` for a {node.kind}", node.span)
         qualifiers = []
@@ -378,7 +385,7 @@ class _Checker:
                     self.error("regex", f"invalid pattern: {exc}", q.span)
                     continue
             qualifiers.append(ir.Qualifier(q.field_name, q.op, q.value, pattern))
-        return ir.RecordTest(kind=_RECORD_LISTS[node.kind], noun=node.kind, status=node.status, matcher=matcher,
+        return ir.RecordTest(kind=_RECORD_LISTS[node.kind], noun=node.kind, status=status, matcher=matcher,
                              qualifiers=qualifiers, window=self._window(node.window), span=node.span)
 
     def _FactTest(self, node: ast.FactTest):

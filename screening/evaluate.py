@@ -324,11 +324,12 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
             continue
         if entry.start_lo is not None and entry.start_lo > as_of:
             continue  # begins after the as-of date
-        active = _active(entry, node.kind, as_of) if (node.status or node.window) else None
+        event = node.window is not None and node.status is None and node.kind == "conditions"
+        active = _active(entry, node.kind, as_of) if (node.status or node.window) and not event else None
         result = True
         reasons = []
-        if node.status == "active":
-            result = active
+        if node.status == "active" and node.window is None:
+            result = active  # `active X` alone: active on the as-of date
         elif node.status in ("inactive", "resolved"):
             result = None if active is None else not active
         if result is False:
@@ -338,7 +339,21 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
         if entry.start_hi is not None and entry.start_hi > as_of:
             result = None  # "2026" may be after the as-of date: the record may not exist yet
             reasons.append("its date may fall after the as-of date")
-        if node.window is not None:
+        if event:
+            # `condition X within N`: the event (its onset; with no onset, its recorded date) in the window
+            lo, hi = (entry.start_lo, entry.start_hi) if entry.start_lo is not None else entry.recorded
+            if lo is None:
+                result = None
+                reasons.append(f"onset date not recorded (needed to place it within {node.window})")
+            else:
+                inside = _in_window(lo, hi, start, as_of)
+                if inside is False:
+                    continue
+                if inside is None:
+                    result = None
+                    reasons.append(f"dates not precise enough to place it within {node.window}")
+        elif node.window is not None:
+            # present at some time during the window (medications, procedures, `active condition X within N`)
             inside = _overlaps(entry, node.kind, active, start, as_of)
             if inside is False:
                 continue

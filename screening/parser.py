@@ -362,7 +362,7 @@ class _ToAst(Transformer):
     def record_test(self, meta, children):
         status = None
         if children[0] in ("active", "inactive", "resolved", "current"):
-            status = "active" if children[0] == "current" else children[0]
+            status = children[0]  # `current` is told apart from `active` by the checker
             children = children[1:]
         kind, ref, *rest = children
         qualifiers = tuple(r for r in rest if isinstance(r, ast.Qualifier))

@@ -11,7 +11,7 @@ import re
 
 from ..analytes import catalogue
 from ..codes import normalise_code
-from ..dates import parse_partial
+from ..dates import DateProblem, parse_partial
 from ..errors import UnitProblem
 from ..units import Conversion, parse_unit
 from .model import Patient
@@ -70,7 +70,8 @@ class Series(list):
 class Entry:
     """A condition, medication or procedure with its dates as ordinal ranges."""
 
-    __slots__ = ("code", "codes", "display", "status", "start_lo", "start_hi", "end_lo", "end_hi", "attributes", "path")
+    __slots__ = ("code", "codes", "display", "status", "start_lo", "start_hi", "end_lo", "end_hi", "attributes", "path",
+                 "recorded")
 
     def field(self, name: str):
         if name == "display":
@@ -160,7 +161,18 @@ def _entry(index: int, kind: str, model, start: str | None, end: str | None) -> 
         if value is not None:
             entry.attributes[name] = value
     entry.path = f"$.{kind}[{index}]"
+    entry.recorded = _recorded(entry.attributes.get("recorded_date"))
     return entry
+
+
+def _recorded(text) -> tuple[int | None, int | None]:
+    """The (partial) date a record was recorded (extra field ``recorded_date``), as an ordinal range."""
+    if not isinstance(text, str):
+        return None, None
+    try:
+        return parse_partial(text)
+    except DateProblem:  # not a date: as if absent (the record's date is then unknown)
+        return None, None
 
 
 def index_patient(model: Patient, source: str = "") -> PatientRecord:
