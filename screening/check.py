@@ -201,7 +201,9 @@ class _Checker:
                 self.error("duplicate", f"reference range for {key}{' for ' + entry.sex if entry.sex else ''} "
                            "is declared twice", entry.span)
                 continue
-            table.entries[(key, entry.sex)] = (conv.apply(entry.low), conv.apply(entry.high))
+            low_text, high_text = _range_texts(self.text_of(entry.span))
+            table.entries[(key, entry.sex)] = (conv.apply_written(entry.low, low_text),
+                                               conv.apply_written(entry.high, high_text))
         return table
 
     # ------------------------------------------------------------ defines
@@ -297,7 +299,7 @@ class _Checker:
         if converted is None:
             return None
         conv, dimension = converted
-        return ir.Bound("value", conv.apply(bound.value), written), dimension
+        return ir.Bound("value", conv.apply_written(bound.value, _number_text(written)), written), dimension
 
     def _LabCompare(self, node: ast.LabCompare):
         analyte, key = self._analyte(node.analyte)
@@ -398,6 +400,21 @@ class _Checker:
         if not node.reason.strip():
             self.error("review", "a review needs a reason", node.span)
         return ir.Review(node.reason, span=node.span)
+
+
+_NUMBER_TEXT = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)")
+_RANGE_TEXTS = re.compile(r"=\s*(" + _NUMBER_TEXT.pattern + r")\s*to\s*(" + _NUMBER_TEXT.pattern + ")")
+
+
+def _number_text(written: str) -> str | None:
+    """The leading number of a bound as written ("7.0 %" -> "7.0"), for the unit-precision rule."""
+    match = _NUMBER_TEXT.match(written.strip())
+    return match.group(0).replace(",", "") if match else None
+
+
+def _range_texts(declaration: str) -> tuple[str | None, str | None]:
+    match = _RANGE_TEXTS.search(declaration)
+    return (match.group(1).replace(",", ""), match.group(2).replace(",", "")) if match else (None, None)
 
 
 def check(syntax: ast.RuleSetSyntax) -> ir.CheckedRuleSet:

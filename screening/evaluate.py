@@ -153,15 +153,54 @@ def lab_compare(node: ir.LabCompare, patient, ctx: Context):
         return None, ("lab", node, (), _missing_lab(node))
     if node.selector == "every":
         result = False if false_count else (None if unknown_count else True)
-    else:
-        need = node.occasions or 1
-        if true_count >= need:
-            result = True
-        elif true_count + unknown_count >= need:
-            result = None
-        else:
-            result = False
-    return result, ("lab", node, tuple(seen), None)
+        return result, ("lab", node, tuple(seen), None)
+    need = node.occasions or 1
+    if need > 1:
+        seen = _occasions(seen)
+        true_count = sum(1 for s in seen if s[1] is True)
+        unknown_count = sum(1 for s in seen if s[1] is None)
+    if true_count >= need:
+        return True, ("lab", node, tuple(seen), None)
+    if true_count + unknown_count >= need:
+        return None, ("lab", node, tuple(seen), None)
+    if need == 1 or _ruled_out(seen):
+        return False, ("lab", node, tuple(seen), None)
+    # too few on record, and the newest of them is not a normal repeat: a repeat could still decide
+    repeat = f"a repeat {node.label} result" + (f" within {node.window}" if node.window is not None else "")
+    return None, ("lab", node, tuple(seen), repeat)
+
+
+def _same_occasion(a, b) -> bool:
+    """One specimen reported twice: the same (possibly partial) date, the same answer, and values that
+    agree at the precision they were written with (1.5 mg/dL and 133 umol/L of creatinine)."""
+    oa, ob = a[0], b[0]
+    if oa.lo is None or oa.lo != ob.lo or oa.hi != ob.hi or a[1] is not b[1]:
+        return False
+    if oa.value is None or ob.value is None:
+        return False
+    return abs(oa.value - ob.value) <= max(oa.resolution, ob.resolution) * (1 + 1e-9)
+
+
+def _occasions(seen: list) -> list:
+    """The results collapsed into occasions (results of one specimen reported twice are one)."""
+    kept = []
+    for item in seen:
+        if not any(_same_occasion(item, other) for other in kept):
+            kept.append(item)
+    return kept
+
+
+def _ruled_out(seen: list) -> bool:
+    """`on at least N occasions` with fewer than N true-or-unknown occasions on record is false only
+    when a normal result certainly follows every result that meets (or may meet) the test: the
+    finding was repeated and not confirmed. Otherwise a repeat not (yet) on record could decide it."""
+    pending = [obs for obs, value, _, _ in seen if value is not False]
+    if not pending:
+        return True
+    if any(obs.hi is None for obs in pending):
+        return False
+    latest_pending = max(obs.hi for obs in pending)
+    return any(value is False and obs.lo is not None and obs.lo > latest_pending for obs, value, _, _ in seen)
 
 
 def _rival_disagrees(node, series, index, value, sex, ranges, start, end) -> bool:

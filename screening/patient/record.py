@@ -13,7 +13,7 @@ from ..analytes import catalogue
 from ..codes import normalise_code
 from ..dates import DateProblem, parse_partial
 from ..errors import UnitProblem
-from ..units import Conversion, parse_unit
+from ..units import Conversion, parse_unit, written_step
 from .model import Patient
 
 _QUALITATIVE_SYNONYMS = {
@@ -40,7 +40,7 @@ class Obs:
     """One observation, its value already in the analyte's canonical unit."""
 
     __slots__ = ("code", "key", "value", "text", "dimension", "lo", "hi", "ref_low", "ref_high",
-                 "unit", "to_canonical", "problem", "path", "display", "raw_value")
+                 "unit", "to_canonical", "problem", "path", "display", "raw_value", "resolution")
 
     def __init__(self):
         self.value = None  # float in canonical unit, or None
@@ -51,6 +51,7 @@ class Obs:
         self.to_canonical = None  # Conversion from the patient's unit to the canonical one
         self.problem = None  # why a numeric value cannot be used
         self.display = None
+        self.resolution = 0.0  # half the unit of the last written digit, in the canonical unit
 
     def in_own_unit(self, canonical: float) -> float:
         """A canonical-unit value expressed in this observation's unit (for explanations)."""
@@ -129,7 +130,9 @@ def _obs(index: int, model, warnings: list[str]) -> Obs:
         warnings.append(f"{obs.path}.unit: {exc}")
         return obs
     obs.to_canonical = conv
-    obs.value = conv.apply(float(value))
+    # converted at the precision it was written with (units.Conversion.apply_written)
+    obs.value = conv.apply_written(value)
+    obs.resolution = written_step(value) * abs(conv.factor) / 2
     rr = model.reference_range
     if rr is not None and (rr.low is not None or rr.high is not None):
         try:
@@ -139,8 +142,8 @@ def _obs(index: int, model, warnings: list[str]) -> Obs:
                 rconv = analyte.conversion_from(runit) if analyte and analyte.unit_text else Conversion(runit.scale, runit.offset)
                 if analyte is None and runit.dimension != obs.dimension:
                     raise UnitProblem(f"reference range unit {rr.unit!r} does not match value unit {model.unit!r}")
-            obs.ref_low = rconv.apply(float(rr.low)) if rr.low is not None else None
-            obs.ref_high = rconv.apply(float(rr.high)) if rr.high is not None else None
+            obs.ref_low = rconv.apply_written(rr.low) if rr.low is not None else None
+            obs.ref_high = rconv.apply_written(rr.high) if rr.high is not None else None
         except UnitProblem as exc:
             warnings.append(f"{obs.path}.reference_range.unit: {exc}")
     return obs
