@@ -14,7 +14,8 @@ from . import ast, ir
 from .analytes import Analyte, catalogue
 from .codes import HIERARCHICAL, SYSTEMS, CodeMatcher, normalise_code, range_of
 from .errors import Diagnostic, SourceError, UnitProblem
-from .patient.record import normalise_text
+from . import vocabulary
+from .vocabulary import normalise_text
 from .source import Span
 from .units import Conversion, parse_unit
 
@@ -338,8 +339,21 @@ class _Checker:
         analyte, key = self._analyte(node.analyte)
         if key is None:
             return ir.Const(False, span=node.span)
+        value = normalise_text(node.value)
+        if node.op != "is" and value not in vocabulary.RANK:
+            self.error("ordinal", f"`{node.value}` is not a grade on the scale {vocabulary.describe_scale()}",
+                       node.span, "write e.g. `urine_protein >= 2+` or `urine_protein <= trace`")
+            return ir.Const(False, span=node.span)
+        if node.op != "is" and analyte is not None and analyte.unit_text is not None:
+            self.error("ordinal", f"{analyte.name} is a quantity in {analyte.unit_text}; grades (1+, trace) apply to "
+                       "qualitative results such as urine_protein", node.span)
+            return ir.Const(False, span=node.span)
+        if node.op != "is" and value == vocabulary.POSITIVE:
+            self.error("ordinal", "compare with a grade (1+ .. 4+), not `positive`; or write "
+                       f"`{self.text_of(node.analyte.span)} is positive`", node.span)
+            return ir.Const(False, span=node.span)
         return ir.LabText(key=key, label=analyte.name if analyte else key, selector=node.selector,
-                          negated=node.negated, value=normalise_text(node.value),
+                          negated=node.negated, value=value, op=node.op,
                           window=self._window(node.window) or self._default_window(), span=node.span)
 
     def _AgeTest(self, node: ast.AgeTest):

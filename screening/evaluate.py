@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from . import ir
+from . import ir, vocabulary
 from .dates import FOREVER, NEVER, shift, show, whole_months, whole_years
 
 
@@ -223,7 +223,7 @@ def _missing_lab(node: ir.LabCompare | ir.LabText) -> str:
 
 
 def lab_text(node: ir.LabText, patient, ctx: Context):
-    """Evaluate `ANALYTE is VALUE`. info = ("text", node, obs or None, missing)."""
+    """Evaluate `ANALYTE is VALUE` or a grade comparison. info = ("text", node, obs or None, missing, problem)."""
     labs = patient.labs
     if labs is None:
         return None, ("text", node, None, f"{node.label}: no observations provided", None)
@@ -241,13 +241,14 @@ def lab_text(node: ir.LabText, patient, ctx: Context):
             continue
         problem = None
         if obs.text is not None:
-            value = (obs.text == node.value) != node.negated
-        elif obs.value is not None and node.value in ("positive", "negative"):
+            value, problem = text_result(node, obs.text)
+        elif obs.value is not None and node.op == "is" and node.value in ("positive", "negative"):
             # a numeric result is positive when above the upper limit of its reference range
             uln, problem = threshold(_ULN, obs, node.key, patient.sex, ctx.ranges)
             value = None if uln is None else ((obs.value > uln) == (node.value == "positive")) != node.negated
         else:
-            value, problem = None, obs.problem or "a numeric result where a text result is needed"
+            value, problem = None, obs.problem or ("a numeric result where a grade is needed" if node.op != "is"
+                                                   else "a numeric result where a text result is needed")
         if inside is None:
             value = None if value is not False else False
         results.append((obs, value, problem))
@@ -262,6 +263,50 @@ def lab_text(node: ir.LabText, patient, ctx: Context):
         result = True if True in values else (None if None in values else False)
     decisive, _, problem = next((r for r in results if r[1] is result), results[0])
     return result, ("text", node, decisive, None, problem if result is None else None)
+
+
+def text_result(node: ir.LabText, text: str):
+    """One normalised text result against `is VALUE` or a grade comparison: (truth, problem).
+
+    Classes (positive, negative, indeterminate) and grades (negative < trace < 1+ .. 4+) come from
+    :mod:`screening.vocabulary`; a text it does not know is unknown for them, never "not positive".
+    """
+    wanted = node.value
+    if node.op != "is":
+        rank = vocabulary.RANK.get(text)
+        if rank is None:
+            return None, _not_graded(node, text)
+        limit = vocabulary.RANK[wanted][0]
+        compare = _COMPARE[node.op]
+        low, high = compare(rank[0], limit), compare(rank[1], limit)
+        if low == high and (node.op not in ("=", "!=") or rank[0] == rank[1]):
+            return low, None
+        return None, f"{node.label} result {text!r} has no grade (1+ to 4+)"
+    if wanted in vocabulary.CLASS and wanted in (vocabulary.POSITIVE, vocabulary.NEGATIVE, vocabulary.INDETERMINATE):
+        found = vocabulary.CLASS.get(text)
+        if found is None:
+            return None, _not_graded(node, text) if text != vocabulary.TRACE else (
+                f"{node.label} result 'trace' is neither positive nor negative (compare it on the scale: >= trace, >= 1+)")
+        if found == vocabulary.INDETERMINATE and wanted != vocabulary.INDETERMINATE:
+            return None, f"{node.label} result is indeterminate"
+        return (found == wanted) != node.negated, None
+    if wanted in vocabulary.RANK:  # `is trace`, `is 2+`
+        rank = vocabulary.RANK.get(text)
+        if rank is None:
+            if text == vocabulary.INDETERMINATE:
+                return None, f"{node.label} result is indeterminate"
+            return None, _not_graded(node, text)
+        if rank[0] == rank[1]:
+            return (rank[0] == vocabulary.RANK[wanted][0]) != node.negated, None
+        if not rank[0] <= vocabulary.RANK[wanted][0] <= rank[1]:
+            return node.negated, None
+        return None, f"{node.label} result {text!r} has no grade (1+ to 4+)"
+    # a text outside the vocabulary: an exact (case- and space-insensitive) match
+    return (text == wanted) != node.negated, None
+
+
+def _not_graded(node: ir.LabText, text: str) -> str:
+    return f"{node.label} result {text!r} is not a recognised result"
 
 
 _ULN = ir.Bound("ULN", 1.0, "ULN")

@@ -314,6 +314,22 @@ class _ToAst(Transformer):
         token = children[0]
         return _unquote(token) if token.type == "STRING" else str(token)
 
+    def lab_ordinal_test(self, meta, children):
+        selector = "latest"
+        if isinstance(children[0], str) and not isinstance(children[0], ast.Node):
+            selector = children[0]
+            children = children[1:]
+        analyte, op, value, *rest = children
+        window = rest[0] if rest else None
+        return ast.LabText(selector=selector, analyte=analyte, negated=False, value=value, window=window,
+                           op=_OPS.get(op, op), span=Span.from_meta(meta))
+
+    def ordinal_grade(self, meta, children):
+        return str(children[0])
+
+    def ordinal_word(self, meta, children):
+        return str(children[0])
+
     def compare(self, meta, children):
         op = _OPS.get(children[0], children[0])
         return (op, children[1], None)

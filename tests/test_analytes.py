@@ -26,7 +26,7 @@ def _raw() -> dict:
 
 def test_catalogue_loads_every_entry():
     cat = catalogue()
-    assert len(cat.analytes) == len(_raw()) == 47
+    assert len(cat.analytes) == len(_raw()) == 48
     assert all(isinstance(a, Analyte) for a in cat.analytes)
     assert catalogue() is cat  # read once per process
 
@@ -48,7 +48,7 @@ def test_every_unit_parses(analyte):
 
 def test_qualitative_analytes_have_no_unit():
     qualitative = {a.name for a in catalogue().analytes if a.kind == "qualitative"}
-    assert qualitative == {"ANA", "HBsAg", "HCV_antibody", "HIV_test"}
+    assert qualitative == {"ANA", "HBsAg", "HCV_antibody", "HIV_test", "urine_protein"}
     for name in qualitative:
         analyte = catalogue().lookup(name)
         assert analyte.unit is None

@@ -264,7 +264,8 @@ def test_qualitative_results_text_and_numeric():
     ana = trial('inclusion I1 "x" = ANA is positive\n')
     assert one(ana, patient(observations=[obs("LOINC:5048-4", "Positive 1:320")])).value is True
     assert one(ana, patient(observations=[obs("LOINC:5048-4", "Non-reactive")])).value is False
-    assert one(ana, patient(observations=[obs("LOINC:5048-4", "equivocal")])).value is False
+    # issue 7: an indeterminate result is unknown (named), not "not positive"
+    assert one(ana, patient(observations=[obs("LOINC:5048-4", "equivocal")])).value is None
 
 
 def test_fast_screen_keeps_review_and_missing_for_open_criteria():

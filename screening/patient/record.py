@@ -7,33 +7,13 @@ by analyte, newest first. Evaluating a criterion is then lookups and float compa
 """
 from __future__ import annotations
 
-import re
-
 from ..analytes import catalogue
 from ..codes import normalise_code
 from ..dates import DateProblem, parse_partial
 from ..errors import UnitProblem
 from ..units import Conversion, parse_unit, written_step
+from ..vocabulary import normalise_text  # noqa: F401 (re-exported: the one text normaliser)
 from .model import Patient
-
-_QUALITATIVE_SYNONYMS = {
-    "pos": "positive", "+": "positive", "reactive": "positive", "detected": "positive", "present": "positive",
-    "neg": "negative", "-": "negative", "non-reactive": "negative", "nonreactive": "negative",
-    "not detected": "negative", "absent": "negative", "undetected": "negative",
-}
-
-
-def normalise_text(value: str) -> str:
-    """Lower-cased, trimmed, with common synonyms folded: "Reactive" -> "positive"."""
-    text = " ".join(str(value).split()).lower()
-    if text in _QUALITATIVE_SYNONYMS:
-        return _QUALITATIVE_SYNONYMS[text]
-    # "Positive 1:320", "negative (<1:40)", "Reactive, confirmed": the leading word decides
-    head = re.split(r"[\s,;:(]", text, maxsplit=1)[0]
-    if head in ("positive", "negative"):
-        return head
-    return _QUALITATIVE_SYNONYMS.get(head, text) if head in ("pos", "neg", "reactive", "nonreactive", "non-reactive",
-                                                           "detected", "undetected") else text
 
 
 class Obs:
