@@ -68,8 +68,10 @@ _ENDED = frozenset({"inactive", "remission", "resolved", "completed", "stopped",
                     "entered-in-error", "not-done"})
 
 # thresholds, pre-converted to the catalogue units (creatinine mg/dL, counts 10^9/L, hemoglobin g/dL,
-# HbA1c % NGSP via NGSP = 0.09148 x IFCC + 2.152, bilirubin mg/dL via 584.66 g/mol, creatinine via 113.12)
-HBA1C_LOW, HBA1C_HIGH = 7.00044, 10.47668  # 53 and 91 mmol/mol
+# HbA1c % NGSP via NGSP = 0.09148 x IFCC + 2.152, bilirubin mg/dL via 584.66 g/mol, creatinine via 113.12),
+# at the precision they were written with (docs/semantics.md: the written resolution carried through
+# the conversion, rounded to the nearest power of ten): 53 mmol/mol = 7.00044 % -> 7.0 %
+HBA1C_LOW, HBA1C_HIGH = 7.0, 10.5  # 53 and 91 mmol/mol (7.00044, 10.47668)
 CREAT_MAX = 1.5  # mg/dL
 PLT_MIN = 100.0  # 100 x 10^9/L
 ANC_MIN = 1.5  # 1,500/mm3
@@ -77,8 +79,8 @@ HGB_MIN = 9.0  # 90 g/L
 WBC_LOW = 3.0  # 3,000/mm3
 # fallback upper limits of normal (the rule set's reference range table), catalogue units
 ALT_ULN, AST_ULN = 56.0, 40.0
-BILI_ULN = 1.198553  # 20.5 umol/L
-CREAT_ULN, CREAT_ULN_F, CREAT_ULN_M = 1.2, 1.01808, 1.24432  # 1.2 mg/dL, 90 umol/L, 110 umol/L
+BILI_ULN = 1.2  # 20.5 umol/L (1.198553)
+CREAT_ULN, CREAT_ULN_F, CREAT_ULN_M = 1.2, 1.02, 1.24  # 1.2 mg/dL, 90 umol/L (1.01808), 110 umol/L (1.24432)
 
 
 def _months_back(day: date, months: int) -> int:
@@ -230,6 +232,7 @@ def make_baseline(as_of: date):
         if not series:
             return None
         true = unknown = seen = 0
+        kept = []
         for o in series:
             lo = o.lo
             if lo is not None and lo > END:
@@ -248,6 +251,11 @@ def make_baseline(as_of: date):
                 if r is False:
                     continue
                 r = None
+            if need > 1 and lo is not None and v is not None and any(
+                    k.lo == lo and k.hi == o.hi and kr is r and k.value is not None
+                    and abs(k.value - v) <= max(k.resolution, o.resolution) * (1 + 1e-9) for k, kr in kept):
+                continue  # the same specimen reported twice (same date, same value at its precision)
+            kept.append((o, r))
             seen += 1
             if r:
                 true += 1
@@ -255,7 +263,20 @@ def make_baseline(as_of: date):
                 unknown += 1
         if not seen:
             return None
-        return True if true >= need else (None if true + unknown >= need else False)
+        if true >= need:
+            return True
+        if true + unknown >= need:
+            return None
+        if need == 1:
+            return False
+        # false only when a normal result certainly follows every result that meets or may meet it
+        pending = [k for k, kr in kept if kr is not False]
+        if not pending:
+            return False
+        if any(k.hi is None for k in pending):
+            return None
+        last = max(k.hi for k in pending)
+        return False if any(kr is False and k.lo is not None and k.lo > last for k, kr in kept) else None
 
     # ---- conditions, medications, procedures
     def active(e, procedure=False):
@@ -343,6 +364,23 @@ def make_baseline(as_of: date):
             if r:
                 return True
             if r is None:
+                possible = True
+        return None if possible else False
+
+    def has_event_within(entries, match, start):
+        """`condition X within N`: the onset (or, without one, the recorded date) lies in the window."""
+        if entries is None:
+            return None
+        possible = False
+        for e in entries:
+            if not match(e.codes) or (e.start_lo is not None and e.start_lo > END):
+                continue
+            lo, hi = (e.start_lo, e.start_hi) if e.start_lo is not None else e.recorded
+            if lo is None:
+                possible = True  # no date to place the event
+            elif lo >= start and hi <= END:
+                return True
+            elif not (hi < start or lo > END):
                 possible = True
         return None if possible else False
 
@@ -501,7 +539,7 @@ def make_baseline(as_of: date):
         # E4 active condition heart_failure or condition acs within 6 months
         e4 = has_active(conditions, is_heart_failure)
         if e4 is not True:
-            e4 = k_or(e4, has_within(conditions, is_acs, M6))
+            e4 = k_or(e4, has_event_within(conditions, is_acs, M6))
 
         # E5 systolic_bp >= 160 mmHg on at least 2 occasions within 6 months
         hypertension = occasions(labs, "systolic_bp", M6, sbp_160, 2)

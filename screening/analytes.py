@@ -62,11 +62,19 @@ class Analyte:
             base = conversion(_as_moles(unit), _as_moles(target), self.molar_mass, analyte=self.name)
             scale = (1.0 / self.valence if _equivalents(unit) else 1.0) * (self.valence if _equivalents(target) else 1.0)
             return Conversion(base.factor * scale, base.offset)
-        if self.ifcc_to_ngsp and unit.is_dimensionless and target.is_dimensionless:
-            ifcc = parse_unit("mmol/mol")
-            if unit.scale == ifcc.scale and unit.ucum != target.ucum:
+        if self.ifcc_to_ngsp:
+            # two scales, not units of one: only % (NGSP) and mmol/mol (IFCC) are read; any other
+            # dimensionless unit (1, {ratio}, mg/g, ...) would be a guess, so it is refused
+            scales = {"%": "%", "mmol/mol": "mmol/mol"}
+            if unit.ucum not in scales or target.ucum not in scales:
+                raise UnitProblem(f"{self.name} is reported in % (NGSP) or mmol/mol (IFCC); "
+                                  f"{unit.text!r} is refused rather than guessed")
+            if unit.ucum != target.ucum:
                 slope, intercept = self.ifcc_to_ngsp
-                return Conversion(slope, intercept)
+                if unit.ucum == "mmol/mol":
+                    return Conversion(slope, intercept)
+                return Conversion(1 / slope, -intercept / slope)
+            return Conversion(1.0)
         return conversion(unit, target, self.molar_mass, analyte=self.name)
 
 

@@ -138,6 +138,7 @@ class LabText(Expr):
     negated: bool
     value: str
     window: Window | None = None
+    op: str = "is"  # "is", or a comparison on the ordinal scale (urine_protein >= 2+)
 
 
 @dataclass(frozen=True)

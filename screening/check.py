@@ -14,7 +14,8 @@ from . import ast, ir
 from .analytes import Analyte, catalogue
 from .codes import HIERARCHICAL, SYSTEMS, CodeMatcher, normalise_code, range_of
 from .errors import Diagnostic, SourceError, UnitProblem
-from .patient.record import normalise_text
+from . import vocabulary
+from .vocabulary import normalise_text
 from .source import Span
 from .units import Conversion, parse_unit
 
@@ -202,7 +203,9 @@ class _Checker:
                 self.error("duplicate", f"reference range for {key}{' for ' + entry.sex if entry.sex else ''} "
                            "is declared twice", entry.span)
                 continue
-            table.entries[(key, entry.sex)] = (conv.apply(entry.low), conv.apply(entry.high))
+            low_text, high_text = _range_texts(self.text_of(entry.span))
+            table.entries[(key, entry.sex)] = (conv.apply_written(entry.low, low_text),
+                                               conv.apply_written(entry.high, high_text))
         return table
 
     # ------------------------------------------------------------ defines
@@ -298,7 +301,7 @@ class _Checker:
         if converted is None:
             return None
         conv, dimension = converted
-        return ir.Bound("value", conv.apply(bound.value), written), dimension
+        return ir.Bound("value", conv.apply_written(bound.value, _number_text(written)), written), dimension
 
     def _LabCompare(self, node: ast.LabCompare):
         analyte, key = self._analyte(node.analyte)
@@ -337,8 +340,21 @@ class _Checker:
         analyte, key = self._analyte(node.analyte)
         if key is None:
             return ir.Const(False, span=node.span)
+        value = normalise_text(node.value)
+        if node.op != "is" and value not in vocabulary.RANK:
+            self.error("ordinal", f"`{node.value}` is not a grade on the scale {vocabulary.describe_scale()}",
+                       node.span, "write e.g. `urine_protein >= 2+` or `urine_protein <= trace`")
+            return ir.Const(False, span=node.span)
+        if node.op != "is" and analyte is not None and analyte.unit_text is not None:
+            self.error("ordinal", f"{analyte.name} is a quantity in {analyte.unit_text}; grades (1+, trace) apply to "
+                       "qualitative results such as urine_protein", node.span)
+            return ir.Const(False, span=node.span)
+        if node.op != "is" and value == vocabulary.POSITIVE:
+            self.error("ordinal", "compare with a grade (1+ .. 4+), not `positive`; or write "
+                       f"`{self.text_of(node.analyte.span)} is positive`", node.span)
+            return ir.Const(False, span=node.span)
         return ir.LabText(key=key, label=analyte.name if analyte else key, selector=node.selector,
-                          negated=node.negated, value=normalise_text(node.value),
+                          negated=node.negated, value=value, op=node.op,
                           window=self._window(node.window) or self._default_window(), span=node.span)
 
     def _AgeTest(self, node: ast.AgeTest):
@@ -367,6 +383,13 @@ class _Checker:
             matcher = self._matcher(node.valueset, node.span)
             if matcher is None:
                 return ir.Const(False, span=node.span)
+        status = node.status
+        if status == "current":
+            # `current X` is X active on the as-of date; with a window use `active X within N`
+            if node.window is not None:
+                self.error("status", f"`current` means on the screening date and takes no window; for present at "
+                           f"any time during the window write `active {node.kind} ... within ...`", node.span)
+            status = "active"
         if node.status == "resolved" and node.kind not in ("condition", "allergy"):
             self.error("status", f"`resolved` applies to conditions and allergies; use `inactive` for a {node.kind}",
                        node.span)
@@ -380,7 +403,7 @@ class _Checker:
                     self.error("regex", f"invalid pattern: {exc}", q.span)
                     continue
             qualifiers.append(ir.Qualifier(q.field_name, q.op, q.value, pattern))
-        return ir.RecordTest(kind=_RECORD_LISTS[node.kind], noun=node.kind, status=node.status, matcher=matcher,
+        return ir.RecordTest(kind=_RECORD_LISTS[node.kind], noun=node.kind, status=status, matcher=matcher,
                              qualifiers=qualifiers, window=self._window(node.window), span=node.span)
 
     def _FactTest(self, node: ast.FactTest):
@@ -393,6 +416,21 @@ class _Checker:
         if not node.reason.strip():
             self.error("review", "a review needs a reason", node.span)
         return ir.Review(node.reason, span=node.span)
+
+
+_NUMBER_TEXT = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)")
+_RANGE_TEXTS = re.compile(r"=\s*(" + _NUMBER_TEXT.pattern + r")\s*to\s*(" + _NUMBER_TEXT.pattern + ")")
+
+
+def _number_text(written: str) -> str | None:
+    """The leading number of a bound as written ("7.0 %" -> "7.0"), for the unit-precision rule."""
+    match = _NUMBER_TEXT.match(written.strip())
+    return match.group(0).replace(",", "") if match else None
+
+
+def _range_texts(declaration: str) -> tuple[str | None, str | None]:
+    match = _RANGE_TEXTS.search(declaration)
+    return (match.group(1).replace(",", ""), match.group(2).replace(",", "")) if match else (None, None)
 
 
 def check(syntax: ast.RuleSetSyntax) -> ir.CheckedRuleSet:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from . import ir
+from . import ir, vocabulary
 from .dates import FOREVER, NEVER, shift, show, whole_months, whole_years
 
 
@@ -199,15 +199,54 @@ def lab_compare(node: ir.LabCompare, patient, ctx: Context):
         return None, ("lab", node, (), _missing_lab(node))
     if node.selector == "every":
         result = False if false_count else (None if unknown_count else True)
-    else:
-        need = node.occasions or 1
-        if true_count >= need:
-            result = True
-        elif true_count + unknown_count >= need:
-            result = None
-        else:
-            result = False
-    return result, ("lab", node, tuple(seen), None)
+        return result, ("lab", node, tuple(seen), None)
+    need = node.occasions or 1
+    if need > 1:
+        seen = _occasions(seen)
+        true_count = sum(1 for s in seen if s[1] is True)
+        unknown_count = sum(1 for s in seen if s[1] is None)
+    if true_count >= need:
+        return True, ("lab", node, tuple(seen), None)
+    if true_count + unknown_count >= need:
+        return None, ("lab", node, tuple(seen), None)
+    if need == 1 or _ruled_out(seen):
+        return False, ("lab", node, tuple(seen), None)
+    # too few on record, and the newest of them is not a normal repeat: a repeat could still decide
+    repeat = f"a repeat {node.label} result" + (f" within {node.window}" if node.window is not None else "")
+    return None, ("lab", node, tuple(seen), repeat)
+
+
+def _same_occasion(a, b) -> bool:
+    """One specimen reported twice: the same (possibly partial) date, the same answer, and values that
+    agree at the precision they were written with (1.5 mg/dL and 133 umol/L of creatinine)."""
+    oa, ob = a[0], b[0]
+    if oa.lo is None or oa.lo != ob.lo or oa.hi != ob.hi or a[1] is not b[1]:
+        return False
+    if oa.value is None or ob.value is None:
+        return False
+    return abs(oa.value - ob.value) <= max(oa.resolution, ob.resolution) * (1 + 1e-9)
+
+
+def _occasions(seen: list) -> list:
+    """The results collapsed into occasions (results of one specimen reported twice are one)."""
+    kept = []
+    for item in seen:
+        if not any(_same_occasion(item, other) for other in kept):
+            kept.append(item)
+    return kept
+
+
+def _ruled_out(seen: list) -> bool:
+    """`on at least N occasions` with fewer than N true-or-unknown occasions on record is false only
+    when a normal result certainly follows every result that meets (or may meet) the test: the
+    finding was repeated and not confirmed. Otherwise a repeat not (yet) on record could decide it."""
+    pending = [obs for obs, value, _, _ in seen if value is not False]
+    if not pending:
+        return True
+    if any(obs.hi is None for obs in pending):
+        return False
+    latest_pending = max(obs.hi for obs in pending)
+    return any(value is False and obs.lo is not None and obs.lo > latest_pending for obs, value, _, _ in seen)
 
 
 def _rival_disagrees(node, series, index, value, sex, ranges, start, end) -> bool:
@@ -230,7 +269,7 @@ def _missing_lab(node: ir.LabCompare | ir.LabText) -> str:
 
 
 def lab_text(node: ir.LabText, patient, ctx: Context):
-    """Evaluate `ANALYTE is VALUE`. info = ("text", node, obs or None, missing)."""
+    """Evaluate `ANALYTE is VALUE` or a grade comparison. info = ("text", node, obs or None, missing, problem)."""
     labs = patient.labs
     if labs is None:
         return None, ("text", node, None, f"{node.label}: no observations provided", None)
@@ -248,8 +287,8 @@ def lab_text(node: ir.LabText, patient, ctx: Context):
             continue
         problem = None
         if obs.text is not None:
-            value = (obs.text == node.value) != node.negated
-        elif obs.value is not None and node.value in ("positive", "negative"):
+            value, problem = text_result(node, obs.text)
+        elif obs.value is not None and node.op == "is" and node.value in ("positive", "negative"):
             # a numeric result is positive when above the upper limit of its reference range
             uln, problem = threshold(_ULN, obs, node.key, patient.sex, ctx.ranges)
             above = None if uln is None else (obs.value > uln if obs.comparator is None
@@ -258,7 +297,8 @@ def lab_text(node: ir.LabText, patient, ctx: Context):
                 problem = _censored_problem(obs)
             value = None if above is None else (above == (node.value == "positive")) != node.negated
         else:
-            value, problem = None, obs.problem or "a numeric result where a text result is needed"
+            value, problem = None, obs.problem or ("a numeric result where a grade is needed" if node.op != "is"
+                                                   else "a numeric result where a text result is needed")
         if inside is None:
             value = None if value is not False else False
         results.append((obs, value, problem))
@@ -273,6 +313,50 @@ def lab_text(node: ir.LabText, patient, ctx: Context):
         result = True if True in values else (None if None in values else False)
     decisive, _, problem = next((r for r in results if r[1] is result), results[0])
     return result, ("text", node, decisive, None, problem if result is None else None)
+
+
+def text_result(node: ir.LabText, text: str):
+    """One normalised text result against `is VALUE` or a grade comparison: (truth, problem).
+
+    Classes (positive, negative, indeterminate) and grades (negative < trace < 1+ .. 4+) come from
+    :mod:`screening.vocabulary`; a text it does not know is unknown for them, never "not positive".
+    """
+    wanted = node.value
+    if node.op != "is":
+        rank = vocabulary.RANK.get(text)
+        if rank is None:
+            return None, _not_graded(node, text)
+        limit = vocabulary.RANK[wanted][0]
+        compare = _COMPARE[node.op]
+        low, high = compare(rank[0], limit), compare(rank[1], limit)
+        if low == high and (node.op not in ("=", "!=") or rank[0] == rank[1]):
+            return low, None
+        return None, f"{node.label} result {text!r} has no grade (1+ to 4+)"
+    if wanted in vocabulary.CLASS and wanted in (vocabulary.POSITIVE, vocabulary.NEGATIVE, vocabulary.INDETERMINATE):
+        found = vocabulary.CLASS.get(text)
+        if found is None:
+            return None, _not_graded(node, text) if text != vocabulary.TRACE else (
+                f"{node.label} result 'trace' is neither positive nor negative (compare it on the scale: >= trace, >= 1+)")
+        if found == vocabulary.INDETERMINATE and wanted != vocabulary.INDETERMINATE:
+            return None, f"{node.label} result is indeterminate"
+        return (found == wanted) != node.negated, None
+    if wanted in vocabulary.RANK:  # `is trace`, `is 2+`
+        rank = vocabulary.RANK.get(text)
+        if rank is None:
+            if text == vocabulary.INDETERMINATE:
+                return None, f"{node.label} result is indeterminate"
+            return None, _not_graded(node, text)
+        if rank[0] == rank[1]:
+            return (rank[0] == vocabulary.RANK[wanted][0]) != node.negated, None
+        if not rank[0] <= vocabulary.RANK[wanted][0] <= rank[1]:
+            return node.negated, None
+        return None, f"{node.label} result {text!r} has no grade (1+ to 4+)"
+    # a text outside the vocabulary: an exact (case- and space-insensitive) match
+    return (text == wanted) != node.negated, None
+
+
+def _not_graded(node: ir.LabText, text: str) -> str:
+    return f"{node.label} result {text!r} is not a recognised result"
 
 
 _ULN = ir.Bound("ULN", 1.0, "ULN")
@@ -377,11 +461,12 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
             continue
         if entry.start_lo is not None and entry.start_lo > as_of:
             continue  # begins after the as-of date
-        active = _active(entry, node.kind, as_of) if (node.status or node.window) else None
+        event = node.window is not None and node.status is None and node.kind == "conditions"
+        active = _active(entry, node.kind, as_of) if (node.status or node.window) and not event else None
         result = True
         reasons = []
-        if node.status == "active":
-            result = active
+        if node.status == "active" and node.window is None:
+            result = active  # `active X` alone: active on the as-of date
         elif node.status in ("inactive", "resolved"):
             result = None if active is None else not active
         if result is False:
@@ -391,7 +476,21 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
         if entry.start_hi is not None and entry.start_hi > as_of:
             result = None  # "2026" may be after the as-of date: the record may not exist yet
             reasons.append("its date may fall after the as-of date")
-        if node.window is not None:
+        if event:
+            # `condition X within N`: the event (its onset; with no onset, its recorded date) in the window
+            lo, hi = (entry.start_lo, entry.start_hi) if entry.start_lo is not None else entry.recorded
+            if lo is None:
+                result = None
+                reasons.append(f"onset date not recorded (needed to place it within {node.window})")
+            else:
+                inside = _in_window(lo, hi, start, as_of)
+                if inside is False:
+                    continue
+                if inside is None:
+                    result = None
+                    reasons.append(f"dates not precise enough to place it within {node.window}")
+        elif node.window is not None:
+            # present at some time during the window (medications, procedures, `active condition X within N`)
             inside = _overlaps(entry, node.kind, active, start, as_of)
             if inside is False:
                 continue

@@ -108,8 +108,9 @@ class LabText(Node):
     label: str
     selector: str
     negated: bool
-    value: str  # normalised text
+    value: str  # normalised text (a vocabulary term, or the text as written, lower case)
     window: Duration | None
+    op: str = "is"  # "is", or < <= > >= = != on the ordinal scale (value is then a grade)
 
 
 @dataclass(eq=False)

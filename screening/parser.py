@@ -314,6 +314,22 @@ class _ToAst(Transformer):
         token = children[0]
         return _unquote(token) if token.type == "STRING" else str(token)
 
+    def lab_ordinal_test(self, meta, children):
+        selector = "latest"
+        if isinstance(children[0], str) and not isinstance(children[0], ast.Node):
+            selector = children[0]
+            children = children[1:]
+        analyte, op, value, *rest = children
+        window = rest[0] if rest else None
+        return ast.LabText(selector=selector, analyte=analyte, negated=False, value=value, window=window,
+                           op=_OPS.get(op, op), span=Span.from_meta(meta))
+
+    def ordinal_grade(self, meta, children):
+        return str(children[0])
+
+    def ordinal_word(self, meta, children):
+        return str(children[0])
+
     def compare(self, meta, children):
         op = _OPS.get(children[0], children[0])
         return (op, children[1], None)
@@ -362,7 +378,7 @@ class _ToAst(Transformer):
     def record_test(self, meta, children):
         status = None
         if children[0] in ("active", "inactive", "resolved", "current"):
-            status = "active" if children[0] == "current" else children[0]
+            status = children[0]  # `current` is told apart from `active` by the checker
             children = children[1:]
         kind, ref, *rest = children
         qualifiers = tuple(r for r in rest if isinstance(r, ast.Qualifier))

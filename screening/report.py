@@ -265,10 +265,11 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
     as_of = ctx.as_of_text
     if kind == "lab":
         _, node, seen, missing = info
-        if missing:
+        if missing and not seen:
             return _no_result(missing, as_of)
         if len(seen) == 1:  # the latest result: the common case
-            return _lab_detail(node, *seen[0], patient, ctx)
+            text = _lab_detail(node, *seen[0], patient, ctx)
+            return f"{text}; no repeat: {missing} could still decide" if missing else text
         shown = [s for s in seen if s[1] is value] or list(seen)
         # the results that decided: one for any/every, N for "on at least N occasions"
         details = [_lab_detail(node, *s, patient, ctx) for s in shown[:node.occasions or 1]]
@@ -276,6 +277,8 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
             trues = sum(1 for s in seen if s[1] is True)
             need = f"; needed on at least {node.occasions} occasions" if node.occasions else ""
             details.append(f"{trues} of {len(seen)} results meet it{need}")
+        if missing:
+            details.append(f"no normal repeat after the last: {missing} could still decide")
         return "; ".join(details)
     if kind == "text":
         _, node, obs, missing, problem = info

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
 from .errors import UnitProblem
@@ -72,6 +72,11 @@ _SPELLINGS: dict[str, str] = {
     "1": "1",
     "mg/mmol": "mg/mmol",
 }
+
+# Spellings whose case carries the meaning: French and German labs write counts as G/L (giga per
+# litre, 10^9/L) and T/L (tera per litre, 10^12/L, red cells); UCUM would read G as gauss and T as
+# tesla. g/L stays grams per litre.
+_CASED_SPELLINGS: dict[str, str] = {"G/L": "10*9/L", "G/l": "10*9/L", "T/L": "10*12/L", "T/l": "10*12/L"}
 
 # Words that may prefix a count unit and carry no dimension: "cells/mm3" is "/mm3".
 _COUNT_WORDS = re.compile(r"^\{?(?:cells?|platelets?|neutrophils?|lymphocytes?|leukocytes?|wbc|rbc)\}?(?=/)", re.I)
@@ -152,6 +157,8 @@ def to_ucum(text: str) -> str:
     s = re.sub(r"\s+", "", s)
     if not s:
         return "1"
+    if s in _CASED_SPELLINGS:
+        return _CASED_SPELLINGS[s]
     key = s.lower()
     if key in _SPELLINGS:
         return _SPELLINGS[key]
@@ -297,6 +304,47 @@ class Conversion:
         # relative rounding keeps (32 degF -> -2.06e-13 Cel). Round at 12 significant digits of
         # the larger of the two terms instead: 32 degF -> 0.0 Cel.
         return _snap_near(scaled + self.offset, max(abs(scaled), abs(self.offset)))
+
+
+    @property
+    def exact(self) -> bool:
+        """A multiplication by a power of ten (or by 1): converting loses and adds no precision."""
+        if self.offset or self.factor <= 0:
+            return False
+        exponent = math.log10(self.factor)
+        return abs(exponent - round(exponent)) < 1e-12
+
+    def step(self, written_step: float) -> int:
+        """The decimal exponent a converted value is rounded to (see :meth:`apply_written`)."""
+        return round(math.log10(written_step * abs(self.factor)) - 1e-9)  # ties: the finer place
+
+    def apply_written(self, value: float, text: str | None = None) -> float:
+        """Convert a quantity at the precision it was written with (the unit-precision rule).
+
+        The converted value is rounded to the power of ten nearest (on a log scale, ties to the
+        finer) to the written resolution carried through the conversion: the unit of the last
+        written digit times the factor. 53 mmol/mol (HbA1c) -> 7.00044 % -> 7.00 %; 133 umol/L
+        creatinine -> 1.504 mg/dL -> 1.50 mg/dL; 7.0 mmol/L glucose -> 126.1 mg/dL -> 126 mg/dL.
+        A conversion by a power of ten (100,000/mm3 -> 100 x 10^9/L) is exact and not rounded.
+        """
+        converted = self.apply(value)
+        if self.exact or converted == 0 or not math.isfinite(converted) or not self.factor:
+            return converted
+        exponent = self.step(written_step(value, text))
+        rounded = Decimal(repr(converted)).quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_UP)
+        return float(rounded) + 0.0
+
+
+def written_step(value: float, text: str | None = None) -> float:
+    """The unit of the last digit of a number as written ("1.50" -> 0.01, "53" -> 1, "4,000" -> 1).
+
+    ``text`` is the number as written in a rule file; without it the shortest form of ``value``
+    as read from JSON is used (JSON ``7.0`` is a float and counts one decimal; ``7`` none).
+    """
+    if text is None:
+        text = repr(value)
+    exponent = Decimal(text.replace(",", "")).as_tuple().exponent
+    return 10.0 ** exponent if isinstance(exponent, int) else 1.0
 
 
 def _snap_near(x: float, magnitude: float) -> float:

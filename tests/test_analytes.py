@@ -26,7 +26,7 @@ def _raw() -> dict:
 
 def test_catalogue_loads_every_entry():
     cat = catalogue()
-    assert len(cat.analytes) == len(_raw()) == 47
+    assert len(cat.analytes) == len(_raw()) == 48
     assert all(isinstance(a, Analyte) for a in cat.analytes)
     assert catalogue() is cat  # read once per process
 
@@ -48,7 +48,7 @@ def test_every_unit_parses(analyte):
 
 def test_qualitative_analytes_have_no_unit():
     qualitative = {a.name for a in catalogue().analytes if a.kind == "qualitative"}
-    assert qualitative == {"ANA", "HBsAg", "HCV_antibody", "HIV_test"}
+    assert qualitative == {"ANA", "HBsAg", "HCV_antibody", "HIV_test", "urine_protein"}
     for name in qualitative:
         analyte = catalogue().lookup(name)
         assert analyte.unit is None
@@ -167,7 +167,9 @@ def test_hba1c_from_ifcc_uses_the_master_equation():
     assert hba1c.ifcc_to_ngsp == (0.09148, 2.152)
     assert hba1c.conversion_from(parse_unit("mmol/mol")).apply(53) == 7.00044  # 0.09148 x 53 + 2.152
     assert hba1c.conversion_from(parse_unit("mmol/mol")).apply(48) == 6.54304
-    assert hba1c.conversion_from(parse_unit("1")).apply(0.065) == 6.5  # a fraction is a plain ratio
+    # issue 7: a dimensionless unit other than % and mmol/mol is refused, not read as a plain ratio
+    with pytest.raises(UnitProblem, match="refused rather than guessed"):
+        hba1c.conversion_from(parse_unit("1"))
 
 
 def test_conversions_the_catalogue_refuses():

@@ -83,7 +83,11 @@ def test_equal_quantities_in_other_units_compare_equal(value, unit, passes):
 def test_creatinine_in_umol_per_litre_against_mg_per_dl():
     t = trial('inclusion I1 "x" = creatinine <= 1.5 mg/dL\n')
     assert one(t, patient(observations=[obs(CREAT, 132, "umol/L")])).value is True
-    assert one(t, patient(observations=[obs(CREAT, 133, "umol/L")])).value is False  # 1.5 mg/dL = 132.6 umol/L
+    # 1.5 mg/dL = 132.6 umol/L: 133 umol/L, at the precision it is written with, is 1.50 mg/dL
+    # (docs/semantics.md, the unit-precision rule); 134 umol/L is 1.52 mg/dL
+    assert one(t, patient(observations=[obs(CREAT, 133, "umol/L")])).value is True
+    assert one(t, patient(observations=[obs(CREAT, 134, "umol/L")])).value is False
+    assert one(t, patient(observations=[obs(CREAT, 132.7, "umol/L")])).value is False  # 1.501 mg/dL
 
 
 def test_patient_value_in_an_unconvertible_unit_is_unknown_with_the_reason():
@@ -260,7 +264,8 @@ def test_qualitative_results_text_and_numeric():
     ana = trial('inclusion I1 "x" = ANA is positive\n')
     assert one(ana, patient(observations=[obs("LOINC:5048-4", "Positive 1:320")])).value is True
     assert one(ana, patient(observations=[obs("LOINC:5048-4", "Non-reactive")])).value is False
-    assert one(ana, patient(observations=[obs("LOINC:5048-4", "equivocal")])).value is False
+    # issue 7: an indeterminate result is unknown (named), not "not positive"
+    assert one(ana, patient(observations=[obs("LOINC:5048-4", "equivocal")])).value is None
 
 
 def test_fast_screen_keeps_review_and_missing_for_open_criteria():

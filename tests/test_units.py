@@ -540,6 +540,7 @@ DOCUMENTED: dict[str, tuple[str, str, float, float]] = {
     "10^9/L": ("10*9/L", NUMBER_CONC, 1e12, 0.0),
     "x 10^9/L": ("10*9/L", NUMBER_CONC, 1e12, 0.0),
     "10*9/L": ("10*9/L", NUMBER_CONC, 1e12, 0.0),
+    "G/L": ("10*9/L", NUMBER_CONC, 1e12, 0.0),  # giga per litre (French, German labs), never gauss
     "10^3/uL": ("10*3/uL", NUMBER_CONC, 1e12, 0.0),
     "/mm3": ("/mm3", NUMBER_CONC, 1e9, 0.0),
     "cells/mm3": ("/mm3", NUMBER_CONC, 1e9, 0.0),

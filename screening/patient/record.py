@@ -8,40 +8,22 @@ by analyte, newest first. Evaluating a criterion is then lookups and float compa
 from __future__ import annotations
 
 import math
-import re
 
 from ..analytes import catalogue
 from ..codes import normalise_code
-from ..dates import parse_partial
+from ..dates import DateProblem, parse_partial
 from ..errors import UnitProblem
-from ..units import Conversion, parse_unit
+from ..units import Conversion, parse_unit, written_step
+from ..vocabulary import normalise_text  # noqa: F401 (re-exported: the one text normaliser)
 from .model import Patient
-
-_QUALITATIVE_SYNONYMS = {
-    "pos": "positive", "+": "positive", "reactive": "positive", "detected": "positive", "present": "positive",
-    "neg": "negative", "-": "negative", "non-reactive": "negative", "nonreactive": "negative",
-    "not detected": "negative", "absent": "negative", "undetected": "negative",
-}
-
-
-def normalise_text(value: str) -> str:
-    """Lower-cased, trimmed, with common synonyms folded: "Reactive" -> "positive"."""
-    text = " ".join(str(value).split()).lower()
-    if text in _QUALITATIVE_SYNONYMS:
-        return _QUALITATIVE_SYNONYMS[text]
-    # "Positive 1:320", "negative (<1:40)", "Reactive, confirmed": the leading word decides
-    head = re.split(r"[\s,;:(]", text, maxsplit=1)[0]
-    if head in ("positive", "negative"):
-        return head
-    return _QUALITATIVE_SYNONYMS.get(head, text) if head in ("pos", "neg", "reactive", "nonreactive", "non-reactive",
-                                                           "detected", "undetected") else text
 
 
 class Obs:
     """One observation, its value already in the analyte's canonical unit."""
 
     __slots__ = ("code", "key", "value", "text", "dimension", "lo", "hi", "ref_low", "ref_high",
-                 "unit", "to_canonical", "problem", "path", "display", "raw_value", "comparator", "ref_problem")
+                 "unit", "to_canonical", "problem", "path", "display", "raw_value", "comparator", "ref_problem",
+                 "resolution")
 
     def __init__(self):
         self.value = None  # float in canonical unit, or None
@@ -54,6 +36,7 @@ class Obs:
         self.ref_problem = None  # {"low"|"high": why that limit of the reference range is not used}
         self.display = None
         self.comparator = None  # "<", "<=", ">", ">=": the value is a bound of an interval (FHIR comparator)
+        self.resolution = 0.0  # half the unit of the last written digit, in the canonical unit
 
     def in_own_unit(self, canonical: float) -> float:
         """A canonical-unit value expressed in this observation's unit (for explanations)."""
@@ -74,7 +57,7 @@ class Entry:
     """A condition, medication or procedure with its dates as ordinal ranges."""
 
     __slots__ = ("code", "codes", "display", "status", "start_lo", "start_hi", "end_lo", "end_hi", "attributes", "path",
-                 "verification", "unreadable")
+                 "verification", "unreadable", "recorded")
 
     def field(self, name: str):
         if name == "display":
@@ -133,7 +116,9 @@ def _obs(index: int, model, warnings: list[str]) -> Obs:
         warnings.append(f"{obs.path}.unit: {exc}")
         return obs
     obs.to_canonical = conv
-    obs.value = conv.apply(float(value))
+    # converted at the precision it was written with (units.Conversion.apply_written)
+    obs.value = conv.apply_written(value)
+    obs.resolution = written_step(value) * abs(conv.factor) / 2
     if not math.isfinite(obs.value):  # a finite value that overflows in the analyte's unit
         obs.value = None
         obs.problem = f"{value} {model.unit or ''} is out of range once converted".replace("  ", " ")
@@ -148,8 +133,8 @@ def _obs(index: int, model, warnings: list[str]) -> Obs:
                 rconv = analyte.conversion_from(runit) if analyte and analyte.unit_text else Conversion(runit.scale, runit.offset)
                 if analyte is None and runit.dimension != obs.dimension:
                     raise UnitProblem(f"reference range unit {rr.unit!r} does not match value unit {model.unit!r}")
-            obs.ref_low = rconv.apply(float(rr.low)) if rr.low is not None else None
-            obs.ref_high = rconv.apply(float(rr.high)) if rr.high is not None else None
+            obs.ref_low = rconv.apply_written(rr.low) if rr.low is not None else None
+            obs.ref_high = rconv.apply_written(rr.high) if rr.high is not None else None
         except UnitProblem as exc:
             warnings.append(f"{obs.path}.reference_range.unit: {exc}")
         else:
@@ -204,7 +189,18 @@ def _entry(index: int, kind: str, model, start: str | None, end: str | None) -> 
     verification = (model.verification or "").strip().lower()
     entry.verification = verification if verification and verification != "confirmed" else None
     entry.unreadable = model.unreadable
+    entry.recorded = _recorded(entry.attributes.get("recorded_date"))
     return entry
+
+
+def _recorded(text) -> tuple[int | None, int | None]:
+    """The (partial) date a record was recorded (extra field ``recorded_date``), as an ordinal range."""
+    if not isinstance(text, str):
+        return None, None
+    try:
+        return parse_partial(text)
+    except DateProblem:  # not a date: as if absent (the record's date is then unknown)
+        return None, None
 
 
 def index_patient(model: Patient, source: str = "") -> PatientRecord:
