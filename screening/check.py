@@ -8,17 +8,37 @@ thrown at the first one: :func:`check` raises one :class:`SourceError` that list
 from __future__ import annotations
 
 import difflib
-import re
+
+import re2
 
 from . import ast, ir
 from .analytes import Analyte, catalogue
 from .codes import HIERARCHICAL, SYSTEMS, CodeMatcher, normalise_code, range_of
 from .errors import Diagnostic, SourceError, UnitProblem
+from .limits import MAX_DEPTH, MAX_WINDOW, height, too_deep
 from .patient.record import normalise_text
 from .source import Span
 from .units import Conversion, parse_unit
 
 _RECORD_LISTS = {"condition": "conditions", "medication": "medications", "procedure": "procedures"}
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.case_sensitive = False
+_RE2_OPTIONS.log_errors = False  # the error comes back to us, not to stderr
+_RE2_OPTIONS.max_mem = 8 << 20  # a pattern whose automaton would need more is refused
+
+
+def compile_pattern(text: str):
+    """A `matches` pattern compiled with RE2 (linear-time matching, case-insensitive): (pattern, None)
+    or (None, the reason it is refused)."""
+    try:
+        return re2.compile(text, options=_RE2_OPTIONS), None
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else str(exc)
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        return None, str(reason)
 
 
 def _did_you_mean(name: str, candidates) -> str | None:
@@ -40,13 +60,14 @@ class _Checker:
         self.define_syntax: dict[str, ast.Define] = {}
         self.defines: dict[str, ir.Define] = {}
         self.checking: list[str] = []
+        self.lines = self.source.text.split("\n")
 
     # ------------------------------------------------------------ helpers
     def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, self.source, span, hint))
 
     def text_of(self, span: Span) -> str:
-        lines = self.source.text.split("\n")
+        lines = self.lines
         if span.line == span.end_line:
             return lines[span.line - 1][span.column - 1:span.end_column - 1]
         parts = [lines[span.line - 1][span.column - 1:]]
@@ -58,6 +79,8 @@ class _Checker:
     def run(self) -> ir.CheckedRuleSet:
         syntax = self.syntax
         self._collect_names()
+        if not self._check_depths():  # before the recursive checks below: they are safe up to MAX_DEPTH
+            raise SourceError(self.diagnostics)
         for vs in syntax.valuesets:
             self._matcher(vs.name, vs.span)
         ranges = self._ranges()
@@ -101,6 +124,57 @@ class _Checker:
                            define.span)
             self.define_syntax[define.name] = define
 
+    # ------------------------------------------------------------ limits
+    def _check_depths(self) -> None:
+        """Nesting through defined names, and value-set include chains, within MAX_DEPTH (iteratively)."""
+        define_depth: dict[str, int] = {}
+
+        def depth_of(name: str) -> int | None:
+            if name not in self.define_syntax:
+                return None
+            if name not in define_depth:
+                uses = lambda n: [u for u in _references(self.define_syntax[n].expr) if u in self.define_syntax]
+                for current in _postorder(name, uses, define_depth):  # a cycle counts as 0 here
+                    define_depth[current] = height(self.define_syntax[current].expr,
+                                                   lambda n: define_depth.get(n, 0) if n in self.define_syntax else None)
+            return define_depth[name]
+
+        reported = 0
+        for where, expr in ([(f"definition {d.name}", d.expr) for d in self.syntax.defines]
+                            + [(f"criterion {c.id}", e) for c in self.syntax.criteria for e in (c.expr, c.applies)
+                               if e is not None]):
+            found = too_deep(expr, 0, depth_of)
+            if found is None:
+                continue
+            node = found[0]
+            if isinstance(node, ast.Reference) and depth_of(node.name) > MAX_DEPTH:
+                continue  # that definition is reported itself
+            reported += 1
+            if reported <= 20:
+                self._depth_error(found, where)
+        # value sets including value sets
+        chain: dict[str, int] = {}
+        includes = lambda n: [i for i, _ in self.valueset_syntax[n].includes if i in self.valueset_syntax]
+        for vs in self.syntax.valuesets:
+            for current in _postorder(vs.name, includes, chain):
+                chain[current] = 1 + max((chain.get(i, 0) for i in includes(current)), default=0)
+            if chain[vs.name] > MAX_DEPTH and all(chain.get(i, 0) <= MAX_DEPTH for i in includes(vs.name)):
+                reported += 1
+                self.error("limit", f"value set {vs.name} includes value sets more than {MAX_DEPTH} levels deep",
+                           vs.span)
+
+        return reported == 0
+
+    def _depth_error(self, found, where: str) -> None:
+        node, level = found
+        if isinstance(node, ast.Reference):
+            message = (f"{where} nests {level} levels deep through `{node.name}` (the limit is {MAX_DEPTH}, "
+                       "counting the levels of the definitions a name refers to)")
+        else:
+            message = f"{where} is nested more than {MAX_DEPTH} levels deep"
+        self.error("limit", message, node.span, "name inner parts with `define` and use them side by side, "
+                   "or flatten the nesting (`a or b or c` is one level)")
+
     # ------------------------------------------------------------ value sets
     def _matcher(self, name: str, span: Span, stack: tuple[str, ...] = ()) -> CodeMatcher | None:
         if name in self.matchers:
@@ -136,7 +210,9 @@ class _Checker:
                 exact |= sub.exact
                 prefixes.extend(sub.prefixes)
                 ranges.extend(sub.ranges)
-        matcher = CodeMatcher(vs.display or name, frozenset(exact), tuple(prefixes), tuple(ranges))
+        # (an included set reached along two paths is counted once: no blow-up on diamonds)
+        matcher = CodeMatcher(vs.display or name, frozenset(exact), tuple(dict.fromkeys(prefixes)),
+                              tuple(dict.fromkeys(ranges)))
         self.matchers[name] = matcher
         return matcher
 
@@ -372,10 +448,11 @@ class _Checker:
         for q in node.qualifiers:
             pattern = None
             if q.op == "matches":
-                try:
-                    pattern = re.compile(q.value, re.IGNORECASE)
-                except re.error as exc:
-                    self.error("regex", f"invalid pattern: {exc}", q.span)
+                pattern, problem = compile_pattern(q.value)
+                if problem:
+                    self.error("regex", f"pattern not accepted: {problem}", q.span,
+                               "patterns are RE2 syntax and match in linear time, so backreferences (\\1) and "
+                               "lookaround ((?=...), (?!...), (?<=...)) are not supported")
                     continue
             qualifiers.append(ir.Qualifier(q.field_name, q.op, q.value, pattern))
         return ir.RecordTest(kind=_RECORD_LISTS[node.kind], noun=node.kind, status=node.status, matcher=matcher,
@@ -391,6 +468,36 @@ class _Checker:
         if not node.reason.strip():
             self.error("review", "a review needs a reason", node.span)
         return ir.Review(node.reason, span=node.span)
+
+
+def _postorder(root: str, children, done) -> list[str]:
+    """Names reachable from ``root`` not in ``done``, each after the names it uses (iterative; cycles cut)."""
+    order, state, stack = [], {}, [root]
+    while stack:
+        current = stack.pop()
+        if current in done or state.get(current) == "done":
+            continue
+        if state.get(current) == "open":
+            state[current] = "done"
+            order.append(current)
+            continue
+        state[current] = "open"
+        stack.append(current)
+        stack.extend(c for c in children(current) if c not in done and c not in state)
+    return order
+
+
+def _references(expr: ast.Expr) -> list[str]:
+    """The names an expression refers to (iteratively)."""
+    from .limits import subexpressions
+
+    names, stack = [], [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Reference):
+            names.append(node.name)
+        stack.extend(subexpressions(node))
+    return names
 
 
 def check(syntax: ast.RuleSetSyntax) -> ir.CheckedRuleSet:
