@@ -84,6 +84,10 @@ class _Checker:
         for vs in syntax.valuesets:
             self._matcher(vs.name, vs.span)
         ranges = self._ranges()
+        if syntax.lab_window is not None:
+            if syntax.lab_window.amount <= 0:
+                self.error("window", "a time window must be at least 1 day long", syntax.lab_window.span)
+            self._duration_limit(syntax.lab_window)
         for define in syntax.defines:
             self._define(define.name, define.span)
         criteria = []
@@ -361,7 +365,14 @@ class _Checker:
             return None
         if window.duration.amount <= 0:
             self.error("window", "a time window must be at least 1 day long", window.span)
+        self._duration_limit(window.duration)
         return ir.Duration(window.duration.amount, window.duration.unit)
+
+    def _duration_limit(self, duration: ast.Duration) -> None:
+        most = MAX_WINDOW[duration.unit]
+        if duration.amount > most:
+            self.error("window", "a time window may be at most 200 years"
+                       + (f" ({most:,} {duration.unit})" if duration.unit != "years" else ""), duration.span)
 
     def _bound(self, analyte: Analyte | None, bound: ast.Bound) -> tuple[ir.Bound, str | None] | None:
         written = self.text_of(bound.span)
@@ -421,6 +432,23 @@ class _Checker:
             self.error("bad-range", "`age between` bounds run backwards: write the lower one first", node.span)
         if node.value < 0:
             self.error("age", "an age cannot be negative", node.span)
+        bounds = [node.value] + ([node.upper] if node.upper is not None else [])
+        if any(b > 200 * (12 if node.unit == "months" else 1) for b in bounds):
+            self.error("age", "an age may be at most 200 years (2,400 months)", node.span)
+        if all(float(b).is_integer() for b in bounds):
+            return ir.AgeTest(node.op, node.value, node.upper, node.unit, span=node.span)
+        # ages are whole years or whole months at the as-of date: 17.5 years is 17 years 6 months,
+        # so the test becomes one in months (both engines then compare whole months)
+        months = [b * 12 for b in bounds]
+        if node.unit == "years" and all(abs(m - round(m)) < 1e-9 for m in months):
+            low, *high = [float(round(m)) for m in months]
+            return ir.AgeTest(node.op, low, high[0] if high else None, "months", span=node.span)
+        if node.unit == "years":
+            near = ", ".join(f"{b:g} years is {b * 12:g} months" for b in bounds if not float(b * 12).is_integer())
+            self.error("age", "an age in years must be whole or a whole number of months (such as 17.5 = "
+                       "17 years 6 months)", node.span, f"{near}; write the age in whole months, e.g. `age >= 207 months`")
+        else:
+            self.error("age", "an age in months must be a whole number", node.span)
         return ir.AgeTest(node.op, node.value, node.upper, node.unit, span=node.span)
 
     def _SexTest(self, node: ast.SexTest):
