@@ -15,6 +15,7 @@ function's namespace, never text in the source. A rule file can therefore never 
 """
 from __future__ import annotations
 
+import gc
 from datetime import date
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from .report import CriterionResult, PatientResult, criterion_result, decide
 class _CodeWriter:
     """Emits the fast function for a list of criteria."""
 
-    def __init__(self, ranges: ir.RangeTable):
+    def __init__(self, ranges: ir.RangeTable, inline: bool = True):
+        self.inline = inline  # inline latest-lab and fact tests (small rule sets: speed over code size)
         self.lines: list[str] = []
         self.namespace: dict[str, object] = {"count_values": count_values, "_UNSET": object()}
         self.counter = 0
@@ -53,9 +55,9 @@ class _CodeWriter:
 
     def node(self, node: ir.Node, depth: int) -> str:
         """Emit statements computing ``node``; return the variable holding its value."""
-        if isinstance(node, ir.LabCompare) and node.selector == "latest":
+        if self.inline and isinstance(node, ir.LabCompare) and node.selector == "latest":
             return self._latest_lab(node, depth)
-        if isinstance(node, ir.FactTest) and node.mode in ("true", "compare"):
+        if self.inline and isinstance(node, ir.FactTest) and node.mode in ("true", "compare"):
             return self._fact(node, depth)
         atom = ATOMS.get(type(node))
         if atom is not None:
@@ -157,14 +159,34 @@ class _CodeWriter:
 
     def _junction(self, operands, depth: int, stop: bool) -> str:
         # and: stop at False; or: stop at True
+        if len(operands) > JUNCTION_GROUP:
+            # thousands of alternatives: groups of operands become helper functions, so that no
+            # generated function grows without bound (the Kleene junction of the groups' values
+            # is the junction of all operands, with the same short-circuit order)
+            operands = [self._group(operands[i:i + JUNCTION_GROUP], stop)
+                        for i in range(0, len(operands), JUNCTION_GROUP)]
         var = self.fresh()
         self.emit(f"{var} = {not stop!r}", depth)
         for operand in operands:
             self.emit(f"if {var} is not {stop!r}:", depth)
-            inner = self.node(operand, depth + 1)
+            inner = operand(depth + 1) if callable(operand) else self.node(operand, depth + 1)
             self.emit(f"if {inner} is {stop!r}: {var} = {stop!r}", depth + 1)
             self.emit(f"elif {inner} is None: {var} = None", depth + 1)
         return var
+
+    def _group(self, operands, stop: bool):
+        """A deferred emitter: a helper function for a group of junction operands, and its call."""
+        def emit_call(depth: int) -> str:
+            name = self.fresh("G")
+            outer, self.lines = self.lines, []
+            inner = self._junction(operands, 1, stop)
+            self.functions.append("\n".join([f"def {name}(P, C, S, M):", *_PROLOGUE] + self.lines
+                                             + [f"    return {inner}"]))
+            self.lines = outer
+            var = self.fresh()
+            self.emit(f"{var} = {name}(P, C, S, M)", depth)
+            return var
+        return emit_call
 
     def _And(self, node: ir.And, depth: int) -> str:
         return self._junction(node.operands, depth, False)
@@ -233,6 +255,8 @@ class _CodeWriter:
         return self.namespace["screen_values"], source
 
 
+JUNCTION_GROUP = 64  # operands of one and/or per generated function
+INLINE_CRITERIA = 2000  # rule sets with at most this many criteria get inlined lab and fact tests
 CHUNK_LINES = 4000  # generated lines per function before the next criteria go into another one
 _PROLOGUE = ("    LABS = P.labs", "    FACTS = P.facts", "    SEX = P.sex", "    END = C.as_of")
 
@@ -257,7 +281,9 @@ class Trial:
         self.title = checked.title
         self.criteria = checked.criteria
         self.source_name = checked.source_name
-        writer = _CodeWriter(checked.ranges)
+        # a machine-generated rule set with thousands of criteria calls the atom functions instead
+        # of inlining them: about 10 times less code for Python to compile, the same meaning
+        writer = _CodeWriter(checked.ranges, inline=len(checked.criteria) <= INLINE_CRITERIA)
         self._values, self.generated_source = writer.function(checked.criteria)
         self._windows = tuple(writer.windows)  # in index order (dicts keep insertion order)
         self._contexts: dict[date, tuple[Context, tuple[int, ...]]] = {}
@@ -314,7 +340,15 @@ class Trial:
 
 def compile_text(text: str, name: str = "<rules>") -> Trial:
     """Compile rule-set text. Raises :class:`~screening.errors.SourceError` with every problem."""
-    return Trial(check(parse(text, name)))
+    # Compiling allocates many small objects and frees none: the cyclic garbage collector would
+    # scan them over and over (more than half the time of a large rule set), so it waits.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return Trial(check(parse(text, name)))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def read_rule_file(path: str | Path) -> bytes:
