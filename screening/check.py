@@ -61,8 +61,16 @@ class _Checker:
         self.defines: dict[str, ir.Define] = {}
         self.checking: list[str] = []
         self.lines = self.source.text.split("\n")
+        self.hints_left = 50
 
     # ------------------------------------------------------------ helpers
+    def did_you_mean(self, name: str, candidates) -> str | None:
+        """A suggestion for an unknown name; for the first 50 only (each compares with every name)."""
+        if self.hints_left <= 0:
+            return None
+        self.hints_left -= 1
+        return _did_you_mean(name, candidates() if callable(candidates) else candidates)
+
     def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, self.source, span, hint))
 
@@ -185,7 +193,7 @@ class _Checker:
             return self.matchers[name]
         vs = self.valueset_syntax.get(name)
         if vs is None:
-            hint = _did_you_mean(name, self.valueset_syntax)
+            hint = self.did_you_mean(name, self.valueset_syntax)
             self.error("unknown-name", f"unknown value set `{name}`", span, hint)
             return None
         if name in stack:
@@ -233,8 +241,8 @@ class _Checker:
             return analyte, analyte.name if analyte else ref.code
         analyte = self.catalogue.lookup(ref.name)
         if analyte is None:
-            names = self.catalogue.names() + list(self.define_syntax)
-            hint = _did_you_mean(ref.name, names) or "name a catalogue analyte (see `screening analytes`) or a LOINC code"
+            hint = (self.did_you_mean(ref.name, lambda: self.catalogue.names() + list(self.define_syntax))
+                    or "name a catalogue analyte (see `screening analytes`) or a LOINC code")
             self.error("unknown-analyte", f"unknown analyte `{ref.name}`", ref.span, hint)
             return None, None
         return analyte, analyte.name
@@ -323,7 +331,7 @@ class _Checker:
         elif self.catalogue.lookup(node.name):
             self.error("type", f"`{node.name}` is a lab; compare it, e.g. `{node.name} > 2 x ULN`", node.span)
         else:
-            hint = _did_you_mean(node.name, list(self.define_syntax) + list(self.valueset_syntax))
+            hint = self.did_you_mean(node.name, lambda: list(self.define_syntax) + list(self.valueset_syntax))
             self.error("unknown-name", f"unknown name `{node.name}`", node.span, hint)
         return ir.Const(False, span=node.span)
 

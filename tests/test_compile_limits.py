@@ -249,3 +249,13 @@ def test_the_api_raises_only_screening_errors_on_hostile_rule_text():
                  'trial "T"\ninclusion I1 "x" = ' + " or ".join(["not"] * 3000 + ["fact a"])]:
         with pytest.raises(SourceError):
             compile_text(text, "hostile.crit")
+
+
+def test_many_unknown_names_are_all_reported_but_only_the_first_get_suggestions():
+    text = 'trial "T"\n' + "".join(f"define name_{i} = age >= 18\n" for i in range(2000))
+    text += "".join(f'inclusion I{i} "x" = nme_{i}\n' for i in range(2000))
+    error = error_of(text)
+    assert len(error.diagnostics) == 2000
+    assert error.diagnostics[0].message == "unknown name `nme_0`"
+    assert error.diagnostics[0].hint.startswith("did you mean `name_0`")
+    assert error.diagnostics[-1].hint is None  # each suggestion compares with every name: 50 at most
