@@ -31,8 +31,11 @@ from .report import CriterionResult, PatientResult, criterion_result, decide
 class _CodeWriter:
     """Emits the fast function for a list of criteria."""
 
-    def __init__(self, ranges: ir.RangeTable, inline: bool = True):
-        self.inline = inline  # inline latest-lab and fact tests (small rule sets: speed over code size)
+    def __init__(self, ranges: ir.RangeTable):
+        # latest-lab and fact tests are inlined (speed) up to INLINE_ATOMS of them; past that (a
+        # machine-generated rule set) they are calls of the atom functions, about ten times less
+        # code for Python to compile, with the same meaning
+        self.inline_left = INLINE_ATOMS
         self.lines: list[str] = []
         self.namespace: dict[str, object] = {"count_values": count_values, "_UNSET": object()}
         self.counter = 0
@@ -55,10 +58,13 @@ class _CodeWriter:
 
     def node(self, node: ir.Node, depth: int) -> str:
         """Emit statements computing ``node``; return the variable holding its value."""
-        if self.inline and isinstance(node, ir.LabCompare) and node.selector == "latest":
-            return self._latest_lab(node, depth)
-        if self.inline and isinstance(node, ir.FactTest) and node.mode in ("true", "compare"):
-            return self._fact(node, depth)
+        if self.inline_left > 0:
+            if isinstance(node, ir.LabCompare) and node.selector == "latest":
+                self.inline_left -= 1
+                return self._latest_lab(node, depth)
+            if isinstance(node, ir.FactTest) and node.mode in ("true", "compare"):
+                self.inline_left -= 1
+                return self._fact(node, depth)
         atom = ATOMS.get(type(node))
         if atom is not None:
             fn, arg, var = self.bind(atom, "F"), self.bind(node, "N"), self.fresh()
@@ -256,7 +262,7 @@ class _CodeWriter:
 
 
 JUNCTION_GROUP = 64  # operands of one and/or per generated function
-INLINE_CRITERIA = 2000  # rule sets with at most this many criteria get inlined lab and fact tests
+INLINE_ATOMS = 2000  # lab and fact tests inlined per rule set; the rest are calls
 CHUNK_LINES = 4000  # generated lines per function before the next criteria go into another one
 _PROLOGUE = ("    LABS = P.labs", "    FACTS = P.facts", "    SEX = P.sex", "    END = C.as_of")
 
@@ -281,9 +287,7 @@ class Trial:
         self.title = checked.title
         self.criteria = checked.criteria
         self.source_name = checked.source_name
-        # a machine-generated rule set with thousands of criteria calls the atom functions instead
-        # of inlining them: about 10 times less code for Python to compile, the same meaning
-        writer = _CodeWriter(checked.ranges, inline=len(checked.criteria) <= INLINE_CRITERIA)
+        writer = _CodeWriter(checked.ranges)
         self._values, self.generated_source = writer.function(checked.criteria)
         self._windows = tuple(writer.windows)  # in index order (dicts keep insertion order)
         self._contexts: dict[date, tuple[Context, tuple[int, ...]]] = {}

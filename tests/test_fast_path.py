@@ -95,7 +95,7 @@ def test_fast_path_agrees_when_atoms_are_called_and_junctions_are_split(monkeypa
     split into helper functions, criteria spread over several functions."""
     import screening.compile as compile_module
 
-    monkeypatch.setattr(compile_module, "INLINE_CRITERIA", 0)
+    monkeypatch.setattr(compile_module, "INLINE_ATOMS", 0)
     monkeypatch.setattr(compile_module, "JUNCTION_GROUP", 2)
     monkeypatch.setattr(compile_module, "CHUNK_LINES", 10)
     population = _population_module()
