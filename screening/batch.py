@@ -92,6 +92,19 @@ def load_trials(paths: list[Path]) -> list[TrialFile]:
     return loaded
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """A summary.csv cell that spreadsheets will not run as a formula (OWASP CSV injection advice):
+    text beginning with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading ``'``."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def csv_row(cells) -> list[str]:
+    return [csv_cell(str(cell)) for cell in cells]
+
+
 def csv_header(trials: list[Trial]) -> list[str]:
     """``input, patient, trial, as_of, decision``, then one column per criterion.
 
@@ -376,7 +389,7 @@ class Screener:
                 cells = [""] * self.width
                 for i, criterion in enumerate(result.criteria):
                     cells[offset + i] = criterion.verdict
-                writer.writerow([key, result.patient, trial.id, self.as_of_text, result.decision, *cells])
+                writer.writerow(csv_row([key, result.patient, trial.id, self.as_of_text, result.decision, *cells]))
                 entry = _trial_tally(tally, trial.id)
                 _bump(entry["decisions"], result.decision)
                 missing: dict[str, None] = {}
@@ -629,7 +642,7 @@ class BatchRun:
             self.files[name] = stream
         if state is None:
             header = io.StringIO()
-            csv.writer(header, lineterminator="\n").writerow(csv_header([t.trial for t in self.trials]))
+            csv.writer(header, lineterminator="\n").writerow(csv_row(csv_header([t.trial for t in self.trials])))
             self.files[SUMMARY].write(header.getvalue().encode("utf-8"))
             self.checkpoint()
 

@@ -10,17 +10,38 @@ from __future__ import annotations
 import difflib
 import re
 
+import re2
+
 from . import ast, ir
 from .analytes import Analyte, catalogue
 from .codes import HIERARCHICAL, SYSTEMS, CodeMatcher, normalise_code, range_of
 from .errors import Diagnostic, SourceError, UnitProblem
 from . import vocabulary
 from .vocabulary import normalise_text
+from .limits import MAX_DEPTH, MAX_WINDOW, height, too_deep
 from .source import Span
 from .units import Conversion, parse_unit
 
 _RECORD_LISTS = {"condition": "conditions", "medication": "medications", "procedure": "procedures",
                  "allergy": "allergies", "immunization": "immunizations"}
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.case_sensitive = False
+_RE2_OPTIONS.log_errors = False  # the error comes back to us, not to stderr
+_RE2_OPTIONS.max_mem = 8 << 20  # a pattern whose automaton would need more is refused
+
+
+def compile_pattern(text: str):
+    """A `matches` pattern compiled with RE2 (linear-time matching, case-insensitive): (pattern, None)
+    or (None, the reason it is refused)."""
+    try:
+        return re2.compile(text, options=_RE2_OPTIONS), None
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else str(exc)
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        return None, str(reason)
 
 
 def _did_you_mean(name: str, candidates) -> str | None:
@@ -42,13 +63,22 @@ class _Checker:
         self.define_syntax: dict[str, ast.Define] = {}
         self.defines: dict[str, ir.Define] = {}
         self.checking: list[str] = []
+        self.lines = self.source.text.split("\n")
+        self.hints_left = 50
 
     # ------------------------------------------------------------ helpers
+    def did_you_mean(self, name: str, candidates) -> str | None:
+        """A suggestion for an unknown name; for the first 50 only (each compares with every name)."""
+        if self.hints_left <= 0:
+            return None
+        self.hints_left -= 1
+        return _did_you_mean(name, candidates() if callable(candidates) else candidates)
+
     def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, self.source, span, hint))
 
     def text_of(self, span: Span) -> str:
-        lines = self.source.text.split("\n")
+        lines = self.lines
         if span.line == span.end_line:
             return lines[span.line - 1][span.column - 1:span.end_column - 1]
         parts = [lines[span.line - 1][span.column - 1:]]
@@ -60,9 +90,15 @@ class _Checker:
     def run(self) -> ir.CheckedRuleSet:
         syntax = self.syntax
         self._collect_names()
+        if not self._check_depths():  # before the recursive checks below: they are safe up to MAX_DEPTH
+            raise SourceError(self.diagnostics)
         for vs in syntax.valuesets:
             self._matcher(vs.name, vs.span)
         ranges = self._ranges()
+        if syntax.lab_window is not None:
+            if syntax.lab_window.amount <= 0:
+                self.error("window", "a time window must be at least 1 day long", syntax.lab_window.span)
+            self._duration_limit(syntax.lab_window)
         for define in syntax.defines:
             self._define(define.name, define.span)
         criteria = []
@@ -103,13 +139,64 @@ class _Checker:
                            define.span)
             self.define_syntax[define.name] = define
 
+    # ------------------------------------------------------------ limits
+    def _check_depths(self) -> None:
+        """Nesting through defined names, and value-set include chains, within MAX_DEPTH (iteratively)."""
+        define_depth: dict[str, int] = {}
+
+        def depth_of(name: str) -> int | None:
+            if name not in self.define_syntax:
+                return None
+            if name not in define_depth:
+                uses = lambda n: [u for u in _references(self.define_syntax[n].expr) if u in self.define_syntax]
+                for current in _postorder(name, uses, define_depth):  # a cycle counts as 0 here
+                    define_depth[current] = height(self.define_syntax[current].expr,
+                                                   lambda n: define_depth.get(n, 0) if n in self.define_syntax else None)
+            return define_depth[name]
+
+        reported = 0
+        for where, expr in ([(f"definition {d.name}", d.expr) for d in self.syntax.defines]
+                            + [(f"criterion {c.id}", e) for c in self.syntax.criteria for e in (c.expr, c.applies)
+                               if e is not None]):
+            found = too_deep(expr, 0, depth_of)
+            if found is None:
+                continue
+            node = found[0]
+            if isinstance(node, ast.Reference) and depth_of(node.name) > MAX_DEPTH:
+                continue  # that definition is reported itself
+            reported += 1
+            if reported <= 20:
+                self._depth_error(found, where)
+        # value sets including value sets
+        chain: dict[str, int] = {}
+        includes = lambda n: [i for i, _ in self.valueset_syntax[n].includes if i in self.valueset_syntax]
+        for vs in self.syntax.valuesets:
+            for current in _postorder(vs.name, includes, chain):
+                chain[current] = 1 + max((chain.get(i, 0) for i in includes(current)), default=0)
+            if chain[vs.name] > MAX_DEPTH and all(chain.get(i, 0) <= MAX_DEPTH for i in includes(vs.name)):
+                reported += 1
+                self.error("limit", f"value set {vs.name} includes value sets more than {MAX_DEPTH} levels deep",
+                           vs.span)
+
+        return reported == 0
+
+    def _depth_error(self, found, where: str) -> None:
+        node, level = found
+        if isinstance(node, ast.Reference):
+            message = (f"{where} nests {level} levels deep through `{node.name}` (the limit is {MAX_DEPTH}, "
+                       "counting the levels of the definitions a name refers to)")
+        else:
+            message = f"{where} is nested more than {MAX_DEPTH} levels deep"
+        self.error("limit", message, node.span, "name inner parts with `define` and use them side by side, "
+                   "or flatten the nesting (`a or b or c` is one level)")
+
     # ------------------------------------------------------------ value sets
     def _matcher(self, name: str, span: Span, stack: tuple[str, ...] = ()) -> CodeMatcher | None:
         if name in self.matchers:
             return self.matchers[name]
         vs = self.valueset_syntax.get(name)
         if vs is None:
-            hint = _did_you_mean(name, self.valueset_syntax)
+            hint = self.did_you_mean(name, self.valueset_syntax)
             self.error("unknown-name", f"unknown value set `{name}`", span, hint)
             return None
         if name in stack:
@@ -138,7 +225,9 @@ class _Checker:
                 exact |= sub.exact
                 prefixes.extend(sub.prefixes)
                 ranges.extend(sub.ranges)
-        matcher = CodeMatcher(vs.display or name, frozenset(exact), tuple(prefixes), tuple(ranges))
+        # (an included set reached along two paths is counted once: no blow-up on diamonds)
+        matcher = CodeMatcher(vs.display or name, frozenset(exact), tuple(dict.fromkeys(prefixes)),
+                              tuple(dict.fromkeys(ranges)))
         self.matchers[name] = matcher
         return matcher
 
@@ -155,8 +244,8 @@ class _Checker:
             return analyte, analyte.name if analyte else ref.code
         analyte = self.catalogue.lookup(ref.name)
         if analyte is None:
-            names = self.catalogue.names() + list(self.define_syntax)
-            hint = _did_you_mean(ref.name, names) or "name a catalogue analyte (see `screening analytes`) or a LOINC code"
+            hint = (self.did_you_mean(ref.name, lambda: self.catalogue.names() + list(self.define_syntax))
+                    or "name a catalogue analyte (see `screening analytes`) or a LOINC code")
             self.error("unknown-analyte", f"unknown analyte `{ref.name}`", ref.span, hint)
             return None, None
         return analyte, analyte.name
@@ -247,7 +336,7 @@ class _Checker:
         elif self.catalogue.lookup(node.name):
             self.error("type", f"`{node.name}` is a lab; compare it, e.g. `{node.name} > 2 x ULN`", node.span)
         else:
-            hint = _did_you_mean(node.name, list(self.define_syntax) + list(self.valueset_syntax))
+            hint = self.did_you_mean(node.name, lambda: list(self.define_syntax) + list(self.valueset_syntax))
             self.error("unknown-name", f"unknown name `{node.name}`", node.span, hint)
         return ir.Const(False, span=node.span)
 
@@ -289,7 +378,14 @@ class _Checker:
             return None
         if window.duration.amount <= 0:
             self.error("window", "a time window must be at least 1 day long", window.span)
+        self._duration_limit(window.duration)
         return ir.Duration(window.duration.amount, window.duration.unit)
+
+    def _duration_limit(self, duration: ast.Duration) -> None:
+        most = MAX_WINDOW[duration.unit]
+        if duration.amount > most:
+            self.error("window", "a time window may be at most 200 years"
+                       + (f" ({most:,} {duration.unit})" if duration.unit != "years" else ""), duration.span)
 
     def _bound(self, analyte: Analyte | None, bound: ast.Bound) -> tuple[ir.Bound, str | None] | None:
         written = self.text_of(bound.span)
@@ -362,6 +458,23 @@ class _Checker:
             self.error("bad-range", "`age between` bounds run backwards: write the lower one first", node.span)
         if node.value < 0:
             self.error("age", "an age cannot be negative", node.span)
+        bounds = [node.value] + ([node.upper] if node.upper is not None else [])
+        if any(b > 200 * (12 if node.unit == "months" else 1) for b in bounds):
+            self.error("age", "an age may be at most 200 years (2,400 months)", node.span)
+        if all(float(b).is_integer() for b in bounds):
+            return ir.AgeTest(node.op, node.value, node.upper, node.unit, span=node.span)
+        # ages are whole years or whole months at the as-of date: 17.5 years is 17 years 6 months,
+        # so the test becomes one in months (both engines then compare whole months)
+        months = [b * 12 for b in bounds]
+        if node.unit == "years" and all(abs(m - round(m)) < 1e-9 for m in months):
+            low, *high = [float(round(m)) for m in months]
+            return ir.AgeTest(node.op, low, high[0] if high else None, "months", span=node.span)
+        if node.unit == "years":
+            near = ", ".join(f"{b:g} years is {b * 12:g} months" for b in bounds if not float(b * 12).is_integer())
+            self.error("age", "an age in years must be whole or a whole number of months (such as 17.5 = "
+                       "17 years 6 months)", node.span, f"{near}; write the age in whole months, e.g. `age >= 207 months`")
+        else:
+            self.error("age", "an age in months must be a whole number", node.span)
         return ir.AgeTest(node.op, node.value, node.upper, node.unit, span=node.span)
 
     def _SexTest(self, node: ast.SexTest):
@@ -397,10 +510,11 @@ class _Checker:
         for q in node.qualifiers:
             pattern = None
             if q.op == "matches":
-                try:
-                    pattern = re.compile(q.value, re.IGNORECASE)
-                except re.error as exc:
-                    self.error("regex", f"invalid pattern: {exc}", q.span)
+                pattern, problem = compile_pattern(q.value)
+                if problem:
+                    self.error("regex", f"pattern not accepted: {problem}", q.span,
+                               "patterns are RE2 syntax and match in linear time, so backreferences (\\1) and "
+                               "lookaround ((?=...), (?!...), (?<=...)) are not supported")
                     continue
             qualifiers.append(ir.Qualifier(q.field_name, q.op, q.value, pattern))
         return ir.RecordTest(kind=_RECORD_LISTS[node.kind], noun=node.kind, status=status, matcher=matcher,
@@ -431,6 +545,36 @@ def _number_text(written: str) -> str | None:
 def _range_texts(declaration: str) -> tuple[str | None, str | None]:
     match = _RANGE_TEXTS.search(declaration)
     return (match.group(1).replace(",", ""), match.group(2).replace(",", "")) if match else (None, None)
+
+
+def _postorder(root: str, children, done) -> list[str]:
+    """Names reachable from ``root`` not in ``done``, each after the names it uses (iterative; cycles cut)."""
+    order, state, stack = [], {}, [root]
+    while stack:
+        current = stack.pop()
+        if current in done or state.get(current) == "done":
+            continue
+        if state.get(current) == "open":
+            state[current] = "done"
+            order.append(current)
+            continue
+        state[current] = "open"
+        stack.append(current)
+        stack.extend(c for c in children(current) if c not in done and c not in state)
+    return order
+
+
+def _references(expr: ast.Expr) -> list[str]:
+    """The names an expression refers to (iteratively)."""
+    from .limits import subexpressions
+
+    names, stack = [], [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Reference):
+            names.append(node.name)
+        stack.extend(subexpressions(node))
+    return names
 
 
 def check(syntax: ast.RuleSetSyntax) -> ir.CheckedRuleSet:

@@ -26,8 +26,9 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Screen patients against clinical-trial eligibility criteria, criterion by criterion, and say why.",
 )
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: text from rule files and patients is printed as written (":warning:" stays text)
+out = Console(highlight=False, soft_wrap=False, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 class OutputFormat(str, Enum):
@@ -143,13 +144,14 @@ def schema() -> None:
 def analytes() -> None:
     """List the lab and vital-sign names rules may use, with LOINC codes and units."""
     from rich.table import Table
+    from rich.text import Text
 
     from .analytes import catalogue
 
     table = Table("name", "aliases", "unit", "molar mass g/mol", "LOINC")
     for a in catalogue().analytes:
-        table.add_row(a.name, ", ".join(a.aliases), a.unit_text or "(text)",
-                      f"{a.molar_mass:g}" if a.molar_mass else "", ", ".join(a.loinc))
+        table.add_row(*(Text(cell) for cell in (a.name, ", ".join(a.aliases), a.unit_text or "(text)",
+                                                 f"{a.molar_mass:g}" if a.molar_mass else "", ", ".join(a.loinc))))
     out.print(table)
 
 

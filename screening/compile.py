@@ -15,6 +15,7 @@ function's namespace, never text in the source. A rule file can therefore never 
 """
 from __future__ import annotations
 
+import gc
 from datetime import date
 from pathlib import Path
 
@@ -31,12 +32,17 @@ class _CodeWriter:
     """Emits the fast function for a list of criteria."""
 
     def __init__(self, ranges: ir.RangeTable):
+        # latest-lab and fact tests are inlined (speed) up to INLINE_ATOMS of them; past that (a
+        # machine-generated rule set) they are calls of the atom functions, about ten times less
+        # code for Python to compile, with the same meaning
+        self.inline_left = INLINE_ATOMS
         self.lines: list[str] = []
         self.namespace: dict[str, object] = {"count_values": count_values, "_UNSET": object()}
         self.counter = 0
-        self.defines: dict[str, str] = {}
+        self.defines: dict[str, int] = {}  # define name -> its memo slot M[k] and its function D{k}
+        self.functions: list[str] = []  # generated helper functions (defines, chunks of criteria)
         self.ranges = ranges
-        self.windows: list[ir.Duration] = []  # window i starts at S[i]; S is computed once per as-of date
+        self.windows: dict[ir.Duration, int] = {}  # window i starts at S[i]; S is computed once per as-of date
 
     def fresh(self, prefix: str = "v") -> str:
         self.counter += 1
@@ -52,10 +58,13 @@ class _CodeWriter:
 
     def node(self, node: ir.Node, depth: int) -> str:
         """Emit statements computing ``node``; return the variable holding its value."""
-        if isinstance(node, ir.LabCompare) and node.selector == "latest":
-            return self._latest_lab(node, depth)
-        if isinstance(node, ir.FactTest) and node.mode in ("true", "compare"):
-            return self._fact(node, depth)
+        if self.inline_left > 0:
+            if isinstance(node, ir.LabCompare) and node.selector == "latest":
+                self.inline_left -= 1
+                return self._latest_lab(node, depth)
+            if isinstance(node, ir.FactTest) and node.mode in ("true", "compare"):
+                self.inline_left -= 1
+                return self._fact(node, depth)
         atom = ATOMS.get(type(node))
         if atom is not None:
             fn, arg, var = self.bind(atom, "F"), self.bind(node, "N"), self.fresh()
@@ -67,9 +76,8 @@ class _CodeWriter:
     def _window_start(self, window: ir.Duration | None) -> str:
         if window is None:
             return "NEVER"
-        if window not in self.windows:
-            self.windows.append(window)
-        return f"S[{self.windows.index(window)}]"
+        index = self.windows.setdefault(window, len(self.windows))
+        return f"S[{index}]"
 
     def _limit(self, node: ir.LabCompare, bound: ir.Bound, var: str, depth: int) -> None:
         """Emit ``var = <the bound for observation o>`` (None when a limit of normal is missing)."""
@@ -136,13 +144,21 @@ class _CodeWriter:
         return var
 
     def _Define(self, node: ir.Define, depth: int) -> str:
-        memo = self.defines.get(node.name)
-        if memo is None:
-            memo = self.defines[node.name] = self.fresh("d")
-        self.emit(f"if {memo} is _UNSET:", depth)
-        inner = self.node(node.body, depth + 1)
-        self.emit(f"{memo} = {inner}", depth + 1)
-        return memo
+        # each definition is its own function, generated once and called at most once per patient
+        # (memo slot M[k]): code size stays linear however often and however deeply names are used
+        slot = self.defines.get(node.name)
+        if slot is None:
+            slot = self.defines[node.name] = len(self.defines)
+            outer, self.lines = self.lines, []
+            inner = self.node(node.body, 1)
+            self.functions.append("\n".join(
+                [f"def D{slot}(P, C, S, M):  # define {_comment(node.name)}", *_PROLOGUE]
+                + self.lines + [f"    return {inner}"]))
+            self.lines = outer
+        var = self.fresh()
+        self.emit(f"{var} = M[{slot}]", depth)
+        self.emit(f"if {var} is _UNSET: {var} = M[{slot}] = D{slot}(P, C, S, M)", depth)
+        return var
 
     def _Not(self, node: ir.Not, depth: int) -> str:
         inner = self.node(node.operand, depth)
@@ -152,14 +168,34 @@ class _CodeWriter:
 
     def _junction(self, operands, depth: int, stop: bool) -> str:
         # and: stop at False; or: stop at True
+        if len(operands) > JUNCTION_GROUP:
+            # thousands of alternatives: groups of operands become helper functions, so that no
+            # generated function grows without bound (the Kleene junction of the groups' values
+            # is the junction of all operands, with the same short-circuit order)
+            operands = [self._group(operands[i:i + JUNCTION_GROUP], stop)
+                        for i in range(0, len(operands), JUNCTION_GROUP)]
         var = self.fresh()
         self.emit(f"{var} = {not stop!r}", depth)
         for operand in operands:
             self.emit(f"if {var} is not {stop!r}:", depth)
-            inner = self.node(operand, depth + 1)
+            inner = operand(depth + 1) if callable(operand) else self.node(operand, depth + 1)
             self.emit(f"if {inner} is {stop!r}: {var} = {stop!r}", depth + 1)
             self.emit(f"elif {inner} is None: {var} = None", depth + 1)
         return var
+
+    def _group(self, operands, stop: bool):
+        """A deferred emitter: a helper function for a group of junction operands, and its call."""
+        def emit_call(depth: int) -> str:
+            name = self.fresh("G")
+            outer, self.lines = self.lines, []
+            inner = self._junction(operands, 1, stop)
+            self.functions.append("\n".join([f"def {name}(P, C, S, M):", *_PROLOGUE] + self.lines
+                                             + [f"    return {inner}"]))
+            self.lines = outer
+            var = self.fresh()
+            self.emit(f"{var} = {name}(P, C, S, M)", depth)
+            return var
+        return emit_call
 
     def _And(self, node: ir.And, depth: int) -> str:
         return self._junction(node.operands, depth, False)
@@ -174,18 +210,19 @@ class _CodeWriter:
         return var
 
     def _IfThenElse(self, node: ir.IfThenElse, depth: int) -> str:
-        var = self.fresh()
+        # each branch is generated once: `then` runs unless the condition is false, `otherwise`
+        # unless it is true; an unknown condition gives the branches' common value, if any
+        var, then, other = self.fresh(), self.fresh(), self.fresh()
         cond = self.node(node.condition, depth)
-        self.emit(f"if {cond} is True:", depth)
-        then = self.node(node.then, depth + 1)
-        self.emit(f"{var} = {then}", depth + 1)
-        self.emit(f"elif {cond} is False:", depth)
-        other = self.node(node.otherwise, depth + 1)
-        self.emit(f"{var} = {other}", depth + 1)
-        self.emit("else:", depth)
-        then = self.node(node.then, depth + 1)
-        other = self.node(node.otherwise, depth + 1)
-        self.emit(f"{var} = {then} if ({then} is not None and {then} == {other}) else None", depth + 1)
+        self.emit(f"{then} = {other} = None", depth)
+        self.emit(f"if {cond} is not False:", depth)
+        value = self.node(node.then, depth + 1)
+        self.emit(f"{then} = {value}", depth + 1)
+        self.emit(f"if {cond} is not True:", depth)
+        value = self.node(node.otherwise, depth + 1)
+        self.emit(f"{other} = {value}", depth + 1)
+        self.emit(f"{var} = {then} if {cond} is True else {other} if {cond} is False else "
+                  f"({then} if ({then} is not None and {then} == {other}) else None)", depth)
         return var
 
     def _CountOf(self, node: ir.CountOf, depth: int) -> str:
@@ -196,23 +233,46 @@ class _CodeWriter:
         return var
 
     def function(self, criteria: list[ir.Criterion]):
-        body_start = len(self.lines)
-        results = []
+        chunks: list[tuple[list[str], list[str]]] = []  # (lines, results) per group of criteria
+        lines, results = [], []
+        self.lines = lines
         for criterion in criteria:
             applies = "True"
             if criterion.applies is not None:
                 applies = self.node(criterion.applies, 1)
             value = self.node(criterion.condition, 1)
             results.append(f"({applies}, {value})")
-        body = self.lines[body_start:]
-        header = ["def screen_values(P, C, S):", "    LABS = P.labs", "    FACTS = P.facts", "    SEX = P.sex",
-                  "    END = C.as_of"]
-        header += [f"    {memo} = _UNSET" for memo in self.defines.values()]
-        source = "\n".join(header + body + [f"    return ({', '.join(results)},)"])
+            if len(self.lines) >= CHUNK_LINES:  # a huge rule set: several functions of bounded size
+                chunks.append((self.lines, results))
+                self.lines, results = [], []
+        if results or not chunks:
+            chunks.append((self.lines, results))
+        memo = [f"    M = [_UNSET] * {len(self.defines)}"] if self.defines else ["    M = None"]
+        if len(chunks) == 1:
+            body, results = chunks[0]
+            main = ["def screen_values(P, C, S):", *_PROLOGUE, *memo, *body, f"    return ({', '.join(results)},)"]
+        else:
+            for index, (body, results) in enumerate(chunks):
+                self.functions.append("\n".join([f"def Q{index}(P, C, S, M):", *_PROLOGUE, *body,
+                                                 f"    return ({', '.join(results)},)"]))
+            main = ["def screen_values(P, C, S):", *memo,
+                    "    return " + " + ".join(f"Q{i}(P, C, S, M)" for i in range(len(chunks)))]
+        source = "\n\n".join(self.functions + ["\n".join(main)])
         code = compile(source, "<screening rules>", "exec")
         self.namespace["NEVER"] = NEVER
         exec(code, self.namespace)  # noqa: S102 - source built only from generated identifiers
         return self.namespace["screen_values"], source
+
+
+JUNCTION_GROUP = 64  # operands of one and/or per generated function
+INLINE_ATOMS = 2000  # lab and fact tests inlined per rule set; the rest are calls
+CHUNK_LINES = 4000  # generated lines per function before the next criteria go into another one
+_PROLOGUE = ("    LABS = P.labs", "    FACTS = P.facts", "    SEX = P.sex", "    END = C.as_of")
+
+
+def _comment(name: str) -> str:
+    """A define's name in a generated comment: names are [A-Za-z_][A-Za-z0-9_]* by the grammar."""
+    return name if name.isidentifier() and name.isascii() else "?"
 
 
 class Trial:
@@ -232,7 +292,7 @@ class Trial:
         self.source_name = checked.source_name
         writer = _CodeWriter(checked.ranges)
         self._values, self.generated_source = writer.function(checked.criteria)
-        self._windows = tuple(writer.windows)
+        self._windows = tuple(writer.windows)  # in index order (dicts keep insertion order)
         self._contexts: dict[date, tuple[Context, tuple[int, ...]]] = {}
 
     def _context(self, as_of: date) -> tuple[Context, tuple[int, ...]]:
@@ -288,7 +348,15 @@ class Trial:
 
 def compile_text(text: str, name: str = "<rules>") -> Trial:
     """Compile rule-set text. Raises :class:`~screening.errors.SourceError` with every problem."""
-    return Trial(check(parse(text, name)))
+    # Compiling allocates many small objects and frees none: the cyclic garbage collector would
+    # scan them over and over (more than half the time of a large rule set), so it waits.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return Trial(check(parse(text, name)))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def read_rule_file(path: str | Path) -> bytes:

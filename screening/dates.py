@@ -82,15 +82,20 @@ def parse_date(text: str) -> date:
 
 
 def shift(day: date, amount: int, unit: str) -> date:
-    """``day`` moved back by a calendar duration; months and years clip to the month's last day."""
+    """``day`` moved back by a calendar duration; months and years clip to the month's last day.
+
+    A start before 0001-01-01 (a long window and an early as-of date) is clamped to that day.
+    """
     if unit == "days":
-        return date.fromordinal(day.toordinal() - amount)
+        return date.fromordinal(max(1, day.toordinal() - amount))
     if unit == "weeks":
-        return date.fromordinal(day.toordinal() - 7 * amount)
+        return date.fromordinal(max(1, day.toordinal() - 7 * amount))
     months = amount * 12 if unit == "years" else amount
     total = day.year * 12 + (day.month - 1) - months
     year, month = divmod(total, 12)
     month += 1
+    if year < 1:
+        return date.min
     last = calendar.monthrange(year, month)[1]
     return date(year, month, min(day.day, last))
 

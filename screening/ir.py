@@ -6,7 +6,6 @@ Every node keeps the text it was written as (``source_text``) for reports.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from .codes import CodeMatcher
@@ -132,7 +131,7 @@ class Qualifier:
     field_name: str
     op: str
     value: str
-    pattern: re.Pattern | None = None
+    pattern: object = None  # an RE2 pattern (linear-time matching), compiled by the checker
 
     def test(self, actual) -> bool | None:
         if actual is None:

@@ -9,12 +9,15 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
-from lark import Lark, Token, Transformer, v_args
+import re
+
+from lark import Lark, Token, Transformer_NonRecursive, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import ast
 from .errors import SourceError, source_error
-from .source import Source, Span
+from .limits import MAX_CRITERIA, MAX_DEPTH, MAX_INT_DIGITS, MAX_SOURCE_CHARS, too_deep
+from .source import Source, Span, normalise_text
 
 GRAMMAR_PACKAGE = "screening.grammars"
 GRAMMAR_FILE = "criteria.lark"
@@ -36,19 +39,74 @@ def lark_parser(strict: bool = False) -> Lark:
     return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False, strict=strict)
 
 
+_FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _position(text: str, offset: int) -> Span:
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return Span(line, column, line, column + 1)
+
+
 def parse(text: str, name: str = "<rules>") -> ast.RuleSetSyntax:
-    """Parse a rule file. Raises :class:`SourceError` with a position on any syntax error."""
+    """Parse a rule file. Raises :class:`SourceError` with a position on any syntax error.
+
+    A leading byte-order mark is dropped and CRLF / CR line ends are read as LF (positions are
+    the lines and columns an editor shows). Files beyond the limits of :mod:`screening.limits`
+    (size, nesting depth, number of criteria) are refused with a position.
+    """
+    text = normalise_text(text)
     source = Source(name, text)
+    if len(text) > MAX_SOURCE_CHARS:
+        raise source_error("limit", f"the rule file is larger than {MAX_SOURCE_CHARS:,} characters; "
+                           "split it into several rule sets", source, _position(text, MAX_SOURCE_CHARS))
+    bad = _FORBIDDEN.search(text)
+    if bad:
+        raise source_error("syntax", f"control character U+{ord(bad.group()):04X} is not allowed in a rule file",
+                           source, _position(text, bad.start()),
+                           "control and text-direction characters could make a rule or a report read "
+                           "differently from what it does")
     try:
         tree = lark_parser().parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source) from None
     try:
-        return _ToAst(source).transform(tree)
+        syntax = _ToAst(source).transform(tree)
     except VisitError as exc:
         if isinstance(exc.orig_exc, SourceError):
             raise exc.orig_exc from None
+        if isinstance(exc.orig_exc, _TokenProblem):
+            problem = exc.orig_exc
+            raise source_error("number", problem.message, source, Span.from_token(problem.token)) from None
         raise
+    _check_limits(syntax)
+    return syntax
+
+
+def _check_limits(syntax: ast.RuleSetSyntax) -> None:
+    source = syntax.source
+    if len(syntax.criteria) > MAX_CRITERIA:
+        extra = syntax.criteria[MAX_CRITERIA]
+        raise source_error("limit", f"more than {MAX_CRITERIA:,} criteria in one rule set; split it into several "
+                           "rule sets", source, extra.span)
+    diagnostics = []
+    expressions = [d.expr for d in syntax.defines]
+    for crit in syntax.criteria:
+        expressions.append(crit.expr)
+        if crit.applies is not None:
+            expressions.append(crit.applies)
+    for expr in expressions:
+        found = too_deep(expr)
+        if found is not None:
+            node, _ = found
+            diagnostics.append(source_error(
+                "limit", f"expression nested more than {MAX_DEPTH} levels deep", source, node.span,
+                "name inner parts with `define`, or flatten the nesting (`a or b or c` is one level)",
+            ).first)
+            if len(diagnostics) >= 20:
+                break
+    if diagnostics:
+        raise SourceError(diagnostics)
 
 
 # Friendly names for terminals in "expected ..." messages.
@@ -111,8 +169,28 @@ def _unquote(token: Token) -> str:
     return body.replace('\\"', '"').replace("\\\\", "\\")
 
 
-def _number(text: str) -> float:
-    return float(str(text).replace(",", ""))
+def _number(token: Token) -> float:
+    value = float(str(token).replace(",", ""))
+    if value != value or value in (float("inf"), float("-inf")):
+        raise _TokenProblem(token, f"the number {_clip(token)} is too large")
+    return value
+
+
+def _int(token: Token) -> int:
+    text = str(token)
+    if len(text.lstrip("0")) > MAX_INT_DIGITS:
+        raise _TokenProblem(token, f"the whole number {_clip(token)} is too large (at most {MAX_INT_DIGITS} digits)")
+    return int(text)
+
+
+def _clip(token: Token) -> str:
+    text = str(token)
+    return text if len(text) <= 24 else text[:20] + "..."
+
+
+class _TokenProblem(Exception):
+    def __init__(self, token: Token, message: str):
+        self.token, self.message = token, message
 
 
 _PLURAL = {"day": "days", "week": "weeks", "month": "months", "year": "years"}
@@ -120,7 +198,7 @@ _OPS = {"≤": "<=", "≥": ">=", "=<": "<=", "=>": ">="}
 
 
 @v_args(meta=True)
-class _ToAst(Transformer):
+class _ToAst(Transformer_NonRecursive):
     """Lark tree -> frozen dataclasses, one method per grammar rule."""
 
     def __init__(self, source: Source):
@@ -262,7 +340,7 @@ class _ToAst(Transformer):
             operands = children[0]
             count = 1 if mode == "any" else len(operands)
         else:
-            count, operands = int(children[0]), children[1]
+            count, operands = _int(children[0]), children[1]
         return ast.CountOf(mode=mode, count=count, operands=operands, span=Span.from_meta(meta))
 
     def at_least(self, meta, children):
@@ -358,7 +436,7 @@ class _ToAst(Transformer):
         return ast.Limit(multiplier=multiplier, which=children[-1], span=Span.from_meta(meta))
 
     def occasions(self, meta, children):
-        return int(children[0])
+        return _int(children[0])
 
     # ---- demographics
     def age_compare(self, meta, children):
@@ -403,7 +481,7 @@ class _ToAst(Transformer):
 
     def duration(self, meta, children):
         unit = _PLURAL.get(children[1], children[1])
-        return ast.Duration(amount=int(children[0]), unit=unit, span=Span.from_meta(meta))
+        return ast.Duration(amount=_int(children[0]), unit=unit, span=Span.from_meta(meta))
 
     # ---- facts and review
     def fact_true(self, meta, children):

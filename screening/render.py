@@ -1,15 +1,27 @@
-"""Terminal rendering of screening results with rich: the check table and the explain view."""
+"""Terminal rendering of screening results with rich: the check table and the explain view.
+
+Text from rule files and patients is data: it is always given to rich as :class:`Text` (never
+as a markup string, so `[/]` or `[bold red]` print as written, and no `:emoji:` codes are
+replaced), with control characters shown as escapes (see :func:`literal`), so that neither a
+rule file nor a patient record can restyle or spoof a report.
+"""
 from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .limits import printable
 from .report import PatientResult
 
 VERDICT_STYLE = {"pass": "green", "fail": "bold red", "unknown": "yellow", "review": "magenta"}
 DECISION_STYLE = {"eligible": "bold green", "ineligible": "bold red", "undetermined": "bold yellow"}
 MARK = {True: "✓", False: "✗", None: "?"}
+
+
+def literal(text, style: str = "") -> Text:
+    """Data as rich text, printed exactly as written (control characters as ``\\xNN``)."""
+    return Text(printable(str(text)), style=style)
 
 
 def _short(text: str, width: int) -> str:
@@ -34,7 +46,8 @@ def print_results(console: Console, trial, results: list[PatientResult]) -> None
     """One table per patient: every criterion's verdict, then the decision."""
     for result in results:
         header = Text.assemble(
-            ("Patient ", "bold"), (result.patient, "bold"), f"  trial {result.trial}  as of {result.as_of}  ",
+            ("Patient ", "bold"), (printable(result.patient), "bold"),
+            f"  trial {printable(result.trial)}  as of {result.as_of}  ",
             ("decision: ", "bold"), (result.decision.upper(), DECISION_STYLE[result.decision]),
         )
         console.print(header)
@@ -48,7 +61,8 @@ def print_results(console: Console, trial, results: list[PatientResult]) -> None
         table.add_column("why", max_width=70)
         for c in result.criteria:
             verdict = Text(c.verdict + (" (draft)" if c.draft else ""), style=VERDICT_STYLE[c.verdict])
-            table.add_row(c.id, c.kind, verdict, _short(c.text, 90), _short(_why(c), 160))
+            table.add_row(literal(c.id), literal(c.kind), verdict, literal(_short(c.text, 90)),
+                          literal(_short(_why(c), 160)))
         console.print(table)
         counts = {v: sum(1 for c in result.criteria if c.verdict == v) for v in VERDICT_STYLE}
         reason = f" ({result.decision_reason})" if result.decision_reason else ""
@@ -62,7 +76,8 @@ def print_results(console: Console, trial, results: list[PatientResult]) -> None
 def print_explanation(console: Console, trial, result: PatientResult, show_all: bool = False) -> None:
     """For every criterion that is not a pass (or all with show_all): evidence, limits, margins, missing data."""
     console.print(Text.assemble(
-        ("Patient ", "bold"), (result.patient, "bold"), f"  trial {result.trial}  as of {result.as_of}  ",
+        ("Patient ", "bold"), (printable(result.patient), "bold"),
+        f"  trial {printable(result.trial)}  as of {result.as_of}  ",
         ("decision: ", "bold"), (result.decision.upper(), DECISION_STYLE[result.decision]),
     ))
     if result.decision_reason:
@@ -74,23 +89,23 @@ def print_explanation(console: Console, trial, result: PatientResult, show_all: 
     for c in shown:
         console.print()
         console.print(Text.assemble(
-            (f"{c.id} ", "bold"), f"({c.kind}) ", (c.verdict.upper(), VERDICT_STYLE[c.verdict]),
+            (f"{printable(c.id)} ", "bold"), f"({c.kind}) ", (c.verdict.upper(), VERDICT_STYLE[c.verdict]),
             ("  DRAFT rule" if c.draft else "", "magenta"),
         ))
-        console.print(Text("  registry: ") + Text(c.text, style="italic"))
-        console.print(Text("  rule:     ") + Text(" ".join(c.rule.split()), style="cyan"))
+        console.print(Text("  registry: ") + literal(c.text, style="italic"))
+        console.print(Text("  rule:     ") + literal(" ".join(c.rule.split()), style="cyan"))
         console.print(Text(f"  value:    {'unknown' if c.value is None else str(c.value).lower()}"
                            + ("  (for an exclusion, true means excluded)" if c.kind == "exclusion" else "")))
         if c.applicable is False:
-            console.print(f"  {c.explanation}", markup=False)
+            console.print(literal(f"  {c.explanation}"))
         if c.applicable is None:
             console.print("  whether this criterion applies is unknown", markup=False)
         if c.evidence:
             console.print("  evidence:")
             for e in c.evidence:
-                console.print(Text(f"    {MARK[e.value]} ") + Text(" ".join(e.rule.split()), style="cyan")
-                              + Text(f": {e.detail}"))
+                console.print(Text(f"    {MARK[e.value]} ") + literal(" ".join(e.rule.split()), style="cyan")
+                              + literal(f": {e.detail}"))
         if c.missing:
-            console.print(Text("  missing:  ", style="yellow") + Text(", ".join(c.missing)))
+            console.print(Text("  missing:  ", style="yellow") + literal(", ".join(c.missing)))
         if c.reviews:
-            console.print(Text("  review:   ", style="magenta") + Text("; ".join(c.reviews)))
+            console.print(Text("  review:   ", style="magenta") + literal("; ".join(c.reviews)))

@@ -27,6 +27,31 @@ class Span:
         return cls(token.line, token.column, end_line, end_column)
 
 
+EXCERPT_WIDTH = 120  # longest source excerpt printed under a message, in characters
+
+
+def normalise_text(text: str) -> str:
+    """Text as the parsers read it: without a leading byte-order mark, with LF line ends.
+
+    CRLF and CR-only line ends become LF, so that line numbers are the ones an editor shows and
+    columns are unchanged (the CR of a CRLF pair sits at the end of its line).
+    """
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _visible(line: str) -> str:
+    """A source line safe to print: control and text-direction characters shown as U+FFFD (one column each)."""
+    if line.isprintable():
+        return line
+    from .limits import forbidden_char
+
+    return "".join("\ufffd" if forbidden_char(ch) else ch for ch in line)
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """A named text (a rule file or a case file) that errors can point into."""
@@ -40,11 +65,19 @@ class Source:
 
     def excerpt(self, span: Span) -> str:
         """The source line of ``span`` with a caret line under the spanned columns."""
-        line = self.line_text(span.line).replace("\t", " ")
+        line = _visible(self.line_text(span.line).replace("\t", " "))
         if not line.strip():
             return ""
         width = 1
         if span.end_line == span.line and span.end_column > span.column:
             width = span.end_column - span.column
         width = max(1, min(width, len(line) - span.column + 1))
-        return f"  {line}\n  {' ' * (span.column - 1)}{'^' * width}"
+        column = span.column
+        if len(line) > EXCERPT_WIDTH:  # a long (machine-written) line: show the part around the caret
+            start = max(0, min(column - 1 - EXCERPT_WIDTH // 3, len(line) - EXCERPT_WIDTH))
+            width = min(width, EXCERPT_WIDTH - (column - 1 - start))
+            head = "…" if start > 0 else ""
+            tail = "…" if start + EXCERPT_WIDTH < len(line) else ""
+            line = head + line[start:start + EXCERPT_WIDTH] + tail
+            column = column - start + len(head)
+        return f"  {line}\n  {' ' * (column - 1)}{'^' * max(1, width)}"

@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from screening import DataError, SourceError, compile_text, patient_from_document
+from screening.source import normalise_text
 
 WORDS = st.sampled_from([
     "trial", '"T"', "inclusion", "exclusion", "I1", "E1", '"text"', "=", "ALT", "platelets", "creatinine", "<=", ">",
@@ -18,7 +19,8 @@ programs = st.lists(WORDS, max_size=30).map(" ".join)
 
 
 def _position_inside(text: str, line: int, column: int) -> bool:
-    lines = text.split("\n")
+    # lines as an editor shows them: CR, LF and CRLF all end a line; a byte-order mark is not text
+    lines = normalise_text(text).split("\n")
     if not 1 <= line <= max(len(lines), 1):
         return False
     return 1 <= column <= len(lines[line - 1]) + 1

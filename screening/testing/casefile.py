@@ -332,6 +332,7 @@ class _Reader:
             text = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"{self.display}: cannot read case file: {exc}") from None
+        text = text.removeprefix("\ufeff")  # a byte-order mark (Windows editors) is not YAML text
         self.source = Source(self.display, text)
         self.lines = text.splitlines()
         empty.source = self.source

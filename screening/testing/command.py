@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..errors import ScreeningError, UsageError
+from ..limits import printable
 from .casefile import CaseFile, Loader, discover, rewrite
 from .coverage import Coverage
 from .junit import write_junit
@@ -23,8 +24,8 @@ HAND_WRITTEN = ("missing", "explanation")
 def run_test_command(paths, select: str | None = None, update: bool = False, coverage: bool = False,
                      junit_xml: Path | None = None, out: Console | None = None, err: Console | None = None) -> int:
     """Run the case files under ``paths``; returns the exit status (0 all pass, 1 some fail)."""
-    out = out or Console(highlight=False)
-    err = err or Console(stderr=True, highlight=False)
+    out = out or Console(highlight=False, emoji=False)
+    err = err or Console(stderr=True, highlight=False, emoji=False)
     files = discover(paths)
     loader = Loader()
     suites = loader.load_all(files, allow_empty=update)
@@ -82,11 +83,11 @@ def _report(suites: list[CaseFile], results: list[CaseResult], out: Console) -> 
         mark = Text("FAIL ", style="bold red") if failed else Text("PASS ", style="bold green")
         counts = (f"{len(items) - failed} passed, {failed} failed" if failed
                   else f"{len(items)} case{'s' if len(items) != 1 else ''}")
-        out.print(mark + Text(f"{suite.display} ({counts})"), soft_wrap=True)
+        out.print(mark + Text(printable(f"{suite.display} ({counts})")), soft_wrap=True)
     failures = [r for r in results if not r.passed]
     for result in failures:
         out.print()
-        out.print(Text("FAIL ", style="bold red") + Text(failure_text(result)), soft_wrap=True)
+        out.print(Text("FAIL ", style="bold red") + Text(printable(failure_text(result))), soft_wrap=True)
     if failures:
         out.print()
 
@@ -126,7 +127,7 @@ def _update(suites: list[CaseFile], results: list[CaseResult], out: Console) -> 
                   "expectations: edit them by hand", style="bold yellow", soft_wrap=True)
         for result in still:
             out.print()
-            out.print(Text("FAIL ", style="bold red") + Text(failure_text(result)), soft_wrap=True)
+            out.print(Text("FAIL ", style="bold red") + Text(printable(failure_text(result))), soft_wrap=True)
         out.print()
     return after
 

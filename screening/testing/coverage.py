@@ -418,7 +418,7 @@ def print_trial_coverage(console: Console, tc: TrialCoverage) -> None:
         table.add_column(word, justify="right", no_wrap=True)
     for criterion in tc.trial.criteria:
         seen, possible = tc.verdicts[criterion.id], tc.possible_verdicts[criterion.id]
-        table.add_row(criterion.id, criterion.kind,
+        table.add_row(Text(criterion.id), Text(criterion.kind),
                       *(_cell(len(seen.get(w, ())), w in possible) for w in VERDICT_COLUMNS))
     console.print(table)
     possible = tc.possible_decisions()
