@@ -310,3 +310,32 @@ def test_fast_path_agrees_on_a_population_with_comparators_and_unreadable_record
                     (document["id"], criterion.id)
             fast, slow = trial.screen(patient, AS_OF, explain=False), trial.screen(patient, AS_OF)
             assert (fast.decision, fast.decision_reason) == (slow.decision, slow.decision_reason)
+
+
+# --- condition dates: the event of "condition X within N" -------------------------------------------
+
+
+def _mi(**dates) -> dict:
+    return {"resourceType": "Condition", "subject": {"reference": "Patient/p1"},
+            "clinicalStatus": {"coding": [{"code": "active"}]},
+            "code": {"coding": [{"system": SNOMED, "code": "22298006", "display": "Myocardial infarction"}]}, **dates}
+
+
+@pytest.mark.parametrize("dates, expected", [
+    ({"onsetDateTime": "2026-09-01"}, True),
+    ({"onsetDateTime": "2015-03-01"}, False),          # active since 2015: not an event in the window
+    ({"recordedDate": "2026-10-02T09:30:00Z"}, True),  # no onset: the recorded date is the event's date
+    ({"recordedDate": "2019-10-02"}, False),
+    ({}, None),                                        # no date at all: unknown, never false
+])
+def test_a_condition_with_no_onset_is_placed_by_its_recorded_date(dates, expected):
+    trial = compile_text('trial "T"\nvalueset mi = SNOMED:22298006\n'
+                         'exclusion E1 "MI within 6 months" = condition mi within 6 months\n', "t.crit")
+    assert both(trial, bundle(_mi(**dates))) == [expected]
+
+
+def test_fhir_dates_accept_ascii_digits_only():
+    patient = {"resourceType": "Patient", "id": "p1", "birthDate": "\u0661\u0669\u0667\u0660-01-01"}
+    with pytest.raises(DataError) as caught:
+        patient_from_document(bundle(patient=patient), "b.json")
+    assert caught.value.problems[0].path == "$.entry[0].resource.birthDate"

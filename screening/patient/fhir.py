@@ -99,7 +99,8 @@ NOT_A_RECORD = {
 _ZERO_WIDTH = str.maketrans("", "", "\u200b\u200c\u200d\ufeff")
 _DATE_TIME = re.compile(
     r"(\d{4})(?:-(\d{2})(?:-(\d{2})"
-    r"(?:T(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)?)?"
+    r"(?:T(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)?)?",
+    re.ASCII,  # \d must not accept other scripts' digits
 )
 
 
@@ -486,6 +487,8 @@ def _condition(entry: _Entry, context: _Context) -> list[dict]:
         or _date(_dict(resource.get("abatementPeriod")).get("end"), f"{path}.abatementPeriod.end"),
     )
     _put(record, "status", _status_code(resource.get("clinicalStatus")))
+    # the event date of a condition with no onset ("condition X within N" asks about the event)
+    _put(record, "recorded_date", _date(resource.get("recordedDate"), f"{path}.recordedDate"))
     return [record]
 
 
