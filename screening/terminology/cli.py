@@ -143,7 +143,7 @@ def info(
     if as_json:
         print(json.dumps({"store": str(opened.path), "size_bytes": opened.path.stat().st_size,
                           "sources": [s.to_dict() for s in sources], "systems": systems,
-                          "closure_rows": closure, **counts,
+                          "closure_rows": closure, "totals": counts,
                           "valuesets": [{"url": u, "version": v, "title": t} for u, v, t in valuesets]}, indent=2))
         return
     out.print(f"store: {opened.path} ({_size(opened.path)})", markup=False)
