@@ -247,6 +247,11 @@ def batch(
     raise typer.Exit(code)
 
 
+from .terminology.cli import app as _terminology_app  # noqa: E402
+
+app.add_typer(_terminology_app, name="terminology")
+
+
 def main() -> None:
     """Entry point of the `screening` console script."""
     try:

@@ -1,0 +1,68 @@
+"""``screening terminology load``: read release folders and FHIR files, write them into a store
+in one transaction, rebuild the closures that changed."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import LoadError
+from .fhir import is_fhir_file, load_fhir
+from .progress import SILENT, Progress
+from .rf2 import is_rf2_folder, load_rf2
+from .rxnorm import is_rxnorm_folder, load_rxnorm
+from .store import LoadSummary, SourceData, TerminologyStore
+
+
+def read_sources(path: Path, progress: Progress = SILENT) -> list[SourceData]:
+    """What a path holds: an RF2 release folder, an RxNorm release folder, a FHIR JSON file, or a
+    folder of FHIR JSON files."""
+    if not path.exists():
+        raise LoadError(str(path), "no such file or folder")
+    if path.is_dir():
+        if is_rxnorm_folder(path):
+            return [load_rxnorm(path, progress)]
+        if is_rf2_folder(path):
+            return [load_rf2(path, progress)]
+        files = sorted(p for p in path.glob("*.json") if p.is_file())
+        if files:
+            return [data for p in files for data in load_fhir(p, progress)]
+        raise LoadError(str(path), "not a SNOMED CT RF2 release (sct2_Concept_Snapshot*.txt), an RxNorm release "
+                                   "(RXNCONSO.RRF) or a folder of FHIR JSON files")
+    if is_fhir_file(path):
+        return load_fhir(path, progress)
+    raise LoadError(str(path), "expected a release folder or a FHIR JSON file (.json)")
+
+
+def load_paths(store_path: Path, paths: list[Path], progress: Progress = SILENT) -> LoadSummary:
+    """Load every path into the store, all or nothing: if any file is bad, the store is left as
+    it was (a store created by this call is removed again)."""
+    created = not store_path.exists()
+    summary = LoadSummary()
+    try:
+        sources: list[SourceData] = []
+        for path in paths:           # read and check everything before the store is touched
+            sources.extend(read_sources(Path(path), progress))
+        names = [s.name for s in sources]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate:
+            raise LoadError(", ".join(map(str, paths)), f"{duplicate} is given twice")
+        store = TerminologyStore.open(store_path, create=True)
+        try:
+            with store.write() as writer:
+                for data in sources:
+                    progress.start(f"writing {data.name}", None)
+                    summary.sources.append((data, writer.replace_source(data)))
+                    summary.warnings.extend(data.warnings)
+                    progress.done()
+                summary.closure_rows, summary.cycles = writer.finish(progress)
+        finally:
+            store.close()
+    except BaseException:
+        if created:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                try:
+                    os.remove(f"{store_path}{suffix}")
+                except FileNotFoundError:
+                    pass
+        raise
+    return summary
