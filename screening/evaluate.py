@@ -80,6 +80,15 @@ def threshold(bound: ir.Bound, obs, key: str, sex: str | None, ranges: ir.RangeT
     return limit * bound.value, None
 
 
+def operands(obs, bound: ir.Bound, limit: float) -> tuple[float, float]:
+    """The observation's value and the limit to compare it with: in the unit both were written in when
+    they share one (a rounded conversion on each side could otherwise reorder them: 84.69 umol/L is
+    below 84.7 umol/L), else both in the canonical unit (the unit-precision rule)."""
+    if bound.source is not None and obs.to_canonical == bound.source:
+        return obs.raw_value, bound.raw
+    return obs.value, limit
+
+
 def compare_obs(node: ir.LabCompare, obs, sex: str | None, ranges: ir.RangeTable):
     """Compare one observation with the node's bound(s): (value, thresholds, problem)."""
     if obs.value is None:
@@ -94,14 +103,20 @@ def compare_obs(node: ir.LabCompare, obs, sex: str | None, ranges: ir.RangeTable
         high, missing = threshold(node.upper, obs, node.key, sex, ranges)
         if missing:
             return None, None, missing
+        x_low, t_low = operands(obs, node.bound, low)
+        x_high, t_high = operands(obs, node.upper, high)
         if obs.comparator is not None:
-            value = _censored(obs, "between", low, high)
+            if x_low is x_high is obs.raw_value:  # both limits in the observation's own unit
+                value = interval_test(obs.comparator, x_low, "between", t_low, t_high)
+            else:
+                value = _censored(obs, "between", low, high)
             return value, (low, high), _censored_problem(obs) if value is None else None
-        return low <= obs.value <= high, (low, high), None
+        return t_low <= x_low and x_high <= t_high, (low, high), None
+    x, t = operands(obs, node.bound, low)
     if obs.comparator is not None:
-        value = _censored(obs, node.op, low, None)
+        value = interval_test(obs.comparator, x, node.op, t, None)
         return value, (low,), _censored_problem(obs) if value is None else None
-    return _COMPARE[node.op](obs.value, low), (low,), None
+    return _COMPARE[node.op](x, t), (low,), None
 
 
 def _censored_problem(obs) -> str:
