@@ -97,7 +97,11 @@ class _CodeWriter:
         self.emit(f"if {var} is not None: {var} = {var} * {multiplier}", depth)
 
     def _same_unit(self, bound: ir.Bound, x: str, t: str, depth: int) -> None:
-        if bound.source is not None:
+        if bound.kind != "value":
+            kind, multiplier = self.bind(bound.kind, "L"), self.bind(bound.value, "M")
+            self.emit(f"if o.raw_ref is not None and o.raw_ref[{kind}] is not None and {t} is not None: "
+                      f"{x}, {t} = o.raw_value, o.raw_ref[{kind}] * {multiplier}", depth)
+        elif bound.source is not None:
             source, raw = self.bind(bound.source, "U"), self.bind(bound.raw, "W")
             self.emit(f"if o.to_canonical == {source}: {x}, {t} = o.raw_value, {raw}", depth)
 

@@ -84,8 +84,11 @@ def operands(obs, bound: ir.Bound, limit: float) -> tuple[float, float]:
     """The observation's value and the limit to compare it with: in the unit both were written in when
     they share one (a rounded conversion on each side could otherwise reorder them: 84.69 umol/L is
     below 84.7 umol/L), else both in the canonical unit (the unit-precision rule)."""
-    if bound.source is not None and obs.to_canonical == bound.source:
-        return obs.raw_value, bound.raw
+    if bound.kind == "value":
+        if bound.source is not None and obs.to_canonical == bound.source:
+            return obs.raw_value, bound.raw
+    elif obs.raw_ref is not None and obs.raw_ref[bound.kind] is not None and limit is not None:
+        return obs.raw_value, obs.raw_ref[bound.kind] * bound.value  # the observation's own range
     return obs.value, limit
 
 

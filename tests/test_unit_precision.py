@@ -127,3 +127,15 @@ def test_a_value_and_a_threshold_in_the_same_unit_compare_exactly(analyte, value
     bound = {"value": value, "unit": unit, "comparator": ">=" if expected is False and "<" in rule else "<="}
     o = {"code": CODES[analyte], "date": "2026-11-10", **bound}
     one(t, patient(observations=[o]))  # both engines agree
+
+
+@pytest.mark.parametrize("value,high,rule,expected", [
+    (21.01, 21.0, "creatinine <= 1 x ULN", False),
+    (84.69, 84.7, "creatinine < 1 x ULN", True),
+    (127.04, 84.7, "creatinine > 1.5 x ULN", False),   # 1.5 x 84.7 = 127.05
+    (127.06, 84.7, "creatinine > 1.5 x ULN", True),
+])
+def test_a_multiple_of_a_limit_in_the_value_s_own_unit_compares_in_that_unit(value, high, rule, expected):
+    t = trial(f'inclusion I1 "x" = {rule}\n')
+    p = patient(observations=[obs(CODES["creatinine"], value, "umol/L", high=high)])
+    assert one(t, p).value is expected
