@@ -424,6 +424,9 @@ _ACTIVE = {"active", "recurrence", "relapse", "in-progress", "on-hold", "intende
 _POINT_EVENTS = ("procedures", "immunizations")  # done on a date, not ongoing
 _ENDED = {"inactive", "remission", "resolved", "completed", "stopped", "cancelled", "not-taken",
           "entered-in-error", "not-done"}
+# a record that says the thing did not happen (FHIR MedicationStatement not-taken, Procedure and
+# Immunization not-done) or was never true: no exposure, no event, in no window
+_NEVER_HAPPENED = {"not-taken", "not-done", "entered-in-error"}
 
 
 def _active(entry, kind: str, as_of: int) -> bool | None:
@@ -476,6 +479,8 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
         # an unreadable record (no code the engine can read) may be in any value set: never a match, never ruled out
         unsure = not matcher.matches_any(entry.codes)
         if unsure and entry.unreadable is None:
+            continue
+        if entry.status in _NEVER_HAPPENED:
             continue
         if entry.start_lo is not None and entry.start_lo > as_of:
             continue  # begins after the as-of date
