@@ -251,6 +251,9 @@ def _occasions(seen: list) -> list:
     for item in seen:
         if not any(_same_occasion(item, other) for other in kept):
             kept.append(item)
+        elif item[0].lo != item[0].hi and item[1] is not False:
+            # a date known only to the month or year: maybe the same specimen, maybe another one
+            kept.append((item[0], None, item[2], "may be another specimen than a result of the same month or year"))
     return kept
 
 
