@@ -397,7 +397,10 @@ class _Checker:
         if converted is None:
             return None
         conv, dimension = converted
-        return ir.Bound("value", conv.apply_written(bound.value, _number_text(written)), written), dimension
+        value = conv.apply_written(bound.value, _number_text(written))
+        if conv.exact:
+            return ir.Bound("value", value, written), dimension
+        return ir.Bound("value", value, written, float(bound.value), conv), dimension
 
     def _LabCompare(self, node: ast.LabCompare):
         analyte, key = self._analyte(node.analyte)

@@ -96,6 +96,15 @@ class _CodeWriter:
         self.emit(f"if {var} is None: {var} = {fallback}.get(SEX)", depth)
         self.emit(f"if {var} is not None: {var} = {var} * {multiplier}", depth)
 
+    def _same_unit(self, bound: ir.Bound, x: str, t: str, depth: int) -> None:
+        if bound.kind != "value":
+            kind, multiplier = self.bind(bound.kind, "L"), self.bind(bound.value, "M")
+            self.emit(f"if o.raw_ref is not None and o.raw_ref[{kind}] is not None and {t} is not None: "
+                      f"{x}, {t} = o.raw_value, o.raw_ref[{kind}] * {multiplier}", depth)
+        elif bound.source is not None:
+            source, raw = self.bind(bound.source, "U"), self.bind(bound.raw, "W")
+            self.emit(f"if o.to_canonical == {source}: {x}, {t} = o.raw_value, {raw}", depth)
+
     _OPS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "=": "==", "!=": "!="}
 
     def _latest_lab(self, node: ir.LabCompare, depth: int) -> str:
@@ -119,10 +128,15 @@ class _CodeWriter:
         dimension_test = f" and o.dimension == {self.bind(node.dimension, 'D')}" if node.dimension else ""
         self.emit(f"if x is not None{dimension_test}:", body)
         self._limit(node, node.bound, "t", body + 1)
+        # same meaning as evaluate.operands: a threshold and a value written in one unit compare in it
         if node.op == "between":
             self._limit(node, node.upper, "u", body + 1)
-            self.emit(f"if t is not None and u is not None: {var} = t <= x <= u", body + 1)
+            self.emit("xu = x", body + 1)
+            self._same_unit(node.bound, "x", "t", body + 1)
+            self._same_unit(node.upper, "xu", "u", body + 1)
+            self.emit(f"if t is not None and u is not None: {var} = t <= x and xu <= u", body + 1)
         else:
+            self._same_unit(node.bound, "x", "t", body + 1)
             self.emit(f"if t is not None: {var} = x {self._OPS[node.op]} t", body + 1)
         self.emit("break", body)
         return var

@@ -80,6 +80,18 @@ def threshold(bound: ir.Bound, obs, key: str, sex: str | None, ranges: ir.RangeT
     return limit * bound.value, None
 
 
+def operands(obs, bound: ir.Bound, limit: float) -> tuple[float, float]:
+    """The observation's value and the limit to compare it with: in the unit both were written in when
+    they share one (a rounded conversion on each side could otherwise reorder them: 84.69 umol/L is
+    below 84.7 umol/L), else both in the canonical unit (the unit-precision rule)."""
+    if bound.kind == "value":
+        if bound.source is not None and obs.to_canonical == bound.source:
+            return obs.raw_value, bound.raw
+    elif obs.raw_ref is not None and obs.raw_ref[bound.kind] is not None and limit is not None:
+        return obs.raw_value, obs.raw_ref[bound.kind] * bound.value  # the observation's own range
+    return obs.value, limit
+
+
 def compare_obs(node: ir.LabCompare, obs, sex: str | None, ranges: ir.RangeTable):
     """Compare one observation with the node's bound(s): (value, thresholds, problem)."""
     if obs.value is None:
@@ -94,14 +106,20 @@ def compare_obs(node: ir.LabCompare, obs, sex: str | None, ranges: ir.RangeTable
         high, missing = threshold(node.upper, obs, node.key, sex, ranges)
         if missing:
             return None, None, missing
+        x_low, t_low = operands(obs, node.bound, low)
+        x_high, t_high = operands(obs, node.upper, high)
         if obs.comparator is not None:
-            value = _censored(obs, "between", low, high)
+            if x_low is x_high is obs.raw_value:  # both limits in the observation's own unit
+                value = interval_test(obs.comparator, x_low, "between", t_low, t_high)
+            else:
+                value = _censored(obs, "between", low, high)
             return value, (low, high), _censored_problem(obs) if value is None else None
-        return low <= obs.value <= high, (low, high), None
+        return t_low <= x_low and x_high <= t_high, (low, high), None
+    x, t = operands(obs, node.bound, low)
     if obs.comparator is not None:
-        value = _censored(obs, node.op, low, None)
+        value = interval_test(obs.comparator, x, node.op, t, None)
         return value, (low,), _censored_problem(obs) if value is None else None
-    return _COMPARE[node.op](obs.value, low), (low,), None
+    return _COMPARE[node.op](x, t), (low,), None
 
 
 def _censored_problem(obs) -> str:
@@ -233,6 +251,9 @@ def _occasions(seen: list) -> list:
     for item in seen:
         if not any(_same_occasion(item, other) for other in kept):
             kept.append(item)
+        elif item[0].lo != item[0].hi and item[1] is not False:
+            # a date known only to the month or year: maybe the same specimen, maybe another one
+            kept.append((item[0], None, item[2], "may be another specimen than a result of the same month or year"))
     return kept
 
 
@@ -406,6 +427,9 @@ _ACTIVE = {"active", "recurrence", "relapse", "in-progress", "on-hold", "intende
 _POINT_EVENTS = ("procedures", "immunizations")  # done on a date, not ongoing
 _ENDED = {"inactive", "remission", "resolved", "completed", "stopped", "cancelled", "not-taken",
           "entered-in-error", "not-done"}
+# a record that says the thing did not happen (FHIR MedicationStatement not-taken, Procedure and
+# Immunization not-done) or was never true: no exposure, no event, in no window
+_NEVER_HAPPENED = {"not-taken", "not-done", "entered-in-error"}
 
 
 def _active(entry, kind: str, as_of: int) -> bool | None:
@@ -458,6 +482,8 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
         # an unreadable record (no code the engine can read) may be in any value set: never a match, never ruled out
         unsure = not matcher.matches_any(entry.codes)
         if unsure and entry.unreadable is None:
+            continue
+        if entry.status in _NEVER_HAPPENED:
             continue
         if entry.start_lo is not None and entry.start_lo > as_of:
             continue  # begins after the as-of date

@@ -85,6 +85,10 @@ class Bound:
     kind: str  # "value" | "ULN" | "LLN"
     value: float  # canonical value, or the multiplier of a limit
     written: str  # as the author wrote it, e.g. "1.5 mg/dL" or "2 x ULN"
+    # a value converted (and so rounded) from another unit: the number as written and the conversion
+    # from its unit; an observation written in the same unit is compared with it in that unit
+    raw: float | None = None
+    source: object = None  # units.Conversion
 
 
 @dataclass(eq=False)

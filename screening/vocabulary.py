@@ -66,10 +66,31 @@ def normalise_text(value: str) -> str:
     graded = grade(text)
     if graded:
         return graded
-    head = re.split(r"[\s,;:(]", text, maxsplit=1)[0]
-    if head in _HEADS and not text.startswith(("positive control", "negative control")):
+    head, _, tail = _split_head(text)
+    if head in _HEADS and not text.startswith(("positive control", "negative control")) and not _hedged(tail):
         return _HEADS[head]
     return text
+
+
+# Words after the leading one that contradict, qualify or undo it ("Non-reactive, confirmatory test
+# positive", "Reactive, not confirmed", "Positive (equivocal)", "negative (positive control failed)"):
+# such a text is not decided by its first word and stays an unrecognised text (unknown, named).
+_HEDGES = re.compile(
+    r"\b(?:pos(?:itive)?|neg(?:ative)?|(?:non-?|un)?reactive|(?:un)?detected|not|no|non|never|without|"
+    r"indeterminate|equivocal|borderline|inconclusive|invalid|uninterpretable|unconfirmed|unclear|"
+    r"false|suspect(?:ed)?|possibl[ey]|probabl[ey]|presumptive|questionable|doubtful|pending|control|"
+    r"trace|grey|gray|but|however|except)\b|\?"
+)
+
+
+def _split_head(text: str) -> tuple[str, str, str]:
+    parts = re.split(r"([\s,;:(])", text, maxsplit=1)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else (parts[0], "", "")
+
+
+def _hedged(tail: str) -> bool:
+    """Does the rest of a result text contradict or qualify its leading word?"""
+    return bool(_HEDGES.search(tail))
 
 
 def is_known(term: str) -> bool:

@@ -120,7 +120,7 @@ def test_hand_checked_bundle() -> None:
     miscarriage = next(c for c in patient["conditions"] if c["code"] == "SNOMED:19169002")
     assert miscarriage == {
         "code": "SNOMED:19169002", "codes": ["SNOMED:19169002"], "display": "Miscarriage in first trimester",
-        "onset": "1984-02-20", "status": "active",
+        "onset": "1984-02-20", "status": "active", "recorded_date": "1984-02-20",
     }
     pharyngitis = next(c for c in patient["conditions"] if c["code"] == "SNOMED:195662009")
     assert (pharyngitis["onset"], pharyngitis["end"], pharyngitis["status"]) == ("2011-06-08", "2011-06-18", "resolved")

@@ -64,3 +64,15 @@ def test_any_keeps_its_meaning():
     anyt = trial('exclusion E1 "x" = any ALT > 100 U/L within 3 months\n')
     assert one(anyt, patient(observations=[obs(ALT, 40, "U/L", day="2026-11-10")])).value is False
     assert one(anyt, patient(observations=[obs(ALT, 140, "U/L", day="2026-11-10")])).value is True
+
+
+def test_equal_results_dated_only_to_the_month_may_be_two_specimens():
+    # "2024-01" twice, equal values, then a normal repeat: one specimen or two; never ruled out
+    from datetime import date
+    from screening import compile_text, patient_from_document
+    t = compile_text('trial "T"\nexclusion E1 "x" = ALT > 100 U/L on at least 2 occasions within 12 months\n', "t.crit")
+    alt = {"code": "LOINC:1742-6", "value": 150, "unit": "U/L"}
+    p = patient_from_document({"version": 1, "id": "p", "observations": [
+        {**alt, "date": "2024-01"}, {**alt, "date": "2024-01"}, {**alt, "value": 30, "date": "2024-03-01"}]})
+    (c,) = t.screen(p, date(2024, 12, 1)).criteria
+    assert (c.verdict, t.values(p, date(2024, 12, 1))) == ("unknown", ((True, None),))

@@ -103,3 +103,16 @@ def test_grade_comparisons_are_checked():
         trial('exclusion E1 "x" = urine_protein >= moderate\n')
     with pytest.raises(SourceError, match="quantity"):
         trial('exclusion E1 "x" = ALT >= 2+\n')
+
+
+@pytest.mark.parametrize("text", [
+    "Non-reactive, confirmatory test positive", "Negative for IgM, positive for IgG", "Reactive, not confirmed",
+    "Positive, unconfirmed", "negative (positive control failed)", "Reactive (false positive suspected)",
+    "Positive (equivocal)", "Positive 1:40 (borderline)", "neg pos", "Positive, confirmation pending",
+])
+def test_a_longer_text_whose_rest_contradicts_or_hedges_its_first_word_is_unknown(text):
+    # the leading word decides only an unqualified text: these must never read as a plain class
+    assert normalise_text(text) == " ".join(text.lower().split())
+    p = patient(observations=[obs(HBSAG, text)])
+    for rules in (POSITIVE, NOT_POSITIVE):
+        assert one(rules, p).value is None

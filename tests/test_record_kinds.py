@@ -151,3 +151,15 @@ def test_cvx_is_a_code_system_of_patient_json() -> None:
     from screening.errors import DataError
     with pytest.raises(DataError):
         patient_from_document({"id": "P", "immunizations": [{"code": "CVZ:03"}]}, "p.json")
+
+
+@pytest.mark.parametrize("rule", ["medication cyc within 3 months", "medication cyc", "active medication cyc",
+                                  "inactive medication cyc within 3 months"])
+def test_a_medication_not_taken_is_no_exposure(rule) -> None:
+    # FHIR MedicationStatement.status not-taken: the patient did not take it; never an exposure
+    trial = compile_text(f'trial "T"\nvalueset cyc "cyclophosphamide" = RXNORM:3002\n'
+                         f'inclusion I1 "on cyclophosphamide" = {rule}\n', "t.crit")
+    p = patient_from_document({"version": 1, "id": "p", "medications": [
+        {"code": "RXNORM:3002", "start": "2026-10-01", "end": "2026-10-20", "status": "not-taken"}]})
+    (c,) = trial.screen(p, AS_OF).criteria
+    assert (c.verdict, trial.values(p, AS_OF)) == ("fail", ((True, False),))

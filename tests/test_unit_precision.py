@@ -103,3 +103,39 @@ def test_a_gauss_dimension_never_reaches_a_count():
     c = one(trial('inclusion I1 "x" = platelets >= 100 x 10^9/L\n'),
             patient(observations=[obs(CODES["platelets"], 150, "G")]))
     assert c.value is None
+
+
+# (analyte, patient value, rule, expected): value and threshold written in the same (non-canonical)
+# unit compare in that unit, exactly; rounding each side on its own could reorder them
+SAME_UNIT = [
+    ("creatinine", 84.69, "umol/L", "creatinine >= 84.7 umol/L", False),
+    ("creatinine", 84.69, "umol/L", "creatinine < 84.7 umol/L", True),
+    ("creatinine", 21.01, "umol/L", "creatinine <= 21.0 umol/L", False),
+    ("creatinine", 6.99, "umol/L", "creatinine > 7.0 umol/L", False),
+    ("creatinine", 134.46, "umol/L", "creatinine >= 134.5 umol/L", False),
+    ("creatinine", 21.01, "umol/L", "creatinine between 5 umol/L and 21.0 umol/L", False),
+    ("glucose", 6.99, "mmol/L", "glucose >= 7.0 mmol/L", False),
+    ("bilirubin", 20.51, "umol/L", "bilirubin <= 20.5 umol/L", False),
+]
+
+
+@pytest.mark.parametrize("analyte,value,unit,rule,expected", SAME_UNIT)
+def test_a_value_and_a_threshold_in_the_same_unit_compare_exactly(analyte, value, unit, rule, expected):
+    t = trial(f'inclusion I1 "x" = {rule}\n')
+    assert one(t, patient(observations=[obs(CODES[analyte], value, unit)])).value is expected
+    # a comparator result in the same unit: the interval decides in that unit too
+    bound = {"value": value, "unit": unit, "comparator": ">=" if expected is False and "<" in rule else "<="}
+    o = {"code": CODES[analyte], "date": "2026-11-10", **bound}
+    one(t, patient(observations=[o]))  # both engines agree
+
+
+@pytest.mark.parametrize("value,high,rule,expected", [
+    (21.01, 21.0, "creatinine <= 1 x ULN", False),
+    (84.69, 84.7, "creatinine < 1 x ULN", True),
+    (127.04, 84.7, "creatinine > 1.5 x ULN", False),   # 1.5 x 84.7 = 127.05
+    (127.06, 84.7, "creatinine > 1.5 x ULN", True),
+])
+def test_a_multiple_of_a_limit_in_the_value_s_own_unit_compares_in_that_unit(value, high, rule, expected):
+    t = trial(f'inclusion I1 "x" = {rule}\n')
+    p = patient(observations=[obs(CODES["creatinine"], value, "umol/L", high=high)])
+    assert one(t, p).value is expected

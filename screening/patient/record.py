@@ -23,7 +23,7 @@ class Obs:
 
     __slots__ = ("code", "key", "value", "text", "dimension", "lo", "hi", "ref_low", "ref_high",
                  "unit", "to_canonical", "problem", "path", "display", "raw_value", "comparator", "ref_problem",
-                 "resolution")
+                 "resolution", "raw_ref")
 
     def __init__(self):
         self.value = None  # float in canonical unit, or None
@@ -37,6 +37,9 @@ class Obs:
         self.display = None
         self.comparator = None  # "<", "<=", ">", ">=": the value is a bound of an interval (FHIR comparator)
         self.resolution = 0.0  # half the unit of the last written digit, in the canonical unit
+        # {"ULN": high, "LLN": low} as written, when the reference range is in the value's own unit and
+        # that unit is converted with rounding: a multiple of a limit then compares in that unit
+        self.raw_ref = None
 
     def in_own_unit(self, canonical: float) -> float:
         """A canonical-unit value expressed in this observation's unit (for explanations)."""
@@ -135,6 +138,8 @@ def _obs(index: int, model, warnings: list[str]) -> Obs:
                     raise UnitProblem(f"reference range unit {rr.unit!r} does not match value unit {model.unit!r}")
             obs.ref_low = rconv.apply_written(rr.low) if rr.low is not None else None
             obs.ref_high = rconv.apply_written(rr.high) if rr.high is not None else None
+            if rconv == conv and not conv.exact:
+                obs.raw_ref = {"ULN": rr.high, "LLN": rr.low}
         except UnitProblem as exc:
             warnings.append(f"{obs.path}.reference_range.unit: {exc}")
         else:
@@ -169,6 +174,9 @@ def _check_range(obs: Obs, rr, warnings: list[str]) -> None:
             problems[side] = f"{path}.{side} is out of range once converted"
             warnings.append(f"{path}.{side}: out of range once converted; it is not used")
     obs.ref_problem = problems or None
+    if obs.raw_ref is not None:  # only the limits still in use
+        obs.raw_ref = {"ULN": rr.high if obs.ref_high is not None else None,
+                       "LLN": rr.low if obs.ref_low is not None else None}
 
 
 def _entry(index: int, kind: str, model, start: str | None, end: str | None) -> Entry:
