@@ -314,9 +314,10 @@ class Conversion:
         exponent = math.log10(self.factor)
         return abs(exponent - round(exponent)) < 1e-12
 
-    def step(self, written_step: float) -> int:
-        """The decimal exponent a converted value is rounded to (see :meth:`apply_written`)."""
-        return round(math.log10(written_step * abs(self.factor)) - 1e-9)  # ties: the finer place
+    def step(self, written_exponent: int) -> int:
+        """The decimal exponent a converted value is rounded to (see :meth:`apply_written`), from the
+        exponent of the last written digit; computed on a log scale so that no product can overflow."""
+        return round(written_exponent + math.log10(abs(self.factor)) - 1e-9)  # ties: the finer place
 
     def apply_written(self, value: float, text: str | None = None) -> float:
         """Convert a quantity at the precision it was written with (the unit-precision rule).
@@ -330,7 +331,9 @@ class Conversion:
         converted = self.apply(value)
         if self.exact or converted == 0 or not math.isfinite(converted) or not self.factor:
             return converted
-        exponent = self.step(written_step(value, text))
+        exponent = self.step(written_exponent(value, text))
+        if exponent < math.floor(math.log10(abs(converted))) - 15:
+            return converted  # a finer place than a float holds: nothing to round
         rounded = Decimal(repr(converted)).quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_UP)
         return float(rounded) + 0.0
 
@@ -341,10 +344,15 @@ def written_step(value: float, text: str | None = None) -> float:
     ``text`` is the number as written in a rule file; without it the shortest form of ``value``
     as read from JSON is used (JSON ``7.0`` is a float and counts one decimal; ``7`` none).
     """
+    return 10.0 ** max(-300, min(300, written_exponent(value, text)))
+
+
+def written_exponent(value: float, text: str | None = None) -> int:
+    """The decimal exponent of the last digit of a number as written ("1.50" -> -2, "53" -> 0)."""
     if text is None:
         text = repr(value)
     exponent = Decimal(text.replace(",", "")).as_tuple().exponent
-    return 10.0 ** exponent if isinstance(exponent, int) else 1.0
+    return exponent if isinstance(exponent, int) else 0
 
 
 def _snap_near(x: float, magnitude: float) -> float:

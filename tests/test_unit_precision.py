@@ -139,3 +139,39 @@ def test_a_multiple_of_a_limit_in_the_value_s_own_unit_compares_in_that_unit(val
     t = trial(f'inclusion I1 "x" = {rule}\n')
     p = patient(observations=[obs(CODES["creatinine"], value, "umol/L", high=high)])
     assert one(t, p).value is expected
+
+
+@pytest.mark.parametrize("value, unit", [
+    (2.9973830842611253e-29, "Cel"),   # an offset conversion of a tiny value (found by tests/test_fuzz.py)
+    (2.9973830842611253e-29, "[degF]"),
+    (5e-324, "mg/dL"),                 # the smallest float: its last digit is far below any float's precision
+    (1.5e306, "umol/L"),               # overflows once converted: unusable, never a crash
+])
+def test_absurd_magnitudes_load_without_a_crash(value, unit):
+    from helpers import patient
+    code = "LOINC:8310-5" if unit in ("Cel", "[degF]") else "LOINC:2160-0"
+    record = patient(observations=[{"code": code, "value": value, "unit": unit, "date": "2026-11-01"}])
+    (obs,) = next(iter(record.labs.values()))
+    assert obs.value is None or obs.value == obs.value  # a number, or unusable with a reason
+    if obs.value is None:
+        assert "out of range once converted" in obs.problem
+
+
+# A result reported in the unit the threshold was written in is compared exactly: rounding both
+# into the catalogue unit (mg/dL for creatinine) must not make 133 umol/L "equal" to 132.6 umol/L.
+@pytest.mark.parametrize("analyte, value, unit, rule, expected", [
+    ("creatinine", 133, "umol/L", "creatinine > 132.6 umol/L", True),
+    ("creatinine", 133, "µmol/L", "creatinine > 132.6 umol/L", True),      # one unit, two spellings
+    ("creatinine", 132.6, "umol/L", "creatinine > 132.6 umol/L", False),
+    ("creatinine", 133, "umol/L", "creatinine <= 132.6 umol/L", False),
+    ("creatinine", 133, "umol/L", "creatinine between 100 umol/L and 132.6 umol/L", False),
+    ("creatinine", 133, "umol/L", "creatinine between 1.0 mg/dL and 132.9 umol/L", False),  # two units
+    ("creatinine", 132.7, "umol/L", "creatinine between 1.0 mg/dL and 132.9 umol/L", True),
+    ("glucose", 7.0, "mmol/L", "glucose > 6.99 mmol/L", True),
+    ("bilirubin", 20.6, "umol/L", "bilirubin > 20.5 umol/L", True),
+    ("creatinine", 133, "umol/L", "creatinine <= 1.5 mg/dL", True),          # other unit: at written precision
+])
+def test_a_result_in_the_thresholds_own_unit_is_compared_exactly(analyte, value, unit, rule, expected):
+    t = trial(f'exclusion E1 "x" = {rule}\n')
+    c = one(t, patient(observations=[obs(CODES[analyte], value, unit)]))
+    assert c.value is expected
