@@ -339,3 +339,34 @@ def test_fhir_dates_accept_ascii_digits_only():
     with pytest.raises(DataError) as caught:
         patient_from_document(bundle(patient=patient), "b.json")
     assert caught.value.problems[0].path == "$.entry[0].resource.birthDate"
+
+
+# --- review findings: results that were not obtained, units without a system, retired lists --------
+
+
+def test_a_cancelled_observation_is_no_result():
+    cancelled = {**creatinine(3.0), "status": "cancelled"}
+    document, report = fhir_to_patient(bundle(cancelled, creatinine(1.0, day="2026-10-01")))
+    assert [o["value"] for o in document["observations"]] == [1.0]
+    assert "Observation cancelled" in report.summary()
+
+
+def test_a_quantity_code_without_a_system_is_read_as_ucum():
+    element = creatinine(1.0)
+    element["valueQuantity"] = {"value": 1.0, "code": "mg/dL"}
+    document, _ = fhir_to_patient(bundle(element))
+    assert document["observations"][0]["unit"] == "mg/dL"
+    trial = compile_text('trial "T"\ninclusion I1 "x" = creatinine <= 1.5 mg/dL\n', "t.crit")
+    assert both(trial, bundle(element)) == [True]
+
+
+@pytest.mark.parametrize("status, expected", [("current", []), ("retired", None), ("entered-in-error", None), (None, None)])
+def test_only_a_current_list_proves_an_empty_section(status, expected):
+    empty = {"resourceType": "List", "mode": "snapshot", "subject": {"reference": "Patient/p1"},
+             "code": {"coding": [{"system": LOINC, "code": "11450-4"}]},
+             "emptyReason": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
+                                         "code": "nilknown"}]}}
+    if status:
+        empty["status"] = status
+    document, _ = fhir_to_patient(bundle(empty))
+    assert document.get("conditions") == expected

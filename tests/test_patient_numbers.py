@@ -195,3 +195,19 @@ def test_an_inline_case_patient_with_yaml_nan_is_refused_at_its_position(tmp_pat
     assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout
     assert ("t.cases.yaml:8:41: inline patient: $.observations[0].value: NaN is not a number: patient JSON takes "
             "finite numbers only") in proc.stdout + proc.stderr
+
+
+def test_a_negative_concentration_is_not_a_result():
+    """A creatinine of -1 mg/dL is an error in the record: unknown with a warning, never `<= 1.5` true."""
+    from helpers import one, patient, trial
+    t = trial('inclusion I1 "x" = any creatinine <= 1.5 mg/dL within 1 year\n')
+    p = patient(observations=[{"code": "LOINC:2160-0", "value": -1, "unit": "mg/dL", "date": "2026-11-01"}])
+    c = one(t, p)
+    assert (c.verdict, c.value) == ("unknown", None)
+    assert "negative" in c.explanation
+    assert p.warnings == ["$.observations[0].value: -1 mg/dL is negative, which no creatinine result can be; "
+                          "the result is not used"]
+    # a temperature below zero Celsius is a number like any other (an offset unit)
+    t2 = trial('exclusion E1 "x" = temperature < 35 Cel\n')
+    assert one(t2, patient(observations=[{"code": "LOINC:8310-5", "value": -1, "unit": "Cel",
+                                          "date": "2026-11-20"}])).value is True

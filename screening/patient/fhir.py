@@ -198,6 +198,9 @@ def fhir_to_patient(document: dict) -> tuple[dict, ConversionReport]:
         if entry.resource.get("status") == "entered-in-error":
             context.report.drop(f"{kind} entered-in-error")
             continue
+        if kind == "Observation" and entry.resource.get("status") == "cancelled":
+            context.report.drop("Observation cancelled")  # no result was obtained, whatever value it carries
+            continue
         records = convert(entry, context)
         if records:
             context.report.use(kind)
@@ -242,7 +245,8 @@ def _list_resource(entry: _Entry, context: _Context, lists: dict[str, list]) -> 
         context.report.drop("List" if section is None else "List of another patient")
         return
     reason = _status_code(resource.get("emptyReason"))
-    if reason is None or resource.get("status") == "entered-in-error" or _list(resource.get("entry")):
+    if reason is None or resource.get("status") != "current" or _list(resource.get("entry")):
+        # only a current List speaks for the record now: a retired or erroneous one proves nothing
         context.report.drop(f"List of {section}")  # its entries are read from the resources themselves
         return
     if reason == "nilknown":
@@ -683,6 +687,8 @@ def _unit(quantity: dict) -> str | None:
     """The UCUM code of a quantity when it has one, else its human-readable unit."""
     if quantity.get("system") == UCUM and _text(quantity.get("code")):
         return _text(quantity["code"])
+    if quantity.get("system") is None and not _text(quantity.get("unit")):
+        return _text(quantity.get("code"))  # a bare code is the only unit there is: read it (as UCUM)
     return _text(quantity.get("unit"))
 
 

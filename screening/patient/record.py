@@ -118,6 +118,11 @@ def _obs(index: int, model, warnings: list[str]) -> Obs:
         obs.problem = f"{model.unit!r} cannot be used: {exc}"
         warnings.append(f"{obs.path}.unit: {exc}")
         return obs
+    if value < 0 and analyte is not None and analyte.unit_text and not (unit.offset or analyte.unit.offset):
+        # a concentration, count, rate or score below zero is an error in the record, not a result
+        obs.problem = f"{value} {model.unit or ''} is negative, which no {analyte.name} result can be".replace("  ", " ")
+        warnings.append(f"{obs.path}.value: {obs.problem}; the result is not used")
+        return obs
     obs.to_canonical = conv
     # converted at the precision it was written with (units.Conversion.apply_written)
     obs.value = conv.apply_written(value)
