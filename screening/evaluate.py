@@ -423,7 +423,8 @@ def sex_test(node: ir.SexTest, patient, ctx: Context):
 
 
 # ---------------------------------------------------------------- conditions, medications, procedures
-_ACTIVE = {"active", "recurrence", "relapse", "in-progress", "on-hold", "intended"}
+_ACTIVE = {"active", "recurrence", "relapse", "in-progress", "on-hold"}
+# "intended" (a plan, not yet taken) is neither: an intended medication is unknown for "active", never current
 _POINT_EVENTS = ("procedures", "immunizations")  # done on a date, not ongoing
 _ENDED = {"inactive", "remission", "resolved", "completed", "stopped", "cancelled", "not-taken",
           "entered-in-error", "not-done"}

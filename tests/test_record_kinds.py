@@ -163,3 +163,11 @@ def test_a_medication_not_taken_is_no_exposure(rule) -> None:
         {"code": "RXNORM:3002", "start": "2026-10-01", "end": "2026-10-20", "status": "not-taken"}]})
     (c,) = trial.screen(p, AS_OF).criteria
     assert (c.verdict, trial.values(p, AS_OF)) == ("fail", ((True, False),))
+
+
+def test_an_intended_medication_is_not_known_to_be_current():
+    """MedicationStatement `intended` is a plan: `active medication X` is unknown, never true."""
+    from helpers import one, patient, trial
+    t = trial('exclusion E1 "x" = active medication RXNORM:3002\n')
+    c = one(t, patient(medications=[{"code": "RXNORM:3002", "status": "intended", "start": "2026-11-01"}]))
+    assert (c.verdict, c.value) == ("unknown", None)
