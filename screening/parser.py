@@ -191,12 +191,16 @@ def _unfinished_before(exc: UnexpectedInput, source: Source, line_start: int, of
                         "finish the rule on the lines above (a threshold, a name, a closing parenthesis ...)").first
 
 
+# `with FIELD`, `with FIELD <op>` just before an unexpected token: the forms of a record detail
+_AFTER_WITH = re.compile(r"\bwith\s+[A-Za-z_][A-Za-z0-9_]*(?:\s*(?:<=|>=|!=|=<|=>|[<>=≤≥]|is|contains|matches))?\s*\Z")
+
 # Friendly names for terminals in "expected ..." messages.
 _TERMINAL_NAMES = {
     "NAME": "a name", "STRING": 'a quoted "text"', "NUMBER": "a number", "INT": "a whole number",
     "CODE": "a code such as ICD10:C50", "UNIT": "a unit", "POWER_UNIT": "a unit such as 10^9/L",
     "EQUAL": "'='", "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "COLON": "':'", "PERCENT": "'%'",
     "$END": "the end of the file", "MINUS": "'-'", "DIGIT_UNIT": "a unit such as 10^9/L",
+    "LESSTHAN": "'<'", "MORETHAN": "'>'",
 }
 
 
@@ -228,6 +232,9 @@ def _syntax_error(exc: UnexpectedInput, source: Source) -> SourceError:
         hint = None
         if token.type in ("UNIT", "NAME") and str(token).lower() in ("x", "times"):
             hint = "a multiple of the upper limit is written `2 x ULN`"
+        elif token.start_pos is not None and _AFTER_WITH.search(source.text, 0, token.start_pos):
+            hint = ('a record field is compared with `with FIELD = "text"`, `!= "text"`, `contains "text"`, '
+                    '`matches "regex"`, or with a number: `with grade >= 3`, `with stage = 3`')
         return source_error(
             "syntax", f"unexpected {found}; expected {_describe_expected(exc.accepts or exc.expected)}",
             source, span, hint,
@@ -557,6 +564,10 @@ class _ToAst(Transformer_NonRecursive):
     def qualifier(self, meta, children):
         return ast.Qualifier(field_name=str(children[0]), op=children[1], value=_unquote(children[2]),
                              span=Span.from_meta(meta))
+
+    def qualifier_number(self, meta, children):
+        op = _OPS.get(children[1], children[1])
+        return ast.Qualifier(field_name=str(children[0]), op=op, value=children[2], span=Span.from_meta(meta))
 
     def window(self, meta, children):
         return ast.Window(duration=children[-1], span=Span.from_meta(meta))
