@@ -29,12 +29,21 @@ class Analyte:
     kind: str = "quantity"
     ifcc_to_ngsp: tuple[float, float] | None = None
     valence: int | None = None
+    local: tuple[str, ...] = ()  # LOCAL codes (scores without a LOINC code we are sure of)
+    scale: tuple[float, float] | None = None  # kind "score": lowest and highest value
+    roman: bool = False  # kind "score": classes written I, II, III, IV
+    classes: tuple[tuple[str, int], ...] = ()  # kind "score": letters for values (Child-Pugh A = 1)
+    percent_points: bool = False  # kind "score": "70 %" is 70 points (Karnofsky), not 0.7
     _conversions: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def codes(self) -> tuple[str, ...]:
         """The patient-record codes (``LOINC:...``) that carry this analyte."""
-        return tuple(f"LOINC:{c}" for c in self.loinc)
+        return tuple(f"LOINC:{c}" for c in self.loinc) + tuple(f"LOCAL:{c}" for c in self.local)
+
+    @property
+    def is_score(self) -> bool:
+        return self.kind == "score"
 
     @property
     def unit(self) -> Unit | None:
@@ -51,6 +60,14 @@ class Analyte:
         target = self.unit
         if target is None:
             raise UnitProblem(f"{self.name} is a qualitative result and has no unit")
+        if self.is_score:
+            # a score has no unit: none, {score}, 1 (and, for Karnofsky and Lansky, % meaning points)
+            if unit.ucum == "%" and self.percent_points:
+                return Conversion(1.0)
+            if unit.is_dimensionless and unit.ucum != "%" and unit.scale == 1 and unit.offset == 0:
+                return Conversion(1.0)
+            raise UnitProblem(f"incompatible units for {self.name}: a score takes no unit, and {unit.text!r} "
+                              "is not one" + (" (a % is read as points)" if self.percent_points else ""))
         if _arbitrary(unit) != _arbitrary(target):
             raise UnitProblem(f"incompatible units for {self.name}: {unit.text} and {target.text} "
                               "(international units are arbitrary and convert only to themselves)")
@@ -127,6 +144,11 @@ def catalogue() -> Catalogue:
             kind=entry.get("kind", "quantity"),
             ifcc_to_ngsp=tuple(entry["ifcc_to_ngsp"]) if "ifcc_to_ngsp" in entry else None,
             valence=entry.get("valence"),
+            local=tuple(entry.get("local", ())),
+            scale=tuple(entry["scale"]) if "scale" in entry else None,
+            roman=entry.get("roman", False),
+            classes=tuple(entry.get("classes", {}).items()),
+            percent_points=entry.get("percent_points", False),
         )
         analytes.append(analyte)
         for key in (name, *analyte.aliases):

@@ -65,8 +65,8 @@ class CodeLiteral(Node):
 @dataclass(frozen=True)
 class Qualifier(Node):
     field_name: str
-    op: str  # "=" | "contains" | "matches"
-    value: str
+    op: str  # "=" | "!=" | "contains" | "matches" with text; < <= > >= = != with a number
+    value: str | float  # a number: a numeric comparison of the field
 
 
 # ------------------------------------------------------------------ expressions

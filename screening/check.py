@@ -16,7 +16,7 @@ from . import ast, ir
 from .analytes import Analyte, catalogue
 from .codes import HIERARCHICAL, SYSTEMS, CodeMatcher, normalise_code, range_of
 from .errors import Diagnostic, SourceError, UnitProblem
-from . import vocabulary
+from . import scores, vocabulary
 from .vocabulary import normalise_text
 from .limits import MAX_DEPTH, MAX_WINDOW, height, too_deep
 from .source import Span
@@ -414,6 +414,8 @@ class _Checker:
             return placeholder
         bound, dim1 = first
         upper, dim2 = second
+        if analyte is not None and analyte.is_score and not self._score_bounds(analyte, node, (bound, upper)):
+            return placeholder
         dimension = dim1 or dim2
         if analyte is None and dim1 and dim2 and dim1 != dim2:
             self.error("unit-mismatch", f"the two bounds of `between` have different dimensions ({dim1}, {dim2})",
@@ -431,6 +433,36 @@ class _Checker:
             window=window, span=node.span,
         )
 
+    def _score_bounds(self, analyte: Analyte, node, bounds) -> bool:
+        """A score is compared with points on its scale, never with limits of normal."""
+        for bound in bounds:
+            if bound is None:
+                continue
+            if bound.kind != "value":
+                self.error("score", f"{analyte.name} is a score; compare it with a value on its scale "
+                           f"({scores.describe(analyte)}), not with the {bound.kind}", node.span)
+                return False
+            if not scores.on_scale(analyte, bound.value):
+                self.error("score", f"{bound.written} is not on the {analyte.display} scale "
+                           f"({scores.describe(analyte)}, whole numbers)", node.span)
+                return False
+        return True
+
+    def _score_text(self, analyte: Analyte, key: str, node: ast.LabText):
+        """`NYHA >= III`, `any NYHA is III`, `Child_Pugh is B`, `ECOG is "grade 1"`: a comparison of points."""
+        value = scores.value_of(analyte, node.value)
+        if value is None:
+            self.error("score", f"`{node.value}` is not on the {analyte.display} scale ({scores.describe(analyte)})",
+                       node.span, f"write e.g. `{analyte.name} <= {scores.shown(analyte, analyte.scale[0] + 1)}`")
+            return ir.Const(False, span=node.span)
+        op = node.op if node.op != "is" else ("!=" if node.negated else "=")
+        written = str(node.value)
+        return ir.LabCompare(
+            key=key, label=analyte.name, canonical_unit=analyte.unit_text, dimension=analyte.unit.dimension,
+            selector=node.selector, op=op, bound=ir.Bound("value", value, written), upper=None, occasions=None,
+            window=self._window(node.window) or self._default_window(), span=node.span,
+        )
+
     def _default_window(self) -> ir.Duration | None:
         lw = self.syntax.lab_window
         return ir.Duration(lw.amount, lw.unit) if lw else None
@@ -439,6 +471,8 @@ class _Checker:
         analyte, key = self._analyte(node.analyte)
         if key is None:
             return ir.Const(False, span=node.span)
+        if analyte is not None and analyte.is_score:
+            return self._score_text(analyte, key, node)
         value = normalise_text(node.value)
         if node.op != "is" and value not in vocabulary.RANK:
             self.error("ordinal", f"`{node.value}` is not a grade on the scale {vocabulary.describe_scale()}",

@@ -151,7 +151,8 @@ def analytes() -> None:
     table = Table("name", "aliases", "unit", "molar mass g/mol", "LOINC")
     for a in catalogue().analytes:
         table.add_row(*(Text(cell) for cell in (a.name, ", ".join(a.aliases), a.unit_text or "(text)",
-                                                 f"{a.molar_mass:g}" if a.molar_mass else "", ", ".join(a.loinc))))
+                                                 f"{a.molar_mass:g}" if a.molar_mass else "",
+                                                 ", ".join([*a.loinc, *(f"LOCAL:{c}" for c in a.local)]))))
     out.print(table)
 
 

@@ -525,13 +525,14 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
                 result = None
                 reasons.append(f"dates not precise enough to place it within {node.window}")
         for qualifier in node.qualifiers:
-            outcome = qualifier.test(entry.field(qualifier.field_name))
+            actual = entry.field(qualifier.field_name)
+            outcome = qualifier.test(actual)
             if outcome is False:
                 result = False
                 break
             if outcome is None:
                 result = None
-                reasons.append(f"{qualifier.field_name} not recorded")
+                reasons.append(qualifier.unknown_reason(actual))
         if result is not False and entry.verification is not None:
             result = None  # provisional, differential, unconfirmed: never a confirmed record
             reasons.append(f"verification status {entry.verification}, not confirmed")

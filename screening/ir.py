@@ -6,6 +6,8 @@ Every node keeps the text it was written as (``source_text``) for reports.
 """
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 
 from .codes import CodeMatcher
@@ -130,24 +132,60 @@ class SexTest(Node):
     sex: str
 
 
+_NUMERIC_TEXT = re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)\s*")
+_NUMERIC_OPS = {
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "=": lambda a, b: a == b, "!=": lambda a, b: a != b,
+}
+
+
+def field_number(actual) -> float | None:
+    """A record field as a number: a JSON number, or text that is only a number ("3", " 2.5 ");
+    anything else ("3A", "grade 3", "III", true) is not a number."""
+    if isinstance(actual, bool):
+        return None
+    if isinstance(actual, (int, float)):
+        return float(actual) if math.isfinite(actual) else None
+    if isinstance(actual, str) and _NUMERIC_TEXT.fullmatch(actual):
+        return float(actual)
+    return None
+
+
 @dataclass(eq=False)
 class Qualifier:
     field_name: str
-    op: str
-    value: str
+    op: str  # = != contains matches (text); < <= > >= = != (number, when value is a float)
+    value: str | float
     pattern: object = None  # an RE2 pattern (linear-time matching), compiled by the checker
 
+    @property
+    def numeric(self) -> bool:
+        return isinstance(self.value, float)
+
     def test(self, actual) -> bool | None:
+        """The qualifier on one record's field: unknown when the field is absent, or when a number
+        is needed and the field is not one."""
         if actual is None:
             return None
+        if self.numeric:
+            number = field_number(actual)
+            return None if number is None else _NUMERIC_OPS[self.op](number, self.value)
         text = str(actual)
-        if self.op == "=":
-            return text.strip().lower() == self.value.strip().lower()
+        if self.op in ("=", "!="):
+            return (text.strip().lower() == self.value.strip().lower()) == (self.op == "=")
         if self.op == "contains":
             return self.value.lower() in text.lower()
         return self.pattern.search(text) is not None
 
+    def unknown_reason(self, actual) -> str:
+        """Why :meth:`test` is unknown for this field value."""
+        if actual is None:
+            return f"{self.field_name} not recorded"
+        return f"{self.field_name} {str(actual)!r} is not a number"
+
     def __str__(self) -> str:
+        if self.numeric:
+            return f"{self.field_name} {self.op} {self.value:g}"
         return f'{self.field_name} {self.op} "{self.value}"'
 
 

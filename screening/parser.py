@@ -36,7 +36,8 @@ def grammar_text() -> str:
 @lru_cache(maxsize=1)
 def lark_parser(strict: bool = False) -> Lark:
     """The one Lark parser of the process (LALR with positions)."""
-    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False, strict=strict)
+    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False, strict=strict,
+                start=["start", "declarations"])
 
 
 _FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -67,9 +68,9 @@ def parse(text: str, name: str = "<rules>") -> ast.RuleSetSyntax:
                            "control and text-direction characters could make a rule or a report read "
                            "differently from what it does")
     try:
-        tree = lark_parser().parse(text)
+        tree = lark_parser().parse(text, start="start")
     except UnexpectedInput as exc:
-        raise _syntax_error(exc, source) from None
+        raise SourceError(_all_syntax_errors(exc, source)) from None
     try:
         syntax = _ToAst(source).transform(tree)
     except VisitError as exc:
@@ -109,12 +110,97 @@ def _check_limits(syntax: ast.RuleSetSyntax) -> None:
         raise SourceError(diagnostics)
 
 
+MAX_SYNTAX_ERRORS = 50
+"""Syntax errors reported for one file (the first ones, in file order)."""
+
+# A declaration begins a line: where the parser goes on after a syntax error.
+_DECLARATION_START = re.compile(r"^[ \t]*(?:inclusion|exclusion|define|valueset|reference|draft)\b", re.M)
+_NOT_NEWLINE = re.compile(r"[^\n]+")
+
+
+def _error_offset(exc: UnexpectedInput, text: str) -> int:
+    if isinstance(exc, UnexpectedToken):
+        if exc.token.type == "$END":
+            return len(text)
+        return exc.token.start_pos if exc.token.start_pos is not None else len(text)
+    position = getattr(exc, "pos_in_stream", None)
+    return position if position is not None else len(text)
+
+
+def _all_syntax_errors(first: UnexpectedInput, source: Source) -> list:
+    """The diagnostics of every syntax error in the file, up to :data:`MAX_SYNTAX_ERRORS`.
+
+    After an error the parser goes on at a line that begins a declaration (`inclusion`,
+    `exclusion`, `define`, `valueset`, `reference`, `draft`), with everything before it blanked
+    (line ends kept, so positions do not move): first at the error's own line, if it begins a
+    declaration (the error may be the echo of an unfinished declaration before it), then at the
+    next one. Each error is reported once, at its own line and column.
+    """
+    text = source.text
+    diagnostics = []
+    reported: set[int] = set()
+    exc: UnexpectedInput | None = first
+    resumed = 0
+    while exc is not None:
+        offset = _error_offset(exc, text)
+        line_start = text.rfind("\n", 0, offset) + 1
+        if offset not in reported:
+            reported.add(offset)
+            diagnostics.append(_unfinished_before(exc, source, line_start, offset)
+                               or _syntax_error(exc, source).first)
+            if len(diagnostics) >= MAX_SYNTAX_ERRORS:
+                break
+            from_here = line_start
+        else:
+            from_here = offset + 1  # the same error from its own declaration: go on past it
+        found = _DECLARATION_START.search(text, max(from_here, resumed + 1))
+        if found is None:
+            break
+        resumed = found.start()
+        try:
+            lark_parser().parse(_blank_before(text, resumed), start="declarations")
+            exc = None
+        except UnexpectedInput as again:
+            exc = again
+    return diagnostics
+
+
+def _blank_before(text: str, offset: int) -> str:
+    """The text with everything before ``offset`` made spaces (line ends kept: positions stay)."""
+    return _NOT_NEWLINE.sub(lambda m: " " * len(m.group()), text[:offset]) + text[offset:]
+
+
+def _unfinished_before(exc: UnexpectedInput, source: Source, line_start: int, offset: int):
+    """`ALT <=` at the end of a line, then `inclusion I2 ...`: the keyword was read as a name of the
+    unfinished rule, and the parser stumbles on `I2`. Say so, at the keyword."""
+    if not isinstance(exc, UnexpectedToken) or exc.token.type == "$END":
+        return None
+    keyword = _DECLARATION_START.match(source.text, line_start)
+    if keyword is None or source.text[keyword.end():offset].strip():
+        return None
+    try:  # a genuine error of this declaration (`inclusion "text" = ...`) comes back from its own line
+        lark_parser().parse(_blank_before(source.text, line_start), start="declarations")
+    except UnexpectedInput as again:
+        if _error_offset(again, source.text) == offset:
+            return None
+    word = keyword.group().strip()
+    column = keyword.end() - len(word) - line_start + 1
+    line = source.text.count("\n", 0, line_start) + 1
+    return source_error("syntax", f"unexpected '{word}': the declaration before it is unfinished", source,
+                        Span(line, column, line, column + len(word)),
+                        "finish the rule on the lines above (a threshold, a name, a closing parenthesis ...)").first
+
+
+# `with FIELD`, `with FIELD <op>` just before an unexpected token: the forms of a record detail
+_AFTER_WITH = re.compile(r"\bwith\s+[A-Za-z_][A-Za-z0-9_]*(?:\s*(?:<=|>=|!=|=<|=>|[<>=≤≥]|is|contains|matches))?\s*\Z")
+
 # Friendly names for terminals in "expected ..." messages.
 _TERMINAL_NAMES = {
     "NAME": "a name", "STRING": 'a quoted "text"', "NUMBER": "a number", "INT": "a whole number",
     "CODE": "a code such as ICD10:C50", "UNIT": "a unit", "POWER_UNIT": "a unit such as 10^9/L",
     "EQUAL": "'='", "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "COLON": "':'", "PERCENT": "'%'",
     "$END": "the end of the file", "MINUS": "'-'", "DIGIT_UNIT": "a unit such as 10^9/L",
+    "LESSTHAN": "'<'", "MORETHAN": "'>'",
 }
 
 
@@ -146,6 +232,9 @@ def _syntax_error(exc: UnexpectedInput, source: Source) -> SourceError:
         hint = None
         if token.type in ("UNIT", "NAME") and str(token).lower() in ("x", "times"):
             hint = "a multiple of the upper limit is written `2 x ULN`"
+        elif token.start_pos is not None and _AFTER_WITH.search(source.text, 0, token.start_pos):
+            hint = ('a record field is compared with `with FIELD = "text"`, `!= "text"`, `contains "text"`, '
+                    '`matches "regex"`, or with a number: `with grade >= 3`, `with stage = 3`')
         return source_error(
             "syntax", f"unexpected {found}; expected {_describe_expected(exc.accepts or exc.expected)}",
             source, span, hint,
@@ -475,6 +564,10 @@ class _ToAst(Transformer_NonRecursive):
     def qualifier(self, meta, children):
         return ast.Qualifier(field_name=str(children[0]), op=children[1], value=_unquote(children[2]),
                              span=Span.from_meta(meta))
+
+    def qualifier_number(self, meta, children):
+        op = _OPS.get(children[1], children[1])
+        return ast.Qualifier(field_name=str(children[0]), op=op, value=children[2], span=Span.from_meta(meta))
 
     def window(self, meta, children):
         return ast.Window(duration=children[-1], span=Span.from_meta(meta))

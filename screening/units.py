@@ -151,9 +151,19 @@ def _lab_letters(s: str) -> str:
     return s.replace("dl", "dL").replace("ml", "mL")
 
 
+# Superscript exponents as registries and lab reports paste them: 10⁹/L, 10¹²/L, /mm³, m², 10⁻³
+_SUPERSCRIPT = re.compile("[⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+")
+_SUPERSCRIPT_DIGITS = str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")
+
+
+def _superscripts(s: str) -> str:
+    """``10⁹/L`` -> ``10^9/L``, ``mm³`` -> ``mm^3``: an exponent written as superscript is an exponent."""
+    return _SUPERSCRIPT.sub(lambda m: "^" + m.group().translate(_SUPERSCRIPT_DIGITS), s)
+
+
 def to_ucum(text: str) -> str:
     """Rewrite a lab spelling of a unit into UCUM (UCUM codes pass through unchanged)."""
-    s = text.strip().replace("μ", "u").replace("µ", "u").replace("²", "2").replace("³", "3")
+    s = _superscripts(text.strip().replace("μ", "u").replace("µ", "u"))
     s = re.sub(r"\s+", "", s)
     if not s:
         return "1"

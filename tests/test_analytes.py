@@ -26,7 +26,7 @@ def _raw() -> dict:
 
 def test_catalogue_loads_every_entry():
     cat = catalogue()
-    assert len(cat.analytes) == len(_raw()) == 48
+    assert len(cat.analytes) == len(_raw()) == 60
     assert all(isinstance(a, Analyte) for a in cat.analytes)
     assert catalogue() is cat  # read once per process
 
@@ -42,7 +42,7 @@ def test_catalogue_names_are_the_documented_ones():
 def test_every_unit_parses(analyte):
     unit = parse_unit(analyte.unit_text)
     assert unit.ucum and unit.dimension
-    assert analyte.kind == "quantity"
+    assert analyte.kind in ("quantity", "score")
     assert analyte.conversion_from(unit).apply(1.5) == 1.5  # its own unit converts to itself
 
 
@@ -54,14 +54,15 @@ def test_qualitative_analytes_have_no_unit():
         assert analyte.unit is None
         with pytest.raises(UnitProblem, match="qualitative"):
             analyte.conversion_from(parse_unit("U/L"))
-    assert all(a.unit_text for a in catalogue().analytes if a.kind == "quantity")
+    assert all(a.unit_text for a in catalogue().analytes if a.kind in ("quantity", "score"))
 
 
 def test_no_loinc_code_belongs_to_two_analytes():
     # counted in the TOML itself, not through the loader (which would refuse to build the index)
     counts = Counter(code for entry in _raw().values() for code in entry["loinc"])
     assert [code for code, n in counts.items() if n > 1] == []
-    assert len(catalogue().by_code) == sum(counts.values())
+    local = sum(len(entry.get("local", ())) for entry in _raw().values())
+    assert len(catalogue().by_code) == sum(counts.values()) + local
     for code in counts:
         assert re.fullmatch(r"\d{1,7}-\d", code), code  # LOINC: number, hyphen, check digit
 

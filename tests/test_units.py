@@ -564,6 +564,15 @@ DOCUMENTED: dict[str, tuple[str, str, float, float]] = {
     "mmHg": ("mm[Hg]", PRESSURE, 133.322, 0.0),
     "Cel": ("Cel", TEMPERATURE, 1.0, 273.15),
     "degF": ("[degF]", TEMPERATURE, 5 / 9, 459.67 * 5 / 9),
+    # superscripts as registries paste them (tests/test_superscript_units.py has more)
+    "10⁹/L": ("10*9/L", NUMBER_CONC, 1e12, 0.0),
+    "x 10⁹/L": ("10*9/L", NUMBER_CONC, 1e12, 0.0),
+    "10¹²/L": ("10*12/L", NUMBER_CONC, 1e15, 0.0),
+    "/mm³": ("/mm3", NUMBER_CONC, 1e9, 0.0),
+    "cells/mm³": ("/mm3", NUMBER_CONC, 1e9, 0.0),
+    "kg/m²": ("kg/m2", AREA_DENSITY, 1.0, 0.0),
+    "mL/min/1.73m²": ("mL/min/{1.73_m2}", VOLUME_RATE, 1e-6 / 60, 0.0),
+    "mL/min/1.73 m²": ("mL/min/{1.73_m2}", VOLUME_RATE, 1e-6 / 60, 0.0),
 }
 
 # Every key of screening.units._SPELLINGS, as labs write it.

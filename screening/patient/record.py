@@ -95,6 +95,9 @@ def _obs(index: int, model, warnings: list[str]) -> Obs:
     obs.comparator = model.comparator
     obs.lo, obs.hi = parse_partial(model.date) if model.date else (None, None)
     value = model.value
+    score = catalogue().for_code(model.code)
+    if score is not None and score.is_score:
+        return _score_obs(obs, score, model, warnings)
     if isinstance(value, str):
         obs.text = normalise_text(value)
         return obs
@@ -149,6 +152,42 @@ def _obs(index: int, model, warnings: list[str]) -> Obs:
             warnings.append(f"{obs.path}.reference_range.unit: {exc}")
         else:
             _check_range(obs, rr, warnings)
+    return obs
+
+
+def _score_obs(obs: Obs, analyte, model, warnings: list[str]) -> Obs:
+    """A score or class (ECOG, NYHA, Child-Pugh ...): a whole number on its scale, from a number or a
+    text ("ECOG 1", "Class III", "B"); anything else is kept as text and is unknown to every test."""
+    from ..scores import describe, on_scale, value_of
+
+    value = model.value
+    obs.dimension = analyte.unit.dimension
+    obs.unit = model.unit
+    obs.to_canonical = Conversion(1.0)
+    if isinstance(value, str):
+        number = value_of(analyte, value)
+        if number is None:
+            obs.text = normalise_text(value)
+            obs.problem = (f"{value!r} is not read as a value of {analyte.display} "
+                           f"({describe(analyte)}; a range or a description is not read)")
+            return obs
+        value = number
+    elif isinstance(value, bool) or value is None:
+        obs.problem = "no value recorded" if value is None else "true/false is not a score"
+        return obs
+    elif model.unit:
+        try:
+            analyte.conversion_from(parse_unit(model.unit))
+        except UnitProblem as exc:
+            obs.problem = f"{model.unit!r} cannot be used: {exc}"
+            warnings.append(f"{obs.path}.unit: {exc}")
+            return obs
+    if not on_scale(analyte, value):
+        obs.problem = f"{value:g} is not on the {analyte.display} scale ({describe(analyte)}, whole numbers)"
+        warnings.append(f"{obs.path}.value: {obs.problem}")
+        return obs
+    obs.value = float(value)
+    obs.resolution = 0.5
     return obs
 
 
