@@ -280,7 +280,7 @@ def test_unreadable_lines_stay_for_review(line, kind):
 
 
 def test_a_draft_that_does_not_compile_falls_back_to_review(monkeypatch):
-    monkeypatch.setattr(ctgov, "draft_rule", lambda text, kind, context=None: ctgov.Draft("ALT <= 2 mg/dL"))
+    monkeypatch.setattr(ctgov.render, "draft_rule", lambda text, kind, context=None: ctgov.Draft("ALT <= 2 mg/dL"))
     result = imported("Inclusion Criteria:\n\n- ALT <= 2 mg/dL\n- Something else\n")
     assert not any(c.draft for c in result.criteria)
     assert "the importer's draft did not compile; left for review" in result.text
