@@ -52,6 +52,7 @@ def _normalise(text: str) -> str:
                  ("µ", "u"), ("μ", "u"), ("³", "3"), ("²", "2"), ("–", "-"), ("—", "-"), ("’", "'"),
                  ("\u00a0", " ")):
         s = s.replace(a, b)
+    s = re.sub(r"\b(or|and)\s+[-*•·]\s+", r"\1 ", s, flags=re.I)     # alternatives joined with their markers
     s = re.sub(r"(?<![<>=])=\s*(>=|<=)", r"\1", s)                  # "(ANC) = ≥1,500"
     s = re.sub(r">\s*/\s*=|>\s*or\s*=|=\s*>", ">=", s)
     s = re.sub(r"<\s*/\s*=|<\s*or\s*=|=\s*<", "<=", s)

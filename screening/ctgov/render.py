@@ -9,7 +9,8 @@ from pathlib import Path
 from ..errors import DataError, DataProblem, SourceError
 from .draft import draft_rule
 from .read import StudyRecord, parse_document, read_record
-from .split import Bullet, _collapse, split_criteria
+from ..limits import forbidden_char
+from .split import Bullet, Note, _collapse, split_document
 
 
 @dataclass
@@ -35,6 +36,7 @@ class ImportResult:
     record: StudyRecord
     criteria: list[ImportedCriterion]
     text: str
+    notes: list[Note] = field(default_factory=list)
 
     @property
     def drafted(self) -> list[ImportedCriterion]:
@@ -46,10 +48,22 @@ class ImportResult:
         return [c for c in self.criteria if c.ident not in ("AGE", "SEX")]
 
 
+def _printable(text: str) -> str:
+    """``text`` without the characters a rule file may not hold (controls, bidi overrides)."""
+    return "".join(" " if forbidden_char(ch) or ch == "\n" else ch for ch in text)
+
+
 def _string(text: str) -> str:
     """A STRING literal of the language: double quotes, with backslash and quote escaped."""
-    text = re.sub(r"[\x00-\x1f\x7f]", " ", text)
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + _printable(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_NOTE_LABEL = {"note": "registry note (not a criterion)", "header": "registry sub-heading (not a criterion)",
+               "boilerplate": "registry boilerplate (not a criterion)"}
+
+
+def _note_line(note: Note) -> str:
+    return f"# {_NOTE_LABEL[note.kind]}: {_collapse(_printable(note.text))}"
 
 
 def _review_reason(text: str, limit: int = 80) -> str:
@@ -116,7 +130,8 @@ def _criterion(bullet: Bullet) -> ImportedCriterion:
                              bullet.heading, dict(draft.valuesets))
 
 
-def _render(record: StudyRecord, criteria: list[ImportedCriterion]) -> tuple[str, dict[int, ImportedCriterion]]:
+def _render(record: StudyRecord, criteria: list[ImportedCriterion],
+            notes: list[Note] = ()) -> tuple[str, dict[int, ImportedCriterion]]:
     """The rule-set text, and which criterion starts on which line (for compile-error fallback)."""
     lines = [
         f"# Imported from ClinicalTrials.gov record {record.nct_id} ({Path(record.source).name}) by screening.ctgov.",
@@ -150,6 +165,7 @@ def _render(record: StudyRecord, criteria: list[ImportedCriterion]) -> tuple[str
             lines += ["", f"# ---- {c.kind} criteria"]
             section_shown = c.kind
             heading_shown = None
+            lines += [_note_line(n) for n in notes if n.section == c.kind and n.after is None]
         if c.heading != heading_shown:
             if c.heading:
                 lines.append(f"# under the heading {c.heading!r}: applies only where that heading says")
@@ -161,6 +177,12 @@ def _render(record: StudyRecord, criteria: list[ImportedCriterion]) -> tuple[str
         where[len(lines) + 1] = c
         lines.append(head)
         lines.append(f"    {c.rule}")
+        if c.ident not in ("AGE", "SEX"):
+            lines += [_note_line(n) for n in notes if n.section == c.kind and n.after == c.ident]
+    shown = {c.kind for c in criteria if c.ident not in ("AGE", "SEX")}
+    orphans = [n for n in notes if n.section not in shown]
+    if orphans:                             # a section that holds only notes
+        lines += [""] + [_note_line(n) for n in orphans]
     return "\n".join(lines) + "\n", where
 
 
@@ -170,19 +192,20 @@ def convert(record: StudyRecord, check: bool = True) -> ImportResult:
     With ``check`` (the default) the text is compiled; a drafted rule that does not compile is
     replaced by ``review`` and the text compiled again, so the result always compiles.
     """
-    criteria = _structured(record) + [_criterion(b) for b in split_criteria(record.criteria)]
+    bullets, notes = split_document(record.criteria)
+    criteria = _structured(record) + [_criterion(b) for b in bullets]
     if not any(c.ident not in ("AGE", "SEX") for c in criteria):
         raise DataError(record.source, [DataProblem("criteria", "no criteria found in the eligibility text",
                                                     code="ctgov")])
-    text, where = _render(record, criteria)
+    text, where = _render(record, criteria, notes)
     if not check:
-        return ImportResult(record, criteria, text)
+        return ImportResult(record, criteria, text, notes)
     from ..compile import compile_text
 
     for _ in range(len(criteria) + 1):
         try:
             compile_text(text, f"{record.nct_id}.crit")
-            return ImportResult(record, criteria, text)
+            return ImportResult(record, criteria, text, notes)
         except SourceError as error:
             failed = set()
             for diagnostic in error.diagnostics:
@@ -196,7 +219,7 @@ def convert(record: StudyRecord, check: bool = True) -> ImportResult:
                     c.draft = False
                     c.rule = f"review {_string(_review_reason(c.text))}"
                     c.comment = "the importer's draft did not compile; left for review"
-            text, where = _render(record, criteria)
+            text, where = _render(record, criteria, notes)
     raise AssertionError("unreachable: every draft was replaced")
 
 

@@ -7,6 +7,22 @@ from dataclasses import dataclass, field
 from .draft import _CONTEXT_OK
 
 
+@dataclass(frozen=True)
+class Note:
+    """Registry text that is not a criterion, kept as a comment in the rule set.
+
+    ``kind`` is ``"note"`` (a "Note: ..." with no criterion before it to qualify), ``"header"``
+    (a sub-heading or a label left without its list: "Target Disease", "Laboratory:") or
+    ``"boilerplate"`` ("Other protocol-defined inclusion/exclusion criteria may apply").
+    ``after`` is the id of the criterion it follows, None at the start of its section.
+    """
+
+    section: str
+    text: str
+    after: str | None
+    kind: str
+
+
 @dataclass
 class Bullet:
     """One criterion line of the registry text.
@@ -41,6 +57,29 @@ _HEADING = re.compile(
 )
 _GENERIC_HEADING_WORDS = {"", "key", "main", "major", "general", "includes", "include", "are", "study"}
 _CHOICE_HEADER = re.compile(r"\b(?:any|one|either|at\s+least\s+\w+)\s+(?:\w+\s+){0,2}?of\b|\beither\b", re.I)
+# A header whose children count together, so that splitting them would change the meaning in
+# either section: "two or more of:", "at least 2 of the following", "all of the following"
+# (an exclusion), "none of the following", "only one of", "both of".
+_NUMBER_WORD = r"(?:two|three|four|five|six|[2-9])"
+_OF_LIST = r"\s+(?:\w+\s+){0,2}?of\s*(?:the\s+following\b|these\b|those\b|:)"
+_COUNT_HEADER = re.compile(
+    r"\b(?:" + _NUMBER_WORD + r"\s+or\s+more|at\s+least\s+" + _NUMBER_WORD + r"|" + _NUMBER_WORD
+    + r"|only\s+one|exactly\s+(?:one|" + _NUMBER_WORD + r")|none|no\s+more\s+than\s+(?:one|" + _NUMBER_WORD + r"))"
+    + _OF_LIST, re.I)
+# "all of the following" / "both of": a joint condition. Split in an inclusion (and = and), kept
+# whole in an exclusion, where separate exclusions would exclude on any one of them.
+_ALL_HEADER = re.compile(r"\b(?:all|both|each)" + _OF_LIST, re.I)
+# "Note: ...", "NB: ...", "Please note ...": a remark on the criterion before it, not a criterion
+_NOTE = re.compile(r"^\W*(?:notes?\b\s*\d*\s*[:.\-]?|n\.?\s?b\.?\s*:|please\s+note\b)", re.I)
+# Registry boilerplate that points elsewhere: "NOTE: Other protocol defined Inclusion/Exclusion
+# criteria may apply.", "Other criteria may apply", "See protocol for full eligibility criteria".
+_BOILERPLATE = re.compile(
+    r"^\W*(?:notes?\s*[:.\-]?\s*)?(?:(?:other|additional|further)\s+(?:[\w/-]+\s+){0,4}?criteria\s+(?:may|might|will|could)"
+    r"\s+apply|(?:please\s+)?(?:see|refer\s+to)\s+(?:the\s+)?(?:study\s+)?protocol\b)", re.I)
+# A line that offers an alternative to the next one: "Treatment-naive; or", "... ULN, OR", "and/or"
+_ALTERNATIVE_END = re.compile(r"\b(?:or|and\s*/\s*or)\W*$", re.I)
+_JOINT_END = re.compile(r"\band\W*$", re.I)
+_ALTERNATIVE_START = re.compile(r"^(?:or|and\s*/\s*or)\b(?!\s*/)", re.I)
 
 
 @dataclass
@@ -49,6 +88,8 @@ class _Item:
     marker: str | None
     lines: list[str]
     children: list["_Item"] = field(default_factory=list)
+    together: bool = False          # alternatives joined into one criterion: never split again
+    comment: str | None = None      # "header" or "boilerplate": kept as a comment, not a criterion
 
     @property
     def text(self) -> str:
@@ -125,6 +166,9 @@ def _tree(items: list[_Item], base: int | None) -> list[_Item]:
         return item.marker is None or (base is not None and item.indent <= base)
 
     for item in items:
+        if item.comment:
+            roots.append(item)              # a sub-heading or boilerplate: not part of any list
+            continue
         if paragraph_like(item):
             if owner is not None and (item.marker is None or paragraph_like(owner)):
                 owner.children.append(item)
@@ -174,7 +218,33 @@ def _joined(item: _Item) -> str:
     return _collapse(" ".join(parts))
 
 
+def _join_alternatives(items: list[_Item], section: str) -> list[_Item]:
+    """Keep alternatives together: a line ending in "or" ("Treatment-naive; or") and the line after
+    it, or a line starting with "OR", are one criterion (splitting them would turn "or" into
+    "and"); in an exclusion section so are a line ending in "and" and the next (excluded only
+    when both hold). The later line becomes a child of the earlier, keeping its marker, and the
+    group is never split again.
+    """
+    out: list[_Item] = []
+    for item in items:
+        item.children = _join_alternatives(item.children, section)
+        if out and not item.comment and not out[-1].comment:
+            before = _joined(out[-1])
+            if (_ALTERNATIVE_END.search(before) or _ALTERNATIVE_START.match(item.text)
+                    or (section == "exclusion" and _JOINT_END.search(before))):
+                out[-1].children.append(item)
+                out[-1].together = True
+                continue
+        out.append(item)
+    return out
+
+
 def split_criteria(text: str) -> list[Bullet]:
+    """The criterion lines of registry criteria text (:func:`split_document` without the notes)."""
+    return split_document(text)[0]
+
+
+def split_document(text: str) -> tuple[list[Bullet], list[Note]]:
     """Split registry criteria text into inclusion and exclusion criterion lines.
 
     Sections start at headings such as ``Inclusion Criteria:`` or ``Key Exclusion Criteria``
@@ -185,21 +255,30 @@ def split_criteria(text: str) -> list[Bullet]:
     section, a header offering a choice -- "any of the following:" -- keeps its children
     attached, since splitting would turn an "or" into an "and"). Identifiers keep the
     registry's numbering (``3.`` -> ``I3``; children of ``5.`` -> ``I5a``, ``I5b``) and are
-    sequential where the registry has none.
+    sequential where the registry has none. Alternatives ("...; or" and the next line) and
+    lists that count together ("two or more of the following:") stay one criterion. Notes,
+    sub-headings and boilerplate are not criteria: a "Note: ..." is attached to the criterion
+    before it (it qualifies it), the others are returned as :class:`Note` (comments).
     """
     bullets: list[Bullet] = []
+    notes: list[Note] = []
     section, heading = "inclusion", None
     pending: list[_Item] = []
 
     def flush() -> None:
         if pending:
-            bullets.extend(_section_bullets(section, heading, _tree(pending, base), bullets))
+            roots = _join_alternatives(_tree(pending, base), section)
+            found, remarks = _section_bullets(section, heading, roots, bullets)
+            bullets.extend(found)
+            notes.extend(remarks)
             pending.clear()
 
     entries, base = _raw_items(text)
     for entry in entries:
         if isinstance(entry, _Item) and _is_subheading(entry):
-            continue
+            entry.comment = "header"
+        elif isinstance(entry, _Item) and _BOILERPLATE.match(entry.text):
+            entry.comment = "boilerplate"
         if isinstance(entry, str):
             flush()
             match = _HEADING.match(entry)
@@ -209,7 +288,7 @@ def split_criteria(text: str) -> list[Bullet]:
             continue
         pending.append(entry)
     flush()
-    return bullets
+    return bullets, notes
 
 
 _EXCEPTION_HEADER = re.compile(
@@ -243,7 +322,9 @@ def _splits(item: _Item, section: str) -> bool:
     who have any of the following are NOT eligible:") and a list of short options without
     numbers (disease subtypes, drug names).
     """
-    if not item.children:
+    if not item.children or item.together:
+        return False
+    if _COUNT_HEADER.search(item.text) or (section == "exclusion" and _ALL_HEADER.search(item.text)):
         return False
     benign = len(item.text.split()) <= 15 and not _CONTEXT_OK.sub(" ", item.text).strip()
     if not (item.header or benign):
@@ -274,7 +355,8 @@ def _letters(n: int) -> str:
             return text
 
 
-def _section_bullets(section: str, heading: str | None, roots: list[_Item], done: list[Bullet]) -> list[Bullet]:
+def _section_bullets(section: str, heading: str | None, roots: list[_Item],
+                     done: list[Bullet]) -> tuple[list[Bullet], list[Note]]:
     """The criteria of one section, with identifiers.
 
     A criterion's number is the registry's: its own marker (``3.`` -> 3), under a split numbered
@@ -305,12 +387,29 @@ def _section_bullets(section: str, heading: str | None, roots: list[_Item], done
     taken = {b.ident for b in done}
     used = {f"{prefix}{number}" for _, _, number in entries if number}
     out: list[Bullet] = []
+    notes: list[Note] = []
     sequence = 0
     lead_in = None
+
+    def last() -> str | None:
+        before = [b for b in done if b.section == section] + out
+        return before[-1].ident if before else None
+
     for item, context, number in entries:
+        text = _joined(item)
+        if item.comment or _BOILERPLATE.match(text):
+            notes.append(Note(section, text, last(), item.comment or "boilerplate"))
+            continue
         if item.marker is None and item.header and not item.children and len(item.text.split()) <= 4 \
                 and not re.search(r"\d", item.text):
+            notes.append(Note(section, text, last(), "header"))
             continue                         # a label such as "Laboratory:" left without its list
+        if _NOTE.match(text):
+            if out and out[-1].context == context:
+                out[-1].text = _collapse(f"{out[-1].text} {text}")    # it qualifies the line before
+            else:
+                notes.append(Note(section, text, last(), "note"))
+            continue
         if number:
             ident = f"{prefix}{number}"
         else:
@@ -324,7 +423,6 @@ def _section_bullets(section: str, heading: str | None, roots: list[_Item], done
                 n += 1
             ident = f"{ident}_{n}"
         taken.add(ident)
-        text = _joined(item)
         out.append(Bullet(section, ident, text, context, heading, number, lead_in))
         if context is None and item.header and not item.children:
             lead_in = text                   # a header whose list the registry flattened
@@ -332,4 +430,4 @@ def _section_bullets(section: str, heading: str | None, roots: list[_Item], done
             lead_in = text                   # the next line completes this one
         elif lead_in is not None and _OPEN_END.search(lead_in):
             lead_in = None
-    return out
+    return out, notes
