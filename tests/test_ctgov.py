@@ -348,7 +348,7 @@ def test_a_drafted_rule_is_evaluated_and_flagged_in_every_report(tmp_path):
     assert anc.draft and anc.rule_text == "ANC >= 1500/uL"
     without = trial.screen(patient_from_document({"id": "a", "observations": []}), date(2026, 11, 25))
     result = without.criterion(anc.id)
-    assert (result.verdict, result.missing, result.draft) == ("unknown", ["ANC result"], True)
+    assert (result.verdict, result.missing, result.draft) == ("unknown", ["ANC result within 28 days"], True)
     low = patient_from_document({"id": "b", "observations": [
         {"code": "LOINC:751-8", "value": 1.2, "unit": "10*9/L", "date": "2026-11-01"}]})
     result = trial.screen(low, date(2026, 11, 25)).criterion(anc.id)

@@ -18,6 +18,7 @@ class Draft:
 
     rule: str
     valuesets: dict[str, str] = field(default_factory=dict)
+    family: str = "labs"            # "labs", "age" or "history": which drafter read the line
 
 
 class _NotUnderstood(Exception):
@@ -687,7 +688,7 @@ def _draft_labs(text: str, kind: str) -> Draft | None:
         needs_parens = len(clauses) > 1 and (" or " in expr or " and " in expr or expr.startswith("if "))
         parts.append(f"({expr})" if needs_parens and (glue == "and" and " or " in expr or expr.startswith("if ")
                                                       or glue == "or" and " and " in expr) else expr)
-    return Draft(f" {glue} ".join(parts), {d.split()[1]: d for d in valuesets})
+    return Draft(f" {glue} ".join(parts), {d.split()[1]: d for d in valuesets}, "labs")
 
 
 # ---------------------------------------------------------------- age
@@ -755,9 +756,9 @@ def _draft_age(text: str, kind: str) -> Draft | None:
             if int(n1) > int(n2):
                 return None
             rule = f"age between {n1} and {n2} {_age_unit(unit)}"
-            return Draft(_with_sex(rule, sex, kind))
+            return Draft(_with_sex(rule, sex, kind), family="age")
         parts = [f"age {op} {n} {_age_unit(u or 'years')}" for op, n, u in tests]
-        return Draft(_with_sex(" and ".join(parts), sex, kind))
+        return Draft(_with_sex(" and ".join(parts), sex, kind), family="age")
     return None
 
 
@@ -798,6 +799,14 @@ _EVENTS = [
     ("pulmonary_embolism", "pulmonary embolism", "ICD10:I26", r"pulmonary\s+embol(?:ism|us|i)(?:\s*\(\s*PE\s*\))?"),
     ("acute_coronary_syndrome", "acute coronary syndrome", "ICD10:I20.0, ICD10:I21, ICD10:I22, ICD10:I24",
      r"acute\s+coronary\s+syndromes?(?:\s*\(\s*ACS\s*\))?|ACS"),
+    # issue 9: nontraumatic (I60-I62) and traumatic (S06.4 epidural, S06.5 subdural, S06.6 subarachnoid)
+    ("intracranial_hemorrhage", "intracranial haemorrhage", "ICD10:I60-I62, ICD10:S06.4, ICD10:S06.5, ICD10:S06.6",
+     r"intracranial\s+h(?:a)?emorrhages?(?:\s*\(\s*ICH\s*\))?|intracranial\s+bleed(?:ing)?"),
+    # with ketoacidosis, type 1 / type 2 / malnutrition-related / other / unspecified (WHO), and
+    # ICD-10-CM's diabetes due to an underlying condition (E08) or drug-induced (E09)
+    ("diabetic_ketoacidosis", "diabetic ketoacidosis",
+     "ICD10:E10.1, ICD10:E11.1, ICD10:E12.1, ICD10:E13.1, ICD10:E14.1, ICD10:E08.1, ICD10:E09.1",
+     r"diabet(?:ic|es)\s+ketoacidosis(?:\s*\(\s*DKA\s*\))?|DKA"),
 ]
 _EVENT_RE = re.compile("|".join(f"(?P<e{i}>{e[3]})" for i, e in enumerate(_EVENTS)), re.I)
 
@@ -806,7 +815,8 @@ def _draft_history(text: str, kind: str) -> Draft | None:
     """Dated events: "Myocardial infarction or stroke within 6 months prior to enrollment"."""
     s = _normalise(text)
     negated = False
-    lead = re.match(r"\s*(?:no\s+)?(?:(?:known\s+)?(?:history|hx)\s+of\s+|prior\s+|previous\s+|recent\s+)?", s, re.I)
+    lead = re.match(r"\s*(?:no\s+)?(?:(?:(?:has\s+)?(?:a\s+)?(?:known\s+|documented\s+)?(?:history|hx)\s+of\s+)"
+                    r"|prior\s+|previous\s+|recent\s+)?", s, re.I)
     if re.match(r"\s*no\b", s, re.I):
         if kind != "inclusion":
             return None
@@ -834,7 +844,8 @@ def _draft_history(text: str, kind: str) -> Draft | None:
         r"\s*(?:(?:prior\s+to|before|of|preceding)\s+(?:the\s+)?(?:study\s+)?"
         r"(?:registration|enrol?lment|randomi[sz]ation|"
         r"screening|study\s+entry|entry|day\s+1|start(?:ing)?\s+(?:of\s+)?(?:study\s+)?(?:treatment|drug|therapy)|"
-        r"treatment|first\s+dose(?:\s+of\s+study\s+(?:drug|treatment|medication))?|study\s+(?:drug|treatment)|dosing|"
+        r"treatment|first\s+dose(?:\s+of\s+(?:the\s+)?(?:study\s+(?:drug|treatment|medication)|[A-Za-z][\w-]*))?|"
+        r"study\s+(?:drug|treatment)|dosing|"
         r"signing\s+(?:the\s+)?informed\s+consent))?\s*[.;]?\s*$", re.I)
     if tail.fullmatch(s, pos) is None:
         return None
@@ -845,7 +856,7 @@ def _draft_history(text: str, kind: str) -> Draft | None:
     if negated:
         rule = f"not ({rule})" if len(tests) > 1 else f"not {rule}"
     sets = {_EVENTS[i][0]: f'valueset {_EVENTS[i][0]} "{_EVENTS[i][1]}" = {_EVENTS[i][2]}' for i in names}
-    return Draft(rule, sets)
+    return Draft(rule, sets, "history")
 
 
 # ---------------------------------------------------------------- the drafter
@@ -887,4 +898,36 @@ def draft_rule(text: str, kind: str, context: str | None = None) -> Draft | None
             draft = None
         if draft is not None:
             return draft
+    return None
+
+
+# ---------------------------------------------------------------- constructs not yet in the language
+# Lines the issue asks to draft once the language has the construct (washouts, performance
+# status as a dated observation, Cockcroft-Gault clearance, BMI derived from weight and height).
+# Until then they stay `review`, with a comment naming the construct the author will need.
+_HINTS = [
+    (re.compile(r"\b(?:ECOG|Eastern\s+Cooperative\s+Oncology\s+Group|WHO\s+performance|Zubrod)\b", re.I),
+     "ECOG performance status as a dated observation (being added to the language); "
+     "`fact ecog <= N` works today but carries no date"),
+    (re.compile(r"\b(?:Karnofsky|KPS|Lansky)\b", re.I),
+     "Karnofsky/Lansky performance status as a dated observation (being added to the language); "
+     "`fact karnofsky >= N` works today but carries no date"),
+    (re.compile(r"\bcock(?:c)?roft[\s-]*(?:and\s+)?gault\b", re.I),
+     "creatinine clearance derived by Cockcroft-Gault from creatinine, age, weight and sex "
+     "(being added to the language)"),
+    (re.compile(r"\b(?:wash[\s-]?out|half[\s-]?lives)\b|"
+                r"(?:at\s+least|>=|≥|more\s+than|greater\s+than|>)\s*\d+\s*(?:days?|weeks?|months?)\s+"
+                r"(?:since|from|after|prior\s+to|before)\b", re.I),
+     "a washout: medication stopped at least N days ago (being added to the language); "
+     "`medication X within N` means any exposure in the window, not a washout"),
+    (re.compile(r"\b(?:BMI|body\s+mass\s+index)\b", re.I),
+     "BMI derived from weight and height (being added to the language); the catalogue's BMI needs a recorded BMI"),
+]
+
+
+def construct_hint(text: str) -> str | None:
+    """For a line left for review: the construct it needs that the language does not have yet."""
+    for pattern, hint in _HINTS:
+        if pattern.search(text):
+            return "intended construct: " + hint
     return None

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError, DataProblem, SourceError
-from .draft import draft_rule
+from .draft import construct_hint, draft_rule
 from .read import StudyRecord, parse_document, read_record
 from ..limits import forbidden_char
 from .split import Bullet, Note, _collapse, split_document
@@ -27,6 +27,7 @@ class ImportedCriterion:
     heading: str | None = None
     valuesets: dict[str, str] = field(default_factory=dict)
     comment: str | None = None
+    family: str | None = None        # which drafter wrote the draft: "labs", "age", "history"
 
 
 @dataclass
@@ -70,6 +71,9 @@ def _review_reason(text: str, limit: int = 80) -> str:
     short = text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
     return f"not yet encoded: {short}"
 
+
+# The look-back for drafted lab rules whose text names no window (`lab window` in the header).
+DEFAULT_LAB_WINDOW = "28 days"
 
 _AGE_FIELD = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(years?|months?|weeks?|days?|hours?|minutes?)\s*$", re.I)
 _DAYS_PER_MONTH = 30.4375
@@ -125,9 +129,9 @@ def _criterion(bullet: Bullet) -> ImportedCriterion:
     draft = None if bullet.heading else draft_rule(bullet.text, bullet.section, context)
     if draft is None:
         return ImportedCriterion(bullet.ident, bullet.section, text, f"review {_string(_review_reason(text))}", False,
-                                 bullet.text, bullet.context, bullet.heading)
+                                 bullet.text, bullet.context, bullet.heading, comment=construct_hint(text))
     return ImportedCriterion(bullet.ident, bullet.section, text, draft.rule, True, bullet.text, bullet.context,
-                             bullet.heading, dict(draft.valuesets))
+                             bullet.heading, dict(draft.valuesets), family=draft.family)
 
 
 def _render(record: StudyRecord, criteria: list[ImportedCriterion],
@@ -147,6 +151,10 @@ def _render(record: StudyRecord, criteria: list[ImportedCriterion],
     lines.append(f"trial {_string(record.nct_id)}")
     if record.title:
         lines.append(f"title {_string(_collapse(record.title))}")
+    if any(c.draft and c.family == "labs" for c in criteria):
+        lines += ["# lab window: an importer default, not the protocol's. Drafted lab rules whose text names no",
+                  "# window (or says only \"at screening\") use it; confirm it against the protocol's screening window.",
+                  f"lab window {DEFAULT_LAB_WINDOW}"]
     valuesets: dict[str, str] = {}
     for c in criteria:
         if c.draft:
