@@ -102,3 +102,19 @@ def test_every_drafted_lab_rule_of_the_sample_has_a_window():
             assert f"\nlab window {DEFAULT_LAB_WINDOW}\n" in result.text, row["nctid"]
             assert trial.checked.lab_window.amount == 28
     assert labs > 100
+
+
+@needs_ctgov
+def test_the_measurement_script_checks_every_lab_draft_against_the_inventory():
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ctgov_drafts.py"
+    proc = subprocess.run([sys.executable, str(script), "--data", str(CTGOV)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "trials: 70 (35 annotated)" in proc.stdout
+    auto = next(line for line in proc.stdout.splitlines() if line.startswith("drafts in annotated trials"))
+    numbers = [int(n) for n in __import__("re").findall(r"\d+", auto)]
+    drafts, right, to_read = numbers
+    assert drafts == right + to_read and right >= 0.8 * drafts
