@@ -116,7 +116,12 @@ def explain(
 
 @app.command()
 def lint(trial_files: List[Path] = typer.Argument(..., help="Rule-set files to compile.")) -> None:
-    """Compile rule sets without screening and report every problem at once."""
+    """Compile rule sets without screening and report every problem at once.
+
+    For each rule set that compiles, a summary on stderr: criteria encoded, drafted (`draft`,
+    not yet confirmed) and review-only (the rule is only `review "..."`).
+    """
+    from .ir import Review
     failed = False
     for path in trial_files:
         try:
@@ -128,6 +133,12 @@ def lint(trial_files: List[Path] = typer.Argument(..., help="Rule-set files to c
         drafts = sum(1 for c in trial.criteria if c.draft)
         note = f", {drafts} draft" if drafts else ""
         out.print(f"ok: {path}: trial {trial.id}, {len(trial.criteria)} criteria{note}", markup=False)
+        # the summary goes to stderr: stdout keeps the one "ok:" line per file that scripts read
+        review_only = sum(1 for c in trial.criteria if not c.draft and c.applies is None
+                          and isinstance(c.condition, Review))
+        encoded = len(trial.criteria) - drafts - review_only
+        err.print(f"{path}: {len(trial.criteria)} criteria: {encoded} encoded, {drafts} drafted, "
+                  f"{review_only} review-only", markup=False)
     if failed:
         raise typer.Exit(2)
 

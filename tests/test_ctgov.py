@@ -171,9 +171,14 @@ def test_markdown_bullets_and_continuations_and_sub_bullets():
 
 
 def test_a_line_continued_by_the_next_is_not_drafted_alone():
+    # issue 9: the two lines are one criterion (alternatives stay together), drafted as an "or"
     text = "Inclusion Criteria:\n\n- Serum creatinine <= 1.5 x ULN, OR\n\n- Creatinine clearance >= 50 mL/min\n"
     result = imported(text)
-    assert not any(c.draft for c in result.criteria)
+    [line] = result.registry_lines
+    assert line.text == "Serum creatinine <= 1.5 x ULN, OR - Creatinine clearance >= 50 mL/min"
+    assert line.rule == "creatinine <= 1.5 x ULN or creatinine_clearance >= 50 mL/min"
+    # the last line of a section that ends in "or" has nothing to join: it stays for review
+    assert not draft_rule("Serum creatinine <= 1.5 x ULN, OR", "inclusion")
 
 
 def test_text_under_a_restricting_heading_is_not_drafted():
@@ -280,7 +285,7 @@ def test_unreadable_lines_stay_for_review(line, kind):
 
 
 def test_a_draft_that_does_not_compile_falls_back_to_review(monkeypatch):
-    monkeypatch.setattr(ctgov, "draft_rule", lambda text, kind, context=None: ctgov.Draft("ALT <= 2 mg/dL"))
+    monkeypatch.setattr(ctgov.render, "draft_rule", lambda text, kind, context=None: ctgov.Draft("ALT <= 2 mg/dL"))
     result = imported("Inclusion Criteria:\n\n- ALT <= 2 mg/dL\n- Something else\n")
     assert not any(c.draft for c in result.criteria)
     assert "the importer's draft did not compile; left for review" in result.text
@@ -343,7 +348,7 @@ def test_a_drafted_rule_is_evaluated_and_flagged_in_every_report(tmp_path):
     assert anc.draft and anc.rule_text == "ANC >= 1500/uL"
     without = trial.screen(patient_from_document({"id": "a", "observations": []}), date(2026, 11, 25))
     result = without.criterion(anc.id)
-    assert (result.verdict, result.missing, result.draft) == ("unknown", ["ANC result"], True)
+    assert (result.verdict, result.missing, result.draft) == ("unknown", ["ANC result within 28 days"], True)
     low = patient_from_document({"id": "b", "observations": [
         {"code": "LOINC:751-8", "value": 1.2, "unit": "10*9/L", "date": "2026-11-01"}]})
     result = trial.screen(low, date(2026, 11, 25)).criterion(anc.id)

@@ -1,513 +1,16 @@
-"""Import a ClinicalTrials.gov record as a rule set in the criteria language.
+"""The line drafter: one criterion line -> a ``draft`` rule, or None (left for review).
 
-:func:`import_record` (a file) and :func:`import_document` (its text) read a study in either
-format the registry publishes -- the API v2 JSON study and the legacy XML record -- and return
-rule-set text that compiles with :func:`screening.compile.compile_text`:
-
-* the structured eligibility fields become working rules (``AGE`` from the minimum and maximum
-  age, ``SEX`` from a single-sex study); healthy-volunteer status is recorded as a comment;
-* the free-text criteria are split into inclusion and exclusion sections and into one criterion
-  per bullet, keeping the registry's own numbering (``3.`` -> ``I3``) and the registry text
-  verbatim (whitespace collapsed);
-* every criterion is ``review "not yet encoded: ..."`` until an author writes its rule, except
-  lines the drafter can read with confidence (lab thresholds, ages, HbA1c and BMI ranges, a few
-  dated cardiovascular events), which become ``draft`` rules -- evaluated normally, flagged DRAFT
-  in every report until an author confirms them.
-
-The module has four parts, in this order: the record reader (JSON/XML -> :class:`StudyRecord`),
-the bullet splitter (:func:`split_criteria`), the line drafter (:func:`draft_rule`, one function
-per pattern family) and the writer (:func:`convert`). See ``docs/ctgov-import.md``.
+One function per pattern family (:func:`_draft_age`, :func:`_draft_history`, :func:`_draft_labs`);
+the whole line must be read or nothing is drafted.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from .errors import DataError, DataProblem, SourceError, UnitProblem, UsageError
+from ..errors import UnitProblem
 
-__all__ = [
-    "StudyRecord", "Bullet", "Draft", "ImportedCriterion", "ImportResult",
-    "import_record", "import_document", "read_record", "parse_document",
-    "split_criteria", "draft_rule", "convert",
-]
-
-
-# =====================================================================================
-# Record reader
-# =====================================================================================
-
-@dataclass(frozen=True)
-class StudyRecord:
-    """The parts of a registry record the importer uses.
-
-    ``sex`` is ``"ALL"``, ``"FEMALE"``, ``"MALE"`` or None; ages are as the registry writes them
-    (``"18 Years"``, ``"6 Months"``, ``"N/A"``) or None.
-    """
-
-    nct_id: str
-    title: str | None
-    criteria: str
-    sex: str | None = None
-    minimum_age: str | None = None
-    maximum_age: str | None = None
-    healthy_volunteers: bool | None = None
-    source: str = "<record>"
-    sex_note: str | None = None
-
-
-def read_record(path: str | Path) -> StudyRecord:
-    """Read a registry file (API v2 JSON study or legacy XML record) into a :class:`StudyRecord`.
-
-    Raises :class:`UsageError` for a file that cannot be read or is neither JSON nor XML, and
-    :class:`DataError` (naming the JSON path or XML element) when the eligibility text is missing.
-    """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such registry file") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read registry file: {exc}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not a ClinicalTrials.gov record (the file is not UTF-8 text)") from None
-    return parse_document(text, str(path))
-
-
-def parse_document(text: str, name: str) -> StudyRecord:
-    """Parse the text of a registry record; ``name`` is used in messages (usually the file name).
-
-    Besides the two registry formats, a JSON object ``{"nctid": ..., "criteria": ...}`` (one row
-    of a criteria sample file, criteria in the legacy text-block layout) is accepted.
-    """
-    stripped = text.lstrip()
-    if stripped.startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{name}: not a ClinicalTrials.gov record: invalid JSON ({exc})") from None
-        return _record_from_json(data, name)
-    if stripped.startswith("<"):
-        try:
-            root = ElementTree.fromstring(text)
-        except ElementTree.ParseError as exc:
-            raise UsageError(f"{name}: not a ClinicalTrials.gov record: invalid XML ({exc})") from None
-        return _record_from_xml(root, name)
-    raise UsageError(f"{name}: not a ClinicalTrials.gov record: expected an API v2 JSON study or a legacy XML record")
-
-
-def _missing(name: str, path: str, message: str) -> DataError:
-    return DataError(name, [DataProblem(path, message, code="ctgov")])
-
-
-def _record_from_json(data, name: str) -> StudyRecord:
-    if isinstance(data, dict) and isinstance(data.get("studies"), list) and len(data["studies"]) == 1:
-        data = data["studies"][0]
-    if not isinstance(data, dict):
-        raise _missing(name, "$", "expected a JSON object (one API v2 study)")
-    if "protocolSection" not in data and isinstance(data.get("criteria"), str):
-        nct = str(data.get("nctid") or data.get("nct_id") or Path(name).stem)
-        return StudyRecord(nct_id=nct, title=data.get("title"), criteria=data["criteria"], source=name)
-    protocol = data.get("protocolSection")
-    if not isinstance(protocol, dict):
-        raise _missing(name, "$.protocolSection", "missing: not an API v2 study (no protocolSection)")
-    ident = protocol.get("identificationModule") or {}
-    eligibility = protocol.get("eligibilityModule")
-    if not isinstance(eligibility, dict):
-        raise _missing(name, "$.protocolSection.eligibilityModule", "missing: the record has no eligibility section")
-    criteria = eligibility.get("eligibilityCriteria")
-    if not isinstance(criteria, str) or not criteria.strip():
-        raise _missing(name, "$.protocolSection.eligibilityModule.eligibilityCriteria",
-                       "missing or empty: the record has no eligibility criteria text")
-    nct = ident.get("nctId") or Path(name).stem
-    healthy = eligibility.get("healthyVolunteers")
-    sex_note = eligibility.get("genderDescription") if eligibility.get("genderBased") else None
-    return StudyRecord(
-        nct_id=str(nct), title=ident.get("briefTitle") or ident.get("officialTitle"),
-        criteria=_unescape_markdown(criteria), sex=_sex_word(eligibility.get("sex")),
-        minimum_age=eligibility.get("minimumAge"), maximum_age=eligibility.get("maximumAge"),
-        healthy_volunteers=healthy if isinstance(healthy, bool) else None, source=name, sex_note=sex_note,
-    )
-
-
-def _record_from_xml(root: ElementTree.Element, name: str) -> StudyRecord:
-    if root.tag != "clinical_study":
-        raise _missing(name, f"<{root.tag}>",
-                       "not a ClinicalTrials.gov record (the root element is not <clinical_study>)")
-    textblock = root.find("eligibility/criteria/textblock")
-    if root.find("eligibility") is None:
-        raise _missing(name, "<clinical_study>/<eligibility>", "missing: the record has no eligibility section")
-    if textblock is None or not (textblock.text or "").strip():
-        raise _missing(name, "<eligibility>/<criteria>/<textblock>",
-                       "missing or empty: the record has no criteria text")
-
-    def text_of(tag: str) -> str | None:
-        element = root.find(tag)
-        return element.text.strip() if element is not None and element.text and element.text.strip() else None
-
-    healthy = text_of("eligibility/healthy_volunteers")
-    return StudyRecord(
-        nct_id=text_of("id_info/nct_id") or Path(name).stem,
-        title=text_of("brief_title") or text_of("official_title"),
-        criteria=textblock.text, sex=_sex_word(text_of("eligibility/gender")),
-        minimum_age=text_of("eligibility/minimum_age"), maximum_age=text_of("eligibility/maximum_age"),
-        healthy_volunteers=None if healthy is None else healthy.lower().startswith(("yes", "accepts")),
-        source=name, sex_note=text_of("eligibility/gender_description"),
-    )
-
-
-def _sex_word(value) -> str | None:
-    if not isinstance(value, str):
-        return None
-    word = value.strip().upper()
-    return {"ALL": "ALL", "BOTH": "ALL", "FEMALE": "FEMALE", "MALE": "MALE"}.get(word)
-
-
-def _unescape_markdown(text: str) -> str:
-    """API v2 text is Markdown: ``\\>`` ``\\<`` ``\\*`` ... stand for the plain characters."""
-    return re.sub(r"\\([\\`*_{}\[\]()#+\-.!<>=~|^])", r"\1", text)
-
-
-# =====================================================================================
-# Bullet splitter
-# =====================================================================================
-
-@dataclass
-class Bullet:
-    """One criterion line of the registry text.
-
-    ``text`` is the registry text (whitespace collapsed; attached sub-bullets joined with their
-    markers); ``context`` the text of the ``...:`` header it was split from, if any; ``heading``
-    a section heading that restricts who the line applies to ("Inclusion Criteria for Part 2A
-    only:"), None under a plain "Inclusion Criteria:" heading. ``lead_in`` is set when the line
-    may continue an earlier one although the registry did not nest it: it follows a header
-    ending in ":" that has no sub-bullets (the nesting was lost), or a line ending in "or",
-    "and" or ","; the drafter treats it like a context.
-    """
-
-    section: str
-    ident: str
-    text: str
-    context: str | None = None
-    heading: str | None = None
-    number: str | None = None
-    lead_in: str | None = None
-
-
-_MARKER = re.compile(
-    r"^(?P<indent>[ \t]*)"
-    r"(?P<marker>[-*•·●▪◦‣–]|\d{1,2}(?:\.\d{1,2})*[.)]|\(\d{1,2}\)|[A-Za-z][.)]|\([a-z]\))"
-    r"(?:[ \t]+|$)(?P<text>.*)$"
-)
-_HEADING = re.compile(
-    r"^(?P<pre>(?:(?:key|main|major|additional|other|general|specific|study|important|selected)\s+)*)"
-    r"(?P<kind>inclusion|exclusion)(?:\s+criteri(?:a|on)s?)?\b(?P<post>[^.;]{0,120}?)\s*:?\s*$",
-    re.I,
-)
-_GENERIC_HEADING_WORDS = {"", "key", "main", "major", "general", "includes", "include", "are", "study"}
-_CHOICE_HEADER = re.compile(r"\b(?:any|one|either|at\s+least\s+\w+)\s+(?:\w+\s+){0,2}?of\b|\beither\b", re.I)
-
-
-@dataclass
-class _Item:
-    indent: int
-    marker: str | None
-    lines: list[str]
-    children: list["_Item"] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        return _collapse(" ".join(self.lines))
-
-    @property
-    def header(self) -> bool:
-        return self.text.endswith(":")
-
-
-def _collapse(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def _raw_items(text: str) -> tuple[list[_Item | str], int | None]:
-    """Lines -> items (a marker or a paragraph starts one); headings are returned as strings."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").expandtabs(4).split("\n")
-    body = [line for line in lines if line.strip()]
-    # Legacy text blocks are hard-wrapped and indented throughout (even the headings): there a
-    # marker right after a non-blank line is a wrapped "1)" or "-", not a new bullet. API v2
-    # Markdown is not wrapped and starts its top-level lines in the first column.
-    wrapped = bool(body) and min(len(line) - len(line.lstrip()) for line in body) >= 2
-    items: list[_Item] = []
-    previous_blank = True
-    for line in lines:
-        if not line.strip():
-            previous_blank = True
-            continue
-        match = _MARKER.match(line)
-        if match and (previous_blank or not wrapped or not items):
-            items.append(_Item(len(match["indent"]), match["marker"], [match["text"]]))
-        elif previous_blank or not items:
-            items.append(_Item(len(line) - len(line.lstrip()), None, [line.strip()]))
-        else:
-            items[-1].lines.append(line.strip())
-        previous_blank = False
-    result: list[_Item | str] = []
-    items = [item for item in items if item.text]
-    merged: list[_Item] = []
-    index = 0
-    while index < len(items):       # a lone "OR" between two items makes them one criterion
-        item = items[index]
-        if re.fullmatch(r"(?i)and\s*/\s*or|or", item.text) and merged and index + 1 < len(items):
-            following = items[index + 1]
-            merged[-1].lines += [item.text] + ([following.marker] if following.marker else []) + following.lines
-            index += 2
-            continue
-        merged.append(item)
-        index += 1
-    for item in merged:
-        if _HEADING.match(item.text) and (item.marker is None or len(item.text) < 60):
-            result.append(item.text)
-        else:
-            result.append(item)
-    base = min((i.indent for i in merged), default=0) if wrapped else None
-    return result, base
-
-
-def _tree(items: list[_Item], base: int | None) -> list[_Item]:
-    """Nest items: deeper markers under their parent; paragraphs under a ``...:`` header.
-
-    ``base`` is the indentation of paragraphs in a hard-wrapped legacy text block (None for
-    Markdown); there a marker at that indentation ("a. ..." flush with the paragraphs) is read
-    as a paragraph too. A ``...:`` item owns the paragraphs that follow it; if it is followed
-    directly by deeper markers it owns those instead. An item that took paragraphs is closed:
-    the next marker is its sibling (registry text often flattens the nesting).
-    """
-    roots: list[_Item] = []
-    stack: list[_Item] = []            # items that may still take deeper marked children
-    owner: _Item | None = None         # a ':' item collecting the paragraphs after it
-    took_paragraphs: set[int] = set()
-
-    def paragraph_like(item: _Item) -> bool:
-        return item.marker is None or (base is not None and item.indent <= base)
-
-    for item in items:
-        if paragraph_like(item):
-            if owner is not None and (item.marker is None or paragraph_like(owner)):
-                owner.children.append(item)
-                took_paragraphs.add(id(owner))
-                if item.header:                 # a ':' paragraph may head a list of its own
-                    stack.append(item)
-                    owner = item
-                continue
-            roots.append(item)
-            stack = [item] if item.header else []
-            owner = item if item.header else None
-            continue
-        while stack:
-            top = stack[-1]
-            if id(top) not in took_paragraphs:
-                if paragraph_like(top):
-                    deeper = top.indent < item.indent if base is not None else top.indent <= item.indent
-                    if top.header and deeper:
-                        break
-                elif top.indent < item.indent:
-                    break
-            stack.pop()
-        (stack[-1].children if stack else roots).append(item)
-        stack.append(item)
-        owner = item if item.header else None
-    return roots
-
-
-def _marker_number(marker: str | None) -> str | None:
-    if marker is None:
-        return None
-    core = marker.strip("().")
-    core = core.rstrip(")")
-    if re.fullmatch(r"\d{1,2}(?:\.\d{1,2})*", core):
-        return "_".join(core.split("."))
-    if re.fullmatch(r"[A-Za-z]", core):
-        return core.lower()
-    return None
-
-
-def _joined(item: _Item) -> str:
-    """An item with its attached descendants, each keeping its marker."""
-    parts = [item.text]
-    for child in item.children:
-        marker = f"{child.marker} " if child.marker else ""
-        parts.append(marker + _joined(child))
-    return _collapse(" ".join(parts))
-
-
-def split_criteria(text: str) -> list[Bullet]:
-    """Split registry criteria text into inclusion and exclusion criterion lines.
-
-    Sections start at headings such as ``Inclusion Criteria:`` or ``Key Exclusion Criteria``
-    (text before the first heading counts as inclusion). Each bullet (``-``, ``*``, ``•``,
-    ``1.``, ``1)``, ``a.`` ...) or paragraph is one criterion; wrapped lines are joined;
-    sub-bullets are attached to their parent, except under a header ending in ``:``, where each
-    child becomes its own criterion and the header is kept as ``context`` (in an inclusion
-    section, a header offering a choice -- "any of the following:" -- keeps its children
-    attached, since splitting would turn an "or" into an "and"). Identifiers keep the
-    registry's numbering (``3.`` -> ``I3``; children of ``5.`` -> ``I5a``, ``I5b``) and are
-    sequential where the registry has none.
-    """
-    bullets: list[Bullet] = []
-    section, heading = "inclusion", None
-    pending: list[_Item] = []
-
-    def flush() -> None:
-        if pending:
-            bullets.extend(_section_bullets(section, heading, _tree(pending, base), bullets))
-            pending.clear()
-
-    entries, base = _raw_items(text)
-    for entry in entries:
-        if isinstance(entry, _Item) and _is_subheading(entry):
-            continue
-        if isinstance(entry, str):
-            flush()
-            match = _HEADING.match(entry)
-            section = match["kind"].lower()
-            words = set(match["pre"].lower().split()) | set(match["post"].lower().split())
-            heading = None if words <= _GENERIC_HEADING_WORDS else entry
-            continue
-        pending.append(entry)
-    flush()
-    return bullets
-
-
-_EXCEPTION_HEADER = re.compile(
-    r"\b(?:except|exceptions?|unless|other\s+than|excluding|not\s+including|allowed|permitted|provided|"
-    r"providing|as\s+long\s+as|(?:is|are|be)\s+eligible)\b", re.I)
-_NEGATED_HEADER = re.compile(
-    r"\b(?:not\s+(?:be\s+)?eligible|ineligible|excluded|exclude|must\s+not|will\s+not)\b", re.I)
-
-
-_REQUIREMENT = re.compile(
-    r"[<>≥≤=]|\b(?:must|should|within|least|greater|less|more|fewer|above|below|days?|weeks?|months?|years?|"
-    r"ULN|normal)\b", re.I)
-
-
-def _is_subheading(item: _Item) -> bool:
-    """A paragraph such as "Target Disease" or "Medical History and Concurrent Diseases"."""
-    words = item.text.split()
-    return (item.marker is None and not item.children and len(words) <= 6 and not re.search(r"[\d.;:,()]", item.text)
-            and all(w[0].isupper() or w.lower() in ("and", "of", "or", "the", "for", "to", "in") for w in words))
-
-
-def _splits(item: _Item, section: str) -> bool:
-    """Whether an item's children are criteria of their own (rather than parts of the item).
-
-    They are under a header: a line ending in ":", or a short line that only announces labs
-    ("Must have adequate organ and bone marrow function."). A header that introduces exceptions
-    or permissions ("except for the following:", "providing the following conditions are met:")
-    keeps its children, which are not criteria of their own. In an inclusion section two more
-    kinds of header keep their children attached, because splitting would turn an "or" into an
-    "and": a header offering a choice ("any of the following:", unless it is negated: "patients
-    who have any of the following are NOT eligible:") and a list of short options without
-    numbers (disease subtypes, drug names).
-    """
-    if not item.children:
-        return False
-    benign = len(item.text.split()) <= 15 and not _CONTEXT_OK.sub(" ", item.text).strip()
-    if not (item.header or benign):
-        return False
-    negated = bool(_NEGATED_HEADER.search(item.text))
-    if _EXCEPTION_HEADER.search(item.text) and not negated:
-        return False
-    if section == "exclusion":
-        return True
-    if _CHOICE_HEADER.search(item.text) and not negated:
-        return False
-    options = all(len(c.text.split()) <= 10 and not c.children and not _REQUIREMENT.search(c.text)
-                  for c in item.children)
-    return not options
-
-
-# A line that the next one completes: "Serum creatinine <= 1.5 x ULN, OR", "Or, if creatinine > 1.5 mg/dL,"
-_OPEN_END = re.compile(r"\b(?:or|and|and/or)\W*$|\bif\b[^;:]*,\s*$", re.I)
-
-
-def _letters(n: int) -> str:
-    """0 -> a, 25 -> z, 26 -> aa."""
-    text = ""
-    while True:
-        text = chr(ord("a") + n % 26) + text
-        n = n // 26 - 1
-        if n < 0:
-            return text
-
-
-def _section_bullets(section: str, heading: str | None, roots: list[_Item], done: list[Bullet]) -> list[Bullet]:
-    """The criteria of one section, with identifiers.
-
-    A criterion's number is the registry's: its own marker (``3.`` -> 3), under a split numbered
-    parent the parent's number and its own (``5.`` > ``a.`` -> 5a, ``5.`` > ``1.`` -> 5_1) or a
-    letter (5a, 5b, ...). Criteria without one are numbered in order, skipping the numbers the
-    registry uses in that section.
-    """
-    prefix = "I" if section == "inclusion" else "E"
-    entries: list[tuple[_Item, str | None, str | None]] = []     # (item, context, number)
-
-    def collect(item: _Item, context: str | None, parent: str | None, index: int) -> None:
-        own = _marker_number(item.marker)
-        if parent and own:
-            number = f"{parent}_{own}" if own[0].isdigit() else f"{parent}{own}"
-        elif parent:
-            number = f"{parent}{_letters(index)}"
-        else:
-            number = own
-        if not _splits(item, section):
-            entries.append((item, context, number))
-            return
-        inner = _collapse(f"{context} {item.text}") if context else item.text
-        for position, child in enumerate(item.children):
-            collect(child, inner, number, position)
-
-    for root in roots:
-        collect(root, None, None, 0)
-    taken = {b.ident for b in done}
-    used = {f"{prefix}{number}" for _, _, number in entries if number}
-    out: list[Bullet] = []
-    sequence = 0
-    lead_in = None
-    for item, context, number in entries:
-        if item.marker is None and item.header and not item.children and len(item.text.split()) <= 4 \
-                and not re.search(r"\d", item.text):
-            continue                         # a label such as "Laboratory:" left without its list
-        if number:
-            ident = f"{prefix}{number}"
-        else:
-            sequence += 1
-            while f"{prefix}{sequence}" in used or f"{prefix}{sequence}" in taken:
-                sequence += 1
-            ident = f"{prefix}{sequence}"
-        if ident in taken:                      # the registry used a number twice
-            n = 2
-            while f"{ident}_{n}" in taken:
-                n += 1
-            ident = f"{ident}_{n}"
-        taken.add(ident)
-        text = _joined(item)
-        out.append(Bullet(section, ident, text, context, heading, number, lead_in))
-        if context is None and item.header and not item.children:
-            lead_in = text                   # a header whose list the registry flattened
-        elif _OPEN_END.search(text):
-            lead_in = text                   # the next line completes this one
-        elif lead_in is not None and _OPEN_END.search(lead_in):
-            lead_in = None
-    return out
-
-
-# =====================================================================================
-# Line drafter
-# =====================================================================================
 
 @dataclass(frozen=True)
 class Draft:
@@ -515,6 +18,7 @@ class Draft:
 
     rule: str
     valuesets: dict[str, str] = field(default_factory=dict)
+    family: str = "labs"            # "labs", "age" or "history": which drafter read the line
 
 
 class _NotUnderstood(Exception):
@@ -549,6 +53,7 @@ def _normalise(text: str) -> str:
                  ("µ", "u"), ("μ", "u"), ("³", "3"), ("²", "2"), ("–", "-"), ("—", "-"), ("’", "'"),
                  ("\u00a0", " ")):
         s = s.replace(a, b)
+    s = re.sub(r"\b(or|and)\s+[-*•·]\s+", r"\1 ", s, flags=re.I)     # alternatives joined with their markers
     s = re.sub(r"(?<![<>=])=\s*(>=|<=)", r"\1", s)                  # "(ANC) = ≥1,500"
     s = re.sub(r">\s*/\s*=|>\s*or\s*=|=\s*>", ">=", s)
     s = re.sub(r"<\s*/\s*=|<\s*or\s*=|=\s*<", "<=", s)
@@ -786,8 +291,8 @@ class _Test:
 
 def _canonical(analyte: str, bound: _Bound) -> float:
     """The threshold in the analyte's catalogue unit (or the ULN multiple); raises if not convertible."""
-    from .analytes import catalogue
-    from .units import parse_unit
+    from ..analytes import catalogue
+    from ..units import parse_unit
 
     value = float(bound.value) if bound.value else 1.0
     if bound.limit:
@@ -1183,7 +688,7 @@ def _draft_labs(text: str, kind: str) -> Draft | None:
         needs_parens = len(clauses) > 1 and (" or " in expr or " and " in expr or expr.startswith("if "))
         parts.append(f"({expr})" if needs_parens and (glue == "and" and " or " in expr or expr.startswith("if ")
                                                       or glue == "or" and " and " in expr) else expr)
-    return Draft(f" {glue} ".join(parts), {d.split()[1]: d for d in valuesets})
+    return Draft(f" {glue} ".join(parts), {d.split()[1]: d for d in valuesets}, "labs")
 
 
 # ---------------------------------------------------------------- age
@@ -1251,9 +756,9 @@ def _draft_age(text: str, kind: str) -> Draft | None:
             if int(n1) > int(n2):
                 return None
             rule = f"age between {n1} and {n2} {_age_unit(unit)}"
-            return Draft(_with_sex(rule, sex, kind))
+            return Draft(_with_sex(rule, sex, kind), family="age")
         parts = [f"age {op} {n} {_age_unit(u or 'years')}" for op, n, u in tests]
-        return Draft(_with_sex(" and ".join(parts), sex, kind))
+        return Draft(_with_sex(" and ".join(parts), sex, kind), family="age")
     return None
 
 
@@ -1294,6 +799,14 @@ _EVENTS = [
     ("pulmonary_embolism", "pulmonary embolism", "ICD10:I26", r"pulmonary\s+embol(?:ism|us|i)(?:\s*\(\s*PE\s*\))?"),
     ("acute_coronary_syndrome", "acute coronary syndrome", "ICD10:I20.0, ICD10:I21, ICD10:I22, ICD10:I24",
      r"acute\s+coronary\s+syndromes?(?:\s*\(\s*ACS\s*\))?|ACS"),
+    # issue 9: nontraumatic (I60-I62) and traumatic (S06.4 epidural, S06.5 subdural, S06.6 subarachnoid)
+    ("intracranial_hemorrhage", "intracranial haemorrhage", "ICD10:I60-I62, ICD10:S06.4, ICD10:S06.5, ICD10:S06.6",
+     r"intracranial\s+h(?:a)?emorrhages?(?:\s*\(\s*ICH\s*\))?|intracranial\s+bleed(?:ing)?"),
+    # with ketoacidosis, type 1 / type 2 / malnutrition-related / other / unspecified (WHO), and
+    # ICD-10-CM's diabetes due to an underlying condition (E08) or drug-induced (E09)
+    ("diabetic_ketoacidosis", "diabetic ketoacidosis",
+     "ICD10:E10.1, ICD10:E11.1, ICD10:E12.1, ICD10:E13.1, ICD10:E14.1, ICD10:E08.1, ICD10:E09.1",
+     r"diabet(?:ic|es)\s+ketoacidosis(?:\s*\(\s*DKA\s*\))?|DKA"),
 ]
 _EVENT_RE = re.compile("|".join(f"(?P<e{i}>{e[3]})" for i, e in enumerate(_EVENTS)), re.I)
 
@@ -1302,7 +815,8 @@ def _draft_history(text: str, kind: str) -> Draft | None:
     """Dated events: "Myocardial infarction or stroke within 6 months prior to enrollment"."""
     s = _normalise(text)
     negated = False
-    lead = re.match(r"\s*(?:no\s+)?(?:(?:known\s+)?(?:history|hx)\s+of\s+|prior\s+|previous\s+|recent\s+)?", s, re.I)
+    lead = re.match(r"\s*(?:no\s+)?(?:(?:(?:has\s+)?(?:a\s+)?(?:known\s+|documented\s+)?(?:history|hx)\s+of\s+)"
+                    r"|prior\s+|previous\s+|recent\s+)?", s, re.I)
     if re.match(r"\s*no\b", s, re.I):
         if kind != "inclusion":
             return None
@@ -1330,7 +844,8 @@ def _draft_history(text: str, kind: str) -> Draft | None:
         r"\s*(?:(?:prior\s+to|before|of|preceding)\s+(?:the\s+)?(?:study\s+)?"
         r"(?:registration|enrol?lment|randomi[sz]ation|"
         r"screening|study\s+entry|entry|day\s+1|start(?:ing)?\s+(?:of\s+)?(?:study\s+)?(?:treatment|drug|therapy)|"
-        r"treatment|first\s+dose(?:\s+of\s+study\s+(?:drug|treatment|medication))?|study\s+(?:drug|treatment)|dosing|"
+        r"treatment|first\s+dose(?:\s+of\s+(?:the\s+)?(?:study\s+(?:drug|treatment|medication)|[A-Za-z][\w-]*))?|"
+        r"study\s+(?:drug|treatment)|dosing|"
         r"signing\s+(?:the\s+)?informed\s+consent))?\s*[.;]?\s*$", re.I)
     if tail.fullmatch(s, pos) is None:
         return None
@@ -1341,7 +856,7 @@ def _draft_history(text: str, kind: str) -> Draft | None:
     if negated:
         rule = f"not ({rule})" if len(tests) > 1 else f"not {rule}"
     sets = {_EVENTS[i][0]: f'valueset {_EVENTS[i][0]} "{_EVENTS[i][1]}" = {_EVENTS[i][2]}' for i in names}
-    return Draft(rule, sets)
+    return Draft(rule, sets, "history")
 
 
 # ---------------------------------------------------------------- the drafter
@@ -1386,213 +901,33 @@ def draft_rule(text: str, kind: str, context: str | None = None) -> Draft | None
     return None
 
 
-# =====================================================================================
-# Writer
-# =====================================================================================
-
-@dataclass
-class ImportedCriterion:
-    """One criterion of the generated rule set."""
-
-    ident: str
-    kind: str
-    text: str
-    rule: str
-    draft: bool
-    source_text: str = ""
-    context: str | None = None
-    heading: str | None = None
-    valuesets: dict[str, str] = field(default_factory=dict)
-    comment: str | None = None
-
-
-@dataclass
-class ImportResult:
-    """The generated rule set: its text, and the criteria it holds (structured fields first)."""
-
-    record: StudyRecord
-    criteria: list[ImportedCriterion]
-    text: str
-
-    @property
-    def drafted(self) -> list[ImportedCriterion]:
-        """Criteria drafted from the registry's free text (not the structured AGE/SEX rules)."""
-        return [c for c in self.criteria if c.draft and c.ident not in ("AGE", "SEX")]
-
-    @property
-    def registry_lines(self) -> list[ImportedCriterion]:
-        return [c for c in self.criteria if c.ident not in ("AGE", "SEX")]
+# ---------------------------------------------------------------- constructs not yet in the language
+# Lines the issue asks to draft once the language has the construct (washouts, performance
+# status as a dated observation, Cockcroft-Gault clearance, BMI derived from weight and height).
+# Until then they stay `review`, with a comment naming the construct the author will need.
+_HINTS = [
+    (re.compile(r"\b(?:ECOG|Eastern\s+Cooperative\s+Oncology\s+Group|WHO\s+performance|Zubrod)\b", re.I),
+     "ECOG performance status as a dated observation (being added to the language); "
+     "`fact ecog <= N` works today but carries no date"),
+    (re.compile(r"\b(?:Karnofsky|KPS|Lansky)\b", re.I),
+     "Karnofsky/Lansky performance status as a dated observation (being added to the language); "
+     "`fact karnofsky >= N` works today but carries no date"),
+    (re.compile(r"\bcock(?:c)?roft[\s-]*(?:and\s+)?gault\b", re.I),
+     "creatinine clearance derived by Cockcroft-Gault from creatinine, age, weight and sex "
+     "(being added to the language)"),
+    (re.compile(r"\b(?:wash[\s-]?out|half[\s-]?lives)\b|"
+                r"(?:at\s+least|>=|≥|more\s+than|greater\s+than|>)\s*\d+\s*(?:days?|weeks?|months?)\s+"
+                r"(?:since|from|after|prior\s+to|before)\b", re.I),
+     "a washout: medication stopped at least N days ago (being added to the language); "
+     "`medication X within N` means any exposure in the window, not a washout"),
+    (re.compile(r"\b(?:BMI|body\s+mass\s+index)\b", re.I),
+     "BMI derived from weight and height (being added to the language); the catalogue's BMI needs a recorded BMI"),
+]
 
 
-def _string(text: str) -> str:
-    """A STRING literal of the language: double quotes, with backslash and quote escaped."""
-    text = re.sub(r"[\x00-\x1f\x7f]", " ", text)
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _review_reason(text: str, limit: int = 80) -> str:
-    short = text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
-    return f"not yet encoded: {short}"
-
-
-_AGE_FIELD = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(years?|months?|weeks?|days?|hours?|minutes?)\s*$", re.I)
-_DAYS_PER_MONTH = 30.4375
-
-
-def _age_field(value: str | None, which: str) -> tuple[str | None, bool]:
-    """One structured age bound as a test (``age >= 18 years``), and whether it is approximate."""
-    if value is None:
-        return None, False
-    match = _AGE_FIELD.match(value)
-    if match is None:
-        return None, False
-    amount, unit = float(match.group(1)), match.group(2).lower().rstrip("s")
-    op = ">=" if which == "min" else "<="
-    if unit in ("year", "month") and amount.is_integer():
-        return f"age {op} {int(amount)} {unit}s", False
-    days = amount * {"year": 365.25, "month": _DAYS_PER_MONTH, "week": 7, "day": 1, "hour": 1 / 24,
-                     "minute": 1 / 1440}[unit]
-    months = days / _DAYS_PER_MONTH
-    # Whole months cannot state a bound in weeks or days exactly; round so that no patient the
-    # registry admits is turned away (minimum rounds down, maximum up), and mark the rule draft.
-    if which == "min":
-        whole = math.floor(months)
-        return (f"age >= {whole} months" if whole > 0 else None), True
-    return f"age < {max(1, math.ceil(months))} months" if months > int(months) else f"age <= {int(months)} months", True
-
-
-def _structured(record: StudyRecord) -> list[ImportedCriterion]:
-    out = []
-    low, low_approx = _age_field(record.minimum_age, "min")
-    high, high_approx = _age_field(record.maximum_age, "max")
-    tests = [t for t in (low, high) if t]
-    if tests:
-        said = []
-        if low:
-            said.append(f"Minimum age {record.minimum_age}")
-        if high:
-            said.append(f"maximum age {record.maximum_age}" if said else f"Maximum age {record.maximum_age}")
-        text = "; ".join(said) + " (registry structured field)"
-        approx = (low_approx and low is not None) or (high_approx and high is not None)
-        comment = "ages in weeks or days rounded to whole months (less strict); check" if approx else None
-        out.append(ImportedCriterion("AGE", "inclusion", text, " and ".join(tests), approx, text, comment=comment))
-    if record.sex in ("FEMALE", "MALE"):
-        word = record.sex.lower()
-        text = f"Sex: {word} (registry structured field)"
-        out.append(ImportedCriterion("SEX", "inclusion", text, f"sex is {word}", False, text))
-    return out
-
-
-def _criterion(bullet: Bullet) -> ImportedCriterion:
-    text = f"{bullet.context} {bullet.text}" if bullet.context else bullet.text
-    context = " ".join(c for c in (bullet.lead_in, bullet.context) if c) or None
-    draft = None if bullet.heading else draft_rule(bullet.text, bullet.section, context)
-    if draft is None:
-        return ImportedCriterion(bullet.ident, bullet.section, text, f"review {_string(_review_reason(text))}", False,
-                                 bullet.text, bullet.context, bullet.heading)
-    return ImportedCriterion(bullet.ident, bullet.section, text, draft.rule, True, bullet.text, bullet.context,
-                             bullet.heading, dict(draft.valuesets))
-
-
-def _render(record: StudyRecord, criteria: list[ImportedCriterion]) -> tuple[str, dict[int, ImportedCriterion]]:
-    """The rule-set text, and which criterion starts on which line (for compile-error fallback)."""
-    lines = [
-        f"# Imported from ClinicalTrials.gov record {record.nct_id} ({Path(record.source).name}) by screening.ctgov.",
-        "# Registry criteria are copied verbatim. `review` marks a criterion not yet encoded; `draft` marks a rule",
-        "# the importer read from the text: check it against the text, then delete the word `draft`.",
-    ]
-    if record.healthy_volunteers is not None:
-        said = "accepted" if record.healthy_volunteers else "not accepted"
-        lines.append(f"# Healthy volunteers: {said} (registry field; it describes the study population, "
-                     "not a test of one patient)")
-    if record.sex_note:
-        lines.append("# Sex eligibility note: " + _collapse(record.sex_note))
-    lines.append(f"trial {_string(record.nct_id)}")
-    if record.title:
-        lines.append(f"title {_string(_collapse(record.title))}")
-    valuesets: dict[str, str] = {}
-    for c in criteria:
-        if c.draft:
-            valuesets.update(c.valuesets)
-    if valuesets:
-        lines += ["", "# Value sets used by drafted rules (ICD-10 categories; extend with local codes)"]
-        lines += list(valuesets.values())
-    where: dict[int, ImportedCriterion] = {}
-    heading_shown = None
-    section_shown = None
-    for c in criteria:
-        if c.ident in ("AGE", "SEX") and section_shown is None:
-            lines += ["", "# ---- structured registry fields"]
-            section_shown = "structured"
-        elif c.ident not in ("AGE", "SEX") and section_shown != c.kind:
-            lines += ["", f"# ---- {c.kind} criteria"]
-            section_shown = c.kind
-            heading_shown = None
-        if c.heading != heading_shown:
-            if c.heading:
-                lines.append(f"# under the heading {c.heading!r}: applies only where that heading says")
-            heading_shown = c.heading
-        if c.comment:
-            lines.append(f"# {c.comment}")
-        prefix = "draft " if c.draft else ""
-        head = f"{prefix}{c.kind} {c.ident} {_string(c.text)} ="
-        where[len(lines) + 1] = c
-        lines.append(head)
-        lines.append(f"    {c.rule}")
-    return "\n".join(lines) + "\n", where
-
-
-def convert(record: StudyRecord, check: bool = True) -> ImportResult:
-    """Turn a :class:`StudyRecord` into rule-set text (with every criterion it holds).
-
-    With ``check`` (the default) the text is compiled; a drafted rule that does not compile is
-    replaced by ``review`` and the text compiled again, so the result always compiles.
-    """
-    criteria = _structured(record) + [_criterion(b) for b in split_criteria(record.criteria)]
-    if not any(c.ident not in ("AGE", "SEX") for c in criteria):
-        raise DataError(record.source, [DataProblem("criteria", "no criteria found in the eligibility text",
-                                                    code="ctgov")])
-    text, where = _render(record, criteria)
-    if not check:
-        return ImportResult(record, criteria, text)
-    from .compile import compile_text
-
-    for _ in range(len(criteria) + 1):
-        try:
-            compile_text(text, f"{record.nct_id}.crit")
-            return ImportResult(record, criteria, text)
-        except SourceError as error:
-            failed = set()
-            for diagnostic in error.diagnostics:
-                owner = max((line for line in where if line <= diagnostic.span.line), default=None)
-                if owner is not None and where[owner].draft:
-                    failed.add(id(where[owner]))
-            if not failed:
-                raise
-            for c in criteria:
-                if id(c) in failed:
-                    c.draft = False
-                    c.rule = f"review {_string(_review_reason(c.text))}"
-                    c.comment = "the importer's draft did not compile; left for review"
-            text, where = _render(record, criteria)
-    raise AssertionError("unreachable: every draft was replaced")
-
-
-def import_document(text: str, name: str) -> str:
-    """Rule-set text for the registry record in ``text`` (API v2 JSON or legacy XML).
-
-    ``name`` names the document in error messages. The result compiles with
-    :func:`screening.compile.compile_text`. Raises :class:`UsageError` when the text is not a
-    registry record and :class:`DataError` when it has no eligibility criteria.
-    """
-    return convert(parse_document(text, name)).text
-
-
-def import_record(path: str | Path) -> str:
-    """Rule-set text for the registry file at ``path`` (API v2 JSON study or legacy XML record).
-
-    Structured fields become rules (``AGE``, ``SEX``); each registry criterion becomes one
-    ``inclusion``/``exclusion`` with its registry id and text, ``review`` until encoded, or
-    ``draft`` where the importer could read it. The result compiles with ``compile_text``.
-    """
-    return convert(read_record(path)).text
+def construct_hint(text: str) -> str | None:
+    """For a line left for review: the construct it needs that the language does not have yet."""
+    for pattern, hint in _HINTS:
+        if pattern.search(text):
+            return "intended construct: " + hint
+    return None

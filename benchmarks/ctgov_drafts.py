@@ -1,0 +1,205 @@
+"""Measure the registry importer's drafts on the 70-trial sample (issue 9).
+
+    python benchmarks/ctgov_drafts.py [--data ../shared/data/ctgov] [--list]
+
+Imports every row of ``criteria_sample.jsonl`` with :func:`screening.ctgov.convert` and prints:
+
+* lines (registry criterion lines, structured AGE/SEX not counted), lines drafted;
+* against the hand annotations of ``inventory/lines.jsonl`` (the first 35 trials): annotated
+  lines, lines marked ``computable: yes``, and how many of those are drafted;
+* drafts judged right. A drafted **lab** rule is checked automatically against the annotated
+  lab entries of its line: every test of the rule (analyte, operator, value, ULN multiple or
+  not) must equal an annotated entry, and every annotated entry must be a test of the rule or
+  restate one in another unit (same analyte and operator). A draft that fails, a draft whose
+  line the inventory rates other than ``yes``, and every non-lab draft (ages, dated events) are
+  listed as ``read`` for a person to judge (``--list`` prints them); the figures in
+  docs/ctgov-import.md give the result of that reading.
+
+Matching an imported criterion to annotated lines: same trial and section; the line whose text is
+equal after dropping case and punctuation, else every line one text contains (the importer may
+keep together what the annotator split, and the other way round), else the line(s) with the best
+word overlap (Jaccard >= 0.5).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from screening.ctgov import convert, parse_document  # noqa: E402
+
+GROUP = {
+    "ANC": "ANC", "platelets": "platelets", "WBC": "WBC", "hemoglobin": "hemoglobin", "creatinine": "creatinine",
+    "creatinine_clearance": "creatinine clearance / GFR", "eGFR": "creatinine clearance / GFR",
+    "bilirubin": "total bilirubin", "direct_bilirubin": "direct bilirubin", "ALT": "ALT", "AST": "AST",
+    "ALP": "alkaline phosphatase", "albumin": "albumin", "INR": "INR", "HbA1c": "HbA1c", "fasting_glucose": "glucose",
+    "BMI": "BMI", "lymphocytes": "lymphocytes",
+}
+TEST = re.compile(
+    r"\b(?P<analyte>" + "|".join(sorted(GROUP, key=len, reverse=True)) + r")\s+"
+    r"(?:between\s+(?P<low>[\d.]+)[^a]*?\s+and\s+(?P<high>[\d.]+)|(?P<op><=|>=|<|>)\s+(?P<value>[\d.]+)?\s*(?P<rest>[^()]*?))"
+    r"(?=\s+(?:and|or|within)\b|\)|$)")
+
+
+def norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def words(text: str) -> set[str]:
+    return set(norm(text).split())
+
+
+def number(text: str) -> float | None:
+    try:
+        return float(text.replace(",", ""))
+    except (TypeError, ValueError):
+        return None
+
+
+def is_limit(unit: str | None) -> bool:
+    return bool(unit) and bool(re.search(r"ULN|UNL|upper\s+limit|normal|LLN", unit, re.I))
+
+
+def rule_tests(rule: str) -> list[tuple[str, str, float, bool]]:
+    """(inventory group, op, value, relative to ULN) for every comparison of a drafted lab rule."""
+    out = []
+    if rule.startswith("if condition"):          # a subgroup threshold: test the general branch (else)
+        rule = rule.split(" else ", 1)[1]
+    for m in TEST.finditer(rule):
+        group = GROUP[m["analyte"]]
+        if m["low"]:
+            out.append((group, ">=", float(m["low"]), False))
+            out.append((group, "<=", float(m["high"]), False))
+        else:
+            rest = m["rest"] or ""
+            limit = "ULN" in rest or "LLN" in rest
+            value = float(m["value"]) if m["value"] else 1.0
+            out.append((group, m["op"], value, limit))
+    return out
+
+
+def entry_tests(entry: dict) -> list[tuple[str, str, float, bool]]:
+    op = (entry["op"] or "").strip()
+    value = entry["value"] or ""
+    group = entry["analyte_group"]
+    limit = is_limit(entry["unit"])
+    range_ = re.fullmatch(r"\s*([\d.,]+)\s*(?:-|to|–)\s*([\d.,]+)\s*", value)
+    if range_ or op in ("between", "range"):
+        if range_:
+            return [(group, ">=", number(range_[1]), limit), (group, "<=", number(range_[2]), limit)]
+        return []
+    v = number(value)
+    if v is None:
+        v = 1.0 if limit else None
+    if v is None:
+        return []
+    return [(group, op, v, limit)]
+
+
+def score(criterion, line) -> float:
+    a, b = norm(criterion.source_text), norm(line["text"])
+    if not a or not b:
+        return 0.0
+    if a == b:
+        return 2.0
+    if min(len(a), len(b)) >= 20 and (a in b or b in a):
+        return 1.5
+    x, y = words(criterion.source_text), words(line["text"])
+    return len(x & y) / max(1, len(x | y))
+
+
+def best_lines(criterion, annotated) -> list[dict]:
+    """The annotated lines of the same section that match the criterion best (score >= 0.5)."""
+    scored = [(score(criterion, line), i) for i, line in enumerate(annotated) if line["section"] == criterion.kind]
+    top = max((s for s, _ in scored), default=0.0)
+    if top < 0.5:
+        return []
+    if top == 1.5:                          # containment: every line the criterion contains or is part of
+        return [annotated[i] for s, i in scored if s == 1.5]
+    return [annotated[i] for s, i in scored if s == top]
+
+
+def judge(criterion, lines) -> tuple[str, str]:
+    """'right' (automatic), or 'read' with the reason a person has to judge it."""
+    if criterion.family != "labs":
+        return "read", f"{criterion.family} draft: no structured annotation to compare"
+    if not lines:
+        return "read", "no annotated line matched"
+    if any(line["computable"] != "yes" for line in lines):
+        return "read", "annotated computable: " + "/".join(sorted({line["computable"] for line in lines}))
+    ours = rule_tests(criterion.rule)
+    theirs = [t for line in lines for e in line["labs"] for t in entry_tests(e)]
+    if not ours:
+        return "read", "rule not parsed"
+    for test in ours:
+        if not any(test[0] == t[0] and test[1] == t[1] and test[3] == t[3] and abs(test[2] - t[2]) < 1e-9
+                   for t in theirs):
+            return "read", f"test {test} not among the annotated entries {theirs}"
+    for t in theirs:
+        if not any(t[0] == o[0] and t[1] == o[1] for o in ours):
+            return "read", f"annotated entry {t} not in the rule"
+    return "right", ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ctgov")
+    parser.add_argument("--list", action="store_true", help="print every draft that needs reading")
+    args = parser.parse_args()
+    rows = [json.loads(x) for x in (args.data / "criteria_sample.jsonl").read_text(encoding="utf-8").splitlines()
+            if x.strip()]
+    inventory = [json.loads(x) for x in (args.data / "inventory" / "lines.jsonl").read_text(encoding="utf-8")
+                 .splitlines() if x.strip()]
+    annotated_trials = {line["nctid"] for line in inventory}
+
+    total = drafted = 0
+    families = Counter()
+    lab_windows = Counter()
+    computable = drafted_computable = 0
+    verdicts = Counter()
+    to_read = []
+    for row in rows:
+        result = convert(parse_document(json.dumps(row), f"{row['nctid']}.json"))
+        lines = result.registry_lines
+        total += len(lines)
+        drafted += len(result.drafted)
+        for c in result.drafted:
+            families[c.family] += 1
+            if c.family == "labs":
+                lab_windows["text" if " within " in c.rule else "default"] += 1
+        if row["nctid"] not in annotated_trials:
+            continue
+        annotated = [line for line in inventory if line["nctid"] == row["nctid"]]
+        covered = {id(line) for c in result.drafted for line in best_lines(c, annotated)}
+        for line in annotated:
+            if line["computable"] != "yes":
+                continue
+            computable += 1
+            drafted_computable += id(line) in covered
+        for c in result.drafted:
+            verdict, reason = judge(c, best_lines(c, annotated))
+            verdicts[verdict] += 1
+            if verdict == "read":
+                to_read.append((row["nctid"], c, reason))
+
+    print(f"trials: {len(rows)} ({len(annotated_trials)} annotated)")
+    print(f"lines: {total}; drafted: {drafted} ({drafted / total:.1%}) "
+          f"[{', '.join(f'{k} {v}' for k, v in families.most_common())}]")
+    print(f"drafted lab rules: window from the text {lab_windows['text']}, rule-set default {lab_windows['default']}")
+    print(f"annotated trials: lines marked computable {computable}; drafted among them {drafted_computable} "
+          f"({drafted_computable / max(1, computable):.1%})")
+    print(f"drafts in annotated trials: {sum(verdicts.values())}; right by automatic check {verdicts['right']}; "
+          f"to read {verdicts['read']}")
+    if args.list:
+        for nct, c, reason in to_read:
+            print(f"\n{nct} {c.ident} ({c.kind}, {c.family}): {reason}\n  text: {c.text}\n  rule: {c.rule}")
+
+
+if __name__ == "__main__":
+    main()
