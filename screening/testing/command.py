@@ -22,12 +22,13 @@ HAND_WRITTEN = ("missing", "explanation")
 
 
 def run_test_command(paths, select: str | None = None, update: bool = False, coverage: bool = False,
-                     junit_xml: Path | None = None, out: Console | None = None, err: Console | None = None) -> int:
+                     junit_xml: Path | None = None, out: Console | None = None, err: Console | None = None,
+                     terminology=None) -> int:
     """Run the case files under ``paths``; returns the exit status (0 all pass, 1 some fail)."""
     out = out or Console(highlight=False, emoji=False)
     err = err or Console(stderr=True, highlight=False, emoji=False)
     files = discover(paths)
-    loader = Loader()
+    loader = Loader(terminology)
     suites = loader.load_all(files, allow_empty=update)
     chosen = selection(select)
     every = [case for suite in suites for case in suite.cases]
