@@ -107,12 +107,15 @@ class CodeMatcher:
         why = None
         for code in codes:
             system = code.partition(":")[0]
+            if self.known is not None and system in self.expanded:
+                unplaced = self.known(code)  # a code the store does not hold cannot be placed in its hierarchy
+                if unplaced:
+                    why = why or unplaced
+                    continue
             if system in self.covered:
                 return False, None
             if why is None:
                 why = self.undecidable.get(system) or self.undecidable.get("*")
-                if why is None and self.known is not None and system in self.expanded:
-                    why = self.known(code)
         return (None, why) if why else (False, None)
 
     def _classify(self, codes) -> tuple[bool | None, str | None]:
