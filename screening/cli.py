@@ -194,10 +194,11 @@ def lint(
         if trial.warnings:
             note += f", {len(trial.warnings)} warning{'s' if len(trial.warnings) != 1 else ''}"
         out.print(f"ok: {path}: trial {trial.id}, {len(trial.criteria)} criteria{note}", markup=False)
-    from .expand import describe_sources
+    if store is not None:  # (no line without a store: lint's output stays one line per file)
+        from .expand import describe_sources
 
-    out.print(f"terminology: {describe_sources(store and [{'source': s.name, 'version': s.version, 'effective': s.effective} for s in store.sources()])}",
-              markup=False, highlight=False)
+        sources = [{"source": s.name, "version": s.version, "effective": s.effective} for s in store.sources()]
+        out.print(f"terminology: {describe_sources(sources)}", markup=False, highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(2)
     if strict and warned:
