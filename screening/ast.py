@@ -56,10 +56,15 @@ Bound = Quantity | Limit
 class CodeLiteral(Node):
     system: str
     code: str
+    op: str = ""  # value-set members only: "<<" the concept and its descendants, "<" the descendants only
 
     @property
     def text(self) -> str:
         return f"{self.system}:{self.code}"
+
+    @property
+    def written(self) -> str:
+        return f"{self.op}{self.system}:{self.code}"
 
 
 @dataclass(frozen=True)
@@ -186,11 +191,29 @@ class Review(Expr):
 
 # ------------------------------------------------------------------ declarations
 @dataclass(frozen=True)
+class ValueSetFile(Node):
+    """``file "valuesets/x.json"``: a FHIR ValueSet read at compile time, relative to the rule file."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class ValueSetPart(Node):
+    """The members on one side of ``except``."""
+
+    codes: tuple[CodeLiteral, ...] = ()
+    includes: tuple[tuple[str, Span], ...] = ()
+    files: tuple[ValueSetFile, ...] = ()
+
+
+@dataclass(frozen=True)
 class ValueSet(Node):
     name: str
     display: str | None
     codes: tuple[CodeLiteral, ...]
     includes: tuple[tuple[str, Span], ...]
+    files: tuple[ValueSetFile, ...] = ()
+    excluded: ValueSetPart | None = None  # the members after `except`
 
 
 @dataclass(frozen=True)

@@ -75,13 +75,23 @@ class TrialFile:
         return str(self.path)
 
 
-def load_trials(paths: list[Path]) -> list[TrialFile]:
+def open_store(path: str | Path | None):
+    """The terminology store at ``path`` (each process opens its own), or None."""
+    if path is None:
+        return None
+    from .terminology.store import TerminologyStore
+
+    return TerminologyStore.open(path)
+
+
+def load_trials(paths: list[Path], terminology: Path | None = None) -> list[TrialFile]:
     """Read and compile every rule file once (errors as :func:`screening.compile.compile_trial`)."""
     loaded: list[TrialFile] = []
+    store = open_store(terminology)
     for path in map(Path, paths):
         raw = read_rule_file(path)
         text = raw.decode("utf-8")
-        trial = compile_text(text, str(path))
+        trial = compile_text(text, str(path), store)
         loaded.append(TrialFile(path, text, hashlib.sha256(raw).hexdigest(), trial))
     seen: dict[str, Path] = {}
     for item in loaded:
@@ -434,11 +444,12 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
-def _init_worker(sources: list[tuple[str, str]], as_of: str, parent: int) -> None:
+def _init_worker(sources: list[tuple[str, str]], as_of: str, parent: int, terminology: str | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts the pool down
     _watch_parent(parent)
     global _SCREENER
-    _SCREENER = Screener([compile_text(text, name) for name, text in sources], date.fromisoformat(as_of))
+    store = open_store(terminology)
+    _SCREENER = Screener([compile_text(text, name, store) for name, text in sources], date.fromisoformat(as_of))
 
 
 def _screen_chunk(records: list) -> tuple:
@@ -529,14 +540,15 @@ class _Display:
 
 class BatchRun:
     def __init__(self, trial_paths, patients: Path, out_dir: Path, as_of: date, *, workers: int, resume: bool,
-                 out: Console, err: Console, chunk_size: int, checkpoint_seconds: float):
+                 out: Console, err: Console, chunk_size: int, checkpoint_seconds: float, terminology: Path | None = None):
         if workers < 1:
             raise UsageError("--workers must be at least 1")
         self.out, self.err = out, err
         self.out_dir, self.as_of = Path(out_dir), as_of
         self.workers, self.resume = workers, resume
         self.chunk_size, self.checkpoint_seconds = max(1, chunk_size), checkpoint_seconds
-        self.trials = load_trials(list(trial_paths))
+        self.terminology = Path(terminology) if terminology is not None else None
+        self.trials = load_trials(list(trial_paths), self.terminology)
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise UsageError(f"{self.out_dir}: --out must be a folder")
         self.source = open_input(Path(patients), self.out_dir)
@@ -555,6 +567,8 @@ class BatchRun:
             "patients": self.source.identity(),
             "trials": [{"path": str(t.path.resolve()), "id": t.trial.id, "sha256": t.sha256} for t in self.trials],
             "as_of": self.as_of.isoformat(),
+            # a screening is reproducible only with the same terminology: its sources are part of the run
+            "terminology": self.trials[0].trial.terminology if self.trials else None,
         }
 
     def read_progress(self) -> dict | None:
@@ -598,6 +612,11 @@ class BatchRun:
                     found.append(f"trials: {item.path} changed since the run started")
         if state.get("as_of") != mine["as_of"]:
             found.append(f"--as-of: the run screened as of {state.get('as_of')}, this command as of {mine['as_of']}")
+        if state.get("terminology") != mine["terminology"]:
+            from .expand import describe_sources
+
+            found.append(f"terminology: the run used {describe_sources(state.get('terminology'))}, this command "
+                         f"{describe_sources(mine['terminology'])}")
         return found
 
     def checkpoint(self, complete: bool = False) -> None:
@@ -698,13 +717,17 @@ class BatchRun:
             if self.workers > 1:  # started before any file is open and before the progress thread
                 executor = ProcessPoolExecutor(
                     max_workers=self.workers, mp_context=_pool_context(), initializer=_init_worker,
-                    initargs=([(t.name, t.text) for t in self.trials], self.as_of.isoformat(), os.getpid()))
+                    initargs=([(t.name, t.text) for t in self.trials], self.as_of.isoformat(), os.getpid(),
+                              str(self.terminology) if self.terminology is not None else None))
                 for future in [executor.submit(_ready) for _ in range(self.workers)]:
                     future.result()
             else:
                 screener = Screener([t.trial for t in self.trials], self.as_of)
             self.open_outputs(state)
             self.opened = True
+            from .expand import describe_sources
+
+            _say(self.out, f"terminology: {describe_sources(self.identity()['terminology'])}")
             if resumed is not None:
                 _say(self.out, f"resuming after {resumed:,} patient records")
             display = _Display(self.out, self.source, self.position, self.tally["records"])
@@ -810,7 +833,8 @@ class BatchRun:
 
 def run_batch_command(trials: list[Path], patients: Path, out_dir: Path, as_of: date, workers: int = 2,
                       resume: bool = True, out: Console | None = None, err: Console | None = None, *,
-                      chunk_size: int = CHUNK_RECORDS, checkpoint_seconds: float = CHECKPOINT_SECONDS) -> int:
+                      chunk_size: int = CHUNK_RECORDS, checkpoint_seconds: float = CHECKPOINT_SECONDS,
+                      terminology: Path | None = None) -> int:
     """Run ``screening batch``; returns the exit status (0 done, 1 done but bad records skipped, 130 interrupted).
 
     Bad arguments, rule files that do not compile and a checkpoint that does not match raise
@@ -819,5 +843,5 @@ def run_batch_command(trials: list[Path], patients: Path, out_dir: Path, as_of: 
     out = out or Console(highlight=False)
     err = err or Console(stderr=True, highlight=False)
     run = BatchRun(trials, patients, out_dir, as_of, workers=workers, resume=resume, out=out, err=err,
-                   chunk_size=chunk_size, checkpoint_seconds=checkpoint_seconds)
+                   chunk_size=chunk_size, checkpoint_seconds=checkpoint_seconds, terminology=terminology)
     return run.execute()

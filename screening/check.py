@@ -15,6 +15,7 @@ import re2
 from . import ast, ir
 from .analytes import Analyte, catalogue
 from .codes import HIERARCHICAL, SYSTEMS, CodeMatcher, normalise_code, range_of
+from .expand import INGREDIENT_KINDS, Expander, TerminologyError
 from .errors import Diagnostic, SourceError, UnitProblem
 from . import scores, vocabulary
 from .vocabulary import normalise_text
@@ -53,13 +54,19 @@ def _did_you_mean(name: str, candidates) -> str | None:
 
 
 class _Checker:
-    def __init__(self, syntax: ast.RuleSetSyntax):
+    def __init__(self, syntax: ast.RuleSetSyntax, terminology=None, base_dir=None):
         self.syntax = syntax
+        self.terminology = terminology
+        self.base_dir = base_dir
+        self.expander = Expander(terminology)
+        self.warnings: list[Diagnostic] = []
+        self.used_valuesets: dict[str, set[str]] = {}  # value set -> the record nouns testing it
         self.source = syntax.source
         self.diagnostics: list[Diagnostic] = []
         self.catalogue = catalogue()
         self.valueset_syntax = {}
         self.matchers: dict[str, CodeMatcher] = {}
+        self.inline_matchers: list[CodeMatcher] = []
         self.define_syntax: dict[str, ast.Define] = {}
         self.defines: dict[str, ir.Define] = {}
         self.checking: list[str] = []
@@ -76,6 +83,9 @@ class _Checker:
 
     def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, self.source, span, hint))
+
+    def warn(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.warnings.append(Diagnostic(code, message, self.source, span, hint, "warning"))
 
     def text_of(self, span: Span) -> str:
         lines = self.lines
@@ -119,12 +129,45 @@ class _Checker:
             self.error("empty", "the rule set has no inclusion or exclusion criteria", syntax.span)
         if self.diagnostics:
             raise SourceError(self.diagnostics)
+        self._usage_warnings()
         used = {name: d for name, d in self.defines.items()}
         return ir.CheckedRuleSet(
             trial_id=syntax.trial_id, title=syntax.title, criteria=criteria, defines=used, ranges=ranges,
             lab_window=ir.Duration(syntax.lab_window.amount, syntax.lab_window.unit) if syntax.lab_window else None,
-            source_name=self.source.name,
+            source_name=self.source.name, warnings=sorted(self.warnings, key=lambda d: (d.span.line, d.span.column)),
+            matchers=[m for m in self.matchers.values() if m is not None] + self.inline_matchers,
+            terminology=self.expander.sources(),
         )
+
+    def _usage_warnings(self) -> None:
+        """Lint warnings that need the whole rule set: value sets never used, RxNorm products where a
+        medication value set is meant as a class."""
+        included = {inc for vs in self.syntax.valuesets for inc, _ in vs.includes}
+        included |= {inc for vs in self.syntax.valuesets if vs.excluded for inc, _ in vs.excluded.includes}
+        for vs in self.syntax.valuesets:
+            if vs.name not in self.used_valuesets and vs.name not in included:
+                self.warn("unused-valueset", f"value set {vs.name} is declared and never used", vs.span)
+        medication_sets = {name for name, nouns in self.used_valuesets.items() if "medication" in nouns}
+        frontier = list(medication_sets)
+        while frontier:  # value sets included by a medication value set are medication value sets too
+            vs = self.valueset_syntax.get(frontier.pop())
+            for inc, _ in (vs.includes if vs else ()):
+                if inc not in medication_sets:
+                    medication_sets.add(inc)
+                    frontier.append(inc)
+        if self.terminology is None:
+            return
+        for name in sorted(medication_sets):
+            vs = self.valueset_syntax.get(name)
+            for code in (vs.codes if vs else ()):
+                if code.system != "RXNORM" or code.op == "<":
+                    continue
+                concept = self.expander.lookup("RXNORM", code.code)
+                if concept is not None and concept.kind and concept.kind not in INGREDIENT_KINDS:
+                    self.warn("rxnorm-product", f"{code.written} is an RxNorm {concept.kind} "
+                              f"({concept.display or 'a drug product'}), not an ingredient: it matches that product "
+                              f"only, not every product containing its ingredients", code.span,
+                              "list the ingredient (term type IN) to match every product that contains it")
 
     def _collect_names(self) -> None:
         for vs in self.syntax.valuesets:
@@ -202,34 +245,159 @@ class _Checker:
         if name in stack:
             self.error("cycle", f"value set {name} includes itself ({' -> '.join(stack + (name,))})", span)
             return None
-        exact, prefixes, ranges = set(), [], []
-        for code in vs.codes:
-            if code.system not in SYSTEMS:
-                self.error("unknown-code-system", f"unknown code system {code.system}", code.span)
-                continue
-            bounds = range_of(code.system, code.code)
-            if bounds:
-                if bounds[0] > bounds[1]:
-                    self.error("bad-range", f"code range {code.text} runs backwards", code.span)
-                ranges.append((code.system, *bounds))
-            elif code.system in HIERARCHICAL:
-                if "-" in code.code:
-                    self.error("bad-range", f"{code.text} is not a code range: write e.g. ICD10:C00-C96",
-                               code.span)
-                prefixes.append(normalise_code(code.text))
-            else:
-                exact.add(normalise_code(code.text))
-        for included, inc_span in vs.includes:
-            sub = self._matcher(included, inc_span, stack + (name,))
-            if sub is not None:
-                exact |= sub.exact
-                prefixes.extend(sub.prefixes)
-                ranges.extend(sub.ranges)
-        # (an included set reached along two paths is counted once: no blow-up on diamonds)
-        matcher = CodeMatcher(vs.display or name, frozenset(exact), tuple(dict.fromkeys(prefixes)),
-                              tuple(dict.fromkeys(ranges)))
+        files = [self._read_file(f) for f in vs.files]
+        matcher = self._part(vs.display or name, vs.codes, vs.includes, [f[0] for f in files if f], stack + (name,))
+        excluded_rules = [f[1] for f in files if f and f[1]]
+        if vs.excluded is not None or excluded_rules:
+            part = vs.excluded or ast.ValueSetPart(span=vs.span)
+            more = [self._read_file(f) for f in part.files]
+            excluded = self._part(
+                "except " + ", ".join([c.written for c in part.codes] + [i for i, _ in part.includes]
+                                      + [f'file "{f.path}"' for f in part.files] + (["the file's excludes"] if excluded_rules else [])),
+                part.codes, part.includes, [f[0] for f in more if f] + excluded_rules, stack + (name,))
+            matcher.excluded = excluded
         self.matchers[name] = matcher
         return matcher
+
+    def _part(self, label: str, codes, includes, file_rules, stack) -> CodeMatcher:
+        """The matcher of one side of `except`: members expanded against the store, included value sets merged."""
+        exact, prefixes, ranges, undecidable, systems, expanded, parts = set(), [], [], {}, set(), set(), []
+        members = [(code, code.system, code.code, code.op, code.span, True) for code in codes]
+        for rules, span in file_rules:
+            members.extend((None, system, value, op, span, False) for op, system, value in rules)
+        for code, system, value, op, where, written in members:
+            if system == "VALUESET":
+                try:
+                    exact |= self.expander.expand("", "VALUESET", value)
+                except TerminologyError as exc:
+                    undecidable.setdefault("*", f"value set {value} could not be expanded ({exc}): load it "
+                                                "(screening terminology load FILE)")
+                continue
+            if system not in SYSTEMS:
+                if written:
+                    self.error("unknown-code-system", f"unknown code system {system}", where)
+                else:
+                    self.warn("file-system", f"the value set file lists codes of {system}, which records do not "
+                              "carry under that name; they are ignored", where)
+                continue
+            systems.add(system)
+            text = f"{system}:{value}"
+            if written:
+                self._member_warnings(code)
+            if system in HIERARCHICAL:
+                if op == "<":
+                    self.error("member", f"{op}{text}: ICD-10 and ATC codes already match their descendants; write "
+                               f"{text}", where)
+                    continue
+                bounds = range_of(system, value)
+                if bounds:
+                    if bounds[0] > bounds[1]:
+                        self.error("bad-range", f"code range {text} runs backwards", where)
+                    ranges.append((system, *bounds))
+                    continue
+                if "-" in value:
+                    self.error("bad-range", f"{text} is not a code range: write e.g. ICD10:C00-C96", where)
+                if written or op == "<<":
+                    prefixes.append(normalise_code(text))
+                else:
+                    exact.add(normalise_code(text))  # a file lists codes exactly (an expansion)
+                if system == "ATC" and (written or op == "<<"):
+                    # the class's drugs are RxNorm concepts: records coded in RxNorm need the store's links
+                    found, why = self.expander.try_expand("", "ATC", normalise_code(text).partition(":")[2])
+                    if why:
+                        undecidable.setdefault("RXNORM", why)
+                    else:
+                        exact |= found
+                        expanded.add("RXNORM")
+                continue
+            if system == "RXNORM" and written and not op:
+                op = "<<"  # an RxNorm code written in a rule stands for every product containing it
+            if not op:
+                exact.add(normalise_code(text))
+                continue
+            if op == "<<":
+                exact.add(normalise_code(text))  # the concept itself is in, store or not
+            found, why = self.expander.try_expand(op, system, value)
+            if why:
+                undecidable.setdefault(system, why)
+            else:
+                exact |= found
+                expanded.add(system)
+        for included, inc_span in includes:
+            sub = self._matcher(included, inc_span, stack)
+            if sub is None:
+                continue
+            if sub.excluded is not None or sub.parts:
+                parts.append(sub)  # its exclusion applies to it alone
+                continue
+            exact |= sub.exact
+            prefixes.extend(sub.prefixes)
+            ranges.extend(sub.ranges)
+            for system, why in sub.undecidable.items():
+                undecidable.setdefault(system, why)
+            systems |= {s for s in sub.covered} | set(sub.undecidable)
+            expanded |= sub.expanded
+        # (an included set reached along two paths is counted once: no blow-up on diamonds)
+        return CodeMatcher(label, frozenset(exact), tuple(dict.fromkeys(prefixes)), tuple(dict.fromkeys(ranges)),
+                           undecidable=undecidable, covered=frozenset(systems - set(undecidable)),
+                           parts=tuple(parts), known=self.expander.known if expanded else None,
+                           expanded=frozenset(expanded - set(undecidable)))
+
+    def _member_warnings(self, code: ast.CodeLiteral) -> None:
+        """Lint: a SNOMED code without << where records carry descendants; a member the store marks inactive."""
+        concept = self.expander.lookup(code.system, code.code) if self.terminology is not None else None
+        if concept is not None and concept.active is False:
+            self.warn("inactive-member", f"{code.written} is inactive in the terminology store "
+                      f"({concept.display or 'no display'}); records coded today will not carry it", code.span,
+                      "replace it with its active successor")
+        if code.system == "SNOMED" and not code.op:
+            if self.terminology is None or (concept is not None and self.expander.has_descendants("SNOMED", code.code)):
+                self.warn("no-descendants", f"{code.written} matches that code only, but records carry its descendants",
+                          code.span, f"write <<{code.written} for the concept and all its descendants"
+                          + ("" if self.terminology is not None else " (no terminology store was given to check "
+                             "whether it has any)"))
+
+    def _read_file(self, member: ast.ValueSetFile):
+        """A FHIR ValueSet file beside the rule file -> ((include rules, span), (exclude rules, span) or None)."""
+        import json
+        from pathlib import Path
+
+        from .terminology.errors import LoadError
+        from .terminology.fhir import _resource
+
+        base = Path(self.base_dir) if self.base_dir is not None else Path(self.source.name).parent
+        path = base / member.path
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            self.error("valueset-file", f"value set file not found: {path}", member.span)
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            self.error("valueset-file", f"cannot read value set file {path}: {exc}", member.span)
+            return None
+        except json.JSONDecodeError as exc:
+            self.error("valueset-file", f"{path}:{exc.lineno}: not JSON: {exc.msg}", member.span)
+            return None
+        if not isinstance(document, dict) or document.get("resourceType") != "ValueSet":
+            self.error("valueset-file", f"{path}: expected a FHIR ValueSet resource", member.span)
+            return None
+        try:
+            data = _resource(document, str(path), "$")
+        except LoadError as exc:
+            self.error("valueset-file", exc.render(), member.span)
+            return None
+        include, exclude = [], []
+        for inc, op, system, code in data.valuesets[0].rules:
+            if op == "*":
+                self.error("valueset-file", f"{path}: a whole code system ({system}) in a value set is not supported",
+                           member.span)
+                continue
+            if op == "valueset":
+                rule = ("", "VALUESET", code)
+            else:
+                rule = ("" if op == "=" else op, system, code)
+            (include if inc else exclude).append(rule)
+        return (include, member.span), ((exclude, member.span) if exclude else None)
 
     # ------------------------------------------------------------ reference ranges
     def _analyte(self, ref: ast.AnalyteRef) -> tuple[Analyte | None, str | None]:
@@ -529,7 +697,9 @@ class _Checker:
                 matcher = CodeMatcher(code.text, frozenset(), (normalise_code(code.text),), ())
             else:
                 matcher = CodeMatcher(code.text, frozenset({normalise_code(code.text)}), (), ())
+            self.inline_matchers.append(matcher)
         else:
+            self.used_valuesets.setdefault(node.valueset, set()).add(node.kind)
             matcher = self._matcher(node.valueset, node.span)
             if matcher is None:
                 return ir.Const(False, span=node.span)
@@ -614,6 +784,10 @@ def _references(expr: ast.Expr) -> list[str]:
     return names
 
 
-def check(syntax: ast.RuleSetSyntax) -> ir.CheckedRuleSet:
-    """Check a parsed rule set; raises :class:`SourceError` listing every problem found."""
-    return _Checker(syntax).run()
+def check(syntax: ast.RuleSetSyntax, terminology=None, base_dir=None) -> ir.CheckedRuleSet:
+    """Check a parsed rule set; raises :class:`SourceError` listing every problem found.
+
+    ``terminology`` (a :class:`~screening.terminology.TerminologyStore` or None) expands value-set
+    members once; ``base_dir`` is where ``file "..."`` members are found (default: the rule file's folder).
+    """
+    return _Checker(syntax, terminology, base_dir).run()

@@ -53,13 +53,57 @@ def _fail(exc: ScreeningError) -> None:
     raise typer.Exit(2)
 
 
-def _screen_files(trial_file: Path, patients: List[Path], as_of: Optional[str]):
+TERMINOLOGY_HELP = ("Terminology store (screening terminology load) to expand value sets with; default "
+                    "$SCREENING_TERMINOLOGY, else the per-user store if it exists, else none. 'none': no store.")
+
+
+def terminology_path(option: Optional[str]) -> Optional[Path]:
+    """The store a command uses: --terminology FILE ('none' for none), else $SCREENING_TERMINOLOGY,
+    else the per-user default store when that file exists, else None (no store)."""
+    import os
+
+    from .terminology.store import ENV_VAR, default_store_path
+
+    if option is not None:
+        return None if option.strip().lower() in ("none", "") else Path(option).expanduser()
+    env = os.environ.get(ENV_VAR)
+    if env is not None:
+        return None if env.strip().lower() in ("none", "") else Path(env).expanduser()
+    path = default_store_path()
+    return path if path.is_file() else None
+
+
+def open_terminology(option: Optional[str]):
+    """The open store for --terminology (or the default), None for none; a named store that is
+    missing or unreadable is a usage error (exit 2)."""
+    path = terminology_path(option)
+    if path is None:
+        return None
+    from .terminology.store import TerminologyStore
+
+    if not path.is_file():
+        raise UsageError(f"--terminology: no terminology store at {path} (build one with `screening terminology "
+                         f"load RELEASE... --store {path}`)")
+    return TerminologyStore.open(path)
+
+
+def print_terminology(console: Console, trial) -> None:
+    """The line every text report carries: which terminology the value sets were expanded with."""
+    from .expand import describe_sources
+
+    text = describe_sources(trial.terminology)
+    if trial.terminology is None:
+        text += " (value sets that need SNOMED CT or RxNorm hierarchies leave such records unknown)"
+    console.print(f"terminology: {text}", markup=False, highlight=False)
+
+
+def _screen_files(trial_file: Path, patients: List[Path], as_of: Optional[str], terminology: Optional[str] = None):
     """Compile the trial, load every patient (all input checked before any output), screen them."""
     from .patient.load import load_patient
 
     try:
         day = as_of_option(as_of)
-        trial = compile_trial(trial_file)
+        trial = compile_trial(trial_file, open_terminology(terminology))
         records = [load_patient(p) for p in patients]
     except ScreeningError as exc:
         _fail(exc)
@@ -72,15 +116,17 @@ def check(
     patients: List[Path] = typer.Argument(..., help="Patient JSON or FHIR R4 files."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
     output_format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text (a table) or json."),
+    terminology: Optional[str] = typer.Option(None, "--terminology", help=TERMINOLOGY_HELP),
 ) -> None:
     """Screen patients: a verdict for every criterion and the trial decision."""
     from .render import print_results
 
-    trial, results = _screen_files(trial_file, patients, as_of)
+    trial, results = _screen_files(trial_file, patients, as_of, terminology)
     if output_format is OutputFormat.json:
         payload = [r.to_dict() for r in results]
         print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, ensure_ascii=False))
         return
+    print_terminology(out, trial)
     print_results(out, trial, results)
     for result in results:
         for warning in result.warnings:
@@ -95,11 +141,12 @@ def explain(
     show_all: bool = typer.Option(False, "--all", help="Explain passing criteria too."),
     output_format: OutputFormat = typer.Option(OutputFormat.text, "--format",
                                                help="text, or json (the criteria explained, with evidence)."),
+    terminology: Optional[str] = typer.Option(None, "--terminology", help=TERMINOLOGY_HELP),
 ) -> None:
     """Explain every criterion that failed, is unknown or needs review: evidence, limits, margins, missing data."""
     from .render import print_explanation
 
-    trial, results = _screen_files(trial_file, patients, as_of)
+    trial, results = _screen_files(trial_file, patients, as_of, terminology)
     if output_format is OutputFormat.json:
         payload = []
         for result in results:
@@ -108,6 +155,7 @@ def explain(
             payload.append(data)
         print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, ensure_ascii=False))
         return
+    print_terminology(out, trial)
     for index, result in enumerate(results):
         if index:
             out.print()
@@ -115,23 +163,40 @@ def explain(
 
 
 @app.command()
-def lint(trial_files: List[Path] = typer.Argument(..., help="Rule-set files to compile.")) -> None:
-    """Compile rule sets without screening and report every problem at once.
+def lint(
+    trial_files: List[Path] = typer.Argument(..., help="Rule-set files to compile."),
+    terminology: Optional[str] = typer.Option(None, "--terminology", help=TERMINOLOGY_HELP),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when there are warnings (errors still exit 2)."),
+) -> None:
+    """Compile rule sets without screening and report every problem at once, then the warnings.
 
-    For each rule set that compiles, a summary on stderr: criteria encoded, drafted (`draft`,
-    not yet confirmed) and review-only (the rule is only `review "..."`).
+    Exit 0 when every file compiles (warnings or not), 2 when one does not; with --strict, 1 when
+    every file compiles but there are warnings. For each rule set that compiles, a summary on
+    stderr: criteria encoded, drafted (`draft`, not yet confirmed) and review-only (the rule is
+    only `review "..."`).
     """
     from .ir import Review
+
     failed = False
+    warned = 0
+    try:
+        store = open_terminology(terminology)
+    except ScreeningError as exc:
+        _fail(exc)
     for path in trial_files:
         try:
-            trial = compile_trial(path)
+            trial = compile_trial(path, store)
         except ScreeningError as exc:
             failed = True
             err.print(exc.render(), markup=False)
             continue
+        for warning in trial.warnings:
+            err.print(warning.render(), markup=False, highlight=False)
+        warned += len(trial.warnings)
         drafts = sum(1 for c in trial.criteria if c.draft)
         note = f", {drafts} draft" if drafts else ""
+        if trial.warnings:
+            note += f", {len(trial.warnings)} warning{'s' if len(trial.warnings) != 1 else ''}"
         out.print(f"ok: {path}: trial {trial.id}, {len(trial.criteria)} criteria{note}", markup=False)
         # the summary goes to stderr: stdout keeps the one "ok:" line per file that scripts read
         review_only = sum(1 for c in trial.criteria if not c.draft and c.applies is None
@@ -139,8 +204,15 @@ def lint(trial_files: List[Path] = typer.Argument(..., help="Rule-set files to c
         encoded = len(trial.criteria) - drafts - review_only
         err.print(f"{path}: {len(trial.criteria)} criteria: {encoded} encoded, {drafts} drafted, "
                   f"{review_only} review-only", markup=False)
+    if store is not None:  # (no line without a store: lint's output stays one line per file)
+        from .expand import describe_sources
+
+        sources = [{"source": s.name, "version": s.version, "effective": s.effective} for s in store.sources()]
+        out.print(f"terminology: {describe_sources(sources)}", markup=False, highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(2)
+    if strict and warned:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -174,13 +246,17 @@ def test_command(
     update: bool = typer.Option(False, "--update", help="Record the current verdicts into the case files (golden mode)."),
     coverage: bool = typer.Option(False, "--coverage", help="Report which outcomes each criterion and branch has produced."),
     junit_xml: Optional[Path] = typer.Option(None, "--junit-xml", help="Also write a JUnit XML report for CI systems."),
+    terminology: Optional[str] = typer.Option(
+        None, "--terminology", help="Terminology store for case files that name none (a case file's own "
+        "`terminology:` wins). Default: none, so that a case file gives the same answers on every machine."),
 ) -> None:
     """Run rule-set case files: expected decisions and verdicts per patient. Exit 1 if any case fails."""
     from .testing.command import run_test_command
 
     try:
+        store = open_terminology(terminology) if terminology is not None else None
         code = run_test_command(paths, select=select, update=update, coverage=coverage, junit_xml=junit_xml,
-                                out=out, err=err)
+                                out=out, err=err, terminology=store)
     except ScreeningError as exc:
         _fail(exc)
     raise typer.Exit(code)
@@ -243,6 +319,7 @@ def batch(
     as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
     workers: int = typer.Option(2, "--workers", min=1, help="Worker processes (default: 2)."),
     resume: bool = typer.Option(True, "--resume/--restart", help="Continue an interrupted run in --out (default) or start over."),
+    terminology: Optional[str] = typer.Option(None, "--terminology", help=TERMINOLOGY_HELP),
 ) -> None:
     """Screen many patients against one or more trials, streaming results to files.
 
@@ -253,7 +330,11 @@ def batch(
 
     try:
         day = as_of_option(as_of)
-        code = run_batch_command(trials, patients, out_dir, day, workers=workers, resume=resume, out=out, err=err)
+        store_path = terminology_path(terminology)
+        if store_path is not None and not store_path.is_file():
+            raise UsageError(f"--terminology: no terminology store at {store_path}")
+        code = run_batch_command(trials, patients, out_dir, day, workers=workers, resume=resume, out=out, err=err,
+                                 terminology=store_path)
     except ScreeningError as exc:
         _fail(exc)
     raise typer.Exit(code)

@@ -23,7 +23,7 @@ from . import ir
 from .check import check
 from .dates import NEVER
 from .errors import UsageError
-from .evaluate import ATOMS, Context, Interpreter, count_values, lab_compare
+from .evaluate import ATOMS, Context, Interpreter, count_values, entry_name, lab_compare
 from .parser import parse
 from .report import CriterionResult, PatientResult, criterion_result, decide_patient
 
@@ -304,10 +304,13 @@ class Trial:
         self.title = checked.title
         self.criteria = checked.criteria
         self.source_name = checked.source_name
+        self.warnings = checked.warnings  # lint warnings (Diagnostics with positions)
+        self.terminology = checked.terminology  # [{"source", "version", "effective"}] or None (no store)
         writer = _CodeWriter(checked.ranges)
         self._values, self.generated_source = writer.function(checked.criteria)
         self._windows = tuple(writer.windows)  # in index order (dicts keep insertion order)
         self._contexts: dict[date, tuple[Context, tuple[int, ...]]] = {}
+        self._kinds: dict[str, tuple[str, ...]] | None = None
 
     def _context(self, as_of: date) -> tuple[Context, tuple[int, ...]]:
         found = self._contexts.get(as_of)
@@ -340,6 +343,7 @@ class Trial:
                 applies = interpreter.run(criterion.applies) if criterion.applies is not None else None
                 outcome = interpreter.run(criterion.condition)
                 results.append(criterion_result(criterion, outcome, applies, patient, ctx))
+            self._not_considered(patient, results)
         else:
             # fast values; criteria left open are explained anyway, so that missing data and
             # review reasons are never lost (and "review" is told apart from "unknown")
@@ -354,20 +358,78 @@ class Trial:
         return PatientResult(
             trial=self.id, title=self.title, patient=patient.id, source=patient.source, as_of=as_of,
             decision=decision, criteria=results, warnings=list(patient.warnings), decision_reason=reason,
+            terminology=self.terminology,
         )
+
+    def _not_considered(self, patient, results: list[CriterionResult]) -> None:
+        """For each criterion on conditions, medications or procedures: the patient's records of those
+        kinds that no value set (or code) of the rule set recognises, so a coordinator sees what the
+        rules did not look at."""
+        kinds_of = self._record_kinds()
+        unrecognised: dict[str, list[str]] = {}
+        for criterion, result in zip(self.criteria, results):
+            names = []
+            for kind in kinds_of[criterion.id]:
+                if kind not in unrecognised:
+                    unrecognised[kind] = [
+                        entry_name(_NOUN[kind], entry, True).split(" ", 1)[1] for entry in getattr(patient, kind) or ()
+                        if entry.codes and entry.unreadable is None
+                        and all(m.classify(entry.codes)[0] is False for m in self.checked.matchers)]
+                names.extend(unrecognised[kind])
+            result.not_considered = list(dict.fromkeys(names))
+
+    def _record_kinds(self) -> dict[str, tuple[str, ...]]:
+        """Criterion id -> the record lists (conditions, medications, procedures) its rule tests."""
+        if self._kinds is None:
+            self._kinds = {}
+            for criterion in self.criteria:
+                found, stack, seen = [], [criterion.condition] + ([criterion.applies] if criterion.applies else []), set()
+                while stack:
+                    node = stack.pop()
+                    if id(node) in seen:
+                        continue
+                    seen.add(id(node))
+                    if isinstance(node, ir.RecordTest):
+                        if node.kind in _NOUN and node.kind not in found:
+                            found.append(node.kind)
+                        continue
+                    stack.extend(_children(node))
+                self._kinds[criterion.id] = tuple(k for k in _NOUN if k in found)
+        return self._kinds
 
     def screen_many(self, patients, as_of: date | None = None, explain: bool = True) -> list[PatientResult]:
         return [self.screen(p, as_of, explain) for p in patients]
 
 
-def compile_text(text: str, name: str = "<rules>") -> Trial:
-    """Compile rule-set text. Raises :class:`~screening.errors.SourceError` with every problem."""
+_NOUN = {"conditions": "condition", "medications": "medication", "procedures": "procedure"}
+
+
+def _children(node: ir.Node) -> list:
+    if isinstance(node, ir.Define):
+        return [node.body] if node.body is not None else []
+    if isinstance(node, (ir.And, ir.Or, ir.CountOf)):
+        return list(node.operands)
+    if isinstance(node, (ir.Not, ir.Known)):
+        return [node.operand]
+    if isinstance(node, ir.IfThenElse):
+        return [node.condition, node.then, node.otherwise]
+    return []
+
+
+def compile_text(text: str, name: str = "<rules>", terminology=None, base_dir=None) -> Trial:
+    """Compile rule-set text. Raises :class:`~screening.errors.SourceError` with every problem.
+
+    ``terminology``: an open :class:`~screening.terminology.TerminologyStore` to expand value-set
+    members against (``<<SNOMED:x``, RxNorm ingredients, ATC classes), or None: members that need
+    it leave the records they could match unknown. ``base_dir``: where ``file "..."`` value sets
+    are read from (default: the folder of ``name``).
+    """
     # Compiling allocates many small objects and frees none: the cyclic garbage collector would
     # scan them over and over (more than half the time of a large rule set), so it waits.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return Trial(check(parse(text, name)))
+        return Trial(check(parse(text, name), terminology, base_dir))
     finally:
         if enabled:
             gc.enable()
@@ -386,6 +448,6 @@ def read_rule_file(path: str | Path) -> bytes:
     return raw
 
 
-def compile_trial(path: str | Path) -> Trial:
-    """Compile a rule-set file."""
-    return compile_text(read_rule_file(path).decode("utf-8"), str(path))
+def compile_trial(path: str | Path, terminology=None) -> Trial:
+    """Compile a rule-set file (``terminology``: a TerminologyStore, or None; see :func:`compile_text`)."""
+    return compile_text(read_rule_file(path).decode("utf-8"), str(path), terminology)

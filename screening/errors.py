@@ -29,9 +29,11 @@ class Diagnostic:
     source: Source
     span: Span
     hint: str | None = None
+    severity: str = "error"  # or "warning" (lint: reported, the rule set still compiles)
 
     def render(self) -> str:
-        head = f"{self.source.name}:{self.span.line}:{self.span.column}: {self.message}"
+        label = "warning: " if self.severity == "warning" else ""
+        head = f"{self.source.name}:{self.span.line}:{self.span.column}: {label}{self.message}"
         parts = [head]
         excerpt = self.source.excerpt(self.span)
         if excerpt:

@@ -480,12 +480,14 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
     matcher = node.matcher
     possible = []
     for entry in entries:
-        # an unreadable record (no code the engine can read) may be in any value set: never a match, never ruled out
-        unsure = not matcher.matches_any(entry.codes)
-        if unsure and entry.unreadable is None:
+        # an unreadable record (no code the engine can read) may be in any value set: never a match, never
+        # ruled out; so may a record whose code needs a hierarchy the terminology store lacks
+        member, why = matcher.classify(entry.codes) if entry.codes else (False, None)
+        if member is False and entry.unreadable is None:
             continue
         if entry.status in _NEVER_HAPPENED:
             continue
+        unsure = member is not True
         if entry.start_lo is not None and entry.start_lo > as_of:
             continue  # begins after the as-of date
         event = node.window is not None and node.status is None and node.kind == "conditions"
@@ -538,7 +540,11 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
             reasons.append(f"verification status {entry.verification}, not confirmed")
         if result is not False and unsure:
             result = None
-            reasons.append(f"{entry.unreadable}: cannot tell whether it is in {matcher.name}")
+            if member is None:
+                glue = " " if why.startswith("without ") else ": "
+                reasons.append(f"{TERMINOLOGY_REASON} {matcher.name}{glue}{why}")
+            else:
+                reasons.append(f"{entry.unreadable}: {TERMINOLOGY_REASON} {matcher.name}")
         if result is True:
             return True, ("record", node, entry, None, ())
         if result is None:
@@ -637,15 +643,23 @@ def _atom_missing(info) -> list[str]:
     if kind == "record":
         if info[3]:
             return [info[3]]
-        return [f"{entry_name(info[1].noun, entry)}: {', '.join(reasons)}" for entry, reasons in info[4]]
+        # a record that the terminology leaves open is named by its display too: that is what a coordinator reads
+        return [f"{entry_name(info[1].noun, entry, any(r.startswith(TERMINOLOGY_REASON) for r in reasons))}: "
+                f"{', '.join(reasons)}" for entry, reasons in info[4]]
     if kind == "fact":
         return [f"fact {info[1].name}"] if info[2] is None else []
     return []
 
 
-def entry_name(noun: str, entry) -> str:
-    """``condition ICD10:C50.9``; a record without a code by its text and place: ``condition 'breast ca' ($.conditions[0])``."""
+TERMINOLOGY_REASON = "cannot tell whether it is in"
+
+
+def entry_name(noun: str, entry, displayed: bool = False) -> str:
+    """``condition ICD10:C50.9`` (with ``displayed``: ``condition Malignant neoplasm of colon (SNOMED:109838007)``);
+    a record without a code by its text and place: ``condition 'breast ca' ($.conditions[0])``."""
     if entry.code:
+        if displayed and entry.display:
+            return f"{noun} {entry.display} ({entry.code})"
         return f"{noun} {entry.code}"
     shown = f" '{entry.display}'" if entry.display else ""
     return f"{noun}{shown} ({entry.attributes.get('fhir_path') or entry.path})"

@@ -250,3 +250,6 @@ class CheckedRuleSet:
     ranges: RangeTable
     lab_window: Duration | None
     source_name: str
+    warnings: list = field(default_factory=list)  # lint warnings (Diagnostics): they do not stop a compile
+    matchers: list = field(default_factory=list)  # every value set and inline code of the rule set
+    terminology: list | None = None  # the store's sources the value sets were expanded with; None: no store

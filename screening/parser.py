@@ -330,19 +330,38 @@ class _ToAst(Transformer_NonRecursive):
         if rest and isinstance(rest[0], Token) and rest[0].type == "STRING":
             display = _unquote(rest[0])
             rest = rest[1:]
-        codes = tuple(m for m in rest if isinstance(m, ast.CodeLiteral))
-        includes = tuple(m for m in rest if isinstance(m, tuple))
-        return ast.ValueSet(name=name, display=display, codes=codes, includes=includes, span=Span.from_meta(meta))
+        included = rest[0]
+        excluded = rest[1] if len(rest) > 1 else None
+        return ast.ValueSet(name=name, display=display, codes=included.codes, includes=included.includes,
+                            files=included.files, excluded=excluded, span=Span.from_meta(meta))
+
+    def _part(self, meta, children) -> ast.ValueSetPart:
+        return ast.ValueSetPart(codes=tuple(m for m in children if isinstance(m, ast.CodeLiteral)),
+                                includes=tuple(m for m in children if isinstance(m, tuple)),
+                                files=tuple(m for m in children if isinstance(m, ast.ValueSetFile)),
+                                span=Span.from_meta(meta))
+
+    valueset_members = valueset_except = _part
 
     def code_member(self, meta, children):
         return self._code(children[0])
 
+    def self_and_descendants(self, meta, children):
+        return self._code(children[0], "<<", meta)
+
+    def descendants_only(self, meta, children):
+        return self._code(children[0], "<", meta)
+
+    def file_member(self, meta, children):
+        return ast.ValueSetFile(path=_unquote(children[0]), span=Span.from_token(children[0]))
+
     def valueset_ref(self, meta, children):
         return (str(children[0]), Span.from_token(children[0]))
 
-    def _code(self, token: Token) -> ast.CodeLiteral:
+    def _code(self, token: Token, op: str = "", meta=None) -> ast.CodeLiteral:
         system, code = str(token).split(":", 1)
-        return ast.CodeLiteral(system=system, code=code, span=Span.from_token(token))
+        span = Span.from_meta(meta) if meta is not None else Span.from_token(token)
+        return ast.CodeLiteral(system=system, code=code, op=op, span=span)
 
     def reference_range(self, meta, children):
         analyte = children[0]

@@ -107,5 +107,7 @@ def print_explanation(console: Console, trial, result: PatientResult, show_all: 
                               + literal(f": {e.detail}"))
         if c.missing:
             console.print(Text("  missing:  ", style="yellow") + literal(", ".join(c.missing)))
+        if c.not_considered:
+            console.print(Text("  not considered: ") + literal("; ".join(c.not_considered)))
         if c.reviews:
             console.print(Text("  review:   ", style="magenta") + literal("; ".join(c.reviews)))

@@ -47,6 +47,7 @@ class CriterionResult:
     evidence: list[Evidence] = field(default_factory=list)
     draft: bool = False
     rule: str = ""
+    not_considered: list[str] = field(default_factory=list)  # records no value set of the rule set recognised
 
     def to_dict(self) -> dict:
         out = {
@@ -55,6 +56,8 @@ class CriterionResult:
             "applicable": self.applicable, "draft": self.draft, "rule": self.rule,
             "review_reasons": list(self.reviews), "evidence": [e.to_dict() for e in self.evidence],
         }
+        if self.not_considered:
+            out["not_considered"] = list(self.not_considered)
         return out
 
 
@@ -69,6 +72,7 @@ class PatientResult:
     criteria: list[CriterionResult]
     warnings: list[str] = field(default_factory=list)
     decision_reason: str | None = None  # set when something besides the criteria decided (death)
+    terminology: list[dict] | None = None  # the terminology store's sources the rules were expanded with
 
     def to_dict(self) -> dict:
         return {
@@ -76,6 +80,7 @@ class PatientResult:
             "decision": self.decision, "decision_reason": self.decision_reason,
             "criteria": [c.to_dict() for c in self.criteria],
             "source": self.source, "warnings": list(self.warnings),
+            "terminology": [dict(s) for s in self.terminology] if self.terminology is not None else None,
         }
 
     def criterion(self, criterion_id: str) -> CriterionResult:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from screening import compile_trial, load_patient
+from terminology_helpers import fixture_store
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIAL_FILE = ROOT / "trials" / "NCT00659217.crit"
@@ -87,6 +88,12 @@ ALL_VERDICT_PAIRS = {
 
 @lru_cache(maxsize=1)
 def trial():
+    """The rule set as a site with SNOMED CT and RxNorm loaded screens with it (the fixture terminology)."""
+    return compile_trial(TRIAL_FILE, fixture_store())
+
+
+@lru_cache(maxsize=1)
+def trial_without_terminology():
     return compile_trial(TRIAL_FILE)
 
 
@@ -511,3 +518,23 @@ def test_untested_values_in_other_units_load_cleanly():
     assert (hemoglobin.unit, hemoglobin.value) == ("g/L", pytest.approx(10.8))  # g/dL
     assert patient("p15_undetermined_no_observations_no_birth_date").labs is None
     assert patient("p16_undetermined_conditions_not_provided").conditions is None
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED))
+def test_without_a_terminology_store_nothing_passes_that_the_store_would_fail(stem):
+    """A fresh machine (no store) never gets a pass where SNOMED CT and RxNorm would decide otherwise: each
+    verdict is the one the store gives, or unknown, naming the record and what would decide it."""
+    with_store = screened(stem)
+    without = trial_without_terminology().screen(patient(stem), AS_OF)
+    assert without.terminology is None and with_store.terminology
+    for a, b in zip(with_store.criteria, without.criteria):
+        assert b.verdict == a.verdict or b.verdict in ("unknown", "review"), (stem, a.id, a.verdict, b.verdict)
+        if b.verdict != a.verdict:
+            assert any("load a SNOMED CT release" in m or "load an RxNorm release" in m for m in b.missing), b.missing
+    if with_store.decision != without.decision:
+        assert without.decision == "undetermined"
+    # the fast path agrees (criteria that apply for certain)
+    fast = trial_without_terminology().values(patient(stem), AS_OF)
+    for (applies, value), c in zip(fast, without.criteria):
+        if applies is True:
+            assert value is c.value, (stem, c.id)

@@ -44,8 +44,8 @@ from ..source import Source, Span
 CASE_SUFFIXES = (".cases.yaml", ".cases.yml")
 #: verdict words a case may expect; ``n/a`` is a pass because an ``applies if`` premise is false
 VERDICT_WORDS = VERDICTS + ("n/a",)
-TOP_KEYS = ("trial", "as_of", "cases")
-CASE_KEYS = ("name", "patient", "as_of", "decision", "verdicts", "missing", "explanation")
+TOP_KEYS = ("trial", "as_of", "terminology", "cases")
+CASE_KEYS = ("name", "patient", "as_of", "terminology", "decision", "verdicts", "missing", "explanation")
 
 
 # ---------------------------------------------------------------- verdict words
@@ -91,10 +91,11 @@ class Case:
     explanation: dict[str, Expect] = field(default_factory=dict)
     has_verdicts: bool = False  # the case has a `verdicts` key (possibly empty)
     node: CommentedMap | None = field(default=None, repr=False)
+    own_trial: Trial | None = field(default=None, repr=False)  # compiled with the case's own `terminology`
 
     @property
     def trial(self) -> Trial:
-        return self.file.trial
+        return self.own_trial or self.file.trial
 
     @property
     def location(self) -> str:
@@ -207,23 +208,53 @@ def display_name(path: Path) -> str:
 
 
 # ---------------------------------------------------------------- loading
+_DEFAULT = object()
+
+
 class Loader:
-    """Reads case files; compiled rule sets and patient files are cached for the whole run."""
+    """Reads case files; compiled rule sets, terminology stores and patient files are cached for the whole run.
 
-    def __init__(self):
-        self._trials: dict[Path, Trial | SourceError | str] = {}
+    ``terminology``: the store for case files and cases that do not name one (``screening test
+    --terminology``); by default none, so that a case file gives the same answers on every machine.
+    """
+
+    def __init__(self, terminology=None):
+        self._trials: dict[tuple, Trial | SourceError | str] = {}
         self._patients: dict[Path, PatientRecord | DataError] = {}
+        self._stores: dict[tuple, object] = {}
+        self.default_terminology = terminology
 
-    def trial(self, path: Path) -> Trial | SourceError | str:
-        key = path.resolve()
+    def trial(self, path: Path, store=_DEFAULT) -> Trial | SourceError | str:
+        store = self.default_terminology if store is _DEFAULT else store
+        key = (path.resolve(), id(store))
         if key not in self._trials:
             try:
-                self._trials[key] = compile_trial(path)
+                self._trials[key] = compile_trial(path, store)
             except SourceError as exc:
                 self._trials[key] = exc
             except UsageError as exc:
                 self._trials[key] = str(exc)
         return self._trials[key]
+
+    def store(self, paths: tuple[Path, ...]):
+        """A terminology store: an existing store file, or one built (once per run, in a temporary folder)
+        from release folders and FHIR files, such as the small fixtures a case file keeps beside it."""
+        key = tuple(p.resolve() for p in paths)
+        if key not in self._stores:
+            from ..terminology import TerminologyStore, load_paths
+
+            if len(paths) == 1 and paths[0].is_file() and paths[0].suffix.lower() not in (".json",):
+                self._stores[key] = TerminologyStore.open(paths[0])
+            else:
+                import atexit
+                import shutil
+                import tempfile
+
+                folder = Path(tempfile.mkdtemp(prefix="screening-case-terminology-"))
+                atexit.register(shutil.rmtree, folder, True)
+                load_paths(folder / "terminology.sqlite", list(paths))
+                self._stores[key] = TerminologyStore.open(folder / "terminology.sqlite")
+        return self._stores[key]
 
     def patient(self, path: Path) -> PatientRecord:
         key = path.resolve()
@@ -361,6 +392,7 @@ class _Reader:
             if key not in TOP_KEYS:
                 self.error("unknown-key", f"unknown key `{key}` in a case file (expected {_words(TOP_KEYS)})",
                            self.key_span(data, key), _did_you_mean(key, TOP_KEYS))
+        self.file_store = self._terminology(data) if "terminology" in data else _DEFAULT
         trial, trial_path = self._trial(data)
         empty.trial, empty.trial_path = trial, trial_path
         self.top_as_of = "as_of" in data
@@ -393,7 +425,7 @@ class _Reader:
         if not path.is_file():
             self.error("trial", f"rule set not found: {display_name(path)}", span)
             return None, None
-        found = self.loader.trial(path)
+        found = self.loader.trial(path, self.file_store)
         if isinstance(found, SourceError):
             if path.resolve() not in self.reported:
                 self.reported.add(path.resolve())
@@ -404,6 +436,31 @@ class _Reader:
             self.error("trial", found, span)
             return None, path
         return found, path
+
+    def _terminology(self, mapping: CommentedMap):
+        """`terminology: none`, a store file, or release folders / FHIR files (one path or a list), relative
+        to the case file -> an open store (None for none); problems are diagnostics (and no store)."""
+        value = mapping["terminology"]
+        span = self.value_span(mapping, "terminology")
+        if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+            return None
+        written = [value] if isinstance(value, str) else list(value) if isinstance(value, CommentedSeq) else None
+        if not written or not all(isinstance(w, str) and w.strip() for w in written):
+            self.error("terminology", "`terminology` is `none`, a terminology store file, or release folders and FHIR "
+                       "files (a path or a list of paths), relative to this file", span)
+            return None
+        paths = tuple(Path(os.path.normpath(self.path.parent / w)) for w in written)
+        for path in paths:
+            if not path.exists():
+                self.error("terminology", f"terminology not found: {display_name(path)}", span)
+                return None
+        from ..terminology.errors import TerminologyError
+
+        try:
+            return self.loader.store(paths)
+        except TerminologyError as exc:
+            self.error("terminology", f"cannot load the terminology: {exc}", span)
+            return None
 
     def _date(self, mapping: CommentedMap, key: str) -> date | None:
         value = mapping[key]
@@ -473,11 +530,20 @@ class _Reader:
             self.error("empty-case", f"case `{name}` checks nothing: give a `decision` or `verdicts`", span,
                        "`screening test --update` records the current decision and verdicts into the file")
             ok = False
+        own_trial = None
+        if "terminology" in node and file.trial_path is not None:
+            found = self.loader.trial(file.trial_path, self._terminology(node))
+            if isinstance(found, Trial):
+                own_trial = found
+            else:
+                self.error("trial", f"the rule set does not compile with this terminology: {found}",
+                           self.value_span(node, "terminology"))
+                ok = False
         if not ok or trial is None:
             return None
         return Case(file=file, index=index, name=name, span=span, patient=patient, patient_label=label,
                     as_of=as_of, decision=decision, verdicts=verdicts, missing=missing, explanation=explanation,
-                    has_verdicts="verdicts" in node, node=node)
+                    has_verdicts="verdicts" in node, node=node, own_trial=own_trial)
 
     def _word(self, mapping: CommentedMap, key: str, allowed, what: str) -> Expect | None:
         value = mapping[key]

@@ -22,12 +22,13 @@ HAND_WRITTEN = ("missing", "explanation")
 
 
 def run_test_command(paths, select: str | None = None, update: bool = False, coverage: bool = False,
-                     junit_xml: Path | None = None, out: Console | None = None, err: Console | None = None) -> int:
+                     junit_xml: Path | None = None, out: Console | None = None, err: Console | None = None,
+                     terminology=None) -> int:
     """Run the case files under ``paths``; returns the exit status (0 all pass, 1 some fail)."""
     out = out or Console(highlight=False, emoji=False)
     err = err or Console(stderr=True, highlight=False, emoji=False)
     files = discover(paths)
-    loader = Loader()
+    loader = Loader(terminology)
     suites = loader.load_all(files, allow_empty=update)
     chosen = selection(select)
     every = [case for suite in suites for case in suite.cases]
@@ -43,7 +44,7 @@ def run_test_command(paths, select: str | None = None, update: bool = False, cov
             tally.add(result.case, result.result)
 
     if update:
-        results = _update(suites, results, out)
+        results = _update(suites, results, out, terminology)
     else:
         _report(suites, results, out)
     if tally is not None:
@@ -92,7 +93,7 @@ def _report(suites: list[CaseFile], results: list[CaseResult], out: Console) -> 
         out.print()
 
 
-def _update(suites: list[CaseFile], results: list[CaseResult], out: Console) -> list[CaseResult]:
+def _update(suites: list[CaseFile], results: list[CaseResult], out: Console, terminology=None) -> list[CaseResult]:
     """Write the current decisions and verdicts into the case files; return the results as they stand after."""
     by_file: dict[int, list[CaseResult]] = {}
     for result in results:
@@ -105,7 +106,7 @@ def _update(suites: list[CaseFile], results: list[CaseResult], out: Console) -> 
         text, changes = rewrite(suite, [r.recorded() for r in items])
         if text == suite.source.text:
             continue
-        _write_checked(suite, text, [r.case.name for r in items])
+        _write_checked(suite, text, [r.case.name for r in items], terminology)
         changed_files += 1
         out.print(Text("updated ", style="bold yellow") + Text(suite.display), soft_wrap=True)
         by_case: dict[str, list[str]] = {}
@@ -132,12 +133,12 @@ def _update(suites: list[CaseFile], results: list[CaseResult], out: Console) -> 
     return after
 
 
-def _write_checked(suite: CaseFile, text: str, names: list[str]) -> None:
+def _write_checked(suite: CaseFile, text: str, names: list[str], terminology=None) -> None:
     """Write the updated file, then read it back and re-run its updated cases; restore it if that fails."""
     original = suite.source.text
     suite.path.write_text(text, encoding="utf-8")
     try:
-        reread = Loader().load(suite.path, allow_empty=True)
+        reread = Loader(terminology).load(suite.path, allow_empty=True)
         wanted = set(names)
         bad = [r for r in (run_case(c) for c in reread.cases if c.name in wanted)
                if any(m.kind not in HAND_WRITTEN for m in r.mismatches)]

@@ -384,9 +384,17 @@ class Coverage:
 
     def add(self, case, result) -> None:
         key = str(case.file.trial_path)
+        terminology = case.trial.terminology
+        if case.trial is not case.file.trial:  # a case with its own `terminology`: the rules expanded another way
+            from ..expand import describe_sources
+
+            key += f" (terminology: {describe_sources(terminology)})"
         found = self.trials.get(key)
         if found is None:
-            found = self.trials[key] = TrialCoverage(case.trial, display_name(case.file.trial_path))
+            label = display_name(case.file.trial_path)
+            if case.trial is not case.file.trial:
+                label = key.replace(str(case.file.trial_path), label)
+            found = self.trials[key] = TrialCoverage(case.trial, label)
         found.add(case, result)
 
     def gaps(self) -> list[str]:
