@@ -53,13 +53,15 @@ def _fail(exc: ScreeningError) -> None:
     raise typer.Exit(2)
 
 
-TERMINOLOGY_HELP = ("Terminology store (screening terminology load) to expand value sets with; default "
-                    "$SCREENING_TERMINOLOGY, else the per-user store if it exists, else none. 'none': no store.")
+TERMINOLOGY_HELP = ("Terminology store (screening terminology load) to expand value sets with, or release "
+                    "files (a folder or FHIR JSON) loaded for this run; default $SCREENING_TERMINOLOGY, else the "
+                    "per-user store if it exists, else none. 'none': no store.")
 
 
 def terminology_path(option: Optional[str]) -> Optional[Path]:
-    """The store a command uses: --terminology FILE ('none' for none), else $SCREENING_TERMINOLOGY,
-    else the per-user default store when that file exists, else None (no store)."""
+    """The store a command uses: --terminology FILE ('none' for none; a release folder or FHIR JSON
+    file is loaded into a temporary store for the run), else $SCREENING_TERMINOLOGY, else the
+    per-user default store when that file exists, else None (no store)."""
     import os
 
     from .terminology.store import ENV_VAR, default_store_path
@@ -81,6 +83,10 @@ def open_terminology(option: Optional[str]):
         return None
     from .terminology.store import TerminologyStore
 
+    if path.is_dir() or (path.is_file() and path.suffix.lower() == ".json"):
+        from .terminology import open_release_files
+
+        return open_release_files([path])  # release files (e.g. a rule set's bundled fixture), loaded for this run
     if not path.is_file():
         raise UsageError(f"--terminology: no terminology store at {path} (build one with `screening terminology "
                          f"load RELEASE... --store {path}`)")

@@ -308,3 +308,34 @@ def test_installed_command_runs_outside_the_repository(tmp_path):
     proc = subprocess.run([script, "terminology", "expand", "<SNOMED:363406005", "--store", str(tmp_path / "s.sqlite")],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0 and proc.stdout.startswith("<SNOMED:363406005: 2 codes")
+
+
+# ---------------------------------------------------------------- a folder of several releases
+TRIALS = Path(__file__).resolve().parents[1] / "trials"
+
+
+def test_a_folder_holding_several_releases_loads_each_of_them(tmp_path):
+    """trials/terminology holds an RxNorm release folder beside a FHIR CodeSystem: both are loaded
+    (before, the RxNorm folder found deeper down hid the FHIR file)."""
+    store_path = tmp_path / "t.sqlite"
+    load_paths(store_path, [TRIALS / "terminology"])
+    store = TerminologyStore.open(store_path)
+    try:
+        assert sorted(s.name for s in store.sources()) == ["CodeSystem http://snomed.info/sct", "RxNorm"]
+    finally:
+        store.close()
+
+
+def test_check_takes_release_files_as_its_terminology():
+    """--terminology with a folder of release files builds a store for the run: the bundled samples
+    get the decisions patient_samples/README.md documents (3 eligible, 10 ineligible, 5 undetermined)."""
+    samples = sorted((TRIALS.parent / "patient_samples").glob("*.json"))
+    result = runner.invoke(app, ["check", str(TRIALS / "NCT00659217.crit"), *map(str, samples), "--as-of",
+                                 "2026-11-25", "--terminology", str(TRIALS / "terminology"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    decisions = [r["decision"] for r in json.loads(result.stdout)]
+    assert (decisions.count("eligible"), decisions.count("ineligible"), decisions.count("undetermined")) == (3, 10, 5)
+    without = runner.invoke(app, ["check", str(TRIALS / "NCT00659217.crit"), *map(str, samples), "--as-of",
+                                  "2026-11-25", "--terminology", "none", "--format", "json"])
+    decisions = [r["decision"] for r in json.loads(without.stdout)]
+    assert "eligible" not in decisions  # SNOMED- and RxNorm-coded records could matter: never a pass without them

@@ -13,11 +13,11 @@ transitive closure precomputed.
 See docs/terminology.md.
 """
 from .errors import BadMember, LoadError, SystemNotLoaded, TerminologyError, UnknownConcept
-from .load import load_paths
+from .load import load_paths, open_release_files
 from .store import (Concept, Member, SourceInfo, TerminologyStore, default_store_path, parse_member,
                     resolve_store_path)
 
 __all__ = [
     "TerminologyStore", "Concept", "Member", "SourceInfo", "parse_member", "default_store_path", "resolve_store_path",
-    "load_paths", "TerminologyError", "LoadError", "UnknownConcept", "SystemNotLoaded", "BadMember",
+    "load_paths", "open_release_files", "TerminologyError", "LoadError", "UnknownConcept", "SystemNotLoaded", "BadMember",
 ]

@@ -19,13 +19,23 @@ def read_sources(path: Path, progress: Progress = SILENT) -> list[SourceData]:
     if not path.exists():
         raise LoadError(str(path), "no such file or folder")
     if path.is_dir():
-        if is_rxnorm_folder(path):
+        if (path / "RXNCONSO.RRF").is_file() or (path / "rrf" / "RXNCONSO.RRF").is_file():
             return [load_rxnorm(path, progress)]
-        if is_rf2_folder(path):
-            return [load_rf2(path, progress)]
         files = sorted(p for p in path.glob("*.json") if p.is_file())
-        if files:
-            return [data for p in files for data in load_fhir(p, progress)]
+        folders = sorted(p for p in path.iterdir() if p.is_dir())
+        releases = [p for p in folders if is_rxnorm_folder(p) and not is_rf2_folder(p)
+                    or any(p.glob("*.json"))]
+        if is_rf2_folder(path) and not files and not releases:
+            return [load_rf2(path, progress)]
+        if is_rxnorm_folder(path) and not files and not releases:
+            return [load_rxnorm(path, progress)]
+        if files or releases:
+            # a folder that holds several releases (an RxNorm folder beside FHIR files, say): each of them
+            sources = [data for p in files for data in load_fhir(p, progress)]
+            for folder in folders:
+                if is_rxnorm_folder(folder) or is_rf2_folder(folder) or any(folder.glob("*.json")):
+                    sources.extend(read_sources(folder, progress))
+            return sources
         raise LoadError(str(path), "not a SNOMED CT RF2 release (sct2_Concept_Snapshot*.txt), an RxNorm release "
                                    "(RXNCONSO.RRF) or a folder of FHIR JSON files")
     if is_fhir_file(path):
@@ -66,3 +76,17 @@ def load_paths(store_path: Path, paths: list[Path], progress: Progress = SILENT)
                     pass
         raise
     return summary
+
+
+def open_release_files(paths: list[Path]) -> TerminologyStore:
+    """A store built from release folders and FHIR files into a temporary folder (removed when the
+    process ends), for the small fixtures a rule set or a case file keeps beside it: the same
+    loaders, checks and closure as ``screening terminology load``."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="screening-terminology-"))
+    atexit.register(shutil.rmtree, folder, True)
+    load_paths(folder / "terminology.sqlite", [Path(p) for p in paths])
+    return TerminologyStore.open(folder / "terminology.sqlite")

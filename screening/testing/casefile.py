@@ -241,19 +241,12 @@ class Loader:
         from release folders and FHIR files, such as the small fixtures a case file keeps beside it."""
         key = tuple(p.resolve() for p in paths)
         if key not in self._stores:
-            from ..terminology import TerminologyStore, load_paths
+            from ..terminology import TerminologyStore, open_release_files
 
             if len(paths) == 1 and paths[0].is_file() and paths[0].suffix.lower() not in (".json",):
                 self._stores[key] = TerminologyStore.open(paths[0])
             else:
-                import atexit
-                import shutil
-                import tempfile
-
-                folder = Path(tempfile.mkdtemp(prefix="screening-case-terminology-"))
-                atexit.register(shutil.rmtree, folder, True)
-                load_paths(folder / "terminology.sqlite", list(paths))
-                self._stores[key] = TerminologyStore.open(folder / "terminology.sqlite")
+                self._stores[key] = open_release_files(list(paths))
         return self._stores[key]
 
     def patient(self, path: Path) -> PatientRecord:
