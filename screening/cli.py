@@ -337,6 +337,10 @@ def batch(
     try:
         day = as_of_option(as_of)
         store_path = terminology_path(terminology)
+        if store_path is not None and (store_path.is_dir() or store_path.suffix.lower() == ".json"):
+            from .terminology.load import build_release_store
+
+            store_path = build_release_store([store_path])  # release files: one store for every worker
         if store_path is not None and not store_path.is_file():
             raise UsageError(f"--terminology: no terminology store at {store_path}")
         code = run_batch_command(trials, patients, out_dir, day, workers=workers, resume=resume, out=out, err=err,

@@ -339,3 +339,23 @@ def test_check_takes_release_files_as_its_terminology():
                                   "2026-11-25", "--terminology", "none", "--format", "json"])
     decisions = [r["decision"] for r in json.loads(without.stdout)]
     assert "eligible" not in decisions  # SNOMED- and RxNorm-coded records could matter: never a pass without them
+
+
+def test_batch_screens_with_the_terminology_and_records_it(tmp_path):
+    """batch --terminology: the same decisions as check, the sources in every result line, and a
+    resume with another terminology refused."""
+    samples = sorted((TRIALS.parent / "patient_samples").glob("*.json"))
+    folder = tmp_path / "patients"
+    folder.mkdir()
+    for sample in samples:
+        shutil.copy(sample, folder / sample.name)
+    out = tmp_path / "out"
+    args = ["batch", str(TRIALS / "NCT00659217.crit"), "--patients", str(folder), "--out", str(out),
+            "--as-of", "2026-11-25", "--workers", "1"]
+    result = runner.invoke(app, [*args, "--terminology", str(TRIALS / "terminology")])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["decision"] for r in lines].count("eligible") == 3
+    assert all(r["terminology"] and r["terminology"][-1]["source"] == "RxNorm" for r in lines)
+    again = runner.invoke(app, [*args, "--terminology", "none"])
+    assert again.exit_code == 2 and "terminology" in again.output

@@ -78,9 +78,9 @@ def load_paths(store_path: Path, paths: list[Path], progress: Progress = SILENT)
     return summary
 
 
-def open_release_files(paths: list[Path]) -> TerminologyStore:
-    """A store built from release folders and FHIR files into a temporary folder (removed when the
-    process ends), for the small fixtures a rule set or a case file keeps beside it: the same
+def build_release_store(paths: list[Path]) -> Path:
+    """A store file built from release folders and FHIR files in a temporary folder (removed when
+    the process ends), for the small fixtures a rule set or a case file keeps beside it: the same
     loaders, checks and closure as ``screening terminology load``."""
     import atexit
     import shutil
@@ -89,4 +89,9 @@ def open_release_files(paths: list[Path]) -> TerminologyStore:
     folder = Path(tempfile.mkdtemp(prefix="screening-terminology-"))
     atexit.register(shutil.rmtree, folder, True)
     load_paths(folder / "terminology.sqlite", [Path(p) for p in paths])
-    return TerminologyStore.open(folder / "terminology.sqlite")
+    return folder / "terminology.sqlite"
+
+
+def open_release_files(paths: list[Path]) -> TerminologyStore:
+    """The store of :func:`build_release_store`, opened."""
+    return TerminologyStore.open(build_release_store(paths))
