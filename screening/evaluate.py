@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from . import ir, vocabulary
+from . import derived, ir, vocabulary
 from .dates import FOREVER, NEVER, shift, show, whole_months, whole_years
 
 
@@ -94,6 +94,8 @@ def operands(obs, bound: ir.Bound, limit: float) -> tuple[float, float]:
 
 def compare_obs(node: ir.LabCompare, obs, sex: str | None, ranges: ir.RangeTable):
     """Compare one observation with the node's bound(s): (value, thresholds, problem)."""
+    if obs.value_high is not None:
+        return _compare_interval(node, obs, sex, ranges)
     if obs.value is None:
         problem = obs.problem or "a text result where a number is needed"
         return None, None, problem
@@ -120,6 +122,17 @@ def compare_obs(node: ir.LabCompare, obs, sex: str | None, ranges: ir.RangeTable
         value = interval_test(obs.comparator, x, node.op, t, None)
         return value, (low,), _censored_problem(obs) if value is None else None
     return _COMPARE[node.op](x, t), (low,), None
+
+
+def _compare_interval(node: ir.LabCompare, obs, sex: str | None, ranges: ir.RangeTable):
+    """A derived value known only as an interval (the age is uncertain): decided only when both ends
+    give the same answer."""
+    low = compare_obs(node, obs.copy_with_value(obs.value), sex, ranges)
+    high = compare_obs(node, obs.copy_with_value(obs.value_high), sex, ranges)
+    if low[0] is high[0]:
+        return low
+    return None, low[1], (f"derived value lies between {obs.value:.6g} and {obs.value_high:.6g} "
+                          "depending on the age (birth_date not exact), on both sides of the limit")
 
 
 def _censored_problem(obs) -> str:
@@ -169,6 +182,8 @@ def lab_compare(node: ir.LabCompare, patient, ctx: Context):
     series = labs.get(node.key)
     start = ctx.window_start(node.window)
     end = ctx.as_of
+    if node.key in derived.DERIVATIONS:  # a measured result in the window wins, else a derived one
+        series, _ = derived.series_for(patient, node.key, series, start, end)
     if not series:
         return None, ("lab", node, (), _missing_lab(node))
     sex = patient.sex
@@ -284,9 +299,10 @@ def _rival_disagrees(node, series, index, value, sex, ranges, start, end) -> boo
 
 
 def _missing_lab(node: ir.LabCompare | ir.LabText) -> str:
+    extra = derived.missing_inputs(node.key) if isinstance(node, ir.LabCompare) and node.key in derived.DERIVATIONS else ""
     if node.window is not None:
-        return f"{node.label} result within {node.window}"
-    return f"{node.label} result"
+        return f"{node.label} result within {node.window}{extra}"
+    return f"{node.label} result{extra}"
 
 
 def lab_text(node: ir.LabText, patient, ctx: Context):

@@ -12,6 +12,8 @@ from datetime import date
 
 from . import ir
 from .dates import show
+from .derived import DERIVATIONS
+from .derived import describe as derived_text
 from .evaluate import Outcome, entry_name
 
 VERDICTS = ("pass", "fail", "unknown", "review")
@@ -193,6 +195,8 @@ def _when(obs) -> str:
 
 def _lab_detail(node: ir.LabCompare, obs, value, limits, problem, patient, ctx) -> str:
     label = node.label
+    if obs.value is None and obs.derived is not None:
+        return f"{label} {_when(obs)} not derived: {problem}"
     if obs.value is None:
         shown = repr(obs.raw_value) if obs.raw_value is not None else "no value"
         return f"{label} {shown} {_when(obs)}: {problem}"
@@ -200,6 +204,10 @@ def _lab_detail(node: ir.LabCompare, obs, value, limits, problem, patient, ctx) 
     spaced = f" {unit}" if unit else ""
     bound = f"{obs.comparator} " if obs.comparator else ""  # "> 1.5 mg/dL": an interval, not a value
     text = f"{label} {bound}{_num(obs.in_own_unit(obs.value))}{spaced} {_when(obs)}"
+    if obs.derived is not None or obs.key in DERIVATIONS:  # say which was used: measured or derived
+        shown = _num(obs.value) + (f" to {_num(obs.value_high)}" if obs.value_high is not None else "")
+        how = derived_text(obs) if obs.derived is not None else "measured"
+        text = f"{label} {shown}{spaced} {_when(obs)} ({how})"
     if problem and limits is None:
         return f"{text}: {problem}"
     if limits is None:
