@@ -132,6 +132,20 @@ class LabCompare(Expr):
 
 
 @dataclass(frozen=True)
+class LabAggregate(Expr):
+    """`mean QTcF of the latest 3 > 470 ms`, `max ALT within 3 months > 120 U/L`."""
+
+    function: str  # mean | min | max
+    analyte: AnalyteRef
+    count: int | None  # of the latest N; None: every result in the window
+    op: str
+    bound: Bound
+    upper: Bound | None = None
+    window: Window | None = None
+    second_window: Window | None = None  # a window written both before and after the comparison (an error)
+
+
+@dataclass(frozen=True)
 class LabText(Expr):
     selector: str
     analyte: AnalyteRef

@@ -20,6 +20,8 @@ from . import scores, vocabulary
 from .vocabulary import normalise_text
 from .limits import MAX_DEPTH, MAX_WINDOW, height, too_deep
 from .source import Span
+
+MAX_AGGREGATE = 1000  # `of the latest N`: at most this many results
 from .units import Conversion, parse_unit
 
 _RECORD_LISTS = {"condition": "conditions", "medication": "medications", "procedure": "procedures",
@@ -432,6 +434,31 @@ class _Checker:
             selector=node.selector, op=node.op, bound=bound, upper=upper, occasions=node.occasions,
             window=window, span=node.span,
         )
+
+    def _LabAggregate(self, node: ast.LabAggregate):
+        """`mean QTcF of the latest 3 > 470 ms`: the comparison is checked as a lab test, then wrapped."""
+        placeholder = ir.Const(False, span=node.span)
+        if node.second_window is not None:
+            self.error("window", "one window only: before or after the comparison", node.second_window.span)
+            return placeholder
+        if node.count is None and node.window is None:
+            self.error("aggregate", f"say which {node.function} results: `of the latest N` or a window",
+                       node.span, f"e.g. `{node.function} {self.text_of(node.analyte.span)} of the latest 3 ...` "
+                       f"or `... within 1 day`")
+            return placeholder
+        if node.count is not None and not 1 <= node.count <= MAX_AGGREGATE:
+            self.error("count", f"the latest N must be between 1 and {MAX_AGGREGATE:,}", node.span)
+            return placeholder
+        lab = self._LabCompare(ast.LabCompare(selector="latest", analyte=node.analyte, op=node.op, bound=node.bound,
+                                              upper=node.upper, window=node.window, span=node.span))
+        if not isinstance(lab, ir.LabCompare):
+            return placeholder
+        if any(b is not None and b.kind != "value" for b in (lab.bound, lab.upper)):
+            self.error("aggregate", f"a {node.function} of several results is compared with a value, not a "
+                       "multiple of a limit of normal (each result may have its own reference range)", node.span,
+                       f"compare each result instead: `any ... > 3 x ULN`, `every ... <= ULN`")
+            return placeholder
+        return ir.LabAggregate(function=node.function, count=node.count, lab=lab, span=node.span)
 
     def _score_bounds(self, analyte: Analyte, node, bounds) -> bool:
         """A score is compared with points on its scale, never with limits of normal."""

@@ -298,6 +298,96 @@ def _rival_disagrees(node, series, index, value, sex, ranges, start, end) -> boo
     return False
 
 
+# ---------------------------------------------------------------- mean / min / max of repeated results
+_AGGREGATE = {"mean": lambda xs: sum(xs) / len(xs), "min": min, "max": max}
+
+
+def _result_interval(obs, lab: ir.LabCompare):
+    """One result as the interval of values it may have (lo, hi), or a problem."""
+    if obs.value is None:
+        return None, obs.problem or "a text result where a number is needed"
+    if lab.dimension is not None and obs.dimension != lab.dimension:
+        return None, f"{obs.unit} cannot be compared with the threshold's unit"
+    high = obs.value_high if obs.value_high is not None else obs.value
+    if obs.comparator in ("<", "<="):
+        return (float("-inf"), obs.value), None
+    if obs.comparator in (">", ">="):
+        return (obs.value, float("inf")), None
+    return (obs.value, high), None
+
+
+def _interval_holds(lab: ir.LabCompare, low: float, high: float) -> bool | None:
+    """Does every value in [low, high] meet the comparison (True), none (False), or some (None)?"""
+    if lab.op == "between":
+        a, b = lab.bound.value, lab.upper.value
+        if a <= low and high <= b:
+            return True
+        return False if (high < a or low > b) else None
+    limit = lab.bound.value
+    if lab.op in ("=", "!="):
+        if low == high:
+            return (low == limit) == (lab.op == "=")
+        return (lab.op == "!=") if (limit < low or limit > high) else None
+    compare = _COMPARE[lab.op]
+    at_low, at_high = compare(low, limit), compare(high, limit)
+    return at_low if at_low == at_high else None
+
+
+def lab_aggregate(node: ir.LabAggregate, patient, ctx: Context):
+    """`mean QTcF of the latest 3 > 470 ms`. info = ("aggregate", node, used, (low, high) or None, missing).
+
+    The latest N results on or before the as-of date (inside the window, if any), or every result in
+    the window; fewer than N, a result without a usable value, or a choice of "the latest N" that
+    depends on a partial date is unknown. Each result is an interval (a bound such as "> 500" is
+    half-open, a derived value may be an interval): the test decides only when it holds, or fails,
+    for every value in the intervals."""
+    lab = node.lab
+    labs = patient.labs
+    if labs is None:
+        return None, ("aggregate", node, (), None, f"{lab.label}: no observations provided")
+    series = labs.get(lab.key)
+    start, end = ctx.window_start(lab.window), ctx.as_of
+    if lab.key in derived.DERIVATIONS:
+        series, _ = derived.series_for(patient, lab.key, series, start, end)
+    used = []
+    for obs in series or ():
+        if obs.lo is not None and obs.lo > end:
+            continue
+        inside = _in_window(obs.lo, obs.hi, start, end)
+        if inside is False:
+            break
+        if node.count is not None and len(used) == node.count:
+            if obs.hi is not None and used[-1][0].lo is not None and obs.hi >= used[-1][0].lo:
+                return None, ("aggregate", node, tuple(used), None,
+                              f"which are the latest {node.count} {lab.label} results depends on dates or times "
+                              f"not recorded ({show(obs.lo, obs.hi)})")
+            break
+        if inside is None:
+            return None, ("aggregate", node, tuple(used), None,
+                          f"{lab.label} result of {show(obs.lo, obs.hi) if obs.lo is not None else 'no date'}: "
+                          "date uncertain relative to the window")
+        interval, problem = _result_interval(obs, lab)
+        used.append((obs, interval, problem))
+    within = f" within {lab.window}" if lab.window is not None else ""
+    if not used:
+        return None, ("aggregate", node, (), None, _missing_lab(lab))
+    if node.count is not None and len(used) < node.count:
+        return None, ("aggregate", node, tuple(used), None,
+                      f"{node.count} {lab.label} results{within} ({len(used)} on record)")
+    bad = next((u for u in used if u[1] is None), None)
+    if bad is not None:
+        when = show(bad[0].lo, bad[0].hi) if bad[0].lo is not None else "undated"
+        return None, ("aggregate", node, tuple(used), None, f"{lab.label} result of {when}: {bad[2]}")
+    fn = _AGGREGATE[node.function]
+    low, high = fn([u[1][0] for u in used]), fn([u[1][1] for u in used])
+    value = _interval_holds(lab, low, high)
+    if value is not None:
+        return value, ("aggregate", node, tuple(used), (low, high), None)
+    return None, ("aggregate", node, tuple(used), (low, high),
+                  f"the {node.function} of the {lab.label} results lies between {low:.6g} and {high:.6g}, "
+                  "on both sides of the limit")
+
+
 def _missing_lab(node: ir.LabCompare | ir.LabText) -> str:
     extra = derived.missing_inputs(node.key) if isinstance(node, ir.LabCompare) and node.key in derived.DERIVATIONS else ""
     if node.window is not None:
@@ -596,6 +686,7 @@ def review(node: ir.Review, patient, ctx: Context):
 ATOMS = {
     ir.LabCompare: lab_compare,
     ir.LabText: lab_text,
+    ir.LabAggregate: lab_aggregate,
     ir.AgeTest: age_test,
     ir.SexTest: sex_test,
     ir.RecordTest: record_test,
@@ -642,6 +733,8 @@ def _atom_missing(info) -> list[str]:
                     when = show(obs.lo, obs.hi) if obs.lo is not None else "undated"
                     missing.append(f"{info[1].label} result of {when}: {problem}")
         return list(dict.fromkeys(missing))
+    if kind == "aggregate":
+        return [info[4]] if info[4] else []
     if kind == "text":
         return [info[3]] if info[3] else ([info[4]] if len(info) > 4 and info[4] else [])
     if kind == "age":

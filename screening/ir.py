@@ -108,6 +108,16 @@ class LabCompare(Node):
 
 
 @dataclass(eq=False)
+class LabAggregate(Node):
+    """The mean, lowest or highest of the latest ``count`` results (or of every result in the window)
+    compared with a value; ``lab`` holds the analyte, the comparison and the window."""
+
+    function: str  # mean | min | max
+    count: int | None
+    lab: LabCompare
+
+
+@dataclass(eq=False)
 class LabText(Node):
     key: str
     label: str

@@ -464,6 +464,21 @@ class _ToAst(Transformer_NonRecursive):
         return ast.LabCompare(selector=selector, analyte=analyte, op=op, bound=bound, upper=upper,
                               occasions=occasions, window=window, span=Span.from_meta(meta))
 
+    def lab_aggregate(self, meta, children):
+        function, analyte, *rest = children
+        count = next((r for r in rest if isinstance(r, int) and not isinstance(r, bool)), None)
+        op, bound, upper = next(r for r in rest if isinstance(r, tuple))
+        windows = [r for r in rest if isinstance(r, ast.Window)]
+        return ast.LabAggregate(function=str(function), analyte=analyte, count=count, op=op, bound=bound,
+                                upper=upper, window=windows[0] if windows else None,
+                                second_window=windows[1] if len(windows) > 1 else None, span=Span.from_meta(meta))
+
+    def aggregate_fn(self, meta, children):
+        return str(children[0])
+
+    def latest_count(self, meta, children):
+        return _int(children[-1])
+
     def lab_text_test(self, meta, children):
         selector = "latest"
         if isinstance(children[0], str) and not isinstance(children[0], ast.Node):

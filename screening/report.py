@@ -288,6 +288,8 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         if missing:
             details.append(f"no normal repeat after the last: {missing} could still decide")
         return "; ".join(details)
+    if kind == "aggregate":
+        return _aggregate_detail(info, as_of)
     if kind == "text":
         _, node, obs, missing, problem = info
         if missing:
@@ -340,6 +342,37 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
     if kind == "review":
         return f"needs review: {info[1].reason}"
     return ""
+
+
+def _aggregate_detail(info, as_of: str) -> str:
+    """`mean of the latest 3 QTcF results 475 ms (470 ms on 2026-11-10, ...); limit 470 ms; over by 5 ms`."""
+    _, node, used, interval, missing = info
+    lab = node.lab
+    unit = f" {lab.canonical_unit}" if lab.canonical_unit else ""
+    which = (f"of the latest {node.count} {lab.label} results" if node.count is not None
+             else f"of the {lab.label} results")
+    if lab.window is not None:
+        which += f" within {lab.window}"
+    listed = []
+    for obs, _interval, problem in used[:12]:
+        shown = (f"{obs.comparator or ''}{_num(obs.value)}" if obs.value is not None else repr(obs.raw_value))
+        if obs.value_high is not None:
+            shown += f" to {_num(obs.value_high)}"
+        how = f", {derived_text(obs)}" if obs.derived is not None and obs.value is not None else ""
+        listed.append(f"{shown}{unit if obs.value is not None else ''} {_when(obs)}{how}")
+    if len(used) > 12:
+        listed.append(f"and {len(used) - 12} more")
+    results = f" ({'; '.join(listed)})" if listed else ""
+    if interval is None:
+        return f"{node.function} {which}{results}: {missing}" if used else _no_result(missing, as_of)
+    low, high = interval
+    value = _num(low) if low == high else f"between {_num(low)} and {_num(high)}"
+    limit = lab.bound.written if lab.op != "between" else f"{lab.bound.written} to {lab.upper.written}"
+    text = f"{node.function} {which}: {value}{unit}{results}; limit {limit}"
+    if low == high and lab.op != "between":
+        diff = low - lab.bound.value
+        text += "; exactly at the limit" if diff == 0 else f"; {'over' if diff > 0 else 'under'} by {_num(abs(diff))}{unit}"
+    return f"{text}; but {missing}" if missing else text
 
 
 def _no_result(missing: str, as_of: str) -> str:
