@@ -132,6 +132,16 @@ class LabCompare(Expr):
 
 
 @dataclass(frozen=True)
+class RecordCount(Expr):
+    """`at most 2 courses of medication chemo`, `at least 2 condition mi`: a number of matching records."""
+
+    mode: str  # at_least | at_most
+    count: int
+    courses: bool  # count distinct start dates (treatment courses), not records
+    test: "RecordTest"
+
+
+@dataclass(frozen=True)
 class LabAggregate(Expr):
     """`mean QTcF of the latest 3 > 470 ms`, `max ALT within 3 months > 120 U/L`."""
 

@@ -435,6 +435,18 @@ class _Checker:
             window=window, span=node.span,
         )
 
+    def _RecordCount(self, node: ast.RecordCount):
+        """`at most 2 courses of medication chemo`: the record test is checked as usual, then counted."""
+        test = self._RecordTest(node.test)
+        if not isinstance(test, ir.RecordTest):
+            return test
+        if node.courses and test.kind != "medications":
+            self.error("count", "`courses of` counts treatment courses of a medication", node.span,
+                       f"count the records instead: `at least {node.count} {test.noun} ...`")
+        if node.count > MAX_AGGREGATE:
+            self.error("count", f"a count of records may be at most {MAX_AGGREGATE:,}", node.span)
+        return ir.RecordCount(mode=node.mode, count=node.count, courses=node.courses, test=test, span=node.span)
+
     def _LabAggregate(self, node: ast.LabAggregate):
         """`mean QTcF of the latest 3 > 470 ms`: the comparison is checked as a lab test, then wrapped."""
         placeholder = ir.Const(False, span=node.span)

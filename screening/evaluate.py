@@ -654,6 +654,57 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
     return False, ("record", node, None, None, ())
 
 
+# ---------------------------------------------------------------- counting records
+class _OneRecord:
+    """A patient view holding one record of one kind: record_test on it is that record's answer."""
+
+    def __init__(self, kind: str, entry):
+        setattr(self, kind, (entry,))
+
+
+def record_count(node: ir.RecordCount, patient, ctx: Context):
+    """`at most 2 courses of medication chemo`. info = ("count", node, sure, possible, low, high, missing).
+
+    Each record is tested alone with record_test (the same meaning as `medication chemo ...`): true,
+    false or unknown. Records: the count is between the true ones and the true plus unknown ones.
+    Courses: distinct full start dates of true records; a true record with a partial or missing start
+    date adds a course for sure only when its dates overlap no other course, otherwise it may be one;
+    an unknown record may add a course unless it starts on a day already counted."""
+    test = node.test
+    entries = getattr(patient, test.kind)
+    if entries is None:
+        return None, ("count", node, (), (), 0, 0, f"{test.kind} (not provided)")
+    sure, possible = [], []
+    for entry in entries:
+        value, info = record_test(test, _OneRecord(test.kind, entry), ctx)
+        if value is True:
+            sure.append(entry)
+        elif value is None:
+            possible.append((entry, info[4][0][1] if info[4] else (info[3] or "unknown",)))
+    if not node.courses:
+        low, high = len(sure), len(sure) + len(possible)
+    else:
+        days = {e.start_lo for e in sure if e.start_lo is not None and e.start_lo == e.start_hi}
+        low, high = len(days), len(days)
+        vague = [e for e in sure if e.start_lo is None or e.start_lo != e.start_hi]
+        for e in vague:
+            alone = e.start_lo is not None and not any(e.start_lo <= d <= e.start_hi for d in days) and not any(
+                o is not e and (o.start_lo is None or (o.start_lo <= e.start_hi and e.start_lo <= o.start_hi))
+                for o in vague)
+            if alone:
+                low += 1
+            high += 1
+        for e, _ in possible:
+            if e.start_lo is None or e.start_lo != e.start_hi or e.start_lo not in days:
+                high += 1
+    n = node.count
+    if node.mode == "at_least":
+        value = True if low >= n else (False if high < n else None)
+    else:
+        value = False if low > n else (True if high <= n else None)
+    return value, ("count", node, tuple(sure), tuple(possible), low, high, None)
+
+
 # ---------------------------------------------------------------- facts and review
 def fact_test(node: ir.FactTest, patient, ctx: Context):
     """info = ("fact", node, value, problem)."""
@@ -687,6 +738,7 @@ ATOMS = {
     ir.LabCompare: lab_compare,
     ir.LabText: lab_text,
     ir.LabAggregate: lab_aggregate,
+    ir.RecordCount: record_count,
     ir.AgeTest: age_test,
     ir.SexTest: sex_test,
     ir.RecordTest: record_test,
@@ -735,6 +787,10 @@ def _atom_missing(info) -> list[str]:
         return list(dict.fromkeys(missing))
     if kind == "aggregate":
         return [info[4]] if info[4] else []
+    if kind == "count":
+        if info[6]:
+            return [info[6]]
+        return [f"{entry_name(info[1].test.noun, entry)}: {', '.join(reasons)}" for entry, reasons in info[3]]
     if kind == "text":
         return [info[3]] if info[3] else ([info[4]] if len(info) > 4 and info[4] else [])
     if kind == "age":

@@ -108,6 +108,16 @@ class LabCompare(Node):
 
 
 @dataclass(eq=False)
+class RecordCount(Node):
+    """At least / at most ``count`` records (or treatment courses: distinct start dates) meeting ``test``."""
+
+    mode: str  # at_least | at_most
+    count: int
+    courses: bool
+    test: "RecordTest"
+
+
+@dataclass(eq=False)
 class LabAggregate(Node):
     """The mean, lowest or highest of the latest ``count`` results (or of every result in the window)
     compared with a value; ``lab`` holds the analyte, the comparison and the window."""

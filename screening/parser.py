@@ -464,6 +464,21 @@ class _ToAst(Transformer_NonRecursive):
         return ast.LabCompare(selector=selector, analyte=analyte, op=op, bound=bound, upper=upper,
                               occasions=occasions, window=window, span=Span.from_meta(meta))
 
+    def _record_count(self, mode, meta, children):
+        count, *rest = children
+        courses = any(isinstance(r, str) and r == "courses" for r in rest)
+        test = rest[-1]
+        return ast.RecordCount(mode=mode, count=_int(count), courses=courses, test=test, span=Span.from_meta(meta))
+
+    def at_least_records(self, meta, children):
+        return self._record_count("at_least", meta, children)
+
+    def at_most_records(self, meta, children):
+        return self._record_count("at_most", meta, children)
+
+    def courses(self, meta, children):
+        return "courses"
+
     def lab_aggregate(self, meta, children):
         function, analyte, *rest = children
         count = next((r for r in rest if isinstance(r, int) and not isinstance(r, bool)), None)

@@ -290,6 +290,8 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         return "; ".join(details)
     if kind == "aggregate":
         return _aggregate_detail(info, as_of)
+    if kind == "count":
+        return _count_detail(info)
     if kind == "text":
         _, node, obs, missing, problem = info
         if missing:
@@ -342,6 +344,24 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
     if kind == "review":
         return f"needs review: {info[1].reason}"
     return ""
+
+
+def _count_detail(info) -> str:
+    """`2 courses of medication in chemo (...); 1 more possible (...); needed at most 2`."""
+    _, node, sure, possible, low, high, missing = info
+    if missing:
+        return missing
+    test = node.test
+    what = "courses of " if node.courses else ""
+    found = "; ".join(_entry_text(test, e) for e in sure[:10]) + ("; ..." if len(sure) > 10 else "")
+    count = f"{low}" if low == high else f"{low} to {high}"
+    text = f"{count} {what}{test.noun} records in {test.matcher.name}" if not node.courses else \
+        f"{count} courses of {test.noun} in {test.matcher.name}"
+    if found:
+        text += f" ({found})"
+    if possible:
+        text += "; may also count: " + "; ".join(f"{_entry_text(test, e)}: {', '.join(r)}" for e, r in possible[:5])
+    return f"{text}; needed {node.mode.replace('_', ' ')} {node.count}"
 
 
 def _aggregate_detail(info, as_of: str) -> str:
