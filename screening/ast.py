@@ -132,6 +132,15 @@ class LabCompare(Expr):
 
 
 @dataclass(frozen=True)
+class VisitOccasions(Expr):
+    """`(systolic_bp > 140 mmHg or diastolic_bp > 90 mmHg) on at least 3 occasions within 6 months`."""
+
+    expr: Expr
+    count: int
+    window: Window | None = None
+
+
+@dataclass(frozen=True)
 class RecordCount(Expr):
     """`at most 2 courses of medication chemo`, `at least 2 condition mi`: a number of matching records."""
 

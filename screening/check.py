@@ -435,6 +435,32 @@ class _Checker:
             window=window, span=node.span,
         )
 
+    def _VisitOccasions(self, node: ast.VisitOccasions):
+        """`(A or B) on at least N occasions within W`: lab comparisons joined by and/or/not, decided per day."""
+        placeholder = ir.Const(False, span=node.span)
+        bad = _per_visit_problem(node.expr)
+        if bad is not None:
+            where, why = bad
+            self.error("occasions", why, where.span,
+                       "e.g. `(systolic_bp > 140 mmHg or diastolic_bp > 90 mmHg) on at least 3 occasions within 6 months`")
+            return placeholder
+        if not 1 <= node.count <= MAX_AGGREGATE:
+            self.error("count", f"occasions must be between 1 and {MAX_AGGREGATE:,}", node.span)
+            return placeholder
+        inner = self.expr(node.expr)
+        window = self._window(node.window) or self._default_window()
+        keys = []
+
+        def strip(n):  # the leaves are decided per day: their own (default) windows do not apply
+            if isinstance(n, ir.LabCompare):
+                n.window = None
+                keys.append(n.key)
+            for child in getattr(n, "operands", None) or ([n.operand] if hasattr(n, "operand") else []):
+                strip(child)
+        strip(inner)
+        return ir.VisitOccasions(expr=inner, count=node.count, window=window, keys=tuple(dict.fromkeys(keys)),
+                                 span=node.span)
+
     def _RecordCount(self, node: ast.RecordCount):
         """`at most 2 courses of medication chemo`: the record test is checked as usual, then counted."""
         test = self._RecordTest(node.test)
@@ -610,6 +636,24 @@ class _Checker:
 
 _NUMBER_TEXT = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)")
 _RANGE_TEXTS = re.compile(r"=\s*(" + _NUMBER_TEXT.pattern + r")\s*to\s*(" + _NUMBER_TEXT.pattern + ")")
+
+
+def _per_visit_problem(expr: ast.Expr):
+    """The first part of a per-visit test that is not a plain lab comparison joined by and/or/not."""
+    if isinstance(expr, (ast.And, ast.Or)):
+        for operand in expr.operands:
+            found = _per_visit_problem(operand)
+            if found:
+                return found
+        return None
+    if isinstance(expr, ast.Not):
+        return _per_visit_problem(expr.operand)
+    if isinstance(expr, ast.LabCompare):
+        if expr.selector != "latest" or expr.occasions is not None or expr.window is not None:
+            return expr, ("inside a per-visit test each lab comparison is decided with one day's results: "
+                          "no any/every, occasions or window of its own (the window follows the occasions)")
+        return None
+    return expr, "a per-visit test joins lab comparisons with and, or and not, and nothing else"
 
 
 def _number_text(written: str) -> str | None:

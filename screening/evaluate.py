@@ -654,6 +654,99 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
     return False, ("record", node, None, None, ())
 
 
+# ---------------------------------------------------------------- a per-visit test on several occasions
+class _Day:
+    """An occasion: one (possibly partial) date, for _ruled_out."""
+
+    __slots__ = ("lo", "hi")
+
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+
+def _on_day(node: ir.Node, day: tuple, by_key: dict, sex, ranges):
+    """The per-visit expression with the results of one day: (value, [(obs, value)], [missing])."""
+    if isinstance(node, ir.LabCompare):
+        results = [o for o in by_key.get(node.key, ()) if (o.lo, o.hi) == day]
+        if not results:
+            return None, [], [f"{node.label} on {show(*day)}"]
+        values, used, missing = set(), [], []
+        for obs in results:
+            value, _, problem = compare_obs(node, obs, sex, ranges)
+            values.add(value)
+            used.append((node, obs, value))
+            if value is None and problem:
+                missing.append(f"{node.label} result of {show(*day)}: {problem}")
+        if len(values) > 1:  # two readings of one visit that disagree: not decided
+            return None, used, missing or [f"{node.label} results of {show(*day)} disagree"]
+        return values.pop(), used, missing
+    if isinstance(node, ir.Not):
+        value, used, missing = _on_day(node.operand, day, by_key, sex, ranges)
+        return (None if value is None else not value), used, missing
+    stop = isinstance(node, ir.Or)  # or: stops at True; and: at False
+    result, used, missing = (not stop), [], []
+    for operand in node.operands:
+        value, u, m = _on_day(operand, day, by_key, sex, ranges)
+        used += u
+        if value is stop:
+            return stop, used, []
+        if value is None:
+            result = None
+            missing += m
+    return result, used, missing if result is None else []
+
+
+def visit_occasions(node: ir.VisitOccasions, patient, ctx: Context):
+    """`(SBP > 140 or DBP > 90) on at least 3 occasions within 6 months`.
+    info = ("visits", node, [(day, value, used, missing)], missing).
+
+    An occasion is a date with a result of one of the analytes in the window; the expression is
+    decided with that date's results only. Partial dates are occasions whose answer is unknown
+    when it could be true. True with N true occasions; false only when the record rules it out
+    (as for `on at least N occasions`, docs/semantics.md); otherwise unknown."""
+    labs = patient.labs
+    if labs is None:
+        return None, ("visits", node, (), "observations (not provided)")
+    start, end = ctx.window_start(node.window), ctx.as_of
+    by_key, days = {}, set()
+    for key in node.keys:
+        kept = []
+        for obs in labs.get(key) or ():
+            if obs.lo is None or obs.lo > end:
+                continue
+            inside = _in_window(obs.lo, obs.hi, start, end)
+            if inside is False:
+                continue
+            kept.append(obs)
+            days.add((obs.lo, obs.hi, inside))
+        by_key[key] = kept
+    seen = []
+    for lo, hi, inside in sorted(days, reverse=True):
+        value, used, missing = _on_day(node.expr, (lo, hi), by_key, patient.sex, ctx.ranges)
+        if lo != hi and value is not False:
+            value, missing = None, missing + [f"the results of {show(lo, hi)}: a date known only to the month or year"]
+        if inside is None:
+            if value is False:
+                continue
+            value, missing = None, missing + [f"the results of {show(lo, hi)}: date uncertain relative to the window"]
+        seen.append(((lo, hi), value, tuple(used), tuple(missing)))
+    seen = [s for i, s in enumerate(seen) if s[0] not in {t[0] for t in seen[:i]}]
+    true_count = sum(1 for s in seen if s[1] is True)
+    unknown_count = sum(1 for s in seen if s[1] is None)
+    need = node.count
+    if true_count >= need:
+        return True, ("visits", node, tuple(seen), None)
+    if true_count + unknown_count >= need:
+        return None, ("visits", node, tuple(seen), None)
+    if not seen:
+        within = f" within {node.window}" if node.window is not None else ""
+        return None, ("visits", node, (), f"results of {', '.join(node.keys)}{within}")
+    if _ruled_out([(_Day(*s[0]), s[1], None, None) for s in seen]):
+        return False, ("visits", node, tuple(seen), None)
+    within = f" within {node.window}" if node.window is not None else ""
+    return None, ("visits", node, tuple(seen), f"a repeat visit with {', '.join(node.keys)} results{within}")
+
+
 # ---------------------------------------------------------------- counting records
 class _OneRecord:
     """A patient view holding one record of one kind: record_test on it is that record's answer."""
@@ -739,6 +832,7 @@ ATOMS = {
     ir.LabText: lab_text,
     ir.LabAggregate: lab_aggregate,
     ir.RecordCount: record_count,
+    ir.VisitOccasions: visit_occasions,
     ir.AgeTest: age_test,
     ir.SexTest: sex_test,
     ir.RecordTest: record_test,
@@ -787,6 +881,12 @@ def _atom_missing(info) -> list[str]:
         return list(dict.fromkeys(missing))
     if kind == "aggregate":
         return [info[4]] if info[4] else []
+    if kind == "visits":
+        found = [info[3]] if info[3] else []
+        for _day, value, _used, missing in info[2]:
+            if value is None:
+                found += list(missing)
+        return list(dict.fromkeys(found))
     if kind == "count":
         if info[6]:
             return [info[6]]

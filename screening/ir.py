@@ -108,6 +108,16 @@ class LabCompare(Node):
 
 
 @dataclass(eq=False)
+class VisitOccasions(Node):
+    """Lab comparisons joined by and/or/not, decided with each day's results, true on at least ``count`` days."""
+
+    expr: Node
+    count: int
+    window: Duration | None
+    keys: tuple[str, ...]
+
+
+@dataclass(eq=False)
 class RecordCount(Node):
     """At least / at most ``count`` records (or treatment courses: distinct start dates) meeting ``test``."""
 

@@ -464,6 +464,10 @@ class _ToAst(Transformer_NonRecursive):
         return ast.LabCompare(selector=selector, analyte=analyte, op=op, bound=bound, upper=upper,
                               occasions=occasions, window=window, span=Span.from_meta(meta))
 
+    def visit_occasions(self, meta, children):
+        expr, count, *rest = children
+        return ast.VisitOccasions(expr=expr, count=count, window=rest[0] if rest else None, span=Span.from_meta(meta))
+
     def _record_count(self, mode, meta, children):
         count, *rest = children
         courses = any(isinstance(r, str) and r == "courses" for r in rest)

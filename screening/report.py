@@ -292,6 +292,8 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         return _aggregate_detail(info, as_of)
     if kind == "count":
         return _count_detail(info)
+    if kind == "visits":
+        return _visits_detail(info)
     if kind == "text":
         _, node, obs, missing, problem = info
         if missing:
@@ -344,6 +346,21 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
     if kind == "review":
         return f"needs review: {info[1].reason}"
     return ""
+
+
+def _visits_detail(info) -> str:
+    """`3 of 4 occasions meet it, needed on at least 3: 2026-06-01 (systolic_bp 150 mmHg); ...`."""
+    _, node, seen, missing = info
+    if not seen:
+        return f"no {missing}" if missing else "no occasions"
+    trues = sum(1 for s in seen if s[1] is True)
+    parts = []
+    for (lo, hi), value, used, _missing in seen[:10]:
+        shown = ", ".join(f"{leaf.label} {_num(obs.in_own_unit(obs.value)) if obs.value is not None else repr(obs.raw_value)}"
+                          f"{' ' + obs.unit if obs.unit and obs.value is not None else ''}" for leaf, obs, _ in used)
+        parts.append(f"{show(lo, hi)} {truth(value)}" + (f" ({shown})" if shown else ""))
+    text = f"{trues} of {len(seen)} occasions meet it, needed on at least {node.count}: " + "; ".join(parts)
+    return f"{text}; no normal repeat after the last: {missing} could still decide" if missing else text
 
 
 def _count_detail(info) -> str:
