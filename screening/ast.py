@@ -137,6 +137,39 @@ class LabCompare(Expr):
 
 
 @dataclass(frozen=True)
+class VisitOccasions(Expr):
+    """`(systolic_bp > 140 mmHg or diastolic_bp > 90 mmHg) on at least 3 occasions within 6 months`."""
+
+    expr: Expr
+    count: int
+    window: Window | None = None
+
+
+@dataclass(frozen=True)
+class RecordCount(Expr):
+    """`at most 2 courses of medication chemo`, `at least 2 condition mi`: a number of matching records."""
+
+    mode: str  # at_least | at_most
+    count: int
+    courses: bool  # count distinct start dates (treatment courses), not records
+    test: "RecordTest"
+
+
+@dataclass(frozen=True)
+class LabAggregate(Expr):
+    """`mean QTcF of the latest 3 > 470 ms`, `max ALT within 3 months > 120 U/L`."""
+
+    function: str  # mean | min | max
+    analyte: AnalyteRef
+    count: int | None  # of the latest N; None: every result in the window
+    op: str
+    bound: Bound
+    upper: Bound | None = None
+    window: Window | None = None
+    second_window: Window | None = None  # a window written both before and after the comparison (an error)
+
+
+@dataclass(frozen=True)
 class LabText(Expr):
     selector: str
     analyte: AnalyteRef

@@ -21,6 +21,8 @@ from . import scores, vocabulary
 from .vocabulary import normalise_text
 from .limits import MAX_DEPTH, MAX_WINDOW, height, too_deep
 from .source import Span
+
+MAX_AGGREGATE = 1000  # `of the latest N`: at most this many results
 from .units import Conversion, parse_unit
 
 _RECORD_LISTS = {"condition": "conditions", "medication": "medications", "procedure": "procedures",
@@ -601,6 +603,69 @@ class _Checker:
             window=window, span=node.span,
         )
 
+    def _VisitOccasions(self, node: ast.VisitOccasions):
+        """`(A or B) on at least N occasions within W`: lab comparisons joined by and/or/not, decided per day."""
+        placeholder = ir.Const(False, span=node.span)
+        bad = _per_visit_problem(node.expr)
+        if bad is not None:
+            where, why = bad
+            self.error("occasions", why, where.span,
+                       "e.g. `(systolic_bp > 140 mmHg or diastolic_bp > 90 mmHg) on at least 3 occasions within 6 months`")
+            return placeholder
+        if not 1 <= node.count <= MAX_AGGREGATE:
+            self.error("count", f"occasions must be between 1 and {MAX_AGGREGATE:,}", node.span)
+            return placeholder
+        inner = self.expr(node.expr)
+        window = self._window(node.window) or self._default_window()
+        keys = []
+
+        def strip(n):  # the leaves are decided per day: their own (default) windows do not apply
+            if isinstance(n, ir.LabCompare):
+                n.window = None
+                keys.append(n.key)
+            for child in getattr(n, "operands", None) or ([n.operand] if hasattr(n, "operand") else []):
+                strip(child)
+        strip(inner)
+        return ir.VisitOccasions(expr=inner, count=node.count, window=window, keys=tuple(dict.fromkeys(keys)),
+                                 span=node.span)
+
+    def _RecordCount(self, node: ast.RecordCount):
+        """`at most 2 courses of medication chemo`: the record test is checked as usual, then counted."""
+        test = self._RecordTest(node.test)
+        if not isinstance(test, ir.RecordTest):
+            return test
+        if node.courses and test.kind != "medications":
+            self.error("count", "`courses of` counts treatment courses of a medication", node.span,
+                       f"count the records instead: `at least {node.count} {test.noun} ...`")
+        if node.count > MAX_AGGREGATE:
+            self.error("count", f"a count of records may be at most {MAX_AGGREGATE:,}", node.span)
+        return ir.RecordCount(mode=node.mode, count=node.count, courses=node.courses, test=test, span=node.span)
+
+    def _LabAggregate(self, node: ast.LabAggregate):
+        """`mean QTcF of the latest 3 > 470 ms`: the comparison is checked as a lab test, then wrapped."""
+        placeholder = ir.Const(False, span=node.span)
+        if node.second_window is not None:
+            self.error("window", "one window only: before or after the comparison", node.second_window.span)
+            return placeholder
+        if node.count is None and node.window is None:
+            self.error("aggregate", f"say which {node.function} results: `of the latest N` or a window",
+                       node.span, f"e.g. `{node.function} {self.text_of(node.analyte.span)} of the latest 3 ...` "
+                       f"or `... within 1 day`")
+            return placeholder
+        if node.count is not None and not 1 <= node.count <= MAX_AGGREGATE:
+            self.error("count", f"the latest N must be between 1 and {MAX_AGGREGATE:,}", node.span)
+            return placeholder
+        lab = self._LabCompare(ast.LabCompare(selector="latest", analyte=node.analyte, op=node.op, bound=node.bound,
+                                              upper=node.upper, window=node.window, span=node.span))
+        if not isinstance(lab, ir.LabCompare):
+            return placeholder
+        if any(b is not None and b.kind != "value" for b in (lab.bound, lab.upper)):
+            self.error("aggregate", f"a {node.function} of several results is compared with a value, not a "
+                       "multiple of a limit of normal (each result may have its own reference range)", node.span,
+                       f"compare each result instead: `any ... > 3 x ULN`, `every ... <= ULN`")
+            return placeholder
+        return ir.LabAggregate(function=node.function, count=node.count, lab=lab, span=node.span)
+
     def _score_bounds(self, analyte: Analyte, node, bounds) -> bool:
         """A score is compared with points on its scale, never with limits of normal."""
         for bound in bounds:
@@ -741,6 +806,24 @@ class _Checker:
 
 _NUMBER_TEXT = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)")
 _RANGE_TEXTS = re.compile(r"=\s*(" + _NUMBER_TEXT.pattern + r")\s*to\s*(" + _NUMBER_TEXT.pattern + ")")
+
+
+def _per_visit_problem(expr: ast.Expr):
+    """The first part of a per-visit test that is not a plain lab comparison joined by and/or/not."""
+    if isinstance(expr, (ast.And, ast.Or)):
+        for operand in expr.operands:
+            found = _per_visit_problem(operand)
+            if found:
+                return found
+        return None
+    if isinstance(expr, ast.Not):
+        return _per_visit_problem(expr.operand)
+    if isinstance(expr, ast.LabCompare):
+        if expr.selector != "latest" or expr.occasions is not None or expr.window is not None:
+            return expr, ("inside a per-visit test each lab comparison is decided with one day's results: "
+                          "no any/every, occasions or window of its own (the window follows the occasions)")
+        return None
+    return expr, "a per-visit test joins lab comparisons with and, or and not, and nothing else"
 
 
 def _number_text(written: str) -> str | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import ir
 from .check import check
+from .derived import DERIVATIONS
 from .dates import NEVER
 from .errors import UsageError
 from .evaluate import ATOMS, Context, Interpreter, count_values, entry_name, lab_compare
@@ -59,7 +60,8 @@ class _CodeWriter:
     def node(self, node: ir.Node, depth: int) -> str:
         """Emit statements computing ``node``; return the variable holding its value."""
         if self.inline_left > 0:
-            if isinstance(node, ir.LabCompare) and node.selector == "latest":
+            if isinstance(node, ir.LabCompare) and node.selector == "latest" and node.key not in DERIVATIONS:
+                # (a derivable analyte goes through lab_compare: measured or derived, screening.derived)
                 self.inline_left -= 1
                 return self._latest_lab(node, depth)
             if isinstance(node, ir.FactTest) and node.mode in ("true", "compare"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from . import ir, vocabulary
+from . import derived, ir, vocabulary
 from .dates import FOREVER, NEVER, shift, show, whole_months, whole_years
 
 
@@ -94,6 +94,8 @@ def operands(obs, bound: ir.Bound, limit: float) -> tuple[float, float]:
 
 def compare_obs(node: ir.LabCompare, obs, sex: str | None, ranges: ir.RangeTable):
     """Compare one observation with the node's bound(s): (value, thresholds, problem)."""
+    if obs.value_high is not None:
+        return _compare_interval(node, obs, sex, ranges)
     if obs.value is None:
         problem = obs.problem or "a text result where a number is needed"
         return None, None, problem
@@ -120,6 +122,17 @@ def compare_obs(node: ir.LabCompare, obs, sex: str | None, ranges: ir.RangeTable
         value = interval_test(obs.comparator, x, node.op, t, None)
         return value, (low,), _censored_problem(obs) if value is None else None
     return _COMPARE[node.op](x, t), (low,), None
+
+
+def _compare_interval(node: ir.LabCompare, obs, sex: str | None, ranges: ir.RangeTable):
+    """A derived value known only as an interval (the age is uncertain): decided only when both ends
+    give the same answer."""
+    low = compare_obs(node, obs.copy_with_value(obs.value), sex, ranges)
+    high = compare_obs(node, obs.copy_with_value(obs.value_high), sex, ranges)
+    if low[0] is high[0]:
+        return low
+    return None, low[1], (f"derived value lies between {obs.value:.6g} and {obs.value_high:.6g} "
+                          "depending on the age (birth_date not exact), on both sides of the limit")
 
 
 def _censored_problem(obs) -> str:
@@ -169,6 +182,8 @@ def lab_compare(node: ir.LabCompare, patient, ctx: Context):
     series = labs.get(node.key)
     start = ctx.window_start(node.window)
     end = ctx.as_of
+    if node.key in derived.DERIVATIONS:  # a measured result in the window wins, else a derived one
+        series, _ = derived.series_for(patient, node.key, series, start, end)
     if not series:
         return None, ("lab", node, (), _missing_lab(node))
     sex = patient.sex
@@ -283,10 +298,101 @@ def _rival_disagrees(node, series, index, value, sex, ranges, start, end) -> boo
     return False
 
 
+# ---------------------------------------------------------------- mean / min / max of repeated results
+_AGGREGATE = {"mean": lambda xs: sum(xs) / len(xs), "min": min, "max": max}
+
+
+def _result_interval(obs, lab: ir.LabCompare):
+    """One result as the interval of values it may have (lo, hi), or a problem."""
+    if obs.value is None:
+        return None, obs.problem or "a text result where a number is needed"
+    if lab.dimension is not None and obs.dimension != lab.dimension:
+        return None, f"{obs.unit} cannot be compared with the threshold's unit"
+    high = obs.value_high if obs.value_high is not None else obs.value
+    if obs.comparator in ("<", "<="):
+        return (float("-inf"), obs.value), None
+    if obs.comparator in (">", ">="):
+        return (obs.value, float("inf")), None
+    return (obs.value, high), None
+
+
+def _interval_holds(lab: ir.LabCompare, low: float, high: float) -> bool | None:
+    """Does every value in [low, high] meet the comparison (True), none (False), or some (None)?"""
+    if lab.op == "between":
+        a, b = lab.bound.value, lab.upper.value
+        if a <= low and high <= b:
+            return True
+        return False if (high < a or low > b) else None
+    limit = lab.bound.value
+    if lab.op in ("=", "!="):
+        if low == high:
+            return (low == limit) == (lab.op == "=")
+        return (lab.op == "!=") if (limit < low or limit > high) else None
+    compare = _COMPARE[lab.op]
+    at_low, at_high = compare(low, limit), compare(high, limit)
+    return at_low if at_low == at_high else None
+
+
+def lab_aggregate(node: ir.LabAggregate, patient, ctx: Context):
+    """`mean QTcF of the latest 3 > 470 ms`. info = ("aggregate", node, used, (low, high) or None, missing).
+
+    The latest N results on or before the as-of date (inside the window, if any), or every result in
+    the window; fewer than N, a result without a usable value, or a choice of "the latest N" that
+    depends on a partial date is unknown. Each result is an interval (a bound such as "> 500" is
+    half-open, a derived value may be an interval): the test decides only when it holds, or fails,
+    for every value in the intervals."""
+    lab = node.lab
+    labs = patient.labs
+    if labs is None:
+        return None, ("aggregate", node, (), None, f"{lab.label}: no observations provided")
+    series = labs.get(lab.key)
+    start, end = ctx.window_start(lab.window), ctx.as_of
+    if lab.key in derived.DERIVATIONS:
+        series, _ = derived.series_for(patient, lab.key, series, start, end)
+    used = []
+    for obs in series or ():
+        if obs.lo is not None and obs.lo > end:
+            continue
+        inside = _in_window(obs.lo, obs.hi, start, end)
+        if inside is False:
+            break
+        if node.count is not None and len(used) == node.count:
+            if obs.hi is not None and used[-1][0].lo is not None and obs.hi >= used[-1][0].lo:
+                return None, ("aggregate", node, tuple(used), None,
+                              f"which are the latest {node.count} {lab.label} results depends on dates or times "
+                              f"not recorded ({show(obs.lo, obs.hi)})")
+            break
+        if inside is None:
+            return None, ("aggregate", node, tuple(used), None,
+                          f"{lab.label} result of {show(obs.lo, obs.hi) if obs.lo is not None else 'no date'}: "
+                          "date uncertain relative to the window")
+        interval, problem = _result_interval(obs, lab)
+        used.append((obs, interval, problem))
+    within = f" within {lab.window}" if lab.window is not None else ""
+    if not used:
+        return None, ("aggregate", node, (), None, _missing_lab(lab))
+    if node.count is not None and len(used) < node.count:
+        return None, ("aggregate", node, tuple(used), None,
+                      f"{node.count} {lab.label} results{within} ({len(used)} on record)")
+    bad = next((u for u in used if u[1] is None), None)
+    if bad is not None:
+        when = show(bad[0].lo, bad[0].hi) if bad[0].lo is not None else "undated"
+        return None, ("aggregate", node, tuple(used), None, f"{lab.label} result of {when}: {bad[2]}")
+    fn = _AGGREGATE[node.function]
+    low, high = fn([u[1][0] for u in used]), fn([u[1][1] for u in used])
+    value = _interval_holds(lab, low, high)
+    if value is not None:
+        return value, ("aggregate", node, tuple(used), (low, high), None)
+    return None, ("aggregate", node, tuple(used), (low, high),
+                  f"the {node.function} of the {lab.label} results lies between {low:.6g} and {high:.6g}, "
+                  "on both sides of the limit")
+
+
 def _missing_lab(node: ir.LabCompare | ir.LabText) -> str:
+    extra = derived.missing_inputs(node.key) if isinstance(node, ir.LabCompare) and node.key in derived.DERIVATIONS else ""
     if node.window is not None:
-        return f"{node.label} result within {node.window}"
-    return f"{node.label} result"
+        return f"{node.label} result within {node.window}{extra}"
+    return f"{node.label} result{extra}"
 
 
 def lab_text(node: ir.LabText, patient, ctx: Context):
@@ -554,6 +660,150 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
     return False, ("record", node, None, None, ())
 
 
+# ---------------------------------------------------------------- a per-visit test on several occasions
+class _Day:
+    """An occasion: one (possibly partial) date, for _ruled_out."""
+
+    __slots__ = ("lo", "hi")
+
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+
+def _on_day(node: ir.Node, day: tuple, by_key: dict, sex, ranges):
+    """The per-visit expression with the results of one day: (value, [(obs, value)], [missing])."""
+    if isinstance(node, ir.LabCompare):
+        results = [o for o in by_key.get(node.key, ()) if (o.lo, o.hi) == day]
+        if not results:
+            return None, [], [f"{node.label} on {show(*day)}"]
+        values, used, missing = set(), [], []
+        for obs in results:
+            value, _, problem = compare_obs(node, obs, sex, ranges)
+            values.add(value)
+            used.append((node, obs, value))
+            if value is None and problem:
+                missing.append(f"{node.label} result of {show(*day)}: {problem}")
+        if len(values) > 1:  # two readings of one visit that disagree: not decided
+            return None, used, missing or [f"{node.label} results of {show(*day)} disagree"]
+        return values.pop(), used, missing
+    if isinstance(node, ir.Not):
+        value, used, missing = _on_day(node.operand, day, by_key, sex, ranges)
+        return (None if value is None else not value), used, missing
+    stop = isinstance(node, ir.Or)  # or: stops at True; and: at False
+    result, used, missing = (not stop), [], []
+    for operand in node.operands:
+        value, u, m = _on_day(operand, day, by_key, sex, ranges)
+        used += u
+        if value is stop:
+            return stop, used, []
+        if value is None:
+            result = None
+            missing += m
+    return result, used, missing if result is None else []
+
+
+def visit_occasions(node: ir.VisitOccasions, patient, ctx: Context):
+    """`(SBP > 140 or DBP > 90) on at least 3 occasions within 6 months`.
+    info = ("visits", node, [(day, value, used, missing)], missing).
+
+    An occasion is a date with a result of one of the analytes in the window; the expression is
+    decided with that date's results only. Partial dates are occasions whose answer is unknown
+    when it could be true. True with N true occasions; false only when the record rules it out
+    (as for `on at least N occasions`, docs/semantics.md); otherwise unknown."""
+    labs = patient.labs
+    if labs is None:
+        return None, ("visits", node, (), "observations (not provided)")
+    start, end = ctx.window_start(node.window), ctx.as_of
+    by_key, days = {}, set()
+    for key in node.keys:
+        kept = []
+        for obs in labs.get(key) or ():
+            if obs.lo is None or obs.lo > end:
+                continue
+            inside = _in_window(obs.lo, obs.hi, start, end)
+            if inside is False:
+                continue
+            kept.append(obs)
+            days.add((obs.lo, obs.hi, inside))
+        by_key[key] = kept
+    seen = []
+    for lo, hi, inside in sorted(days, reverse=True):
+        value, used, missing = _on_day(node.expr, (lo, hi), by_key, patient.sex, ctx.ranges)
+        if lo != hi and value is not False:
+            value, missing = None, missing + [f"the results of {show(lo, hi)}: a date known only to the month or year"]
+        if inside is None:
+            if value is False:
+                continue
+            value, missing = None, missing + [f"the results of {show(lo, hi)}: date uncertain relative to the window"]
+        seen.append(((lo, hi), value, tuple(used), tuple(missing)))
+    seen = [s for i, s in enumerate(seen) if s[0] not in {t[0] for t in seen[:i]}]
+    true_count = sum(1 for s in seen if s[1] is True)
+    unknown_count = sum(1 for s in seen if s[1] is None)
+    need = node.count
+    if true_count >= need:
+        return True, ("visits", node, tuple(seen), None)
+    if true_count + unknown_count >= need:
+        return None, ("visits", node, tuple(seen), None)
+    if not seen:
+        within = f" within {node.window}" if node.window is not None else ""
+        return None, ("visits", node, (), f"results of {', '.join(node.keys)}{within}")
+    if _ruled_out([(_Day(*s[0]), s[1], None, None) for s in seen]):
+        return False, ("visits", node, tuple(seen), None)
+    within = f" within {node.window}" if node.window is not None else ""
+    return None, ("visits", node, tuple(seen), f"a repeat visit with {', '.join(node.keys)} results{within}")
+
+
+# ---------------------------------------------------------------- counting records
+class _OneRecord:
+    """A patient view holding one record of one kind: record_test on it is that record's answer."""
+
+    def __init__(self, kind: str, entry):
+        setattr(self, kind, (entry,))
+
+
+def record_count(node: ir.RecordCount, patient, ctx: Context):
+    """`at most 2 courses of medication chemo`. info = ("count", node, sure, possible, low, high, missing).
+
+    Each record is tested alone with record_test (the same meaning as `medication chemo ...`): true,
+    false or unknown. Records: the count is between the true ones and the true plus unknown ones.
+    Courses: distinct full start dates of true records; a true record with a partial or missing start
+    date adds a course for sure only when its dates overlap no other course, otherwise it may be one;
+    an unknown record may add a course unless it starts on a day already counted."""
+    test = node.test
+    entries = getattr(patient, test.kind)
+    if entries is None:
+        return None, ("count", node, (), (), 0, 0, f"{test.kind} (not provided)")
+    sure, possible = [], []
+    for entry in entries:
+        value, info = record_test(test, _OneRecord(test.kind, entry), ctx)
+        if value is True:
+            sure.append(entry)
+        elif value is None:
+            possible.append((entry, info[4][0][1] if info[4] else (info[3] or "unknown",)))
+    if not node.courses:
+        low, high = len(sure), len(sure) + len(possible)
+    else:
+        days = {e.start_lo for e in sure if e.start_lo is not None and e.start_lo == e.start_hi}
+        low, high = len(days), len(days)
+        vague = [e for e in sure if e.start_lo is None or e.start_lo != e.start_hi]
+        for e in vague:
+            alone = e.start_lo is not None and not any(e.start_lo <= d <= e.start_hi for d in days) and not any(
+                o is not e and (o.start_lo is None or (o.start_lo <= e.start_hi and e.start_lo <= o.start_hi))
+                for o in vague)
+            if alone:
+                low += 1
+            high += 1
+        for e, _ in possible:
+            if e.start_lo is None or e.start_lo != e.start_hi or e.start_lo not in days:
+                high += 1
+    n = node.count
+    if node.mode == "at_least":
+        value = True if low >= n else (False if high < n else None)
+    else:
+        value = False if low > n else (True if high <= n else None)
+    return value, ("count", node, tuple(sure), tuple(possible), low, high, None)
+
+
 # ---------------------------------------------------------------- facts and review
 def fact_test(node: ir.FactTest, patient, ctx: Context):
     """info = ("fact", node, value, problem)."""
@@ -586,6 +836,9 @@ def review(node: ir.Review, patient, ctx: Context):
 ATOMS = {
     ir.LabCompare: lab_compare,
     ir.LabText: lab_text,
+    ir.LabAggregate: lab_aggregate,
+    ir.RecordCount: record_count,
+    ir.VisitOccasions: visit_occasions,
     ir.AgeTest: age_test,
     ir.SexTest: sex_test,
     ir.RecordTest: record_test,
@@ -632,6 +885,18 @@ def _atom_missing(info) -> list[str]:
                     when = show(obs.lo, obs.hi) if obs.lo is not None else "undated"
                     missing.append(f"{info[1].label} result of {when}: {problem}")
         return list(dict.fromkeys(missing))
+    if kind == "aggregate":
+        return [info[4]] if info[4] else []
+    if kind == "visits":
+        found = [info[3]] if info[3] else []
+        for _day, value, _used, missing in info[2]:
+            if value is None:
+                found += list(missing)
+        return list(dict.fromkeys(found))
+    if kind == "count":
+        if info[6]:
+            return [info[6]]
+        return [f"{entry_name(info[1].test.noun, entry)}: {', '.join(reasons)}" for entry, reasons in info[3]]
     if kind == "text":
         return [info[3]] if info[3] else ([info[4]] if len(info) > 4 and info[4] else [])
     if kind == "age":

@@ -108,6 +108,36 @@ class LabCompare(Node):
 
 
 @dataclass(eq=False)
+class VisitOccasions(Node):
+    """Lab comparisons joined by and/or/not, decided with each day's results, true on at least ``count`` days."""
+
+    expr: Node
+    count: int
+    window: Duration | None
+    keys: tuple[str, ...]
+
+
+@dataclass(eq=False)
+class RecordCount(Node):
+    """At least / at most ``count`` records (or treatment courses: distinct start dates) meeting ``test``."""
+
+    mode: str  # at_least | at_most
+    count: int
+    courses: bool
+    test: "RecordTest"
+
+
+@dataclass(eq=False)
+class LabAggregate(Node):
+    """The mean, lowest or highest of the latest ``count`` results (or of every result in the window)
+    compared with a value; ``lab`` holds the analyte, the comparison and the window."""
+
+    function: str  # mean | min | max
+    count: int | None
+    lab: LabCompare
+
+
+@dataclass(eq=False)
 class LabText(Node):
     key: str
     label: str

@@ -483,6 +483,40 @@ class _ToAst(Transformer_NonRecursive):
         return ast.LabCompare(selector=selector, analyte=analyte, op=op, bound=bound, upper=upper,
                               occasions=occasions, window=window, span=Span.from_meta(meta))
 
+    def visit_occasions(self, meta, children):
+        expr, count, *rest = children
+        return ast.VisitOccasions(expr=expr, count=count, window=rest[0] if rest else None, span=Span.from_meta(meta))
+
+    def _record_count(self, mode, meta, children):
+        count, *rest = children
+        courses = any(isinstance(r, str) and r == "courses" for r in rest)
+        test = rest[-1]
+        return ast.RecordCount(mode=mode, count=_int(count), courses=courses, test=test, span=Span.from_meta(meta))
+
+    def at_least_records(self, meta, children):
+        return self._record_count("at_least", meta, children)
+
+    def at_most_records(self, meta, children):
+        return self._record_count("at_most", meta, children)
+
+    def courses(self, meta, children):
+        return "courses"
+
+    def lab_aggregate(self, meta, children):
+        function, analyte, *rest = children
+        count = next((r for r in rest if isinstance(r, int) and not isinstance(r, bool)), None)
+        op, bound, upper = next(r for r in rest if isinstance(r, tuple))
+        windows = [r for r in rest if isinstance(r, ast.Window)]
+        return ast.LabAggregate(function=str(function), analyte=analyte, count=count, op=op, bound=bound,
+                                upper=upper, window=windows[0] if windows else None,
+                                second_window=windows[1] if len(windows) > 1 else None, span=Span.from_meta(meta))
+
+    def aggregate_fn(self, meta, children):
+        return str(children[0])
+
+    def latest_count(self, meta, children):
+        return _int(children[-1])
+
     def lab_text_test(self, meta, children):
         selector = "latest"
         if isinstance(children[0], str) and not isinstance(children[0], ast.Node):

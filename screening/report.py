@@ -12,6 +12,8 @@ from datetime import date
 
 from . import ir
 from .dates import show
+from .derived import DERIVATIONS
+from .derived import describe as derived_text
 from .evaluate import Outcome, entry_name
 
 VERDICTS = ("pass", "fail", "unknown", "review")
@@ -198,6 +200,8 @@ def _when(obs) -> str:
 
 def _lab_detail(node: ir.LabCompare, obs, value, limits, problem, patient, ctx) -> str:
     label = node.label
+    if obs.value is None and obs.derived is not None:
+        return f"{label} {_when(obs)} not derived: {problem}"
     if obs.value is None:
         shown = repr(obs.raw_value) if obs.raw_value is not None else "no value"
         return f"{label} {shown} {_when(obs)}: {problem}"
@@ -205,6 +209,10 @@ def _lab_detail(node: ir.LabCompare, obs, value, limits, problem, patient, ctx) 
     spaced = f" {unit}" if unit else ""
     bound = f"{obs.comparator} " if obs.comparator else ""  # "> 1.5 mg/dL": an interval, not a value
     text = f"{label} {bound}{_num(obs.in_own_unit(obs.value))}{spaced} {_when(obs)}"
+    if obs.derived is not None or obs.key in DERIVATIONS:  # say which was used: measured or derived
+        shown = _num(obs.value) + (f" to {_num(obs.value_high)}" if obs.value_high is not None else "")
+        how = derived_text(obs) if obs.derived is not None else "measured"
+        text = f"{label} {shown}{spaced} {_when(obs)} ({how})"
     if problem and limits is None:
         return f"{text}: {problem}"
     if limits is None:
@@ -285,6 +293,12 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         if missing:
             details.append(f"no normal repeat after the last: {missing} could still decide")
         return "; ".join(details)
+    if kind == "aggregate":
+        return _aggregate_detail(info, as_of)
+    if kind == "count":
+        return _count_detail(info)
+    if kind == "visits":
+        return _visits_detail(info)
     if kind == "text":
         _, node, obs, missing, problem = info
         if missing:
@@ -337,6 +351,70 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
     if kind == "review":
         return f"needs review: {info[1].reason}"
     return ""
+
+
+def _visits_detail(info) -> str:
+    """`3 of 4 occasions meet it, needed on at least 3: 2026-06-01 (systolic_bp 150 mmHg); ...`."""
+    _, node, seen, missing = info
+    if not seen:
+        return f"no {missing}" if missing else "no occasions"
+    trues = sum(1 for s in seen if s[1] is True)
+    parts = []
+    for (lo, hi), value, used, _missing in seen[:10]:
+        shown = ", ".join(f"{leaf.label} {_num(obs.in_own_unit(obs.value)) if obs.value is not None else repr(obs.raw_value)}"
+                          f"{' ' + obs.unit if obs.unit and obs.value is not None else ''}" for leaf, obs, _ in used)
+        parts.append(f"{show(lo, hi)} {truth(value)}" + (f" ({shown})" if shown else ""))
+    text = f"{trues} of {len(seen)} occasions meet it, needed on at least {node.count}: " + "; ".join(parts)
+    return f"{text}; no normal repeat after the last: {missing} could still decide" if missing else text
+
+
+def _count_detail(info) -> str:
+    """`2 courses of medication in chemo (...); 1 more possible (...); needed at most 2`."""
+    _, node, sure, possible, low, high, missing = info
+    if missing:
+        return missing
+    test = node.test
+    what = "courses of " if node.courses else ""
+    found = "; ".join(_entry_text(test, e) for e in sure[:10]) + ("; ..." if len(sure) > 10 else "")
+    count = f"{low}" if low == high else f"{low} to {high}"
+    text = f"{count} {what}{test.noun} records in {test.matcher.name}" if not node.courses else \
+        f"{count} courses of {test.noun} in {test.matcher.name}"
+    if found:
+        text += f" ({found})"
+    if possible:
+        text += "; may also count: " + "; ".join(f"{_entry_text(test, e)}: {', '.join(r)}" for e, r in possible[:5])
+    return f"{text}; needed {node.mode.replace('_', ' ')} {node.count}"
+
+
+def _aggregate_detail(info, as_of: str) -> str:
+    """`mean of the latest 3 QTcF results 475 ms (470 ms on 2026-11-10, ...); limit 470 ms; over by 5 ms`."""
+    _, node, used, interval, missing = info
+    lab = node.lab
+    unit = f" {lab.canonical_unit}" if lab.canonical_unit else ""
+    which = (f"of the latest {node.count} {lab.label} results" if node.count is not None
+             else f"of the {lab.label} results")
+    if lab.window is not None:
+        which += f" within {lab.window}"
+    listed = []
+    for obs, _interval, problem in used[:12]:
+        shown = (f"{obs.comparator or ''}{_num(obs.value)}" if obs.value is not None else repr(obs.raw_value))
+        if obs.value_high is not None:
+            shown += f" to {_num(obs.value_high)}"
+        how = f", {derived_text(obs)}" if obs.derived is not None and obs.value is not None else ""
+        listed.append(f"{shown}{unit if obs.value is not None else ''} {_when(obs)}{how}")
+    if len(used) > 12:
+        listed.append(f"and {len(used) - 12} more")
+    results = f" ({'; '.join(listed)})" if listed else ""
+    if interval is None:
+        return f"{node.function} {which}{results}: {missing}" if used else _no_result(missing, as_of)
+    low, high = interval
+    value = _num(low) if low == high else f"between {_num(low)} and {_num(high)}"
+    limit = lab.bound.written if lab.op != "between" else f"{lab.bound.written} to {lab.upper.written}"
+    text = f"{node.function} {which}: {value}{unit}{results}; limit {limit}"
+    if low == high and lab.op != "between":
+        diff = low - lab.bound.value
+        text += "; exactly at the limit" if diff == 0 else f"; {'over' if diff > 0 else 'under'} by {_num(abs(diff))}{unit}"
+    return f"{text}; but {missing}" if missing else text
 
 
 def _no_result(missing: str, as_of: str) -> str:

@@ -26,7 +26,7 @@ def _raw() -> dict:
 
 def test_catalogue_loads_every_entry():
     cat = catalogue()
-    assert len(cat.analytes) == len(_raw()) == 60
+    assert len(cat.analytes) == len(_raw()) == 61
     assert all(isinstance(a, Analyte) for a in cat.analytes)
     assert catalogue() is cat  # read once per process
 

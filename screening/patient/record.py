@@ -11,6 +11,7 @@ import math
 
 from ..analytes import catalogue
 from ..codes import normalise_code
+from ..derived import derive_all
 from ..dates import DateProblem, parse_partial
 from ..errors import UnitProblem
 from ..units import Conversion, parse_unit, written_step
@@ -23,7 +24,7 @@ class Obs:
 
     __slots__ = ("code", "key", "value", "text", "dimension", "lo", "hi", "ref_low", "ref_high",
                  "unit", "to_canonical", "problem", "path", "display", "raw_value", "comparator", "ref_problem",
-                 "resolution", "raw_ref")
+                 "resolution", "raw_ref", "derived", "value_high", "oldest")
 
     def __init__(self):
         self.value = None  # float in canonical unit, or None
@@ -40,6 +41,21 @@ class Obs:
         # {"ULN": high, "LLN": low} as written, when the reference range is in the value's own unit and
         # that unit is converted with rounding: a multiple of a limit then compares in that unit
         self.raw_ref = None
+        # a derived value (screening.derived): how it was made; the top of its interval when the age
+        # is uncertain (value is then the bottom); the date of its oldest fresh input
+        self.derived = None
+        self.value_high = None
+        self.oldest = None
+
+    def copy_with_value(self, value: float) -> "Obs":
+        """This observation with another value (one end of a derived interval)."""
+        other = Obs()
+        for name in Obs.__slots__:
+            if hasattr(self, name):
+                setattr(other, name, getattr(self, name))
+        other.value = other.raw_value = value
+        other.value_high = None
+        return other
 
     def in_own_unit(self, canonical: float) -> float:
         """A canonical-unit value expressed in this observation's unit (for explanations)."""
@@ -74,7 +90,7 @@ class PatientRecord:
     """The indexed patient the evaluator reads. Build it with :func:`index_patient`."""
 
     __slots__ = ("id", "sex", "birth", "labs", "conditions", "medications", "procedures", "facts",
-                 "source", "warnings", "allergies", "immunizations", "deceased")
+                 "source", "warnings", "allergies", "immunizations", "deceased", "derived")
 
     def describe(self) -> str:
         return f"{self.id} ({self.source})" if self.source else self.id
@@ -286,4 +302,5 @@ def index_patient(model: Patient, source: str = "") -> PatientRecord:
     deceased = model.deceased
     record.deceased = parse_partial(deceased) if isinstance(deceased, str) else (True if deceased is True else None)
     record.facts = dict(model.facts) if model.facts is not None else None
+    record.derived = derive_all(record)  # BMI, creatinine clearance, eGFR, corrected calcium from their inputs
     return record
