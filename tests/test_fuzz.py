@@ -73,10 +73,13 @@ ANALYTE_UNITS = {
     "systolic_bp": ["mmHg", "mm[Hg]", "kPa"],
     "temperature": ["Cel", "[degF]"],
     "bilirubin": ["mg/dL", "umol/L"],
+    "creatinine_clearance": ["mL/min"],   # derived by Cockcroft-Gault when not measured
+    "BMI": ["kg/m2"],                     # derived from weight and height when not measured
+    "QTc": ["ms"],
 }
 QUALITATIVE = ["HBsAg", "HCV_antibody", "ANA", "HIV_test"]
 TEXTS = ["positive", "negative", "Reactive", "not detected", "weakly positive", "trace", "2+", "++", "equivocal",
-         "see comment", "1:320", "", "[bold]x[/]"]
+         "see comment", "1:320", "", "[bold]x[/]", "ECOG 1", "Class III", "grade 2", "Non-reactive, confirmed positive"]
 CODES = ["ICD10:C50.9", "ICD10:C44.1", "ICD10:I21.4", "ICD10:M32.14", "SNOMED:254837009", "SNOMED:363346000",
          "RXNORM:3002", "RXNORM:1723735", "ATC:L01AA01", "CPT:33533", "LOCAL:x", "ICD10:Z85.3", "ICD10:B18.1"]
 VALUESETS = {
@@ -114,6 +117,14 @@ def lab_atom(draw):
     if kind == 2:
         low, high = sorted([draw(st.integers(0, 300)), draw(st.integers(0, 300))])
         return f"{selector}{analyte} between {low} {unit} and {high} {unit}{window}"
+    if draw(st.booleans()):
+        return draw(st.sampled_from([
+            "urine_protein >= 2+", "urine_protein < 1+", "urine_protein is trace", "urine_protein <= trace",
+            "ECOG <= 1 within 14 days", "any NYHA >= III", "Karnofsky >= 70 %",
+            "mean QTc of the latest 3 > 470 ms", "max ALT within 3 months > 100 U/L",
+            "(systolic_bp > 140 mmHg or diastolic_bp > 90 mmHg) on at least 2 occasions within 6 months",
+            "at least 2 courses of medication chemo", "at most 1 condition malignancy",
+        ]))
     text = draw(st.sampled_from(["positive", "negative", '"reactive"']))
     negated = draw(st.sampled_from(["", "not "]))
     return f"{selector}{draw(st.sampled_from(QUALITATIVE))} is {negated}{text}{window}"
@@ -216,9 +227,12 @@ DATES = st.one_of(
 LOINC = {"ALT": "1742-6", "AST": "1920-8", "creatinine": "2160-0", "platelets": "777-3", "WBC": "6690-2",
          "hemoglobin": "718-7", "HbA1c": "4548-4", "glucose": "2345-7", "eGFR": "33914-3",
          "systolic_bp": "8480-6", "temperature": "8310-5", "bilirubin": "1975-2", "HBsAg": "5196-1",
-         "HCV_antibody": "16128-1", "ANA": "8061-4", "HIV_test": "7917-8"}
+         "HCV_antibody": "16128-1", "ANA": "8061-4", "HIV_test": "7917-8", "weight": "29463-7",
+         "height": "8302-2", "urine_protein": "5804-0", "ECOG": "89247-1", "QTc": "8636-3",
+         "diastolic_bp": "8462-4"}
 PATIENT_UNITS = ["U/L", "IU/L", "ukat/L", "mg/dL", "umol/L", "10^9/L", "10*3/uL", "/mm3", "g/dL", "g/L", "mmol/L",
-                 "%", "mmol/mol", "mL/min/1.73m2", "mm[Hg]", "Cel", "[degF]", "furlong", "", "G/L", "{ratio}", "1"]
+                 "%", "mmol/mol", "mL/min/1.73m2", "mm[Hg]", "Cel", "[degF]", "furlong", "", "G/L", "{ratio}", "1",
+                 "kg", "cm", "[lb_av]", "ms", "10⁹/L"]
 VALUES = st.one_of(st.integers(-5, 10000), st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
                    st.sampled_from(TEXTS), st.booleans(), st.none())
 
