@@ -163,6 +163,18 @@ class RecordTest(Expr):
     code: CodeLiteral | None
     qualifiers: tuple[Qualifier, ...]
     window: Window | None = None
+    timing: tuple[RecordTiming, ...] = ()  # started at least 4 weeks ago, for more than 1 month ...
+
+
+@dataclass(frozen=True)
+class RecordTiming(Node):
+    """`started at least 4 weeks ago`, `stopped more than 14 days before screening`, `for at least 3 months`,
+    `unchanged for at least 3 months`."""
+
+    event: str  # start | end | duration | unchanged
+    word: str  # as written: started stopped ended diagnosed onset performed for unchanged
+    op: str  # at_least | more_than | at_most | less_than
+    duration: Duration
 
 
 @dataclass(frozen=True)

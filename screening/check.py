@@ -555,7 +555,47 @@ class _Checker:
                     continue
             qualifiers.append(ir.Qualifier(q.field_name, q.op, q.value, pattern))
         return ir.RecordTest(kind=_RECORD_LISTS[node.kind], noun=node.kind, status=status, matcher=matcher,
-                             qualifiers=qualifiers, window=self._window(node.window), span=node.span)
+                             qualifiers=qualifiers, window=self._window(node.window), span=node.span,
+                             timing=self._record_timing(node))
+
+    # ------------------------------------------------------------ timing of a record
+    # which record kinds each timing word applies to (a procedure or immunization is a point in time)
+    _TIMING_KINDS = {
+        "started": ("medication", "condition", "allergy"),
+        "diagnosed": ("condition",),
+        "onset": ("condition", "allergy"),
+        "performed": ("procedure", "immunization"),
+        "stopped": ("medication", "condition", "allergy"),
+        "ended": ("medication", "condition", "allergy"),
+        "for": ("medication", "condition", "allergy"),
+        "unchanged for": ("medication",),
+    }
+
+    def _record_timing(self, node: ast.RecordTest) -> tuple[ir.RecordTiming, ...]:
+        timings = []
+        for t in node.timing:
+            kinds = self._TIMING_KINDS[t.word]
+            if node.kind not in kinds:
+                if t.word == "unchanged for":
+                    hint = ("a condition record does not show that it was stable (no progression, no change of "
+                            "treatment): write the investigator's assessment as a fact, or `review \"...\"`; "
+                            "`condition X diagnosed at least 3 months ago` is only its age")
+                elif node.kind in ("procedure", "immunization"):
+                    hint = f"{node.kind}s are points in time: write `{node.kind} X performed at least N days ago`"
+                else:
+                    hint = f"for {node.kind} records: " + ", ".join(
+                        f"`{w}`" for w, k in self._TIMING_KINDS.items() if node.kind in k)
+                article = "an" if node.kind[0] in "aeiou" else "a"
+                self.error("timing", f"`{t.word}` does not apply to {article} {node.kind}", t.span, hint)
+                continue
+            if t.event == "unchanged" and t.op in ("at_most", "less_than"):
+                self.error("timing", "`unchanged for` takes `at least` or `more than`", t.span)
+                continue
+            if t.duration.amount <= 0:
+                self.error("window", "a duration must be at least 1 day long", t.duration.span)
+            self._duration_limit(t.duration)
+            timings.append(ir.RecordTiming(t.event, t.word, t.op, ir.Duration(t.duration.amount, t.duration.unit)))
+        return tuple(timings)
 
     def _FactTest(self, node: ast.FactTest):
         value = node.value

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 
 from . import ir, vocabulary
-from .dates import FOREVER, NEVER, shift, show, whole_months, whole_years
+from .dates import FOREVER, NEVER, moved, shift, show, whole_months, whole_years
 
 
 # ---------------------------------------------------------------- context
@@ -533,6 +533,8 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
             if outcome is None:
                 result = None
                 reasons.append(qualifier.unknown_reason(actual))
+        if result is not False and node.timing:
+            result = _timing_result(node, entry, ctx, result, reasons)
         if result is not False and entry.verification is not None:
             result = None  # provisional, differential, unconfirmed: never a confirmed record
             reasons.append(f"verification status {entry.verification}, not confirmed")
@@ -546,6 +548,114 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
     if possible:
         return None, ("record", node, None, None, tuple(possible))
     return False, ("record", node, None, None, ())
+
+
+# ---------------------------------------------------------------- timing of a record
+def _timing_result(node: ir.RecordTest, entry, ctx: Context, result, reasons: list) -> bool | None:
+    """A record that met the rest of the test, against its timing clauses (all must hold)."""
+    for timing in node.timing:
+        outcome, why = record_timing(timing, entry, node.kind, ctx)
+        if outcome is False:
+            return False
+        if outcome is None:
+            result = None
+            reasons.append(why)
+    return result
+
+
+def _before(op: str, lo: int, hi: int, c_lo: int, c_hi: int) -> bool | None:
+    """A day in [lo, hi] against a cutoff day in [c_lo, c_hi]: at_least (day <= cutoff), more_than (<),
+    at_most (>=), less_than (>); None when the unknown parts decide."""
+    if op == "at_least":
+        return True if hi <= c_lo else (False if lo > c_hi else None)
+    if op == "more_than":
+        return True if hi < c_lo else (False if lo >= c_hi else None)
+    if op == "at_most":
+        return True if lo >= c_hi else (False if hi < c_lo else None)
+    return True if lo > c_hi else (False if hi <= c_lo else None)  # less_than
+
+
+def _start_range(entry, kind: str) -> tuple[int | None, int | None]:
+    """When the record began: its onset, start or date. A condition or allergy with none is known to have
+    begun by its recorded date (a medication's recorded date may be a prescription before the start)."""
+    if entry.start_lo is not None:
+        return entry.start_lo, entry.start_hi
+    if kind in ("conditions", "allergies") and entry.recorded[1] is not None:
+        return NEVER, entry.recorded[1]
+    return None, None
+
+
+_START_NAMES = {"conditions": "onset date", "allergies": "onset date", "medications": "start date",
+                "procedures": "date", "immunizations": "date"}
+
+
+def record_timing(timing: ir.RecordTiming, entry, kind: str, ctx: Context) -> tuple[bool | None, str | None]:
+    """One record against one timing clause: (value, why it is unknown)."""
+    as_of = ctx.as_of
+    cutoff = ctx.window_start(timing.duration)  # the as-of date moved back by the duration
+    start_lo, start_hi = _start_range(entry, kind)
+    if timing.event == "start":
+        if start_lo is None:
+            return None, f"{_START_NAMES[kind]} not recorded (needed for '{timing}')"
+        value = _before(timing.op, start_lo, start_hi, cutoff, cutoff)
+        return value, None if value is not None else (
+            f"{_START_NAMES[kind]} {_shown(start_lo, start_hi)} does not decide '{timing}'")
+    if timing.event == "end":
+        if entry.end_lo is None:
+            active = _active(entry, kind, as_of)
+            if active is True:
+                return False, None  # still going on: not stopped
+            if active is False:
+                return None, f"end date not recorded (status {entry.status}; needed for '{timing}')"
+            return None, f"status and end date not recorded (needed for '{timing}')"
+        if entry.end_lo > as_of:
+            return False, None  # ends after the as-of date: still going on
+        value = _before(timing.op, entry.end_lo, min(entry.end_hi, as_of), cutoff, cutoff)
+        if value is True and entry.end_hi > as_of:
+            value = None  # "2026-11" may still be going on at the as-of date
+        return value, None if value is not None else (
+            f"end date {show(entry.end_lo, entry.end_hi)} does not decide '{timing}'")
+    active = _active(entry, kind, as_of)
+    if timing.event == "unchanged":
+        # what a record can show: the same record, begun that long ago and still active (not the dose)
+        if start_lo is None:
+            return None, f"{_START_NAMES[kind]} not recorded (needed for '{timing}')"
+        if active is False:
+            return False, None
+        value = _before(timing.op, start_lo, start_hi, cutoff, cutoff)
+        if value is False:
+            return False, None
+        if active is None:
+            return None, f"status and end date not recorded (needed for '{timing}': still taken?)"
+        return value, None if value is not None else (
+            f"{_START_NAMES[kind]} {_shown(start_lo, start_hi)} does not decide '{timing}'")
+    # duration: from the start to the end, or to the as-of date while it goes on
+    if start_lo is None or entry.start_lo is None:
+        return None, f"{_START_NAMES[kind]} not recorded (needed for '{timing}')"
+    if entry.end_lo is not None:
+        end_lo, end_hi = min(entry.end_lo, as_of), min(entry.end_hi, as_of)
+    elif active is True:
+        end_lo = end_hi = as_of
+    else:  # ended at some unrecorded time, or the record does not say: any time from its start to now
+        end_lo, end_hi = start_lo, as_of
+    amount, unit = timing.duration.amount, timing.duration.unit
+    value = _before(timing.op, start_lo, start_hi, moved(end_lo, amount, unit, False), moved(end_hi, amount, unit, False))
+    if value is not None:
+        return value, None
+    if entry.end_lo is None and active is not True:
+        return None, (f"{'end date not recorded' if active is False else 'status and end date not recorded'} "
+                      f"(needed for '{timing}')")
+    return None, f"dates {_span_text(entry)} do not decide '{timing}'"
+
+
+def _shown(lo: int, hi: int) -> str:
+    return f"on or before {show(hi)}" if lo == NEVER else show(lo, hi)
+
+
+def _span_text(entry) -> str:
+    start = show(entry.start_lo, entry.start_hi) if entry.start_lo is not None else "?"
+    end = show(entry.end_lo, entry.end_hi) if entry.end_lo is not None else "now"
+    return f"{start} to {end}"
 
 
 # ---------------------------------------------------------------- facts and review

@@ -197,6 +197,28 @@ class RecordTest(Node):
     matcher: CodeMatcher
     qualifiers: list[Qualifier]
     window: Duration | None
+    timing: tuple[RecordTiming, ...] = ()  # all must hold for the same record
+
+
+_TIMING_OPS = {"at_least": "at least", "more_than": "more than", "at_most": "at most", "less_than": "less than"}
+
+
+@dataclass(frozen=True)
+class RecordTiming:
+    """When a record began or ended, or how long it lasted, against a duration (docs/semantics.md#timing-of-a-record).
+
+    ``event``: start (started, diagnosed, onset, performed), end (stopped, ended), duration (for),
+    unchanged (started that long ago and still active). ``op``: at_least | more_than | at_most | less_than.
+    """
+
+    event: str
+    word: str
+    op: str
+    duration: Duration
+
+    def __str__(self) -> str:
+        tail = " ago" if self.event in ("start", "end") else ""  # `before screening` means the same
+        return f"{self.word} {_TIMING_OPS[self.op]} {self.duration}{tail}"
 
 
 @dataclass(eq=False)

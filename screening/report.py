@@ -314,7 +314,8 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         if missing:
             return missing
         if entry is not None:
-            return f"{_entry_text(node, entry)} matches {node.matcher.name}"
+            timing = "".join(f", {t}" for t in node.timing)
+            return f"{_entry_text(node, entry)} matches {node.matcher.name}{timing}"
         if possible:
             return "; ".join(f"{_entry_text(node, e)} may match: {', '.join(reasons)}"
                              for e, reasons in possible[:3])
@@ -322,6 +323,7 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         window = f" within {node.window}" if node.window else ""
         status = f"{node.status} " if node.status else ""
         extra = " with " + ", ".join(str(q) for q in node.qualifiers) if node.qualifiers else ""
+        extra += "".join(f" {t}" for t in node.timing)
         return f"no {status}{node.noun} in {node.matcher.name}{extra}{window} recorded ({len(entries)} checked)"
     if kind == "fact":
         _, node, fact_value, problem = info
