@@ -178,6 +178,20 @@ class RecordTiming(Node):
 
 
 @dataclass(frozen=True)
+class AnchoredRecordTest(Expr):
+    """A record test whose window is anchored at another record: `condition X after procedure Y`,
+    `procedure X within 28 days after procedure Y`, `medication X from 5 days before to 2 days after procedure Y`."""
+
+    test: RecordTest
+    relation: str  # after | before | interval
+    before: Duration | None  # interval: how far before the anchor's date it starts (None: on that date)
+    after: Duration | None  # interval: how far after the anchor's date it ends (None: on that date)
+    anchor: RecordTest | None  # an inline record test, or None when a defined name is used
+    anchor_name: str | None = None
+    anchor_span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class FactTest(Expr):
     name: str
     mode: str  # true | compare | is

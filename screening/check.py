@@ -558,7 +558,7 @@ class _Checker:
                              qualifiers=qualifiers, window=self._window(node.window), span=node.span,
                              timing=self._record_timing(node))
 
-    # ------------------------------------------------------------ timing of a record
+    # ------------------------------------------------------------ timing of a record, anchored windows
     # which record kinds each timing word applies to (a procedure or immunization is a point in time)
     _TIMING_KINDS = {
         "started": ("medication", "condition", "allergy"),
@@ -596,6 +596,41 @@ class _Checker:
             self._duration_limit(t.duration)
             timings.append(ir.RecordTiming(t.event, t.word, t.op, ir.Duration(t.duration.amount, t.duration.unit)))
         return tuple(timings)
+
+    def _AnchoredRecordTest(self, node: ast.AnchoredRecordTest):
+        test = self.expr(node.test)
+        anchor_syntax = node.anchor
+        if anchor_syntax is None:
+            found = self.define_syntax.get(node.anchor_name)
+            if found is None:
+                if node.anchor_name in self.valueset_syntax:
+                    hint = (f"`{node.anchor_name}` is a value set: say which records, e.g. "
+                            f"`procedure {node.anchor_name}` or `medication {node.anchor_name}`")
+                else:
+                    hint = self.did_you_mean(node.anchor_name, self.define_syntax)
+                self.error("unknown-name", f"unknown name `{node.anchor_name}`: an anchor is a record test "
+                           "(`procedure surgery`) or a name defined as one", node.anchor_span, hint)
+                return ir.Const(False, span=node.span)
+            if not isinstance(found.expr, ast.RecordTest) or found.expr.window is not None:
+                self.error("anchor", f"`{node.anchor_name}` is not a record test without a window, so it has no date "
+                           "to anchor at", node.anchor_span,
+                           f"define it as one record test, e.g. `define {node.anchor_name} = procedure surgery`")
+                return ir.Const(False, span=node.span)
+            defined = self._define(node.anchor_name, node.anchor_span)  # checked once, problems reported there
+            anchor = defined.body if defined is not None else None
+        else:
+            anchor = self.expr(anchor_syntax)
+        for duration in (node.before, node.after):
+            if duration is not None:
+                if duration.amount <= 0:
+                    self.error("window", "a time window must be at least 1 day long", duration.span)
+                self._duration_limit(duration)
+        if not isinstance(test, ir.RecordTest) or not isinstance(anchor, ir.RecordTest):
+            return ir.Const(False, span=node.span)  # an unknown value set, already reported
+        return ir.AnchoredRecordTest(
+            test=test, anchor=anchor, relation=node.relation, span=node.span,
+            before=ir.Duration(node.before.amount, node.before.unit) if node.before else None,
+            after=ir.Duration(node.after.amount, node.after.unit) if node.after else None)
 
     def _FactTest(self, node: ast.FactTest):
         value = node.value

@@ -658,6 +658,123 @@ def _span_text(entry) -> str:
     return f"{start} to {end}"
 
 
+# ---------------------------------------------------------------- windows anchored at another record
+class _OneRecord:
+    """A patient seen through one record of one list (to test that record alone with :func:`record_test`)."""
+
+    def __init__(self, kind: str, entry):
+        setattr(self, kind, (entry,))
+
+    def __getattr__(self, name):  # the other lists: not consulted by record_test
+        return None
+
+
+def _each_record(node: ir.RecordTest, entries, ctx: Context) -> list:
+    """The records that meet (True) or may meet (None) a record test, each with why it is unsure."""
+    found = []
+    for entry in entries:
+        value, info = record_test(node, _OneRecord(node.kind, entry), ctx)
+        if value is True:
+            found.append((entry, True, ()))
+        elif value is None:
+            found.append((entry, None, info[4][0][1] if info[4] else ()))
+    return found
+
+
+def _event_span(entry, kind: str, ctx: Context):
+    """The days a tested record occupies, for an anchored window: (s_lo, s_hi, e_lo, e_hi) or None.
+
+    A condition or allergy is its onset (an event), a procedure or immunization its date (to its end),
+    a medication its exposure, from start to end (while it goes on, to the as-of date)."""
+    start_lo, start_hi = _start_range(entry, kind)
+    if start_lo is None:
+        return None
+    as_of = ctx.as_of
+    if kind in ("conditions", "allergies"):
+        return start_lo, start_hi, start_lo, start_hi
+    if entry.end_lo is not None:
+        return start_lo, start_hi, min(entry.end_lo, as_of), min(entry.end_hi, as_of)
+    if kind in _POINT_EVENTS:
+        return start_lo, start_hi, start_lo, start_hi
+    if _active(entry, kind, as_of) is True:
+        return start_lo, start_hi, as_of, as_of
+    return start_lo, start_hi, start_lo, as_of  # ended at an unrecorded time
+
+
+def _span_shown(span) -> str:
+    s_lo, s_hi, e_lo, e_hi = span
+    start = _shown(s_lo, s_hi)
+    return start if (s_lo, s_hi) == (e_lo, e_hi) else f"{start} to {show(e_lo, e_hi)}"
+
+
+def _anchored(node: ir.AnchoredRecordTest, span, anchor_lo: int, anchor_hi: int) -> bool | None:
+    """Does a record occupying ``span`` fall in the window around an anchor dated [anchor_lo, anchor_hi]?"""
+    s_lo, s_hi, e_lo, e_hi = span
+    if node.relation == "after":  # some day of it strictly after the anchor's day (the same day: unknown)
+        return True if e_lo > anchor_hi else (False if e_hi < anchor_lo else None)
+    if node.relation == "before":
+        return True if s_hi < anchor_lo else (False if s_lo > anchor_hi else None)
+    w1_lo = w1_hi = None
+    if node.before is not None:
+        b = node.before
+        w1_lo, w1_hi = moved(anchor_lo, b.amount, b.unit, False), moved(anchor_hi, b.amount, b.unit, False)
+    else:
+        w1_lo, w1_hi = anchor_lo, anchor_hi
+    if node.after is not None:
+        a = node.after
+        w2_lo, w2_hi = moved(anchor_lo, a.amount, a.unit, True), moved(anchor_hi, a.amount, a.unit, True)
+    else:
+        w2_lo, w2_hi = anchor_lo, anchor_hi
+    if s_hi <= w2_lo and e_lo >= w1_hi:
+        return True
+    if s_lo > w2_hi or e_hi < w1_lo:
+        return False
+    return None
+
+
+def anchored_record_test(node: ir.AnchoredRecordTest, patient, ctx: Context):
+    """Some record meeting ``node.test`` dated in the window around some record meeting ``node.anchor``.
+
+    info = ("anchored", node, (record, anchor) deciding or None, missing, ((record, anchor, reasons), ...)).
+    """
+    test, anchor = node.test, node.anchor
+    entries = getattr(patient, test.kind)
+    if entries is None:
+        return None, ("anchored", node, None, f"{test.kind} (not provided)", ())
+    candidates = _each_record(test, entries, ctx)
+    if not candidates:
+        return False, ("anchored", node, None, None, ())
+    anchors = getattr(patient, anchor.kind)
+    if anchors is None:
+        return None, ("anchored", node, None, f"{anchor.kind} (not provided, needed as the anchor)", ())
+    anchor_records = _each_record(anchor, anchors, ctx)
+    possible = []
+    for entry, value, reasons in candidates:
+        span = _event_span(entry, test.kind, ctx)
+        for other, other_value, other_reasons in anchor_records:
+            why = list(reasons) + [f"anchor {entry_name(anchor.noun, other)}: {r}" for r in other_reasons]
+            other_lo, other_hi = _start_range(other, anchor.kind)
+            if span is None:
+                inside = None
+                why.append(f"{_START_NAMES[test.kind]} not recorded")
+            elif other_lo is None:
+                inside = None
+                why.append(f"{_START_NAMES[anchor.kind]} of the anchor {entry_name(anchor.noun, other)} not recorded")
+            else:
+                inside = _anchored(node, span, other_lo, other_hi)
+                if inside is None:
+                    why.append(f"dates not precise enough to tell ({_START_NAMES[test.kind]} "
+                               f"{_span_shown(span)}, anchor {_shown(other_lo, other_hi)})")
+            if inside is False:
+                continue
+            if inside is True and value is True and other_value is True:
+                return True, ("anchored", node, (entry, other), None, ())
+            possible.append((entry, other, tuple(dict.fromkeys(why))))
+    if possible:
+        return None, ("anchored", node, None, None, tuple(possible))
+    return False, ("anchored", node, None, None, ())
+
+
 # ---------------------------------------------------------------- facts and review
 def fact_test(node: ir.FactTest, patient, ctx: Context):
     """info = ("fact", node, value, problem)."""
@@ -693,6 +810,7 @@ ATOMS = {
     ir.AgeTest: age_test,
     ir.SexTest: sex_test,
     ir.RecordTest: record_test,
+    ir.AnchoredRecordTest: anchored_record_test,
     ir.FactTest: fact_test,
     ir.Review: review,
 }
@@ -748,6 +866,11 @@ def _atom_missing(info) -> list[str]:
         if info[3]:
             return [info[3]]
         return [f"{entry_name(info[1].noun, entry)}: {', '.join(reasons)}" for entry, reasons in info[4]]
+    if kind == "anchored":
+        if info[3]:
+            return [info[3]]
+        return [f"{entry_name(info[1].test.noun, entry)} {info[1].relation_text} "
+                f"{entry_name(info[1].anchor.noun, other)}: {', '.join(reasons)}" for entry, other, reasons in info[4]]
     if kind == "fact":
         return [f"fact {info[1].name}"] if info[2] is None else []
     return []

@@ -222,6 +222,32 @@ class RecordTiming:
 
 
 @dataclass(eq=False)
+class AnchoredRecordTest(Node):
+    """A record test whose window is anchored at the date of another record (docs/semantics.md#anchored-windows).
+
+    True when some record meeting ``test`` has its date in the interval around the date of some record
+    meeting ``anchor``: ``after`` / ``before`` the anchor's date (strictly), or ``interval`` from
+    ``before`` ahead of it to ``after`` past it (either None: the anchor's date itself), both ends included.
+    """
+
+    test: RecordTest  # without a window
+    anchor: RecordTest  # without a window
+    relation: str  # after | before | interval
+    before: Duration | None
+    after: Duration | None
+
+    @property
+    def relation_text(self) -> str:
+        if self.relation in ("after", "before"):
+            return self.relation
+        if self.before is None:
+            return f"within {self.after} after"
+        if self.after is None:
+            return f"within {self.before} before"
+        return f"from {self.before} before to {self.after} after"
+
+
+@dataclass(eq=False)
 class FactTest(Node):
     name: str
     mode: str  # true | compare | is

@@ -565,10 +565,14 @@ class _ToAst(Transformer_NonRecursive):
         timing = tuple(r for r in rest if isinstance(r, ast.RecordTiming))
         valueset = ref if isinstance(ref, str) else None
         code = ref if isinstance(ref, ast.CodeLiteral) else None
-        return ast.RecordTest(kind=kind, status=status, valueset=valueset, code=code, qualifiers=qualifiers,
+        test = ast.RecordTest(kind=kind, status=status, valueset=valueset, code=code, qualifiers=qualifiers,
                               window=window, timing=timing, span=Span.from_meta(meta))
+        anchor = next((r for r in rest if isinstance(r, dict)), None)
+        if anchor is None:
+            return test
+        return ast.AnchoredRecordTest(test=test, span=Span.from_meta(meta), **anchor)
 
-    # ---- timing of a record
+    # ---- timing of a record and windows anchored at another record
     _TIMING_EVENTS = {"started": "start", "diagnosed": "start", "onset": "start", "performed": "start",
                       "stopped": "end", "ended": "end"}
 
@@ -590,6 +594,36 @@ class _ToAst(Transformer_NonRecursive):
     def timing_unchanged(self, meta, children):
         return ast.RecordTiming(event="unchanged", word="unchanged for", op=children[0], duration=children[1],
                                 span=Span.from_meta(meta))
+
+    def anchor_record(self, meta, children):
+        return self.record_test(meta, children)
+
+    def anchor_name(self, meta, children):
+        return str(children[0]), Span.from_token(children[0])
+
+    @staticmethod
+    def _anchor(relation, before, after, target) -> dict:
+        if isinstance(target, tuple):
+            name, span = target
+            return {"relation": relation, "before": before, "after": after, "anchor": None,
+                    "anchor_name": name, "anchor_span": span}
+        return {"relation": relation, "before": before, "after": after, "anchor": target,
+                "anchor_span": target.span}
+
+    def anchor_after(self, meta, children):
+        return self._anchor("after", None, None, children[0])
+
+    def anchor_before(self, meta, children):
+        return self._anchor("before", None, None, children[0])
+
+    def anchor_within_after(self, meta, children):
+        return self._anchor("interval", None, children[0], children[1])
+
+    def anchor_within_before(self, meta, children):
+        return self._anchor("interval", children[0], None, children[1])
+
+    def anchor_around(self, meta, children):
+        return self._anchor("interval", children[0], children[1], children[2])
 
     def valueset_use(self, meta, children):
         return str(children[0])

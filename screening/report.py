@@ -325,6 +325,8 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         extra = " with " + ", ".join(str(q) for q in node.qualifiers) if node.qualifiers else ""
         extra += "".join(f" {t}" for t in node.timing)
         return f"no {status}{node.noun} in {node.matcher.name}{extra}{window} recorded ({len(entries)} checked)"
+    if kind == "anchored":
+        return _anchored_text(info, patient)
     if kind == "fact":
         _, node, fact_value, problem = info
         if fact_value is None:
@@ -342,6 +344,21 @@ def _no_result(missing: str, as_of: str) -> str:
     if " within " in missing:
         return f"no {missing} before {as_of}"
     return f"no {missing} on or before {as_of}"
+
+
+def _anchored_text(info, patient) -> str:
+    _, node, pair, missing, possible = info
+    if missing:
+        return missing
+    if pair is not None:
+        entry, anchor = pair
+        return (f"{_entry_text(node.test, entry)} is {node.relation_text} "
+                f"{_entry_text(node.anchor, anchor)}")
+    if possible:
+        return "; ".join(f"{_entry_text(node.test, e)} may be {node.relation_text} {_entry_text(node.anchor, a)}: "
+                         f"{', '.join(reasons)}" for e, a, reasons in possible[:3])
+    return (f"no {node.test.noun} in {node.test.matcher.name} {node.relation_text} a {node.anchor.noun} in "
+            f"{node.anchor.matcher.name} recorded")
 
 
 def _entry_text(node: ir.RecordTest, entry) -> str:

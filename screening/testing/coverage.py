@@ -82,7 +82,8 @@ class Possible:
             return frozenset({REVIEW})
         if isinstance(node, ir.Const):
             return frozenset({TRUE if node.value else FALSE})
-        if isinstance(node, (ir.LabCompare, ir.LabText, ir.AgeTest, ir.SexTest, ir.RecordTest, ir.FactTest)):
+        if isinstance(node, (ir.LabCompare, ir.LabText, ir.AgeTest, ir.SexTest, ir.RecordTest, ir.FactTest,
+                             ir.AnchoredRecordTest)):
             return ATOM_STATES
         if isinstance(node, ir.Define):
             if id(node) not in self._defines:
