@@ -192,6 +192,19 @@ class AnchoredRecordTest(Expr):
 
 
 @dataclass(frozen=True)
+class AnchoredLabTest(Expr):
+    """A lab comparison in a window around another record: `ANC >= 1500/mm3 within 3 days before medication X`."""
+
+    test: LabCompare
+    relation: str  # interval (after / before are refused by the checker)
+    before: Duration | None
+    after: Duration | None
+    anchor: RecordTest | None
+    anchor_name: str | None = None
+    anchor_span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class FactTest(Expr):
     name: str
     mode: str  # true | compare | is

@@ -597,8 +597,33 @@ class _Checker:
             timings.append(ir.RecordTiming(t.event, t.word, t.op, ir.Duration(t.duration.amount, t.duration.unit)))
         return tuple(timings)
 
+    def _AnchoredLabTest(self, node: ast.AnchoredLabTest):
+        test = self.expr(node.test)
+        if node.relation != "interval":
+            self.error("anchor", f"a lab result is tested in a window around the anchor, not `{node.relation}` it",
+                       node.span, "write `within N before R`, `within N after R` or `from N before to M after R`")
+            return ir.Const(False, span=node.span)
+        anchor = self._anchor(node)
+        if not isinstance(test, ir.LabCompare) or not isinstance(anchor, ir.RecordTest):
+            return ir.Const(False, span=node.span)
+        test.window = None  # the anchor's window replaces it (and the rule set's default lab window)
+        return ir.AnchoredLabTest(
+            test=test, anchor=anchor, span=node.span,
+            before=ir.Duration(node.before.amount, node.before.unit) if node.before else None,
+            after=ir.Duration(node.after.amount, node.after.unit) if node.after else None)
+
     def _AnchoredRecordTest(self, node: ast.AnchoredRecordTest):
         test = self.expr(node.test)
+        anchor = self._anchor(node)
+        if not isinstance(test, ir.RecordTest) or not isinstance(anchor, ir.RecordTest):
+            return ir.Const(False, span=node.span)  # an unknown value set, already reported
+        return ir.AnchoredRecordTest(
+            test=test, anchor=anchor, relation=node.relation, span=node.span,
+            before=ir.Duration(node.before.amount, node.before.unit) if node.before else None,
+            after=ir.Duration(node.after.amount, node.after.unit) if node.after else None)
+
+    def _anchor(self, node) -> ir.Node | None:
+        """The checked anchor of an anchored test (an inline record test or a name defined as one); None on error."""
         anchor_syntax = node.anchor
         if anchor_syntax is None:
             found = self.define_syntax.get(node.anchor_name)
@@ -610,12 +635,12 @@ class _Checker:
                     hint = self.did_you_mean(node.anchor_name, self.define_syntax)
                 self.error("unknown-name", f"unknown name `{node.anchor_name}`: an anchor is a record test "
                            "(`procedure surgery`) or a name defined as one", node.anchor_span, hint)
-                return ir.Const(False, span=node.span)
+                return None
             if not isinstance(found.expr, ast.RecordTest) or found.expr.window is not None:
                 self.error("anchor", f"`{node.anchor_name}` is not a record test without a window, so it has no date "
                            "to anchor at", node.anchor_span,
                            f"define it as one record test, e.g. `define {node.anchor_name} = procedure surgery`")
-                return ir.Const(False, span=node.span)
+                return None
             defined = self._define(node.anchor_name, node.anchor_span)  # checked once, problems reported there
             anchor = defined.body if defined is not None else None
         else:
@@ -625,12 +650,7 @@ class _Checker:
                 if duration.amount <= 0:
                     self.error("window", "a time window must be at least 1 day long", duration.span)
                 self._duration_limit(duration)
-        if not isinstance(test, ir.RecordTest) or not isinstance(anchor, ir.RecordTest):
-            return ir.Const(False, span=node.span)  # an unknown value set, already reported
-        return ir.AnchoredRecordTest(
-            test=test, anchor=anchor, relation=node.relation, span=node.span,
-            before=ir.Duration(node.before.amount, node.before.unit) if node.before else None,
-            after=ir.Duration(node.after.amount, node.after.unit) if node.after else None)
+        return anchor
 
     def _FactTest(self, node: ast.FactTest):
         value = node.value

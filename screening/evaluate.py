@@ -161,14 +161,15 @@ def _censored(obs, op: str, low: float, high: float | None) -> bool | None:
     return interval_test(obs.comparator, obs.value, op, low, high)
 
 
-def lab_compare(node: ir.LabCompare, patient, ctx: Context):
-    """Evaluate a lab comparison. info = ("lab", node, [(obs, result, thresholds, problem)], missing)."""
+def lab_compare(node: ir.LabCompare, patient, ctx: Context, days: tuple[int, int] | None = None):
+    """Evaluate a lab comparison. info = ("lab", node, [(obs, result, thresholds, problem)], missing).
+
+    ``days``: the first and last day of another window than the node's (a window anchored at a record)."""
     labs = patient.labs
     if labs is None:
         return None, ("lab", node, (), f"{node.label}: no observations provided")
     series = labs.get(node.key)
-    start = ctx.window_start(node.window)
-    end = ctx.as_of
+    start, end = days if days is not None else (ctx.window_start(node.window), ctx.as_of)
     if not series:
         return None, ("lab", node, (), _missing_lab(node))
     sex = patient.sex
@@ -775,6 +776,43 @@ def anchored_record_test(node: ir.AnchoredRecordTest, patient, ctx: Context):
     return False, ("anchored", node, None, None, ())
 
 
+def anchored_lab_test(node: ir.AnchoredLabTest, patient, ctx: Context):
+    """A lab comparison on the results in the window around some record meeting ``node.anchor``.
+
+    info = ("anchored_lab", node, (anchor, lab info) deciding or None, missing, ((anchor, lab info or None, reasons), ...)).
+    """
+    anchor = node.anchor
+    anchors = getattr(patient, anchor.kind)
+    if anchors is None:
+        return None, ("anchored_lab", node, None, f"{anchor.kind} (not provided, needed as the anchor)", ())
+    possible = []
+    ruled_out = None  # the first anchor whose window rules it out (for the explanation)
+    for other, other_value, other_reasons in _each_record(anchor, anchors, ctx):
+        why = [f"anchor: {r}" for r in other_reasons]
+        lo, hi = _start_range(other, anchor.kind)
+        if lo is None or lo != hi:
+            # the window's days depend on a date not known to the day: which results are in it is unknown
+            shown = "not recorded" if lo is None else f"{_shown(lo, hi)}, not a full date"
+            possible.append((other, None, tuple(why + [f"{_START_NAMES[anchor.kind]} of the anchor {shown}"])))
+            continue
+        first = moved(lo, node.before.amount, node.before.unit, False) if node.before else lo
+        last = moved(lo, node.after.amount, node.after.unit, True) if node.after else lo
+        # a window that runs past the as-of date is cut at it, as every window is (results after it are ignored)
+        value, info = lab_compare(node.test, patient, ctx, (first, min(last, ctx.as_of)))
+        if value is True and other_value is True:
+            return True, ("anchored_lab", node, (other, info), None, ())
+        if value is False:
+            ruled_out = ruled_out or (other, info)
+            continue
+        if info[3] and patient.labs is not None:  # no result in the window: say which days
+            why.append(f"no {node.test.label} result from {show(first)} to {show(min(last, ctx.as_of))}")
+            info = None
+        possible.append((other, info, tuple(why)))
+    if possible:
+        return None, ("anchored_lab", node, None, None, tuple(possible))
+    return False, ("anchored_lab", node, ruled_out, None, ())
+
+
 # ---------------------------------------------------------------- facts and review
 def fact_test(node: ir.FactTest, patient, ctx: Context):
     """info = ("fact", node, value, problem)."""
@@ -811,6 +849,7 @@ ATOMS = {
     ir.SexTest: sex_test,
     ir.RecordTest: record_test,
     ir.AnchoredRecordTest: anchored_record_test,
+    ir.AnchoredLabTest: anchored_lab_test,
     ir.FactTest: fact_test,
     ir.Review: review,
 }
@@ -871,6 +910,16 @@ def _atom_missing(info) -> list[str]:
             return [info[3]]
         return [f"{entry_name(info[1].test.noun, entry)} {info[1].relation_text} "
                 f"{entry_name(info[1].anchor.noun, other)}: {', '.join(reasons)}" for entry, other, reasons in info[4]]
+    if kind == "anchored_lab":
+        if info[3]:
+            return [info[3]]
+        missing = []
+        node = info[1]
+        for other, lab_info, reasons in info[4]:
+            where = f"{node.test.label} {node.relation_text} {entry_name(node.anchor.noun, other)}"
+            inner = _atom_missing(lab_info) if lab_info is not None else []
+            missing.append(f"{where}: {', '.join(list(reasons) + inner) or 'unknown'}")
+        return missing
     if kind == "fact":
         return [f"fact {info[1].name}"] if info[2] is None else []
     return []

@@ -248,6 +248,26 @@ class AnchoredRecordTest(Node):
 
 
 @dataclass(eq=False)
+class AnchoredLabTest(Node):
+    """A lab comparison in a window around the date of a record (docs/semantics.md#anchored-windows): true
+    when, around some record meeting ``anchor``, the results from ``before`` ahead of its date to ``after``
+    past it (None: its date) meet ``test``."""
+
+    test: LabCompare  # its window unused
+    anchor: RecordTest
+    before: Duration | None
+    after: Duration | None
+
+    @property
+    def relation_text(self) -> str:
+        if self.before is None:
+            return f"within {self.after} after"
+        if self.after is None:
+            return f"within {self.before} before"
+        return f"from {self.before} before to {self.after} after"
+
+
+@dataclass(eq=False)
 class FactTest(Node):
     name: str
     mode: str  # true | compare | is

@@ -473,8 +473,12 @@ class _ToAst(Transformer_NonRecursive):
         window = next((r for r in rest if isinstance(r, ast.Window)), None)
         if occasions is not None and selector == "latest":
             selector = "any"
-        return ast.LabCompare(selector=selector, analyte=analyte, op=op, bound=bound, upper=upper,
+        test = ast.LabCompare(selector=selector, analyte=analyte, op=op, bound=bound, upper=upper,
                               occasions=occasions, window=window, span=Span.from_meta(meta))
+        anchor = next((r for r in rest if isinstance(r, dict)), None)
+        if anchor is None:
+            return test
+        return ast.AnchoredLabTest(test=test, span=Span.from_meta(meta), **anchor)
 
     def lab_text_test(self, meta, children):
         selector = "latest"

@@ -327,6 +327,8 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         return f"no {status}{node.noun} in {node.matcher.name}{extra}{window} recorded ({len(entries)} checked)"
     if kind == "anchored":
         return _anchored_text(info, patient)
+    if kind == "anchored_lab":
+        return _anchored_lab_text(info, value, patient, ctx)
     if kind == "fact":
         _, node, fact_value, problem = info
         if fact_value is None:
@@ -359,6 +361,24 @@ def _anchored_text(info, patient) -> str:
                          f"{', '.join(reasons)}" for e, a, reasons in possible[:3])
     return (f"no {node.test.noun} in {node.test.matcher.name} {node.relation_text} a {node.anchor.noun} in "
             f"{node.anchor.matcher.name} recorded")
+
+
+def _anchored_lab_text(info, value, patient, ctx) -> str:
+    _, node, pair, missing, possible = info
+    if missing:
+        return missing
+    if pair is not None:  # the anchor that decided: true, or (false) the first whose results rule it out
+        anchor, lab_info = pair
+        return (f"{node.relation_text} {_entry_text(node.anchor, anchor)}: "
+                f"{describe_atom(node.test, value, lab_info, patient, ctx)}")
+    if possible:
+        parts = []
+        for anchor, lab_info, reasons in possible[:3]:
+            detail = describe_atom(node.test, None, lab_info, patient, ctx) if lab_info is not None else ""
+            parts.append(f"{node.relation_text} {_entry_text(node.anchor, anchor)}: "
+                         + ", ".join(list(reasons) + ([detail] if detail else [])))
+        return "; ".join(parts)
+    return f"no {node.anchor.noun} in {node.anchor.matcher.name} recorded"
 
 
 def _entry_text(node: ir.RecordTest, entry) -> str:

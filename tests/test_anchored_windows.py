@@ -225,6 +225,9 @@ inclusion A3 "metformin from 30 days before to 30 days after t2d" =
     medication metformin from 30 days before to 30 days after condition t2d
 inclusion A4 "malignancy before insulin started more than 1 year ago" =
     condition malignancy before medication insulin started more than 1 year ago
+inclusion L1 "HbA1c <= 9 % within 1 year before metformin" = HbA1c <= 9 % within 1 year before medication metformin
+inclusion L2 "any eGFR >= 45 from 6 months before to 6 months after a t2d diagnosis" =
+    any eGFR >= 45 mL/min/1.73m2 from 6 months before to 6 months after condition t2d
 '''
 
 
@@ -248,3 +251,69 @@ def test_both_engines_agree_on_a_synthetic_population():
     # every rule takes each of its three values somewhere in the population (not a vacuous agreement)
     for criterion in t.criteria:
         assert {v for c, v in seen if c == criterion.id} == {True, False, None}, criterion.id
+
+
+# ---------------------------------------------------------------- labs in a window anchored at a record
+LAB = trial('valueset chemo = ATC:L01\n'
+            'inclusion I1 "ANC >= 1500/mcL within 3 days before chemotherapy" = '
+            'ANC >= 1500/mm3 within 3 days before medication chemo\n')
+_CHEMO = [{"code": "ATC:L01XA01", "start": "2026-11-20", "status": "active"}]
+
+
+def _anc(value, day):
+    return {"code": "LOINC:751-8", "value": value, "unit": "10^9/L", "date": day}
+
+
+def test_a_lab_in_the_days_before_a_dose():
+    c = one(LAB, patient(medications=_CHEMO, observations=[_anc(1.8, "2026-11-18")]))
+    assert (c.verdict, c.value) == ("pass", True)
+    assert c.evidence[0].detail.startswith("within 3 days before medication ATC:L01XA01 (from 2026-11-20, active): "
+                                           "ANC 1.8 10^9/L on 2026-11-18")
+    c = one(LAB, patient(medications=_CHEMO, observations=[_anc(1.2, "2026-11-18")]))
+    assert (c.verdict, c.value) == ("fail", False)
+    assert "under by 0.3 10^9/L" in c.evidence[0].detail
+    # the latest result in the window decides, and the window's ends are included
+    assert one(LAB, patient(medications=_CHEMO, observations=[_anc(1.2, "2026-11-17"), _anc(1.8, "2026-11-20")])).value
+    assert one(LAB, patient(medications=_CHEMO, observations=[_anc(1.8, "2026-11-17")])).value is True
+    # a result after the dose, or the day before the window opens, is not in it
+    c = one(LAB, patient(medications=_CHEMO, observations=[_anc(1.8, "2026-11-16"), _anc(1.8, "2026-11-22")]))
+    assert c.value is None and c.missing == [
+        "ANC within 3 days before medication ATC:L01XA01: no ANC result from 2026-11-17 to 2026-11-20"]
+
+
+def test_anchored_lab_missing_data():
+    c = one(LAB, patient(observations=[_anc(1.8, "2026-11-18")]))
+    assert c.value is None and c.missing == ["medications (not provided, needed as the anchor)"]
+    assert one(LAB, patient(medications=[], observations=[_anc(1.8, "2026-11-18")])).value is False
+    c = one(LAB, patient(medications=_CHEMO))
+    assert c.value is None and "no observations provided" in c.missing[0]
+    # an anchor known only to the month: which days the window holds is unknown
+    c = one(LAB, patient(medications=[{"code": "ATC:L01XA01", "start": "2026-10", "status": "active"}],
+                         observations=[_anc(1.8, "2026-10-18")]))
+    assert c.value is None and "start date of the anchor 2026-10, not a full date" in c.missing[0]
+
+
+def test_any_anchor_whose_window_meets_the_test_decides():
+    courses = [{"code": "ATC:L01XA01", "start": "2026-09-01", "end": "2026-09-30"},
+               {"code": "ATC:L01XA01", "start": "2026-11-20", "status": "active"}]
+    p = patient(medications=courses, observations=[_anc(0.9, "2026-08-30"), _anc(1.6, "2026-11-19")])
+    assert one(LAB, p).value is True
+    p = patient(medications=courses, observations=[_anc(0.9, "2026-08-30"), _anc(1.1, "2026-11-19")])
+    assert one(LAB, p).value is False
+    p = patient(medications=courses, observations=[_anc(0.9, "2026-08-30")])  # nothing before the second
+    assert one(LAB, p).value is None
+
+
+def test_the_default_lab_window_does_not_apply_to_an_anchored_lab():
+    t = trial('valueset chemo = ATC:L01\ninclusion I1 "x" = ANC >= 1500/mm3 within 3 days before medication chemo\n',
+              header='trial "T-1"\nlab window 14 days\n')
+    old = patient(medications=[{"code": "ATC:L01XA01", "start": "2026-01-20"}], observations=[_anc(1.8, "2026-01-18")])
+    assert one(t, old).value is True
+
+
+def test_a_lab_takes_only_a_window_around_the_anchor():
+    with pytest.raises(SourceError) as info:
+        trial('valueset chemo = ATC:L01\ninclusion I1 "x" = ANC >= 1500/mm3 after medication chemo\n')
+    (problem,) = info.value.diagnostics
+    assert "a lab result is tested in a window around the anchor, not `after` it" in problem.message
+    assert problem.span.line == 3

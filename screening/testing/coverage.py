@@ -83,7 +83,7 @@ class Possible:
         if isinstance(node, ir.Const):
             return frozenset({TRUE if node.value else FALSE})
         if isinstance(node, (ir.LabCompare, ir.LabText, ir.AgeTest, ir.SexTest, ir.RecordTest, ir.FactTest,
-                             ir.AnchoredRecordTest)):
+                             ir.AnchoredRecordTest, ir.AnchoredLabTest)):
             return ATOM_STATES
         if isinstance(node, ir.Define):
             if id(node) not in self._defines:
