@@ -201,6 +201,45 @@ class RecordTest(Expr):
     code: CodeLiteral | None
     qualifiers: tuple[Qualifier, ...]
     window: Window | None = None
+    timing: tuple[RecordTiming, ...] = ()  # started at least 4 weeks ago, for more than 1 month ...
+
+
+@dataclass(frozen=True)
+class RecordTiming(Node):
+    """`started at least 4 weeks ago`, `stopped more than 14 days before screening`, `for at least 3 months`,
+    `unchanged for at least 3 months`."""
+
+    event: str  # start | end | duration | unchanged
+    word: str  # as written: started stopped ended diagnosed onset performed for unchanged
+    op: str  # at_least | more_than | at_most | less_than
+    duration: Duration
+
+
+@dataclass(frozen=True)
+class AnchoredRecordTest(Expr):
+    """A record test whose window is anchored at another record: `condition X after procedure Y`,
+    `procedure X within 28 days after procedure Y`, `medication X from 5 days before to 2 days after procedure Y`."""
+
+    test: RecordTest
+    relation: str  # after | before | interval
+    before: Duration | None  # interval: how far before the anchor's date it starts (None: on that date)
+    after: Duration | None  # interval: how far after the anchor's date it ends (None: on that date)
+    anchor: RecordTest | None  # an inline record test, or None when a defined name is used
+    anchor_name: str | None = None
+    anchor_span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class AnchoredLabTest(Expr):
+    """A lab comparison in a window around another record: `ANC >= 1500/mm3 within 3 days before medication X`."""
+
+    test: LabCompare
+    relation: str  # interval (after / before are refused by the checker)
+    before: Duration | None
+    after: Duration | None
+    anchor: RecordTest | None
+    anchor_name: str | None = None
+    anchor_span: Span | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -790,7 +790,102 @@ class _Checker:
                     continue
             qualifiers.append(ir.Qualifier(q.field_name, q.op, q.value, pattern))
         return ir.RecordTest(kind=_RECORD_LISTS[node.kind], noun=node.kind, status=status, matcher=matcher,
-                             qualifiers=qualifiers, window=self._window(node.window), span=node.span)
+                             qualifiers=qualifiers, window=self._window(node.window), span=node.span,
+                             timing=self._record_timing(node))
+
+    # ------------------------------------------------------------ timing of a record, anchored windows
+    # which record kinds each timing word applies to (a procedure or immunization is a point in time)
+    _TIMING_KINDS = {
+        "started": ("medication", "condition", "allergy"),
+        "diagnosed": ("condition",),
+        "onset": ("condition", "allergy"),
+        "performed": ("procedure", "immunization"),
+        "stopped": ("medication", "condition", "allergy"),
+        "ended": ("medication", "condition", "allergy"),
+        "for": ("medication", "condition", "allergy"),
+        "unchanged for": ("medication",),
+    }
+
+    def _record_timing(self, node: ast.RecordTest) -> tuple[ir.RecordTiming, ...]:
+        timings = []
+        for t in node.timing:
+            kinds = self._TIMING_KINDS[t.word]
+            if node.kind not in kinds:
+                if t.word == "unchanged for":
+                    hint = ("a condition record does not show that it was stable (no progression, no change of "
+                            "treatment): write the investigator's assessment as a fact, or `review \"...\"`; "
+                            "`condition X diagnosed at least 3 months ago` is only its age")
+                elif node.kind in ("procedure", "immunization"):
+                    hint = f"{node.kind}s are points in time: write `{node.kind} X performed at least N days ago`"
+                else:
+                    hint = f"for {node.kind} records: " + ", ".join(
+                        f"`{w}`" for w, k in self._TIMING_KINDS.items() if node.kind in k)
+                article = "an" if node.kind[0] in "aeiou" else "a"
+                self.error("timing", f"`{t.word}` does not apply to {article} {node.kind}", t.span, hint)
+                continue
+            if t.event == "unchanged" and t.op in ("at_most", "less_than"):
+                self.error("timing", "`unchanged for` takes `at least` or `more than`", t.span)
+                continue
+            if t.duration.amount <= 0:
+                self.error("window", "a duration must be at least 1 day long", t.duration.span)
+            self._duration_limit(t.duration)
+            timings.append(ir.RecordTiming(t.event, t.word, t.op, ir.Duration(t.duration.amount, t.duration.unit)))
+        return tuple(timings)
+
+    def _AnchoredLabTest(self, node: ast.AnchoredLabTest):
+        test = self.expr(node.test)
+        if node.relation != "interval":
+            self.error("anchor", f"a lab result is tested in a window around the anchor, not `{node.relation}` it",
+                       node.span, "write `within N before R`, `within N after R` or `from N before to M after R`")
+            return ir.Const(False, span=node.span)
+        anchor = self._anchor(node)
+        if not isinstance(test, ir.LabCompare) or not isinstance(anchor, ir.RecordTest):
+            return ir.Const(False, span=node.span)
+        test.window = None  # the anchor's window replaces it (and the rule set's default lab window)
+        return ir.AnchoredLabTest(
+            test=test, anchor=anchor, span=node.span,
+            before=ir.Duration(node.before.amount, node.before.unit) if node.before else None,
+            after=ir.Duration(node.after.amount, node.after.unit) if node.after else None)
+
+    def _AnchoredRecordTest(self, node: ast.AnchoredRecordTest):
+        test = self.expr(node.test)
+        anchor = self._anchor(node)
+        if not isinstance(test, ir.RecordTest) or not isinstance(anchor, ir.RecordTest):
+            return ir.Const(False, span=node.span)  # an unknown value set, already reported
+        return ir.AnchoredRecordTest(
+            test=test, anchor=anchor, relation=node.relation, span=node.span,
+            before=ir.Duration(node.before.amount, node.before.unit) if node.before else None,
+            after=ir.Duration(node.after.amount, node.after.unit) if node.after else None)
+
+    def _anchor(self, node) -> ir.Node | None:
+        """The checked anchor of an anchored test (an inline record test or a name defined as one); None on error."""
+        anchor_syntax = node.anchor
+        if anchor_syntax is None:
+            found = self.define_syntax.get(node.anchor_name)
+            if found is None:
+                if node.anchor_name in self.valueset_syntax:
+                    hint = (f"`{node.anchor_name}` is a value set: say which records, e.g. "
+                            f"`procedure {node.anchor_name}` or `medication {node.anchor_name}`")
+                else:
+                    hint = self.did_you_mean(node.anchor_name, self.define_syntax)
+                self.error("unknown-name", f"unknown name `{node.anchor_name}`: an anchor is a record test "
+                           "(`procedure surgery`) or a name defined as one", node.anchor_span, hint)
+                return None
+            if not isinstance(found.expr, ast.RecordTest) or found.expr.window is not None:
+                self.error("anchor", f"`{node.anchor_name}` is not a record test without a window, so it has no date "
+                           "to anchor at", node.anchor_span,
+                           f"define it as one record test, e.g. `define {node.anchor_name} = procedure surgery`")
+                return None
+            defined = self._define(node.anchor_name, node.anchor_span)  # checked once, problems reported there
+            anchor = defined.body if defined is not None else None
+        else:
+            anchor = self.expr(anchor_syntax)
+        for duration in (node.before, node.after):
+            if duration is not None:
+                if duration.amount <= 0:
+                    self.error("window", "a time window must be at least 1 day long", duration.span)
+                self._duration_limit(duration)
+        return anchor
 
     def _FactTest(self, node: ast.FactTest):
         value = node.value

@@ -124,3 +124,28 @@ def show(lo: int, hi: int | None = None) -> str:
     if a.day == 1 and a.year == b.year and a.month == b.month:
         return f"{a.year}-{a.month:02d}"
     return f"{a.isoformat()}..{b.isoformat()}"
+
+
+def shift_forward(day: date, amount: int, unit: str) -> date:
+    """``day`` moved forward by a calendar duration (months and years clip to the month's last day);
+    clamped to 9999-12-31."""
+    if unit in ("days", "weeks"):
+        return date.fromordinal(min(date.max.toordinal(), day.toordinal() + amount * (7 if unit == "weeks" else 1)))
+    months = amount * 12 if unit == "years" else amount
+    total = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(total, 12)
+    month += 1
+    if year > 9999:
+        return date.max
+    last = calendar.monthrange(year, month)[1]
+    return date(year, month, min(day.day, last))
+
+
+@lru_cache(maxsize=65536)
+def moved(ordinal: int, amount: int, unit: str, forward: bool) -> int:
+    """A day ordinal moved back (or forward) by a calendar duration; ordinals beyond the calendar
+    (:data:`NEVER`, :data:`FOREVER`) stay where they are."""
+    if ordinal < 1 or ordinal > date.max.toordinal():
+        return ordinal
+    day = date.fromordinal(ordinal)
+    return (shift_forward(day, amount, unit) if forward else shift(day, amount, unit)).toordinal()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 
 from . import derived, ir, vocabulary
-from .dates import FOREVER, NEVER, shift, show, whole_months, whole_years
+from .dates import FOREVER, NEVER, moved, shift, show, whole_months, whole_years
 
 
 # ---------------------------------------------------------------- context
@@ -174,14 +174,15 @@ def _censored(obs, op: str, low: float, high: float | None) -> bool | None:
     return interval_test(obs.comparator, obs.value, op, low, high)
 
 
-def lab_compare(node: ir.LabCompare, patient, ctx: Context):
-    """Evaluate a lab comparison. info = ("lab", node, [(obs, result, thresholds, problem)], missing)."""
+def lab_compare(node: ir.LabCompare, patient, ctx: Context, days: tuple[int, int] | None = None):
+    """Evaluate a lab comparison. info = ("lab", node, [(obs, result, thresholds, problem)], missing).
+
+    ``days``: the first and last day of another window than the node's (a window anchored at a record)."""
     labs = patient.labs
     if labs is None:
         return None, ("lab", node, (), f"{node.label}: no observations provided")
     series = labs.get(node.key)
-    start = ctx.window_start(node.window)
-    end = ctx.as_of
+    start, end = days if days is not None else (ctx.window_start(node.window), ctx.as_of)
     if node.key in derived.DERIVATIONS:  # a measured result in the window wins, else a derived one
         series, _ = derived.series_for(patient, node.key, series, start, end)
     if not series:
@@ -641,6 +642,8 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
             if outcome is None:
                 result = None
                 reasons.append(qualifier.unknown_reason(actual))
+        if result is not False and node.timing:
+            result = _timing_result(node, entry, ctx, result, reasons)
         if result is not False and entry.verification is not None:
             result = None  # provisional, differential, unconfirmed: never a confirmed record
             reasons.append(f"verification status {entry.verification}, not confirmed")
@@ -757,6 +760,119 @@ def visit_occasions(node: ir.VisitOccasions, patient, ctx: Context):
 class _OneRecord:
     """A patient view holding one record of one kind: record_test on it is that record's answer."""
 
+
+# ---------------------------------------------------------------- timing of a record
+def _timing_result(node: ir.RecordTest, entry, ctx: Context, result, reasons: list) -> bool | None:
+    """A record that met the rest of the test, against its timing clauses (all must hold)."""
+    for timing in node.timing:
+        outcome, why = record_timing(timing, entry, node.kind, ctx)
+        if outcome is False:
+            return False
+        if outcome is None:
+            result = None
+            reasons.append(why)
+    return result
+
+
+def _before(op: str, lo: int, hi: int, c_lo: int, c_hi: int) -> bool | None:
+    """A day in [lo, hi] against a cutoff day in [c_lo, c_hi]: at_least (day <= cutoff), more_than (<),
+    at_most (>=), less_than (>); None when the unknown parts decide."""
+    if op == "at_least":
+        return True if hi <= c_lo else (False if lo > c_hi else None)
+    if op == "more_than":
+        return True if hi < c_lo else (False if lo >= c_hi else None)
+    if op == "at_most":
+        return True if lo >= c_hi else (False if hi < c_lo else None)
+    return True if lo > c_hi else (False if hi <= c_lo else None)  # less_than
+
+
+def _start_range(entry, kind: str) -> tuple[int | None, int | None]:
+    """When the record began: its onset, start or date. A condition or allergy with none is known to have
+    begun by its recorded date (a medication's recorded date may be a prescription before the start)."""
+    if entry.start_lo is not None:
+        return entry.start_lo, entry.start_hi
+    if kind in ("conditions", "allergies") and entry.recorded[1] is not None:
+        return NEVER, entry.recorded[1]
+    return None, None
+
+
+_START_NAMES = {"conditions": "onset date", "allergies": "onset date", "medications": "start date",
+                "procedures": "date", "immunizations": "date"}
+
+
+def record_timing(timing: ir.RecordTiming, entry, kind: str, ctx: Context) -> tuple[bool | None, str | None]:
+    """One record against one timing clause: (value, why it is unknown)."""
+    as_of = ctx.as_of
+    cutoff = ctx.window_start(timing.duration)  # the as-of date moved back by the duration
+    start_lo, start_hi = _start_range(entry, kind)
+    if timing.event == "start":
+        if start_lo is None:
+            return None, f"{_START_NAMES[kind]} not recorded (needed for '{timing}')"
+        value = _before(timing.op, start_lo, start_hi, cutoff, cutoff)
+        return value, None if value is not None else (
+            f"{_START_NAMES[kind]} {_shown(start_lo, start_hi)} does not decide '{timing}'")
+    if timing.event == "end":
+        if entry.end_lo is None:
+            active = _active(entry, kind, as_of)
+            if active is True:
+                return False, None  # still going on: not stopped
+            if active is False:
+                return None, f"end date not recorded (status {entry.status}; needed for '{timing}')"
+            return None, f"status and end date not recorded (needed for '{timing}')"
+        if entry.end_lo > as_of:
+            return False, None  # ends after the as-of date: still going on
+        value = _before(timing.op, entry.end_lo, min(entry.end_hi, as_of), cutoff, cutoff)
+        if value is True and entry.end_hi > as_of:
+            value = None  # "2026-11" may still be going on at the as-of date
+        return value, None if value is not None else (
+            f"end date {show(entry.end_lo, entry.end_hi)} does not decide '{timing}'")
+    active = _active(entry, kind, as_of)
+    if timing.event == "unchanged":
+        # what a record can show: the same record, begun that long ago and still active (not the dose)
+        if start_lo is None:
+            return None, f"{_START_NAMES[kind]} not recorded (needed for '{timing}')"
+        if active is False:
+            return False, None
+        value = _before(timing.op, start_lo, start_hi, cutoff, cutoff)
+        if value is False:
+            return False, None
+        if active is None:
+            return None, f"status and end date not recorded (needed for '{timing}': still taken?)"
+        return value, None if value is not None else (
+            f"{_START_NAMES[kind]} {_shown(start_lo, start_hi)} does not decide '{timing}'")
+    # duration: from the start to the end, or to the as-of date while it goes on
+    if start_lo is None or entry.start_lo is None:
+        return None, f"{_START_NAMES[kind]} not recorded (needed for '{timing}')"
+    if entry.end_lo is not None:
+        end_lo, end_hi = min(entry.end_lo, as_of), min(entry.end_hi, as_of)
+    elif active is True:
+        end_lo = end_hi = as_of
+    else:  # ended at some unrecorded time, or the record does not say: any time from its start to now
+        end_lo, end_hi = start_lo, as_of
+    amount, unit = timing.duration.amount, timing.duration.unit
+    value = _before(timing.op, start_lo, start_hi, moved(end_lo, amount, unit, False), moved(end_hi, amount, unit, False))
+    if value is not None:
+        return value, None
+    if entry.end_lo is None and active is not True:
+        return None, (f"{'end date not recorded' if active is False else 'status and end date not recorded'} "
+                      f"(needed for '{timing}')")
+    return None, f"dates {_span_text(entry)} do not decide '{timing}'"
+
+
+def _shown(lo: int, hi: int) -> str:
+    return f"on or before {show(hi)}" if lo == NEVER else show(lo, hi)
+
+
+def _span_text(entry) -> str:
+    start = show(entry.start_lo, entry.start_hi) if entry.start_lo is not None else "?"
+    end = show(entry.end_lo, entry.end_hi) if entry.end_lo is not None else "now"
+    return f"{start} to {end}"
+
+
+# ---------------------------------------------------------------- windows anchored at another record
+class _OneRecord:
+    """A patient seen through one record of one list (to test that record alone with :func:`record_test`)."""
+
     def __init__(self, kind: str, entry):
         setattr(self, kind, (entry,))
 
@@ -804,6 +920,153 @@ def record_count(node: ir.RecordCount, patient, ctx: Context):
     return value, ("count", node, tuple(sure), tuple(possible), low, high, None)
 
 
+    def __getattr__(self, name):  # the other lists: not consulted by record_test
+        return None
+
+
+def _each_record(node: ir.RecordTest, entries, ctx: Context) -> list:
+    """The records that meet (True) or may meet (None) a record test, each with why it is unsure."""
+    found = []
+    for entry in entries:
+        value, info = record_test(node, _OneRecord(node.kind, entry), ctx)
+        if value is True:
+            found.append((entry, True, ()))
+        elif value is None:
+            found.append((entry, None, info[4][0][1] if info[4] else ()))
+    return found
+
+
+def _event_span(entry, kind: str, ctx: Context):
+    """The days a tested record occupies, for an anchored window: (s_lo, s_hi, e_lo, e_hi) or None.
+
+    A condition or allergy is its onset (an event), a procedure or immunization its date (to its end),
+    a medication its exposure, from start to end (while it goes on, to the as-of date)."""
+    start_lo, start_hi = _start_range(entry, kind)
+    if start_lo is None:
+        return None
+    as_of = ctx.as_of
+    if kind in ("conditions", "allergies"):
+        return start_lo, start_hi, start_lo, start_hi
+    if entry.end_lo is not None:
+        return start_lo, start_hi, min(entry.end_lo, as_of), min(entry.end_hi, as_of)
+    if kind in _POINT_EVENTS:
+        return start_lo, start_hi, start_lo, start_hi
+    if _active(entry, kind, as_of) is True:
+        return start_lo, start_hi, as_of, as_of
+    return start_lo, start_hi, start_lo, as_of  # ended at an unrecorded time
+
+
+def _span_shown(span) -> str:
+    s_lo, s_hi, e_lo, e_hi = span
+    start = _shown(s_lo, s_hi)
+    return start if (s_lo, s_hi) == (e_lo, e_hi) else f"{start} to {show(e_lo, e_hi)}"
+
+
+def _anchored(node: ir.AnchoredRecordTest, span, anchor_lo: int, anchor_hi: int) -> bool | None:
+    """Does a record occupying ``span`` fall in the window around an anchor dated [anchor_lo, anchor_hi]?"""
+    s_lo, s_hi, e_lo, e_hi = span
+    if node.relation == "after":  # some day of it strictly after the anchor's day (the same day: unknown)
+        return True if e_lo > anchor_hi else (False if e_hi < anchor_lo else None)
+    if node.relation == "before":
+        return True if s_hi < anchor_lo else (False if s_lo > anchor_hi else None)
+    w1_lo = w1_hi = None
+    if node.before is not None:
+        b = node.before
+        w1_lo, w1_hi = moved(anchor_lo, b.amount, b.unit, False), moved(anchor_hi, b.amount, b.unit, False)
+    else:
+        w1_lo, w1_hi = anchor_lo, anchor_hi
+    if node.after is not None:
+        a = node.after
+        w2_lo, w2_hi = moved(anchor_lo, a.amount, a.unit, True), moved(anchor_hi, a.amount, a.unit, True)
+    else:
+        w2_lo, w2_hi = anchor_lo, anchor_hi
+    if s_hi <= w2_lo and e_lo >= w1_hi:
+        return True
+    if s_lo > w2_hi or e_hi < w1_lo:
+        return False
+    return None
+
+
+def anchored_record_test(node: ir.AnchoredRecordTest, patient, ctx: Context):
+    """Some record meeting ``node.test`` dated in the window around some record meeting ``node.anchor``.
+
+    info = ("anchored", node, (record, anchor) deciding or None, missing, ((record, anchor, reasons), ...)).
+    """
+    test, anchor = node.test, node.anchor
+    entries = getattr(patient, test.kind)
+    if entries is None:
+        return None, ("anchored", node, None, f"{test.kind} (not provided)", ())
+    candidates = _each_record(test, entries, ctx)
+    if not candidates:
+        return False, ("anchored", node, None, None, ())
+    anchors = getattr(patient, anchor.kind)
+    if anchors is None:
+        return None, ("anchored", node, None, f"{anchor.kind} (not provided, needed as the anchor)", ())
+    anchor_records = _each_record(anchor, anchors, ctx)
+    possible = []
+    for entry, value, reasons in candidates:
+        span = _event_span(entry, test.kind, ctx)
+        for other, other_value, other_reasons in anchor_records:
+            why = list(reasons) + [f"anchor {entry_name(anchor.noun, other)}: {r}" for r in other_reasons]
+            other_lo, other_hi = _start_range(other, anchor.kind)
+            if span is None:
+                inside = None
+                why.append(f"{_START_NAMES[test.kind]} not recorded")
+            elif other_lo is None:
+                inside = None
+                why.append(f"{_START_NAMES[anchor.kind]} of the anchor {entry_name(anchor.noun, other)} not recorded")
+            else:
+                inside = _anchored(node, span, other_lo, other_hi)
+                if inside is None:
+                    why.append(f"dates not precise enough to tell ({_START_NAMES[test.kind]} "
+                               f"{_span_shown(span)}, anchor {_shown(other_lo, other_hi)})")
+            if inside is False:
+                continue
+            if inside is True and value is True and other_value is True:
+                return True, ("anchored", node, (entry, other), None, ())
+            possible.append((entry, other, tuple(dict.fromkeys(why))))
+    if possible:
+        return None, ("anchored", node, None, None, tuple(possible))
+    return False, ("anchored", node, None, None, ())
+
+
+def anchored_lab_test(node: ir.AnchoredLabTest, patient, ctx: Context):
+    """A lab comparison on the results in the window around some record meeting ``node.anchor``.
+
+    info = ("anchored_lab", node, (anchor, lab info) deciding or None, missing, ((anchor, lab info or None, reasons), ...)).
+    """
+    anchor = node.anchor
+    anchors = getattr(patient, anchor.kind)
+    if anchors is None:
+        return None, ("anchored_lab", node, None, f"{anchor.kind} (not provided, needed as the anchor)", ())
+    possible = []
+    ruled_out = None  # the first anchor whose window rules it out (for the explanation)
+    for other, other_value, other_reasons in _each_record(anchor, anchors, ctx):
+        why = [f"anchor: {r}" for r in other_reasons]
+        lo, hi = _start_range(other, anchor.kind)
+        if lo is None or lo != hi:
+            # the window's days depend on a date not known to the day: which results are in it is unknown
+            shown = "not recorded" if lo is None else f"{_shown(lo, hi)}, not a full date"
+            possible.append((other, None, tuple(why + [f"{_START_NAMES[anchor.kind]} of the anchor {shown}"])))
+            continue
+        first = moved(lo, node.before.amount, node.before.unit, False) if node.before else lo
+        last = moved(lo, node.after.amount, node.after.unit, True) if node.after else lo
+        # a window that runs past the as-of date is cut at it, as every window is (results after it are ignored)
+        value, info = lab_compare(node.test, patient, ctx, (first, min(last, ctx.as_of)))
+        if value is True and other_value is True:
+            return True, ("anchored_lab", node, (other, info), None, ())
+        if value is False:
+            ruled_out = ruled_out or (other, info)
+            continue
+        if info[3] and patient.labs is not None:  # no result in the window: say which days
+            why.append(f"no {node.test.label} result from {show(first)} to {show(min(last, ctx.as_of))}")
+            info = None
+        possible.append((other, info, tuple(why)))
+    if possible:
+        return None, ("anchored_lab", node, None, None, tuple(possible))
+    return False, ("anchored_lab", node, ruled_out, None, ())
+
+
 # ---------------------------------------------------------------- facts and review
 def fact_test(node: ir.FactTest, patient, ctx: Context):
     """info = ("fact", node, value, problem)."""
@@ -842,6 +1105,8 @@ ATOMS = {
     ir.AgeTest: age_test,
     ir.SexTest: sex_test,
     ir.RecordTest: record_test,
+    ir.AnchoredRecordTest: anchored_record_test,
+    ir.AnchoredLabTest: anchored_lab_test,
     ir.FactTest: fact_test,
     ir.Review: review,
 }
@@ -911,6 +1176,24 @@ def _atom_missing(info) -> list[str]:
         # a record that the terminology leaves open is named by its display too: that is what a coordinator reads
         return [f"{entry_name(info[1].noun, entry, any(r.startswith(TERMINOLOGY_REASON) for r in reasons))}: "
                 f"{', '.join(reasons)}" for entry, reasons in info[4]]
+
+
+        return [f"{entry_name(info[1].noun, entry)}: {', '.join(reasons)}" for entry, reasons in info[4]]
+    if kind == "anchored":
+        if info[3]:
+            return [info[3]]
+        return [f"{entry_name(info[1].test.noun, entry)} {info[1].relation_text} "
+                f"{entry_name(info[1].anchor.noun, other)}: {', '.join(reasons)}" for entry, other, reasons in info[4]]
+    if kind == "anchored_lab":
+        if info[3]:
+            return [info[3]]
+        missing = []
+        node = info[1]
+        for other, lab_info, reasons in info[4]:
+            where = f"{node.test.label} {node.relation_text} {entry_name(node.anchor.noun, other)}"
+            inner = _atom_missing(lab_info) if lab_info is not None else []
+            missing.append(f"{where}: {', '.join(list(reasons) + inner) or 'unknown'}")
+        return missing
     if kind == "fact":
         return [f"fact {info[1].name}"] if info[2] is None else []
     return []

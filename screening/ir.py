@@ -227,6 +227,74 @@ class RecordTest(Node):
     matcher: CodeMatcher
     qualifiers: list[Qualifier]
     window: Duration | None
+    timing: tuple[RecordTiming, ...] = ()  # all must hold for the same record
+
+
+_TIMING_OPS = {"at_least": "at least", "more_than": "more than", "at_most": "at most", "less_than": "less than"}
+
+
+@dataclass(frozen=True)
+class RecordTiming:
+    """When a record began or ended, or how long it lasted, against a duration (docs/semantics.md#timing-of-a-record).
+
+    ``event``: start (started, diagnosed, onset, performed), end (stopped, ended), duration (for),
+    unchanged (started that long ago and still active). ``op``: at_least | more_than | at_most | less_than.
+    """
+
+    event: str
+    word: str
+    op: str
+    duration: Duration
+
+    def __str__(self) -> str:
+        tail = " ago" if self.event in ("start", "end") else ""  # `before screening` means the same
+        return f"{self.word} {_TIMING_OPS[self.op]} {self.duration}{tail}"
+
+
+@dataclass(eq=False)
+class AnchoredRecordTest(Node):
+    """A record test whose window is anchored at the date of another record (docs/semantics.md#anchored-windows).
+
+    True when some record meeting ``test`` has its date in the interval around the date of some record
+    meeting ``anchor``: ``after`` / ``before`` the anchor's date (strictly), or ``interval`` from
+    ``before`` ahead of it to ``after`` past it (either None: the anchor's date itself), both ends included.
+    """
+
+    test: RecordTest  # without a window
+    anchor: RecordTest  # without a window
+    relation: str  # after | before | interval
+    before: Duration | None
+    after: Duration | None
+
+    @property
+    def relation_text(self) -> str:
+        if self.relation in ("after", "before"):
+            return self.relation
+        if self.before is None:
+            return f"within {self.after} after"
+        if self.after is None:
+            return f"within {self.before} before"
+        return f"from {self.before} before to {self.after} after"
+
+
+@dataclass(eq=False)
+class AnchoredLabTest(Node):
+    """A lab comparison in a window around the date of a record (docs/semantics.md#anchored-windows): true
+    when, around some record meeting ``anchor``, the results from ``before`` ahead of its date to ``after``
+    past it (None: its date) meet ``test``."""
+
+    test: LabCompare  # its window unused
+    anchor: RecordTest
+    before: Duration | None
+    after: Duration | None
+
+    @property
+    def relation_text(self) -> str:
+        if self.before is None:
+            return f"within {self.after} after"
+        if self.after is None:
+            return f"within {self.before} before"
+        return f"from {self.before} before to {self.after} after"
 
 
 @dataclass(eq=False)

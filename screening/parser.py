@@ -194,6 +194,13 @@ def _unfinished_before(exc: UnexpectedInput, source: Source, line_start: int, of
 # `with FIELD`, `with FIELD <op>` just before an unexpected token: the forms of a record detail
 _AFTER_WITH = re.compile(r"\bwith\s+[A-Za-z_][A-Za-z0-9_]*(?:\s*(?:<=|>=|!=|=<|=>|[<>=≤≥]|is|contains|matches))?\s*\Z")
 
+# a timing clause left unfinished just before an unexpected token: the forms of record timing
+_AFTER_TIMING = re.compile(r"\b(?:started|stopped|ended|diagnosed|onset|performed|for)"
+                           r"(?:\s+(?:at|more|less)(?:\s+(?:least|most|than))?)?"
+                           r"(?:\s+\d+\s*(?:days?|weeks?|months?|years?))?\s*\Z")
+
+_AFTER_RANGE_FOR = re.compile(r"\brange\s+\S+\s+for\s*\Z")  # `reference range ALT for female`
+
 # Friendly names for terminals in "expected ..." messages.
 _TERMINAL_NAMES = {
     "NAME": "a name", "STRING": 'a quoted "text"', "NUMBER": "a number", "INT": "a whole number",
@@ -235,6 +242,11 @@ def _syntax_error(exc: UnexpectedInput, source: Source) -> SourceError:
         elif token.start_pos is not None and _AFTER_WITH.search(source.text, 0, token.start_pos):
             hint = ('a record field is compared with `with FIELD = "text"`, `!= "text"`, `contains "text"`, '
                     '`matches "regex"`, or with a number: `with grade >= 3`, `with stage = 3`')
+        elif (token.start_pos is not None and _AFTER_TIMING.search(source.text, 0, token.start_pos)
+              and not _AFTER_RANGE_FOR.search(source.text, 0, token.start_pos)):
+            hint = ("a record's timing is written `started at least 4 weeks ago`, `stopped more than 14 days "
+                    "before screening`, `diagnosed at least 6 months ago`, `for at least 3 months`, "
+                    "`unchanged for at least 3 months` (amounts: at least, more than, at most, less than)")
         return source_error(
             "syntax", f"unexpected {found}; expected {_describe_expected(exc.accepts or exc.expected)}",
             source, span, hint,
@@ -480,8 +492,12 @@ class _ToAst(Transformer_NonRecursive):
         window = next((r for r in rest if isinstance(r, ast.Window)), None)
         if occasions is not None and selector == "latest":
             selector = "any"
-        return ast.LabCompare(selector=selector, analyte=analyte, op=op, bound=bound, upper=upper,
+        test = ast.LabCompare(selector=selector, analyte=analyte, op=op, bound=bound, upper=upper,
                               occasions=occasions, window=window, span=Span.from_meta(meta))
+        anchor = next((r for r in rest if isinstance(r, dict)), None)
+        if anchor is None:
+            return test
+        return ast.AnchoredLabTest(test=test, span=Span.from_meta(meta), **anchor)
 
     def visit_occasions(self, meta, children):
         expr, count, *rest = children
@@ -603,10 +619,68 @@ class _ToAst(Transformer_NonRecursive):
         kind, ref, *rest = children
         qualifiers = tuple(r for r in rest if isinstance(r, ast.Qualifier))
         window = next((r for r in rest if isinstance(r, ast.Window)), None)
+        timing = tuple(r for r in rest if isinstance(r, ast.RecordTiming))
         valueset = ref if isinstance(ref, str) else None
         code = ref if isinstance(ref, ast.CodeLiteral) else None
-        return ast.RecordTest(kind=kind, status=status, valueset=valueset, code=code, qualifiers=qualifiers,
-                              window=window, span=Span.from_meta(meta))
+        test = ast.RecordTest(kind=kind, status=status, valueset=valueset, code=code, qualifiers=qualifiers,
+                              window=window, timing=timing, span=Span.from_meta(meta))
+        anchor = next((r for r in rest if isinstance(r, dict)), None)
+        if anchor is None:
+            return test
+        return ast.AnchoredRecordTest(test=test, span=Span.from_meta(meta), **anchor)
+
+    # ---- timing of a record and windows anchored at another record
+    _TIMING_EVENTS = {"started": "start", "diagnosed": "start", "onset": "start", "performed": "start",
+                      "stopped": "end", "ended": "end"}
+
+    def timing_event(self, meta, children):
+        return str(children[0])
+
+    def timing_amount(self, meta, children):
+        return "_".join(str(c) for c in children)  # at_least more_than at_most less_than
+
+    def timing_ago(self, meta, children):
+        word, op, duration = children[0], children[1], children[2]
+        return ast.RecordTiming(event=self._TIMING_EVENTS[word], word=word, op=op, duration=duration,
+                                span=Span.from_meta(meta))
+
+    def timing_for(self, meta, children):
+        return ast.RecordTiming(event="duration", word="for", op=children[0], duration=children[1],
+                                span=Span.from_meta(meta))
+
+    def timing_unchanged(self, meta, children):
+        return ast.RecordTiming(event="unchanged", word="unchanged for", op=children[0], duration=children[1],
+                                span=Span.from_meta(meta))
+
+    def anchor_record(self, meta, children):
+        return self.record_test(meta, children)
+
+    def anchor_name(self, meta, children):
+        return str(children[0]), Span.from_token(children[0])
+
+    @staticmethod
+    def _anchor(relation, before, after, target) -> dict:
+        if isinstance(target, tuple):
+            name, span = target
+            return {"relation": relation, "before": before, "after": after, "anchor": None,
+                    "anchor_name": name, "anchor_span": span}
+        return {"relation": relation, "before": before, "after": after, "anchor": target,
+                "anchor_span": target.span}
+
+    def anchor_after(self, meta, children):
+        return self._anchor("after", None, None, children[0])
+
+    def anchor_before(self, meta, children):
+        return self._anchor("before", None, None, children[0])
+
+    def anchor_within_after(self, meta, children):
+        return self._anchor("interval", None, children[0], children[1])
+
+    def anchor_within_before(self, meta, children):
+        return self._anchor("interval", children[0], None, children[1])
+
+    def anchor_around(self, meta, children):
+        return self._anchor("interval", children[0], children[1], children[2])
 
     def valueset_use(self, meta, children):
         return str(children[0])

@@ -333,7 +333,8 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         if missing:
             return missing
         if entry is not None:
-            return f"{_entry_text(node, entry)} matches {node.matcher.name}"
+            timing = "".join(f", {t}" for t in node.timing)
+            return f"{_entry_text(node, entry)} matches {node.matcher.name}{timing}"
         if possible:
             return "; ".join(f"{_entry_text(node, e)} may match: {', '.join(reasons)}"
                              for e, reasons in possible[:3])
@@ -341,7 +342,12 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         window = f" within {node.window}" if node.window else ""
         status = f"{node.status} " if node.status else ""
         extra = " with " + ", ".join(str(q) for q in node.qualifiers) if node.qualifiers else ""
+        extra += "".join(f" {t}" for t in node.timing)
         return f"no {status}{node.noun} in {node.matcher.name}{extra}{window} recorded ({len(entries)} checked)"
+    if kind == "anchored":
+        return _anchored_text(info, patient)
+    if kind == "anchored_lab":
+        return _anchored_lab_text(info, value, patient, ctx)
     if kind == "fact":
         _, node, fact_value, problem = info
         if fact_value is None:
@@ -423,6 +429,39 @@ def _no_result(missing: str, as_of: str) -> str:
     if " within " in missing:
         return f"no {missing} before {as_of}"
     return f"no {missing} on or before {as_of}"
+
+
+def _anchored_text(info, patient) -> str:
+    _, node, pair, missing, possible = info
+    if missing:
+        return missing
+    if pair is not None:
+        entry, anchor = pair
+        return (f"{_entry_text(node.test, entry)} is {node.relation_text} "
+                f"{_entry_text(node.anchor, anchor)}")
+    if possible:
+        return "; ".join(f"{_entry_text(node.test, e)} may be {node.relation_text} {_entry_text(node.anchor, a)}: "
+                         f"{', '.join(reasons)}" for e, a, reasons in possible[:3])
+    return (f"no {node.test.noun} in {node.test.matcher.name} {node.relation_text} a {node.anchor.noun} in "
+            f"{node.anchor.matcher.name} recorded")
+
+
+def _anchored_lab_text(info, value, patient, ctx) -> str:
+    _, node, pair, missing, possible = info
+    if missing:
+        return missing
+    if pair is not None:  # the anchor that decided: true, or (false) the first whose results rule it out
+        anchor, lab_info = pair
+        return (f"{node.relation_text} {_entry_text(node.anchor, anchor)}: "
+                f"{describe_atom(node.test, value, lab_info, patient, ctx)}")
+    if possible:
+        parts = []
+        for anchor, lab_info, reasons in possible[:3]:
+            detail = describe_atom(node.test, None, lab_info, patient, ctx) if lab_info is not None else ""
+            parts.append(f"{node.relation_text} {_entry_text(node.anchor, anchor)}: "
+                         + ", ".join(list(reasons) + ([detail] if detail else [])))
+        return "; ".join(parts)
+    return f"no {node.anchor.noun} in {node.anchor.matcher.name} recorded"
 
 
 def _entry_text(node: ir.RecordTest, entry) -> str:

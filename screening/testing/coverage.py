@@ -83,7 +83,8 @@ class Possible:
         if isinstance(node, ir.Const):
             return frozenset({TRUE if node.value else FALSE})
         if isinstance(node, (ir.LabCompare, ir.LabText, ir.AgeTest, ir.SexTest, ir.RecordTest, ir.FactTest,
-                             ir.LabAggregate, ir.RecordCount, ir.VisitOccasions)):  # issue 9 atoms
+                             ir.LabAggregate, ir.RecordCount, ir.VisitOccasions,  # issue 9 atoms
+                             ir.AnchoredRecordTest, ir.AnchoredLabTest)):
             return ATOM_STATES
         if isinstance(node, ir.Define):
             if id(node) not in self._defines:
