@@ -69,6 +69,18 @@ class Qualifier(Node):
     value: str | float  # a number: a numeric comparison of the field
 
 
+@dataclass(frozen=True)
+class DoseQualifier(Node):
+    """``with dose <= 10 mg/day``: a medication record's dose against a quantity with a unit."""
+
+    field_name: str
+    op: str  # < <= > >= = != between
+    value: float
+    unit: str
+    upper: float | None = None
+    upper_unit: str | None = None
+
+
 # ------------------------------------------------------------------ expressions
 @dataclass(frozen=True)
 class Expr(Node):
@@ -163,6 +175,17 @@ class RecordTest(Expr):
     code: CodeLiteral | None
     qualifiers: tuple[Qualifier, ...]
     window: Window | None = None
+
+
+@dataclass(frozen=True)
+class DoseTrend(Expr):
+    """``medication X dose stable|not increasing for at least N``."""
+
+    kind: str  # the record kind written (must be medication)
+    valueset: str | None
+    code: CodeLiteral | None
+    trend: str  # stable | not increasing
+    duration: Duration
 
 
 @dataclass(frozen=True)

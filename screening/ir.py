@@ -190,6 +190,41 @@ class Qualifier:
 
 
 @dataclass(eq=False)
+class DoseQualifier:
+    """``with dose <= 10 mg/day`` on a medication record: the daily total in mg/day (``per`` "day") or
+    the amount per administration in mg (``per`` "dose"), thresholds converted at compile time."""
+
+    field_name: str  # always "dose"
+    op: str  # < <= > >= = != between
+    value: float
+    upper: float | None
+    per: str  # day | dose
+    text: str  # as written in the rule, for explanations
+
+    def test(self, dose) -> bool | None:
+        amount = self.amount(dose)
+        if amount is None:
+            return None
+        if self.op == "between":
+            return self.value <= amount <= self.upper
+        return _NUMERIC_OPS[self.op](amount, self.value)
+
+    def amount(self, dose) -> float | None:
+        if dose is None:
+            return None
+        return dose.daily if self.per == "day" else dose.per_dose
+
+    def unknown_reason(self, dose) -> str:
+        if dose is None:
+            return "dose not recorded"
+        problem = dose.daily_problem if self.per == "day" else dose.per_dose_problem
+        return problem or ("daily dose not recorded" if self.per == "day" else "dose not recorded")
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(eq=False)
 class RecordTest(Node):
     kind: str  # conditions | medications | procedures | allergies | immunizations (the patient record's list)
     noun: str  # condition | medication | procedure | allergy | immunization
@@ -197,6 +232,16 @@ class RecordTest(Node):
     matcher: CodeMatcher
     qualifiers: list[Qualifier]
     window: Duration | None
+
+
+@dataclass(eq=False)
+class DoseTrend(Node):
+    """A medication's daily dose over the last ``duration``: ``stable`` (unchanged) or ``not
+    increasing`` (stable or decreasing); see evaluate.dose_trend and docs/semantics.md "Dose trends"."""
+
+    matcher: CodeMatcher
+    trend: str  # stable | not increasing
+    duration: Duration
 
 
 @dataclass(eq=False)

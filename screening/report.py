@@ -331,6 +331,8 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         return f"fact {node.name} = {shown}" + (f" ({problem})" if problem else "")
     if kind == "review":
         return f"needs review: {info[1].reason}"
+    if kind == "dose_trend":
+        return info[2]
     return ""
 
 
@@ -354,6 +356,9 @@ def _entry_text(node: ir.RecordTest, entry) -> str:
         dates.append("to " + show(entry.end_lo, entry.end_hi))
     if entry.status:
         dates.append(entry.status)
+    if entry.dose is not None and any(isinstance(q, ir.DoseQualifier) for q in node.qualifiers):
+        dates.append(f"dose {entry.dose.shown}" + (f" = {entry.dose.daily:g} mg/day" if entry.dose.daily is not None
+                                                   and "daily" not in entry.dose.shown else ""))
     for name, value in entry.attributes.items():
         if value is not None and any(q.field_name == name for q in node.qualifiers):
             dates.append(f"{name} {value!r}")

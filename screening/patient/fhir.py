@@ -506,6 +506,7 @@ def _medication_request(entry: _Entry, context: _Context) -> list[dict]:
     validity = _dict(_dict(resource.get("dispenseRequest")).get("validityPeriod"))
     _put(record, "end", _date(validity.get("end"), f"{path}.dispenseRequest.validityPeriod.end"))
     _put(record, "status", _text(resource.get("status")))
+    _dosage(record, resource.get("dosageInstruction"), f"{path}.dosageInstruction")
     return [record]
 
 
@@ -524,7 +525,43 @@ def _medication_statement(entry: _Entry, context: _Context) -> list[dict]:
     )
     _put(record, "end", _date(period.get("end"), f"{path}.effectivePeriod.end"))
     _put(record, "status", _text(resource.get("status")))
+    _dosage(record, resource.get("dosage"), f"{path}.dosage")
     return [record]
+
+
+_PERIOD_UNITS = ("s", "min", "h", "d", "wk", "mo", "a")
+
+
+def _dosage(record: dict, dosages: object, path: str) -> None:
+    """``dose`` and ``frequency`` from the one Dosage of a medication record: doseAndRate[0].doseQuantity
+    and timing.repeat (frequency, period, periodUnit; asNeeded). Several dosages (a taper, a split
+    regimen), a dose range or a timing given only as a code are not read: the dose stays unrecorded,
+    so a dose test is unknown."""
+    dosages = _list(dosages)
+    if len(dosages) != 1 or not isinstance(dosages[0], dict):
+        return
+    dosage = dosages[0]
+    rates = _list(dosage.get("doseAndRate"))
+    quantity = _dict(_dict(rates[0]).get("doseQuantity")) if len(rates) == 1 else {}
+    if "value" not in quantity:
+        return
+    record["dose"] = {"value": _number(quantity["value"], f"{path}[0].doseAndRate[0].doseQuantity.value")}
+    _put(record["dose"], "unit", _unit(quantity))
+    repeat = _dict(_dict(dosage.get("timing")).get("repeat"))
+    frequency = {}
+    if dosage.get("asNeededBoolean") is True or "asNeededCodeableConcept" in dosage:
+        frequency["as_needed"] = True
+    count, period, unit = repeat.get("frequency"), repeat.get("period"), _text(repeat.get("periodUnit"))
+    if isinstance(count, int) and not isinstance(count, bool) and count >= 1:
+        frequency["frequency"] = count
+    if period is not None:
+        period = _number(period, f"{path}[0].timing.repeat.period")
+        if period > 0:
+            frequency["period"] = period
+    if unit in _PERIOD_UNITS:
+        frequency["period_unit"] = unit
+    if frequency.get("as_needed") or ("period" in frequency and "period_unit" in frequency):
+        record["frequency"] = frequency
 
 
 def _medication_record(entry: _Entry, context: _Context) -> dict | None:

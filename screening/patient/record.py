@@ -12,6 +12,7 @@ import math
 from ..analytes import catalogue
 from ..codes import normalise_code
 from ..dates import DateProblem, parse_partial
+from ..doses import read_dose
 from ..errors import UnitProblem
 from ..units import Conversion, parse_unit, written_step
 from ..vocabulary import normalise_text  # noqa: F401 (re-exported: the one text normaliser)
@@ -60,7 +61,7 @@ class Entry:
     """A condition, medication or procedure with its dates as ordinal ranges."""
 
     __slots__ = ("code", "codes", "display", "status", "start_lo", "start_hi", "end_lo", "end_hi", "attributes", "path",
-                 "verification", "unreadable", "recorded")
+                 "verification", "unreadable", "recorded", "dose")
 
     def field(self, name: str):
         if name == "display":
@@ -242,6 +243,7 @@ def _entry(index: int, kind: str, model, start: str | None, end: str | None) -> 
     entry.verification = verification if verification and verification != "confirmed" else None
     entry.unreadable = model.unreadable
     entry.recorded = _recorded(entry.attributes.get("recorded_date"))
+    entry.dose = read_dose(model, entry.path) if kind == "medications" else None
     return entry
 
 
