@@ -81,6 +81,15 @@ class DoseQualifier(Node):
     upper_unit: str | None = None
 
 
+@dataclass(frozen=True)
+class CodeQualifier(Node):
+    """``with histology in lobular_carcinoma``: a code-valued field of the record in a value set (or a code)."""
+
+    field_name: str
+    valueset: str | None
+    code: CodeLiteral | None
+
+
 # ------------------------------------------------------------------ expressions
 @dataclass(frozen=True)
 class Expr(Node):

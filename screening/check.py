@@ -545,6 +545,11 @@ class _Checker:
                        node.span)
         qualifiers = []
         for q in node.qualifiers:
+            if isinstance(q, ast.CodeQualifier):
+                field_matcher = self._code_ref(q.valueset, q.code, q.span)
+                if field_matcher is not None:
+                    qualifiers.append(ir.CodeQualifier(q.field_name, field_matcher))
+                continue
             if isinstance(q, ast.DoseQualifier):
                 dose = self._dose_qualifier(q, node.kind)
                 if dose is not None:

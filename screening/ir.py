@@ -190,6 +190,46 @@ class Qualifier:
 
 
 @dataclass(eq=False)
+class CodeQualifier:
+    """``with histology in X``: the record's field holds a code (``"SNOMED:35917007"``) or a list of
+    codes; true when one is in the value set, false when all are readable codes outside it, unknown
+    when the field is absent or holds something that is not a code (a text such as "ductal")."""
+
+    field_name: str
+    matcher: CodeMatcher
+
+    def codes(self, actual) -> tuple[str, ...] | None:
+        from .codes import SYSTEMS, normalise_code
+
+        values = actual if isinstance(actual, list) else [actual]
+        found = []
+        for value in values:
+            if not isinstance(value, str):
+                return None
+            system, sep, body = value.partition(":")
+            if not sep or system not in SYSTEMS or not body.strip():
+                return None
+            found.append(normalise_code(value))
+        return tuple(found) or None
+
+    def test(self, actual) -> bool | None:
+        if actual is None:
+            return None
+        codes = self.codes(actual)
+        if codes is None:
+            return None
+        return self.matcher.matches_any(codes)
+
+    def unknown_reason(self, actual) -> str:
+        if actual is None:
+            return f"{self.field_name} not recorded"
+        return f"{self.field_name} {actual!r} is not a code (SYSTEM:CODE) that can be compared with {self.matcher.name}"
+
+    def __str__(self) -> str:
+        return f"{self.field_name} in {self.matcher.name}"
+
+
+@dataclass(eq=False)
 class DoseQualifier:
     """``with dose <= 10 mg/day`` on a medication record: the daily total in mg/day (``per`` "day") or
     the amount per administration in mg (``per`` "dose"), thresholds converted at compile time."""

@@ -548,7 +548,7 @@ class _ToAst(Transformer_NonRecursive):
             status = children[0]  # `current` is told apart from `active` by the checker
             children = children[1:]
         kind, ref, *rest = children
-        qualifiers = tuple(r for r in rest if isinstance(r, (ast.Qualifier, ast.DoseQualifier)))
+        qualifiers = tuple(r for r in rest if isinstance(r, (ast.Qualifier, ast.DoseQualifier, ast.CodeQualifier)))
         window = next((r for r in rest if isinstance(r, ast.Window)), None)
         valueset = ref if isinstance(ref, str) else None
         code = ref if isinstance(ref, ast.CodeLiteral) else None
@@ -568,6 +568,11 @@ class _ToAst(Transformer_NonRecursive):
     def qualifier_number(self, meta, children):
         op = _OPS.get(children[1], children[1])
         return ast.Qualifier(field_name=str(children[0]), op=op, value=children[2], span=Span.from_meta(meta))
+
+    def code_qualifier(self, meta, children):
+        name, ref = children
+        return ast.CodeQualifier(field_name=str(name), valueset=ref if isinstance(ref, str) else None,
+                                 code=ref if isinstance(ref, ast.CodeLiteral) else None, span=Span.from_meta(meta))
 
     def dose_trend(self, meta, children):
         kind, ref, trend, duration = children

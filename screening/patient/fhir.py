@@ -493,7 +493,76 @@ def _condition(entry: _Entry, context: _Context) -> list[dict]:
     _put(record, "status", _status_code(resource.get("clinicalStatus")))
     # the event date of a condition with no onset ("condition X within N" asks about the event)
     _put(record, "recorded_date", _date(resource.get("recordedDate"), f"{path}.recordedDate"))
+    _condition_details(record, resource, context)
     return [record]
+
+
+# SNOMED CT qualifier values for severity and laterality, read as the words rules compare with
+_SEVERITY = {"255604002": "mild", "6736007": "moderate", "24484000": "severe", "442452003": "life threatening"}
+_LATERALITY = {"7771000": "left", "24028007": "right", "51440002": "bilateral"}
+_SNOMED = "http://snomed.info/sct"
+
+
+def _concept_text(concept: object) -> str | None:
+    """A CodeableConcept's text, else its first coding's display."""
+    concept = _dict(concept)
+    text = _clean(concept.get("text"))
+    if text:
+        return text
+    for coding in _list(concept.get("coding")):
+        display = _clean(_dict(coding).get("display"))
+        if display:
+            return display
+    return None
+
+
+def _snomed_word(concept: object, words: dict[str, str]) -> str | None:
+    for coding in _list(_dict(concept).get("coding")):
+        coding = _dict(coding)
+        if coding.get("system") == _SNOMED and _text(coding.get("code")) in words:
+            return words[_text(coding.get("code"))]
+    return None
+
+
+def _extension_concepts(element: object, suffix: str) -> list:
+    return [_dict(ext).get("valueCodeableConcept") for ext in _list(_dict(element).get("extension"))
+            if isinstance(_dict(ext).get("url"), str) and _dict(ext)["url"].endswith(suffix)]
+
+
+def _condition_details(record: dict, resource: dict, context: _Context) -> None:
+    """The details rules address by name (docs/fhir.md "Condition details"): ``stage`` (text) and
+    ``stage_code`` from stage[0].summary; ``severity`` (mild, moderate, severe for the SNOMED codes,
+    else the text) and ``severity_code``; ``body_site`` (codes) and ``laterality`` (left, right,
+    bilateral: a SNOMED laterality code in bodySite or a bodySite laterality extension);
+    ``histology`` (codes) from the mCODE histology-morphology-behavior extension."""
+    stages = _list(resource.get("stage"))
+    summary = _dict(stages[0]).get("summary") if stages else None
+    if summary is not None:
+        _put(record, "stage", _concept_text(summary))
+        _put(record, "stage_code", _codes(summary, context.report) or None)
+    severity = resource.get("severity")
+    if severity is not None:
+        _put(record, "severity", _snomed_word(severity, _SEVERITY) or _concept_text(severity))
+        _put(record, "severity_code", _codes(severity, context.report) or None)
+    sites, sides = [], set()
+    for site in _list(resource.get("bodySite")):
+        sites.extend(code for code in _codes(site, context.report) if code not in sites)
+        side = _snomed_word(site, _LATERALITY)
+        if side:
+            sides.add(side)
+        for concept in _extension_concepts(site, "laterality"):
+            side = _snomed_word(concept, _LATERALITY) or (_concept_text(concept) or "").lower() or None
+            if side:
+                sides.add(side)
+    _put(record, "body_site", sites or None)
+    if len(sides) == 1:
+        record["laterality"] = sides.pop()
+    elif {"left", "right"} <= sides or "bilateral" in sides:
+        record["laterality"] = "bilateral"
+    histology = []
+    for concept in _extension_concepts(resource, "histology-morphology-behavior"):
+        histology.extend(code for code in _codes(concept, context.report) if code not in histology)
+    _put(record, "histology", histology or None)
 
 
 def _medication_request(entry: _Entry, context: _Context) -> list[dict]:
