@@ -198,6 +198,14 @@ class DoseTrend(Expr):
 
 
 @dataclass(frozen=True)
+class InvestigationalTest(Expr):
+    """``investigational medication within 4 weeks``: a medication record marked investigational."""
+
+    status: str | None
+    window: Window | None = None
+
+
+@dataclass(frozen=True)
 class FactTest(Expr):
     name: str
     mode: str  # true | compare | is

@@ -580,6 +580,19 @@ class _Checker:
             return CodeMatcher(code.text, frozenset(), (normalise_code(code.text),), ())
         return CodeMatcher(code.text, frozenset({normalise_code(code.text)}), (), ())
 
+    def _InvestigationalTest(self, node: ast.InvestigationalTest):
+        status = node.status
+        if status == "current":
+            if node.window is not None:
+                self.error("status", "`current` means on the screening date and takes no window; for taken at any "
+                           "time during the window write `investigational medication within ...`", node.span)
+            status = "active"
+        elif status is not None and status != "active":
+            self.error("status", f"`{status} investigational medication` is not supported: write `current "
+                       "investigational medication` or `investigational medication within N`", node.span)
+            status = None
+        return ir.InvestigationalTest(status, self._window(node.window), span=node.span)
+
     def _DoseTrend(self, node: ast.DoseTrend):
         if node.kind != "medication":
             self.error("dose", f"a dose trend belongs to a medication, not a {node.kind}", node.span,

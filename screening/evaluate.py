@@ -642,6 +642,59 @@ def dose_trend(node: ir.DoseTrend, patient, ctx: Context):
                   f"({len(spans)} record(s))", ())
 
 
+# ---------------------------------------------------------------- investigational agents
+def investigational_test(node: ir.InvestigationalTest, patient, ctx: Context):
+    """``investigational medication within N`` / ``current investigational medication``: any
+    medication record (whatever its code, readable or not) marked ``investigational: true`` whose
+    exposure overlaps the window (is active on the as-of date; with neither, ever). A record in the
+    period without the mark (absent: many sources never say) leaves the answer unknown, never false;
+    false when every record in the period is marked false, or there is none.
+    info = ("investigational", node, detail, missing)."""
+    entries = patient.medications
+    if entries is None:
+        return None, ("investigational", node, "medications (not provided)", ("medications (not provided)",))
+    as_of, start = ctx.as_of, ctx.window_start(node.window)
+    missing, checked = [], 0
+    for entry in entries:
+        if entry.status in _NEVER_HAPPENED or (entry.start_lo is not None and entry.start_lo > as_of):
+            continue
+        active = _active(entry, "medications", as_of) if (node.status or node.window) else None
+        if entry.status == "intended":
+            active = None
+        reasons = []
+        if node.status == "active" and node.window is None:
+            if active is False:
+                continue
+            if active is None:
+                reasons.append("status and end date not recorded")
+        elif node.window is not None:
+            inside = _overlaps(entry, "medications", active, start, as_of)
+            if inside is False:
+                continue
+            if inside is None:
+                reasons.append(f"dates not precise enough to place it within {node.window}")
+        if entry.start_hi is not None and entry.start_hi > as_of:
+            reasons.append("its date may fall after the as-of date")
+        checked += 1
+        flag = entry.attributes.get("investigational")
+        if flag is False:
+            continue
+        name = entry_name("medication", entry)
+        if flag is not True:
+            missing.append(f"{name}: not marked investigational or not")
+            continue
+        if entry.verification is not None:
+            reasons.append(f"verification status {entry.verification}, not confirmed")
+        if not reasons:
+            return True, ("investigational", node, f"{name} is marked investigational", ())
+        missing.append(f"{name} is marked investigational: {', '.join(reasons)}")
+    if missing:
+        return None, ("investigational", node, "; ".join(missing[:3]), tuple(missing))
+    window = f" within {node.window}" if node.window else (" on the as-of date" if node.status else "")
+    counted = f"{checked} in the period, each marked not investigational" if checked else "none in the period"
+    return False, ("investigational", node, f"no medication marked investigational{window} ({counted})", ())
+
+
 # ---------------------------------------------------------------- facts and review
 def fact_test(node: ir.FactTest, patient, ctx: Context):
     """info = ("fact", node, value, problem)."""
@@ -678,6 +731,7 @@ ATOMS = {
     ir.SexTest: sex_test,
     ir.RecordTest: record_test,
     ir.DoseTrend: dose_trend,
+    ir.InvestigationalTest: investigational_test,
     ir.FactTest: fact_test,
     ir.Review: review,
 }
@@ -735,7 +789,7 @@ def _atom_missing(info) -> list[str]:
         return [f"{entry_name(info[1].noun, entry)}: {', '.join(reasons)}" for entry, reasons in info[4]]
     if kind == "fact":
         return [f"fact {info[1].name}"] if info[2] is None else []
-    if kind == "dose_trend":
+    if kind in ("dose_trend", "investigational"):
         return list(info[3])
     return []
 

@@ -285,6 +285,15 @@ class DoseTrend(Node):
 
 
 @dataclass(eq=False)
+class InvestigationalTest(Node):
+    """Any medication record marked ``investigational`` (active on the as-of date with status
+    "active", or overlapping the window); see evaluate.investigational_test."""
+
+    status: str | None  # active | None
+    window: Duration | None
+
+
+@dataclass(eq=False)
 class FactTest(Node):
     name: str
     mode: str  # true | compare | is

@@ -569,6 +569,12 @@ class _ToAst(Transformer_NonRecursive):
         op = _OPS.get(children[1], children[1])
         return ast.Qualifier(field_name=str(children[0]), op=op, value=children[2], span=Span.from_meta(meta))
 
+    def investigational_test(self, meta, children):
+        status = next((str(c) for c in children if isinstance(c, str) and c in ("active", "inactive", "resolved",
+                                                                               "current")), None)
+        window = next((c for c in children if isinstance(c, ast.Window)), None)
+        return ast.InvestigationalTest(status=status, window=window, span=Span.from_meta(meta))
+
     def code_qualifier(self, meta, children):
         name, ref = children
         return ast.CodeQualifier(field_name=str(name), valueset=ref if isinstance(ref, str) else None,

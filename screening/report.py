@@ -331,7 +331,7 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         return f"fact {node.name} = {shown}" + (f" ({problem})" if problem else "")
     if kind == "review":
         return f"needs review: {info[1].reason}"
-    if kind == "dose_trend":
+    if kind in ("dose_trend", "investigational"):
         return info[2]
     return ""
 

@@ -576,6 +576,7 @@ def _medication_request(entry: _Entry, context: _Context) -> list[dict]:
     _put(record, "end", _date(validity.get("end"), f"{path}.dispenseRequest.validityPeriod.end"))
     _put(record, "status", _text(resource.get("status")))
     _dosage(record, resource.get("dosageInstruction"), f"{path}.dosageInstruction")
+    _investigational(record, resource, context)
     return [record]
 
 
@@ -595,10 +596,29 @@ def _medication_statement(entry: _Entry, context: _Context) -> list[dict]:
     _put(record, "end", _date(period.get("end"), f"{path}.effectivePeriod.end"))
     _put(record, "status", _text(resource.get("status")))
     _dosage(record, resource.get("dosage"), f"{path}.dosage")
+    _investigational(record, resource, context)
     return [record]
 
 
 _PERIOD_UNITS = ("s", "min", "h", "d", "wk", "mo", "a")
+
+
+def _investigational(record: dict, resource: dict, context: _Context) -> None:
+    """``investigational`` from a boolean extension whose url ends in ``investigational`` (on the
+    MedicationRequest/Statement, else on the Medication it references). FHIR R4 has no standard
+    element for this, and most sources never say: without the extension the field stays absent
+    (unknown), never false. Conflicting values on the record and the Medication are dropped."""
+    values = set()
+    medication = context.medication(resource) if "medicationReference" in resource else None
+    for element in (resource, medication or {}):
+        for ext in _list(_dict(element).get("extension")):
+            ext = _dict(ext)
+            url = ext.get("url")
+            if isinstance(url, str) and url.lower().endswith("investigational") and isinstance(
+                    ext.get("valueBoolean"), bool):
+                values.add(ext["valueBoolean"])
+    if len(values) == 1:
+        record["investigational"] = values.pop()
 
 
 def _dosage(record: dict, dosages: object, path: str) -> None:

@@ -124,6 +124,9 @@ class Medication(_Record):
         None, description="administrations per day, or a FHIR-style timing {frequency, period, period_unit}")
     daily_dose: DoseQuantity | None = Field(
         None, description="the total per day, e.g. {value: 10, unit: mg/d}; wins over dose x frequency")
+    investigational: StrictBool | None = Field(
+        None, description="true for an investigational (unapproved, study) agent, false for one known not to be; "
+                          "absent means not known either way")
 
 
 class Procedure(_Record):

@@ -234,7 +234,7 @@ def _entry(index: int, kind: str, model, start: str | None, end: str | None) -> 
     entry.start_lo, entry.start_hi = parse_partial(start) if start else (None, None)
     entry.end_lo, entry.end_hi = parse_partial(end) if end else (None, None)
     entry.attributes = {k: v for k, v in (model.model_extra or {}).items()}
-    for name in ("route", "response", "result", "criticality", "category", "verification"):
+    for name in ("route", "response", "result", "criticality", "category", "verification", "investigational"):
         value = getattr(model, name, None)
         if value is not None:
             entry.attributes[name] = value
