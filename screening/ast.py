@@ -90,6 +90,14 @@ class CodeQualifier(Node):
     code: CodeLiteral | None
 
 
+@dataclass(frozen=True)
+class OtherThan(Node):
+    """``condition malignancy other than breast_cancer``: the record's own codes outside a value set."""
+
+    valueset: str | None
+    code: CodeLiteral | None
+
+
 # ------------------------------------------------------------------ expressions
 @dataclass(frozen=True)
 class Expr(Node):

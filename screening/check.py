@@ -545,6 +545,11 @@ class _Checker:
                        node.span)
         qualifiers = []
         for q in node.qualifiers:
+            if isinstance(q, ast.OtherThan):
+                other = self._code_ref(q.valueset, q.code, q.span)
+                if other is not None:
+                    qualifiers.append(ir.OtherThan("codes", other))
+                continue
             if isinstance(q, ast.CodeQualifier):
                 field_matcher = self._code_ref(q.valueset, q.code, q.span)
                 if field_matcher is not None:

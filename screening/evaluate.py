@@ -525,7 +525,12 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
                 result = None
                 reasons.append(f"dates not precise enough to place it within {node.window}")
         for qualifier in node.qualifiers:
-            actual = entry.dose if isinstance(qualifier, ir.DoseQualifier) else entry.field(qualifier.field_name)
+            if isinstance(qualifier, ir.DoseQualifier):
+                actual = entry.dose
+            elif isinstance(qualifier, ir.OtherThan):
+                actual = entry.codes
+            else:
+                actual = entry.field(qualifier.field_name)
             outcome = qualifier.test(actual)
             if outcome is False:
                 result = False

@@ -198,27 +198,23 @@ class CodeQualifier:
     field_name: str
     matcher: CodeMatcher
 
-    def codes(self, actual) -> tuple[str, ...] | None:
+    def test(self, actual) -> bool | None:
+        """True when a readable code is in the set; false when every entry is a readable code and none
+        is; unknown when the field is absent or an entry is not a code (it might be in the set)."""
         from .codes import SYSTEMS, normalise_code
 
-        values = actual if isinstance(actual, list) else [actual]
-        found = []
-        for value in values:
-            if not isinstance(value, str):
-                return None
-            system, sep, body = value.partition(":")
-            if not sep or system not in SYSTEMS or not body.strip():
-                return None
-            found.append(normalise_code(value))
-        return tuple(found) or None
-
-    def test(self, actual) -> bool | None:
         if actual is None:
             return None
-        codes = self.codes(actual)
-        if codes is None:
-            return None
-        return self.matcher.matches_any(codes)
+        codes, unreadable = [], False
+        for value in actual if isinstance(actual, list) else [actual]:
+            system, sep, body = value.partition(":") if isinstance(value, str) else ("", "", "")
+            if not sep or system not in SYSTEMS or not body.strip():
+                unreadable = True
+                continue
+            codes.append(normalise_code(value))
+        if codes and self.matcher.matches_any(tuple(codes)):
+            return True
+        return None if unreadable or not codes else False
 
     def unknown_reason(self, actual) -> str:
         if actual is None:
@@ -227,6 +223,26 @@ class CodeQualifier:
 
     def __str__(self) -> str:
         return f"{self.field_name} in {self.matcher.name}"
+
+
+@dataclass(eq=False)
+class OtherThan:
+    """``other than X`` on a record: none of the record's own codes is in X (a record coded both as a
+    malignancy and as breast cancer is the index diagnosis, not another one). Reads ``entry.codes``."""
+
+    field_name: str  # "codes" (the record's own codes), for explanations
+    matcher: CodeMatcher
+
+    def test(self, codes) -> bool | None:
+        if not codes:
+            return None  # an unreadable record: its codes are unknown
+        return not self.matcher.matches_any(codes)
+
+    def unknown_reason(self, codes) -> str:
+        return f"its code cannot be read, so whether it is other than {self.matcher.name} is not known"
+
+    def __str__(self) -> str:
+        return f"other than {self.matcher.name}"
 
 
 @dataclass(eq=False)

@@ -548,7 +548,7 @@ class _ToAst(Transformer_NonRecursive):
             status = children[0]  # `current` is told apart from `active` by the checker
             children = children[1:]
         kind, ref, *rest = children
-        qualifiers = tuple(r for r in rest if isinstance(r, (ast.Qualifier, ast.DoseQualifier, ast.CodeQualifier)))
+        qualifiers = tuple(r for r in rest if isinstance(r, (ast.Qualifier, ast.DoseQualifier, ast.CodeQualifier, ast.OtherThan)))
         window = next((r for r in rest if isinstance(r, ast.Window)), None)
         valueset = ref if isinstance(ref, str) else None
         code = ref if isinstance(ref, ast.CodeLiteral) else None
@@ -574,6 +574,16 @@ class _ToAst(Transformer_NonRecursive):
                                                                                "current")), None)
         window = next((c for c in children if isinstance(c, ast.Window)), None)
         return ast.InvestigationalTest(status=status, window=window, span=Span.from_meta(meta))
+
+    def reason_qualifier(self, meta, children):
+        (ref,) = children
+        return ast.CodeQualifier(field_name="reason", valueset=ref if isinstance(ref, str) else None,
+                                 code=ref if isinstance(ref, ast.CodeLiteral) else None, span=Span.from_meta(meta))
+
+    def other_than(self, meta, children):
+        (ref,) = children
+        return ast.OtherThan(valueset=ref if isinstance(ref, str) else None,
+                             code=ref if isinstance(ref, ast.CodeLiteral) else None, span=Span.from_meta(meta))
 
     def code_qualifier(self, meta, children):
         name, ref = children

@@ -321,7 +321,9 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         entries = getattr(patient, node.kind) or []
         window = f" within {node.window}" if node.window else ""
         status = f"{node.status} " if node.status else ""
-        extra = " with " + ", ".join(str(q) for q in node.qualifiers) if node.qualifiers else ""
+        plain = [q for q in node.qualifiers if not isinstance(q, ir.OtherThan)]
+        extra = (" with " + ", ".join(str(q) for q in plain) if plain else "") + "".join(
+            f" {q}" for q in node.qualifiers if isinstance(q, ir.OtherThan))
         return f"no {status}{node.noun} in {node.matcher.name}{extra}{window} recorded ({len(entries)} checked)"
     if kind == "fact":
         _, node, fact_value, problem = info

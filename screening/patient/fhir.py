@@ -302,6 +302,13 @@ class _Context:
         for entry in entries:
             if entry.resource["resourceType"] == "Medication":
                 self._index_medication(entry)
+        self.conditions: dict[str, dict] = {}  # for a medication's reasonReference
+        for entry in entries:
+            if entry.resource["resourceType"] == "Condition":
+                if entry.full_url:
+                    self.conditions[_without_history(entry.full_url)] = entry.resource
+                if isinstance(entry.resource.get("id"), str):
+                    self.conditions[f"Condition/{entry.resource['id']}"] = entry.resource
         self.referenced: set[int] = set()
 
     def _index_medication(self, entry: _Entry) -> None:
@@ -577,6 +584,7 @@ def _medication_request(entry: _Entry, context: _Context) -> list[dict]:
     _put(record, "status", _text(resource.get("status")))
     _dosage(record, resource.get("dosageInstruction"), f"{path}.dosageInstruction")
     _investigational(record, resource, context)
+    _reason(record, resource, context)
     return [record]
 
 
@@ -597,10 +605,29 @@ def _medication_statement(entry: _Entry, context: _Context) -> list[dict]:
     _put(record, "status", _text(resource.get("status")))
     _dosage(record, resource.get("dosage"), f"{path}.dosage")
     _investigational(record, resource, context)
+    _reason(record, resource, context)
     return [record]
 
 
 _PERIOD_UNITS = ("s", "min", "h", "d", "wk", "mo", "a")
+
+
+def _reason(record: dict, resource: dict, context: _Context) -> None:
+    """``reason`` (the indication: a list of codes) from reasonCode and the codes of the Conditions
+    that reasonReference points to. A reason that cannot be read (text only, a reference that does
+    not resolve in the bundle, or to something other than a Condition) is kept as its text, so that
+    a test that it could satisfy is unknown rather than false."""
+    reasons: list[str] = []
+    for concept in _list(resource.get("reasonCode")):
+        codes = _codes(concept, context.report)
+        reasons.extend(codes or [_concept_text(concept) or "reason coded only as text"])
+    for reference in _list(resource.get("reasonReference")):
+        target = _dict(reference).get("reference")
+        found = context.conditions.get(_without_history(target)) if isinstance(target, str) else None
+        codes = _codes(found.get("code"), context.report) if found is not None else []
+        reasons.extend(codes or [f"reason {target!r} not read"])
+    if reasons:
+        record["reason"] = list(dict.fromkeys(reasons))
 
 
 def _investigational(record: dict, resource: dict, context: _Context) -> None:
