@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 from .errors import UnitProblem
-from .units import Conversion, parse_unit, written_step
+from .units import Conversion, parse_unit, snap_value, written_step
 
 MASS = "[mass]"
 MASS_PER_TIME = "[mass].[time]^-1"
@@ -71,7 +71,10 @@ def _amount(quantity, want: str, path: str) -> tuple[float | None, float, str | 
         return None, 0.0, f"{path} unit {quantity.unit!r} is not {need}"
     if quantity.value < 0:
         return None, 0.0, f"{path} is negative"
-    value = conv.apply_written(quantity.value)
+    # exact conversion (snapped to 12 significant digits), not rounded to the written precision: dose
+    # units differ by powers of ten or by a time factor (1/7 for a week), and a dose threshold in the
+    # patient's own unit must compare as written (15 mg/wk is not "more than 14.8 mg/wk" only once rounded)
+    value = conv.apply(quantity.value)
     return value, written_step(quantity.value) * conv.factor / 2, None
 
 
@@ -90,7 +93,7 @@ def per_day(frequency) -> tuple[float | None, str | None]:
         return None, f"a schedule per {unit!r} has no exact daily total"
     if period <= 0:
         return None, "frequency period is not positive"
-    return count / (period * PERIOD_DAYS[unit]), None
+    return snap_value(count / (period * PERIOD_DAYS[unit])), None
 
 
 def read_dose(model, path: str) -> Dose | None:
@@ -108,7 +111,7 @@ def read_dose(model, path: str) -> Dose | None:
     if per_dose is not None:
         times, comp_problem = per_day(frequency)
         if times is not None:
-            computed = per_dose * times
+            computed = snap_value(per_dose * times)
             comp_res = per_res * times
     elif dose is not None:
         comp_problem = per_problem

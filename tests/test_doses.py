@@ -173,3 +173,21 @@ def test_fhir_medication_request_dosage_instruction():
 def test_fhir_dosages_that_cannot_be_read_leave_the_dose_unknown(dosage):
     document, _ = fhir_to_patient(_bundle(_statement(dosage)))
     assert one(trial(EXCLUSION), patient_from_document(document, "b.json")).verdict == "unknown"
+
+
+@pytest.mark.parametrize("rule, fields, expected", [
+    # a weekly dose is not rounded on its way to mg/day: 15 mg/wk is more than 14.8 mg/wk
+    ("with dose > 14.8 mg/wk", {"daily_dose": {"value": 15, "unit": "mg/wk"}}, "pass"),
+    ("with dose > 15 mg/wk", {"daily_dose": {"value": 15, "unit": "mg/wk"}}, "fail"),
+    ("with dose <= 15 mg/wk", {"dose": {"value": 15, "unit": "mg"},
+                               "frequency": {"frequency": 1, "period": 1, "period_unit": "wk"}}, "pass"),
+    # 5 mg every 8 hours is exactly 15 mg/day, not 15.000000000000002
+    ("with dose > 15 mg/day", {"dose": {"value": 5, "unit": "mg"},
+                               "frequency": {"frequency": 1, "period": 8, "period_unit": "h"}}, "fail"),
+    ("with dose >= 15 mg/day", {"dose": {"value": 5, "unit": "mg"},
+                                "frequency": {"frequency": 1, "period": 8, "period_unit": "h"}}, "pass"),
+    ("with dose = 0.3 mg/day", {"dose": {"value": 0.1, "unit": "mg"}, "frequency": 3}, "pass"),
+])
+def test_conversions_are_exact(rule, fields, expected):
+    t = trial(PRED + f'inclusion I1 "x" = current medication prednisone {rule}\n')
+    assert one(t, on_prednisone(**fields)).verdict == expected
