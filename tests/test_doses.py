@@ -191,3 +191,23 @@ def test_fhir_dosages_that_cannot_be_read_leave_the_dose_unknown(dosage):
 def test_conversions_are_exact(rule, fields, expected):
     t = trial(PRED + f'inclusion I1 "x" = current medication prednisone {rule}\n')
     assert one(t, on_prednisone(**fields)).verdict == expected
+
+
+def test_the_cli_refuses_a_dose_per_kilogram_with_exit_2(tmp_path):
+    from cli_helpers import run
+
+    (tmp_path / "bad.crit").write_text('trial "T"\n' + PRED + 'exclusion E1 "x" =\n  current medication prednisone with dose > 1 mg/kg\n')
+    (tmp_path / "p.json").write_text('{"id": "p", "medications": []}')
+    proc = run("check", "bad.crit", "p.json", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.startswith("bad.crit:4:") and "body weight" in proc.stderr
+
+
+def test_a_bad_dose_in_patient_json_names_its_path(tmp_path):
+    from cli_helpers import run
+
+    (tmp_path / "r.crit").write_text('trial "T"\n' + EXCLUSION)
+    (tmp_path / "p.json").write_text('{"id": "p", "medications": [{"code": "RXNORM:8640", "dose": {"value": "5"}}]}')
+    proc = run("check", "r.crit", "p.json", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout
+    assert "$.medications[0].dose.value" in proc.stderr
