@@ -584,6 +584,9 @@ def dose_trend(node: ir.DoseTrend, patient, ctx: Context):
         if entry.verification is not None:
             doubts.append(f"{name}: verification status {entry.verification}, not confirmed")
             continue
+        if entry.status == "on-hold":  # paused: since when, and whether the dose was taken, is not recorded
+            doubts.append(f"{name}: on hold")
+            continue
         if entry.start_lo is None or entry.start_lo != entry.start_hi:
             doubts.append(f"{name}: start date {'not recorded' if entry.start_lo is None else 'not a full date'}")
             continue

@@ -44,6 +44,7 @@ def med(start, end=None, mg=None, **fields):
     ([med("2026-11-10", mg=10), {"unreadable": "coded only as text", "start": "2026-09-01", "status": "active"}],
      "unknown", "unknown"),  # the unreadable record might cover the gap
     ([], "fail", "fail"),
+    ([med("2026-09-01", mg=10, status="on-hold")], "unknown", "unknown"),  # paused: not known to be taken
 ])
 def test_trend(records, stable, not_up):
     p = patient(medications=records)
