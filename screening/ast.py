@@ -74,6 +74,35 @@ class Qualifier(Node):
     value: str | float  # a number: a numeric comparison of the field
 
 
+@dataclass(frozen=True)
+class DoseQualifier(Node):
+    """``with dose <= 10 mg/day``: a medication record's dose against a quantity with a unit."""
+
+    field_name: str
+    op: str  # < <= > >= = != between
+    value: float
+    unit: str
+    upper: float | None = None
+    upper_unit: str | None = None
+
+
+@dataclass(frozen=True)
+class CodeQualifier(Node):
+    """``with histology in lobular_carcinoma``: a code-valued field of the record in a value set (or a code)."""
+
+    field_name: str
+    valueset: str | None
+    code: CodeLiteral | None
+
+
+@dataclass(frozen=True)
+class OtherThan(Node):
+    """``condition malignancy other than breast_cancer``: the record's own codes outside a value set."""
+
+    valueset: str | None
+    code: CodeLiteral | None
+
+
 # ------------------------------------------------------------------ expressions
 @dataclass(frozen=True)
 class Expr(Node):
@@ -240,6 +269,25 @@ class AnchoredLabTest(Expr):
     anchor: RecordTest | None
     anchor_name: str | None = None
     anchor_span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class DoseTrend(Expr):
+    """``medication X dose stable|not increasing for at least N``."""
+
+    kind: str  # the record kind written (must be medication)
+    valueset: str | None
+    code: CodeLiteral | None
+    trend: str  # stable | not increasing
+    duration: Duration
+
+
+@dataclass(frozen=True)
+class InvestigationalTest(Expr):
+    """``investigational medication within 4 weeks``: a medication record marked investigational."""
+
+    status: str | None
+    window: Window | None = None
 
 
 @dataclass(frozen=True)

@@ -780,6 +780,21 @@ class _Checker:
                        node.span)
         qualifiers = []
         for q in node.qualifiers:
+            if isinstance(q, ast.OtherThan):
+                other = self._code_ref(q.valueset, q.code, q.span)
+                if other is not None:
+                    qualifiers.append(ir.OtherThan("codes", other))
+                continue
+            if isinstance(q, ast.CodeQualifier):
+                field_matcher = self._code_ref(q.valueset, q.code, q.span)
+                if field_matcher is not None:
+                    qualifiers.append(ir.CodeQualifier(q.field_name, field_matcher))
+                continue
+            if isinstance(q, ast.DoseQualifier):
+                dose = self._dose_qualifier(q, node.kind)
+                if dose is not None:
+                    qualifiers.append(dose)
+                continue
             pattern = None
             if q.op == "matches":
                 pattern, problem = compile_pattern(q.value)
@@ -886,6 +901,83 @@ class _Checker:
                     self.error("window", "a time window must be at least 1 day long", duration.span)
                 self._duration_limit(duration)
         return anchor
+
+    def _code_ref(self, valueset: str | None, code: ast.CodeLiteral | None, span) -> CodeMatcher | None:
+        """The matcher for a value set name or a code literal (None after an error)."""
+        if code is None:
+            return self._matcher(valueset, span)
+        if code.system not in SYSTEMS:
+            self.error("unknown-code-system", f"unknown code system {code.system}", code.span)
+        bounds = range_of(code.system, code.code)
+        if bounds:
+            return CodeMatcher(code.text, frozenset(), (), ((code.system, *bounds),))
+        if code.system in HIERARCHICAL:
+            return CodeMatcher(code.text, frozenset(), (normalise_code(code.text),), ())
+        return CodeMatcher(code.text, frozenset({normalise_code(code.text)}), (), ())
+
+    def _InvestigationalTest(self, node: ast.InvestigationalTest):
+        status = node.status
+        if status == "current":
+            if node.window is not None:
+                self.error("status", "`current` means on the screening date and takes no window; for taken at any "
+                           "time during the window write `investigational medication within ...`", node.span)
+            status = "active"
+        elif status is not None and status != "active":
+            self.error("status", f"`{status} investigational medication` is not supported: write `current "
+                       "investigational medication` or `investigational medication within N`", node.span)
+            status = None
+        return ir.InvestigationalTest(status, self._window(node.window), span=node.span)
+
+    def _DoseTrend(self, node: ast.DoseTrend):
+        if node.kind != "medication":
+            self.error("dose", f"a dose trend belongs to a medication, not a {node.kind}", node.span,
+                       "write `medication X dose stable for at least 4 weeks`")
+        if node.duration.amount <= 0:
+            self.error("window", "a dose trend needs a period of at least 1 day", node.duration.span)
+        self._duration_limit(node.duration)
+        matcher = self._code_ref(node.valueset, node.code, node.span)
+        if matcher is None:
+            return ir.Const(False, span=node.span)
+        return ir.DoseTrend(matcher, node.trend, ir.Duration(node.duration.amount, node.duration.unit), span=node.span)
+
+    def _dose_qualifier(self, q: ast.DoseQualifier, kind: str):
+        """``with dose <= 10 mg/day``: the unit says which dose (per day or per administration); the
+        threshold is converted once, here, to mg/day or mg (screening/doses.py)."""
+        from .doses import unit_kind
+
+        hint = "write `with dose <= 10 mg/day` (the daily total) or `with dose <= 5 mg` (each administration)"
+        if kind != "medication":
+            self.error("dose", f"a dose belongs to a medication, not a {kind}", q.span, hint)
+            return None
+        if q.field_name != "dose":
+            self.error("dose", f"a quantity with a unit is compared only with a medication's dose, not "
+                       f"{q.field_name!r}", q.span, hint + "; other record details compare a bare number "
+                       "(`with grade >= 3`) or text")
+            return None
+        pers, values = [], []
+        for value, unit in ((q.value, q.unit), (q.upper, q.upper_unit)):
+            if unit is None:
+                continue
+            per, conv, problem = unit_kind(unit)
+            if problem:
+                self.error("dose-unit", problem, q.span, hint)
+                return None
+            if value < 0:
+                self.error("dose", "a dose cannot be negative", q.span)
+                return None
+            pers.append(per)
+            values.append(conv.apply(value))
+        if len(set(pers)) > 1:
+            self.error("dose-unit", "both ends of a dose range need the same kind of unit (per day or per dose)",
+                       q.span, hint)
+            return None
+        if q.op == "between" and values[0] > values[1]:
+            self.error("range", "the dose range runs backwards", q.span)
+            return None
+        text = (f"dose between {q.value:g} {q.unit} and {q.upper:g} {q.upper_unit}" if q.op == "between"
+                else f"dose {q.op} {q.value:g} {q.unit}")
+        return ir.DoseQualifier("dose", q.op, values[0], values[1] if len(values) > 1 else None,
+                                "day" if pers[0] == "daily" else "dose", text)
 
     def _FactTest(self, node: ast.FactTest):
         value = node.value

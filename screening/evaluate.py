@@ -634,7 +634,12 @@ def record_test(node: ir.RecordTest, patient, ctx: Context):
                 result = None
                 reasons.append(f"dates not precise enough to place it within {node.window}")
         for qualifier in node.qualifiers:
-            actual = entry.field(qualifier.field_name)
+            if isinstance(qualifier, ir.DoseQualifier):
+                actual = entry.dose
+            elif isinstance(qualifier, ir.OtherThan):
+                actual = entry.codes
+            else:
+                actual = entry.field(qualifier.field_name)
             outcome = qualifier.test(actual)
             if outcome is False:
                 result = False
@@ -1067,6 +1072,156 @@ def anchored_lab_test(node: ir.AnchoredLabTest, patient, ctx: Context):
     return False, ("anchored_lab", node, ruled_out, None, ())
 
 
+# ---------------------------------------------------------------- dose trends
+def dose_trend(node: ir.DoseTrend, patient, ctx: Context):
+    """``medication X dose stable|not increasing for at least N``: over the last N (ending on the
+    as-of date) the drug is taken every day, by records with exact dates, and the daily dose never
+    changes (stable) or never rises (not increasing). info = ("dose_trend", node, detail, missing).
+
+    False needs proof: a day in the period that no record can cover (and no record whose dates or
+    code are uncertain), or two records of known daily dose, one after the other, whose dose
+    changed (rose). Unknown otherwise whenever a record cannot show its dates or its daily dose,
+    or records that overlap in time have different doses (they might add up)."""
+    entries = patient.medications
+    if entries is None:
+        return None, ("dose_trend", node, "medications (not provided)", ("medications (not provided)",))
+    as_of, start = ctx.as_of, ctx.window_start(node.duration)
+    matcher = node.matcher
+    spans, doubts = [], []
+    for entry in entries:
+        unsure = not matcher.matches_any(entry.codes)
+        if (unsure and entry.unreadable is None) or entry.status in _NEVER_HAPPENED:
+            continue
+        if entry.start_lo is not None and entry.start_lo > as_of:
+            continue
+        if entry.end_hi is not None and entry.end_hi < start:
+            continue  # over before the period
+        name = entry_name("medication", entry)
+        if unsure:
+            doubts.append(f"{name}: {entry.unreadable}: cannot tell whether it is in {matcher.name}")
+            continue
+        if entry.verification is not None:
+            doubts.append(f"{name}: verification status {entry.verification}, not confirmed")
+            continue
+        if entry.status == "on-hold":  # paused: since when, and whether the dose was taken, is not recorded
+            doubts.append(f"{name}: on hold")
+            continue
+        if entry.start_lo is None or entry.start_lo != entry.start_hi:
+            doubts.append(f"{name}: start date {'not recorded' if entry.start_lo is None else 'not a full date'}")
+            continue
+        if entry.end_lo is not None:
+            if entry.end_lo != entry.end_hi:
+                doubts.append(f"{name}: end date not a full date")
+                continue
+            end = entry.end_lo
+        else:
+            active = None if entry.status == "intended" else _active(entry, "medications", as_of)
+            if active is not True:
+                doubts.append(f"{name}: " + ("stopped, end date not recorded" if active is False
+                                             else "status and end date not recorded"))
+                continue
+            end = as_of
+        spans.append((entry.start_lo, min(end, as_of), entry))
+    spans.sort(key=lambda item: (item[0], item[1]))
+    missing = list(doubts)
+    daily = []
+    for _s, _e, entry in spans:
+        dose = entry.dose
+        amount = dose.daily if dose is not None else None
+        if amount is None:
+            reason = "dose not recorded" if dose is None else (dose.daily_problem or "daily dose not recorded")
+            missing.append(f"{entry_name('medication', entry)}: {reason}")
+        daily.append(amount)
+    rising = node.trend == "not increasing"
+    for i, (s_i, e_i, entry_i) in enumerate(spans):
+        for j in range(i + 1, len(spans)):
+            s_j, e_j, entry_j = spans[j]
+            d_i, d_j = daily[i], daily[j]
+            if d_i is None or d_j is None or d_i == d_j:
+                continue
+            if s_j <= e_i:  # at the same time, with different doses: one regimen or two that add up?
+                missing.append(f"{entry_name('medication', entry_i)} and {entry_name('medication', entry_j)} overlap "
+                               f"in time with different doses ({d_i:g} and {d_j:g} mg/day)")
+            elif d_j > d_i or not rising:
+                word = "rose" if d_j > d_i else "fell"
+                return False, ("dose_trend", node, f"{matcher.name} daily dose {word} from {d_i:g} to {d_j:g} mg/day "
+                               f"on {show(s_j, s_j)}, within the last {node.duration}", ())
+    covered, gap = start - 1, None
+    for s_i, e_i, _entry in spans:
+        if s_i > covered + 1:
+            gap = (covered + 1, s_i - 1)
+            break
+        covered = max(covered, e_i)
+    if gap is None and covered < as_of:
+        gap = (covered + 1, as_of)
+    if gap is not None:
+        when = show(gap[0], gap[0]) if gap[0] == gap[1] else f"{show(gap[0], gap[0])} to {show(gap[1], gap[1])}"
+        if not doubts:
+            return False, ("dose_trend", node, f"no {matcher.name} record covers {when} (within the last "
+                           f"{node.duration}; {len(spans)} record(s) in the period)", ())
+        missing.append(f"no {matcher.name} record with full dates covers {when}")
+    if missing:
+        missing = list(dict.fromkeys(missing))
+        return None, ("dose_trend", node, "; ".join(missing), tuple(missing))
+    doses = sorted({d for d in daily}, reverse=True)
+    shown = " then ".join(f"{d:g}" for d in doses)
+    return True, ("dose_trend", node, f"{matcher.name} taken every day of the last {node.duration} at {shown} mg/day "
+                  f"({len(spans)} record(s))", ())
+
+
+# ---------------------------------------------------------------- investigational agents
+def investigational_test(node: ir.InvestigationalTest, patient, ctx: Context):
+    """``investigational medication within N`` / ``current investigational medication``: any
+    medication record (whatever its code, readable or not) marked ``investigational: true`` whose
+    exposure overlaps the window (is active on the as-of date; with neither, ever). A record in the
+    period without the mark (absent: many sources never say) leaves the answer unknown, never false;
+    false when every record in the period is marked false, or there is none.
+    info = ("investigational", node, detail, missing)."""
+    entries = patient.medications
+    if entries is None:
+        return None, ("investigational", node, "medications (not provided)", ("medications (not provided)",))
+    as_of, start = ctx.as_of, ctx.window_start(node.window)
+    missing, checked = [], 0
+    for entry in entries:
+        if entry.status in _NEVER_HAPPENED or (entry.start_lo is not None and entry.start_lo > as_of):
+            continue
+        active = _active(entry, "medications", as_of) if (node.status or node.window) else None
+        if entry.status == "intended":
+            active = None
+        reasons = []
+        if node.status == "active" and node.window is None:
+            if active is False:
+                continue
+            if active is None:
+                reasons.append("status and end date not recorded")
+        elif node.window is not None:
+            inside = _overlaps(entry, "medications", active, start, as_of)
+            if inside is False:
+                continue
+            if inside is None:
+                reasons.append(f"dates not precise enough to place it within {node.window}")
+        if entry.start_hi is not None and entry.start_hi > as_of:
+            reasons.append("its date may fall after the as-of date")
+        checked += 1
+        flag = entry.attributes.get("investigational")
+        if flag is False:
+            continue
+        name = entry_name("medication", entry)
+        if flag is not True:
+            missing.append(f"{name}: not marked investigational or not")
+            continue
+        if entry.verification is not None:
+            reasons.append(f"verification status {entry.verification}, not confirmed")
+        if not reasons:
+            return True, ("investigational", node, f"{name} is marked investigational", ())
+        missing.append(f"{name} is marked investigational: {', '.join(reasons)}")
+    if missing:
+        return None, ("investigational", node, "; ".join(missing[:3]), tuple(missing))
+    window = f" within {node.window}" if node.window else (" on the as-of date" if node.status else "")
+    counted = f"{checked} in the period, each marked not investigational" if checked else "none in the period"
+    return False, ("investigational", node, f"no medication marked investigational{window} ({counted})", ())
+
+
 # ---------------------------------------------------------------- facts and review
 def fact_test(node: ir.FactTest, patient, ctx: Context):
     """info = ("fact", node, value, problem)."""
@@ -1107,6 +1262,8 @@ ATOMS = {
     ir.RecordTest: record_test,
     ir.AnchoredRecordTest: anchored_record_test,
     ir.AnchoredLabTest: anchored_lab_test,
+    ir.DoseTrend: dose_trend,
+    ir.InvestigationalTest: investigational_test,
     ir.FactTest: fact_test,
     ir.Review: review,
 }
@@ -1196,6 +1353,8 @@ def _atom_missing(info) -> list[str]:
         return missing
     if kind == "fact":
         return [f"fact {info[1].name}"] if info[2] is None else []
+    if kind in ("dose_trend", "investigational"):
+        return list(info[3])
     return []
 
 

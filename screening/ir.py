@@ -220,6 +220,97 @@ class Qualifier:
 
 
 @dataclass(eq=False)
+class CodeQualifier:
+    """``with histology in X``: the record's field holds a code (``"SNOMED:35917007"``) or a list of
+    codes; true when one is in the value set, false when all are readable codes outside it, unknown
+    when the field is absent or holds something that is not a code (a text such as "ductal")."""
+
+    field_name: str
+    matcher: CodeMatcher
+
+    def test(self, actual) -> bool | None:
+        """True when a readable code is in the set; false when every entry is a readable code and none
+        is; unknown when the field is absent or an entry is not a code (it might be in the set)."""
+        from .codes import SYSTEMS, normalise_code
+
+        if actual is None:
+            return None
+        codes, unreadable = [], False
+        for value in actual if isinstance(actual, list) else [actual]:
+            system, sep, body = value.partition(":") if isinstance(value, str) else ("", "", "")
+            if not sep or system not in SYSTEMS or not body.strip():
+                unreadable = True
+                continue
+            codes.append(normalise_code(value))
+        if codes and self.matcher.matches_any(tuple(codes)):
+            return True
+        return None if unreadable or not codes else False
+
+    def unknown_reason(self, actual) -> str:
+        if actual is None:
+            return f"{self.field_name} not recorded"
+        return f"{self.field_name} {actual!r} is not a code (SYSTEM:CODE) that can be compared with {self.matcher.name}"
+
+    def __str__(self) -> str:
+        return f"{self.field_name} in {self.matcher.name}"
+
+
+@dataclass(eq=False)
+class OtherThan:
+    """``other than X`` on a record: none of the record's own codes is in X (a record coded both as a
+    malignancy and as breast cancer is the index diagnosis, not another one). Reads ``entry.codes``."""
+
+    field_name: str  # "codes" (the record's own codes), for explanations
+    matcher: CodeMatcher
+
+    def test(self, codes) -> bool | None:
+        if not codes:
+            return None  # an unreadable record: its codes are unknown
+        return not self.matcher.matches_any(codes)
+
+    def unknown_reason(self, codes) -> str:
+        return f"its code cannot be read, so whether it is other than {self.matcher.name} is not known"
+
+    def __str__(self) -> str:
+        return f"other than {self.matcher.name}"
+
+
+@dataclass(eq=False)
+class DoseQualifier:
+    """``with dose <= 10 mg/day`` on a medication record: the daily total in mg/day (``per`` "day") or
+    the amount per administration in mg (``per`` "dose"), thresholds converted at compile time."""
+
+    field_name: str  # always "dose"
+    op: str  # < <= > >= = != between
+    value: float
+    upper: float | None
+    per: str  # day | dose
+    text: str  # as written in the rule, for explanations
+
+    def test(self, dose) -> bool | None:
+        amount = self.amount(dose)
+        if amount is None:
+            return None
+        if self.op == "between":
+            return self.value <= amount <= self.upper
+        return _NUMERIC_OPS[self.op](amount, self.value)
+
+    def amount(self, dose) -> float | None:
+        if dose is None:
+            return None
+        return dose.daily if self.per == "day" else dose.per_dose
+
+    def unknown_reason(self, dose) -> str:
+        if dose is None:
+            return "dose not recorded"
+        problem = dose.daily_problem if self.per == "day" else dose.per_dose_problem
+        return problem or ("daily dose not recorded" if self.per == "day" else "dose not recorded")
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(eq=False)
 class RecordTest(Node):
     kind: str  # conditions | medications | procedures | allergies | immunizations (the patient record's list)
     noun: str  # condition | medication | procedure | allergy | immunization
@@ -295,6 +386,25 @@ class AnchoredLabTest(Node):
         if self.after is None:
             return f"within {self.before} before"
         return f"from {self.before} before to {self.after} after"
+
+
+@dataclass(eq=False)
+class DoseTrend(Node):
+    """A medication's daily dose over the last ``duration``: ``stable`` (unchanged) or ``not
+    increasing`` (stable or decreasing); see evaluate.dose_trend and docs/semantics.md "Dose trends"."""
+
+    matcher: CodeMatcher
+    trend: str  # stable | not increasing
+    duration: Duration
+
+
+@dataclass(eq=False)
+class InvestigationalTest(Node):
+    """Any medication record marked ``investigational`` (active on the as-of date with status
+    "active", or overlapping the window); see evaluate.investigational_test."""
+
+    status: str | None  # active | None
+    window: Duration | None
 
 
 @dataclass(eq=False)

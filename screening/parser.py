@@ -617,7 +617,7 @@ class _ToAst(Transformer_NonRecursive):
             status = children[0]  # `current` is told apart from `active` by the checker
             children = children[1:]
         kind, ref, *rest = children
-        qualifiers = tuple(r for r in rest if isinstance(r, ast.Qualifier))
+        qualifiers = tuple(r for r in rest if isinstance(r, (ast.Qualifier, ast.DoseQualifier, ast.CodeQualifier, ast.OtherThan)))
         window = next((r for r in rest if isinstance(r, ast.Window)), None)
         timing = tuple(r for r in rest if isinstance(r, ast.RecordTiming))
         valueset = ref if isinstance(ref, str) else None
@@ -695,6 +695,46 @@ class _ToAst(Transformer_NonRecursive):
     def qualifier_number(self, meta, children):
         op = _OPS.get(children[1], children[1])
         return ast.Qualifier(field_name=str(children[0]), op=op, value=children[2], span=Span.from_meta(meta))
+
+    def investigational_test(self, meta, children):
+        status = next((str(c) for c in children if isinstance(c, str) and c in ("active", "inactive", "resolved",
+                                                                               "current")), None)
+        window = next((c for c in children if isinstance(c, ast.Window)), None)
+        return ast.InvestigationalTest(status=status, window=window, span=Span.from_meta(meta))
+
+    def reason_qualifier(self, meta, children):
+        (ref,) = children
+        return ast.CodeQualifier(field_name="reason", valueset=ref if isinstance(ref, str) else None,
+                                 code=ref if isinstance(ref, ast.CodeLiteral) else None, span=Span.from_meta(meta))
+
+    def other_than(self, meta, children):
+        (ref,) = children
+        return ast.OtherThan(valueset=ref if isinstance(ref, str) else None,
+                             code=ref if isinstance(ref, ast.CodeLiteral) else None, span=Span.from_meta(meta))
+
+    def code_qualifier(self, meta, children):
+        name, ref = children
+        return ast.CodeQualifier(field_name=str(name), valueset=ref if isinstance(ref, str) else None,
+                                 code=ref if isinstance(ref, ast.CodeLiteral) else None, span=Span.from_meta(meta))
+
+    def dose_trend(self, meta, children):
+        kind, ref, trend, duration = children
+        return ast.DoseTrend(kind=kind, valueset=ref if isinstance(ref, str) else None,
+                             code=ref if isinstance(ref, ast.CodeLiteral) else None, trend=trend, duration=duration,
+                             span=Span.from_meta(meta))
+
+    def dose_trend_kind(self, meta, children):
+        return " ".join(str(c) for c in children)
+
+    def dose_compare(self, meta, children):
+        name, op, value, unit = children
+        return ast.DoseQualifier(field_name=str(name), op=_OPS.get(op, op), value=value, unit=unit,
+                                 span=Span.from_meta(meta))
+
+    def dose_between(self, meta, children):
+        name, low, low_unit, high, high_unit = children
+        return ast.DoseQualifier(field_name=str(name), op="between", value=low, unit=low_unit, upper=high,
+                                 upper_unit=high_unit, span=Span.from_meta(meta))
 
     def window(self, meta, children):
         return ast.Window(duration=children[-1], span=Span.from_meta(meta))

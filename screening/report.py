@@ -341,7 +341,9 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         entries = getattr(patient, node.kind) or []
         window = f" within {node.window}" if node.window else ""
         status = f"{node.status} " if node.status else ""
-        extra = " with " + ", ".join(str(q) for q in node.qualifiers) if node.qualifiers else ""
+        plain = [q for q in node.qualifiers if not isinstance(q, ir.OtherThan)]
+        extra = (" with " + ", ".join(str(q) for q in plain) if plain else "") + "".join(
+            f" {q}" for q in node.qualifiers if isinstance(q, ir.OtherThan))
         extra += "".join(f" {t}" for t in node.timing)
         return f"no {status}{node.noun} in {node.matcher.name}{extra}{window} recorded ({len(entries)} checked)"
     if kind == "anchored":
@@ -356,6 +358,8 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         return f"fact {node.name} = {shown}" + (f" ({problem})" if problem else "")
     if kind == "review":
         return f"needs review: {info[1].reason}"
+    if kind in ("dose_trend", "investigational"):
+        return info[2]
     return ""
 
 
@@ -476,6 +480,9 @@ def _entry_text(node: ir.RecordTest, entry) -> str:
         dates.append("to " + show(entry.end_lo, entry.end_hi))
     if entry.status:
         dates.append(entry.status)
+    if entry.dose is not None and any(isinstance(q, ir.DoseQualifier) for q in node.qualifiers):
+        dates.append(f"dose {entry.dose.shown}" + (f" = {entry.dose.daily:g} mg/day" if entry.dose.daily is not None
+                                                   and "daily" not in entry.dose.shown else ""))
     for name, value in entry.attributes.items():
         if value is not None and any(q.field_name == name for q in node.qualifiers):
             dates.append(f"{name} {value!r}")

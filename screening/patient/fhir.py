@@ -302,6 +302,13 @@ class _Context:
         for entry in entries:
             if entry.resource["resourceType"] == "Medication":
                 self._index_medication(entry)
+        self.conditions: dict[str, dict] = {}  # for a medication's reasonReference
+        for entry in entries:
+            if entry.resource["resourceType"] == "Condition":
+                if entry.full_url:
+                    self.conditions[_without_history(entry.full_url)] = entry.resource
+                if isinstance(entry.resource.get("id"), str):
+                    self.conditions[f"Condition/{entry.resource['id']}"] = entry.resource
         self.referenced: set[int] = set()
 
     def _index_medication(self, entry: _Entry) -> None:
@@ -493,7 +500,76 @@ def _condition(entry: _Entry, context: _Context) -> list[dict]:
     _put(record, "status", _status_code(resource.get("clinicalStatus")))
     # the event date of a condition with no onset ("condition X within N" asks about the event)
     _put(record, "recorded_date", _date(resource.get("recordedDate"), f"{path}.recordedDate"))
+    _condition_details(record, resource, context)
     return [record]
+
+
+# SNOMED CT qualifier values for severity and laterality, read as the words rules compare with
+_SEVERITY = {"255604002": "mild", "6736007": "moderate", "24484000": "severe", "442452003": "life threatening"}
+_LATERALITY = {"7771000": "left", "24028007": "right", "51440002": "bilateral"}
+_SNOMED = "http://snomed.info/sct"
+
+
+def _concept_text(concept: object) -> str | None:
+    """A CodeableConcept's text, else its first coding's display."""
+    concept = _dict(concept)
+    text = _clean(concept.get("text"))
+    if text:
+        return text
+    for coding in _list(concept.get("coding")):
+        display = _clean(_dict(coding).get("display"))
+        if display:
+            return display
+    return None
+
+
+def _snomed_word(concept: object, words: dict[str, str]) -> str | None:
+    for coding in _list(_dict(concept).get("coding")):
+        coding = _dict(coding)
+        if coding.get("system") == _SNOMED and _text(coding.get("code")) in words:
+            return words[_text(coding.get("code"))]
+    return None
+
+
+def _extension_concepts(element: object, suffix: str) -> list:
+    return [_dict(ext).get("valueCodeableConcept") for ext in _list(_dict(element).get("extension"))
+            if isinstance(_dict(ext).get("url"), str) and _dict(ext)["url"].endswith(suffix)]
+
+
+def _condition_details(record: dict, resource: dict, context: _Context) -> None:
+    """The details rules address by name (docs/fhir.md "Condition details"): ``stage`` (text) and
+    ``stage_code`` from stage[0].summary; ``severity`` (mild, moderate, severe for the SNOMED codes,
+    else the text) and ``severity_code``; ``body_site`` (codes) and ``laterality`` (left, right,
+    bilateral: a SNOMED laterality code in bodySite or a bodySite laterality extension);
+    ``histology`` (codes) from the mCODE histology-morphology-behavior extension."""
+    stages = _list(resource.get("stage"))
+    summary = _dict(stages[0]).get("summary") if stages else None
+    if summary is not None:
+        _put(record, "stage", _concept_text(summary))
+        _put(record, "stage_code", _codes(summary, context.report) or None)
+    severity = resource.get("severity")
+    if severity is not None:
+        _put(record, "severity", _snomed_word(severity, _SEVERITY) or _concept_text(severity))
+        _put(record, "severity_code", _codes(severity, context.report) or None)
+    sites, sides = [], set()
+    for site in _list(resource.get("bodySite")):
+        sites.extend(code for code in _codes(site, context.report) if code not in sites)
+        side = _snomed_word(site, _LATERALITY)
+        if side:
+            sides.add(side)
+        for concept in _extension_concepts(site, "laterality"):
+            side = _snomed_word(concept, _LATERALITY) or (_concept_text(concept) or "").lower() or None
+            if side:
+                sides.add(side)
+    _put(record, "body_site", sites or None)
+    if len(sides) == 1:
+        record["laterality"] = sides.pop()
+    elif {"left", "right"} <= sides or "bilateral" in sides:
+        record["laterality"] = "bilateral"
+    histology = []
+    for concept in _extension_concepts(resource, "histology-morphology-behavior"):
+        histology.extend(code for code in _codes(concept, context.report) if code not in histology)
+    _put(record, "histology", histology or None)
 
 
 def _medication_request(entry: _Entry, context: _Context) -> list[dict]:
@@ -506,6 +582,9 @@ def _medication_request(entry: _Entry, context: _Context) -> list[dict]:
     validity = _dict(_dict(resource.get("dispenseRequest")).get("validityPeriod"))
     _put(record, "end", _date(validity.get("end"), f"{path}.dispenseRequest.validityPeriod.end"))
     _put(record, "status", _text(resource.get("status")))
+    _dosage(record, resource.get("dosageInstruction"), f"{path}.dosageInstruction")
+    _investigational(record, resource, context)
+    _reason(record, resource, context)
     return [record]
 
 
@@ -524,7 +603,81 @@ def _medication_statement(entry: _Entry, context: _Context) -> list[dict]:
     )
     _put(record, "end", _date(period.get("end"), f"{path}.effectivePeriod.end"))
     _put(record, "status", _text(resource.get("status")))
+    _dosage(record, resource.get("dosage"), f"{path}.dosage")
+    _investigational(record, resource, context)
+    _reason(record, resource, context)
     return [record]
+
+
+_PERIOD_UNITS = ("s", "min", "h", "d", "wk", "mo", "a")
+
+
+def _reason(record: dict, resource: dict, context: _Context) -> None:
+    """``reason`` (the indication: a list of codes) from reasonCode and the codes of the Conditions
+    that reasonReference points to. A reason that cannot be read (text only, a reference that does
+    not resolve in the bundle, or to something other than a Condition) is kept as its text, so that
+    a test that it could satisfy is unknown rather than false."""
+    reasons: list[str] = []
+    for concept in _list(resource.get("reasonCode")):
+        codes = _codes(concept, context.report)
+        reasons.extend(codes or [_concept_text(concept) or "reason coded only as text"])
+    for reference in _list(resource.get("reasonReference")):
+        target = _dict(reference).get("reference")
+        found = context.conditions.get(_without_history(target)) if isinstance(target, str) else None
+        codes = _codes(found.get("code"), context.report) if found is not None else []
+        reasons.extend(codes or [f"reason {target!r} not read"])
+    if reasons:
+        record["reason"] = list(dict.fromkeys(reasons))
+
+
+def _investigational(record: dict, resource: dict, context: _Context) -> None:
+    """``investigational`` from a boolean extension whose url ends in ``investigational`` (on the
+    MedicationRequest/Statement, else on the Medication it references). FHIR R4 has no standard
+    element for this, and most sources never say: without the extension the field stays absent
+    (unknown), never false. Conflicting values on the record and the Medication are dropped."""
+    values = set()
+    medication = context.medication(resource) if "medicationReference" in resource else None
+    for element in (resource, medication or {}):
+        for ext in _list(_dict(element).get("extension")):
+            ext = _dict(ext)
+            url = ext.get("url")
+            if isinstance(url, str) and url.lower().endswith("investigational") and isinstance(
+                    ext.get("valueBoolean"), bool):
+                values.add(ext["valueBoolean"])
+    if len(values) == 1:
+        record["investigational"] = values.pop()
+
+
+def _dosage(record: dict, dosages: object, path: str) -> None:
+    """``dose`` and ``frequency`` from the one Dosage of a medication record: doseAndRate[0].doseQuantity
+    and timing.repeat (frequency, period, periodUnit; asNeeded). Several dosages (a taper, a split
+    regimen), a dose range or a timing given only as a code are not read: the dose stays unrecorded,
+    so a dose test is unknown."""
+    dosages = _list(dosages)
+    if len(dosages) != 1 or not isinstance(dosages[0], dict):
+        return
+    dosage = dosages[0]
+    rates = _list(dosage.get("doseAndRate"))
+    quantity = _dict(_dict(rates[0]).get("doseQuantity")) if len(rates) == 1 else {}
+    if "value" not in quantity:
+        return
+    record["dose"] = {"value": _number(quantity["value"], f"{path}[0].doseAndRate[0].doseQuantity.value")}
+    _put(record["dose"], "unit", _unit(quantity))
+    repeat = _dict(_dict(dosage.get("timing")).get("repeat"))
+    frequency = {}
+    if dosage.get("asNeededBoolean") is True or "asNeededCodeableConcept" in dosage:
+        frequency["as_needed"] = True
+    count, period, unit = repeat.get("frequency"), repeat.get("period"), _text(repeat.get("periodUnit"))
+    if isinstance(count, int) and not isinstance(count, bool) and count >= 1:
+        frequency["frequency"] = count
+    if period is not None:
+        period = _number(period, f"{path}[0].timing.repeat.period")
+        if period > 0:
+            frequency["period"] = period
+    if unit in _PERIOD_UNITS:
+        frequency["period_unit"] = unit
+    if frequency.get("as_needed") or ("period" in frequency and "period_unit" in frequency):
+        record["frequency"] = frequency
 
 
 def _medication_record(entry: _Entry, context: _Context) -> dict | None:

@@ -95,11 +95,38 @@ class Condition(_Record):
     end: PartialDate | None = None
 
 
+class DoseQuantity(BaseModel):
+    """An amount with its unit: ``{"value": 5, "unit": "mg"}``, or for a daily total ``"mg/d"``."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    value: Number
+    unit: StrictStr | None = None
+
+
+class Frequency(BaseModel):
+    """How often a dose is given (FHIR Timing.repeat): ``frequency`` times per ``period``
+    ``period_unit`` (s, min, h, d, wk, mo, a); ``as_needed`` gives no daily total."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    frequency: Annotated[StrictInt, Field(ge=1)] | None = None
+    period: Annotated[Number, Field(gt=0)] | None = None
+    period_unit: Literal["s", "min", "h", "d", "wk", "mo", "a"] | None = None
+    as_needed: StrictBool = False
+
+
 class Medication(_Record):
     start: PartialDate | None = None
     end: PartialDate | None = None
     route: StrictStr | None = None
     response: StrictStr | None = None
+    dose: DoseQuantity | None = Field(None, description="the amount given each time, e.g. {value: 5, unit: mg}")
+    frequency: Annotated[Number, Field(gt=0)] | Frequency | None = Field(
+        None, description="administrations per day, or a FHIR-style timing {frequency, period, period_unit}")
+    daily_dose: DoseQuantity | None = Field(
+        None, description="the total per day, e.g. {value: 10, unit: mg/d}; wins over dose x frequency")
+    investigational: StrictBool | None = Field(
+        None, description="true for an investigational (unapproved, study) agent, false for one known not to be; "
+                          "absent means not known either way")
 
 
 class Procedure(_Record):

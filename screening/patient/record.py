@@ -13,6 +13,7 @@ from ..analytes import catalogue
 from ..codes import normalise_code
 from ..derived import derive_all
 from ..dates import DateProblem, parse_partial
+from ..doses import read_dose
 from ..errors import UnitProblem
 from ..units import Conversion, parse_unit, written_step
 from ..vocabulary import normalise_text  # noqa: F401 (re-exported: the one text normaliser)
@@ -76,7 +77,7 @@ class Entry:
     """A condition, medication or procedure with its dates as ordinal ranges."""
 
     __slots__ = ("code", "codes", "display", "status", "start_lo", "start_hi", "end_lo", "end_hi", "attributes", "path",
-                 "verification", "unreadable", "recorded")
+                 "verification", "unreadable", "recorded", "dose")
 
     def field(self, name: str):
         if name == "display":
@@ -249,7 +250,7 @@ def _entry(index: int, kind: str, model, start: str | None, end: str | None) -> 
     entry.start_lo, entry.start_hi = parse_partial(start) if start else (None, None)
     entry.end_lo, entry.end_hi = parse_partial(end) if end else (None, None)
     entry.attributes = {k: v for k, v in (model.model_extra or {}).items()}
-    for name in ("route", "response", "result", "criticality", "category", "verification"):
+    for name in ("route", "response", "result", "criticality", "category", "verification", "investigational"):
         value = getattr(model, name, None)
         if value is not None:
             entry.attributes[name] = value
@@ -258,6 +259,7 @@ def _entry(index: int, kind: str, model, start: str | None, end: str | None) -> 
     entry.verification = verification if verification and verification != "confirmed" else None
     entry.unreadable = model.unreadable
     entry.recorded = _recorded(entry.attributes.get("recorded_date"))
+    entry.dose = read_dose(model, entry.path) if kind == "medications" else None
     return entry
 
 
