@@ -103,7 +103,10 @@ def test_new_atoms_in_rule_set_coverage():
     trial = compile_text('trial "T"\nvalueset chemo "c" = ATC:L01\n'
                          f'exclusion E1 "e" = {RULE}\n'
                          'inclusion I1 "i" = mean QTcF of the latest 3 <= 470 ms\n'
-                         'inclusion I2 "j" = at most 2 courses of medication chemo\n', "p.crit")
+                         'inclusion I2 "j" = at most 2 courses of medication chemo\n'
+                         'exclusion E2 "k" = investigational medication within 4 weeks\n'
+                         'inclusion I3 "l" = medication chemo dose stable for at least 4 weeks\n'
+                         'exclusion E3 "m" = medication chemo within 3 days before procedure CPT:33533\n', "p.crit")
     p = patient(observations=bp("2026-07-01", 150, 95), medications=[])
     case = SimpleNamespace(nodeid="case", patient=p, as_of=date(2026, 11, 25))
     tc = TrialCoverage(trial, "p.crit")
