@@ -127,7 +127,7 @@ def _why_unusable(obs) -> str:
         return "undated"
     if obs.lo != obs.hi:
         return f"dated only {show(obs.lo, obs.hi)}"
-    if obs.comparator is not None:
+    if obs.comparator is not None and obs.value is not None:
         return f"reported only as a bound ({obs.comparator} {obs.in_own_unit(obs.value):.6g} {obs.unit or ''})".rstrip(")").rstrip() + ")"
     return obs.problem or "not a number"
 

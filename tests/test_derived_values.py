@@ -197,3 +197,14 @@ def test_any_selector_over_derived_values():
                 observations=[obs(CREATININE, 3.0, "mg/dL", day="2026-10-01"), obs(CREATININE, 1.0, "mg/dL")])
     assert one(crit("any eGFR < 30 mL/min/1.73m2 within 3 months"), p).verdict == "pass"
     assert one(crit("eGFR < 30 mL/min/1.73m2 within 3 months"), p).verdict == "fail"
+
+
+def test_an_unusable_bound_input_is_named_not_a_crash():
+    """A creatinine reported as `< 0 U/L` (a bound in a unit creatinine cannot have; found by
+    tests/test_fuzz.py) leaves the derived clearance unknown with the input's problem named."""
+    t = trial('inclusion I1 "x" = creatinine_clearance >= 60 mL/min\n')
+    p = patient(birth_date="1970-01-01", sex="female",
+                observations=[{"code": "LOINC:2160-0", "value": 0, "unit": "U/L", "comparator": "<", "date": "2026-11-01"},
+                              {"code": "LOINC:29463-7", "value": 70, "unit": "kg", "date": "2026-11-01"}])
+    c = one(t, p)
+    assert (c.verdict, c.value) == ("unknown", None)
