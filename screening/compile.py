@@ -395,7 +395,7 @@ class Trial:
                         if node.kind in _NOUN and node.kind not in found:
                             found.append(node.kind)
                         continue
-                    stack.extend(_children(node))
+                    stack.extend(ir.children(node))
                 self._kinds[criterion.id] = tuple(k for k in _NOUN if k in found)
         return self._kinds
 
@@ -404,18 +404,6 @@ class Trial:
 
 
 _NOUN = {"conditions": "condition", "medications": "medication", "procedures": "procedure"}
-
-
-def _children(node: ir.Node) -> list:
-    if isinstance(node, ir.Define):
-        return [node.body] if node.body is not None else []
-    if isinstance(node, (ir.And, ir.Or, ir.CountOf)):
-        return list(node.operands)
-    if isinstance(node, (ir.Not, ir.Known)):
-        return [node.operand]
-    if isinstance(node, ir.IfThenElse):
-        return [node.condition, node.then, node.otherwise]
-    return []
 
 
 def compile_text(text: str, name: str = "<rules>", terminology=None, base_dir=None) -> Trial:

@@ -461,3 +461,16 @@ class CheckedRuleSet:
     warnings: list = field(default_factory=list)  # lint warnings (Diagnostics): they do not stop a compile
     matchers: list = field(default_factory=list)  # every value set and inline code of the rule set
     terminology: list | None = None  # the store's sources the value sets were expanded with; None: no store
+
+
+def children(node: Node) -> list[Node]:
+    """The operands of a logical node (a defined name's body included); an atom has none."""
+    if isinstance(node, Define):
+        return [node.body] if node.body is not None else []
+    if isinstance(node, (And, Or, CountOf)):
+        return list(node.operands)
+    if isinstance(node, (Not, Known)):
+        return [node.operand]
+    if isinstance(node, IfThenElse):
+        return [node.condition, node.then, node.otherwise]
+    return []

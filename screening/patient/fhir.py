@@ -475,16 +475,26 @@ def _reference_range(element: dict, path: str) -> dict | None:
     return result if "low" in result or "high" in result else None
 
 
+def _verified_record(entry: _Entry, context: _Context, kind: str) -> dict | None:
+    """The record of a Condition or AllergyIntolerance, None when its verificationStatus refutes it
+    (refuted, entered-in-error); provisional, differential and unconfirmed ones keep `verification`
+    and never count as confirmed."""
+    verification = _status_code(entry.resource.get("verificationStatus"))
+    if verification in REJECTED_VERIFICATION:
+        context.report.drop(f"{kind} {verification}")
+        return None
+    record = _record(entry, entry.resource.get("code"), context)
+    if verification and verification != "confirmed":
+        record["verification"] = verification
+    return record
+
+
 def _condition(entry: _Entry, context: _Context) -> list[dict]:
     """A condition with all its codes, onset, end and clinical status; refuted ones are dropped."""
     resource, path = entry.resource, entry.path
-    verification = _status_code(resource.get("verificationStatus"))
-    if verification in REJECTED_VERIFICATION:
-        context.report.drop(f"Condition {verification}")
+    record = _verified_record(entry, context, "Condition")
+    if record is None:
         return []
-    record = _record(entry, resource.get("code"), context)
-    if verification and verification != "confirmed":
-        record["verification"] = verification  # provisional, differential, unconfirmed: never a confirmed diagnosis
     _put(
         record,
         "onset",
@@ -721,13 +731,9 @@ def _procedure(entry: _Entry, context: _Context) -> list[dict]:
 def _allergy(entry: _Entry, context: _Context) -> list[dict]:
     """An allergy or intolerance: code, clinical and verification status, onset, criticality, category."""
     resource, path = entry.resource, entry.path
-    verification = _status_code(resource.get("verificationStatus"))
-    if verification in REJECTED_VERIFICATION:
-        context.report.drop(f"AllergyIntolerance {verification}")
+    record = _verified_record(entry, context, "AllergyIntolerance")
+    if record is None:
         return []
-    record = _record(entry, resource.get("code"), context)
-    if verification and verification != "confirmed":
-        record["verification"] = verification
     _put(record, "status", _status_code(resource.get("clinicalStatus")))
     _put(
         record,

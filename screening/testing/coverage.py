@@ -315,7 +315,7 @@ class TrialCoverage:
                 shown[id(node)] = owner
                 visit(node.body, depth + 1, f"{path}{ARROW}{node.name}", owner)
                 return
-            for child in _children(node):
+            for child in ir.children(node):  # (a defined name returned above: its body is shown once)
                 visit(child, depth + 1, here if isinstance(node, ir.Define) else path, owner)
 
         for criterion in self.trial.criteria:
@@ -363,16 +363,6 @@ class TrialCoverage:
             "sub-condition outcomes": (sum(1 for r, v in outcomes if r.seen.get(v)), len(outcomes)),
             "threshold sides": (sum(1 for r, s in sides if r.sides[1].get(s)), len(sides)),
         }
-
-
-def _children(node: ir.Node) -> list[ir.Node]:
-    if isinstance(node, (ir.And, ir.Or, ir.CountOf)):
-        return list(node.operands)
-    if isinstance(node, (ir.Not, ir.Known)):
-        return [node.operand]
-    if isinstance(node, ir.IfThenElse):
-        return [node.condition, node.then, node.otherwise]
-    return []
 
 
 # ---------------------------------------------------------------- the collection and its report
