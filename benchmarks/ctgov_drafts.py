@@ -11,9 +11,11 @@ Imports every row of ``criteria_sample.jsonl`` with :func:`screening.ctgov.conve
   lab entries of its line: every test of the rule (analyte, operator, value, ULN multiple or
   not) must equal an annotated entry, and every annotated entry must be a test of the rule or
   restate one in another unit (same analyte and operator). A draft that fails, a draft whose
-  line the inventory rates other than ``yes``, and every non-lab draft (ages, dated events) are
-  listed as ``read`` for a person to judge (``--list`` prints them); the figures in
-  docs/ctgov-import.md give the result of that reading.
+  line the inventory rates other than ``yes``, and every non-lab draft (ages, dated events,
+  performance scores, investigational agents: the inventory gives no structured value for
+  them) are listed as ``read`` for a person to judge (``--list`` prints them); the figures in
+  docs/ctgov-import.md give the result of that reading. Lab drafts are also counted on their
+  own line, the automatic check's share of them.
 
 Matching an imported criterion to annotated lines: same trial and section; the line whose text is
 equal after dropping case and punctuation, else every line one text contains (the importer may
@@ -161,8 +163,10 @@ def main() -> None:
     total = drafted = 0
     families = Counter()
     lab_windows = Counter()
+    annotated_families = Counter()
     computable = drafted_computable = 0
     verdicts = Counter()
+    lab_verdicts = Counter()
     to_read = []
     for row in rows:
         result = convert(parse_document(json.dumps(row), f"{row['nctid']}.json"))
@@ -171,7 +175,7 @@ def main() -> None:
         drafted += len(result.drafted)
         for c in result.drafted:
             families[c.family] += 1
-            if c.family == "labs":
+            if c.family in ("labs", "scores"):
                 lab_windows["text" if " within " in c.rule else "default"] += 1
         if row["nctid"] not in annotated_trials:
             continue
@@ -183,19 +187,24 @@ def main() -> None:
             computable += 1
             drafted_computable += id(line) in covered
         for c in result.drafted:
+            annotated_families[c.family] += 1
             verdict, reason = judge(c, best_lines(c, annotated))
             verdicts[verdict] += 1
+            if c.family == "labs":
+                lab_verdicts[verdict] += 1
             if verdict == "read":
                 to_read.append((row["nctid"], c, reason))
 
     print(f"trials: {len(rows)} ({len(annotated_trials)} annotated)")
     print(f"lines: {total}; drafted: {drafted} ({drafted / total:.1%}) "
           f"[{', '.join(f'{k} {v}' for k, v in families.most_common())}]")
-    print(f"drafted lab rules: window from the text {lab_windows['text']}, rule-set default {lab_windows['default']}")
+    print(f"drafted lab and score rules: window from the text {lab_windows['text']}, rule-set default {lab_windows['default']}")
     print(f"annotated trials: lines marked computable {computable}; drafted among them {drafted_computable} "
           f"({drafted_computable / max(1, computable):.1%})")
     print(f"drafts in annotated trials: {sum(verdicts.values())}; right by automatic check {verdicts['right']}; "
-          f"to read {verdicts['read']}")
+          f"to read {verdicts['read']} [{', '.join(f'{k} {v}' for k, v in annotated_families.most_common())}]")
+    print(f"lab drafts in annotated trials: {sum(lab_verdicts.values())}; right by automatic check "
+          f"{lab_verdicts['right']}; to read {lab_verdicts['read']}")
     if args.list:
         for nct, c, reason in to_read:
             print(f"\n{nct} {c.ident} ({c.kind}, {c.family}): {reason}\n  text: {c.text}\n  rule: {c.rule}")

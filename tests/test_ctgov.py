@@ -54,8 +54,7 @@ def test_json_example_imports_and_compiles_with_structured_rules():
 @needs_ctgov
 def test_json_example_keeps_registry_text_verbatim_and_drafts_its_labs():
     text = import_record(PALLAS)
-    assert ('inclusion I8 "ECOG performance status 0-1." =\n'
-            '    review "not yet encoded: ECOG performance status 0-1."') in text
+    assert 'draft inclusion I8 "ECOG performance status 0-1." =\n    ECOG <= 1\n' in text
     assert 'draft inclusion I16 "Absolute neutrophil count ≥ 1,500/µL" =\n    ANC >= 1500/uL\n' in text
     assert 'draft inclusion I17 "Platelets ≥ 100,000/ mm3" =\n    platelets >= 100000/mm3\n' in text
     assert 'draft inclusion I18 "Hemoglobin ≥ 10g/dL" =\n    hemoglobin >= 10 g/dL\n' in text

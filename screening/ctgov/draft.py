@@ -18,7 +18,7 @@ class Draft:
 
     rule: str
     valuesets: dict[str, str] = field(default_factory=dict)
-    family: str = "labs"            # "labs", "age" or "history": which drafter read the line
+    family: str = "labs"            # "labs", "age", "history", "scores", "investigational": which drafter
 
 
 class _NotUnderstood(Exception):
@@ -859,8 +859,121 @@ def _draft_history(text: str, kind: str) -> Draft | None:
     return Draft(rule, sets, "history")
 
 
+# ---------------------------------------------------------------- performance status (issue 9)
+# A scale named once, then one value: "ECOG performance status 0-1", "KPS >= 70%", "Zubrod PS <= 2".
+_SCALES = [
+    ("ECOG", r"(?:ecog|zubrod|(?-i:WHO))(?:\s*[(\[]\s*(?:ecog|zubrod|(?-i:WHO))\s*[)\]])?"),
+    ("Karnofsky", r"(?:karnofsky|kps)(?:\s*[(\[]\s*kps\s*[)\]])?"),
+    ("Lansky", r"(?:lansky|lps)(?:\s*[(\[]\s*lps\s*[)\]])?"),
+]
+_SCALE_RE = re.compile("|".join(f"(?P<s{i}>\\b{p}(?![A-Za-z]))" for i, (_, p) in enumerate(_SCALES)), re.I)
+_SCALE_TOP = {"ECOG": 5, "Karnofsky": 100, "Lansky": 100}
+_PS_FILLER = re.compile(
+    r"\b(?:patients?|subjects?|participants?|must|have|has|be|being|is|a|an|of|the|score|grade|status|"
+    r"performance|performance-status|scale|ps|on|disease|related|according|to)\b|[:,;.\-()\[\]]",
+    re.I)
+_PS_VALUE = re.compile(
+    r"(?:(?P<op>>=|<=|>|<)\s*(?P<n>\d+)\s*(?P<pct>%)?"
+    r"|(?:between\s+)?(?P<lo>\d+)\s*%?\s*(?:-|to|and)\s*(?P<hi>\d+)\s*(?P<pct2>%)?"
+    r"|(?P<list>\d+(?:\s*,\s*\d+)*\s*,?\s*or\s+\d+))"
+    r"(?P<window>\s*,?\s*\(?\s*within\s+(?:the\s+)?(?:last\s+|past\s+)?(?P<wn>\d+)\s+(?P<wu>day|week|month)s?"
+    r"(?:\s+(?:prior\s+to|before|of)\s+(?:the\s+)?(?:study\s+)?(?:registration|enrol?lment|randomi[sz]ation|"
+    r"screening|study\s+entry|entry|day\s+1|treatment|first\s+dose))?\s*\)?)?",
+    re.I)
+
+
+def _draft_performance(text: str, kind: str) -> Draft | None:
+    """Performance status: "ECOG performance status 0-1" -> ``ECOG <= 1``; "KPS >= 70%" -> ``Karnofsky >= 70 %``."""
+    s = re.sub(r"\(\s*(?:see\s+)?appendix\s+[A-Z0-9]+\s*\)|\bsee\s+appendix\s+[A-Z0-9]+|\bat\s+(?:the\s+)?"
+               r"(?:screening|baseline)(?:\s+visit)?\b", " ", _normalise(text), flags=re.I)
+    s = re.sub(r"\beastern\s+co-?\s*operative\s+oncology\s+group\b", "ECOG", s, flags=re.I)
+    scales = list(_SCALE_RE.finditer(s))
+    if len({_SCALES[int(m.lastgroup[1:])][0] for m in scales}) != 1:
+        return None
+    scale = _SCALES[int(scales[0].lastgroup[1:])][0]
+    if scale == "ECOG" and not re.search(r"\b(?:ECOG|zubrod)\b", s, re.I) and \
+            not re.search(r"\bWHO\s+performance\s+status\b", s, re.I):
+        return None
+    values = list(_PS_VALUE.finditer(s))
+    if len(values) != 1:
+        return None
+    value = values[0]
+    rest = s[:value.start()] + " " + s[value.end():]
+    rest = _SCALE_RE.sub(" ", rest)
+    if _PS_FILLER.sub(" ", rest).strip():
+        return None
+    top = _SCALE_TOP[scale]
+    pct = " %" if (value["pct"] or value["pct2"]) and scale != "ECOG" else ""
+    if (value["pct"] or value["pct2"]) and scale == "ECOG":
+        return None
+    if value["op"]:
+        op, n = value["op"], int(value["n"])
+        if n > top:
+            return None
+        floor = op in (">=", ">")
+        if (floor != (scale != "ECOG")) != (kind == "exclusion"):
+            return None                  # reads backwards (an inclusion "ECOG >= 2"): leave it to a person
+        rule = f"{scale} {op} {n}{pct}"
+    else:
+        if kind != "inclusion":
+            return None
+        if value["list"]:
+            numbers = [int(x) for x in re.findall(r"\d+", value["list"])]
+            if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+                return None
+            lo, hi = numbers[0], numbers[-1]
+        else:
+            lo, hi = int(value["lo"]), int(value["hi"])
+        if not 0 <= lo < hi <= top:
+            return None
+        if scale == "ECOG":
+            rule = f"ECOG <= {hi}" if lo == 0 else f"ECOG between {lo} and {hi}"
+        else:
+            rule = f"{scale} >= {lo}{pct}" if hi == top else f"{scale} between {lo} and {hi}"
+    if value["window"]:
+        rule += f" within {value['wn']} {value['wu'].lower()}s"
+    return Draft(rule, family="scores")
+
+
+# ---------------------------------------------------------------- investigational agents (issue 9)
+_INVESTIGATIONAL_AGENT = r"(?:(?:an?|any)\s+)?(?:other\s+)?investigational\s+(?:agents?|drugs?|products?|medications?|compounds?)"
+_INVESTIGATIONAL_TAIL = (
+    r"\s*(?:(?:prior\s+to|before|of)\s+(?:the\s+)?(?:study\s+)?(?:registration|enrol?lment|randomi[sz]ation|"
+    r"screening|study\s+entry|entry|day\s+1|start\s+of\s+(?:study\s+)?treatment|"
+    r"first\s+dose(?:\s+of\s+(?:the\s+)?study\s+(?:drug|treatment|medication))?|study\s+(?:drug|treatment)))?"
+    r"\s*[.;]?\s*$")
+_INVESTIGATIONAL_FORMS = [
+    # exclusion: "Received an investigational agent within 4 weeks prior to enrollment"
+    ("exclusion", False, re.compile(
+        r"\s*(?:(?:has\s+)?(?:received|use\s+of|treatment\s+with|receipt\s+of|prior|previous)\s+)?"
+        + _INVESTIGATIONAL_AGENT + r"\s*,?\s*within\s+(?:the\s+)?(?:last\s+|past\s+|previous\s+)?"
+        r"(\d+)\s+(day|week|month)s?" + _INVESTIGATIONAL_TAIL, re.I)),
+    # inclusion: "At least 30 days since prior investigational drugs", "No investigational agents within 4 weeks"
+    ("inclusion", True, re.compile(
+        r"\s*(?:>=|at\s+least)\s+(\d+)\s+(day|week|month)s?\s+since\s+(?:prior|previous|last)\s+(?:dose\s+of\s+)?"
+        + _INVESTIGATIONAL_AGENT + r"\s*[.;]?\s*$", re.I)),
+    ("inclusion", True, re.compile(
+        r"\s*no\s+(?:(?:prior|previous)\s+)?(?:treatment\s+with\s+)?" + _INVESTIGATIONAL_AGENT
+        + r"\s*,?\s*within\s+(?:the\s+)?(?:last\s+|past\s+|previous\s+)?(\d+)\s+(day|week|month)s?"
+        + _INVESTIGATIONAL_TAIL, re.I)),
+]
+
+
+def _draft_investigational(text: str, kind: str) -> Draft | None:
+    """"Received an investigational agent within 4 weeks prior to enrollment" -> ``investigational medication
+    within 4 weeks``; in an inclusion line "At least 30 days since prior investigational drugs" -> ``not
+    investigational medication within 30 days`` (no exposure in the window, as for a washout)."""
+    s = _normalise(text)
+    for form_kind, negated, pattern in _INVESTIGATIONAL_FORMS:
+        match = pattern.fullmatch(s) if form_kind == kind else None
+        if match:
+            rule = f"investigational medication within {match.group(1)} {match.group(2).lower()}s"
+            return Draft(f"not {rule}" if negated else rule, family="investigational")
+    return None
+
+
 # ---------------------------------------------------------------- the drafter
-_DRAFTERS = (_draft_age, _draft_history, _draft_labs)
+_DRAFTERS = (_draft_age, _draft_history, _draft_performance, _draft_investigational, _draft_labs)
 _CONTEXT_OK = re.compile(
     r"(?:\b(?:adequate|normal|organ|organs|and|bone|marrow|reserve|function|functions|hematologic(?:al)?|"
     r"haematologic(?:al)?|hematopoietic|haematopoietic|hematopoetic|hepatic|renal|liver|kidney|laboratory|lab|"
@@ -901,32 +1014,32 @@ def draft_rule(text: str, kind: str, context: str | None = None) -> Draft | None
     return None
 
 
-# ---------------------------------------------------------------- constructs not yet in the language
-# Lines the issue asks to draft once the language has the construct (washouts, performance
-# status as a dated observation, Cockcroft-Gault clearance, BMI derived from weight and height).
-# Until then they stay `review`, with a comment naming the construct the author will need.
+# ---------------------------------------------------------------- constructs the drafter leaves to a person
+# Lines needing a construct the drafter only reads in its plain forms (a score and nothing else, a
+# clearance with its threshold, an exposure window) stay `review`, with a comment naming the
+# construct the author will need (docs/language.md, issue 9).
 _HINTS = [
     (re.compile(r"\b(?:ECOG|Eastern\s+Cooperative\s+Oncology\s+Group|WHO\s+performance|Zubrod)\b", re.I),
-     "ECOG performance status as a dated observation (being added to the language); "
-     "`fact ecog <= N` works today but carries no date"),
+     "ECOG performance status as a dated score result: `ECOG <= N` (the rule set's lab window) "
+     "or `ECOG <= N within N days`"),
     (re.compile(r"\b(?:Karnofsky|KPS|Lansky)\b", re.I),
-     "Karnofsky/Lansky performance status as a dated observation (being added to the language); "
-     "`fact karnofsky >= N` works today but carries no date"),
+     "Karnofsky/Lansky performance status as a dated score result: `Karnofsky >= N %`, `Lansky >= N`"),
     (re.compile(r"\bcock(?:c)?roft[\s-]*(?:and\s+)?gault\b", re.I),
-     "creatinine clearance derived by Cockcroft-Gault from creatinine, age, weight and sex "
-     "(being added to the language)"),
+     "creatinine clearance, derived by Cockcroft-Gault when none is measured: `creatinine_clearance >= N mL/min`"),
     (re.compile(r"\b(?:wash[\s-]?out|half[\s-]?lives)\b|"
                 r"(?:at\s+least|>=|≥|more\s+than|greater\s+than|>)\s*\d+\s*(?:days?|weeks?|months?)\s+"
                 r"(?:since|from|after|prior\s+to|before)\b", re.I),
-     "a washout: medication stopped at least N days ago (being added to the language); "
-     "`medication X within N` means any exposure in the window, not a washout"),
+     "a washout: `medication X within N` (any exposure in the window) or `medication X stopped at least N ago` "
+     "(a course that ended), with a value set for X"),
+    (re.compile(r"\binvestigational\b", re.I),
+     "`investigational medication within N` (or `current investigational medication`)"),
     (re.compile(r"\b(?:BMI|body\s+mass\s+index)\b", re.I),
-     "BMI derived from weight and height (being added to the language); the catalogue's BMI needs a recorded BMI"),
+     "BMI, derived from weight and height when none is recorded: `BMI >= N kg/m2`"),
 ]
 
 
 def construct_hint(text: str) -> str | None:
-    """For a line left for review: the construct it needs that the language does not have yet."""
+    """For a line left for review: the construct it needs (the drafter reads only its plain forms)."""
     for pattern, hint in _HINTS:
         if pattern.search(text):
             return "intended construct: " + hint

@@ -151,9 +151,10 @@ def _render(record: StudyRecord, criteria: list[ImportedCriterion],
     lines.append(f"trial {_string(record.nct_id)}")
     if record.title:
         lines.append(f"title {_string(_collapse(record.title))}")
-    if any(c.draft and c.family == "labs" for c in criteria):
-        lines += ["# lab window: an importer default, not the protocol's. Drafted lab rules whose text names no",
-                  "# window (or says only \"at screening\") use it; confirm it against the protocol's screening window.",
+    if any(c.draft and c.family in ("labs", "scores") for c in criteria):
+        lines += ["# lab window: an importer default, not the protocol's. Drafted lab and performance-score rules",
+                  "# whose text names no window (or says only \"at screening\") use it; confirm it against the",
+                  "# protocol's screening window.",
                   f"lab window {DEFAULT_LAB_WINDOW}"]
     valuesets: dict[str, str] = {}
     for c in criteria:
