@@ -212,3 +212,24 @@ def test_a_drafted_performance_score_is_evaluated_on_a_dated_result():
     assert trial.screen(patient(1, "2026-11-10"), as_of).criterion("I1").verdict == "pass"
     assert trial.screen(patient(2, "2026-11-10"), as_of).criterion("I1").verdict == "fail"
     assert trial.screen(patient(1, "2026-09-01"), as_of).criterion("I1").verdict == "unknown"   # older than 28 days
+
+
+@pytest.mark.parametrize("line, rule", [
+    ("Creatinine clearance (CrCl) ≥ 15 mL/minute within 7 days prior to randomization, either measured or "
+     "calculated using a standard formula (eg, Cockcroft and Gault).", "creatinine_clearance >= 15 mL/min within 7 days"),
+    ("Creatinine clearance (CrCl) >= 50 ml/min within 14 days prior to registration as determined by 24-hour "
+     "collection or estimated by Cockcroft-Gault formula", "creatinine_clearance >= 50 mL/min within 14 days"),
+    ("Calculated creatinine clearance ≥ 30 mL/min using the Cockroft-gault equation", "creatinine_clearance >= 30 mL/min"),
+])
+def test_a_clearance_measured_or_by_cockcroft_gault_is_the_catalogue_clearance(line, rule):
+    draft = draft_rule(line, "inclusion")
+    assert draft is not None and draft.rule == rule
+    compile_text(imported(f"Inclusion Criteria:\n\n- {line}\n").text, "crcl.crit")
+
+
+@pytest.mark.parametrize("line", [
+    "Creatinine clearance >= 60 mL/min, either measured or calculated by MDRD",       # not what the catalogue derives
+    "eGFR >= 60 mL/min/1.73m2, either measured or calculated by Cockcroft-Gault",     # only after a clearance
+])
+def test_other_estimating_formulas_stay_review(line):
+    assert draft_rule(line, "inclusion") is None

@@ -375,6 +375,15 @@ _METHOD = re.compile(
     r"(?:\s+(?:formula|equation|method))?\s*[)\]]?,?",
     re.I,
 )
+# "either measured or calculated using a standard formula (eg, Cockcroft and Gault)", "as determined by
+# 24-hour collection or estimated by Cockcroft-Gault formula": what `creatinine_clearance` already means
+# (a measured clearance, else Cockcroft-Gault), so only read after a creatinine clearance.
+_CG = r"cockcroft[\s-]*(?:and\s+)?gault(?:\s+(?:formula|equation|method))?"
+_CLEARANCE_METHOD = re.compile(
+    r",?\s*(?:either\s+)?(?:as\s+)?(?:measured|determined\s+by\s+(?:a\s+)?24[\s-]*hours?\s+(?:urine\s+)?collection)"
+    r"\s+or\s+(?:calculated|estimated)\s+(?:by|using)\s+(?:the\s+)?"
+    r"(?:" + _CG + r"|a\s+standard\s+formula\s*\(\s*(?:e\.?g\.?|for\s+example),?\s*" + _CG + r"\s*\))",
+    re.I)
 _WINDOW = re.compile(
     r"(?:,\s*)?\(?\s*(?:obtained\s+|performed\s+|done\s+)?within\s+(?:the\s+)?(?:last\s+|past\s+)?"
     r"(\d+)\s+(day|week|month)s?"
@@ -541,13 +550,14 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
             raise _NotUnderstood("a subgroup threshold that does not mirror the main one")
         if kind == "gilbert" and not set(analytes) <= {"bilirubin"}:
             raise _NotUnderstood("a Gilbert threshold for a lab other than bilirubin")
-    while cur.take(_METHOD):
+    clearance = key == "creatinine_clearance" and len(analytes) == 1
+    while cur.take(_METHOD) or clearance and cur.take(_CLEARANCE_METHOD):
         pass
     window = None
     match = cur.take(_WINDOW)
     if match:
         window = f"within {match.group(1)} {match.group(2).lower()}s"
-    while cur.take(_TRAILER) or cur.take(_METHOD):
+    while cur.take(_TRAILER) or cur.take(_METHOD) or clearance and cur.take(_CLEARANCE_METHOD):
         pass
     connector = cur.take(r"(?:[,;.]\s*)?(?:(and|or)\b)?\s*[,;.]?"
                          r"(?:\s*\b(?:serum|plasma|blood|total|absolute|peripheral|calculated|estimated|measured|"
