@@ -29,6 +29,7 @@ import argparse
 import calendar
 import gc
 import json
+import math
 import os
 import platform
 import resource
@@ -63,9 +64,12 @@ GENERAL_ENGINE_RATIO = 0.002  # general-purpose Python rule engines vs hand-writ
 # unknown part is unknown (latest results, records that may start after the as-of date, ages).
 # =====================================================================================
 NEVER, FOREVER = -(10**9), 10**9
-_ACTIVE = frozenset({"active", "recurrence", "relapse", "in-progress", "on-hold", "intended"})
+# "intended" (a plan, not yet taken) is neither active nor ended: unknown for `active`
+_ACTIVE = frozenset({"active", "recurrence", "relapse", "in-progress", "on-hold"})
 _ENDED = frozenset({"inactive", "remission", "resolved", "completed", "stopped", "cancelled", "not-taken",
                     "entered-in-error", "not-done"})
+# records saying the thing did not happen (or was never true): in no test at all
+_NEVER_HAPPENED = frozenset({"not-taken", "not-done", "entered-in-error"})
 
 # thresholds, pre-converted to the catalogue units (creatinine mg/dL, counts 10^9/L, hemoglobin g/dL,
 # HbA1c % NGSP via NGSP = 0.09148 x IFCC + 2.152, bilirubin mg/dL via 584.66 g/mol, creatinine via 113.12),
@@ -94,6 +98,125 @@ def _born_by(day: date, years: int) -> int:
     """The last birth date (ordinal) of someone at least ``years`` old on ``day``."""
     year = day.year - years
     return date(year, day.month, min(day.day, calendar.monthrange(year, day.month)[1])).toordinal()
+
+
+# ---- derived values (docs/semantics.md "Derived values"): eGFR by CKD-EPI 2021 from creatinine, age
+# and sex; BMI from weight and height. Used by a test only when no measured result is in its window.
+ADULT_YEARS = 18
+
+
+def _whole_years(birth: int, on: int) -> int:
+    b, d = date.fromordinal(birth), date.fromordinal(on)
+    return d.year - b.year - ((d.month, d.day) < (b.month, b.day))
+
+
+class DerivedResult:
+    """A derived result: dated lo..hi (a partial input date gives a range and no value); value is None
+    when an input, the sex or the birth date is missing or unusable; value..value_high when the age is
+    uncertain; oldest: the oldest fresh input's date (the result is in a window only when it is)."""
+
+    __slots__ = ("lo", "hi", "value", "value_high", "oldest", "ref_high", "raw_ref", "resolution")
+
+    def __init__(self, lo, hi, value=None, value_high=None, oldest=None):
+        self.lo, self.hi, self.value, self.value_high = lo, hi, value, value_high
+        self.oldest = lo if oldest is None else oldest
+        self.ref_high = self.raw_ref = None
+        self.resolution = 0.0
+
+
+def _ckd_epi_2021(v, age, sex):
+    creatinine = v[0]  # mg/dL
+    if sex == "female":
+        ratio = creatinine / 0.7
+        return 142.0 * min(ratio, 1.0) ** -0.241 * max(ratio, 1.0) ** -1.200 * 0.9938 ** age * 1.012
+    ratio = creatinine / 0.9
+    return 142.0 * min(ratio, 1.0) ** -0.302 * max(ratio, 1.0) ** -1.200 * 0.9938 ** age
+
+
+def _bmi(v, age, sex):
+    metres = v[1] / 100.0  # height cm
+    return v[0] / (metres * metres)  # weight kg
+
+
+# (analyte, at most this many days before the date, or any result taken as a surely adult, fresh)
+# the first input is the primary one: no result of it on or before a date, no derived value then
+EGFR_INPUTS = (("creatinine", 30, False, True),)
+BMI_INPUTS = (("weight", 30, False, True), ("height", 30, True, False))
+
+
+def derive(p, inputs, formula, needs_age_sex):
+    """The derived results of one patient, newest first (sorted by last possible day, like a series).
+
+    A result exists on each date one of the inputs was measured; each input is the latest result
+    on or before that date within its limit; a date whose inputs are the same results as an earlier
+    date's gives no new value."""
+    labs = p.labs
+    if not labs:
+        return []
+    days = set()
+    for key, _limit, _adult, _fresh in inputs:
+        for o in labs.get(key) or ():
+            if o.lo is not None:
+                days.add((o.lo, o.hi))
+    if not days:
+        return []
+    birth, sex = p.birth, p.sex
+    made, seen = [], set()
+    for lo, hi in sorted(days):
+        bad = lo != hi  # an input dated only to a month or year: no value
+        picked = []
+        if not bad:
+            for index, (key, limit, adult_any_time, fresh) in enumerate(inputs):
+                found = None
+                for o in labs.get(key) or ():  # newest first
+                    o_hi = o.hi
+                    if o_hi is None or o_hi > lo or o.lo > lo:
+                        continue
+                    if lo - o_hi > limit and not (adult_any_time and birth is not None and birth[1] <= o.lo
+                                                  and _whole_years(birth[1], o.lo) >= ADULT_YEARS):
+                        break  # too old
+                    found = o
+                    break
+                if found is None:
+                    if index == 0:
+                        break  # no primary input on or before the date: no derived result
+                    bad = True
+                elif found.value is None or found.comparator is not None or found.lo != found.hi:
+                    bad = True  # a text, a bound ("< 0.5"), a partial date
+                else:
+                    picked.append((found, fresh))
+            if not picked and not bad:
+                continue
+        ages = None
+        if needs_age_sex:  # CKD-EPI: adults only, needs the sex and the age
+            if sex != "female" and sex != "male":
+                bad = True
+            if birth is None or birth[0] > lo:
+                bad = True
+            else:
+                ages = (_whole_years(min(birth[1], lo), lo), _whole_years(birth[0], lo))
+                if ages[0] < ADULT_YEARS:
+                    bad = True
+        if bad:
+            made.append(DerivedResult(lo, hi))
+            continue
+        identity = tuple(id(o) for o, _ in picked)
+        if identity in seen:
+            continue
+        seen.add(identity)
+        v = [o.value for o, _ in picked]
+        try:
+            results = sorted(formula(v, age, sex) for age in sorted(set(ages or (None,))))
+        except (ZeroDivisionError, OverflowError, ValueError):
+            results = [math.nan]
+        if not all(math.isfinite(r) and r >= 0 for r in results):
+            made.append(DerivedResult(lo, hi))
+            continue
+        fresh_days = [o.lo for o, fresh in picked if fresh]
+        made.append(DerivedResult(lo, hi, results[0], results[-1] if results[-1] != results[0] else None,
+                                  min(fresh_days) if fresh_days else lo))
+    made.sort(key=lambda o: (o.hi, o.lo), reverse=True)
+    return made
 
 
 def make_baseline(as_of: date):
@@ -150,20 +273,35 @@ def make_baseline(as_of: date):
                 return True
         return False
 
+    # The medication value sets list RxNorm codes but need an RxNorm release to find the products
+    # under their ATC classes: without one, a record coded only in RxNorm that matches no listed
+    # code may be in the set (None); an ATC code decides (ATC is covered: its hierarchy is in the code).
     def is_insulin(codes):
+        rxnorm = False
         for c in codes:
             if c.startswith("ATC:A10A") or c == "RXNORM:5856":
                 return True
-        return False
+        for c in codes:
+            if c.startswith("ATC:"):
+                return False
+            if c.startswith("RXNORM:"):
+                rxnorm = True
+        return None if rxnorm else False
 
     anticoag_prefixes = ("ATC:B01AA", "ATC:B01AF")
     anticoag_exact = frozenset({"RXNORM:11289", "RXNORM:1364430"})
 
     def is_anticoagulant(codes):
+        rxnorm = False
         for c in codes:
             if c.startswith(anticoag_prefixes) or c in anticoag_exact:
                 return True
-        return False
+        for c in codes:
+            if c.startswith("ATC:"):
+                return False
+            if c.startswith("RXNORM:"):
+                rxnorm = True
+        return None if rxnorm else False
 
     revasc_exact = frozenset({"CPT:33533", "CPT:92928", "SNOMED:232717009"})
 
@@ -174,7 +312,7 @@ def make_baseline(as_of: date):
         return False
 
     # ---- labs
-    def latest(labs, key, start, test, uln=None):
+    def latest(labs, key, start, test, uln=None, series=False):
         """`KEY <test>` on the latest result within [start, as-of]: True, False or None (unknown).
 
         The latest is the newest result on or before the as-of date; None when there is none in the
@@ -183,9 +321,10 @@ def make_baseline(as_of: date):
         A partial date ("2026-03") can leave the order open: an older-looking result whose date range
         reaches into the newest one's may be the latest. If one of them answers differently, None.
         """
-        if labs is None:
-            return None
-        series = labs.get(key)
+        if series is False:
+            if labs is None:
+                return None
+            series = labs.get(key)
         if not series:
             return None
         i = 0
@@ -200,13 +339,37 @@ def make_baseline(as_of: date):
                 return None  # too old, or a partial date straddling the window's edge
             if o.value is None:
                 return None
-            r = test(o, uln)
+            r = test(o, uln) if o.value_high is None else judge_interval(o, test, uln)
             if i < len(series):
                 hi = series[i].hi
                 if hi is not None and hi >= lo and rival_differs(series, i, lo, r, test, uln):
                     return None
             return r
         return None
+
+    def judge_interval(o, test, uln):
+        """A derived value known only as an interval (partial birth date): decided when both ends agree."""
+        low = test(o, uln)
+        high = test(DerivedResult(o.lo, o.hi, o.value_high), uln)
+        return low if low is high else None
+
+    def with_derived(labs, key, start, p, inputs, formula, needs_age_sex):
+        """The results a test of a derivable analyte reads: the measured ones when one is in the window
+        [start, as-of], else the derived ones in the window (made from inputs on or before the as-of
+        date, every fresh input inside the window), else the measured ones."""
+        measured = labs.get(key)
+        if measured:
+            for o in measured:
+                lo = o.lo
+                if lo is None or lo > END:
+                    continue
+                if o.hi >= start:
+                    return measured
+                break
+        if inputs[0][0] not in labs and (len(inputs) == 1 or inputs[1][0] not in labs):
+            return measured  # no input: nothing derived
+        kept = [o for o in derive(p, inputs, formula, needs_age_sex) if o.hi <= END and o.oldest >= start]
+        return kept or measured
 
     def rival_differs(series, i, lo, r, test, uln):
         """Does a result from series[i] on, whose date may be as late as ``lo``, give another answer than r?
@@ -220,15 +383,17 @@ def make_baseline(as_of: date):
             hi = rival.hi
             if hi is None or hi < lo:
                 return False
-            if rival.value is None or test(rival, uln) is not r:
+            if rival.value is None or (test(rival, uln) if rival.value_high is None
+                                       else judge_interval(rival, test, uln)) is not r:
                 return True
         return False
 
-    def occasions(labs, key, start, test, need):
+    def occasions(labs, key, start, test, need, series=False):
         """`KEY meets test on at least NEED occasions within the window` (any: need=1)."""
-        if labs is None:
-            return None
-        series = labs.get(key)
+        if series is False:
+            if labs is None:
+                return None
+            series = labs.get(key)
         if not series:
             return None
         true = unknown = seen = 0
@@ -247,6 +412,8 @@ def make_baseline(as_of: date):
                 certain = False
             v = o.value
             r = None if v is None else test(v)
+            if r is not None and o.value_high is not None and test(o.value_high) is not r:
+                r = None  # a derived value known as an interval, on both sides of the limit
             if not certain:
                 if r is False:
                     continue
@@ -320,12 +487,16 @@ def make_baseline(as_of: date):
             return None
         possible = False
         for e in entries:
-            if match(e.codes):
-                hi = e.start_hi
-                if hi is None or hi <= END:
+            m = match(e.codes)
+            if m is False or e.status in _NEVER_HAPPENED:
+                continue
+            hi = e.start_hi
+            if hi is None or hi <= END:
+                if m:
                     return True
-                if e.start_lo <= END:
-                    possible = True
+                possible = True
+            elif e.start_lo <= END:
+                possible = True
         return None if possible else False
 
     def has_active(entries, match, route=None):
@@ -335,7 +506,8 @@ def make_baseline(as_of: date):
             return None
         possible = False
         for e in entries:
-            if not match(e.codes) or (e.start_lo is not None and e.start_lo > END):
+            m = match(e.codes)
+            if m is False or e.status in _NEVER_HAPPENED or (e.start_lo is not None and e.start_lo > END):
                 continue
             r = active(e)
             if r is False:
@@ -348,7 +520,7 @@ def make_baseline(as_of: date):
                     r = None
                 elif str(actual).strip().lower() != route:
                     continue
-            if r:
+            if r and m:
                 return True
             possible = True
         return None if possible else False
@@ -358,12 +530,13 @@ def make_baseline(as_of: date):
             return None
         possible = False
         for e in entries:
-            if not match(e.codes) or (e.start_lo is not None and e.start_lo > END):
+            m = match(e.codes)
+            if m is False or e.status in _NEVER_HAPPENED or (e.start_lo is not None and e.start_lo > END):
                 continue
             r = overlaps(e, active(e, procedure), start, procedure)
-            if r:
+            if r and m:
                 return True
-            if r is None:
+            if r is not False:
                 possible = True
         return None if possible else False
 
@@ -373,7 +546,8 @@ def make_baseline(as_of: date):
             return None
         possible = False
         for e in entries:
-            if not match(e.codes) or (e.start_lo is not None and e.start_lo > END):
+            if (not match(e.codes) or e.status in _NEVER_HAPPENED
+                    or (e.start_lo is not None and e.start_lo > END)):
                 continue
             lo, hi = (e.start_lo, e.start_hi) if e.start_lo is not None else e.recorded
             if lo is None:
@@ -408,7 +582,13 @@ def make_baseline(as_of: date):
     def creat_15(o, uln):
         return o.value <= CREAT_MAX
 
+    # A multiple of ULN is compared in the observation's own unit when it brings its own reference range
+    # (raw value against raw ULN x k: 26 umol/L > 1.5 x 17 umol/L, which the rounded canonical values
+    # 1.5 mg/dL and 1.0 mg/dL would not show); else canonical value against the canonical limit.
     def creat_12_uln(o, uln):
+        raw = o.raw_ref
+        if raw is not None and raw["ULN"] is not None:
+            return o.raw_value <= raw["ULN"] * 1.2
         limit = o.ref_high
         return o.value <= (uln if limit is None else limit) * 1.2
 
@@ -425,14 +605,23 @@ def make_baseline(as_of: date):
         return o.value >= HGB_MIN
 
     def over_25_uln(o, uln):  # ALT, AST
+        raw = o.raw_ref
+        if raw is not None and raw["ULN"] is not None:
+            return o.raw_value > raw["ULN"] * 2.5
         limit = o.ref_high
         return o.value > (uln if limit is None else limit) * 2.5
 
     def over_3_uln(o, uln):
+        raw = o.raw_ref
+        if raw is not None and raw["ULN"] is not None:
+            return o.raw_value > raw["ULN"] * 3.0
         limit = o.ref_high
         return o.value > (uln if limit is None else limit) * 3.0
 
     def over_15_uln(o, uln):
+        raw = o.raw_ref
+        if raw is not None and raw["ULN"] is not None:
+            return o.raw_value > raw["ULN"] * 1.5
         limit = o.ref_high
         return o.value > (uln if limit is None else limit) * 1.5
 
@@ -459,6 +648,13 @@ def make_baseline(as_of: date):
         conditions = p.conditions
         medications = p.medications
         facts = p.facts
+
+        # eGFR and BMI (both read within 12 months): measured, or else derived
+        if labs is None:
+            egfr_m12 = bmi_m12 = None
+        else:
+            egfr_m12 = with_derived(labs, "eGFR", M12, p, EGFR_INPUTS, _ckd_epi_2021, True)
+            bmi_m12 = with_derived(labs, "BMI", M12, p, BMI_INPUTS, _bmi, False)
 
         # I1 age between 18 and 75 years. A partial birth date ("1965") gives a range of ages: true if
         # every possible age passes, false if none does, else unknown. Born after the as-of date: no age.
@@ -488,7 +684,7 @@ def make_baseline(as_of: date):
             uln = CREAT_ULN_F if sex == "female" else CREAT_ULN_M if sex == "male" else CREAT_ULN
             i4 = k_or(i4, latest(labs, "creatinine", M12, creat_12_uln, uln))
             if i4 is not True:
-                i4 = k_or(i4, latest(labs, "eGFR", M12, egfr_45))
+                i4 = k_or(i4, latest(labs, "eGFR", M12, egfr_45, series=egfr_m12))
 
         # I5 platelets >= 100 x 10^9/L within 6 months
         i5 = latest(labs, "platelets", M6, plt_100)
@@ -545,14 +741,14 @@ def make_baseline(as_of: date):
         hypertension = occasions(labs, "systolic_bp", M6, sbp_160, 2)
 
         # E6 BMI >= 40 kg/m2
-        e6 = latest(labs, "BMI", M12, bmi_40)
+        e6 = latest(labs, "BMI", M12, bmi_40, series=bmi_m12)
 
         # E7 medication insulin within 3 months
         e7 = has_within(medications, is_insulin, M3)
 
         # E8 at least 2 of (BMI >= 35, HbA1c >= 9.5 %, hypertension, smoker, any eGFR < 30 within 1 year)
-        items = (latest(labs, "BMI", M12, bmi_35), latest(labs, "HbA1c", M12, hba1c_95), hypertension, smoker,
-                 occasions(labs, "eGFR", M12, egfr_below_30, 1))
+        items = (latest(labs, "BMI", M12, bmi_35, series=bmi_m12), latest(labs, "HbA1c", M12, hba1c_95),
+                 hypertension, smoker, occasions(labs, "eGFR", M12, egfr_below_30, 1, series=egfr_m12))
         t = items.count(True)
         u = items.count(None)
         e8 = True if t >= 2 else (False if t + u < 2 else None)
