@@ -14,7 +14,8 @@ from . import ir
 from .dates import show
 from .derived import DERIVATIONS
 from .derived import describe as derived_text
-from .evaluate import Outcome, entry_name
+from .evaluate import Outcome, entry_name, operands
+from .units import snap_value
 
 VERDICTS = ("pass", "fail", "unknown", "review")
 DECISIONS = ("eligible", "ineligible", "undetermined")
@@ -243,11 +244,15 @@ def _lab_detail(node: ir.LabCompare, obs, value, limits, problem, patient, ctx) 
                       if value is not None else caveat.removeprefix("; but "))
             caveat = ""
         return f"{text}; range {' to '.join(parts)}; {margin}{caveat}"
-    diff = obs.value - limits[0]  # canonical values, both rounded on conversion: equal means equal
+    x, t = operands(obs, node.bound, limits[0])  # what the decision compared
+    if (x, t) != (obs.value, limits[0]):  # in the unit both were written in: the margin is in that unit
+        diff, factor = snap_value(x - t), 1.0
+    else:  # canonical values, both rounded on conversion: equal means equal
+        diff = obs.value - limits[0]
+        factor = obs.to_canonical.factor if obs.to_canonical is not None else 1.0
     if diff == 0:
         margin = "exactly at the limit"
     else:
-        factor = obs.to_canonical.factor if obs.to_canonical is not None else 1.0
         margin = f"{'over' if diff > 0 else 'under'} by {_num(abs(diff) / factor)}{spaced}"
     caveat = f"; but {problem}" if problem and value is None else ""
     if obs.comparator:  # an interval: no single margin

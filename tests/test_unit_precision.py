@@ -175,3 +175,14 @@ def test_a_result_in_the_thresholds_own_unit_is_compared_exactly(analyte, value,
     t = trial(f'exclusion E1 "x" = {rule}\n')
     c = one(t, patient(observations=[obs(CODES[analyte], value, unit)]))
     assert c.value is expected
+
+
+def test_the_margin_is_told_in_the_unit_the_decision_compared():
+    """A ULN multiple with the range in the result's own unit is decided in that unit; the explanation's
+    margin must be the same numbers (30 umol/L against 1.5 x 21 = 31.5 umol/L: under by 1.5 umol/L),
+    not a rounding residue of the converted values."""
+    t = trial('exclusion E1 "x" = bilirubin > 1.5 x ULN\n')
+    p = patient(observations=[obs(CODES["bilirubin"], 30, "umol/L", high=21)])
+    c = one(t, p)
+    assert c.value is False
+    assert "under by 1.5 umol/L" in c.explanation
