@@ -27,7 +27,7 @@ from datetime import date
 from pathlib import Path
 
 from .errors import LoadError
-from .progress import SILENT, Progress
+from .progress import SILENT, Progress, numbered_lines, open_text
 from .store import SourceData
 
 IS_A = "116680003"
@@ -126,31 +126,17 @@ def is_rf2_folder(folder: Path) -> bool:
 def _rows(path: Path, columns: list[str], progress: Progress):
     """(line number, fields) of every data row, after checking the header."""
     name = str(path)
-    try:
-        handle = open(path, encoding="utf-8", newline="")
-    except OSError as exc:
-        raise LoadError(name, f"cannot read: {exc.strerror}") from None
-    with handle:
+    with open_text(path) as handle:
         header = handle.readline()
         got = header.rstrip("\r\n").split("\t")
         if got != columns:
             raise LoadError(name, f"header is {got[:len(columns) + 1]!r}, expected the RF2 columns {columns!r}", 1)
-        pending = len(header)
         width = len(columns)
-        number = 1
-        for number, raw in enumerate(handle, start=2):
-            pending += len(raw)
-            if pending > 1 << 20:
-                progress.advance(pending)
-                pending = 0
-            text = raw.rstrip("\r\n")
-            if not text:
-                continue
+        for number, text in numbered_lines(handle, progress, start=2, already=len(header)):
             fields = text.split("\t")
             if len(fields) != width:
                 raise LoadError(name, f"{len(fields)} columns, expected {width} ({', '.join(columns)})", number)
             yield number, fields
-        progress.advance(pending)
 
 
 def _flag(value: str, file: str, line: int) -> bool:

@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 
 from .errors import LoadError
-from .progress import SILENT, Progress
+from .progress import SILENT, Progress, numbered_lines, open_text
 from .store import SourceData, normalise
 
 RXNCONSO_FIELDS = ["RXCUI", "LAT", "TS", "LUI", "STT", "SUI", "ISPREF", "RXAUI", "SAUI", "SCUI", "SDUI", "SAB", "TTY",
@@ -63,27 +63,14 @@ def _find(folder: Path, name: str) -> Path | None:
 
 def _rows(path: Path, width: int, progress: Progress, names: list[str] | None = None):
     name = str(path)
-    try:
-        handle = open(path, encoding="utf-8", newline="")
-    except OSError as exc:
-        raise LoadError(name, f"cannot read: {exc.strerror}") from None
-    pending = 0
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            pending += len(raw)
-            if pending > 1 << 20:
-                progress.advance(pending)
-                pending = 0
-            text = raw.rstrip("\r\n")
-            if not text:
-                continue
+    with open_text(path) as handle:
+        for number, text in numbered_lines(handle, progress):
             fields = text.split("|")
             if len(fields) != width + 1 or fields[-1] != "":
                 what = f" ({'|'.join(names)}|)" if names else ""
                 raise LoadError(name, f"{len(fields) - 1 if fields[-1] == '' else len(fields)} fields, expected "
                                       f"{width} separated and ended by '|'{what}", number)
             yield number, fields
-    progress.advance(pending)
 
 
 def _rxcui(value: str, file: str, line: int, column: str) -> str:
