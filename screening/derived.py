@@ -49,6 +49,7 @@ class Derivation:
     needs_sex: bool
     adults_only: bool
     formula: object  # f(values: dict[key, float], age: int | None, sex: str | None) -> float
+    plausible: tuple[float, float] = (0.0, math.inf)  # a value outside says the inputs are wrong, not the patient
 
 
 def _bmi(v, age, sex):
@@ -76,15 +77,15 @@ def _payne(v, age, sex):
 
 DERIVATIONS: dict[str, Derivation] = {d.key: d for d in (
     Derivation("BMI", "weight / height^2", (Input("weight", 30), Input("height", 30, adult_any_time=True, fresh=False)),
-               needs_age=False, needs_sex=False, adults_only=False, formula=_bmi),
+               needs_age=False, needs_sex=False, adults_only=False, formula=_bmi, plausible=(5.0, 150.0)),
     Derivation("creatinine_clearance", "Cockcroft-Gault, actual body weight",
                (Input("creatinine", 30), Input("weight", 30)),
-               needs_age=True, needs_sex=True, adults_only=True, formula=_cockcroft_gault),
+               needs_age=True, needs_sex=True, adults_only=True, formula=_cockcroft_gault, plausible=(0.0, 400.0)),
     Derivation("eGFR", "CKD-EPI 2021", (Input("creatinine", 30),),
-               needs_age=True, needs_sex=True, adults_only=True, formula=_ckd_epi_2021),
+               needs_age=True, needs_sex=True, adults_only=True, formula=_ckd_epi_2021, plausible=(0.0, 250.0)),
     Derivation("corrected_calcium", "Payne: calcium + 0.8 x (4.0 - albumin g/dL)",
                (Input("calcium", 0), Input("albumin", 0)),
-               needs_age=False, needs_sex=False, adults_only=False, formula=_payne),
+               needs_age=False, needs_sex=False, adults_only=False, formula=_payne, plausible=(1.0, 30.0)),
 )}
 
 
@@ -218,8 +219,14 @@ def _derive(derivation: Derivation, record) -> list:
                 results = sorted(derivation.formula(values, age, sex) for age in sorted(set(ages or (None,))))
             except (ZeroDivisionError, OverflowError, ValueError):  # a height or creatinine of 0
                 results = [math.nan]
+            low, high = derivation.plausible
             if not all(math.isfinite(r) and r >= 0 for r in results):
                 problems.append(f"{derivation.method} gives no value for these inputs")
+            elif not all(low <= r <= high for r in results):
+                # a creatinine of 1e-300 mg/dL is an error in the record: its "eGFR" decides nothing
+                shown = ", ".join(f"{r:.4g}" for r in results)
+                problems.append(f"{derivation.method} gives {shown}, outside {low:g} to {high:g} {analyte.unit_text}: "
+                                f"the inputs cannot be right")
             else:
                 obs.value = obs.raw_value = results[0]
                 if len(results) > 1 and results[-1] != results[0]:

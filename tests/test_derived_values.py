@@ -208,3 +208,14 @@ def test_an_unusable_bound_input_is_named_not_a_crash():
                               {"code": "LOINC:29463-7", "value": 70, "unit": "kg", "date": "2026-11-01"}])
     c = one(t, p)
     assert (c.verdict, c.value) == ("unknown", None)
+
+
+def test_an_implausible_derived_value_decides_nothing():
+    """A creatinine of 1e-300 mg/dL (an error in the record) gives an 'eGFR' beyond any patient's:
+    unknown, never a pass of `eGFR >= 60`."""
+    t = trial('inclusion I1 "x" = eGFR >= 60 mL/min/1.73m2\n')
+    p = patient(birth_date="1970-01-01", sex="female",
+                observations=[{"code": "LOINC:2160-0", "value": 1e-300, "unit": "mg/dL", "date": "2026-11-01"}])
+    c = one(t, p)
+    assert (c.verdict, c.value) == ("unknown", None)
+    assert "the inputs cannot be right" in c.explanation
