@@ -361,11 +361,16 @@ class AnchoredRecordTest(Node):
     def relation_text(self) -> str:
         if self.relation in ("after", "before"):
             return self.relation
-        if self.before is None:
-            return f"within {self.after} after"
-        if self.after is None:
-            return f"within {self.before} before"
-        return f"from {self.before} before to {self.after} after"
+        return around_text(self.before, self.after)
+
+
+def around_text(before: Duration | None, after: Duration | None) -> str:
+    """A window around an anchor's date as the rule wrote it: `within 3 days before`, `from ... to ...`."""
+    if before is None:
+        return f"within {after} after"
+    if after is None:
+        return f"within {before} before"
+    return f"from {before} before to {after} after"
 
 
 @dataclass(eq=False)
@@ -381,11 +386,7 @@ class AnchoredLabTest(Node):
 
     @property
     def relation_text(self) -> str:
-        if self.before is None:
-            return f"within {self.after} after"
-        if self.after is None:
-            return f"within {self.before} before"
-        return f"from {self.before} before to {self.after} after"
+        return around_text(self.before, self.after)
 
 
 @dataclass(eq=False)
