@@ -10,8 +10,6 @@ from __future__ import annotations
 import difflib
 import re
 
-import re2
-
 from . import ast, ir
 from .analytes import Analyte, catalogue
 from .codes import HIERARCHICAL, SYSTEMS, CodeMatcher, normalise_code, range_of
@@ -20,6 +18,7 @@ from .errors import Diagnostic, SourceError, UnitProblem
 from . import scores, vocabulary
 from .vocabulary import normalise_text
 from .limits import MAX_DEPTH, MAX_WINDOW, height, too_deep
+from .patterns import compile_pattern
 from .source import Span
 
 MAX_AGGREGATE = 1000  # `of the latest N`: at most this many results
@@ -27,24 +26,6 @@ from .units import Conversion, parse_unit
 
 _RECORD_LISTS = {"condition": "conditions", "medication": "medications", "procedure": "procedures",
                  "allergy": "allergies", "immunization": "immunizations"}
-
-
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.case_sensitive = False
-_RE2_OPTIONS.log_errors = False  # the error comes back to us, not to stderr
-_RE2_OPTIONS.max_mem = 8 << 20  # a pattern whose automaton would need more is refused
-
-
-def compile_pattern(text: str):
-    """A `matches` pattern compiled with RE2 (linear-time matching, case-insensitive): (pattern, None)
-    or (None, the reason it is refused)."""
-    try:
-        return re2.compile(text, options=_RE2_OPTIONS), None
-    except re2.error as exc:
-        reason = exc.args[0] if exc.args else str(exc)
-        if isinstance(reason, bytes):
-            reason = reason.decode("utf-8", "replace")
-        return None, str(reason)
 
 
 def _did_you_mean(name: str, candidates) -> str | None:

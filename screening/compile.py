@@ -20,12 +20,10 @@ from datetime import date
 from pathlib import Path
 
 from . import ir
-from .check import check
 from .derived import DERIVATIONS
 from .dates import NEVER
 from .errors import UsageError
 from .evaluate import ATOMS, Context, Interpreter, count_values, entry_name, lab_compare
-from .parser import parse
 from .report import CriterionResult, PatientResult, criterion_result, decide_patient
 
 
@@ -419,7 +417,9 @@ def compile_text(text: str, name: str = "<rules>", terminology=None, base_dir=No
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return Trial(check(parse(text, name), terminology, base_dir))
+        from .ircache import checked_rule_set  # check(parse(...)), or the same IR from the per-user cache
+
+        return Trial(checked_rule_set(text, name, terminology, base_dir))
     finally:
         if enabled:
             gc.enable()

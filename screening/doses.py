@@ -19,8 +19,6 @@ from .units import Conversion, parse_unit, snap_value, written_step
 
 MASS = "[mass]"
 MASS_PER_TIME = "[mass].[time]^-1"
-_MG = parse_unit("mg")
-_MG_PER_DAY = parse_unit("mg/d")
 # FHIR Timing.repeat.periodUnit -> days; a month or a year has no exact length in days, so a
 # monthly or yearly schedule gives no daily total (unknown, named)
 PERIOD_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0}
@@ -51,9 +49,9 @@ def unit_kind(text: str) -> tuple[str | None, Conversion | None, str | None]:
     except UnitProblem as exc:
         return None, None, f"{text!r} cannot be used: {exc}"
     if unit.dimension == MASS:
-        return "dose", Conversion(unit.scale / _MG.scale), None
+        return "dose", Conversion(unit.scale / parse_unit("mg").scale), None
     if unit.dimension == MASS_PER_TIME:
-        return "daily", Conversion(unit.scale / _MG_PER_DAY.scale), None
+        return "daily", Conversion(unit.scale / parse_unit("mg/d").scale), None
     return None, None, (f"{text!r} is not a mass (mg, g, ug) or a mass per time (mg/d, mg/day); "
                         "doses in other units are not compared")
 

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import unicodedata
 
-from . import ast
+_ast = None  # screening.ast, imported on first use: reports import this module for printable() alone
+
+
+def _syntax():
+    global _ast
+    if _ast is None:
+        from . import ast as module
+
+        _ast = module
+    return _ast
 
 #: Largest rule file, in characters (after decoding): 16 MiB.
 MAX_SOURCE_CHARS = 16 * 1024 * 1024
@@ -26,6 +35,7 @@ MAX_WINDOW = {"years": 200, "months": 2_400, "weeks": 10_436, "days": 73_048}
 
 def subexpressions(node: ast.Expr) -> tuple:
     """The expressions directly inside ``node`` (empty for an atom)."""
+    ast = _syntax()
     if isinstance(node, (ast.And, ast.Or, ast.CountOf)):
         return node.operands
     if isinstance(node, (ast.Not, ast.Known)):
@@ -43,6 +53,7 @@ def too_deep(expr: ast.Expr, base: int = 0, define_depth=None) -> tuple[ast.Expr
     ``define_depth(name)`` gives the nesting of a defined name's body (None for other names);
     a reference at level k then reaches k + that depth. Iterative: safe on any input.
     """
+    ast = _syntax()
     stack = [(expr, base + 1)]
     while stack:
         node, level = stack.pop()
@@ -61,6 +72,7 @@ def too_deep(expr: ast.Expr, base: int = 0, define_depth=None) -> tuple[ast.Expr
 
 def height(expr: ast.Expr, define_depth=None) -> int:
     """Levels of nesting of an expression (an atom is 1), through defined names. Iterative."""
+    ast = _syntax()
     best = 0
     stack = [(expr, 1)]
     while stack:

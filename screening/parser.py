@@ -33,11 +33,51 @@ def grammar_text() -> str:
         return (Path(__file__).resolve().parent.parent / "grammars" / GRAMMAR_FILE).read_text(encoding="utf-8")
 
 
+_LARK_OPTIONS = dict(parser="lalr", propagate_positions=True, maybe_placeholders=False, start=["start", "declarations"])
+
+
 @lru_cache(maxsize=1)
 def lark_parser(strict: bool = False) -> Lark:
-    """The one Lark parser of the process (LALR with positions)."""
-    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False, strict=strict,
-                start=["start", "declarations"])
+    """The one Lark parser of the process (LALR with positions).
+
+    Its parse tables come from the per-user cache when the same grammar was analysed before by
+    the same Lark release (a fifth of the time); ``strict=True`` (grammar collisions are errors,
+    checked by the tests) always analyses the grammar.
+    """
+    if strict:
+        return Lark(grammar_text(), strict=True, **_LARK_OPTIONS)
+    return _cached_lark(grammar_text())
+
+
+def _cached_lark(grammar: str) -> Lark:
+    """The parser from the cache (Lark's serialized tables stored as JSON data, never pickle), else
+    built and stored."""
+    import lark
+
+    from . import cache
+
+    if not cache.enabled():
+        return Lark(grammar, **_LARK_OPTIONS)
+    key = cache.digest(grammar, lark.__version__, repr(sorted(_LARK_OPTIONS.items())))
+    stored = cache.read("parser", key)
+    if isinstance(stored, dict):
+        try:
+            tables = cache.decode(stored)
+            parser = Lark._load_from_dict(tables["data"], tables["memo"])
+            if parser.options.parser == "lalr" and parser.options.propagate_positions is True:
+                return parser
+        except Exception:  # a cache entry of another shape: analyse the grammar again
+            pass
+    parser = Lark(grammar, **_LARK_OPTIONS)
+    try:
+        from lark.grammar import Rule
+        from lark.lexer import TerminalDef
+
+        data, memo = parser.memo_serialize([TerminalDef, Rule])
+        cache.write("parser", key, cache.encode({"data": data, "memo": memo}))
+    except (TypeError, ValueError, RecursionError):
+        pass
+    return parser
 
 
 _FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")

@@ -269,7 +269,29 @@ def _dimension_key(quantity) -> str:
 
 @lru_cache(maxsize=4096)
 def parse_unit(text: str) -> Unit:
-    """Parse a unit as labs or UCUM write it. Raises :class:`UnitProblem` if it is not a unit."""
+    """Parse a unit as labs or UCUM write it. Raises :class:`UnitProblem` if it is not a unit.
+
+    A spelling read before (in this process or, through the per-user unit table of
+    :mod:`screening.cache`, in an earlier one) is not read again: the pint registry is built only
+    when a spelling is new.
+    """
+    entry = _unit_table().get(text)
+    if entry is not None:
+        found = _from_entry(text, entry)
+        if isinstance(found, Unit):
+            return found
+        if isinstance(found, UnitProblem):
+            raise found
+    try:
+        unit = _parse_with_registry(text)
+    except UnitProblem as exc:
+        _remember(text, ["problem", exc.message, exc.hint])
+        raise
+    _remember(text, ["unit", unit.ucum, unit.dimension, unit.scale, unit.offset])
+    return unit
+
+
+def _parse_with_registry(text: str) -> Unit:
     if _LOST_SUPERSCRIPT.match(re.sub(r"\s+", "", text)):
         raise UnitProblem(f"ambiguous unit {text!r}", hint=_unit_hint(text))
     ucum = to_ucum(text)
@@ -288,6 +310,80 @@ def parse_unit(text: str) -> Unit:
     offset = float(zero.magnitude)
     scale = (float(hundred.magnitude) - offset) / 100.0 * magnitude
     return Unit(text=text, ucum=ucum, dimension=_dimension_key(quantity), scale=_snap(scale), offset=_snap(offset))
+
+
+# ---- the unit table: spellings read in earlier runs (see screening.cache and docs/caching.md)
+UNIT_TABLE_MAX = 20_000  # entries kept; patient data with endless distinct spellings cannot grow it further
+UNIT_TEXT_MAX = 200  # longer spellings are read every time, never stored
+_table: dict | None = None
+_new_entries: dict[str, list] = {}
+
+
+def unit_table_key() -> str:
+    """What the table was computed from: this module's code and the pint and ucumvert releases."""
+    from pathlib import Path
+
+    from .cache import digest, distribution_version
+
+    return digest(Path(__file__).read_bytes(), distribution_version("pint"), distribution_version("ucumvert"))
+
+
+def _unit_table() -> dict:
+    global _table
+    if _table is None:
+        from . import cache
+
+        _table = {}
+        if cache.enabled():
+            stored = cache.read("units", unit_table_key())
+            if isinstance(stored, dict):
+                _table = stored
+    return _table
+
+
+def _from_entry(text: str, entry) -> "Unit | UnitProblem | None":
+    """A table entry back into a Unit (or the problem), None for anything not of the written shape."""
+    if not isinstance(entry, list) or not entry:
+        return None
+    if entry[0] == "unit" and len(entry) == 5:
+        _, ucum, dimension, scale, offset = entry
+        if (isinstance(ucum, str) and isinstance(dimension, str) and type(scale) is float
+                and type(offset) is float):
+            return Unit(text=text, ucum=ucum, dimension=dimension, scale=scale, offset=offset)
+    if entry[0] == "problem" and len(entry) == 3:
+        _, message, hint = entry
+        if isinstance(message, str) and (hint is None or isinstance(hint, str)):
+            return UnitProblem(message, hint=hint)
+    return None
+
+
+def _remember(text: str, entry: list) -> None:
+    from . import cache
+
+    if len(text) > UNIT_TEXT_MAX or not cache.enabled():
+        return
+    if not _new_entries:
+        import atexit
+
+        atexit.register(save_unit_table)
+    _new_entries[text] = entry
+
+
+def save_unit_table() -> None:
+    """Add the spellings read in this process to the stored table (best effort; runs at exit)."""
+    from . import cache
+
+    if not _new_entries or not cache.enabled():
+        return
+    key = unit_table_key()
+    stored = cache.read("units", key)
+    merged = stored if isinstance(stored, dict) else {}
+    for text, entry in _new_entries.items():
+        if len(merged) >= UNIT_TABLE_MAX:
+            break
+        merged[text] = entry
+    _new_entries.clear()
+    cache.write("units", key, merged)
 
 
 def _unit_hint(text: str) -> str | None:
@@ -377,8 +473,20 @@ _MASS = "[mass]"
 _SUBSTANCE = "[substance]"
 
 
+_DIMENSION_TERM = re.compile(r"(\[[a-z_]+\])(?:\^(-?\d+))?")
+
+
 def _dimension_dict(unit: Unit) -> dict[str, float]:
-    return dict(registry().from_ucum(_exact_definitions(unit.ucum)).dimensionality)
+    """The dimension as {base: power}, read back from its canonical text (no registry needed)."""
+    if unit.dimension == "dimensionless":
+        return {}
+    dims: dict[str, float] = {}
+    for term in unit.dimension.split("."):
+        match = _DIMENSION_TERM.fullmatch(term)
+        if match is None:  # a fractional power ("[length]^0.5") has a dot of its own: ask the registry
+            return dict(registry().from_ucum(_exact_definitions(unit.ucum)).dimensionality)
+        dims[match[1]] = int(match[2]) if match[2] else 1
+    return dims
 
 
 def conversion(source: Unit, target: Unit, molar_mass: float | None = None, analyte: str | None = None) -> Conversion:

@@ -13,11 +13,27 @@ transitive closure precomputed.
 See docs/terminology.md.
 """
 from .errors import BadMember, LoadError, SystemNotLoaded, TerminologyError, UnknownConcept
-from .load import load_paths, open_release_files
-from .store import (Concept, Member, SourceInfo, TerminologyStore, default_store_path, parse_member,
-                    resolve_store_path)
+
+# The loaders and the store are imported when first named (PEP 562): `screening check` registers
+# the `terminology` commands without loading the release readers.
+_LAZY = {
+    "load_paths": "load", "open_release_files": "load",
+    "Concept": "store", "Member": "store", "SourceInfo": "store", "TerminologyStore": "store",
+    "default_store_path": "store", "parse_member": "store", "resolve_store_path": "store",
+}
 
 __all__ = [
     "TerminologyStore", "Concept", "Member", "SourceInfo", "parse_member", "default_store_path", "resolve_store_path",
     "load_paths", "open_release_files", "TerminologyError", "LoadError", "UnknownConcept", "SystemNotLoaded", "BadMember",
 ]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -93,5 +93,10 @@ def build_release_store(paths: list[Path]) -> Path:
 
 
 def open_release_files(paths: list[Path]) -> TerminologyStore:
-    """The store of :func:`build_release_store`, opened."""
-    return TerminologyStore.open(build_release_store(paths))
+    """The store of :func:`build_release_store`, opened; it carries the release files' digest as its
+    ``content_identity`` (what a rule set compiled against it is cached under, see screening.ircache)."""
+    from ..ircache import release_identity
+
+    store = TerminologyStore.open(build_release_store(paths))
+    store.content_identity = release_identity(paths)
+    return store
