@@ -127,13 +127,23 @@ def read(kind: str, key: str) -> object | None:
     if not newline or header != f"{FORMAT} {kind} {key} {hashlib.sha256(payload).hexdigest()}".encode():
         return None  # another format, another key, or contents that are not what was written
     try:
-        return json.loads(payload)
+        value = json.loads(payload)
     except (ValueError, RecursionError):
         return None
+    try:
+        os.utime(folder / _file(kind, key))  # recently used: kept when older entries are pruned
+    except OSError:
+        pass
+    return value
+
+
+#: Entries kept per kind; the least recently used beyond these are removed when one is written.
+KEEP = {"ruleset": 200, "parser": 4, "units": 4}
 
 
 def write(kind: str, key: str, value: object) -> bool:
-    """Store a JSON value under (kind, key), atomically; False (and nothing raised) when it cannot."""
+    """Store a JSON value under (kind, key), atomically; False (and nothing raised) when it cannot.
+    Beyond :data:`KEEP` entries of the kind, the least recently used are removed."""
     if not enabled():
         return False
     folder = cache_dir()
@@ -162,7 +172,24 @@ def write(kind: str, key: str, value: object) -> bool:
             raise
     except OSError:
         return False
+    _prune(folder, kind, KEEP.get(kind, 16))
     return True
+
+
+def _prune(folder: Path, kind: str, keep: int) -> None:
+    """Remove the least recently used entries of a kind beyond ``keep`` (reads refresh the time)."""
+    try:
+        entries = []
+        for path in folder.glob(f"{kind}-*.json"):
+            try:
+                entries.append((path.stat().st_mtime_ns, path))
+            except OSError:
+                continue
+        entries.sort(reverse=True)
+        for _, path in entries[keep:]:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 @lru_cache(maxsize=1)

@@ -26,6 +26,22 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Screen patients against clinical-trial eligibility criteria, criterion by criterion, and say why.",
 )
+
+
+@app.callback()
+def _options(no_cache: bool = typer.Option(
+        False, "--no-cache", help="Do not read or write the per-user cache (compiled rule sets, parse tables, "
+        "unit table; docs/caching.md). The same as SCREENING_CACHE=off.")) -> None:
+    """Screen patients against clinical-trial eligibility criteria, criterion by criterion, and say why."""
+    if no_cache:
+        import os
+
+        from . import cache
+
+        cache.set_enabled(False)
+        os.environ[cache.ENV_SWITCH] = "off"  # batch workers are other processes
+
+
 # emoji=False: text from rule files and patients is printed as written (":warning:" stays text)
 out = Console(highlight=False, soft_wrap=False, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)

@@ -404,19 +404,27 @@ class Trial:
 _NOUN = {"conditions": "condition", "medications": "medication", "procedures": "procedure"}
 
 
-def compile_text(text: str, name: str = "<rules>", terminology=None, base_dir=None) -> Trial:
+def compile_text(text: str, name: str = "<rules>", terminology=None, base_dir=None, *,
+                 use_cache: bool = False) -> Trial:
     """Compile rule-set text. Raises :class:`~screening.errors.SourceError` with every problem.
 
     ``terminology``: an open :class:`~screening.terminology.TerminologyStore` to expand value-set
     members against (``<<SNOMED:x``, RxNorm ingredients, ATC classes), or None: members that need
     it leave the records they could match unknown. ``base_dir``: where ``file "..."`` value sets
-    are read from (default: the folder of ``name``).
+    are read from (default: the folder of ``name``). ``use_cache``: take the checked rule set from
+    the per-user cache when nothing it depends on has changed, and store it there after a compile
+    (:mod:`screening.ircache`; off when the cache is off).
     """
     # Compiling allocates many small objects and frees none: the cyclic garbage collector would
     # scan them over and over (more than half the time of a large rule set), so it waits.
     enabled = gc.isenabled()
     gc.disable()
     try:
+        if not use_cache:
+            from .check import check
+            from .parser import parse
+
+            return Trial(check(parse(text, name), terminology, base_dir))
         from .ircache import checked_rule_set  # check(parse(...)), or the same IR from the per-user cache
 
         return Trial(checked_rule_set(text, name, terminology, base_dir))
@@ -438,6 +446,10 @@ def read_rule_file(path: str | Path) -> bytes:
     return raw
 
 
-def compile_trial(path: str | Path, terminology=None) -> Trial:
-    """Compile a rule-set file (``terminology``: a TerminologyStore, or None; see :func:`compile_text`)."""
-    return compile_text(read_rule_file(path).decode("utf-8"), str(path), terminology)
+def compile_trial(path: str | Path, terminology=None, *, use_cache: bool = True) -> Trial:
+    """Compile a rule-set file (``terminology``: a TerminologyStore, or None; see :func:`compile_text`).
+
+    The checked rule set is kept in the per-user cache (docs/caching.md) unless ``use_cache`` is
+    False or the cache is off (``SCREENING_CACHE=off``).
+    """
+    return compile_text(read_rule_file(path).decode("utf-8"), str(path), terminology, use_cache=use_cache)

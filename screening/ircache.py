@@ -57,7 +57,8 @@ class _Encoder:
         if isinstance(v, tuple):
             return {_TUPLE: [self.value(x) for x in v]}
         if isinstance(v, (set, frozenset)):
-            return {_SET: [self.value(x) for x in v]}
+            items = sorted(v) if all(isinstance(x, str) for x in v) else v  # the same entry on every run
+            return {_SET: [self.value(x) for x in items]}
         if isinstance(v, dict):
             if all(isinstance(k, str) for k in v) and not _TAGS.intersection(v):
                 return {k: self.value(x) for k, x in v.items()}
