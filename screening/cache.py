@@ -6,7 +6,7 @@ changes whenever anything it was computed from changes:
 ``units-<key>.json``
     The unit table: every unit spelling read so far -> its UCUM code, dimension, scale and offset
     (or the problem that made it unreadable). Keyed by the source of :mod:`screening.units` and the
-    versions of pint and ucumvert. With every spelling a run needs in the table, the pint registry
+    installed copies of pint and ucumvert. With every spelling a run needs in the table, the pint registry
     with the UCUM definitions (about a second to build) is never built.
 ``parser-<key>.json``
     The Lark LALR tables of the criteria grammar (Lark's own serialized form). Keyed by the grammar
@@ -212,14 +212,20 @@ def code_identity() -> str:
     return digest(*parts)
 
 
-def distribution_version(name: str) -> str:
-    """The installed version of a distribution ('?' when unknown)."""
-    from importlib.metadata import PackageNotFoundError, version
+def installed_identity(package: str) -> str:
+    """Which copy of an installed package this is, without importing it: where it is and the size and
+    modification time of its ``__init__`` (an upgrade or a reinstall writes a new one)."""
+    from importlib.util import find_spec
 
     try:
-        return version(name)
-    except PackageNotFoundError:
-        return "?"
+        spec = find_spec(package)
+        origin = spec.origin if spec is not None else None
+        if origin is None:
+            return f"{package}:?"
+        st = os.stat(origin)
+    except (ImportError, ValueError, OSError):
+        return f"{package}:?"
+    return f"{package}:{origin}:{st.st_size}:{st.st_mtime_ns}"
 
 
 # JSON keeps lists, string-keyed dicts, strings, numbers, booleans and null. Tuples, sets and dicts

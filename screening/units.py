@@ -320,12 +320,12 @@ _new_entries: dict[str, list] = {}
 
 
 def unit_table_key() -> str:
-    """What the table was computed from: this module's code and the pint and ucumvert releases."""
+    """What the table was computed from: this module's code and the installed pint and ucumvert."""
     from pathlib import Path
 
-    from .cache import digest, distribution_version
+    from .cache import digest, installed_identity
 
-    return digest(Path(__file__).read_bytes(), distribution_version("pint"), distribution_version("ucumvert"))
+    return digest(Path(__file__).read_bytes(), installed_identity("pint"), installed_identity("ucumvert"))
 
 
 def _unit_table() -> dict:
