@@ -8,7 +8,8 @@ and gives it back when nothing it was computed from has changed:
 
 - the key: the rule text and the name it was compiled under, the folder ``file "..."`` value sets
   are read from, the code of the package (every module, the grammar and the analyte catalogue:
-  :func:`screening.cache.code_identity`), and the identity of the terminology store
+  :func:`screening.cache.code_identity`), the interpreter and the installed Lark, pint, ucumvert
+  and RE2 (:func:`runtime_identity`), and the identity of the terminology store
   (:func:`terminology_identity`);
 - in the entry: each value-set file the rule set read, with the SHA-256 of its bytes, hashed again
   on every load (an edited file is a miss).
@@ -212,6 +213,12 @@ def terminology_identity(store) -> str:
     return cache.digest("store", str(path), stamp, *rows)
 
 
+def runtime_identity() -> str:
+    """The interpreter (its Unicode tables normalise rule text) and the installed libraries a compile
+    runs through: Lark (the parse), pint and ucumvert (thresholds converted at compile time), RE2."""
+    return "|".join([sys.version, *(cache.installed_identity(p) for p in ("lark", "pint", "ucumvert", "re2"))])
+
+
 def release_identity(paths) -> str:
     """A digest of release files (every file under each path: name and bytes), for a store built
     from them for one run: the same files give the same identity, whatever temporary file holds them."""
@@ -268,8 +275,8 @@ def checked_rule_set(text: str, name: str, terminology=None, base_dir=None):
         from .parser import parse
 
         return check(parse(text, name), terminology, base_dir)
-    key = cache.digest(FORMAT, cache.code_identity(), name, text, "" if base_dir is None else str(base_dir),
-                       terminology_identity(terminology))
+    key = cache.digest(FORMAT, cache.code_identity(), runtime_identity(), name, text,
+                       "" if base_dir is None else str(base_dir), terminology_identity(terminology))
     found = _load(key, terminology)
     if found is not None:
         return found
