@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import sys
+from datetime import date
 from pathlib import Path
 
 from . import cache
@@ -34,8 +35,9 @@ from . import cache
 _MODULES = ("screening.ir", "screening.codes", "screening.source", "screening.errors", "screening.units")
 # attributes that are not fields but memo tables a class's __post_init__ makes afresh
 _TRANSIENT = {("screening.codes", "CodeMatcher"): frozenset({"_seen"})}
-_OBJ, _REF, _TUPLE, _SET, _DICT, _RE2, _KNOWN = "\x00o", "\x00r", "\x00t", "\x00s", "\x00d", "\x00re2", "\x00known"
-_TAGS = frozenset({_OBJ, _REF, _TUPLE, _SET, _DICT, _RE2, _KNOWN})
+_OBJ, _REF, _TUPLE, _SET, _DICT, _RE2, _KNOWN, _DATE = (
+    "\x00o", "\x00r", "\x00t", "\x00s", "\x00d", "\x00re2", "\x00known", "\x00date")
+_TAGS = frozenset({_OBJ, _REF, _TUPLE, _SET, _DICT, _RE2, _KNOWN, _DATE})
 FORMAT = "ir 1"
 
 
@@ -51,20 +53,22 @@ class _Encoder:
         self.keep: list = []  # holds every encoded object, so that no id() is reused meanwhile
 
     def value(self, v):
-        if v is None or isinstance(v, (str, bool, int, float)):
+        kind = type(v)
+        if v is None or kind in (str, bool, int, float):  # exactly: a str subclass (a Lark Token) is not a str
             return v
-        if isinstance(v, list):
+        if kind is list:
             return [self.value(x) for x in v]
-        if isinstance(v, tuple):
+        if kind is tuple:
             return {_TUPLE: [self.value(x) for x in v]}
-        if isinstance(v, (set, frozenset)):
+        if kind is date:
+            return {_DATE: v.isoformat()}
+        if kind in (set, frozenset):
             items = sorted(v) if all(isinstance(x, str) for x in v) else v  # the same entry on every run
             return {_SET: [self.value(x) for x in items]}
-        if isinstance(v, dict):
-            if all(isinstance(k, str) for k in v) and not _TAGS.intersection(v):
+        if kind is dict:
+            if all(type(k) is str for k in v) and not _TAGS.intersection(v):
                 return {k: self.value(x) for k, x in v.items()}
             return {_DICT: [[self.value(k), self.value(x)] for k, x in v.items()]}
-        kind = type(v)
         if kind.__module__ == "re2" and isinstance(getattr(v, "pattern", None), str):
             return {_RE2: v.pattern}
         owner = getattr(v, "__self__", None)
@@ -119,6 +123,10 @@ class _Decoder:
                 return self.pattern(body)
             if tag == _KNOWN:
                 return self.known()
+            if tag == _DATE:
+                if not isinstance(body, str):
+                    raise ValueError("malformed date")
+                return date.fromisoformat(body)
         if _TAGS.intersection(v):
             raise ValueError("malformed entry")
         return {k: self.value(x) for k, x in v.items()}

@@ -264,16 +264,38 @@ def test_a_cache_folder_created_by_screening_is_private(cache_dir):
 
 
 # ------------------------------------------------------------------ the pieces
-def test_the_checked_ir_round_trips_through_its_data_form():
-    store = fixture_store()
-    trial = compile_trial(TRIAL, store, use_cache=False)
-    data = encode_checked(trial.checked, store)
-    text = json.dumps(data)
-    again = decode_checked(json.loads(text), store)
+@pytest.mark.parametrize("rule_file", [TRIAL, ROOT / "benchmarks" / "bench_rules.crit",
+                                       ROOT / "tests" / "data" / "synthea_labs.crit"])
+def test_every_bundled_rule_set_round_trips_through_its_data_form(rule_file):
     from screening.compile import Trial
 
+    store = fixture_store()
+    trial = compile_trial(rule_file, store, use_cache=False)
+    data = encode_checked(trial.checked, store)
+    again = decode_checked(json.loads(json.dumps(data)), store)
     assert Trial(again).generated_source == trial.generated_source
     assert encode_checked(again, store) == data
+    for path in SAMPLES:
+        patient = load_patient(path)
+        assert Trial(again).screen(patient, AS_OF).to_dict() == trial.screen(patient, AS_OF).to_dict()
+
+
+def test_what_has_no_data_form_is_not_cached_and_the_rule_set_still_compiles(cache_dir, checks, monkeypatch):
+    from screening import ircache
+
+    with pytest.raises(ircache.Uncacheable):
+        encode_checked({"x": object()})
+    with pytest.raises(ircache.Uncacheable):
+        encode_checked(["a Token is not a str", type("Token", (str,), {})("x")])
+    assert ircache._Decoder(None).value(ircache._Encoder(None).value((date(2026, 2, 28),))) == (date(2026, 2, 28),)
+
+    def refuse(checked, store=None):
+        raise ircache.Uncacheable("a construct without a data form")
+
+    monkeypatch.setattr(ircache, "encode_checked", refuse)
+    first, second = compile_trial(TRIAL), compile_trial(TRIAL)
+    assert len(checks) == 2 and not entries(cache_dir, "ruleset")
+    assert first.generated_source == second.generated_source
 
 
 def test_the_cached_lark_tables_parse_exactly_as_a_fresh_analysis(cache_dir):
