@@ -370,6 +370,10 @@ from .terminology.cli import app as _terminology_app  # noqa: E402
 
 app.add_typer(_terminology_app, name="terminology")
 
+from .cache_command import app as _cache_app  # noqa: E402
+
+app.add_typer(_cache_app, name="cache")
+
 
 def main() -> None:
     """Entry point of the `screening` console script."""

@@ -335,3 +335,21 @@ def test_unit_table_entries_of_the_wrong_shape_are_read_again(cache_dir):
     kind, key = table.stem.split("-", 1)
     assert cache.write(kind, key, {"mg/dL": ["unit", "mg/dL", "[length]^-3.[mass]", "0.01", 0.0]})  # scale not a float
     assert probe() == ["[length]^-3.[mass]", "0.01", "True"]
+
+
+def test_cache_info_and_clear(tmp_path):
+    folder = tmp_path / "cache"
+    assert run("check", TRIAL, SAMPLES[0], "--as-of", "2026-11-25", cache_dir=folder).returncode == 0
+    info = run("cache", "info", cache_dir=folder)
+    text = info.stdout.decode()
+    assert info.returncode == 0 and f"folder: {folder}" in text and "state: on" in text
+    assert "ruleset: 1 entry" in text and "parser: 1 entry" in text and "units: 1 entry" in text
+    cleared = run("cache", "clear", cache_dir=folder)
+    assert cleared.returncode == 0 and f"removed 3 entries from {folder}" in cleared.stdout.decode()
+    assert not list(folder.iterdir())
+    folder.chmod(0o777)
+    try:
+        assert "state: NOT USED" in run("cache", "info", cache_dir=folder).stdout.decode()
+    finally:
+        folder.chmod(0o700)
+    assert "state: off" in run("--no-cache", "cache", "info", cache_dir=folder).stdout.decode()
