@@ -29,7 +29,7 @@ app = typer.Typer(
 
 
 @app.callback()
-def _options(no_cache: bool = typer.Option(
+def _options(ctx: typer.Context, no_cache: bool = typer.Option(
         False, "--no-cache", help="Do not read or write the per-user cache (compiled rule sets, parse tables, "
         "unit table; docs/caching.md). The same as SCREENING_CACHE=off.")) -> None:
     """Screen patients against clinical-trial eligibility criteria, criterion by criterion, and say why."""
@@ -38,8 +38,18 @@ def _options(no_cache: bool = typer.Option(
 
         from . import cache
 
+        before = os.environ.get(cache.ENV_SWITCH)
         cache.set_enabled(False)
         os.environ[cache.ENV_SWITCH] = "off"  # batch workers are other processes
+
+        def restore() -> None:  # (for a program that runs several commands in one process)
+            cache.set_enabled(None)
+            if before is None:
+                os.environ.pop(cache.ENV_SWITCH, None)
+            else:
+                os.environ[cache.ENV_SWITCH] = before
+
+        ctx.call_on_close(restore)
 
 
 # emoji=False: text from rule files and patients is printed as written (":warning:" stays text)

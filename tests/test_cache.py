@@ -309,6 +309,10 @@ def test_the_cached_lark_tables_parse_exactly_as_a_fresh_analysis(cache_dir):
     for path in [TRIAL, ROOT / "benchmarks" / "bench_rules.crit", ROOT / "tests" / "data" / "synthea_labs.crit"]:
         text = path.read_text(encoding="utf-8")
         assert loaded.parse(text, start="start") == fresh.parse(text, start="start")
+    edited = grammar.replace("%ignore", "UNUSED_TERMINAL: \"zzz_never\"\n%ignore", 1)  # another grammar: its own entry
+    assert edited != grammar
+    parser._cached_lark(edited)
+    assert len(entries(cache_dir, "parser")) == 2
 
 
 def test_cache_encoding_is_exact_for_tuples_sets_and_dicts_with_other_keys():
