@@ -13,8 +13,9 @@ changes whenever anything it was computed from changes:
     text and the Lark version.
 ``ruleset-<key>.json``
     A checked rule set (the IR :mod:`screening.compile` generates its fast path from). Keyed by the
-    rule text, its file name, the code of the package, and the identity of the terminology store;
-    value-set files it read are recorded with their content hashes and checked on every load.
+    rule text, its file name, the code of the package, the interpreter and the installed libraries
+    a compile runs through, and the identity of the terminology store; value-set files it read are
+    recorded with their content hashes and checked on every load (:mod:`screening.ircache`).
 
 Where: ``$SCREENING_CACHE_DIR``, else the per-user cache folder (``platformdirs.user_cache_dir``,
 e.g. ``~/.cache/screening``). Off: ``SCREENING_CACHE=off`` (or ``0``, ``no``, ``false``), the
