@@ -350,6 +350,54 @@ def batch(
     raise typer.Exit(code)
 
 
+@app.command()
+def serve(
+    trials: Path = typer.Option(..., "--trials", help="Folder of rule sets (*.crit): every one is compiled once, at start."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only)."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Screening date of every request (YYYY-MM-DD); "
+                                        "default: today, at each request."),
+    terminology: Optional[str] = typer.Option(None, "--terminology", help=TERMINOLOGY_HELP),
+    max_body_bytes: int = typer.Option(16 * 1024 * 1024, "--max-body-bytes", min=1,
+                                       help="Largest request body accepted (413 above it, before parsing)."),
+    include_ineligible: bool = typer.Option(False, "--include-ineligible",
+                                            help="Also answer the hook with a card for each trial the patient is "
+                                                 "not eligible for."),
+    public_url: Optional[str] = typer.Option(None, "--public-url", help="The service's address as the EHR's users "
+                                             "reach it (behind a gateway), for the report links of cards."),
+    report_cache: int = typer.Option(1000, "--report-cache", min=0, help="Results kept in memory for the cards' "
+                                     "report links (0: keep none, cards have no link)."),
+    report_ttl: float = typer.Option(3600.0, "--report-ttl", min=0, help="Seconds a result stays reachable by its "
+                                     "report link."),
+    cors_origin: List[str] = typer.Option([], "--cors-origin", help="Allow a browser origin to call the service "
+                                          "(repeatable; default: none)."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
+) -> None:
+    """Run the CDS Hooks service (patient-view cards) and the JSON API; see docs/service.md.
+
+    Exit 2 when a rule set does not compile (its positioned message) or an option is wrong.
+    """
+    try:
+        import uvicorn
+
+        from .service import Settings, create_app
+    except ImportError as exc:
+        _fail(UsageError(f"screening serve needs the service extra: pip install 'screening[service]' ({exc.name} "
+                         "is not installed)"))
+    try:
+        settings = Settings(trials, as_of=as_of_option(as_of) if as_of else None, max_body_bytes=max_body_bytes,
+                            include_ineligible=include_ineligible, public_url=public_url,
+                            report_cache_size=report_cache, report_ttl_seconds=report_ttl,
+                            cors_origins=list(cors_origin))
+        service = create_app(trials, terminology=open_terminology(terminology), settings=settings)
+    except ScreeningError as exc:
+        _fail(exc)
+    loaded = ", ".join(sorted(service.state.trials))
+    err.print(f"screening: {len(service.state.trials)} rule set(s) compiled ({loaded}); serving on "
+              f"http://{host}:{port} (CDS Hooks discovery: /cds-services)", markup=False)
+    uvicorn.run(service, host=host, port=port, log_level=log_level)
+
+
 from .terminology.cli import app as _terminology_app  # noqa: E402
 
 app.add_typer(_terminology_app, name="terminology")

@@ -317,6 +317,8 @@ class Trial:
     def _context(self, as_of: date) -> tuple[Context, tuple[int, ...]]:
         found = self._contexts.get(as_of)
         if found is None:
+            if len(self._contexts) >= 64:  # a service screens at any date a request names: stay bounded
+                self._contexts.clear()
             ctx = Context(as_of, self.checked.ranges)
             found = self._contexts[as_of] = (ctx, tuple(ctx.window_start(w) for w in self._windows))
         return found

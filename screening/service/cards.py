@@ -20,13 +20,16 @@ import uuid
 from ..limits import printable
 from .models import SUMMARY_MAX
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+# what can start emphasis, code, links, images, autolinks (www. and scheme:), HTML, tables or headings
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]#!|<>~&:.])")
+_LEADING = re.compile(r"^([-+=]|\d+(?=[.)]))")
 _NCT = re.compile(r"NCT\d{8}")
 
 
 def md(text) -> str:
     """Plain text made inert in GitHub-flavoured Markdown: one line, every special character escaped."""
-    return _MARKDOWN.sub(r"\\\1", " ".join(printable(str(text)).split()))
+    escaped = _MARKDOWN.sub(r"\\\1", " ".join(printable(str(text)).split()))
+    return _LEADING.sub(r"\\\1", escaped)  # a line may not start a list or a heading underline
 
 
 def plain(text) -> str:
@@ -81,10 +84,11 @@ def fit(head: str, items: list[str], limit: int = SUMMARY_MAX) -> str:
 
 
 def _who(result: dict) -> str:
+    """The patient as the chart names them: name and MRN when the record has them, else the record id."""
     label = result.get("patient_label")
-    if isinstance(label, dict) and label.get("display"):
-        return plain(label["display"])
-    return plain(result.get("patient", ""))
+    label = label if isinstance(label, dict) else {}
+    parts = [str(label["name"]) if label.get("name") else None, f"MRN {label['mrn']}" if label.get("mrn") else None]
+    return plain(" — ".join(p for p in parts if p) or result.get("patient", ""))
 
 
 def card_for(result: dict, *, title: str | None, source_label: str, report_url: str | None,

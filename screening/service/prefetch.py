@@ -154,7 +154,7 @@ def assemble(prefetch: dict | None, patient_id: str) -> Assembled:
             if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
                 continue  # an _include of the patient: the one Patient is the 'patient' prefetch
             entries.append(entry)
-            out.origins.append(f"{where}.entry[{index}]")
+            out.origins.append(f"{where}.entry[{index}].resource")
     return out
 
 
