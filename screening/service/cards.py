@@ -130,7 +130,7 @@ def card_for(result: dict, *, title: str | None, source_label: str, report_url: 
         if review:
             lines += ["", "To review:"] + [f"- {md(item)}" for item in review]
     if warnings:
-        lines += ["", "Not provided by the EHR (tests on it are unknown):"] + [f"- {md(w)}" for w in warnings]
+        lines += ["", "About the EHR data:"] + [f"- {md(w)}" for w in warnings]
     card = {
         "uuid": str(uuid.uuid4()),
         "summary": summary,
