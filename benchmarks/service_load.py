@@ -252,7 +252,11 @@ def main() -> None:
     screen, hooks = build_requests()
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores; "
           f"{len(screen)} sample patients; {args.requests} requests per endpoint; concurrency {args.concurrency}")
-    print("server: screening serve, one uvicorn process, on localhost; client: httpx.AsyncClient in this process")
+    import importlib.util
+
+    fast = [m for m in ("httptools", "uvloop") if importlib.util.find_spec(m)]
+    print("server: screening serve, one uvicorn process (" + (", ".join(fast) if fast else "h11, asyncio")
+          + "), on localhost; client: httpx.AsyncClient in this process")
 
     work = in_process(args.trials, args.terminology, as_of)
     bodies = {"screen": screen, "hook": hooks}

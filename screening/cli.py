@@ -372,6 +372,9 @@ def serve(
     cors_origin: List[str] = typer.Option([], "--cors-origin", help="Allow a browser origin to call the service "
                                           "(repeatable; default: none)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
+    access_log: bool = typer.Option(False, "--access-log/--no-access-log",
+                                    help="Log every request line (off by default: report links carry patient ids "
+                                         "and keys)."),
 ) -> None:
     """Run the CDS Hooks service (patient-view cards) and the JSON API; see docs/service.md.
 
@@ -395,7 +398,7 @@ def serve(
     loaded = ", ".join(sorted(service.state.trials))
     err.print(f"screening: {len(service.state.trials)} rule set(s) compiled ({loaded}); serving on "
               f"http://{host}:{port} (CDS Hooks discovery: /cds-services)", markup=False)
-    uvicorn.run(service, host=host, port=port, log_level=log_level)
+    uvicorn.run(service, host=host, port=port, log_level=log_level, access_log=access_log)
 
 
 from .terminology.cli import app as _terminology_app  # noqa: E402

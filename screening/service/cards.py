@@ -97,7 +97,7 @@ def card_for(result: dict, *, title: str | None, source_label: str, report_url: 
     trial = plain(result["trial"])
     decision = result["decision"]
     lines = [f"**{md(trial)}**" + (f": {md(title)}" if title else "")]
-    lines.append(f"Screened for {md(_who(result))} as of {md(result['as_of'])} from the EHR record.")
+    lines += ["", f"Screened for {md(_who(result))} as of {md(result['as_of'])} from the EHR record."]
     if decision == "ineligible":
         if not include_ineligible:
             return None
