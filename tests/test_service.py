@@ -366,3 +366,39 @@ def test_health_lists_the_trials(demo) -> None:
     assert body == {"status": "ok", "as_of": "2026-11-25", "trials": [
         {"id": "NCT00000001", "title": json.loads(json.dumps(body["trials"][0]["title"])), "criteria": 3,
          "source": "demo.crit"}]}
+
+
+def test_screening_serve_answers_over_http(tmp_path) -> None:
+    """The real command: uvicorn on a free port, discovery and a hook call over TCP, then stopped."""
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+
+    from cli_helpers import SCREENING
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([SCREENING, "serve", "--trials", str(DEMO), "--port", str(port), "--as-of", "2026-11-25",
+                               "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stderr.read().decode()
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        assert httpx.get(f"{base}/cds-services").json()["services"][0]["id"] == "screening-patient-view"
+        [card] = httpx.post(f"{base}{HOOK}", json=hook(full())).json()["cards"]
+        assert card["summary"] == "Possibly eligible for NCT00000001"
+        assert card["links"][0]["url"].startswith(f"{base}/patients/pat1/trials/NCT00000001?key=")
+        assert "decision: ELIGIBLE" in httpx.get(card["links"][0]["url"]).text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
