@@ -371,6 +371,8 @@ def serve(
                                      "report link."),
     cors_origin: List[str] = typer.Option([], "--cors-origin", help="Allow a browser origin to call the service "
                                           "(repeatable; default: none)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Server processes (each compiles the rule sets; "
+                                "default 1)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
     access_log: bool = typer.Option(False, "--access-log/--no-access-log",
                                     help="Log every request line (off by default: report links carry patient ids "
@@ -397,8 +399,24 @@ def serve(
         _fail(exc)
     loaded = ", ".join(sorted(service.state.trials))
     err.print(f"screening: {len(service.state.trials)} rule set(s) compiled ({loaded}); serving on "
-              f"http://{host}:{port} (CDS Hooks discovery: /cds-services)", markup=False)
-    uvicorn.run(service, host=host, port=port, log_level=log_level, access_log=access_log)
+              f"http://{host}:{port} with {workers} process(es) (CDS Hooks discovery: /cds-services)", markup=False)
+    if workers == 1:
+        uvicorn.run(service, host=host, port=port, log_level=log_level, access_log=access_log)
+        return
+    import os
+
+    from .service.app import ENVIRONMENT, settings_to_environment
+
+    # the rules compiled above only proved they compile: each worker process compiles its own.
+    # Report links would reach any worker, and each keeps its own results: so none are kept.
+    if settings.report_cache_size:
+        err.print("screening: with --workers, cards carry no report link (each process would keep its own "
+                  "results); use one process per port behind a gateway with sticky routing for links",
+                  markup=False)
+    settings.report_cache_size = 0
+    os.environ[ENVIRONMENT] = settings_to_environment(settings, terminology)
+    uvicorn.run("screening.service.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
+                log_level=log_level, access_log=access_log)
 
 
 from .terminology.cli import app as _terminology_app  # noqa: E402

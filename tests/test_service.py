@@ -402,3 +402,16 @@ def test_screening_serve_answers_over_http(tmp_path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_worker_processes_get_the_settings_from_the_environment(monkeypatch) -> None:
+    from screening.service.app import ENVIRONMENT, app_from_environment, settings_to_environment
+
+    settings = Settings(DEMO, as_of=AS_OF, max_body_bytes=5000, include_ineligible=True, report_cache_size=0)
+    monkeypatch.setenv(ENVIRONMENT, settings_to_environment(settings, "none"))
+    client = TestClient(app_from_environment())
+    assert client.get("/health").json()["as_of"] == "2026-11-25"
+    [card] = cards(client, full(conditions=searchset(condition("C50.9"))))  # --include-ineligible carried over
+    assert card["summary"] == "Not eligible for NCT00000001: CANCER" and card["links"] == []
+    big = client.post("/screen", content=b"{" + b" " * 6000 + b"}", headers={"content-type": "application/json"})
+    assert big.status_code == 413

@@ -8,7 +8,9 @@ NaN), so a bad request is a 400 naming the JSON path or the line and column, nev
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -383,6 +385,32 @@ def create_app(trials_dir: str | Path, as_of: date | None = None, terminology=No
 
     app.openapi = openapi
     return app
+
+
+ENVIRONMENT = "SCREENING_SERVICE_SETTINGS"
+"""The variable through which ``screening serve --workers N`` hands its settings to each worker."""
+
+
+def settings_to_environment(settings: Settings, terminology: str | None) -> str:
+    """The settings (and the --terminology option) as the JSON that :func:`app_from_environment` reads."""
+    data = {key: value for key, value in vars(settings).items()}
+    data["trials_dir"] = str(settings.trials_dir)
+    data["as_of"] = settings.as_of.isoformat() if settings.as_of else None
+    data["terminology"] = terminology
+    return json.dumps(data)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one uvicorn worker process (``screening serve --workers N``): settings from
+    :data:`ENVIRONMENT`; each worker compiles the rule sets itself."""
+    from ..cli import open_terminology
+
+    data = json.loads(os.environ[ENVIRONMENT])
+    terminology = data.pop("terminology")
+    data["trials_dir"] = Path(data["trials_dir"])
+    data["as_of"] = date.fromisoformat(data["as_of"]) if data["as_of"] else None
+    settings = Settings(**data)
+    return create_app(settings.trials_dir, terminology=open_terminology(terminology), settings=settings)
 
 
 def explanation_text(trial, result, show_all: bool = False) -> str:
