@@ -271,24 +271,10 @@ def schema() -> None:
 @app.command()
 def analytes() -> None:
     """List the lab and vital-sign names rules may use, with LOINC codes and units."""
-    from rich.table import Table
-    from rich.text import Text
-
     from .analytes import catalogue
+    from .render import print_analytes
 
-    analytes = catalogue().analytes
-    table = Table(pad_edge=False)
-    # the name is what a rule types: never cut or folded (the other columns wrap around it)
-    table.add_column("name", no_wrap=True, min_width=max(len(a.name) for a in analytes))
-    table.add_column("aliases", overflow="fold", ratio=2)
-    table.add_column("unit", overflow="fold", ratio=1)
-    table.add_column("molar mass g/mol", overflow="fold")
-    table.add_column("LOINC", overflow="fold", ratio=1)
-    for a in analytes:
-        table.add_row(*(Text(cell) for cell in (a.name, ", ".join(a.aliases), a.unit_text or "(text)",
-                                                 f"{a.molar_mass:g}" if a.molar_mass else "",
-                                                 ", ".join([*a.loinc, *(f"LOCAL:{c}" for c in a.local)]))))
-    out.print(table)
+    print_analytes(out, catalogue().analytes)
 
 
 class WorklistFormat(str, Enum):

@@ -127,3 +127,38 @@ def print_explanation(console: Console, trial, result: PatientResult, show_all: 
             console.print(Text("  not considered: ") + literal("; ".join(c.not_considered)))
         if c.reviews:
             console.print(Text("  review:   ", style="magenta") + literal("; ".join(c.reviews)))
+
+
+def print_analytes(console: Console, analytes) -> None:
+    """The names rules may use, never cut or broken: a table whose columns wrap between words when the
+    console is wide enough for every word, else one block per analyte (lines wrap between words)."""
+    headers = ("name", "aliases", "unit", "molar mass g/mol", "LOINC")
+    rows = [(a.name, ", ".join(a.aliases), a.unit_text or "(text)", f"{a.molar_mass:g}" if a.molar_mass else "",
+             ", ".join([*a.loinc, *(f"LOCAL:{c}" for c in a.local)])) for a in analytes]
+    columns = list(zip(headers, *rows))
+    natural = [max(len(cell) for cell in column) for column in columns]
+    # the name is typed: it never wraps; the other columns may wrap between words, never inside one
+    least = [natural[0]] + [max(len(word) for cell in column for word in cell.split() or [""])
+                            for column in columns[1:]]
+    available = console.width - (3 * len(headers) - 1)  # borders and padding (no padding at the edges)
+    if sum(least) > available:
+        for name, aliases, unit, mass, codes in rows:
+            console.print(Text(name, style="bold") + literal(f"  {unit}" + (f"  molar mass {mass} g/mol" if mass else "")
+                                                           + (f"  LOINC {codes}" if codes else "")))
+            if aliases:
+                console.print(literal(f"  aliases: {aliases}"))
+        return
+    widths = list(natural)
+    excess = sum(widths) - available
+    while excess > 0:  # narrow the column with the most room to spare, one character at a time
+        index = max(range(1, len(widths)), key=lambda k: widths[k] - least[k])
+        if widths[index] <= least[index]:
+            break
+        widths[index] -= 1
+        excess -= 1
+    table = Table(pad_edge=False)
+    for header, width in zip(headers, widths):
+        table.add_column(header, width=width, overflow="fold", no_wrap=header == "name")
+    for row in rows:
+        table.add_row(*(literal(cell) for cell in row))
+    console.print(table)
