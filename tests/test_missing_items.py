@@ -76,7 +76,7 @@ def test_records_birth_date_sex_and_review_items():
     assert (sex.missing_items[0].kind, sex.missing_items[0].question) == ("sex", "Sex of the patient")
     assert e7.verdict == "review"
     assert e7.missing_items[0].to_dict() == {
-        "kind": "review", "code": "E7", "name": "review", "window": None,
+        "kind": "review", "code": "E7", "name": "would any illness jeopardize the treatment?", "window": None,
         "question": "Would any illness jeopardize the treatment? (review)",
         "text": "would any illness jeopardize the treatment?"}
     r = trial('inclusion AGE "x" = age >= 46 years\n').screen(patient(birth_date="1980"), AS_OF)

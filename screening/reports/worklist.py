@@ -128,8 +128,9 @@ def _items(c: dict) -> list[MissingItem]:
         return [MissingItem.from_dict(i) for i in items if isinstance(i, dict)]
     # an engine that records the sentences only: each one is an item of its own
     found = [MissingItem("record", "", str(t), None, str(t)[:1].upper() + str(t)[1:], str(t)) for t in c.get("missing") or ()]
-    found += [MissingItem("review", str(c.get("id", "")), "review", None, str(r)[:1].upper() + str(r)[1:] + " (review)",
-                          str(r)) for r in c.get("review_reasons") or ()]
+    found += [MissingItem("review", str(c.get("id", "")), _one_line(r), None,
+                          _one_line(r)[:1].upper() + _one_line(r)[1:] + " (review)", str(r))
+              for r in c.get("review_reasons") or ()]
     return found
 
 
