@@ -33,7 +33,14 @@ def _why(result) -> str:
 
 def _full(result) -> str:
     """Every line of a criterion's explanation (for --wide): evidence, missing data, reviews."""
-    lines = [result.explanation] if result.explanation else []
+    if result.evidence and result.applicable is not False:
+        lines = [f"{MARK[e.value]} {' '.join(e.rule.split())}: {e.detail}" for e in result.evidence]
+        if result.applicable is None:
+            lines.insert(0, "whether it applies is unknown")
+        if result.draft:
+            lines.insert(0, "DRAFT rule, not yet confirmed by an author")
+    else:
+        lines = [result.explanation] if result.explanation else []
     if result.missing:
         lines.append("missing: " + ", ".join(result.missing))
     if result.reviews:
@@ -59,7 +66,7 @@ def print_results(console: Console, trial, results: list[PatientResult], wide: b
     text and the full explanation of every criterion (``explain`` gives the evidence line by line)."""
     for result in results:
         console.print(patient_heading(result))
-        if wide and result.patient_label.get("display") != result.patient:
+        if wide and result.patient not in str(result.patient_label.get("display")):
             console.print(literal(f"  record id {result.patient}"))
         if result.decision_reason:
             console.print(literal(f"  {result.decision_reason}", style=DECISION_STYLE[result.decision]))
@@ -91,7 +98,7 @@ def print_results(console: Console, trial, results: list[PatientResult], wide: b
 def print_explanation(console: Console, trial, result: PatientResult, show_all: bool = False) -> None:
     """For every criterion that is not a pass (or all with show_all): evidence, limits, margins, missing data."""
     console.print(patient_heading(result))
-    if result.patient_label.get("display") != result.patient:
+    if result.patient not in str(result.patient_label.get("display")):
         console.print(literal(f"  record id {result.patient}"))
     if result.decision_reason:
         console.print(f"  {result.decision_reason}", style=DECISION_STYLE[result.decision], markup=False)
