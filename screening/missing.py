@@ -245,9 +245,8 @@ def atom_items(info) -> list[MissingItem]:
 
 def review_item(reason: str, criterion_id: str = "") -> MissingItem:
     """A review reason as an item: the question is the reason, asked of a reviewer."""
-    question = " ".join(reason.split())
-    question = _cap(question)
-    return MissingItem("review", criterion_id or "review", "review", None, question + " (review)", reason)
+    text = " ".join(reason.split())
+    return MissingItem("review", criterion_id or "review", text, None, _cap(text) + " (review)", reason)
 
 
 def fallback_item(text: str) -> MissingItem:
