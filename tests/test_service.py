@@ -114,7 +114,7 @@ def test_eligible_patient_gets_one_info_card_with_a_report_link(demo) -> None:
     assert link["url"].startswith("http://testserver/patients/pat1/trials/NCT00000001?key=")
     text = demo.get(link["url"])
     assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
-    assert "Patient pat1  trial NCT00000001  as of 2026-11-25  decision: ELIGIBLE" in text.text
+    assert "Patient Doe, Jane — MRN 12345  trial NCT00000001  as of 2026-11-25  decision: ELIGIBLE" in text.text
     data = demo.get(link["url"] + "&format=json").json()
     assert data["decision"] == "eligible" and data["patient_label"]["mrn"] == "12345"
 

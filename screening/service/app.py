@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from ..compile import Trial, compile_text, read_rule_file
 from ..dates import DateProblem, parse_date
 from ..errors import DataError, DataProblem, UsageError
+from ..report import make_label
 from ..patient.load import MAX_DOCUMENT_BYTES, json_path, parse_json, patient_from_document
 from .cards import card_for
 from .models import (
@@ -304,6 +305,8 @@ def create_app(trials_dir: str | Path, as_of: date | None = None, terminology=No
             cards = []
             for trial in by_id.values():
                 result = trial.screen(record, screening_day)
+                label = result.patient_label  # the chart's name and MRN: no file to name here
+                result.label = make_label(label["id"], None, label.get("mrn"), label.get("name"))
                 data = result.to_dict()
                 if data["decision"] == "ineligible" and not include:
                     continue
