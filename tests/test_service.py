@@ -415,3 +415,25 @@ def test_worker_processes_get_the_settings_from_the_environment(monkeypatch) -> 
     assert card["summary"] == "Not eligible for NCT00000001: CANCER" and card["links"] == []
     big = client.post("/screen", content=b"{" + b" " * 6000 + b"}", headers={"content-type": "application/json"})
     assert big.status_code == 413
+
+
+def test_allergies_are_prefetched_only_when_a_rule_set_tests_them(tmp_path) -> None:
+    (tmp_path / "a.crit").write_text('trial "T-ALLERGY"\nexclusion PEN "Penicillin allergy" = '
+                                     'active allergy RXNORM:7980 within 120 years\n')
+    client = TestClient(create_app(tmp_path, as_of=AS_OF))
+    prefetch = client.get("/cds-services").json()["services"][0]["prefetch"]
+    assert prefetch["allergies"] == "AllergyIntolerance?patient={{context.patientId}}"
+    assert "immunizations" not in prefetch
+    assert "allergies" not in demo_prefetch()
+    allergy = {"resourceType": "AllergyIntolerance", "patient": {"reference": "Patient/pat1"},
+               "clinicalStatus": {"coding": [{"code": "active"}]}, "onsetDateTime": "2001-01-01",
+               "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "7980"}]}}
+    assert cards(client, {**full(), "allergies": searchset(allergy)}) == []  # excluded
+    assert cards(client, {**full(), "allergies": None})[0]["summary"] == "Possibly eligible for T-ALLERGY"
+    [card] = cards(client, full())  # not sent: unknown, and said so
+    assert card["summary"].startswith("Possibly eligible for T-ALLERGY: 1 item missing")
+    assert "prefetch 'allergies' not sent" in card["detail"].replace("\\", "")
+
+
+def demo_prefetch() -> dict:
+    return TestClient(create_app(DEMO, as_of=AS_OF)).get("/cds-services").json()["services"][0]["prefetch"]

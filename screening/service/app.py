@@ -32,7 +32,7 @@ from .cards import card_for
 from .models import (
     CardsResponse, Discovery, ErrorResponse, Health, HookRequest, ScreeningResult, ServiceDefinition,
 )
-from .prefetch import PREFETCH_TEMPLATES, PrefetchMissing, assemble
+from .prefetch import ALWAYS, PrefetchMissing, assemble, record_lists, templates
 from .reports import ReportCache
 
 log = logging.getLogger("screening.service")
@@ -220,6 +220,8 @@ def create_app(trials_dir: str | Path, as_of: date | None = None, terminology=No
     loaded = trials if trials is not None else load_trial_folder(settings.trials_dir, terminology)
     by_id = {item.trial.id: item.trial for item in loaded}
     cache = ReportCache(settings.report_cache_size, settings.report_ttl_seconds)
+    used = record_lists(by_id.values())
+    searches = ALWAYS + tuple(key for key in ("allergies", "immunizations") if key in used)
 
     app = FastAPI(
         title="screening",
@@ -262,7 +264,7 @@ def create_app(trials_dir: str | Path, as_of: date | None = None, terminology=No
         description="Screens the patient whose chart is opened against the trials loaded ("
                     + ", ".join(sorted(by_id)) + "): a card per trial the patient may be eligible for, "
                     "with what is still missing.",
-        prefetch=dict(PREFETCH_TEMPLATES),
+        prefetch=templates(searches),
         usageRequirements="The prefetch is required: the service does not call the EHR's FHIR server.",
     ).model_dump(exclude_none=True)]}
 
@@ -292,7 +294,7 @@ def create_app(trials_dir: str | Path, as_of: date | None = None, terminology=No
 
         def work():
             try:
-                assembled = assemble(call.prefetch, call.context.patientId)
+                assembled = assemble(call.prefetch, call.context.patientId, searches)
             except PrefetchMissing as exc:
                 raise RequestProblem(412, "prefetch-required", exc.message,
                                      [DataProblem(exc.path, exc.message, "prefetch")]) from None
@@ -350,7 +352,7 @@ def create_app(trials_dir: str | Path, as_of: date | None = None, terminology=No
 
         return JSONResponse(await anyio.to_thread.run_sync(work))
 
-    @app.get("/patients/{patient_id}/trials/{trial_id}", tags=["screening"],
+    @app.get("/patients/{patient_id}/trials/{trial_id:path}", tags=["screening"],
              summary="The explanation behind a card (kept for a short while after the hook call)",
              response_model=ScreeningResult,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},

@@ -12,6 +12,8 @@ What each prefetch value means (CDS Hooks 2.0, "Prefetch template"), and what we
   service has no FHIR server access to follow the link, so the list is *not provided* rather
   than read as complete (a page of conditions could hide the malignancy on the next page).
 
+Allergies and immunizations are asked for only when a loaded rule set tests them.
+
 The Patient itself is required: without it (absent, null or an OperationOutcome) nothing can be
 screened, which CDS Hooks answers with HTTP 412 (:class:`PrefetchMissing`).
 """
@@ -31,12 +33,44 @@ SEARCHES: dict[str, tuple[str, tuple[str, ...], str | None, str | None]] = {
     "medications": ("MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication",
                     ("MedicationRequest", "Medication"), "medications", "10160-0"),
     "procedures": ("Procedure?patient={{context.patientId}}", ("Procedure",), "procedures", "47519-4"),
+    "allergies": ("AllergyIntolerance?patient={{context.patientId}}", ("AllergyIntolerance",), "allergies", "48765-2"),
+    "immunizations": ("Immunization?patient={{context.patientId}}", ("Immunization",), "immunizations", "11369-6"),
 }
+ALWAYS = ("observations", "conditions", "medications", "procedures")
+"""The searches always asked for; allergies and immunizations only when a loaded rule set tests them."""
 
-PREFETCH_TEMPLATES: dict[str, str] = {
-    PATIENT_KEY: "Patient/{{context.patientId}}",
-    **{key: template for key, (template, _types, _list, _code) in SEARCHES.items()},
-}
+
+def templates(keys=ALWAYS) -> dict[str, str]:
+    """The discovery's prefetch: the Patient, then the searches ``keys``."""
+    return {PATIENT_KEY: "Patient/{{context.patientId}}", **{key: SEARCHES[key][0] for key in keys}}
+
+
+PREFETCH_TEMPLATES: dict[str, str] = templates()
+
+
+def record_lists(trials) -> set[str]:
+    """The patient record lists (conditions, allergies, ...) any of the compiled ``trials`` tests."""
+    from dataclasses import fields, is_dataclass
+
+    from .. import ir
+
+    found: set[str] = set()
+    seen: set[int] = set()
+    stack = [node for trial in trials for c in trial.criteria for node in (c.condition, c.applies) if node is not None]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, ir.RecordTest):
+            found.add(node.kind)
+        if not is_dataclass(node):
+            continue
+        for f in fields(node):  # children and the record tests inside atoms (anchors, counts)
+            value = getattr(node, f.name, None)
+            items = value if isinstance(value, (list, tuple)) else (value,)
+            stack.extend(item for item in items if isinstance(item, ir.Node))
+    return found
 
 
 class PrefetchMissing(Exception):
@@ -90,7 +124,7 @@ def _outcome_text(value: dict) -> str:
     return "no diagnostics"
 
 
-def assemble(prefetch: dict | None, patient_id: str) -> Assembled:
+def assemble(prefetch: dict | None, patient_id: str, keys=ALWAYS) -> Assembled:
     """Build one collection bundle from the prefetch of a ``patient-view`` call.
 
     Raises :class:`PrefetchMissing` without a usable Patient, and :class:`DataError` (paths into
@@ -116,7 +150,8 @@ def assemble(prefetch: dict | None, patient_id: str) -> Assembled:
                                                  f"not context.patientId {patient_id!r}", "fhir")])
     entries.append({"fullUrl": f"Patient/{patient_id}", "resource": patient})
     out.origins.append(where)
-    for key, (_template, types, section, code) in SEARCHES.items():
+    for key in keys:
+        _template, _types, section, code = SEARCHES[key]
         where = f"$.prefetch.{key}"
         noun = section or "labs"
         if key not in prefetch:
