@@ -228,6 +228,7 @@ def create_app(trials_dir: str | Path, as_of: date | None = None, terminology=No
         version=_version(),
         description="Clinical-trial eligibility screening as a CDS Hooks service (patient-view) and a "
                     "JSON API. See docs/service.md.",
+        docs_url=None, redoc_url=None,  # their pages load scripts from a CDN: the schema is /openapi.json
     )
     app.state.settings, app.state.trials, app.state.reports = settings, by_id, cache
     if settings.cors_origins:
