@@ -67,6 +67,20 @@ def test_worklist_of_patient_files_is_ordered_for_action(tmp_path):
     assert (p04["to_obtain"], p04["review_questions"]) == ("", "")
 
 
+def test_worklist_json_carries_the_items(batch_out, tmp_path):
+    proc = run("worklist", batch_out, "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    p06 = rows[3]
+    assert (p06["patient"], p06["items_missing"], p06["deciding"]) == (
+        "p06", 1, [{"id": "E6", "kind": "exclusion", "verdict": "unknown",
+                    "reason": "missing: fact transaminase_rise_due_to_active_lupus"}])
+    assert p06["to_obtain"] == [{"kind": "fact", "code": "transaminase_rise_due_to_active_lupus",
+                                 "name": "Transaminase rise due to active lupus", "window": None,
+                                 "question": "Is the transaminase rise due to active lupus? (investigator)",
+                                 "text": "fact transaminase_rise_due_to_active_lupus"}]
+
+
 def test_worklist_reads_batch_results_the_same(batch_out, tmp_path):
     proc = run("worklist", batch_out, "--format", "csv", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

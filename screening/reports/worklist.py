@@ -215,6 +215,11 @@ def to_csv(rows: list[Row]) -> str:
     return buffer.getvalue()
 
 
+def to_json(rows: list[Row]) -> str:
+    """The rows as a JSON array: each row's label, decision, deciding criteria and items (objects)."""
+    return json.dumps([row.to_dict() for row in rows], indent=2, ensure_ascii=False) + "\n"
+
+
 def to_html(rows: list[Row], title: str = "Screening worklist") -> str:
     """A plain, self-contained HTML table (every text escaped); the full report is `screening report`."""
     e = html.escape
