@@ -281,6 +281,7 @@ class WorklistFormat(str, Enum):
     text = "text"
     csv = "csv"
     html = "html"
+    json = "json"
 
 
 @app.command()
@@ -290,7 +291,8 @@ def worklist(
     trials: Optional[List[str]] = typer.Option(
         None, "--trial", help="With patient files: the rule set(s) to screen against (.crit). With a results folder: "
                               "list only this trial (an id, or a .crit file whose id is used). Repeatable."),
-    output_format: WorklistFormat = typer.Option(WorklistFormat.text, "--format", help="text (a table), csv or html."),
+    output_format: WorklistFormat = typer.Option(WorklistFormat.text, "--format",
+                                                 help="text (a table), csv, html, or json (the rows with their items)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here instead of standard output."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP + " (when screening patient files)"),
     terminology: Optional[str] = typer.Option(None, "--terminology", help=TERMINOLOGY_HELP),
@@ -307,6 +309,9 @@ def worklist(
         if folders:
             if len(folders) != len(inputs):
                 raise UsageError("give either batch results folders or patient files, not both")
+            if as_of is not None or terminology is not None:
+                raise UsageError("--as-of and --terminology apply to screening patient files; batch results keep "
+                                 "the date and terminology they were screened with")
             wanted = None
             if trials:
                 wanted = {compile_trial(Path(t)).id if t.endswith(".crit") and Path(t).is_file() else t
@@ -338,7 +343,8 @@ def worklist(
     if output_format is WorklistFormat.text and output is None:
         wl.print_text(out, rows)
     else:
-        text = {WorklistFormat.csv: wl.to_csv, WorklistFormat.html: wl.to_html}.get(output_format)
+        text = {WorklistFormat.csv: wl.to_csv, WorklistFormat.html: wl.to_html, WorklistFormat.json: wl.to_json}.get(
+            output_format)
         if text is None:  # text into a file: the table as plain text at a readable width
             buffer = Console(record=True, width=160, file=open(os.devnull, "w"), highlight=False, emoji=False)
             wl.print_text(buffer, rows)
