@@ -9,6 +9,7 @@ Errors are printed as one clear message with file:line:column or a JSON path, ne
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import date
 from enum import Enum
@@ -129,17 +130,42 @@ def print_terminology(console: Console, trial) -> None:
     console.print(f"terminology: {text}", markup=False, highlight=False)
 
 
-def _screen_files(trial_file: Path, patients: List[Path], as_of: Optional[str], terminology: Optional[str] = None):
-    """Compile the trial, load every patient (all input checked before any output), screen them."""
+def _load_each(paths: List[Path]):
+    """Load every patient file: ([records], [(path, error)]); a bad file does not stop the others."""
     from .patient.load import load_patient
 
+    records, bad = [], []
+    for path in paths:
+        try:
+            records.append(load_patient(path))
+        except ScreeningError as exc:
+            bad.append((path, exc))
+    return records, bad
+
+
+def _screen_files(trial_file: Path, patients: List[Path], as_of: Optional[str], terminology: Optional[str] = None):
+    """Compile the trial (a bad rule file or option: exit 2 at once), then load and screen every patient
+    file that can be read. Returns (trial, results, bad files); the caller reports the bad files
+    after the good results and exits 2."""
     try:
         day = as_of_option(as_of)
         trial = compile_trial(trial_file, open_terminology(terminology))
-        records = [load_patient(p) for p in patients]
     except ScreeningError as exc:
         _fail(exc)
-    return trial, [trial.screen(r, day) for r in records]
+    records, bad = _load_each(patients)
+    return trial, [trial.screen(r, day) for r in records], bad
+
+
+def _report_bad(bad, total: int) -> None:
+    """Each unreadable patient file with its error (file:line:column or JSON path), then exit 2."""
+    if not bad:
+        return
+    for _path, exc in bad:
+        err.print(exc.render(), markup=False, highlight=False)
+    if total > 1:
+        others = "; the others were screened" if len(bad) < total else ""
+        err.print(f"{len(bad)} of {total} patient files could not be read{others}", markup=False, highlight=False)
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -149,20 +175,30 @@ def check(
     as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
     output_format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text (a table) or json."),
     terminology: Optional[str] = typer.Option(None, "--terminology", help=TERMINOLOGY_HELP),
+    wide: bool = typer.Option(False, "--wide", help="Also the registry text and the full explanation of every "
+                                                    "criterion (the default table gives a one-line reason)."),
 ) -> None:
-    """Screen patients: a verdict for every criterion and the trial decision."""
+    """Screen patients: a verdict for every criterion and the trial decision.
+
+    Every readable patient file is screened; each unreadable one is reported with its error, and the
+    exit status is then 2."""
     from .render import print_results
 
-    trial, results = _screen_files(trial_file, patients, as_of, terminology)
+    trial, results, bad = _screen_files(trial_file, patients, as_of, terminology)
     if output_format is OutputFormat.json:
         payload = [r.to_dict() for r in results]
-        print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, ensure_ascii=False))
+        if payload:
+            print(json.dumps(payload[0] if len(payload) == 1 and len(patients) == 1 else payload, indent=2,
+                             ensure_ascii=False))
+        _report_bad(bad, len(patients))
         return
-    print_terminology(out, trial)
-    print_results(out, trial, results)
+    if results:
+        print_terminology(out, trial)
+        print_results(out, trial, results, wide=wide)
     for result in results:
         for warning in result.warnings:
             err.print(f"warning: {result.source}: {warning}", markup=False)
+    _report_bad(bad, len(patients))
 
 
 @app.command()
@@ -178,20 +214,25 @@ def explain(
     """Explain every criterion that failed, is unknown or needs review: evidence, limits, margins, missing data."""
     from .render import print_explanation
 
-    trial, results = _screen_files(trial_file, patients, as_of, terminology)
+    trial, results, bad = _screen_files(trial_file, patients, as_of, terminology)
     if output_format is OutputFormat.json:
         payload = []
         for result in results:
             data = result.to_dict()
             data["criteria"] = [c for c in data["criteria"] if show_all or c["verdict"] != "pass"]
             payload.append(data)
-        print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, ensure_ascii=False))
+        if payload:
+            print(json.dumps(payload[0] if len(payload) == 1 and len(patients) == 1 else payload, indent=2,
+                             ensure_ascii=False))
+        _report_bad(bad, len(patients))
         return
-    print_terminology(out, trial)
+    if results:
+        print_terminology(out, trial)
     for index, result in enumerate(results):
         if index:
             out.print()
         print_explanation(out, trial, result, show_all=show_all)
+    _report_bad(bad, len(patients))
 
 
 @app.command()
@@ -258,17 +299,97 @@ def schema() -> None:
 @app.command()
 def analytes() -> None:
     """List the lab and vital-sign names rules may use, with LOINC codes and units."""
-    from rich.table import Table
-    from rich.text import Text
-
     from .analytes import catalogue
+    from .render import print_analytes
 
-    table = Table("name", "aliases", "unit", "molar mass g/mol", "LOINC")
-    for a in catalogue().analytes:
-        table.add_row(*(Text(cell) for cell in (a.name, ", ".join(a.aliases), a.unit_text or "(text)",
-                                                 f"{a.molar_mass:g}" if a.molar_mass else "",
-                                                 ", ".join([*a.loinc, *(f"LOCAL:{c}" for c in a.local)]))))
-    out.print(table)
+    print_analytes(out, catalogue().analytes)
+
+
+class WorklistFormat(str, Enum):
+    text = "text"
+    csv = "csv"
+    html = "html"
+    json = "json"
+
+
+@app.command()
+def worklist(
+    inputs: List[Path] = typer.Argument(..., help="A `screening batch` output folder (results.jsonl), or patient "
+                                                  "files (JSON or FHIR) or folders of them to screen with --trial."),
+    trials: Optional[List[str]] = typer.Option(
+        None, "--trial", help="With patient files: the rule set(s) to screen against (.crit). With a results folder: "
+                              "list only this trial (an id, or a .crit file whose id is used). Repeatable."),
+    output_format: WorklistFormat = typer.Option(WorklistFormat.text, "--format",
+                                                 help="text (a table), csv, html, or json (the rows with their items)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here instead of standard output."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP + " (when screening patient files)"),
+    terminology: Optional[str] = typer.Option(None, "--terminology", help=TERMINOLOGY_HELP),
+) -> None:
+    """What to do next: one row per patient and trial, eligible first, then undetermined by how few
+    items are missing, then ineligible; with the deciding criteria, what to obtain and the review questions.
+
+    Unreadable patient files are reported with their error after the worklist, and the exit status is 2."""
+    from .reports import worklist as wl
+
+    bad: list = []
+    total = 0
+    try:
+        folders = [p for p in inputs if p.is_dir() and (p / wl.RESULTS_FILE).is_file()]
+        if folders:
+            if len(folders) != len(inputs):
+                raise UsageError("give either batch results folders or patient files, not both")
+            if as_of is not None or terminology is not None:
+                raise UsageError("--as-of and --terminology apply to screening patient files; batch results keep "
+                                 "the date and terminology they were screened with")
+            wanted = None
+            if trials:
+                wanted = {compile_trial(Path(t)).id if t.endswith(".crit") and Path(t).is_file() else t
+                          for t in trials}
+            results = [r for folder in folders for r in wl.read_results(folder)]
+            rows = wl.build(results, wanted)
+            if wanted and not rows and results:
+                found = sorted({str(r.get("trial")) for r in results})
+                raise UsageError(f"--trial: no results for {', '.join(sorted(wanted))} (the results hold "
+                                 f"{', '.join(found)})")
+        else:
+            if not trials:
+                raise UsageError("--trial RULES.crit is needed to screen patient files (or give a `screening batch` "
+                                 "output folder holding results.jsonl)")
+            day = as_of_option(as_of)
+            store = open_terminology(terminology)
+            compiled = [compile_trial(Path(t), store) for t in trials]
+            files = []
+            for path in inputs:
+                if path.is_dir():
+                    files += sorted(p for p in path.iterdir() if p.suffix.lower() == ".json" and p.is_file()
+                                    and not p.name.startswith("."))
+                else:
+                    files.append(path)
+            records, bad = _load_each(files)
+            total = len(files)
+            rows = wl.build(t.screen(r, day).to_dict() for r in records for t in compiled)
+    except ScreeningError as exc:
+        _fail(exc)
+    if output_format is WorklistFormat.text and output is None:
+        wl.print_text(out, rows)
+    else:
+        text = {WorklistFormat.csv: wl.to_csv, WorklistFormat.html: wl.to_html, WorklistFormat.json: wl.to_json}.get(
+            output_format)
+        if text is None:  # text into a file: the table as plain text at a readable width
+            buffer = Console(record=True, width=160, file=open(os.devnull, "w"), highlight=False, emoji=False)
+            wl.print_text(buffer, rows)
+            content = buffer.export_text()
+        else:
+            content = text(rows)
+        if output is None:
+            sys.stdout.write(content)
+        else:
+            try:
+                output.write_text(content, encoding="utf-8")
+            except OSError as exc:
+                _fail(UsageError(f"{output}: cannot write: {exc.strerror}"))
+            err.print(f"wrote {output} ({len(rows)} rows)", markup=False, highlight=False)
+    _report_bad(bad, total)
 
 
 @app.command("test")
@@ -374,6 +495,75 @@ def batch(
     except ScreeningError as exc:
         _fail(exc)
     raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    trials: Path = typer.Option(..., "--trials", help="Folder of rule sets (*.crit): every one is compiled once, at start."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only)."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Screening date of every request (YYYY-MM-DD); "
+                                        "default: today, at each request."),
+    terminology: Optional[str] = typer.Option(None, "--terminology", help=TERMINOLOGY_HELP),
+    max_body_bytes: int = typer.Option(16 * 1024 * 1024, "--max-body-bytes", min=1,
+                                       help="Largest request body accepted (413 above it, before parsing)."),
+    include_ineligible: bool = typer.Option(False, "--include-ineligible",
+                                            help="Also answer the hook with a card for each trial the patient is "
+                                                 "not eligible for."),
+    public_url: Optional[str] = typer.Option(None, "--public-url", help="The service's address as the EHR's users "
+                                             "reach it (behind a gateway), for the report links of cards."),
+    report_cache: int = typer.Option(1000, "--report-cache", min=0, help="Results kept in memory for the cards' "
+                                     "report links (0: keep none, cards have no link)."),
+    report_ttl: float = typer.Option(3600.0, "--report-ttl", min=0, help="Seconds a result stays reachable by its "
+                                     "report link."),
+    cors_origin: List[str] = typer.Option([], "--cors-origin", help="Allow a browser origin to call the service "
+                                          "(repeatable; default: none)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Server processes (each compiles the rule sets; "
+                                "default 1)."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
+    access_log: bool = typer.Option(False, "--access-log/--no-access-log",
+                                    help="Log every request line (off by default: report links carry patient ids "
+                                         "and keys)."),
+) -> None:
+    """Run the CDS Hooks service (patient-view cards) and the JSON API; see docs/service.md.
+
+    Exit 2 when a rule set does not compile (its positioned message) or an option is wrong.
+    """
+    try:
+        import uvicorn
+
+        from .service import Settings, create_app
+    except ImportError as exc:
+        _fail(UsageError(f"screening serve needs the service extra: pip install 'screening[service]' ({exc.name} "
+                         "is not installed)"))
+    try:
+        settings = Settings(trials, as_of=as_of_option(as_of) if as_of else None, max_body_bytes=max_body_bytes,
+                            include_ineligible=include_ineligible, public_url=public_url,
+                            report_cache_size=report_cache, report_ttl_seconds=report_ttl,
+                            cors_origins=list(cors_origin))
+        service = create_app(trials, terminology=open_terminology(terminology), settings=settings)
+    except ScreeningError as exc:
+        _fail(exc)
+    loaded = ", ".join(sorted(service.state.trials))
+    err.print(f"screening: {len(service.state.trials)} rule set(s) compiled ({loaded}); serving on "
+              f"http://{host}:{port} with {workers} process(es) (CDS Hooks discovery: /cds-services)", markup=False)
+    if workers == 1:
+        uvicorn.run(service, host=host, port=port, log_level=log_level, access_log=access_log)
+        return
+    import os
+
+    from .service.app import ENVIRONMENT, settings_to_environment
+
+    # the rules compiled above only proved they compile: each worker process compiles its own.
+    # Report links would reach any worker, and each keeps its own results: so none are kept.
+    if settings.report_cache_size:
+        err.print("screening: with --workers, cards carry no report link (each process would keep its own "
+                  "results); use one process per port behind a gateway with sticky routing for links",
+                  markup=False)
+    settings.report_cache_size = 0
+    os.environ[ENVIRONMENT] = settings_to_environment(settings, terminology)
+    uvicorn.run("screening.service.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
+                log_level=log_level, access_log=access_log)
 
 
 from .terminology.cli import app as _terminology_app  # noqa: E402

@@ -24,7 +24,7 @@ from .derived import DERIVATIONS
 from .dates import NEVER
 from .errors import UsageError
 from .evaluate import ATOMS, Context, Interpreter, count_values, entry_name, lab_compare
-from .report import CriterionResult, PatientResult, criterion_result, decide_patient
+from .report import CriterionResult, PatientResult, criterion_result, decide_patient, patient_label
 
 
 class _CodeWriter:
@@ -315,6 +315,8 @@ class Trial:
     def _context(self, as_of: date) -> tuple[Context, tuple[int, ...]]:
         found = self._contexts.get(as_of)
         if found is None:
+            if len(self._contexts) >= 64:  # a service screens at any date a request names: stay bounded
+                self._contexts.clear()
             ctx = Context(as_of, self.checked.ranges)
             found = self._contexts[as_of] = (ctx, tuple(ctx.window_start(w) for w in self._windows))
         return found
@@ -358,7 +360,7 @@ class Trial:
         return PatientResult(
             trial=self.id, title=self.title, patient=patient.id, source=patient.source, as_of=as_of,
             decision=decision, criteria=results, warnings=list(patient.warnings), decision_reason=reason,
-            terminology=self.terminology,
+            terminology=self.terminology, label=patient_label(patient),
         )
 
     def _not_considered(self, patient, results: list[CriterionResult]) -> None:
