@@ -353,6 +353,16 @@ class Define(Node):
 
 
 @dataclass(frozen=True)
+class FactDeclaration(Node):
+    """``fact NAME "description" question "..." asked of ROLE``: how reports name and ask for a fact."""
+
+    name: str
+    description: str
+    question: str | None = None
+    asked_of: str | None = None
+
+
+@dataclass(frozen=True)
 class Criterion(Node):
     id: str
     kind: str  # inclusion | exclusion
@@ -374,3 +384,4 @@ class RuleSetSyntax(Node):
     ranges: tuple[ReferenceRange, ...]
     defines: tuple[Define, ...]
     criteria: tuple[Criterion, ...]
+    facts: tuple[FactDeclaration, ...] = ()  # fact declarations (descriptions and questions)

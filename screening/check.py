@@ -102,6 +102,7 @@ class _Checker:
     def run(self) -> ir.CheckedRuleSet:
         syntax = self.syntax
         self._collect_names()
+        self._fact_declarations()
         if not self._check_depths():  # before the recursive checks below: they are safe up to MAX_DEPTH
             raise SourceError(self.diagnostics)
         for vs in syntax.valuesets:
@@ -139,7 +140,27 @@ class _Checker:
             source_name=self.source.name, warnings=sorted(self.warnings, key=lambda d: (d.span.line, d.span.column)),
             matchers=[m for m in self.matchers.values() if m is not None] + self.inline_matchers,
             terminology=self.expander.sources(),
+            facts=dict(self.fact_infos),
         )
+
+    def _fact_declarations(self) -> None:
+        """`fact NAME "description" question "..." asked of ROLE`: one declaration per fact."""
+        self.fact_infos: dict[str, ir.FactInfo] = {}
+        self.used_facts: set[str] = set()
+        lines: dict[str, int] = {}
+        for decl in self.syntax.facts:
+            if decl.name in self.fact_infos:
+                self.error("duplicate", f"fact {decl.name} is already declared (line {lines[decl.name]})", decl.span)
+                continue
+            if not decl.description.strip():
+                self.error("fact", f"fact {decl.name}: the description is empty", decl.span)
+            if decl.question is not None and not decl.question.strip():
+                self.error("fact", f"fact {decl.name}: the question is empty", decl.span,
+                           "leave `question` out to ask with the description")
+            lines[decl.name] = decl.span.line
+            self.fact_infos[decl.name] = ir.FactInfo(decl.name, " ".join(decl.description.split()),
+                                                     " ".join(decl.question.split()) if decl.question else None,
+                                                     decl.asked_of)
 
     def _usage_warnings(self) -> None:
         """Lint warnings that need the whole rule set: value sets never used, RxNorm products where a
@@ -149,6 +170,10 @@ class _Checker:
         for vs in self.syntax.valuesets:
             if vs.name not in self.used_valuesets and vs.name not in included:
                 self.warn("unused-valueset", f"value set {vs.name} is declared and never used", vs.span)
+        for decl in self.syntax.facts:
+            if decl.name not in self.used_facts:
+                self.warn("unused-fact", f"fact {decl.name} is declared and never used", decl.span,
+                          "check the spelling: a rule tests it as `fact NAME`")
         medication_sets = {name for name, nouns in self.used_valuesets.items() if "medication" in nouns}
         frontier = list(medication_sets)
         while frontier:  # value sets included by a medication value set are medication value sets too
@@ -983,7 +1008,9 @@ class _Checker:
         value = node.value
         if node.mode == "is" and isinstance(value, str):
             value = value.strip().lower()
-        return ir.FactTest(node.name, node.mode, node.op, value, node.negated, span=node.span)
+        self.used_facts.add(node.name)
+        return ir.FactTest(node.name, node.mode, node.op, value, node.negated, self.fact_infos.get(node.name),
+                           span=node.span)
 
     def _Review(self, node: ast.Review):
         if not node.reason.strip():

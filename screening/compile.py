@@ -26,7 +26,7 @@ from .dates import NEVER
 from .errors import UsageError
 from .evaluate import ATOMS, Context, Interpreter, count_values, entry_name, lab_compare
 from .parser import parse
-from .report import CriterionResult, PatientResult, criterion_result, decide_patient
+from .report import CriterionResult, PatientResult, criterion_result, decide_patient, patient_label
 
 
 class _CodeWriter:
@@ -360,7 +360,7 @@ class Trial:
         return PatientResult(
             trial=self.id, title=self.title, patient=patient.id, source=patient.source, as_of=as_of,
             decision=decision, criteria=results, warnings=list(patient.warnings), decision_reason=reason,
-            terminology=self.terminology,
+            terminology=self.terminology, label=patient_label(patient),
         )
 
     def _not_considered(self, patient, results: list[CriterionResult]) -> None:

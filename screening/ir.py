@@ -408,6 +408,16 @@ class InvestigationalTest(Node):
     window: Duration | None
 
 
+@dataclass(frozen=True)
+class FactInfo:
+    """A fact's declaration: what it means and the question that settles it (for reports)."""
+
+    name: str
+    description: str
+    question: str | None = None
+    asked_of: str | None = None  # who answers it: investigator, coordinator, patient ...
+
+
 @dataclass(eq=False)
 class FactTest(Node):
     name: str
@@ -415,6 +425,7 @@ class FactTest(Node):
     op: str | None
     value: object
     negated: bool
+    about: FactInfo | None = None  # the rule set's `fact NAME "..."` declaration, if any
 
 
 @dataclass(eq=False)
@@ -462,6 +473,7 @@ class CheckedRuleSet:
     warnings: list = field(default_factory=list)  # lint warnings (Diagnostics): they do not stop a compile
     matchers: list = field(default_factory=list)  # every value set and inline code of the rule set
     terminology: list | None = None  # the store's sources the value sets were expanded with; None: no store
+    facts: dict = field(default_factory=dict)  # fact name -> FactInfo (declared facts)
 
 
 def children(node: Node) -> list[Node]:

@@ -114,7 +114,8 @@ MAX_SYNTAX_ERRORS = 50
 """Syntax errors reported for one file (the first ones, in file order)."""
 
 # A declaration begins a line: where the parser goes on after a syntax error.
-_DECLARATION_START = re.compile(r"^[ \t]*(?:inclusion|exclusion|define|valueset|reference|draft)\b", re.M)
+_DECLARATION_START = re.compile(r"^[ \t]*(?:(?:inclusion|exclusion|define|valueset|reference|draft)\b"
+                                r"|fact[ \t]+\w+[ \t]+\")", re.M)  # (`fact x "..."`: a declaration, not a test)
 _NOT_NEWLINE = re.compile(r"[^\n]+")
 
 
@@ -311,11 +312,12 @@ class _ToAst(Transformer_NonRecursive):
         header, *declarations = children
         trial_id, title, lab_window = header
         by_type = {t: tuple(d for d in declarations if isinstance(d, t))
-                   for t in (ast.ValueSet, ast.ReferenceRange, ast.Define, ast.Criterion)}
+                   for t in (ast.ValueSet, ast.ReferenceRange, ast.Define, ast.Criterion, ast.FactDeclaration)}
         return ast.RuleSetSyntax(
             source=self.source, trial_id=trial_id, title=title, lab_window=lab_window,
             valuesets=by_type[ast.ValueSet], ranges=by_type[ast.ReferenceRange],
-            defines=by_type[ast.Define], criteria=by_type[ast.Criterion], span=Span.from_meta(meta),
+            defines=by_type[ast.Define], criteria=by_type[ast.Criterion], facts=by_type[ast.FactDeclaration],
+            span=Span.from_meta(meta),
         )
 
     def header(self, meta, children):
@@ -764,6 +766,18 @@ class _ToAst(Transformer_NonRecursive):
 
     def fact_no(self, meta, children):
         return False
+
+    def fact_declaration(self, meta, children):
+        question = next((c[1] for c in children[2:] if c[0] == "question"), None)
+        asked_of = next((c[1] for c in children[2:] if c[0] == "asked_of"), None)
+        return ast.FactDeclaration(name=str(children[0]), description=_unquote(children[1]), question=question,
+                                   asked_of=asked_of, span=Span.from_meta(meta))
+
+    def fact_question(self, meta, children):
+        return ("question", _unquote(children[0]))
+
+    def fact_asked_of(self, meta, children):
+        return ("asked_of", str(children[0]))
 
     def known(self, meta, children):
         return ast.Known(operand=children[0], span=Span.from_meta(meta))

@@ -15,6 +15,7 @@ from .dates import show
 from .derived import DERIVATIONS
 from .derived import describe as derived_text
 from .evaluate import Outcome, entry_name, operands
+from .missing import MissingItem, missing_items
 from .units import snap_value
 
 VERDICTS = ("pass", "fail", "unknown", "review")
@@ -51,11 +52,14 @@ class CriterionResult:
     draft: bool = False
     rule: str = ""
     not_considered: list[str] = field(default_factory=list)  # records no value set of the rule set recognised
+    # one per `missing` entry (same order), then one per review reason: see screening/missing.py
+    missing_items: list[MissingItem] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         out = {
             "id": self.id, "kind": self.kind, "text": self.text, "verdict": self.verdict, "value": self.value,
             "explanation": self.explanation, "missing": list(self.missing),
+            "missing_items": [item.to_dict() for item in self.missing_items],
             "applicable": self.applicable, "draft": self.draft, "rule": self.rule,
             "review_reasons": list(self.reviews), "evidence": [e.to_dict() for e in self.evidence],
         }
@@ -76,10 +80,18 @@ class PatientResult:
     warnings: list[str] = field(default_factory=list)
     decision_reason: str | None = None  # set when something besides the criteria decided (death)
     terminology: list[dict] | None = None  # the terminology store's sources the rules were expanded with
+    label: dict | None = None  # how a person names the patient: see patient_label()
+
+    @property
+    def patient_label(self) -> dict:
+        """``{"id", "file", "mrn", "name", "display"}``: the record id, the file it came from, the MRN and
+        name where the record has them, and the line a person reads."""
+        return self.label if self.label is not None else make_label(self.patient, self.source, None, None)
 
     def to_dict(self) -> dict:
         return {
-            "trial": self.trial, "patient": self.patient, "as_of": self.as_of.isoformat(),
+            "trial": self.trial, "patient": self.patient, "patient_label": dict(self.patient_label),
+            "as_of": self.as_of.isoformat(),
             "decision": self.decision, "decision_reason": self.decision_reason,
             "criteria": [c.to_dict() for c in self.criteria],
             "source": self.source, "warnings": list(self.warnings),
@@ -91,6 +103,21 @@ class PatientResult:
             if result.id == criterion_id:
                 return result
         raise KeyError(criterion_id)
+
+
+def make_label(patient_id: str, source: str | None, mrn: str | None, name: str | None) -> dict:
+    """The patient label: ``display`` is "Doe, Jane — MRN 12345 (p06.json)", or "p06 (p06.json)" for a
+    record with neither name nor MRN (the record id, then the file). ``file`` is the file name without
+    its folder (for an NDJSON line: ``patients.ndjson:12``)."""
+    file = source.replace("\\", "/").rsplit("/", 1)[-1] if source else None
+    who = " — ".join(part for part in (name, f"MRN {mrn}" if mrn else None) if part) or patient_id
+    display = f"{who} ({file})" if file and file != who else who
+    return {"id": patient_id, "file": file, "mrn": mrn, "name": name, "display": display}
+
+
+def patient_label(patient) -> dict:
+    """The label of an indexed patient record (see :func:`make_label`)."""
+    return make_label(patient.id, patient.source, getattr(patient, "mrn", None), getattr(patient, "name", None))
 
 
 def truth(value: bool | None) -> str:
@@ -152,7 +179,7 @@ def criterion_result(criterion: ir.Criterion, outcome, applies, patient, ctx) ->
                              evidence, criterion.draft, criterion.rule_text)
     if applies_value is False:
         result.applicable, result.value, result.verdict = False, None, "pass"
-        result.missing, result.reviews = [], []
+        result.missing, result.reviews, result.missing_items = [], [], []
         premise = criterion.applies.source_text
         result.evidence = explain(applies, patient, ctx) if explained else []
         result.explanation = f"does not apply: `{premise}` is false"
@@ -172,6 +199,8 @@ def criterion_result(criterion: ir.Criterion, outcome, applies, patient, ctx) ->
                     result.missing.insert(0, item)
             result.reviews = list(dict.fromkeys([*applies.reviews, *reviews]))
     result.verdict = _verdict(criterion.kind, result.value, result.missing, result.reviews)
+    if explained and (result.missing or result.reviews):
+        result.missing_items = missing_items([outcome, applies], result.missing, result.reviews, criterion.id)
     if explained:
         lines = [f"{e.rule} is {_TRUTH[e.value]}: {e.detail}" for e in result.evidence]
         if result.applicable is None:

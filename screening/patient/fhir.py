@@ -374,6 +374,12 @@ def _patient(entry: _Entry) -> dict:
     """The patient JSON skeleton: id, birth_date, sex, deceased (a date, or true) and facts."""
     resource, path = entry.resource, entry.path
     patient: dict = {"id": _patient_id(entry)}
+    mrn = _mrn(resource.get("identifier"))
+    if mrn:
+        patient["mrn"] = mrn
+    name = _human_name(resource.get("name"))
+    if name:
+        patient["name"] = name
     birth_date = _date(resource.get("birthDate"), f"{path}.birthDate")
     if birth_date:
         patient["birth_date"] = birth_date
@@ -389,6 +395,43 @@ def _patient(entry: _Entry) -> dict:
         patient["deceased"] = True
     patient["facts"] = {}
     return patient
+
+
+_MR_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"
+
+
+def _mrn(identifiers: object) -> str | None:
+    """The medical record number: the identifier typed MR (HL7 v2-0203), else one whose system or type
+    text says MRN (``urn:oid:...mrn``, ``https://hospital.example/mrn``); an old identifier is skipped."""
+    typed = marked = None
+    for identifier in _list(identifiers):
+        identifier = _dict(identifier)
+        value = _text(identifier.get("value"))
+        if not value or identifier.get("use") == "old":
+            continue
+        kind = _dict(identifier.get("type"))
+        codes = [(_dict(c).get("system"), _dict(c).get("code")) for c in _list(kind.get("coding"))]
+        if typed is None and any(code == "MR" and system in (_MR_TYPE, None) for system, code in codes):
+            typed = value
+        words = " ".join(str(x) for x in (identifier.get("system"), kind.get("text")) if isinstance(x, str)).lower()
+        if marked is None and ("mrn" in words or "medical record" in words):
+            marked = value
+    return typed or marked
+
+
+def _human_name(names: object) -> str | None:
+    """The patient's name as reports show it: "Family, Given Middle" (or the name's text), from the
+    official name, else the usual one, else the first that is not old."""
+    candidates = [_dict(n) for n in _list(names) if _dict(n).get("use") not in ("old", "anonymous")]
+    if not candidates:
+        return None
+    rank = {"official": 0, "usual": 1}
+    chosen = min(candidates, key=lambda n: rank.get(n.get("use"), 2))
+    family = _clean(chosen.get("family"))
+    given = " ".join(g for g in (_clean(x) for x in _list(chosen.get("given"))) if g)
+    if family and given:
+        return f"{family}, {given}"
+    return family or given or _clean(chosen.get("text"))
 
 
 def _observation(entry: _Entry, context: _Context) -> list[dict]:

@@ -156,6 +156,8 @@ class Patient(BaseModel):
     model_config = ConfigDict(extra="forbid", title="screening patient, version 1", allow_inf_nan=False)
     version: Literal[1] | None = None
     id: StrictStr = Field(min_length=1)
+    mrn: StrictStr | None = Field(None, description="medical record number, shown beside the id in reports")
+    name: StrictStr | None = Field(None, description="the patient's name as reports show it, e.g. 'Doe, Jane'")
     birth_date: PartialDate | None = None
     sex: Literal["female", "male", "other", "unknown"] | None = None
     observations: list[Observation] | None = None

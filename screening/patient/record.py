@@ -91,7 +91,7 @@ class PatientRecord:
     """The indexed patient the evaluator reads. Build it with :func:`index_patient`."""
 
     __slots__ = ("id", "sex", "birth", "labs", "conditions", "medications", "procedures", "facts",
-                 "source", "warnings", "allergies", "immunizations", "deceased", "derived")
+                 "source", "warnings", "allergies", "immunizations", "deceased", "derived", "mrn", "name")
 
     def describe(self) -> str:
         return f"{self.id} ({self.source})" if self.source else self.id
@@ -277,6 +277,7 @@ def index_patient(model: Patient, source: str = "") -> PatientRecord:
     """Turn a validated :class:`Patient` into a :class:`PatientRecord` (all conversions happen here)."""
     record = PatientRecord()
     record.id = model.id
+    record.mrn, record.name = model.mrn, model.name
     record.sex = model.sex
     record.birth = parse_partial(model.birth_date) if model.birth_date else None
     record.source = source
