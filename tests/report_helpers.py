@@ -23,7 +23,7 @@ HOSTILE_RULES = (
     f'exclusion E2 {json.dumps("E2 " + HOSTILE)} = ALT > 2 x ULN within 3 months\n'
 )
 HOSTILE_PATIENT = {
-    "version": 1, "id": "P " + HOSTILE, "birth_date": "1980-01-01", "sex": "female",
+    "version": 1, "id": "P " + HOSTILE, "name": "N " + HOSTILE, "mrn": "M " + HOSTILE, "birth_date": "1980-01-01", "sex": "female",
     "observations": [{"code": "LOINC:1742-6", "value": 95, "unit": "U/L", "date": "2026-11-01",
                       "reference_range": {"low": 7, "high": 40, "unit": "U/L"}}],
 }

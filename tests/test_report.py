@@ -54,8 +54,13 @@ def test_decision_counts_and_charts_from_a_batch_folder(batch_report):
     assert decisions(batch_report) == {"eligible": 3, "ineligible": 10, "undetermined": 5}
     assert batch_report.find("b", data_count="total").text == "18"
     assert batch_report.bars("excluding") == EXCLUDING
-    most_missing = batch_report.bars("missing")[0]
-    assert "transaminase_rise_due_to_active_lupus" in most_missing[0] and most_missing[1] == 3
+    # missing items counted by kind and code, once per patient: ALT "within 3 months" and ALT with no
+    # observations at all are the same lab to obtain
+    assert batch_report.bars("missing")[:4] == [("fact:transaminase_rise_due_to_active_lupus", 3),
+                                                ("lab:LOINC:1742-6", 2), ("lab:LOINC:1920-8", 2),
+                                                ("birth_date:birth_date", 2)]
+    fact = batch_report.find("svg", data_chart="missing").find("g", data_key="fact:transaminase_rise_due_to_active_lupus")
+    assert fact.find("title").text == "Transaminase rise due to active lupus (fact): 3 of 18 patients (16.7%)"
     bar = batch_report.find("g", data_key="I4")
     assert bar.attrs["data-share"] == "11.1%"
     assert bar.find("title").text.startswith("I4 For treatment -refractory lupus nephritis")
@@ -75,31 +80,32 @@ def test_worklist_orders_for_action(batch_report):
     assert len(rows) == 18
     order = [r.attrs["data-decision"] for r in rows]
     assert order == ["eligible"] * 3 + ["undetermined"] * 5 + ["ineligible"] * 10
-    assert rows[0].find("a").text == "p01_eligible_female_si_units.json"
+    assert rows[0].find("a").text == "p01 (p01_eligible_female_si_units.json)"
     undetermined = [r for r in rows if r.attrs["data-decision"] == "undetermined"]
     missing = [int(r.attrs["data-missing"]) for r in undetermined]
     assert missing == sorted(missing) and missing[0] == 1
-    assert undetermined[0].find("a").text == "p06_undetermined_alt_elevated_cause_not_assessed.json"
-    assert "fact transaminase_rise_due_to_active_lupus" in undetermined[0].text
+    assert undetermined[0].find("a").text == "p06 (p06_undetermined_alt_elevated_cause_not_assessed.json)"
+    assert "Is the transaminase rise due to active lupus? (investigator)" in undetermined[0].text
     assert "E6 unknown" in undetermined[0].text
     # the worklist links each row to its patient's page
     anchor = rows[0].find("a").attrs["href"].removeprefix("#")
-    assert batch_report.find("section", id=anchor).find("h2").text.startswith("p01_eligible_female_si_units.json")
+    assert batch_report.find("section", id=anchor).find("h2").text.startswith("p01 (p01_eligible_female_si_units.json)")
 
 
 def test_patient_page_lists_the_missing_question_and_each_verdict(batch_report):
     page = batch_report.patient_page("p06_undetermined")
     assert page.attrs["data-decision"] == "undetermined"
     questions = [li.text for li in page.find("ul", **{"class": "missing-questions"}).find_all("li")]
-    assert questions == ["fact transaminase_rise_due_to_active_lupus"]
+    assert questions == ["Is the transaminase rise due to active lupus? (investigator)"]
     verdicts = {tr.attrs["data-criterion"]: tr.attrs["data-verdict"] for tr in page.find_all("tr", data_criterion=True)}
     assert verdicts == {"AGE": "pass", "I2": "pass", "I3": "pass", "I4": "pass", "E2": "pass", "E3": "pass",
                         "E4": "pass", "E5": "pass", "E6": "unknown", "E7": "pass"}
     e6 = page.find("tr", data_criterion="E6")
     assert "ALT 120 U/L on 2026-11-18" in e6.text
-    assert "missing: fact transaminase_rise_due_to_active_lupus" in e6.text
+    assert "missing: Is the transaminase rise due to active lupus? (investigator)" in e6.text
     review = batch_report.patient_page("p07_ineligible").find("ul", **{"class": "review-questions"})
-    assert review.text.startswith("investigator's opinion: would any illness jeopardize")
+    assert review.text == ("Investigator's opinion: would any illness jeopardize the patient's ability to tolerate "
+                           "MSC transplantation? (review)")
 
 
 def test_patient_page_shows_the_converted_threshold_and_the_margin(batch_report):
@@ -241,8 +247,10 @@ def test_text_from_rule_files_and_patients_never_becomes_markup(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "&lt;/style&gt;" in text and "</style>" in text  # the one real closing tag is the stylesheet's
     page = doc.find("section", **{"class": "patient-page"})
-    assert page.find("h2").text.startswith(HOSTILE_FILE.strip())
-    assert ("P " + " ".join(HOSTILE.split())) in page.text
+    display = page.find("h2").text
+    assert display.startswith("N " + " ".join(HOSTILE.split()) + " — MRN M " + " ".join(HOSTILE.split()))
+    assert f"({HOSTILE_FILE})" in display
+    assert ("P " + " ".join(HOSTILE.split())) in page.text  # the record id
     i1 = page.find("tr", data_criterion="I1")
     assert ("I1 " + " ".join(HOSTILE.split())) in i1.text
     assert page.find("tr", data_criterion="E1").attrs["data-verdict"] == "review"

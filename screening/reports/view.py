@@ -84,11 +84,9 @@ def patient_label(result: dict) -> dict:
 _ITEM_FIELDS = ("kind", "code", "name", "window", "question", "text")
 
 
-def missing_items(criterion: dict) -> list[dict]:
-    """A criterion's missing items, structured: ``missing_items`` when the result has them, else one
-    item per text of ``missing`` (kind unknown, the text is the question)."""
+def _items(criterion: dict) -> list[dict]:
     items = criterion.get("missing_items")
-    if isinstance(items, list) and (items or not criterion.get("missing")):
+    if isinstance(items, list) and (items or not (criterion.get("missing") or criterion.get("review_reasons"))):
         out = []
         for item in items:
             if isinstance(item, dict):
@@ -99,22 +97,34 @@ def missing_items(criterion: dict) -> list[dict]:
             entry["text"] = entry["text"] or entry["question"]
             out.append(entry)
         return out
-    return [dict.fromkeys(_ITEM_FIELDS, "") | {"question": _text(t), "text": _text(t)}
-            for t in (criterion.get("missing") or [])]
+    return ([dict.fromkeys(_ITEM_FIELDS, "") | {"question": _text(t), "text": _text(t)}
+             for t in (criterion.get("missing") or [])] +
+            [dict.fromkeys(_ITEM_FIELDS, "") | {"kind": "review", "question": _text(t), "text": _text(t)}
+             for t in (criterion.get("review_reasons") or [])])
 
 
-def item_key(item: dict) -> tuple[str, str]:
-    """(key, label) under which a missing item is counted: kind and code (or name) when structured,
-    else its text without dates (as batch counts it)."""
-    what = item["code"] or item["name"]
-    if item["kind"] and what:
-        return f"{item['kind']}:{what}", f"{item['name'] or item['code']} ({item['kind']})"
-    text = missing_key(item["text"] or item["question"])
-    return text, text
+def missing_items(criterion: dict) -> list[dict]:
+    """The data a criterion lacks, structured: its ``missing_items`` (reviews aside) when the result
+    has them, else one item per text of ``missing`` (kind unknown, the text is the question)."""
+    return [item for item in _items(criterion) if item["kind"] != "review"]
 
 
 def review_questions(criterion: dict) -> list[str]:
-    return [_text(r) for r in (criterion.get("review_reasons") or [])]
+    """The questions for a person's judgment: the review items' questions, else ``review_reasons``."""
+    return [item["question"] for item in _items(criterion) if item["kind"] == "review"]
+
+
+def item_key(item: dict) -> tuple[str, str]:
+    """(key, label) under which a missing item is counted: kind and code (or name) when structured
+    (windows aside: "ALT within 3 months" and "ALT" are the same lab to obtain), else its text
+    without dates (as batch counts it)."""
+    what = item["code"] or item["name"]
+    if item["kind"] and what:
+        name = item["name"] or item["code"]
+        label = name if name.startswith(item["kind"]) else f"{name} ({item['kind']})"
+        return f"{item['kind']}:{what}", label
+    text = missing_key(item["text"] or item["question"])
+    return text, text
 
 
 # ------------------------------------------------------------------ thresholds and margins
@@ -170,7 +180,7 @@ class TrialSummary:
 
     def most_missing(self, limit: int = 10) -> list[dict]:
         """The data most often missing (counted once per patient), most first, ties by name."""
-        ranked = sorted(self.missing.items(), key=lambda kv: (-kv[1][1], kv[1][0]))
+        ranked = sorted(self.missing.items(), key=lambda kv: (-kv[1][1], kv[1][0].casefold(), kv[0]))
         return [{"key": key, "label": label, "text": label, "count": n} for key, (label, n) in ranked[:limit]]
 
 
