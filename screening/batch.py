@@ -45,6 +45,7 @@ from .compile import Trial, compile_text, read_rule_file
 from .errors import DataError, DataProblem, ScreeningError, UsageError
 from .patient.load import MAX_DOCUMENT_BYTES, JsonProblem, patient_from_text, size_problem
 from .report import DECISIONS
+from .reports.worklist import row_from_result as worklist_row
 
 RESULTS, SUMMARY, ERRORS, PROGRESS = "results.jsonl", "summary.csv", "errors.jsonl", "progress.json"
 OUTPUTS = (RESULTS, SUMMARY, ERRORS)
@@ -54,10 +55,12 @@ IN_FLIGHT_PER_WORKER = 2      # chunks submitted but not yet written, per worker
 CHECKPOINT_SECONDS = 1.0      # at most this long between checkpoints (and at the end)
 STDERR_ERRORS = 100           # bad records echoed on stderr; all of them go to errors.jsonl
 PLAIN_PROGRESS_SECONDS = 60   # a progress line this often when the output is not a terminal
-PROGRESS_VERSION = 1
+PROGRESS_VERSION = 2  # 2: summary.csv has the worklist columns and n/a; the tally groups missing items
 MISSING_ITEMS = 200           # distinct missing-data items counted per trial; the rest go to OTHER_MISSING
 OTHER_MISSING = "(other missing data)"
-CSV_FIXED = ("input", "patient", "trial", "as_of", "decision")
+CSV_FIXED = ("input", "patient", "label", "trial", "as_of", "decision", "items_missing", "deciding", "to_obtain",
+             "review_questions")
+NOT_APPLICABLE = "n/a"  # summary.csv: a criterion that does not apply (its verdict in results.jsonl is "pass")
 
 
 # ============================================================================ trials
@@ -116,7 +119,9 @@ def csv_row(cells) -> list[str]:
 
 
 def csv_header(trials: list[Trial]) -> list[str]:
-    """``input, patient, trial, as_of, decision``, then one column per criterion.
+    """``input, patient, label, trial, as_of, decision, items_missing, deciding, to_obtain,
+    review_questions`` (the worklist's columns, docs/worklist.md), then one column per criterion
+    with its verdict, or ``n/a`` for a criterion that does not apply.
 
     With one trial the criterion columns are the criterion ids; with several they are
     ``TRIAL:ID`` in trial order, and a row fills only its own trial's columns. A draft rule's
@@ -301,8 +306,21 @@ def new_tally() -> dict:
 def _trial_tally(tally: dict, trial_id: str) -> dict:
     entry = tally["trials"].get(trial_id)
     if entry is None:
-        entry = tally["trials"][trial_id] = {"decisions": {}, "fail": {}, "missing": {}}
+        entry = tally["trials"][trial_id] = {"decisions": {}, "fail": {}, "missing": {}, "items": {}, "names": {}}
+    entry.setdefault("items", {})  # (a checkpoint written before missing items were grouped)
+    entry.setdefault("names", {})
     return entry
+
+
+def item_key(item) -> str:
+    """A missing item's group in the tally: ``KIND CODE`` (``lab LOINC:1742-6``, ``fact x``); a review by
+    its criterion, a record by its code (dates and sentences play no part)."""
+    return f"{item.kind} {item.code}"
+
+
+def item_name(item) -> str:
+    """How the tally names a group: the item's name and window (``ALT within 3 months``)."""
+    return f"{item.name} {item.window}" if item.window else item.name
 
 
 def _bump(counts: dict, key: str, n: int = 1) -> None:
@@ -332,6 +350,13 @@ def merge_tally(into: dict, other: dict) -> None:
             if key not in missing and len(missing) >= MISSING_ITEMS:
                 key = OTHER_MISSING
             _bump(missing, key, n)
+        items, names = entry["items"], entry["names"]
+        for key, n in part.get("items", {}).items():
+            if key not in items and len(items) >= MISSING_ITEMS:
+                key = OTHER_MISSING
+            _bump(items, key, n)
+            if key != OTHER_MISSING and key not in names:
+                names[key] = part.get("names", {}).get(key, key)
 
 
 # ============================================================================ the worker side
@@ -384,7 +409,8 @@ class Screener:
                 patient = self.load(key, line, raw, path)
                 pairs = [(trial, offset, trial.screen(patient, self.as_of))
                          for trial, offset in zip(self.trials, self.offsets)]
-                lines = [_json_line({"input": key, **result.to_dict()}) for _, _, result in pairs]
+                documents = [{"input": key, **result.to_dict()} for _, _, result in pairs]
+                lines = [_json_line(document) for document in documents]
             except DataError as exc:
                 tally["bad"] += 1
                 errors.append(error_entry(key, line, exc.problems))
@@ -395,20 +421,29 @@ class Screener:
                                                                   "internal")]))
                 continue
             results.extend(lines)
-            for trial, offset, result in pairs:
+            for (trial, offset, result), document in zip(pairs, documents):
                 cells = [""] * self.width
                 for i, criterion in enumerate(result.criteria):
-                    cells[offset + i] = criterion.verdict
-                writer.writerow(csv_row([key, result.patient, trial.id, self.as_of_text, result.decision, *cells]))
+                    cells[offset + i] = NOT_APPLICABLE if criterion.applicable is False else criterion.verdict
+                work = worklist_row(document).cells()
+                writer.writerow(csv_row([key, result.patient, work["label"], trial.id, self.as_of_text,
+                                         result.decision, work["items_missing"], work["deciding"], work["to_obtain"],
+                                         work["review_questions"], *cells]))
                 entry = _trial_tally(tally, trial.id)
                 _bump(entry["decisions"], result.decision)
                 missing: dict[str, None] = {}
+                items: dict[str, str] = {}
                 for criterion in result.criteria:
                     if criterion.verdict == "fail":
                         _bump(entry["fail"], criterion.id)
                     missing.update(dict.fromkeys(map(missing_key, criterion.missing)))
+                    for item in criterion.missing_items:
+                        items.setdefault(item_key(item), item_name(item))
                 for item in missing:
                     _bump(entry["missing"], item)
+                for group, name in items.items():
+                    _bump(entry["items"], group)
+                    entry["names"].setdefault(group, name)
                 tally["pairs"] += 1
         # (a lone surrogate in a patient's text cannot be UTF-8: the CSV shows it as \udXXX)
         return len(records), b"".join(results), rows.getvalue().encode("utf-8", "backslashreplace"), errors, tally
@@ -803,12 +838,14 @@ class BatchRun:
                 text = text if len(text) <= 60 else text[:57] + "..."
                 row(t, trial_id, f"{cid} {text}".strip(), f"{n:,}", share(n, trial_id))
             out.print(t)
-        missing = sorted(((n, trial_id, item) for trial_id, entry in tally["trials"].items()
-                          for item, n in entry["missing"].items()), key=lambda x: (-x[0], x[1], x[2]))[:5]
+        missing = sorted(((n, trial_id, group) for trial_id, entry in tally["trials"].items()
+                          for group, n in entry.get("items", {}).items()), key=lambda x: (-x[0], x[1], x[2]))[:5]
         if missing:
-            t = table("Data most often missing", "trial", "missing", "patients", "of patients")
-            for n, trial_id, item in missing:
-                row(t, trial_id, item, f"{n:,}", share(n, trial_id))
+            t = table("Data most often missing", "trial", "kind", "missing", "code", "patients", "of patients")
+            for n, trial_id, group in missing:
+                kind, _, code = group.partition(" ") if group != OTHER_MISSING else ("", "", "")
+                name = tally["trials"][trial_id].get("names", {}).get(group, group)
+                row(t, trial_id, kind, name, code if code != name else "", f"{n:,}", share(n, trial_id))
             out.print(t)
 
         lines = [f"{tally['records']:,} patient records, {tally['pairs']:,} results "

@@ -9,6 +9,7 @@ Errors are printed as one clear message with file:line:column or a JSON path, ne
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import date
 from enum import Enum
@@ -103,17 +104,42 @@ def print_terminology(console: Console, trial) -> None:
     console.print(f"terminology: {text}", markup=False, highlight=False)
 
 
-def _screen_files(trial_file: Path, patients: List[Path], as_of: Optional[str], terminology: Optional[str] = None):
-    """Compile the trial, load every patient (all input checked before any output), screen them."""
+def _load_each(paths: List[Path]):
+    """Load every patient file: ([records], [(path, error)]); a bad file does not stop the others."""
     from .patient.load import load_patient
 
+    records, bad = [], []
+    for path in paths:
+        try:
+            records.append(load_patient(path))
+        except ScreeningError as exc:
+            bad.append((path, exc))
+    return records, bad
+
+
+def _screen_files(trial_file: Path, patients: List[Path], as_of: Optional[str], terminology: Optional[str] = None):
+    """Compile the trial (a bad rule file or option: exit 2 at once), then load and screen every patient
+    file that can be read. Returns (trial, results, bad files); the caller reports the bad files
+    after the good results and exits 2."""
     try:
         day = as_of_option(as_of)
         trial = compile_trial(trial_file, open_terminology(terminology))
-        records = [load_patient(p) for p in patients]
     except ScreeningError as exc:
         _fail(exc)
-    return trial, [trial.screen(r, day) for r in records]
+    records, bad = _load_each(patients)
+    return trial, [trial.screen(r, day) for r in records], bad
+
+
+def _report_bad(bad) -> None:
+    """Each unreadable patient file with its error (file:line:column or JSON path), then exit 2."""
+    if not bad:
+        return
+    for _path, exc in bad:
+        err.print(exc.render(), markup=False, highlight=False)
+    total = len(bad)
+    err.print(f"{total} patient file{'s' if total != 1 else ''} could not be read; the others were screened",
+              markup=False, highlight=False)
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -123,20 +149,29 @@ def check(
     as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP),
     output_format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text (a table) or json."),
     terminology: Optional[str] = typer.Option(None, "--terminology", help=TERMINOLOGY_HELP),
+    wide: bool = typer.Option(False, "--wide", help="Also the registry text and the full explanation of every "
+                                                    "criterion (the default table gives a one-line reason)."),
 ) -> None:
-    """Screen patients: a verdict for every criterion and the trial decision."""
+    """Screen patients: a verdict for every criterion and the trial decision.
+
+    Every readable patient file is screened; each unreadable one is reported with its error, and the
+    exit status is then 2."""
     from .render import print_results
 
-    trial, results = _screen_files(trial_file, patients, as_of, terminology)
+    trial, results, bad = _screen_files(trial_file, patients, as_of, terminology)
     if output_format is OutputFormat.json:
         payload = [r.to_dict() for r in results]
-        print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, ensure_ascii=False))
+        if payload:
+            print(json.dumps(payload[0] if len(payload) == 1 and len(patients) == 1 else payload, indent=2,
+                             ensure_ascii=False))
+        _report_bad(bad)
         return
     print_terminology(out, trial)
-    print_results(out, trial, results)
+    print_results(out, trial, results, wide=wide)
     for result in results:
         for warning in result.warnings:
             err.print(f"warning: {result.source}: {warning}", markup=False)
+    _report_bad(bad)
 
 
 @app.command()
@@ -152,20 +187,24 @@ def explain(
     """Explain every criterion that failed, is unknown or needs review: evidence, limits, margins, missing data."""
     from .render import print_explanation
 
-    trial, results = _screen_files(trial_file, patients, as_of, terminology)
+    trial, results, bad = _screen_files(trial_file, patients, as_of, terminology)
     if output_format is OutputFormat.json:
         payload = []
         for result in results:
             data = result.to_dict()
             data["criteria"] = [c for c in data["criteria"] if show_all or c["verdict"] != "pass"]
             payload.append(data)
-        print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, ensure_ascii=False))
+        if payload:
+            print(json.dumps(payload[0] if len(payload) == 1 and len(patients) == 1 else payload, indent=2,
+                             ensure_ascii=False))
+        _report_bad(bad)
         return
     print_terminology(out, trial)
     for index, result in enumerate(results):
         if index:
             out.print()
         print_explanation(out, trial, result, show_all=show_all)
+    _report_bad(bad)
 
 
 @app.command()
@@ -237,12 +276,98 @@ def analytes() -> None:
 
     from .analytes import catalogue
 
-    table = Table("name", "aliases", "unit", "molar mass g/mol", "LOINC")
-    for a in catalogue().analytes:
+    analytes = catalogue().analytes
+    table = Table(pad_edge=False)
+    # the name is what a rule types: never cut or folded (the other columns wrap around it)
+    table.add_column("name", no_wrap=True, min_width=max(len(a.name) for a in analytes))
+    table.add_column("aliases", overflow="fold", ratio=2)
+    table.add_column("unit", overflow="fold", ratio=1)
+    table.add_column("molar mass g/mol", overflow="fold")
+    table.add_column("LOINC", overflow="fold", ratio=1)
+    for a in analytes:
         table.add_row(*(Text(cell) for cell in (a.name, ", ".join(a.aliases), a.unit_text or "(text)",
                                                  f"{a.molar_mass:g}" if a.molar_mass else "",
                                                  ", ".join([*a.loinc, *(f"LOCAL:{c}" for c in a.local)]))))
     out.print(table)
+
+
+class WorklistFormat(str, Enum):
+    text = "text"
+    csv = "csv"
+    html = "html"
+
+
+@app.command()
+def worklist(
+    inputs: List[Path] = typer.Argument(..., help="A `screening batch` output folder (results.jsonl), or patient "
+                                                  "files (JSON or FHIR) or folders of them to screen with --trial."),
+    trials: Optional[List[str]] = typer.Option(
+        None, "--trial", help="With patient files: the rule set(s) to screen against (.crit). With a results folder: "
+                              "list only this trial (an id, or a .crit file whose id is used). Repeatable."),
+    output_format: WorklistFormat = typer.Option(WorklistFormat.text, "--format", help="text (a table), csv or html."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here instead of standard output."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP + " (when screening patient files)"),
+    terminology: Optional[str] = typer.Option(None, "--terminology", help=TERMINOLOGY_HELP),
+) -> None:
+    """What to do next: one row per patient and trial, eligible first, then undetermined by how few
+    items are missing, then ineligible; with the deciding criteria, what to obtain and the review questions.
+
+    Unreadable patient files are reported with their error after the worklist, and the exit status is 2."""
+    from .reports import worklist as wl
+
+    bad: list = []
+    try:
+        folders = [p for p in inputs if p.is_dir() and (p / wl.RESULTS_FILE).is_file()]
+        if folders:
+            if len(folders) != len(inputs):
+                raise UsageError("give either batch results folders or patient files, not both")
+            wanted = None
+            if trials:
+                wanted = {compile_trial(Path(t)).id if t.endswith(".crit") and Path(t).is_file() else t
+                          for t in trials}
+            results = [r for folder in folders for r in wl.read_results(folder)]
+            rows = wl.build(results, wanted)
+            if wanted and not rows and results:
+                found = sorted({str(r.get("trial")) for r in results})
+                raise UsageError(f"--trial: no results for {', '.join(sorted(wanted))} (the results hold "
+                                 f"{', '.join(found)})")
+        else:
+            if not trials:
+                raise UsageError("--trial RULES.crit is needed to screen patient files (or give a `screening batch` "
+                                 "output folder holding results.jsonl)")
+            day = as_of_option(as_of)
+            store = open_terminology(terminology)
+            compiled = [compile_trial(Path(t), store) for t in trials]
+            files = []
+            for path in inputs:
+                if path.is_dir():
+                    files += sorted(p for p in path.iterdir() if p.suffix.lower() == ".json" and p.is_file()
+                                    and not p.name.startswith("."))
+                else:
+                    files.append(path)
+            records, bad = _load_each(files)
+            rows = wl.build(t.screen(r, day).to_dict() for r in records for t in compiled)
+    except ScreeningError as exc:
+        _fail(exc)
+    if output_format is WorklistFormat.text and output is None:
+        wl.print_text(out, rows)
+    else:
+        text = {WorklistFormat.csv: wl.to_csv, WorklistFormat.html: wl.to_html}.get(output_format)
+        if text is None:  # text into a file: the table as plain text at a readable width
+            buffer = Console(record=True, width=160, file=open(os.devnull, "w"), highlight=False, emoji=False)
+            wl.print_text(buffer, rows)
+            content = buffer.export_text()
+        else:
+            content = text(rows)
+        if output is None:
+            sys.stdout.write(content)
+        else:
+            try:
+                output.write_text(content, encoding="utf-8")
+            except OSError as exc:
+                _fail(UsageError(f"{output}: cannot write: {exc.strerror}"))
+            err.print(f"wrote {output} ({len(rows)} rows)", markup=False, highlight=False)
+    _report_bad(bad)
 
 
 @app.command("test")

@@ -24,62 +24,75 @@ def literal(text, style: str = "") -> Text:
     return Text(printable(str(text)), style=style)
 
 
-def _short(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def _why(result) -> str:
-    if result.applicable is False:
-        return result.explanation
+    """The compact one-line reason: what is missing, the review, or the deciding evidence."""
+    from .reports.worklist import criterion_reason
+
+    return criterion_reason(result.to_dict())
+
+
+def _full(result) -> str:
+    """Every line of a criterion's explanation (for --wide): evidence, missing data, reviews."""
+    lines = [result.explanation] if result.explanation else []
     if result.missing:
-        return "missing: " + ", ".join(result.missing)
-    if result.verdict == "review" and result.reviews:
-        return "review: " + "; ".join(result.reviews)
-    deciding = [e for e in result.evidence if e.value is result.value] or result.evidence
-    if deciding:
-        return deciding[0].detail
-    return result.explanation
+        lines.append("missing: " + ", ".join(result.missing))
+    if result.reviews:
+        lines.append("review: " + "; ".join(result.reviews))
+    return "\n".join(lines)
 
 
-def print_results(console: Console, trial, results: list[PatientResult]) -> None:
-    """One table per patient: every criterion's verdict, then the decision."""
+def patient_heading(result: PatientResult) -> Text:
+    """``Patient Doe, Jane — MRN 12345 (p06.json)  trial X  as of D  decision: ELIGIBLE``: the patient
+    by label (the record id only where the label does not show it otherwise)."""
+    label = result.patient_label
+    return Text.assemble(
+        ("Patient ", "bold"), (printable(str(label.get("display") or result.patient)), "bold"),
+        f"  trial {printable(result.trial)}  as of {result.as_of}  ",
+        ("decision: ", "bold"), (result.decision.upper(), DECISION_STYLE[result.decision]),
+    )
+
+
+def print_results(console: Console, trial, results: list[PatientResult], wide: bool = False) -> None:
+    """One table per patient: every criterion's id, kind, verdict and a one-line reason, then the decision.
+
+    Nothing is cut: columns fold and text wraps to the console's width. ``wide`` adds the registry
+    text and the full explanation of every criterion (``explain`` gives the evidence line by line)."""
     for result in results:
-        header = Text.assemble(
-            ("Patient ", "bold"), (printable(result.patient), "bold"),
-            f"  trial {printable(result.trial)}  as of {result.as_of}  ",
-            ("decision: ", "bold"), (result.decision.upper(), DECISION_STYLE[result.decision]),
-        )
-        console.print(header)
+        console.print(patient_heading(result))
+        if wide and result.patient_label.get("display") != result.patient:
+            console.print(literal(f"  record id {result.patient}"))
         if result.decision_reason:
-            console.print(f"  {result.decision_reason}", style=DECISION_STYLE[result.decision], markup=False)
-        table = Table(show_lines=False, pad_edge=False, expand=False)
-        table.add_column("criterion", no_wrap=True)
-        table.add_column("kind", no_wrap=True)
-        table.add_column("verdict", no_wrap=True)
-        table.add_column("registry text", max_width=48)
-        table.add_column("why", max_width=70)
+            console.print(literal(f"  {result.decision_reason}", style=DECISION_STYLE[result.decision]))
+        table = Table(show_lines=wide, pad_edge=False, expand=False)
+        table.add_column("id", no_wrap=True, overflow="fold")
+        table.add_column("kind", no_wrap=True, overflow="fold")
+        table.add_column("verdict", overflow="fold")
+        if wide:
+            table.add_column("registry text", overflow="fold", ratio=2)
+        table.add_column("why" if wide else "reason", overflow="fold", ratio=3)
         for c in result.criteria:
             verdict = Text(c.verdict + (" (draft)" if c.draft else ""), style=VERDICT_STYLE[c.verdict])
-            table.add_row(literal(c.id), literal(c.kind), verdict, literal(_short(c.text, 90)),
-                          literal(_short(_why(c), 160)))
+            if c.applicable is False:
+                verdict.append(" (n/a)")
+            cells = [literal(c.id), literal(c.kind), verdict]
+            if wide:
+                cells += [literal(c.text), literal(_full(c))]
+            else:
+                cells.append(literal(_why(c)))
+            table.add_row(*cells)
         console.print(table)
         counts = {v: sum(1 for c in result.criteria if c.verdict == v) for v in VERDICT_STYLE}
         reason = f" ({result.decision_reason})" if result.decision_reason else ""
-        console.print(
-            "  " + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + f"  ->  {result.decision}{reason}",
-            markup=False,
-        )
+        console.print(literal(
+            "  " + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + f"  ->  {result.decision}{reason}"))
         console.print()
 
 
 def print_explanation(console: Console, trial, result: PatientResult, show_all: bool = False) -> None:
     """For every criterion that is not a pass (or all with show_all): evidence, limits, margins, missing data."""
-    console.print(Text.assemble(
-        ("Patient ", "bold"), (printable(result.patient), "bold"),
-        f"  trial {printable(result.trial)}  as of {result.as_of}  ",
-        ("decision: ", "bold"), (result.decision.upper(), DECISION_STYLE[result.decision]),
-    ))
+    console.print(patient_heading(result))
+    if result.patient_label.get("display") != result.patient:
+        console.print(literal(f"  record id {result.patient}"))
     if result.decision_reason:
         console.print(f"  {result.decision_reason}", style=DECISION_STYLE[result.decision], markup=False)
     shown = [c for c in result.criteria if show_all or c.verdict != "pass"]
@@ -107,6 +120,9 @@ def print_explanation(console: Console, trial, result: PatientResult, show_all: 
                               + literal(f": {e.detail}"))
         if c.missing:
             console.print(Text("  missing:  ", style="yellow") + literal(", ".join(c.missing)))
+            asks = list(dict.fromkeys(i.question for i in c.missing_items if i.kind != "review"))
+            if asks:
+                console.print(Text("  ask:      ", style="yellow") + literal("; ".join(asks)))
         if c.not_considered:
             console.print(Text("  not considered: ") + literal("; ".join(c.not_considered)))
         if c.reviews:

@@ -135,8 +135,9 @@ def test_summary_csv_has_one_row_per_pair_and_one_column_per_criterion(tmp_path,
     rows = csv_rows(tmp_path / "two")
     nct = compile_trial(NCT)
     header = rows[0]
-    assert header[:5] == ["input", "patient", "trial", "as_of", "decision"]
-    assert header[5:] == [f"NCT00659217:{c.id}" for c in nct.criteria] + ["SMALL-1:A1", "SMALL-1:H1", "SMALL-1:X1"]
+    assert header[:10] == ["input", "patient", "label", "trial", "as_of", "decision", "items_missing", "deciding",
+                           "to_obtain", "review_questions"]
+    assert header[10:] == [f"NCT00659217:{c.id}" for c in nct.criteria] + ["SMALL-1:A1", "SMALL-1:H1", "SMALL-1:X1"]
     assert len(rows) == 1 + 10
     row = dict(zip(header, rows[2]))  # P000 against SMALL-1
     assert (row["input"], row["patient"], row["trial"], row["as_of"], row["decision"]) == \
@@ -146,8 +147,12 @@ def test_summary_csv_has_one_row_per_pair_and_one_column_per_criterion(tmp_path,
     # one trial: the columns are the criterion ids
     assert run([small], source, tmp_path / "one")[0] == 0
     rows = csv_rows(tmp_path / "one")
-    assert rows[0] == ["input", "patient", "trial", "as_of", "decision", "A1", "H1", "X1"]
-    assert rows[1] == [f"{source}:1", "P000", "SMALL-1", "2026-11-25", "ineligible", "pass", "pass", "fail"]
+    assert rows[0] == ["input", "patient", "label", "trial", "as_of", "decision", "items_missing", "deciding",
+                       "to_obtain", "review_questions", "A1", "H1", "X1"]
+    x1_fail = rows[1][7]
+    assert x1_fail.startswith("X1 fail: ")
+    assert rows[1] == [f"{source}:1", "P000", "P000 (pts.ndjson:1)", "SMALL-1", "2026-11-25", "ineligible", "0", x1_fail,
+                       "", "", "pass", "pass", "fail"]
 
 
 def test_folder_input_is_recursive_sorted_and_keyed_by_path(tmp_path, small):

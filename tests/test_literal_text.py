@@ -35,6 +35,11 @@ def test_check_prints_registry_text_literally(tmp_path, files):
     rules, person = files
     proc = run("check", rules, person, "--as-of", "2026-11-25", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    for text in ["[bold]P-1[/bold] (p.json)", "T-[/]", "review: ask [/] about [bold red]ELIGIBLE[/]"]:
+        assert text in proc.stdout, proc.stdout
+    # the registry text is in the --wide table
+    proc = run("check", rules, person, "--as-of", "2026-11-25", "--wide", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
     for text in ["Registry [/] text", "Consent [see appendix b] :warning:", "[bold]P-1[/bold]", "T-[/]"]:
         assert text in proc.stdout, proc.stdout
     assert "⚠" not in proc.stdout
@@ -115,5 +120,6 @@ def test_summary_csv_neutralises_formula_cells_from_rule_files_and_patients(tmp_
         header, *rows = list(csv.reader(stream))
     assert "'=1+1:I1" in header
     assert rows[0][1] == "'@cmd|' /C calc'!A0"
-    assert rows[0][2] == "'=1+1"
+    assert rows[0][2] == "'@cmd|' /C calc'!A0 (p.ndjson:1)"  # the label
+    assert rows[0][3] == "'=1+1"
     assert json.loads((out / "results.jsonl").read_text().splitlines()[0])["patient"] == "@cmd|' /C calc'!A0"

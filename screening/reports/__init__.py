@@ -1,1 +1,1 @@
-"""Reports for people: what to show (view), the coordinator's worklist, and the HTML report."""
+"""Reports built on screening results: the worklist (what to do next, per patient and trial)."""

@@ -1,0 +1,267 @@
+"""The worklist: one row per patient and trial, ordered for action (docs/worklist.md).
+
+Eligible patients first, then undetermined ones by how few items are missing, then ineligible
+ones. Each row names the patient by label and carries the deciding criteria (with a one-line
+reason), what to obtain (questions) and the review questions.
+
+Rows are built from the JSON contract (``PatientResult.to_dict()``, a line of results.jsonl),
+read by key, so results of any engine that writes the same fields can be listed; a result
+without ``missing_items`` or explanations (an engine that records verdicts and ``missing`` only)
+still gives a row, with its ``missing`` sentences as the items.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from ..errors import DataError, DataProblem, UsageError
+from ..missing import MissingItem
+from ..report import make_label
+
+DECISION_ORDER = {"eligible": 0, "undetermined": 1, "ineligible": 2}
+CSV_COLUMNS = ("patient", "label", "trial", "as_of", "decision", "items_missing", "deciding", "to_obtain",
+               "review_questions", "input")
+"""The worklist's CSV columns; ``summary.csv`` carries the same ``label`` ... ``review_questions``."""
+SEPARATOR = "; "
+"""Between the entries of a list cell in CSV (``to_obtain``: one question after another)."""
+
+
+@dataclass(frozen=True)
+class Deciding:
+    """A criterion that decides (or holds up) the decision: a fail, or an unknown / review."""
+
+    id: str
+    kind: str
+    verdict: str
+    reason: str
+
+    def line(self) -> str:
+        """``E2 fail: condition ICD10:C50.9 matches ...``; an unknown or review criterion by id and verdict
+        (what it needs is in the row's questions)."""
+        if self.verdict == "fail" and self.reason:
+            return f"{self.id} fail: {self.reason}"
+        return f"{self.id} {self.verdict}"
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "verdict": self.verdict, "reason": self.reason}
+
+
+@dataclass
+class Row:
+    """One patient and trial."""
+
+    patient: str
+    label: dict
+    trial: str
+    as_of: str
+    decision: str
+    deciding: list[Deciding] = field(default_factory=list)
+    obtain: list[MissingItem] = field(default_factory=list)  # data and answers to get (not reviews)
+    reviews: list[MissingItem] = field(default_factory=list)  # a person's judgment
+    decision_reason: str | None = None
+    input: str | None = None
+
+    @property
+    def items_missing(self) -> int:
+        """Distinct things to obtain or review: the undetermined rows are ordered by it."""
+        return len(self.obtain) + len(self.reviews)
+
+    @property
+    def display(self) -> str:
+        return str(self.label.get("display") or self.patient)
+
+    def sort_key(self) -> tuple:
+        rank = DECISION_ORDER.get(self.decision, 3)
+        return (rank, self.items_missing if rank == 1 else 0, self.display.casefold(), self.trial)
+
+    def to_dict(self) -> dict:
+        return {"patient": self.patient, "patient_label": dict(self.label), "trial": self.trial, "as_of": self.as_of,
+                "decision": self.decision, "decision_reason": self.decision_reason,
+                "items_missing": self.items_missing, "deciding": [d.to_dict() for d in self.deciding],
+                "to_obtain": [i.to_dict() for i in self.obtain], "review_questions": [i.to_dict() for i in self.reviews],
+                "input": self.input}
+
+    def cells(self) -> dict[str, str]:
+        """The row as CSV cells (lists joined with :data:`SEPARATOR`)."""
+        return {
+            "patient": self.patient, "label": self.display, "trial": self.trial, "as_of": self.as_of,
+            "decision": self.decision, "items_missing": str(self.items_missing),
+            "deciding": SEPARATOR.join(d.line() for d in self.deciding) or (self.decision_reason or ""),
+            "to_obtain": SEPARATOR.join(i.question for i in self.obtain),
+            "review_questions": SEPARATOR.join(i.question for i in self.reviews),
+            "input": self.input or "",
+        }
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def criterion_reason(c: dict) -> str:
+    """One line saying why a criterion has its verdict (for tables and the worklist)."""
+    if c.get("applicable") is False:
+        return _one_line(c.get("explanation") or "does not apply")
+    items = c.get("missing_items")
+    if c.get("verdict") == "review" and c.get("review_reasons"):
+        return "review: " + _one_line("; ".join(c["review_reasons"]))
+    if items:
+        return "missing: " + _one_line(", ".join(str(i.get("text") or i.get("question") or "") for i in items
+                                                 if i.get("kind") != "review"))
+    if c.get("missing"):
+        return "missing: " + _one_line(", ".join(map(str, c["missing"])))
+    value = c.get("value")
+    evidence = c.get("evidence") or []
+    deciding = [e for e in evidence if e.get("value") is value] or evidence
+    if deciding:
+        return _one_line(deciding[0].get("detail") or "")
+    return _one_line(c.get("explanation") or "")
+
+
+def _items(c: dict) -> list[MissingItem]:
+    items = c.get("missing_items")
+    if isinstance(items, list):
+        return [MissingItem.from_dict(i) for i in items if isinstance(i, dict)]
+    # an engine that records the sentences only: each one is an item of its own
+    found = [MissingItem("record", "", str(t), None, str(t)[:1].upper() + str(t)[1:], str(t)) for t in c.get("missing") or ()]
+    found += [MissingItem("review", str(c.get("id", "")), "review", None, str(r)[:1].upper() + str(r)[1:] + " (review)",
+                          str(r)) for r in c.get("review_reasons") or ()]
+    return found
+
+
+def row_from_result(data: dict) -> Row:
+    """A worklist row from one result in the JSON contract."""
+    patient = str(data.get("patient", ""))
+    label = data.get("patient_label")
+    if not isinstance(label, dict):
+        source = data.get("input") or data.get("source")
+        label = make_label(patient, str(source) if source else None, None, None)
+    criteria = [c for c in data.get("criteria") or () if isinstance(c, dict)]
+    decision = str(data.get("decision", ""))
+    holding = ("fail",) if decision == "ineligible" else ("unknown", "review")
+    deciding = [Deciding(str(c.get("id", "")), str(c.get("kind", "")), str(c.get("verdict", "")), criterion_reason(c))
+                for c in criteria if c.get("verdict") in holding]
+    obtain: dict[tuple, MissingItem] = {}
+    reviews: dict[tuple, MissingItem] = {}
+    if decision != "ineligible":  # for an ineligible patient nothing is worth obtaining
+        for c in criteria:
+            if c.get("verdict") not in ("unknown", "review"):
+                continue
+            for item in _items(c):
+                target = reviews if item.kind == "review" else obtain
+                target.setdefault((item.kind, item.code, item.question), item)
+    return Row(patient=patient, label=label, trial=str(data.get("trial", "")), as_of=str(data.get("as_of", "")),
+               decision=decision, deciding=deciding, obtain=list(obtain.values()), reviews=list(reviews.values()),
+               decision_reason=data.get("decision_reason"), input=data.get("input"))
+
+
+def build(results: Iterable[dict], trials: set[str] | None = None) -> list[Row]:
+    """The worklist of results (JSON contract dicts), ordered for action; ``trials``: keep only these ids."""
+    rows = [row_from_result(r) for r in results if trials is None or str(r.get("trial")) in trials]
+    rows.sort(key=Row.sort_key)
+    return rows
+
+
+# ---------------------------------------------------------------- reading batch results
+RESULTS_FILE = "results.jsonl"
+
+
+def read_results(folder: Path) -> Iterator[dict]:
+    """The results of a ``screening batch`` output folder (``results.jsonl``), one dict per line.
+
+    A line that is not a JSON object is bad input: :class:`DataError` at ``file:line``.
+    """
+    path = Path(folder) / RESULTS_FILE
+    if not path.is_file():
+        raise UsageError(f"{folder}: no {RESULTS_FILE} in this folder (the --out folder of `screening batch`)")
+    try:
+        stream = path.open("r", encoding="utf-8", errors="strict")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    with stream:
+        number = 0
+        try:
+            for number, line in enumerate(stream, 1):
+                if not line.strip():
+                    continue
+                try:
+                    data = json.loads(line)
+                except ValueError as exc:
+                    raise DataError(f"{path}:{number}", [DataProblem("$", f"not JSON: {exc}")]) from None
+                if not isinstance(data, dict):
+                    raise DataError(f"{path}:{number}", [DataProblem("$", "a result must be a JSON object")])
+                if "decision" not in data or "trial" not in data:
+                    raise DataError(f"{path}:{number}", [DataProblem("$", "not a screening result (no trial or decision)")])
+                yield data
+        except UnicodeDecodeError:
+            raise DataError(f"{path}:{number + 1}", [DataProblem("$", "not UTF-8 text")]) from None
+
+
+# ---------------------------------------------------------------- output
+def to_csv(rows: list[Row]) -> str:
+    from ..batch import csv_row  # the same formula guard as summary.csv
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        cells = row.cells()
+        writer.writerow(csv_row(cells[c] for c in CSV_COLUMNS))
+    return buffer.getvalue()
+
+
+def to_html(rows: list[Row], title: str = "Screening worklist") -> str:
+    """A plain, self-contained HTML table (every text escaped); the full report is `screening report`."""
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in ("patient", "trial", "decision", "items", "deciding criteria",
+                                               "to obtain", "review questions"))
+    body = []
+    for row in rows:
+        def items(values) -> str:
+            return "<ul>" + "".join(f"<li>{e(v)}</li>" for v in values) + "</ul>" if values else ""
+        deciding = [d.line() for d in row.deciding] or ([row.decision_reason] if row.decision_reason else [])
+        body.append(
+            f'<tr class="{e(row.decision)}"><td>{e(row.display)}</td><td>{e(row.trial)}</td>'
+            f"<td>{e(row.decision)}</td><td>{row.items_missing}</td><td>{items(deciding)}</td>"
+            f"<td>{items(i.question for i in row.obtain)}</td><td>{items(i.question for i in row.reviews)}</td></tr>")
+    style = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
+             "td,th{border:1px solid #bbb;padding:.3em .5em;vertical-align:top;text-align:left}"
+             "tr.eligible td:nth-child(3){color:#060}tr.ineligible td:nth-child(3){color:#a00}"
+             "tr.undetermined td:nth-child(3){color:#850}ul{margin:0;padding-left:1.1em}")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
+            f"<style>{style}</style></head><body><h1>{e(title)}</h1>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></body></html>\n")
+
+
+def print_text(console, rows: list[Row]) -> None:
+    """The worklist as a rich table that wraps to the console width (nothing is cut)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from ..render import DECISION_STYLE, literal
+
+    table = Table(show_lines=True, expand=False, pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("patient", overflow="fold", ratio=2)
+    table.add_column("trial", overflow="fold", ratio=1)
+    table.add_column("decision", overflow="fold", ratio=1)
+    table.add_column("why, and what to do next", overflow="fold", ratio=5)
+    for number, row in enumerate(rows, 1):
+        decision = Text(row.decision, style=DECISION_STYLE.get(row.decision, ""))
+        if row.decision == "undetermined":
+            decision.append(f"\n{row.items_missing} item{'s' if row.items_missing != 1 else ''}")
+            decision.append("\n" + ", ".join(f"{d.id}" for d in row.deciding))
+        if row.decision == "ineligible":
+            steps = [d.line() for d in row.deciding] or ([row.decision_reason] if row.decision_reason else [])
+        else:
+            steps = [f"• {i.question}" for i in row.obtain] + [f"• {i.question}" for i in row.reviews]
+            if row.decision_reason:
+                steps.insert(0, row.decision_reason)
+        table.add_row(str(number), literal(row.display), literal(row.trial), decision, literal("\n".join(steps)))
+    console.print(table)
+    counts = {d: sum(1 for r in rows if r.decision == d) for d in DECISION_ORDER}
+    console.print(literal(", ".join(f"{n} {d}" for d, n in counts.items()) + f" ({len(rows)} rows)"))
