@@ -18,9 +18,9 @@ from pathlib import PurePath
 from typing import Callable, Iterable, Iterator
 
 from ..batch import MISSING_ITEMS, OTHER_MISSING, missing_key
-from ..report import DECISIONS, VERDICTS
+from ..report import DECISIONS, VERDICTS, make_label
+from . import worklist
 
-DECISION_RANK = {"eligible": 0, "undetermined": 1, "ineligible": 2}
 MAX_TEXT = 20_000  # characters of one text field shown; a longer one is cut with a note (never a huge page)
 
 
@@ -59,9 +59,19 @@ def validate(result) -> None:
             raise ResultProblem(f"{where}.id", "missing or not a text")
         if criterion.get("verdict") not in VERDICTS:
             raise ResultProblem(f"{where}.verdict", f"must be one of {', '.join(VERDICTS)}")
-        for key in ("missing", "missing_items", "review_reasons", "evidence"):
-            if key in criterion and criterion[key] is not None and not isinstance(criterion[key], list):
+        for key, kind, name in _LISTS:
+            value = criterion.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, list):
                 raise ResultProblem(f"{where}.{key}", "not a list")
+            for j, entry in enumerate(value):
+                if not isinstance(entry, kind):
+                    raise ResultProblem(f"{where}.{key}[{j}]", f"not {name}")
+
+
+_LISTS = (("missing", str, "a text"), ("review_reasons", str, "a text"), ("not_considered", str, "a text"),
+          ("missing_items", dict, "a JSON object"), ("evidence", dict, "a JSON object"))
 
 
 # ------------------------------------------------------------------ patient labels and missing items
@@ -78,7 +88,8 @@ def patient_label(result: dict) -> dict:
         out["file"] = out["file"] or file
         out["display"] = out["display"] or out["name"] or out["file"] or out["id"]
         return out
-    return {"id": record_id, "file": file, "mrn": "", "name": "", "display": file or record_id or "(no id)"}
+    made = make_label(record_id, where or None, None, None)
+    return {key: _text(made.get(key)) for key in ("id", "file", "mrn", "name", "display")}
 
 
 _ITEM_FIELDS = ("kind", "code", "name", "window", "question", "text")
@@ -143,20 +154,26 @@ def limits_of(detail: str) -> list[dict]:
 # ------------------------------------------------------------------ the collector
 @dataclass
 class Row:
-    """One worklist row: a patient and a trial, and what to do next."""
+    """One worklist row (built by :mod:`screening.reports.worklist`, so the report lists exactly what
+    `screening worklist` lists), with where its full result is and the anchor of its page."""
 
-    order: int
-    trial: str
-    label: dict
-    decision: str
-    deciding: list[dict]          # [{id, verdict, text}] of the criteria that decide (fail; else unknown/review)
-    obtain: list[str]             # questions of the missing items, once each
-    reviews: list[str]            # review questions, once each
+    order: int                    # input order: the page's anchor, the last tie-break
+    item: worklist.Row
+    label: dict                   # the patient label, every field text
     position: object = None       # how to fetch the full result again (a file offset, an index)
 
+    trial = property(lambda self: self.item.trial)
+    decision = property(lambda self: self.item.decision)
+    deciding = property(lambda self: self.item.deciding)
+    missing_count = property(lambda self: self.item.items_missing)
+
     @property
-    def missing_count(self) -> int:
-        return len(self.obtain)
+    def obtain(self) -> list[str]:
+        return [_text(i.question) for i in self.item.obtain]
+
+    @property
+    def reviews(self) -> list[str]:
+        return [_text(i.question) for i in self.item.reviews]
 
     @property
     def anchor(self) -> str:
@@ -184,14 +201,6 @@ class TrialSummary:
         return [{"key": key, "label": label, "text": label, "count": n} for key, (label, n) in ranked[:limit]]
 
 
-def deciding_criteria(result: dict) -> list[dict]:
-    """The criteria that decide: those that fail when any does, else those unknown or under review."""
-    criteria = result["criteria"]
-    chosen = [c for c in criteria if c["verdict"] == "fail"] or \
-        [c for c in criteria if c["verdict"] in ("unknown", "review")]
-    return [{"id": _text(c["id"]), "verdict": c["verdict"], "text": _text(c.get("text"))} for c in chosen]
-
-
 class Collector:
     """Counts and worklist rows, fed one result at a time."""
 
@@ -206,8 +215,6 @@ class Collector:
             trial = self.trials[result["trial"]] = TrialSummary(result["trial"], _text(title or result.get("title")))
         trial.total += 1
         trial.decisions[result["decision"]] += 1
-        obtain: dict[str, None] = {}
-        reviews: dict[str, None] = {}
         counted: dict[str, str] = {}
         for i, c in enumerate(result["criteria"]):
             if c["id"] not in trial.criteria and len(trial.criteria) < 10_000:
@@ -215,11 +222,8 @@ class Collector:
             if c["verdict"] == "fail" and c["id"] in trial.criteria:
                 trial.fails[c["id"]] = trial.fails.get(c["id"], 0) + 1
             for item in missing_items(c):
-                obtain[item["question"]] = None
                 key, label = item_key(item)
                 counted.setdefault(key, label)
-            for question in review_questions(c):
-                reviews[question] = None
         for key, label in counted.items():
             entry = trial.missing.get(key)
             if entry is None:
@@ -227,15 +231,12 @@ class Collector:
                     key, label = OTHER_MISSING, OTHER_MISSING
                 entry = trial.missing.setdefault(key, [label, 0])
             entry[1] += 1
-        self.rows.append(Row(len(self.rows), result["trial"], patient_label(result), result["decision"],
-                             deciding_criteria(result), list(obtain), list(reviews), position))
+        self.rows.append(Row(len(self.rows), worklist.row_from_result(result), patient_label(result), position))
 
     def worklist(self) -> list[Row]:
-        """Rows ordered for action: eligible, then undetermined by fewest missing items (then fewest
-        review questions), then ineligible; input order within each."""
-        return sorted(self.rows, key=lambda r: (DECISION_RANK[r.decision],
-                                                r.missing_count if r.decision == "undetermined" else 0,
-                                                len(r.reviews) if r.decision == "undetermined" else 0, r.order))
+        """Rows in the worklist's order (eligible, then undetermined by how few items are missing, then
+        ineligible: :meth:`screening.reports.worklist.Row.sort_key`), input order last."""
+        return sorted(self.rows, key=lambda r: (r.item.sort_key(), r.order))
 
 
 # ------------------------------------------------------------------ one patient's page
@@ -263,11 +264,15 @@ def page(result: dict, row: Row) -> dict:
             "not_considered": [_text(x) for x in (c.get("not_considered") or [])],
         })
     explained = any(c["evidence"] or c["explanation"] for c in criteria)
+    # what is open on this page: every criterion's items (the worklist leaves them out for an
+    # ineligible patient, for whom no answer changes the decision; the page still says what they are)
+    obtain = list(dict.fromkeys(m["question"] for c in criteria for m in c["missing"]))
+    reviews = list(dict.fromkeys(q for c in criteria for q in c["reviews"]))
     return {
         "row": row, "label": row.label, "trial": _text(result["trial"]), "decision": result["decision"],
         "as_of": _text(result.get("as_of")), "decision_reason": _text(result.get("decision_reason")),
         "warnings": [_text(w) for w in (result.get("warnings") or [])], "criteria": criteria,
-        "obtain": row.obtain, "reviews": row.reviews, "explained": explained,
+        "obtain": obtain, "reviews": reviews, "explained": explained,
         "counts": {v: sum(1 for c in criteria if c["verdict"] == v) for v in VERDICTS},
     }
 
