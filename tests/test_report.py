@@ -270,3 +270,54 @@ def test_templates_ship_inside_the_package():
     assert env.from_string("{{ x }}").render(x="<b>") == "&lt;b&gt;"
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert '"screening.reports" = ["templates/*.j2"]' in pyproject and '"jinja2>=3.1"' in pyproject
+
+
+SMALL_RULES = '''trial "SMALL-1"
+title "A small <inline> rule set"
+inclusion A1 "Adult" = age >= 18 years
+exclusion X1 "Smoker" = fact smoker
+'''
+
+
+def test_several_trials_each_get_their_counts_and_charts(tmp_path):
+    small = tmp_path / "small.crit"
+    small.write_text(SMALL_RULES, encoding="utf-8")
+    run_dir = tmp_path / "run"
+    proc = run("batch", NCT, small, "--patients", SAMPLES, "--out", run_dir, "--as-of", AS_OF,
+               "--terminology", TERMINOLOGY, "--workers", "1", cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    html = tmp_path / "both.html"
+    proc = run("report", run_dir, "--out", html, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    doc = Document(html.read_text(encoding="utf-8"))
+    sections = {s.attrs["data-trial"]: s for s in doc.find_all("section", data_trial=True)}
+    assert list(sections) == ["NCT00659217", "SMALL-1"]
+    small_counts = {b.attrs["data-decision"]: int(b.text) for b in sections["SMALL-1"].find_all("b", data_decision=True)}
+    # no sample records the fact smoker: nobody is eligible, p15 (no birth date) fails nothing
+    assert small_counts == {"eligible": 0, "ineligible": 0, "undetermined": 18}
+    assert sections["SMALL-1"].find("svg", data_chart="missing").find_all("g")[0].attrs == {
+        "class": "bar", "data-key": "fact:smoker", "data-count": "18", "data-share": "100.0%"}
+    assert sections["SMALL-1"].find("figure").find("p").text == "None."  # no criterion excludes anyone
+    assert len(doc.worklist()) == 36 and len(doc.find_all("section", **{"class": "patient-page"})) == 36
+    only = tmp_path / "only.html"
+    proc = run("report", run_dir, "--trial", "SMALL-1", "--out", only, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    doc = Document(only.read_text(encoding="utf-8"))
+    assert [s.attrs["data-trial"] for s in doc.find_all("section", data_trial=True)] == ["SMALL-1"]
+    assert {r.find_all("td")[2].text for r in doc.worklist()} == {"SMALL-1"}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r["criteria"][0].__setitem__("review_reasons", [1]), "$.criteria[0].review_reasons[0]: not a text"),
+    (lambda r: r["criteria"][1].__setitem__("missing_items", ["x"]), "$.criteria[1].missing_items[0]: not a JSON object"),
+    (lambda r: r["criteria"][2].__setitem__("evidence", {"a": 1}), "$.criteria[2].evidence: not a list"),
+    (lambda r: r.__setitem__("criteria", [{"verdict": "pass"}]), "$.criteria[0].id: missing or not a text"),
+    (lambda r: r.pop("trial"), "$.trial: missing or not a text"),
+])
+def test_results_lines_of_the_wrong_shape_are_refused_at_their_json_path(change, message, batch_dir, tmp_path):
+    result = json.loads((batch_dir / "results.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    change(result)
+    (tmp_path / "results.jsonl").write_text(json.dumps(result) + "\n", encoding="utf-8")
+    proc = run("report", tmp_path, "--out", tmp_path / "r.html", cwd=ROOT)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{tmp_path / 'results.jsonl'}:1: {message}" in proc.stderr

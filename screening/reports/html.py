@@ -111,12 +111,14 @@ def render(source: Source, title: str = "Screening report"):
     trials = [trial_view(t) for t in source.collector.trials.values()]
     as_of = sorted({_page_as_of(source, rows)} - {""})
     template = environment().get_template("report.html.j2")
-    return template.generate(
+    stream = template.stream(
         title=title, origin=source.origin, trials=trials, rows=rows, pages=pages(rows, source.fetch),
         problems=source.problems, problem_count=source.problem_count, notes=source.notes,
         terminology=describe_terminology(source.terminology), as_of=", ".join(as_of),
         decisions=DECISIONS,
     )
+    stream.enable_buffering(200)  # write in chunks of a few KB, not one call per template fragment
+    return stream
 
 
 def _page_as_of(source: Source, rows: list[Row]) -> str:
