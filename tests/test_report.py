@@ -139,6 +139,8 @@ def test_the_report_is_one_self_contained_file(spot_report):
     # the only URL is the SVG namespace, which is a name, not a request
     assert set(re.findall(r"https?://[^\s\"'<>]+", text)) <= {"http://www.w3.org/2000/svg", "http://snomed.info/sct"}
     assert "@import" not in text and "url(" not in text
+    csp = doc.find("meta", http_equiv="Content-Security-Policy").attrs["content"]
+    assert "default-src 'none'" in csp and "script-src" not in csp  # no script may run, nothing may load
     styles = doc.find_all("style")
     assert len(styles) == 1 and "@media print" in styles[0].text and "break-before: page" in styles[0].text
 

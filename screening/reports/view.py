@@ -13,9 +13,9 @@ line's offset), so a report never holds the population's explanations.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
-from pathlib import PurePath
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 from ..batch import MISSING_ITEMS, OTHER_MISSING, missing_key
 from ..report import DECISIONS, VERDICTS, make_label
@@ -75,21 +75,18 @@ _LISTS = (("missing", str, "a text"), ("review_reasons", str, "a text"), ("not_c
 
 
 # ------------------------------------------------------------------ patient labels and missing items
-def patient_label(result: dict) -> dict:
-    """The patient as a person names them: ``patient_label`` from the contract, else built from the
-    record's file (``input`` or ``source``) and id."""
+def patient_label(result: dict) -> Label:
+    """The patient as a person names them: ``patient_label`` from the contract, else made as the
+    engine makes it from the record's id and file (``input`` or ``source``)."""
     label = result.get("patient_label")
     record_id = _text(result.get("patient"))
     where = _text(result.get("input") or result.get("source"))
-    file = PurePath(where).name if where and not re.search(r":\d+$", where) else where
-    if isinstance(label, dict):
-        out = {key: _text(label.get(key)) for key in ("id", "file", "mrn", "name", "display")}
-        out["id"] = out["id"] or record_id
-        out["file"] = out["file"] or file
-        out["display"] = out["display"] or out["name"] or out["file"] or out["id"]
-        return out
-    made = make_label(record_id, where or None, None, None)
-    return {key: _text(made.get(key)) for key in ("id", "file", "mrn", "name", "display")}
+    if not isinstance(label, dict):
+        label = make_label(record_id, where or None, None, None)
+    out = {key: _text(label.get(key)) for key in Label._fields}
+    out["id"] = out["id"] or record_id
+    out["display"] = out["display"] or out["name"] or out["file"] or out["id"] or "(no id)"
+    return Label(**out)
 
 
 _ITEM_FIELDS = ("kind", "code", "name", "window", "question", "text")
@@ -152,28 +149,50 @@ def limits_of(detail: str) -> list[dict]:
 
 
 # ------------------------------------------------------------------ the collector
-@dataclass
+class Label(NamedTuple):
+    """The patient label of the JSON contract, every field a text (empty when absent)."""
+
+    id: str
+    file: str
+    mrn: str
+    name: str
+    display: str
+
+
+class Deciding(NamedTuple):
+    id: str
+    verdict: str
+    reason: str
+
+
+@dataclass(slots=True)
 class Row:
-    """One worklist row (built by :mod:`screening.reports.worklist`, so the report lists exactly what
-    `screening worklist` lists), with where its full result is and the anchor of its page."""
+    """One worklist row, as :mod:`screening.reports.worklist` builds it (so the report lists exactly
+    what `screening worklist` lists, in its order), kept compact: a report holds one per result.
+    Questions are interned (the same few recur across a population)."""
 
     order: int                    # input order: the page's anchor, the last tie-break
-    item: worklist.Row
-    label: dict                   # the patient label, every field text
+    key: tuple                    # the worklist's sort key
+    trial: str
+    decision: str
+    label: Label
+    deciding: tuple               # Deciding, for each criterion that fails (else is unknown / under review)
+    obtain: tuple                 # questions of the data to obtain
+    reviews: tuple                # review questions
     position: object = None       # how to fetch the full result again (a file offset, an index)
 
-    trial = property(lambda self: self.item.trial)
-    decision = property(lambda self: self.item.decision)
-    deciding = property(lambda self: self.item.deciding)
-    missing_count = property(lambda self: self.item.items_missing)
+    @classmethod
+    def of(cls, order: int, result: dict, position=None) -> "Row":
+        item = worklist.row_from_result(result)
+        return cls(order, item.sort_key(), sys.intern(item.trial), sys.intern(item.decision), patient_label(result),
+                   tuple(Deciding(sys.intern(d.id), sys.intern(d.verdict), _text(d.reason)) for d in item.deciding),
+                   tuple(sys.intern(_text(i.question)) for i in item.obtain),
+                   tuple(sys.intern(_text(i.question)) for i in item.reviews), position)
 
     @property
-    def obtain(self) -> list[str]:
-        return [_text(i.question) for i in self.item.obtain]
-
-    @property
-    def reviews(self) -> list[str]:
-        return [_text(i.question) for i in self.item.reviews]
+    def missing_count(self) -> int:
+        """Distinct things to obtain or review (the worklist's ``items_missing``)."""
+        return len(self.obtain) + len(self.reviews)
 
     @property
     def anchor(self) -> str:
@@ -231,12 +250,12 @@ class Collector:
                     key, label = OTHER_MISSING, OTHER_MISSING
                 entry = trial.missing.setdefault(key, [label, 0])
             entry[1] += 1
-        self.rows.append(Row(len(self.rows), worklist.row_from_result(result), patient_label(result), position))
+        self.rows.append(Row.of(len(self.rows), result, position))
 
     def worklist(self) -> list[Row]:
         """Rows in the worklist's order (eligible, then undetermined by how few items are missing, then
         ineligible: :meth:`screening.reports.worklist.Row.sort_key`), input order last."""
-        return sorted(self.rows, key=lambda r: (r.item.sort_key(), r.order))
+        return sorted(self.rows, key=lambda r: (r.key, r.order))
 
 
 # ------------------------------------------------------------------ one patient's page
