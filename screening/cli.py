@@ -491,6 +491,7 @@ def report(
     not be used (each is named on stderr and in the report, which is written with all the others)
     or for bad arguments.
     """
+    from .report import DECISIONS
     from .reports.html import write_report
     from .reports.sources import read_results, screen_patients
 
@@ -522,11 +523,10 @@ def report(
         err.print(f"... and {source.problem_count - len(source.problems)} more", markup=False)
     for note in source.notes:
         err.print(f"note: {note}", markup=False, highlight=False)
-    counts = {}
-    for row in source.collector.rows:
-        counts[row.decision] = counts.get(row.decision, 0) + 1
-    summary = ", ".join(f"{n} {d}" for d, n in counts.items())
-    out.print(f"wrote {out_file}: {len(source.collector.rows)} results ({summary or 'none'})", markup=False,
+    counts = {d: sum(t.decisions[d] for t in source.collector.trials.values()) for d in DECISIONS}
+    summary = ", ".join(f"{n} {d}" for d, n in counts.items() if n)
+    total = len(source.collector.rows)
+    out.print(f"wrote {out_file}: {total} result{'s' if total != 1 else ''} ({summary or 'none'})", markup=False,
               highlight=False, soft_wrap=True)
     if source.problem_count:
         err.print(f"error: {source.problem_count} input{'s' if source.problem_count != 1 else ''} left out of the "

@@ -211,6 +211,7 @@ def test_a_bad_patient_file_is_named_and_the_others_reported(tmp_path):
     (["RUN", "--as-of", AS_OF], "--as-of and --terminology apply when screening on the spot"),
     (["NCT", "P01", "--out", "/nonexistent-folder/r.html"], "--out: no folder /nonexistent-folder"),
     (["EMPTY"], "no results.jsonl in this folder"),
+    (["RUN", "--trial", "NCT0"], "--trial NCT0: no results of this trial in"),
 ])
 def test_usage_errors(args, message, tmp_path, batch_dir):
     names = {"NCT": str(NCT), "RUN": str(batch_dir), "P01": str(SAMPLES / "p01_eligible_female_si_units.json"),

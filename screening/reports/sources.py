@@ -64,6 +64,7 @@ def read_results(path: Path, trial: Optional[str] = None) -> Source:
 
     source = Source(collector, fetch, origin=shown)
     offset = line = 0
+    others: dict[str, None] = {}  # trials not selected by --trial, to name them when none is
     try:
         with file.open("rb") as stream:
             for raw in _lines(stream):
@@ -82,6 +83,8 @@ def read_results(path: Path, trial: Optional[str] = None) -> Source:
                         raise UsageError(f"{where}: byte {exc.start + 1}: not UTF-8 text") from None
                     result = parse_json(text.removeprefix("\ufeff"), where, one_line=True)
                     if isinstance(result, dict) and trial is not None and result.get("trial") != trial:
+                        if len(others) < 20 and isinstance(result.get("trial"), str):
+                            others[result["trial"]] = None
                         continue
                     if isinstance(result, dict) and source.terminology is None:
                         source.terminology = result.get("terminology")
@@ -92,6 +95,9 @@ def read_results(path: Path, trial: Optional[str] = None) -> Source:
                     source.problem(exc.render())
     except OSError as exc:
         raise UsageError(f"{shown}: cannot read: {exc.strerror}") from None
+    if trial is not None and not collector.rows and not source.problem_count:
+        found = f"; it holds {', '.join(others)}" if others else ""
+        raise UsageError(f"--trial {trial}: no results of this trial in {shown}{found}")
     if path.is_dir():
         _batch_notes(file.parent, source)
     return source
