@@ -813,7 +813,10 @@ class BatchRun:
         trials = {t.trial.id: t.trial for t in self.trials}
 
         def table(title: str, *columns: str) -> Table:
-            return Table(*columns, title=title, title_justify="left")
+            t = Table(title=title, title_justify="left")
+            for column in columns:  # text wraps to the terminal, never cut
+                t.add_column(column, overflow="fold")
+            return t
 
         def row(t: Table, *cells: str) -> None:
             t.add_row(*(Text(str(c)) for c in cells))  # data, never markup
@@ -835,7 +838,6 @@ class BatchRun:
             t = table("Criteria that exclude most often", "trial", "criterion", "fails", "of patients")
             for n, trial_id, cid in fails:
                 text = next((c.text for c in trials[trial_id].criteria if c.id == cid), "") if trial_id in trials else ""
-                text = text if len(text) <= 60 else text[:57] + "..."
                 row(t, trial_id, f"{cid} {text}".strip(), f"{n:,}", share(n, trial_id))
             out.print(t)
         missing = sorted(((n, trial_id, group) for trial_id, entry in tally["trials"].items()

@@ -271,30 +271,17 @@ def schema() -> None:
 @app.command()
 def analytes() -> None:
     """List the lab and vital-sign names rules may use, with LOINC codes and units."""
-    from rich.table import Table
-    from rich.text import Text
-
     from .analytes import catalogue
+    from .render import print_analytes
 
-    analytes = catalogue().analytes
-    table = Table(pad_edge=False)
-    # the name is what a rule types: never cut or folded (the other columns wrap around it)
-    table.add_column("name", no_wrap=True, min_width=max(len(a.name) for a in analytes))
-    table.add_column("aliases", overflow="fold", ratio=2)
-    table.add_column("unit", overflow="fold", ratio=1)
-    table.add_column("molar mass g/mol", overflow="fold")
-    table.add_column("LOINC", overflow="fold", ratio=1)
-    for a in analytes:
-        table.add_row(*(Text(cell) for cell in (a.name, ", ".join(a.aliases), a.unit_text or "(text)",
-                                                 f"{a.molar_mass:g}" if a.molar_mass else "",
-                                                 ", ".join([*a.loinc, *(f"LOCAL:{c}" for c in a.local)]))))
-    out.print(table)
+    print_analytes(out, catalogue().analytes)
 
 
 class WorklistFormat(str, Enum):
     text = "text"
     csv = "csv"
     html = "html"
+    json = "json"
 
 
 @app.command()
@@ -304,7 +291,8 @@ def worklist(
     trials: Optional[List[str]] = typer.Option(
         None, "--trial", help="With patient files: the rule set(s) to screen against (.crit). With a results folder: "
                               "list only this trial (an id, or a .crit file whose id is used). Repeatable."),
-    output_format: WorklistFormat = typer.Option(WorklistFormat.text, "--format", help="text (a table), csv or html."),
+    output_format: WorklistFormat = typer.Option(WorklistFormat.text, "--format",
+                                                 help="text (a table), csv, html, or json (the rows with their items)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here instead of standard output."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP + " (when screening patient files)"),
     terminology: Optional[str] = typer.Option(None, "--terminology", help=TERMINOLOGY_HELP),
@@ -352,7 +340,8 @@ def worklist(
     if output_format is WorklistFormat.text and output is None:
         wl.print_text(out, rows)
     else:
-        text = {WorklistFormat.csv: wl.to_csv, WorklistFormat.html: wl.to_html}.get(output_format)
+        text = {WorklistFormat.csv: wl.to_csv, WorklistFormat.html: wl.to_html, WorklistFormat.json: wl.to_json}.get(
+            output_format)
         if text is None:  # text into a file: the table as plain text at a readable width
             buffer = Console(record=True, width=160, file=open(os.devnull, "w"), highlight=False, emoji=False)
             wl.print_text(buffer, rows)

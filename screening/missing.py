@@ -14,6 +14,7 @@ item (an entry that does not gets a ``record`` item that repeats it, never nothi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal, get_args
 
 from . import derived, ir
@@ -55,14 +56,17 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+@lru_cache(maxsize=1024)
 def _within(window: ir.Duration | None) -> str | None:
     return f"within {window}" if window is not None else None
 
 
+@lru_cache(maxsize=1024)
 def _last(window: ir.Duration | None) -> str:
     return f" within the last {window}" if window is not None else ""
 
 
+@lru_cache(maxsize=4096)
 def lab_code(key: str) -> str:
     """``LOINC:1742-6`` for a catalogue analyte; the key itself for a code outside the catalogue."""
     analyte = catalogue().lookup(key)
@@ -155,10 +159,10 @@ def _not_provided(node: ir.RecordTest, text: str) -> MissingItem:
 
 def atom_items(info) -> list[MissingItem]:
     """The missing items of one unknown atom, one per entry of ``_atom_missing(info)``."""
-    texts = _atom_missing(info)
     kind = info[0]
     if kind == "lab":
         return _lab_items(info)
+    texts = _atom_missing(info)
     if kind == "aggregate":
         lab = info[1].lab
         if not texts:
@@ -245,9 +249,8 @@ def atom_items(info) -> list[MissingItem]:
 
 def review_item(reason: str, criterion_id: str = "") -> MissingItem:
     """A review reason as an item: the question is the reason, asked of a reviewer."""
-    question = " ".join(reason.split())
-    question = _cap(question)
-    return MissingItem("review", criterion_id or "review", "review", None, question + " (review)", reason)
+    text = " ".join(reason.split())
+    return MissingItem("review", criterion_id or "review", text, None, _cap(text) + " (review)", reason)
 
 
 def fallback_item(text: str) -> MissingItem:

@@ -33,7 +33,14 @@ def _why(result) -> str:
 
 def _full(result) -> str:
     """Every line of a criterion's explanation (for --wide): evidence, missing data, reviews."""
-    lines = [result.explanation] if result.explanation else []
+    if result.evidence and result.applicable is not False:
+        lines = [f"{MARK[e.value]} {' '.join(e.rule.split())}: {e.detail}" for e in result.evidence]
+        if result.applicable is None:
+            lines.insert(0, "whether it applies is unknown")
+        if result.draft:
+            lines.insert(0, "DRAFT rule, not yet confirmed by an author")
+    else:
+        lines = [result.explanation] if result.explanation else []
     if result.missing:
         lines.append("missing: " + ", ".join(result.missing))
     if result.reviews:
@@ -59,7 +66,7 @@ def print_results(console: Console, trial, results: list[PatientResult], wide: b
     text and the full explanation of every criterion (``explain`` gives the evidence line by line)."""
     for result in results:
         console.print(patient_heading(result))
-        if wide and result.patient_label.get("display") != result.patient:
+        if wide and result.patient not in str(result.patient_label.get("display")):
             console.print(literal(f"  record id {result.patient}"))
         if result.decision_reason:
             console.print(literal(f"  {result.decision_reason}", style=DECISION_STYLE[result.decision]))
@@ -91,7 +98,7 @@ def print_results(console: Console, trial, results: list[PatientResult], wide: b
 def print_explanation(console: Console, trial, result: PatientResult, show_all: bool = False) -> None:
     """For every criterion that is not a pass (or all with show_all): evidence, limits, margins, missing data."""
     console.print(patient_heading(result))
-    if result.patient_label.get("display") != result.patient:
+    if result.patient not in str(result.patient_label.get("display")):
         console.print(literal(f"  record id {result.patient}"))
     if result.decision_reason:
         console.print(f"  {result.decision_reason}", style=DECISION_STYLE[result.decision], markup=False)
@@ -127,3 +134,38 @@ def print_explanation(console: Console, trial, result: PatientResult, show_all: 
             console.print(Text("  not considered: ") + literal("; ".join(c.not_considered)))
         if c.reviews:
             console.print(Text("  review:   ", style="magenta") + literal("; ".join(c.reviews)))
+
+
+def print_analytes(console: Console, analytes) -> None:
+    """The names rules may use, never cut or broken: a table whose columns wrap between words when the
+    console is wide enough for every word, else one block per analyte (lines wrap between words)."""
+    headers = ("name", "aliases", "unit", "molar mass g/mol", "LOINC")
+    rows = [(a.name, ", ".join(a.aliases), a.unit_text or "(text)", f"{a.molar_mass:g}" if a.molar_mass else "",
+             ", ".join([*a.loinc, *(f"LOCAL:{c}" for c in a.local)])) for a in analytes]
+    columns = list(zip(headers, *rows))
+    natural = [max(len(cell) for cell in column) for column in columns]
+    # the name is typed: it never wraps; the other columns may wrap between words, never inside one
+    least = [natural[0]] + [max(len(word) for cell in column for word in cell.split() or [""])
+                            for column in columns[1:]]
+    available = console.width - (3 * len(headers) - 1)  # borders and padding (no padding at the edges)
+    if sum(least) > available:
+        for name, aliases, unit, mass, codes in rows:
+            console.print(Text(name, style="bold") + literal(f"  {unit}" + (f"  molar mass {mass} g/mol" if mass else "")
+                                                           + (f"  LOINC {codes}" if codes else "")))
+            if aliases:
+                console.print(literal(f"  aliases: {aliases}"))
+        return
+    widths = list(natural)
+    excess = sum(widths) - available
+    while excess > 0:  # narrow the column with the most room to spare, one character at a time
+        index = max(range(1, len(widths)), key=lambda k: widths[k] - least[k])
+        if widths[index] <= least[index]:
+            break
+        widths[index] -= 1
+        excess -= 1
+    table = Table(pad_edge=False)
+    for header, width in zip(headers, widths):
+        table.add_column(header, width=width, overflow="fold", no_wrap=header == "name")
+    for row in rows:
+        table.add_row(*(literal(cell) for cell in row))
+    console.print(table)

@@ -76,7 +76,7 @@ def test_records_birth_date_sex_and_review_items():
     assert (sex.missing_items[0].kind, sex.missing_items[0].question) == ("sex", "Sex of the patient")
     assert e7.verdict == "review"
     assert e7.missing_items[0].to_dict() == {
-        "kind": "review", "code": "E7", "name": "review", "window": None,
+        "kind": "review", "code": "E7", "name": "would any illness jeopardize the treatment?", "window": None,
         "question": "Would any illness jeopardize the treatment? (review)",
         "text": "would any illness jeopardize the treatment?"}
     r = trial('inclusion AGE "x" = age >= 46 years\n').screen(patient(birth_date="1980"), AS_OF)
@@ -140,3 +140,13 @@ def test_fhir_mrn_by_system_when_no_type_and_patient_json_fields():
     record = patient_from_document({"id": "p1", "mrn": "77", "name": "Roe, Richard"}, "p1.json")
     label = trial('inclusion SEX "x" = sex is female\n').screen(record, AS_OF).patient_label
     assert label["display"] == "Roe, Richard — MRN 77 (p1.json)"
+
+
+def test_the_fast_path_gives_the_same_items():
+    """screen(explain=False) explains only the open criteria: their items are the same."""
+    t = compile_trial(CRIT)
+    for path in sorted(glob.glob(str(ROOT / "patient_samples" / "*.json"))):
+        record = load_patient(path)
+        slow, fast = t.screen(record, AS_OF), t.screen(record, AS_OF, explain=False)
+        assert [c.missing_items for c in slow.criteria] == [c.missing_items for c in fast.criteria], path
+        assert slow.to_dict()["patient_label"] == fast.to_dict()["patient_label"]

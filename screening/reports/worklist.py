@@ -128,8 +128,9 @@ def _items(c: dict) -> list[MissingItem]:
         return [MissingItem.from_dict(i) for i in items if isinstance(i, dict)]
     # an engine that records the sentences only: each one is an item of its own
     found = [MissingItem("record", "", str(t), None, str(t)[:1].upper() + str(t)[1:], str(t)) for t in c.get("missing") or ()]
-    found += [MissingItem("review", str(c.get("id", "")), "review", None, str(r)[:1].upper() + str(r)[1:] + " (review)",
-                          str(r)) for r in c.get("review_reasons") or ()]
+    found += [MissingItem("review", str(c.get("id", "")), _one_line(r), None,
+                          _one_line(r)[:1].upper() + _one_line(r)[1:] + " (review)", str(r))
+              for r in c.get("review_reasons") or ()]
     return found
 
 
@@ -212,6 +213,11 @@ def to_csv(rows: list[Row]) -> str:
         cells = row.cells()
         writer.writerow(csv_row(cells[c] for c in CSV_COLUMNS))
     return buffer.getvalue()
+
+
+def to_json(rows: list[Row]) -> str:
+    """The rows as a JSON array: each row's label, decision, deciding criteria and items (objects)."""
+    return json.dumps([row.to_dict() for row in rows], indent=2, ensure_ascii=False) + "\n"
 
 
 def to_html(rows: list[Row], title: str = "Screening worklist") -> str:
