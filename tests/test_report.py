@@ -109,7 +109,11 @@ def test_patient_page_lists_the_missing_question_and_each_verdict(batch_report):
 
 
 def test_patient_page_shows_the_converted_threshold_and_the_margin(batch_report):
-    e6 = batch_report.patient_page("p04_ineligible").find("tr", data_criterion="E6")
+    page = batch_report.patient_page("p04_ineligible")
+    why = page.find("ul", **{"class": "deciding-criteria"}).find_all("li")
+    assert [li.attrs["data-criterion"] for li in why] == ["E6"]
+    assert why[0].text.startswith("E6 fail ALT 95 U/L on ") and why[0].text.endswith("over by 15 U/L")
+    e6 = page.find("tr", data_criterion="E6")
     limit = e6.find("span", **{"class": "limit"})
     assert limit.attrs["data-threshold"] == "2 x ULN: ULN 40 U/L (from the observation) = 80 U/L"
     assert limit.attrs["data-margin"] == "over by 15 U/L"
