@@ -309,6 +309,9 @@ def worklist(
         if folders:
             if len(folders) != len(inputs):
                 raise UsageError("give either batch results folders or patient files, not both")
+            if as_of is not None or terminology is not None:
+                raise UsageError("--as-of and --terminology apply to screening patient files; batch results keep "
+                                 "the date and terminology they were screened with")
             wanted = None
             if trials:
                 wanted = {compile_trial(Path(t)).id if t.endswith(".crit") and Path(t).is_file() else t

@@ -184,8 +184,9 @@ def _unfinished_before(exc: UnexpectedInput, source: Source, line_start: int, of
     except UnexpectedInput as again:
         if _error_offset(again, source.text) == offset:
             return None
-    word = keyword.group().strip()
-    column = keyword.end() - len(word) - line_start + 1
+    written = keyword.group()
+    word = written.split()[0]  # `fact x "` (a fact declaration) is named by its keyword
+    column = keyword.start() + len(written) - len(written.lstrip()) - line_start + 1
     line = source.text.count("\n", 0, line_start) + 1
     return source_error("syntax", f"unexpected '{word}': the declaration before it is unfinished", source,
                         Span(line, column, line, column + len(word)),

@@ -150,3 +150,17 @@ def test_the_fast_path_gives_the_same_items():
         slow, fast = t.screen(record, AS_OF), t.screen(record, AS_OF, explain=False)
         assert [c.missing_items for c in slow.criteria] == [c.missing_items for c in fast.criteria], path
         assert slow.to_dict()["patient_label"] == fast.to_dict()["patient_label"]
+
+
+def test_a_fact_declaration_after_an_unfinished_rule_is_named_at_its_keyword():
+    with pytest.raises(SourceError) as info:
+        trial('inclusion I1 "x" = age >= 18 and\nfact a "A"\nexclusion E1 "y" = fact a\n')
+    (diagnostic,) = info.value.diagnostics
+    assert diagnostic.message == "unexpected 'fact': the declaration before it is unfinished"
+    assert (diagnostic.span.line, diagnostic.span.column, diagnostic.span.end_column) == (3, 1, 5)
+    # every syntax error of the file at once: two unfinished declarations, each found at the line after it
+    with pytest.raises(SourceError) as info:
+        trial('fact a "A" question\ninclusion I1 "x" = fact a\nfact b "B" asked of\nexclusion E1 "y" = fact b\n')
+    assert [(d.span.line, d.message) for d in info.value.diagnostics] == [
+        (3, "unexpected 'inclusion': the declaration before it is unfinished"),
+        (5, "unexpected 'exclusion': the declaration before it is unfinished")]

@@ -135,3 +135,34 @@ def test_check_one_good_file_is_unchanged_and_a_bad_rule_file_still_stops_at_onc
     proc = run("check", rules, good, cwd=tmp_path)
     assert proc.returncode == 2 and proc.stdout == ""
     assert f"{rules}:2:26: unexpected end of file" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("width", [60, 80, 200])
+def test_worklist_table_fits_the_width_and_cuts_nothing(width):
+    from screening.reports import worklist as wl
+
+    trial = compile_trial(CRIT)
+    rows = wl.build(trial.screen(load_patient(path), AS_OF).to_dict() for path in sorted(SAMPLES.glob("p*.json")))
+    lines = _render(width, lambda c: wl.print_text(c, rows))
+    _assert_fits(lines, width)
+    text = _joined(lines)
+    for row in rows:
+        assert "".join(row.display.split()) in text
+        for item in row.obtain + row.reviews:
+            assert "".join(item.question.split()) in text
+
+
+def test_check_names_a_fhir_patient_by_name_and_mrn_not_uuid(tmp_path):
+    uuid = "8f14e45f-ceea-467f-a0e6-5c1a3e6b1b7d"
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"fullUrl": f"urn:uuid:{uuid}", "resource": {
+        "resourceType": "Patient", "id": uuid, "gender": "female", "birthDate": "1990-01-01",
+        "identifier": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+                        "value": "12345"}],
+        "name": [{"use": "official", "family": "Doe", "given": ["Jane"]}]}}]}
+    path = _write(tmp_path / "bundle.json", bundle)
+    proc = run("check", CRIT, path, "--as-of", "2026-11-25", "--terminology", "none", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Patient Doe, Jane — MRN 12345 (bundle.json)  trial NCT00659217" in proc.stdout
+    assert uuid not in proc.stdout
+    proc = run("check", CRIT, path, "--as-of", "2026-11-25", "--terminology", "none", "--wide", cwd=tmp_path)
+    assert f"record id {uuid}" in proc.stdout  # the id is one --wide away

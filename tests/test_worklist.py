@@ -166,3 +166,30 @@ def test_batch_tally_groups_missing_items_by_kind_and_code(batch_out):
     assert items["lab LOINC:1742-6"] == 2  # p15 and p17 have no ALT result within 3 months
     assert entry["names"]["lab LOINC:1742-6"] == "ALT within 3 months"
     assert entry["names"]["fact transaminase_rise_due_to_active_lupus"] == "Transaminase rise due to active lupus"
+
+
+@pytest.mark.parametrize("line, message", [
+    ("[" * 100_000 + "]" * 100_000, "nested more than"),
+    ('{"trial": "T", "decision": "eligible", "criteria": 5}', "$.criteria: must be a list"),
+    ('["not", "an", "object"]', "a result must be a JSON object"),
+    ('{"patient": "x"}', "not a screening result"),
+])
+def test_hostile_results_lines_get_one_message_at_file_and_line(tmp_path, line, message):
+    folder = tmp_path / "r"
+    folder.mkdir()
+    good = json.dumps({"trial": "T", "patient": "a", "decision": "eligible", "criteria": []})
+    (folder / "results.jsonl").write_text(good + "\n" + line + "\n", encoding="utf-8")
+    proc = run("worklist", folder, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{folder / 'results.jsonl'}:2: " in proc.stderr and message in proc.stderr, proc.stderr
+
+
+def test_results_of_the_wrong_shape_inside_criteria_still_list():
+    """Lists that are not lists, items that are not objects: read leniently, never a traceback."""
+    rows = wl.build([{"trial": "T", "patient": "a", "decision": "undetermined", "criteria": [
+        {"id": "I1", "verdict": "unknown", "missing": 5, "review_reasons": "x", "evidence": [3]},
+        {"id": "I2", "verdict": "unknown", "missing_items": [7, {"kind": "lab", "question": "ALT result"}]},
+        "not a criterion"]}])
+    (row,) = rows
+    assert [d.line() for d in row.deciding] == ["I1 unknown", "I2 unknown"]
+    assert [i.question for i in row.obtain] == ["ALT result"]

@@ -98,24 +98,30 @@ class Row:
         }
 
 
-def _one_line(text: str) -> str:
+def _one_line(text) -> str:
     return " ".join(str(text).split())
+
+
+def _list(value) -> list:
+    """A list from a results line, or empty (results from other engines are read by key, leniently)."""
+    return value if isinstance(value, list) else []
 
 
 def criterion_reason(c: dict) -> str:
     """One line saying why a criterion has its verdict (for tables and the worklist)."""
     if c.get("applicable") is False:
         return _one_line(c.get("explanation") or "does not apply")
-    items = c.get("missing_items")
-    if c.get("verdict") == "review" and c.get("review_reasons"):
-        return "review: " + _one_line("; ".join(c["review_reasons"]))
+    reviews = _list(c.get("review_reasons"))
+    if c.get("verdict") == "review" and reviews:
+        return "review: " + _one_line("; ".join(map(str, reviews)))
+    items = [i for i in _list(c.get("missing_items")) if isinstance(i, dict) and i.get("kind") != "review"]
     if items:
-        return "missing: " + _one_line(", ".join(str(i.get("text") or i.get("question") or "") for i in items
-                                                 if i.get("kind") != "review"))
-    if c.get("missing"):
-        return "missing: " + _one_line(", ".join(map(str, c["missing"])))
+        return "missing: " + _one_line(", ".join(str(i.get("text") or i.get("question") or "") for i in items))
+    missing = _list(c.get("missing"))
+    if missing:
+        return "missing: " + _one_line(", ".join(map(str, missing)))
     value = c.get("value")
-    evidence = c.get("evidence") or []
+    evidence = [e for e in _list(c.get("evidence")) if isinstance(e, dict)]
     deciding = [e for e in evidence if e.get("value") is value] or evidence
     if deciding:
         return _one_line(deciding[0].get("detail") or "")
@@ -127,10 +133,11 @@ def _items(c: dict) -> list[MissingItem]:
     if isinstance(items, list):
         return [MissingItem.from_dict(i) for i in items if isinstance(i, dict)]
     # an engine that records the sentences only: each one is an item of its own
-    found = [MissingItem("record", "", str(t), None, str(t)[:1].upper() + str(t)[1:], str(t)) for t in c.get("missing") or ()]
+    found = [MissingItem("record", "", _one_line(t), None, _one_line(t)[:1].upper() + _one_line(t)[1:], str(t))
+             for t in _list(c.get("missing"))]
     found += [MissingItem("review", str(c.get("id", "")), _one_line(r), None,
                           _one_line(r)[:1].upper() + _one_line(r)[1:] + " (review)", str(r))
-              for r in c.get("review_reasons") or ()]
+              for r in _list(c.get("review_reasons"))]
     return found
 
 
@@ -141,7 +148,7 @@ def row_from_result(data: dict) -> Row:
     if not isinstance(label, dict):
         source = data.get("input") or data.get("source")
         label = make_label(patient, str(source) if source else None, None, None)
-    criteria = [c for c in data.get("criteria") or () if isinstance(c, dict)]
+    criteria = [c for c in _list(data.get("criteria")) if isinstance(c, dict)]
     decision = str(data.get("decision", ""))
     holding = ("fail",) if decision == "ineligible" else ("unknown", "review")
     deciding = [Deciding(str(c.get("id", "")), str(c.get("kind", "")), str(c.get("verdict", "")), criterion_reason(c))
@@ -171,35 +178,54 @@ def build(results: Iterable[dict], trials: set[str] | None = None) -> list[Row]:
 RESULTS_FILE = "results.jsonl"
 
 
+MAX_RESULT_BYTES = 256 * 1024 * 1024
+"""The longest line of results.jsonl read (a result carries every explanation; this bounds memory)."""
+
+
 def read_results(folder: Path) -> Iterator[dict]:
     """The results of a ``screening batch`` output folder (``results.jsonl``), one dict per line.
 
-    A line that is not a JSON object is bad input: :class:`DataError` at ``file:line``.
+    A line that is not a JSON object (or not UTF-8, nested too deep, longer than
+    :data:`MAX_RESULT_BYTES`) is bad input: :class:`DataError` at ``file:line``.
     """
+    from ..patient.load import MAX_DEPTH, _too_deep
+
     path = Path(folder) / RESULTS_FILE
     if not path.is_file():
         raise UsageError(f"{folder}: no {RESULTS_FILE} in this folder (the --out folder of `screening batch`)")
     try:
-        stream = path.open("r", encoding="utf-8", errors="strict")
+        stream = path.open("rb")
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
     with stream:
         number = 0
-        try:
-            for number, line in enumerate(stream, 1):
-                if not line.strip():
-                    continue
-                try:
-                    data = json.loads(line)
-                except ValueError as exc:
-                    raise DataError(f"{path}:{number}", [DataProblem("$", f"not JSON: {exc}")]) from None
-                if not isinstance(data, dict):
-                    raise DataError(f"{path}:{number}", [DataProblem("$", "a result must be a JSON object")])
-                if "decision" not in data or "trial" not in data:
-                    raise DataError(f"{path}:{number}", [DataProblem("$", "not a screening result (no trial or decision)")])
-                yield data
-        except UnicodeDecodeError:
-            raise DataError(f"{path}:{number + 1}", [DataProblem("$", "not UTF-8 text")]) from None
+        while True:
+            raw = stream.readline(MAX_RESULT_BYTES + 1)
+            if not raw:
+                return
+            number += 1
+            where = f"{path}:{number}"
+            if len(raw) > MAX_RESULT_BYTES and not raw.endswith(b"\n"):
+                raise DataError(where, [DataProblem("$", f"line longer than {MAX_RESULT_BYTES // 2**20} MiB")])
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(where, [DataProblem(f"byte {exc.start + 1}", "not UTF-8 text")]) from None
+            if not line.strip():
+                continue
+            if _too_deep(line) is not None:
+                raise DataError(where, [DataProblem("$", f"nested more than {MAX_DEPTH} levels deep")])
+            try:
+                data = json.loads(line)
+            except (ValueError, RecursionError) as exc:
+                raise DataError(where, [DataProblem("$", f"not JSON: {exc}")]) from None
+            if not isinstance(data, dict):
+                raise DataError(where, [DataProblem("$", "a result must be a JSON object")])
+            if not isinstance(data.get("decision"), str) or not isinstance(data.get("trial"), str):
+                raise DataError(where, [DataProblem("$", "not a screening result (no trial or decision)")])
+            if not isinstance(data.get("criteria", []), list):
+                raise DataError(where, [DataProblem("$.criteria", "must be a list")])
+            yield data
 
 
 # ---------------------------------------------------------------- output
