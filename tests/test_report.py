@@ -328,3 +328,17 @@ def test_results_lines_of_the_wrong_shape_are_refused_at_their_json_path(change,
     proc = run("report", tmp_path, "--out", tmp_path / "r.html", cwd=ROOT)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"{tmp_path / 'results.jsonl'}:1: {message}" in proc.stderr
+
+
+def test_a_results_file_that_changes_while_the_report_is_written_is_a_clean_error(batch_dir, tmp_path):
+    from screening.errors import UsageError
+    from screening.reports.html import write_report
+    from screening.reports.sources import read_results
+
+    results = tmp_path / "results.jsonl"
+    results.write_bytes((batch_dir / "results.jsonl").read_bytes())
+    source = read_results(tmp_path)
+    results.write_text("truncated", encoding="utf-8")  # e.g. a batch run restarted meanwhile
+    with pytest.raises(UsageError, match="changed while the report was being written"):
+        write_report(source, tmp_path / "r.html")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl"]  # no half report left behind

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 from ..batch import ERRORS, PROGRESS, RESULTS, Oversized, _lines
 from ..errors import DataError, ScreeningError, UsageError
 from ..patient.load import MAX_DOCUMENT_BYTES, parse_json, size_problem
-from .view import Collector, ResultProblem, Row
+from .view import Collector, ResultProblem, Row, validate
 
 MAX_LISTED = 100  # problems (and batch errors.jsonl entries) listed in a report; the rest are counted
 
@@ -58,9 +58,16 @@ def read_results(path: Path, trial: Optional[str] = None) -> Source:
     collector = Collector()
 
     def fetch(row: Row) -> dict:
-        with file.open("rb") as stream:
-            stream.seek(row.position)
-            return json.loads(stream.readline(MAX_DOCUMENT_BYTES + 1))
+        """The row's result, read again at its line's offset (checked: the file may have changed)."""
+        try:
+            with file.open("rb") as stream:
+                stream.seek(row.position)
+                result = json.loads(stream.readline(MAX_DOCUMENT_BYTES + 1))
+            validate(result)
+        except (OSError, ValueError) as exc:  # (ResultProblem and JSONDecodeError are ValueErrors)
+            raise UsageError(f"{shown}: changed while the report was being written ({exc}); "
+                             "write the report again when the batch run is not writing to it") from None
+        return result
 
     source = Source(collector, fetch, origin=shown)
     offset = line = 0
