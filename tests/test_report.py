@@ -342,3 +342,22 @@ def test_a_results_file_that_changes_while_the_report_is_written_is_a_clean_erro
     with pytest.raises(UsageError, match="changed while the report was being written"):
         write_report(source, tmp_path / "r.html")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl"]  # no half report left behind
+
+
+def test_a_fhir_patient_is_named_by_name_and_mrn(tmp_path):
+    uuid = "8f14e45f-ceea-467f-a0e6-5c1a3e6b1b7d"
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"fullUrl": f"urn:uuid:{uuid}", "resource": {
+        "resourceType": "Patient", "id": uuid, "gender": "female", "birthDate": "1990-01-01",
+        "identifier": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+                        "value": "12345"}],
+        "name": [{"use": "official", "family": "Doe", "given": ["Jane"]}]}}]}
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle), encoding="utf-8")
+    html = tmp_path / "r.html"
+    proc = run("report", NCT, path, "--as-of", AS_OF, "--terminology", "none", "--out", html, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    doc = Document(html.read_text(encoding="utf-8"))
+    assert doc.worklist()[0].find("a").text == "Doe, Jane — MRN 12345 (bundle.json)"
+    page = doc.find("section", **{"class": "patient-page"})
+    assert page.find("h2").text.startswith("Doe, Jane — MRN 12345 (bundle.json)")
+    assert f"record id {uuid}" in page.find("p", **{"class": "meta"}).text
