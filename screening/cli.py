@@ -130,15 +130,15 @@ def _screen_files(trial_file: Path, patients: List[Path], as_of: Optional[str], 
     return trial, [trial.screen(r, day) for r in records], bad
 
 
-def _report_bad(bad) -> None:
+def _report_bad(bad, total: int) -> None:
     """Each unreadable patient file with its error (file:line:column or JSON path), then exit 2."""
     if not bad:
         return
     for _path, exc in bad:
         err.print(exc.render(), markup=False, highlight=False)
-    total = len(bad)
-    err.print(f"{total} patient file{'s' if total != 1 else ''} could not be read; the others were screened",
-              markup=False, highlight=False)
+    if total > 1:
+        others = "; the others were screened" if len(bad) < total else ""
+        err.print(f"{len(bad)} of {total} patient files could not be read{others}", markup=False, highlight=False)
     raise typer.Exit(2)
 
 
@@ -164,14 +164,15 @@ def check(
         if payload:
             print(json.dumps(payload[0] if len(payload) == 1 and len(patients) == 1 else payload, indent=2,
                              ensure_ascii=False))
-        _report_bad(bad)
+        _report_bad(bad, len(patients))
         return
-    print_terminology(out, trial)
-    print_results(out, trial, results, wide=wide)
+    if results:
+        print_terminology(out, trial)
+        print_results(out, trial, results, wide=wide)
     for result in results:
         for warning in result.warnings:
             err.print(f"warning: {result.source}: {warning}", markup=False)
-    _report_bad(bad)
+    _report_bad(bad, len(patients))
 
 
 @app.command()
@@ -197,14 +198,15 @@ def explain(
         if payload:
             print(json.dumps(payload[0] if len(payload) == 1 and len(patients) == 1 else payload, indent=2,
                              ensure_ascii=False))
-        _report_bad(bad)
+        _report_bad(bad, len(patients))
         return
-    print_terminology(out, trial)
+    if results:
+        print_terminology(out, trial)
     for index, result in enumerate(results):
         if index:
             out.print()
         print_explanation(out, trial, result, show_all=show_all)
-    _report_bad(bad)
+    _report_bad(bad, len(patients))
 
 
 @app.command()
@@ -304,6 +306,7 @@ def worklist(
     from .reports import worklist as wl
 
     bad: list = []
+    total = 0
     try:
         folders = [p for p in inputs if p.is_dir() and (p / wl.RESULTS_FILE).is_file()]
         if folders:
@@ -337,6 +340,7 @@ def worklist(
                 else:
                     files.append(path)
             records, bad = _load_each(files)
+            total = len(files)
             rows = wl.build(t.screen(r, day).to_dict() for r in records for t in compiled)
     except ScreeningError as exc:
         _fail(exc)
@@ -359,7 +363,7 @@ def worklist(
             except OSError as exc:
                 _fail(UsageError(f"{output}: cannot write: {exc.strerror}"))
             err.print(f"wrote {output} ({len(rows)} rows)", markup=False, highlight=False)
-    _report_bad(bad)
+    _report_bad(bad, total)
 
 
 @app.command("test")

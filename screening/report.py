@@ -109,7 +109,8 @@ def make_label(patient_id: str, source: str | None, mrn: str | None, name: str |
     """The patient label: ``display`` is "Doe, Jane — MRN 12345 (p06.json)", or "p06 (p06.json)" for a
     record with neither name nor MRN (the record id, then the file). ``file`` is the file name without
     its folder (for an NDJSON line: ``patients.ndjson:12``)."""
-    file = source.replace("\\", "/").rsplit("/", 1)[-1] if source else None
+    placeholder = bool(source) and source.startswith("<") and source.endswith(">")  # "<patient>": no file
+    file = source.replace("\\", "/").rsplit("/", 1)[-1] if source and not placeholder else None
     who = " — ".join(part for part in (name, f"MRN {mrn}" if mrn else None) if part) or patient_id
     display = f"{who} ({file})" if file and file != who else who
     return {"id": patient_id, "file": file, "mrn": mrn, "name": name, "display": display}

@@ -137,6 +137,9 @@ def test_fhir_mrn_by_system_when_no_type_and_patient_json_fields():
     document = {**FHIR_PATIENT, "identifier": [{"system": "urn:example:MRN", "value": "A-9"}], "name": []}
     record = patient_from_document(document, "x.json")
     assert (record.mrn, record.name) == ("A-9", None)
+    record = patient_from_document({"id": "p1"})  # from memory: no file
+    assert trial('inclusion SEX "x" = sex is female\n').screen(record, AS_OF).patient_label == {
+        "id": "p1", "file": None, "mrn": None, "name": None, "display": "p1"}
     record = patient_from_document({"id": "p1", "mrn": "77", "name": "Roe, Richard"}, "p1.json")
     label = trial('inclusion SEX "x" = sex is female\n').screen(record, AS_OF).patient_label
     assert label["display"] == "Roe, Richard — MRN 77 (p1.json)"

@@ -116,7 +116,7 @@ def test_check_screens_good_files_reports_each_bad_one_and_exits_2(tmp_path):
     # each bad file with its error: a position for the syntax error, the JSON path for the invalid value
     assert f"{broken}: line 4 column 1: not valid JSON" in proc.stderr, proc.stderr
     assert f"{invalid}: $.sex:" in proc.stderr, proc.stderr
-    assert "2 patient files could not be read; the others were screened" in proc.stderr
+    assert "2 of 4 patient files could not be read; the others were screened" in proc.stderr
     # JSON: an array of the good results, errors on stderr, exit 2
     proc = run("check", CRIT, good, invalid, "--as-of", "2026-11-25", "--format", "json", "--terminology", "none",
                cwd=tmp_path)

@@ -269,31 +269,53 @@ def to_html(rows: list[Row], title: str = "Screening worklist") -> str:
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></body></html>\n")
 
 
+TABLE_WIDTH = 120
+"""From this console width on, the worklist is a table; below it, one block per row."""
+
+
+def _steps(row: Row) -> list[str]:
+    """What a row says to do: the failing criteria (ineligible), else the questions."""
+    if row.decision == "ineligible":
+        return [d.line() for d in row.deciding] or ([row.decision_reason] if row.decision_reason else [])
+    steps = [f"• {i.question}" for i in row.obtain] + [f"• {i.question}" for i in row.reviews]
+    if row.decision_reason:
+        steps.insert(0, row.decision_reason)
+    return steps
+
+
 def print_text(console, rows: list[Row]) -> None:
-    """The worklist as a rich table that wraps to the console width (nothing is cut)."""
+    """The worklist on a terminal: a table on a wide console, one block per row on a narrow one;
+    text wraps to the width, nothing is cut."""
+    from rich.padding import Padding
     from rich.table import Table
     from rich.text import Text
 
     from ..render import DECISION_STYLE, literal
 
-    table = Table(show_lines=True, expand=False, pad_edge=False)
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("patient", overflow="fold", ratio=2)
-    table.add_column("trial", overflow="fold", ratio=1)
-    table.add_column("decision", overflow="fold", ratio=1)
-    table.add_column("why, and what to do next", overflow="fold", ratio=5)
-    for number, row in enumerate(rows, 1):
-        decision = Text(row.decision, style=DECISION_STYLE.get(row.decision, ""))
+    def decision_text(row: Row, sep: str) -> Text:
+        text = Text(row.decision, style=DECISION_STYLE.get(row.decision, ""))
         if row.decision == "undetermined":
-            decision.append(f"\n{row.items_missing} item{'s' if row.items_missing != 1 else ''}")
-            decision.append("\n" + ", ".join(f"{d.id}" for d in row.deciding))
-        if row.decision == "ineligible":
-            steps = [d.line() for d in row.deciding] or ([row.decision_reason] if row.decision_reason else [])
-        else:
-            steps = [f"• {i.question}" for i in row.obtain] + [f"• {i.question}" for i in row.reviews]
-            if row.decision_reason:
-                steps.insert(0, row.decision_reason)
-        table.add_row(str(number), literal(row.display), literal(row.trial), decision, literal("\n".join(steps)))
-    console.print(table)
+            text.append(f"{sep}{row.items_missing} item{'s' if row.items_missing != 1 else ''}")
+            text.append(sep + " ".join(d.id for d in row.deciding) if sep == "\n" else
+                        f" ({', '.join(d.id for d in row.deciding)})")
+        return text
+
+    if console.width >= TABLE_WIDTH:
+        table = Table(show_lines=True, expand=False, pad_edge=False)
+        table.add_column("#", justify="right", no_wrap=True)
+        table.add_column("patient", overflow="fold", max_width=48)
+        table.add_column("trial", overflow="fold")
+        table.add_column("decision", overflow="fold", max_width=16)
+        table.add_column("why, and what to do next", overflow="fold")
+        for number, row in enumerate(rows, 1):
+            table.add_row(str(number), literal(row.display), literal(row.trial), decision_text(row, "\n"),
+                          literal("\n".join(_steps(row))))
+        console.print(table)
+    else:
+        for number, row in enumerate(rows, 1):
+            console.print(Text(f"{number}. ", style="bold") + literal(row.display, style="bold") + Text("  ")
+                          + literal(row.trial) + Text("  ") + decision_text(row, ", "))
+            for step in _steps(row):
+                console.print(Padding(literal(step), (0, 0, 0, 4)))
     counts = {d: sum(1 for r in rows if r.decision == d) for d in DECISION_ORDER}
     console.print(literal(", ".join(f"{n} {d}" for d, n in counts.items()) + f" ({len(rows)} rows)"))
