@@ -566,6 +566,65 @@ def serve(
                 log_level=log_level, access_log=access_log)
 
 
+@app.command()
+def report(
+    inputs: List[Path] = typer.Argument(..., help="A batch results folder (or its results.jsonl), or a rule-set "
+                                             "file (.crit) followed by patient files or folders."),
+    out_file: Path = typer.Option(..., "--out", "-o", help="The HTML file to write."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help=AS_OF_HELP + " (when screening on the spot)"),
+    terminology: Optional[str] = typer.Option(None, "--terminology", help=TERMINOLOGY_HELP),
+    trial: Optional[str] = typer.Option(None, "--trial", help="Only this trial's results (from a results folder)."),
+    title: str = typer.Option("Screening report", "--title", help="The report's heading."),
+) -> None:
+    """Write one self-contained HTML report: decisions per trial, charts, the worklist, a page per patient.
+
+    Exit 0 when every result went into the report; 2 when a results line or a patient file could
+    not be used (each is named on stderr and in the report, which is written with all the others)
+    or for bad arguments.
+    """
+    from .report import DECISIONS
+    from .reports.html import write_report
+    from .reports.sources import read_results, screen_patients
+
+    try:
+        if out_file.is_dir():
+            raise UsageError(f"--out: {out_file} is a folder; give the HTML file to write")
+        if not out_file.parent.is_dir():
+            raise UsageError(f"--out: no folder {out_file.parent} to write {out_file.name} in")
+        first = inputs[0]
+        if len(inputs) == 1 and (first.is_dir() or first.suffix.lower() in (".jsonl", ".ndjson")):
+            if as_of is not None or terminology is not None:
+                raise UsageError("--as-of and --terminology apply when screening on the spot (TRIAL PATIENT...); "
+                                 "a results folder was screened already")
+            source = read_results(first, trial)
+        else:
+            if len(inputs) < 2:
+                raise UsageError(f"{first}: give a batch results folder, or a rule-set file followed by patient files")
+            if trial is not None:
+                raise UsageError("--trial selects from a results folder; on the spot the rule-set file is the trial")
+            source = screen_patients(first, list(inputs[1:]), as_of_option(as_of), open_terminology(terminology))
+        write_report(source, out_file, title)
+    except ScreeningError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(UsageError(f"--out: cannot write {out_file}: {exc.strerror}"))
+    for problem in source.problems:
+        err.print(problem, markup=False, highlight=False)
+    if source.problem_count > len(source.problems):
+        err.print(f"... and {source.problem_count - len(source.problems)} more", markup=False)
+    for note in source.notes:
+        err.print(f"note: {note}", markup=False, highlight=False)
+    counts = {d: sum(t.decisions[d] for t in source.collector.trials.values()) for d in DECISIONS}
+    summary = ", ".join(f"{n} {d}" for d, n in counts.items() if n)
+    total = len(source.collector.rows)
+    out.print(f"wrote {out_file}: {total} result{'s' if total != 1 else ''} ({summary or 'none'})", markup=False,
+              highlight=False, soft_wrap=True)
+    if source.problem_count:
+        err.print(f"error: {source.problem_count} input{'s' if source.problem_count != 1 else ''} left out of the "
+                  "report (listed above and in the report)", markup=False)
+        raise typer.Exit(2)
+
+
 from .terminology.cli import app as _terminology_app  # noqa: E402
 
 app.add_typer(_terminology_app, name="terminology")
