@@ -289,6 +289,13 @@ def _clip(token: Token) -> str:
     return text if len(text) <= 24 else text[:20] + "..."
 
 
+class _AnchorEnd:
+    """`the end of R` while the anchor is being built: the record (or name) whose end anchors the window."""
+
+    def __init__(self, target):
+        self.target = target
+
+
 class _TokenProblem(Exception):
     def __init__(self, token: Token, message: str):
         self.token, self.message = token, message
@@ -617,7 +624,8 @@ class _ToAst(Transformer_NonRecursive):
             status = children[0]  # `current` is told apart from `active` by the checker
             children = children[1:]
         kind, ref, *rest = children
-        qualifiers = tuple(r for r in rest if isinstance(r, (ast.Qualifier, ast.DoseQualifier, ast.CodeQualifier, ast.OtherThan)))
+        qualifiers = tuple(r for r in rest if isinstance(r, (ast.Qualifier, ast.DoseQualifier, ast.CodeQualifier,
+                                                             ast.ListQualifier, ast.OtherThan)))
         window = next((r for r in rest if isinstance(r, ast.Window)), None)
         timing = tuple(r for r in rest if isinstance(r, ast.RecordTiming))
         valueset = ref if isinstance(ref, str) else None
@@ -660,12 +668,23 @@ class _ToAst(Transformer_NonRecursive):
 
     @staticmethod
     def _anchor(relation, before, after, target) -> dict:
+        at = "start"
+        if isinstance(target, _AnchorEnd):
+            at, target = "end", target.target
         if isinstance(target, tuple):
             name, span = target
             return {"relation": relation, "before": before, "after": after, "anchor": None,
-                    "anchor_name": name, "anchor_span": span}
+                    "anchor_name": name, "anchor_span": span, "anchor_at": at}
         return {"relation": relation, "before": before, "after": after, "anchor": target,
-                "anchor_span": target.span}
+                "anchor_span": target.span, "anchor_at": at}
+
+    def anchor_end(self, meta, children):
+        return _AnchorEnd(children[-1])
+
+    def anchor_lab(self, meta, children):
+        analyte, (op, bound, upper) = children
+        return ast.LabCompare(selector="any", analyte=analyte, op=op, bound=bound, upper=upper,
+                              span=Span.from_meta(meta))
 
     def anchor_after(self, meta, children):
         return self._anchor("after", None, None, children[0])
@@ -687,6 +706,12 @@ class _ToAst(Transformer_NonRecursive):
 
     def code_use(self, meta, children):
         return self._code(children[0])
+
+    def code_use_and_descendants(self, meta, children):
+        return self._code(children[0], "<<", meta)
+
+    def code_use_descendants(self, meta, children):
+        return self._code(children[0], "<", meta)
 
     def qualifier(self, meta, children):
         return ast.Qualifier(field_name=str(children[0]), op=children[1], value=_unquote(children[2]),
@@ -713,9 +738,31 @@ class _ToAst(Transformer_NonRecursive):
                              code=ref if isinstance(ref, ast.CodeLiteral) else None, span=Span.from_meta(meta))
 
     def code_qualifier(self, meta, children):
-        name, ref = children
+        name, *rest = children
+        ref = rest[-1]
         return ast.CodeQualifier(field_name=str(name), valueset=ref if isinstance(ref, str) else None,
-                                 code=ref if isinstance(ref, ast.CodeLiteral) else None, span=Span.from_meta(meta))
+                                 code=ref if isinstance(ref, ast.CodeLiteral) else None, negated=len(rest) == 2,
+                                 span=Span.from_meta(meta))
+
+    def list_qualifier(self, meta, children):
+        name, *rest = children
+        members = rest[-1]
+        return ast.ListQualifier(field_name=str(name), negated=len(rest) == 2,
+                                 texts=tuple(m[1] for m in members if isinstance(m, tuple)),
+                                 codes=tuple(m for m in members if isinstance(m, ast.CodeLiteral)),
+                                 valuesets=tuple(m for m in members if isinstance(m, str)), span=Span.from_meta(meta))
+
+    def member_list(self, meta, children):
+        return list(children)
+
+    def text_member(self, meta, children):
+        return ("text", _unquote(children[0]))
+
+    def caused_by(self, meta, children):
+        kind, ref = children
+        return ast.CodeQualifier(field_name="caused_by", valueset=ref if isinstance(ref, str) else None,
+                                 code=ref if isinstance(ref, ast.CodeLiteral) else None, cause=str(kind),
+                                 span=Span.from_meta(meta))
 
     def dose_trend(self, meta, children):
         kind, ref, trend, duration = children
@@ -727,14 +774,20 @@ class _ToAst(Transformer_NonRecursive):
         return " ".join(str(c) for c in children)
 
     def dose_compare(self, meta, children):
+        reference = children.pop() if isinstance(children[-1], tuple) else (None, None)
         name, op, value, unit = children
         return ast.DoseQualifier(field_name=str(name), op=_OPS.get(op, op), value=value, unit=unit,
-                                 span=Span.from_meta(meta))
+                                 reference=reference[0], reference_span=reference[1], span=Span.from_meta(meta))
 
     def dose_between(self, meta, children):
+        reference = children.pop() if isinstance(children[-1], tuple) else (None, None)
         name, low, low_unit, high, high_unit = children
         return ast.DoseQualifier(field_name=str(name), op="between", value=low, unit=low_unit, upper=high,
-                                 upper_unit=high_unit, span=Span.from_meta(meta))
+                                 upper_unit=high_unit, reference=reference[0], reference_span=reference[1],
+                                 span=Span.from_meta(meta))
+
+    def equivalent(self, meta, children):
+        return str(children[0]), Span.from_meta(meta)
 
     def window(self, meta, children):
         return ast.Window(duration=children[-1], span=Span.from_meta(meta))
