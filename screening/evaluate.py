@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import date
 
 from . import derived, ir, vocabulary
+from .units import snap_value
 from .dates import FOREVER, NEVER, moved, shift, show, whole_months, whole_years
 
 
@@ -761,11 +762,6 @@ def visit_occasions(node: ir.VisitOccasions, patient, ctx: Context):
     return None, ("visits", node, tuple(seen), f"a repeat visit with {', '.join(node.keys)} results{within}")
 
 
-# ---------------------------------------------------------------- counting records
-class _OneRecord:
-    """A patient view holding one record of one kind: record_test on it is that record's answer."""
-
-
 # ---------------------------------------------------------------- timing of a record
 def _timing_result(node: ir.RecordTest, entry, ctx: Context, result, reasons: list) -> bool | None:
     """A record that met the rest of the test, against its timing clauses (all must hold)."""
@@ -881,6 +877,9 @@ class _OneRecord:
     def __init__(self, kind: str, entry):
         setattr(self, kind, (entry,))
 
+    def __getattr__(self, name):  # the other lists: not consulted by record_test
+        return None
+
 
 def record_count(node: ir.RecordCount, patient, ctx: Context):
     """`at most 2 courses of medication chemo`. info = ("count", node, sure, possible, low, high, missing).
@@ -923,10 +922,6 @@ def record_count(node: ir.RecordCount, patient, ctx: Context):
     else:
         value = False if low > n else (True if high <= n else None)
     return value, ("count", node, tuple(sure), tuple(possible), low, high, None)
-
-
-    def __getattr__(self, name):  # the other lists: not consulted by record_test
-        return None
 
 
 def _each_record(node: ir.RecordTest, entries, ctx: Context) -> list:
@@ -1293,7 +1288,8 @@ def _daily_amount(node: ir.DoseTotal, entry):
             doubt = why or "terminology"
     if len(matched) == 1:  # its own code is one drug's (a code of another drug would have matched that one)
         drug = matched[0]
-        return amount * drug.factor, amount * drug.factor_high, None
+        # snapped to 12 significant digits: 1.5 mg dexamethasone is 10 mg prednisone, not 10.000000000000002
+        return snap_value(amount * drug.factor), snap_value(amount * drug.factor_high), None
     if len(matched) > 1:
         why = f"it is more than one drug of the equivalence table ({', '.join(d.drug for d in matched)})"
     elif doubt is not None:
@@ -1374,7 +1370,8 @@ def dose_total(node: ir.DoseTotal, patient, ctx: Context):
             upper += high
             if not certain or high == _INF or low != high:
                 doubts.append((entry, why))
-        least = lower if taking_sure else lower + cheapest
+        lower, upper = snap_value(lower), snap_value(upper)  # a sum of 0.1 + 0.2 mg/day is 0.3
+        least = lower if taking_sure else snap_value(lower + cheapest)
         if taking and (highest is None or upper > highest[3]):
             highest = (day, used, lower, upper)
         if taking_sure and _in_dose(dose.op, lower, upper, dose.value, dose.upper, every=True):

@@ -1,0 +1,81 @@
+"""`with FIELD not in X`, `with FIELD [not] in (...)` lists of texts or codes, and `<<SNOMED:x` written
+inline in a record test. As-of 2026-11-25; both engines (helpers.one)."""
+import pytest
+
+from screening import SourceError, compile_text
+
+from helpers import one, patient, trial
+from terminology_helpers import fixture_store
+
+VS = 'valueset lobular "lobular carcinoma" = SNOMED:89740008\nvalueset breast_cancer = ICD10:C50\n'
+# registry: "Previous treatment with HER-2 targeted agents other than trastuzumab or T-DM1"
+INTENT = trial('exclusion E1 "Chemotherapy not given with palliative or maintenance intent" = '
+               'medication ATC:L01 with intent not in ("palliative", "Maintenance")\n')
+NOT_LOBULAR = trial(VS + 'inclusion I1 "Breast cancer, not lobular" = '
+                    'condition breast_cancer with histology not in lobular\n')
+
+
+@pytest.mark.parametrize("intent, value", [
+    ("palliative", False), ("  MAINTENANCE ", False), ("curative", True), (None, None)])
+def test_text_list_not_in(intent, value):
+    fields = {"intent": intent} if intent else {}
+    c = one(INTENT, patient(medications=[{"code": "ATC:L01XA01", **fields}]))
+    assert c.value is value
+    if value is None:
+        assert c.missing == ["medication ATC:L01XA01: intent not recorded"]
+
+
+def test_text_list_in():
+    t = trial('exclusion E1 "x" = medication ATC:L01 with intent in ("palliative", "maintenance")\n')
+    assert one(t, patient(medications=[{"code": "ATC:L01XA01", "intent": "palliative"}])).value is True
+    assert one(t, patient(medications=[{"code": "ATC:L01XA01", "intent": "curative"}])).value is False
+
+
+@pytest.mark.parametrize("histology, value", [
+    ("SNOMED:89740008", False),  # lobular: excluded by `not in`
+    ("SNOMED:82711006", True),  # ductal
+    (["SNOMED:82711006", "SNOMED:89740008"], False),  # mixed ductal and lobular: one of them is lobular
+    ("ductal", None),  # a text: not comparable with codes
+    (None, None),  # not recorded
+])
+def test_code_field_not_in_a_value_set(histology, value):
+    fields = {"histology": histology} if histology is not None else {}
+    assert one(NOT_LOBULAR, patient(conditions=[{"code": "ICD10:C50.9", **fields}])).value is value
+
+
+def test_code_list_in_parentheses():
+    t = trial('inclusion I1 "x" = condition ICD10:C50 with histology in (SNOMED:89740008, SNOMED:82711006)\n')
+    assert one(t, patient(conditions=[{"code": "ICD10:C50.9", "histology": "SNOMED:82711006"}])).value is True
+    assert one(t, patient(conditions=[{"code": "ICD10:C50.9", "histology": "SNOMED:35917007"}])).value is False
+
+
+def test_inline_descendants_without_a_store_are_unknown_for_other_codes():
+    # <<SNOMED:x inline: the concept itself matches; another SNOMED code may be a descendant (no store)
+    t = trial('exclusion E1 "x" = condition <<SNOMED:363346000\n')
+    assert one(t, patient(conditions=[{"code": "SNOMED:363346000"}])).value is True
+    c = one(t, patient(conditions=[{"code": "SNOMED:254837009"}]))
+    assert c.value is None and "load a SNOMED CT release" in " ".join(c.missing)
+
+
+def test_inline_descendants_with_a_store():
+    # the bundled fixture store: breast cancer (254837009) is a descendant of malignant neoplastic disease
+    rules = 'trial "T-1"\nexclusion E1 "x" = condition <<SNOMED:363346000\n'
+    t = compile_text(rules, "test.crit", fixture_store())
+    assert one(t, patient(conditions=[{"code": "SNOMED:254837009"}])).value is True
+    assert one(t, patient(conditions=[{"code": "SNOMED:38341003"}])).value is False  # hypertension
+    # `<` excludes the concept itself
+    t = compile_text('trial "T-1"\nexclusion E1 "x" = condition <SNOMED:363346000\n', "test.crit", fixture_store())
+    assert one(t, patient(conditions=[{"code": "SNOMED:363346000"}])).value is False
+    assert one(t, patient(conditions=[{"code": "SNOMED:254837009"}])).value is True
+
+
+def test_mixed_list_is_refused():
+    with pytest.raises(SourceError) as info:
+        trial('exclusion E1 "x" = medication ATC:L01 with intent in ("palliative", SNOMED:1)\n')
+    assert "a list holds texts or codes, not both" in str(info.value)
+
+
+def test_unknown_value_set_in_a_list_is_named():
+    with pytest.raises(SourceError) as info:
+        trial(VS + 'exclusion E1 "x" = condition breast_cancer with histology in (lobulr)\n')
+    assert "unknown value set `lobulr`" in str(info.value)
