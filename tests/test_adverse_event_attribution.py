@@ -123,3 +123,11 @@ def test_fhir_potential_adverse_event_is_not_an_event():
              "event": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "J70.4"}]}}
     document, _ = fhir_to_patient(_bundle(condition, event))
     assert [r["code"] for r in document["conditions"]] == ["ICD10:C34.9"]
+
+
+def test_the_documented_example_compiles():
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "language.md").read_text()
+    section = text[text.index("**Adverse events attributed to a prior therapy.**"):]
+    trial(re.search(r"```\n(.*?)```", section, re.S).group(1))

@@ -146,3 +146,11 @@ def test_anchor_errors_are_positioned(rule, message):
     with pytest.raises(SourceError) as info:
         trial(HEADER + f'exclusion E1 "x" = {rule}\n')
     assert message in str(info.value)
+
+
+def test_the_documented_example_compiles():
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "language.md").read_text()
+    section = text[text.index("**At a lab result.**"):]
+    trial(re.search(r"```\n(.*?)```", section, re.S).group(1))

@@ -7,8 +7,8 @@ from screening import SourceError, compile_text
 from helpers import one, patient, trial
 from terminology_helpers import fixture_store
 
-VS = 'valueset lobular "lobular carcinoma" = SNOMED:89740008\nvalueset breast_cancer = ICD10:C50\n'
-# registry: "Previous treatment with HER-2 targeted agents other than trastuzumab or T-DM1"
+VS = 'valueset lobular "infiltrating lobular carcinoma" = SNOMED:82711006\nvalueset breast_cancer = ICD10:C50\n'
+# registry: "Prior radiotherapy other than palliative" (here: chemotherapy by its recorded intent)
 INTENT = trial('exclusion E1 "Chemotherapy not given with palliative or maintenance intent" = '
                'medication ATC:L01 with intent not in ("palliative", "Maintenance")\n')
 NOT_LOBULAR = trial(VS + 'inclusion I1 "Breast cancer, not lobular" = '
@@ -32,9 +32,9 @@ def test_text_list_in():
 
 
 @pytest.mark.parametrize("histology, value", [
-    ("SNOMED:89740008", False),  # lobular: excluded by `not in`
-    ("SNOMED:82711006", True),  # ductal
-    (["SNOMED:82711006", "SNOMED:89740008"], False),  # mixed ductal and lobular: one of them is lobular
+    ("SNOMED:82711006", False),  # lobular: excluded by `not in`
+    ("SNOMED:35917007", True),  # another morphology code
+    (["SNOMED:35917007", "SNOMED:82711006"], False),  # two morphologies, one of them lobular
     ("ductal", None),  # a text: not comparable with codes
     (None, None),  # not recorded
 ])
@@ -44,7 +44,7 @@ def test_code_field_not_in_a_value_set(histology, value):
 
 
 def test_code_list_in_parentheses():
-    t = trial('inclusion I1 "x" = condition ICD10:C50 with histology in (SNOMED:89740008, SNOMED:82711006)\n')
+    t = trial(VS + 'inclusion I1 "x" = condition ICD10:C50 with histology in (SNOMED:82711006, lobular)\n')
     assert one(t, patient(conditions=[{"code": "ICD10:C50.9", "histology": "SNOMED:82711006"}])).value is True
     assert one(t, patient(conditions=[{"code": "ICD10:C50.9", "histology": "SNOMED:35917007"}])).value is False
 
@@ -79,3 +79,11 @@ def test_unknown_value_set_in_a_list_is_named():
     with pytest.raises(SourceError) as info:
         trial(VS + 'exclusion E1 "x" = condition breast_cancer with histology in (lobulr)\n')
     assert "unknown value set `lobulr`" in str(info.value)
+
+
+def test_the_documented_example_compiles():
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "language.md").read_text()
+    section = text[text.index("**Inline codes with descendants.**"):]
+    trial(re.search(r"```\n(.*?)```", section, re.S).group(1))
