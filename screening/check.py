@@ -781,7 +781,7 @@ class _Checker:
                                f"record), not of a {node.kind}", q.span,
                                "e.g. `condition pneumonitis with grade >= 3 caused by medication anti_pd1`")
                     continue
-                field_matcher = self._code_ref(q.valueset, q.code, q.span)
+                field_matcher = self._code_ref(q.valueset, q.code, q.span, q.cause)
                 if field_matcher is not None:
                     qualifiers.append(ir.CodeQualifier(q.field_name, field_matcher, q.negated, q.cause))
                 continue
@@ -960,9 +960,14 @@ class _Checker:
                 self._duration_limit(duration)
         return anchor
 
-    def _code_ref(self, valueset: str | None, code: ast.CodeLiteral | None, span) -> CodeMatcher | None:
-        """The matcher for a value set name or a code literal (None after an error)."""
+    def _code_ref(self, valueset: str | None, code: ast.CodeLiteral | None, span, noun: str | None = None
+                  ) -> CodeMatcher | None:
+        """The matcher for a value set name or a code literal (None after an error); ``noun``: the record kind
+        the value set's codes stand for (a medication value set is checked for RxNorm products)."""
         if code is None:
+            uses = self.used_valuesets.setdefault(valueset, set())  # a use, for the unused-value-set warning
+            if noun:
+                uses.add(noun)
             return self._matcher(valueset, span)
         return self._inline_matcher(code)
 
@@ -1024,7 +1029,7 @@ class _Checker:
         if node.duration.amount <= 0:
             self.error("window", "a dose trend needs a period of at least 1 day", node.duration.span)
         self._duration_limit(node.duration)
-        matcher = self._code_ref(node.valueset, node.code, node.span)
+        matcher = self._code_ref(node.valueset, node.code, node.span, "medication")
         if matcher is None:
             return ir.Const(False, span=node.span)
         return ir.DoseTrend(matcher, node.trend, ir.Duration(node.duration.amount, node.duration.unit), span=node.span)

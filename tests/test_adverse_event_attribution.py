@@ -131,3 +131,8 @@ def test_the_documented_example_compiles():
     text = (Path(__file__).resolve().parents[1] / "docs" / "language.md").read_text()
     section = text[text.index("**Adverse events attributed to a prior therapy.**"):]
     trial(re.search(r"```\n(.*?)```", section, re.S).group(1))
+
+
+def test_a_value_set_used_only_as_the_cause_is_used():
+    # lint: `caused by medication anti_pd1` is a use of anti_pd1 (no "declared and never used" warning)
+    assert [w.message for w in GRADE3.warnings if "never used" in w.message] == []
