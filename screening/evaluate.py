@@ -1380,8 +1380,26 @@ def dose_total(node: ir.DoseTotal, patient, ctx: Context):
             unknown_day = unknown_day or (day, used, lower, upper)
             for entry, why in doubts:
                 unsure.setdefault(id(entry), (entry, why))
+    if len(records) == 1 and unknown_day is not None:
+        # one record alone: on each day it is taken the total is its dose, whichever day that was
+        entry, member, sure, possible, low, high, why = records[0]
+        if member and entry.status not in ("on-hold", "intended") and high != _INF:
+            holds = _in_dose(dose.op, low, high, dose.value, dose.upper, every=True)
+            if holds or not _in_dose(dose.op, low, high, dose.value, dose.upper, every=False):
+                return holds, ("dose_total", node, _total_text(node, 0, [(entry, low, high)], low, high, ())
+                               + ("" if holds else f"; does not meet {dose.text}"), ())
+    if dose.op in (">", ">="):
+        # a record surely taken at some time in the period whose own daily dose is over the limit: the total
+        # on that day is at least its dose, whichever day it was (its dates may not place it)
+        for entry, member, sure, possible, low, high, why in records:
+            if member and entry.status not in ("on-hold", "intended") and _COMPARE[dose.op](low, dose.value):
+                shown = f"dose {entry.dose.shown}" if entry.dose is not None else "no dose"
+                unit = "mg/day" if node.reference is None else f"mg/day {node.reference} equivalent"
+                return True, ("dose_total", node, f"{entry_name('medication', entry)} {shown} = {low:g} {unit} on "
+                              "each day it was taken, so the daily total was at least that", ())
     if unknown_day is not None:
-        missing = tuple(f"{entry_name('medication', e)}: {', '.join(w) if w else 'unknown'}" for e, w in unsure.values())
+        missing = tuple(dict.fromkeys(f"{entry_name('medication', e)}: {', '.join(w) if w else 'unknown'}"
+                                      for e, w in unsure.values()))
         day, used, lower, upper = unknown_day
         return None, ("dose_total", node, _total_text(node, day, used, lower, upper, list(unsure.values()))
                       + "; not decided", missing or ("the dates or doses of the records",))
@@ -1410,7 +1428,8 @@ def _total_text(node: ir.DoseTotal, day: int, used, lower: float, upper: float, 
         parts.append(f"{len(used) - 6} more")
     listed = f" ({' + '.join(parts)})" if parts else ""
     total = total if total == "unknown" else f"{total} {unit}"
-    return f"daily total of {node.test.matcher.name} on {show(day)}: {total}{listed}"
+    when = show(day) if day > 0 else "a day not recorded"  # a record with no start date may begin any day
+    return f"daily total of {node.test.matcher.name} on {when}: {total}{listed}"
 
 
 # ---------------------------------------------------------------- investigational agents

@@ -86,6 +86,26 @@ def test_totals_within_a_window(records, value):
     assert one(EQUIVALENT, p).value is value
 
 
+@pytest.mark.parametrize("rule, records, value", [
+    # records without dates: taken on some day, which one is not known
+    ("> 10", [("completed", 20)], True),  # on the days it was taken, at least 20
+    ("> 10", [(None, 20)], True),
+    ("> 10", [("completed", 5)], False),  # alone, 5 on every day it was taken
+    ("<= 10", [("completed", 5)], True),
+    ("<= 10", [("completed", 15)], False),
+    ("<= 10", [("completed", 5), ("completed", 15)], None),  # apart (5) or together (20): not known
+    ("> 10", [("completed", 5), ("completed", 8)], None),  # together 13, apart 8
+])
+def test_records_without_dates(rule, records, value):
+    t = trial(STEROIDS + f'exclusion E1 "x" = medication prednisone with dose {rule} mg/day\n')
+    p = patient(medications=[{"code": "RXNORM:8640", **({"status": status} if status else {}),
+                              "daily_dose": {"value": daily, "unit": "mg/d"}} for status, daily in records])
+    c = one(t, p)
+    assert c.value is value
+    if value is None:
+        assert c.missing == ["medication RXNORM:8640: may not be taken that day (dates)"]
+
+
 @pytest.mark.parametrize("code, daily, value", [
     ("ATC:H02AB02", 2, True),  # dexamethasone 2 mg/day = 13.3 mg/day prednisone
     ("ATC:H02AB02", 1.5, False),  # 10 mg/day prednisone: not more than 10
