@@ -49,6 +49,17 @@ def test_within_n_after_the_end(onset, value):
     assert one(END, patient(conditions=[_recurrence(onset)], procedures=[_rt()])).value is value
 
 
+@pytest.mark.parametrize("end, onset, value", [
+    ("2026-07", "2026-08-01", True),  # after every day of July, and within 12 weeks of each
+    ("2026-07", "2026-07-20", None),  # before or after the end, depending on the day in July
+    ("2026-07", "2026-10-10", None),  # 10 to 14 weeks after a July end
+    ("2026-07", "2026-06-30", False),  # before every day of July
+])
+def test_a_partial_end_date_stays_honest(end, onset, value):
+    p = patient(conditions=[_recurrence(onset)], procedures=[_rt("2026-06-01", end)])
+    assert one(END, p).value is value
+
+
 def test_a_procedure_without_an_end_ends_on_its_date():
     p = patient(conditions=[_recurrence("2026-08-01")], procedures=[{"code": "SNOMED:108290001", "date": "2026-07-15"}])
     c = one(END, p)
