@@ -192,7 +192,8 @@ def _unfinished_before(exc: UnexpectedInput, source: Source, line_start: int, of
 
 
 # `with FIELD`, `with FIELD <op>` just before an unexpected token: the forms of a record detail
-_AFTER_WITH = re.compile(r"\bwith\s+[A-Za-z_][A-Za-z0-9_]*(?:\s*(?:<=|>=|!=|=<|=>|[<>=≤≥]|is|contains|matches))?\s*\Z")
+_AFTER_WITH = re.compile(r"\bwith\s+[A-Za-z_][A-Za-z0-9_]*(?:\s*(?:<=|>=|!=|=<|=>|[<>=≤≥]|is|contains|matches|"
+                         r"not(?:\s+in)?|in))?\s*\Z")
 
 # a timing clause left unfinished just before an unexpected token: the forms of record timing
 _AFTER_TIMING = re.compile(r"\b(?:started|stopped|ended|diagnosed|onset|performed|for)"
@@ -241,7 +242,8 @@ def _syntax_error(exc: UnexpectedInput, source: Source) -> SourceError:
             hint = "a multiple of the upper limit is written `2 x ULN`"
         elif token.start_pos is not None and _AFTER_WITH.search(source.text, 0, token.start_pos):
             hint = ('a record field is compared with `with FIELD = "text"`, `!= "text"`, `contains "text"`, '
-                    '`matches "regex"`, or with a number: `with grade >= 3`, `with stage = 3`')
+                    '`matches "regex"`, with a number: `with grade >= 3`, `with stage = 3`, or with a value set or '
+                    'a list: `with histology in lobular`, `with intent not in ("palliative", "maintenance")`')
         elif (token.start_pos is not None and _AFTER_TIMING.search(source.text, 0, token.start_pos)
               and not _AFTER_RANGE_FOR.search(source.text, 0, token.start_pos)):
             hint = ("a record's timing is written `started at least 4 weeks ago`, `stopped more than 14 days "

@@ -87,3 +87,11 @@ def test_the_documented_example_compiles():
     text = (Path(__file__).resolve().parents[1] / "docs" / "language.md").read_text()
     section = text[text.index("**Inline codes with descendants.**"):]
     trial(re.search(r"```\n(.*?)```", section, re.S).group(1))
+
+
+def test_a_list_written_without_parentheses_points_at_the_form_that_works():
+    with pytest.raises(SourceError) as info:
+        trial('exclusion E1 "x" = medication ATC:L01 with intent not in "palliative"\n')
+    first = info.value.first
+    assert (first.span.line, first.span.column) == (2, 58)
+    assert 'with intent not in ("palliative", "maintenance")' in first.hint
