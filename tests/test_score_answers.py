@@ -111,3 +111,32 @@ def test_corrected_calcium_in_mmol_per_litre():
     t = trial('exclusion E1 "Corrected calcium > 12 mg/dL" = corrected_calcium > 12 mg/dL within 14 days\n')
     p = patient(observations=[{"code": "LOINC:29265-6", "value": 3.25, "unit": "mmol/L", "date": "2026-11-20"}])
     assert one(t, p).value is True  # 3.25 mmol/L = 13.0 mg/dL
+
+
+def _fhir(code, coding):
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p1"}},
+        {"resource": {"resourceType": "Observation", "status": "final", "subject": {"reference": "Patient/p1"},
+                      "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                      "effectiveDateTime": "2026-11-20", "valueCodeableConcept": {"coding": coding}}}]}
+    return patient_from_document(fhir_to_patient(bundle)[0], "b.json")
+
+
+def test_karnofsky_answer_list():
+    t = trial('inclusion I1 "Karnofsky >= 70" = Karnofsky >= 70 within 14 days\n')
+    for code, value in (("LA29178-3", True), ("LA29179-1", False), ("LA29175-9", True), ("LA9627-6", False)):
+        p = _fhir("89243-0", [{"system": "http://loinc.org", "code": code, "display": "a description"}])
+        assert one(t, p).value is value, code
+
+
+def test_nyha_classes_coded_in_snomed_ct():
+    # NYHA class III (SNOMED CT 420913000), as European FHIR guides code it
+    p = _fhir("88020-3", [{"system": "http://snomed.info/sct", "code": "420913000",
+                           "display": "New York Heart Association Classification - Class III"}])
+    c = one(NYHA, p)
+    assert (c.value, c.evidence[0].detail) == (True, "NYHA III on 2026-11-20; limit III; the same class as the limit")
+
+
+def test_a_snomed_code_not_listed_leaves_the_text_to_be_read():
+    p = _fhir("89247-1", [{"system": "http://snomed.info/sct", "code": "999999999", "display": "ECOG 1"}])
+    assert one(ECOG, p).value is True

@@ -465,11 +465,14 @@ def _observation_value(element: dict, path: str) -> dict | None:
         codings = [_dict(coding) for coding in _list(concept.get("coding"))]
         candidates = [concept.get("text")] + [c.get("display") for c in codings] + [c.get("code") for c in codings]
         text = next((_clean(c) for c in candidates if _clean(c)), None)
-        answer = next((_text(c.get("code")) for c in codings if c.get("system") == "http://loinc.org"
-                       and (_text(c.get("code")) or "").startswith("LA")), None)
+        answer = next((f"LOINC:{_text(c.get('code')).strip()}" for c in codings if c.get("system") == "http://loinc.org"
+                       and (_text(c.get("code")) or "").strip().startswith("LA")), None)
+        answer = answer or next((f"SNOMED:{_text(c.get('code')).strip()}" for c in codings
+                                 if c.get("system") == "http://snomed.info/sct" and (_text(c.get("code")) or "").strip()),
+                                None)
         value = {"value": text} if text else None
         if answer and value is not None:
-            value["value_code"] = f"LOINC:{answer.strip()}"  # a LOINC answer code (scores read it: docs/fhir.md)
+            value["value_code"] = answer  # a coded answer (scores read it: docs/fhir.md)
         return value
     if "valueString" in element:
         text = _clean(element["valueString"])

@@ -181,10 +181,12 @@ def _score_obs(obs: Obs, analyte, model, warnings: list[str]) -> Obs:
     obs.dimension = analyte.unit.dimension
     obs.unit = model.unit
     obs.to_canonical = Conversion(1.0)
-    if model.value_code is not None:
-        # a coded answer decides; its display text is never read in place of a code the catalogue lacks
+    answers = dict(analyte.answers)
+    if model.value_code is not None and (model.value_code.startswith("LOINC:") or model.value_code in answers
+                                         or model.value_code in analyte.unknown_answers):
+        # a coded answer decides; its display text is never read in place of an answer code the catalogue
+        # lacks (a SNOMED CT code it does not list leaves the text to be read, as without a code)
         code = model.value_code
-        answers = dict(analyte.answers)
         text_value = value_of(analyte, value) if isinstance(value, str) else None
         if isinstance(value, str):
             obs.text = normalise_text(value)
