@@ -117,6 +117,9 @@ class OtherThan(Node):
 
     valueset: str | None
     code: CodeLiteral | None
+    codes: tuple[CodeLiteral, ...] = ()  # `other than (A, B, c)`: the codes of the list
+    valuesets: tuple[str, ...] = ()  # and its value-set names
+    texts: tuple[str, ...] = ()  # texts in the list (an error: a record's codes are codes)
 
 
 # ------------------------------------------------------------------ expressions

@@ -771,7 +771,14 @@ class _Checker:
         qualifiers = []
         for q in node.qualifiers:
             if isinstance(q, ast.OtherThan):
-                other = self._code_ref(q.valueset, q.code, q.span)
+                if q.valueset is None and q.code is None:  # a list
+                    if q.texts:
+                        self.error("list", "`other than` compares the record's own codes: list codes and value sets, "
+                                   "not texts", q.span, "e.g. `medication her2_agents other than (ATC:L01FD01, ATC:L01FD03)`")
+                        continue
+                    other = self._list_matcher(q.codes, q.valuesets, q.span)
+                else:
+                    other = self._code_ref(q.valueset, q.code, q.span)
                 if other is not None:
                     qualifiers.append(ir.OtherThan("codes", other))
                 continue
@@ -999,15 +1006,20 @@ class _Checker:
         if q.texts:
             return ir.TextSetQualifier(q.field_name, frozenset(t.strip().lower() for t in q.texts), q.negated,
                                        tuple(q.texts))
-        for name in q.valuesets:
+        matcher = self._list_matcher(q.codes, q.valuesets, q.span)
+        return None if matcher is None else ir.CodeQualifier(q.field_name, matcher, q.negated)
+
+    def _list_matcher(self, codes, valuesets, span) -> CodeMatcher | None:
+        """The matcher of a list written in a rule: its codes (as value-set members) and value sets."""
+        for name in valuesets:
             if name not in self.valueset_syntax:
-                self._matcher(name, q.span)  # reports the unknown name
+                self._matcher(name, span)  # reports the unknown name, with a did-you-mean
                 return None
             self.used_valuesets.setdefault(name, set())
-        label = "(" + ", ".join([c.written for c in q.codes] + list(q.valuesets)) + ")"
-        matcher = self._part(label, q.codes, tuple((name, q.span) for name in q.valuesets), [], ())
+        label = "(" + ", ".join([c.written for c in codes] + list(valuesets)) + ")"
+        matcher = self._part(label, codes, tuple((name, span) for name in valuesets), [], ())
         self.inline_matchers.append(matcher)
-        return ir.CodeQualifier(q.field_name, matcher, q.negated)
+        return matcher
 
     def _InvestigationalTest(self, node: ast.InvestigationalTest):
         status = node.status

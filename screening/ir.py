@@ -312,9 +312,13 @@ class OtherThan:
     def test(self, codes) -> bool | None:
         if not codes:
             return None  # an unreadable record: its codes are unknown
-        return not self.matcher.matches_any(codes)
+        member = self.matcher.classify(codes)[0]
+        return None if member is None else not member  # a code the terminology cannot place: unknown
 
     def unknown_reason(self, codes) -> str:
+        if codes:
+            why = self.matcher.classify(codes)[1] or "terminology"
+            return f"whether it is other than {self.matcher.name} cannot be told ({why})"
         return f"its code cannot be read, so whether it is other than {self.matcher.name} is not known"
 
     def __str__(self) -> str:

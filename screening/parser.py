@@ -739,6 +739,12 @@ class _ToAst(Transformer_NonRecursive):
         return ast.OtherThan(valueset=ref if isinstance(ref, str) else None,
                              code=ref if isinstance(ref, ast.CodeLiteral) else None, span=Span.from_meta(meta))
 
+    def other_than_list(self, meta, children):
+        members = children[-1]
+        return ast.OtherThan(valueset=None, code=None, codes=tuple(m for m in members if isinstance(m, ast.CodeLiteral)),
+                             valuesets=tuple(m for m in members if isinstance(m, str)),
+                             texts=tuple(m[1] for m in members if isinstance(m, tuple)), span=Span.from_meta(meta))
+
     def code_qualifier(self, meta, children):
         name, *rest = children
         ref = rest[-1]

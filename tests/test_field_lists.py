@@ -95,3 +95,28 @@ def test_a_list_written_without_parentheses_points_at_the_form_that_works():
     first = info.value.first
     assert (first.span.line, first.span.column) == (2, 58)
     assert 'with intent not in ("palliative", "maintenance")' in first.hint
+
+
+HER2 = trial('valueset her2 "HER2-targeted agents" = ATC:L01FD, RXNORM:224905\n'
+             'exclusion E1 "Previous treatment with HER-2 targeted agents other than trastuzumab or T-DM1" = '
+             'medication her2 other than (ATC:L01FD01, ATC:L01FD03)\n')
+
+
+@pytest.mark.parametrize("code, value", [
+    ("ATC:L01FD01", False),  # trastuzumab
+    ("ATC:L01FD03", False),  # trastuzumab emtansine
+    ("ATC:L01FD02", True),  # pertuzumab: another HER2 agent
+    # in the value set by its RxNorm code, but whether it is one of the listed ATC codes needs the store
+    ("RXNORM:224905", None),
+])
+def test_other_than_a_list(code, value):
+    c = one(HER2, patient(medications=[{"code": code}]))
+    assert c.value is value
+    if value is None:
+        assert "whether it is other than (ATC:L01FD01, ATC:L01FD03) cannot be told" in c.missing[0]
+
+
+def test_other_than_takes_no_texts():
+    with pytest.raises(SourceError) as info:
+        trial('exclusion E1 "x" = medication ATC:L01FD other than ("trastuzumab")\n')
+    assert "`other than` compares the record's own codes" in str(info.value)
