@@ -14,7 +14,7 @@ from helpers import one, patient, trial
 HEADER = '''valueset anti_pd1 "anti-PD-1 antibodies" = ATC:L01FF01, ATC:L01FF02
 valueset pneumonitis "pneumonitis" = ICD10:J70.4, ICD10:J84.9
 '''
-# registry (NCT02812693-style): "toxicity related to prior antibody therapy must be recovered to grade =< 1";
+# NCT02780804: "toxicity related to prior antibody therapy must be recovered to grade =< 1";
 # "history of (non-infectious) pneumonitis that required steroids" caused by a checkpoint inhibitor
 GRADE3 = trial(HEADER + 'exclusion E1 "Grade >= 3 pneumonitis on prior anti-PD-1 therapy" = '
                'condition pneumonitis with grade >= 3 caused by medication anti_pd1\n')

@@ -16,7 +16,7 @@ valueset transfusion "platelet transfusion" = SNOMED:12719002
 valueset chemo "chemotherapy" = ATC:L01
 valueset infection "infection" = ICD10:A49.9
 '''
-# registry (NCT02974621-style): "12 weeks from the completion of radiation for recurrent GBM unless there is
+# NCT02142803: "12 weeks from the completion of radiation for recurrent GBM unless there is
 # surgical diagnosis of recurrence": a recurrence within 12 weeks after the end of radiotherapy
 END = trial(HEADER + 'exclusion E1 "Recurrence within 12 weeks of completing radiation" = '
             'condition recurrence within 12 weeks after the end of procedure radiotherapy\n')
@@ -24,7 +24,7 @@ AFTER_END = trial(HEADER + 'inclusion I1 "Progressed since completion of radioth
                   'condition recurrence after the end of procedure radiotherapy\n')
 MED_END = trial(HEADER + 'exclusion E1 "Infection within 4 weeks after the end of chemotherapy" = '
                 'condition infection within 4 weeks after the end of medication chemo\n')
-# registry (NCT01734928-style): "Platelets >= 75 x 10^9/L without transfusion support within 7 days prior to test"
+# NCT02329847: "Platelets >=75 x 109cells/L without transfusion support within 7 days prior to test"
 LAB = trial(HEADER + 'exclusion E1 "Transfusion within 7 days before the platelet count" = '
             'procedure transfusion within 7 days before platelets >= 75 x 10^9/L\n')
 

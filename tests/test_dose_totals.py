@@ -14,9 +14,9 @@ from helpers import one, patient, trial
 
 STEROIDS = 'valueset steroid "systemic corticosteroid" = ATC:H02AB, RXNORM:8640, RXNORM:3264\n' \
            'valueset prednisone "prednisone" = RXNORM:8640\n'
-# registry (NCT02065557-style): "Prednisone (or equivalent) > 10 mg/day"
+# NCT02655458: "Steroids within 3 weeks of enrollment, except: <= 10 mg prednisone or equivalent per day"
 CURRENT = trial(STEROIDS + 'exclusion E1 "Prednisone > 10 mg/day" = current medication prednisone with dose > 10 mg/day\n')
-# registry (NCT00603447-style): "Corticosteroid therapy in a dose equivalent to dexamethasone >= 4 mg/day or
+# NCT00603447: "Corticosteroid therapy in a dose equivalent to dexamethasone >= 4 mg/day or
 # prednisone >= 20 mg/day within 3 weeks prior to first dose"
 EQUIVALENT = trial(STEROIDS + 'exclusion E1 "Corticosteroids >= 20 mg/day prednisone equivalent within 3 weeks" = '
                    'medication steroid with dose >= 20 mg/day prednisone equivalent within 3 weeks\n')
