@@ -173,8 +173,3 @@ def equivalents() -> dict[str, EquivalentDrug]:
             low, high = (float(dose[0]), float(dose[1])) if isinstance(dose, list) else (float(dose), float(dose))
             table[name] = EquivalentDrug(name, group, low, high, tuple(drug["codes"]))
     return table
-
-
-def group_source(group: str) -> str:
-    text = resources.files("screening.data").joinpath("dose_equivalents.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)[group]["source"]

@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import date
 
 from . import derived, ir, vocabulary
-from .units import snap_value
 from .dates import FOREVER, NEVER, moved, shift, show, whole_months, whole_years
+from .units import snap_value
 
 
 # ---------------------------------------------------------------- context
@@ -870,7 +870,7 @@ def _span_text(entry) -> str:
     return f"{start} to {end}"
 
 
-# ---------------------------------------------------------------- windows anchored at another record
+# ---------------------------------------------------------------- one record alone (counts, anchors, totals)
 class _OneRecord:
     """A patient seen through one record of one list (to test that record alone with :func:`record_test`)."""
 
