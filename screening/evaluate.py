@@ -936,6 +936,7 @@ def _each_record(node: ir.RecordTest, entries, ctx: Context) -> list:
     return found
 
 
+# ---------------------------------------------------------------- windows anchored at another record
 def _event_span(entry, kind: str, ctx: Context):
     """The days a tested record occupies, for an anchored window: (s_lo, s_hi, e_lo, e_hi) or None.
 
