@@ -34,6 +34,8 @@ class Analyte:
     roman: bool = False  # kind "score": classes written I, II, III, IV
     classes: tuple[tuple[str, int], ...] = ()  # kind "score": letters for values (Child-Pugh A = 1)
     percent_points: bool = False  # kind "score": "70 %" is 70 points (Karnofsky), not 0.7
+    answers: tuple[tuple[str, float], ...] = ()  # kind "score": coded answers (LOINC:LA..., SNOMED:...) -> value
+    unknown_answers: tuple[str, ...] = ()  # kind "score": answer codes meaning "not known"
     _conversions: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -149,6 +151,9 @@ def catalogue() -> Catalogue:
             roman=entry.get("roman", False),
             classes=tuple(entry.get("classes", {}).items()),
             percent_points=entry.get("percent_points", False),
+            answers=tuple((code if ":" in code else f"LOINC:{code}", float(value))
+                          for code, value in entry.get("answers", {}).items()),
+            unknown_answers=tuple(f"LOINC:{code}" for code in entry.get("unknown_answers", ())),
         )
         analytes.append(analyte)
         for key in (name, *analyte.aliases):

@@ -84,6 +84,8 @@ class DoseQualifier(Node):
     unit: str
     upper: float | None = None
     upper_unit: str | None = None
+    reference: str | None = None  # `prednisone equivalent`: the drug whose mg the total is counted in
+    reference_span: Span | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,20 @@ class CodeQualifier(Node):
     field_name: str
     valueset: str | None
     code: CodeLiteral | None
+    negated: bool = False  # `with histology not in X`
+    cause: str | None = None  # `caused by medication X`: the record kind of the cause (field caused_by)
+
+
+@dataclass(frozen=True)
+class ListQualifier(Node):
+    """``with intent not in ("palliative", "maintenance")`` or ``with histology in (ICD10:C50.1, <<SNOMED:x)``:
+    a record field against a list written in the rule (texts, or codes)."""
+
+    field_name: str
+    negated: bool
+    texts: tuple[str, ...]
+    codes: tuple[CodeLiteral, ...]
+    valuesets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,9 @@ class OtherThan(Node):
 
     valueset: str | None
     code: CodeLiteral | None
+    codes: tuple[CodeLiteral, ...] = ()  # `other than (A, B, c)`: the codes of the list
+    valuesets: tuple[str, ...] = ()  # and its value-set names
+    texts: tuple[str, ...] = ()  # texts in the list (an error: a record's codes are codes)
 
 
 # ------------------------------------------------------------------ expressions
@@ -253,9 +272,10 @@ class AnchoredRecordTest(Expr):
     relation: str  # after | before | interval
     before: Duration | None  # interval: how far before the anchor's date it starts (None: on that date)
     after: Duration | None  # interval: how far after the anchor's date it ends (None: on that date)
-    anchor: RecordTest | None  # an inline record test, or None when a defined name is used
+    anchor: "RecordTest | LabCompare | None"  # an inline record test or lab comparison; None: a defined name
     anchor_name: str | None = None
     anchor_span: Span | None = field(default=None, compare=False)
+    anchor_at: str = "start"  # start | end (`the end of procedure radiotherapy`)
 
 
 @dataclass(frozen=True)
@@ -266,9 +286,10 @@ class AnchoredLabTest(Expr):
     relation: str  # interval (after / before are refused by the checker)
     before: Duration | None
     after: Duration | None
-    anchor: RecordTest | None
+    anchor: "RecordTest | LabCompare | None"
     anchor_name: str | None = None
     anchor_span: Span | None = field(default=None, compare=False)
+    anchor_at: str = "start"  # start | end
 
 
 @dataclass(frozen=True)

@@ -637,7 +637,7 @@ class _Checker:
 
     def _RecordCount(self, node: ast.RecordCount):
         """`at most 2 courses of medication chemo`: the record test is checked as usual, then counted."""
-        test = self._RecordTest(node.test)
+        test = self._RecordTest(node.test, total=False)
         if not isinstance(test, ir.RecordTest):
             return test
         if node.courses and test.kind != "medications":
@@ -756,19 +756,9 @@ class _Checker:
     def _SexTest(self, node: ast.SexTest):
         return ir.SexTest(node.negated, node.sex, span=node.span)
 
-    def _RecordTest(self, node: ast.RecordTest):
+    def _RecordTest(self, node: ast.RecordTest, total: bool = True):
         if node.code is not None:
-            code = node.code
-            if code.system not in SYSTEMS:
-                self.error("unknown-code-system", f"unknown code system {code.system}", code.span)
-            bounds = range_of(code.system, code.code)
-            if bounds:
-                matcher = CodeMatcher(code.text, frozenset(), (), ((code.system, *bounds),))
-            elif code.system in HIERARCHICAL:
-                matcher = CodeMatcher(code.text, frozenset(), (normalise_code(code.text),), ())
-            else:
-                matcher = CodeMatcher(code.text, frozenset({normalise_code(code.text)}), (), ())
-            self.inline_matchers.append(matcher)
+            matcher = self._inline_matcher(node.code)
         else:
             self.used_valuesets.setdefault(node.valueset, set()).add(node.kind)
             matcher = self._matcher(node.valueset, node.span)
@@ -787,14 +777,31 @@ class _Checker:
         qualifiers = []
         for q in node.qualifiers:
             if isinstance(q, ast.OtherThan):
-                other = self._code_ref(q.valueset, q.code, q.span)
+                if q.valueset is None and q.code is None:  # a list
+                    if q.texts:
+                        self.error("list", "`other than` compares the record's own codes: list codes and value sets, "
+                                   "not texts", q.span, "e.g. `medication her2_agents other than (ATC:L01FD01, ATC:L01FD03)`")
+                        continue
+                    other = self._list_matcher(q.codes, q.valuesets, q.span)
+                else:
+                    other = self._code_ref(q.valueset, q.code, q.span)
                 if other is not None:
                     qualifiers.append(ir.OtherThan("codes", other))
                 continue
             if isinstance(q, ast.CodeQualifier):
-                field_matcher = self._code_ref(q.valueset, q.code, q.span)
+                if q.cause is not None and node.kind not in ("condition", "allergy"):
+                    self.error("caused-by", f"`caused by` is said of an adverse event (a condition or an allergy "
+                               f"record), not of a {node.kind}", q.span,
+                               "e.g. `condition pneumonitis with grade >= 3 caused by medication anti_pd1`")
+                    continue
+                field_matcher = self._code_ref(q.valueset, q.code, q.span, q.cause)
                 if field_matcher is not None:
-                    qualifiers.append(ir.CodeQualifier(q.field_name, field_matcher))
+                    qualifiers.append(ir.CodeQualifier(q.field_name, field_matcher, q.negated, q.cause))
+                continue
+            if isinstance(q, ast.ListQualifier):
+                found = self._list_qualifier(q)
+                if found is not None:
+                    qualifiers.append(found)
                 continue
             if isinstance(q, ast.DoseQualifier):
                 dose = self._dose_qualifier(q, node.kind)
@@ -810,9 +817,54 @@ class _Checker:
                                "lookaround ((?=...), (?!...), (?<=...)) are not supported")
                     continue
             qualifiers.append(ir.Qualifier(q.field_name, q.op, q.value, pattern))
-        return ir.RecordTest(kind=_RECORD_LISTS[node.kind], noun=node.kind, status=status, matcher=matcher,
-                             qualifiers=qualifiers, window=self._window(node.window), span=node.span,
-                             timing=self._record_timing(node))
+        record = ir.RecordTest(kind=_RECORD_LISTS[node.kind], noun=node.kind, status=status, matcher=matcher,
+                               qualifiers=qualifiers, window=self._window(node.window), span=node.span,
+                               timing=self._record_timing(node))
+        daily = [q for q in qualifiers if isinstance(q, ir.DoseQualifier) and q.per == "day"]
+        referenced = [q for q in qualifiers if isinstance(q, ir.DoseQualifier) and q.reference]
+        if not total:
+            if referenced:
+                self.error("dose", f"a {referenced[0].reference}-equivalent dose is a total over the records taken "
+                           "on a day; it is not tested record by record (in a count, or as an anchor)", node.span,
+                           "test it on its own: `current medication X with dose > 10 mg/day prednisone equivalent`")
+            return record
+        if not daily:
+            return record
+        if len(daily) > 1:
+            self.error("dose", "one daily dose per test: write `with dose between 5 mg/day and 10 mg/day`", node.span)
+            return record
+        if node.status not in (None, "active", "current"):
+            self.error("dose", "a daily total is taken over the as-of date (`current medication X with dose ...`), "
+                       "a window (`medication X with dose ... within 4 weeks`) or every day (no status, no window)",
+                       node.span)
+            return record
+        dose = daily[0]
+        test = ir.RecordTest(kind=record.kind, noun=record.noun, status=status, matcher=matcher,
+                             qualifiers=[q for q in qualifiers if q is not dose], window=record.window, span=node.span,
+                             timing=record.timing)
+        return ir.DoseTotal(test=test, dose=dose, reference=dose.reference, equivalents=self._equivalents(dose, node.span),
+                            record=record, span=node.span)
+
+    def _equivalents(self, dose: ir.DoseQualifier, span: Span) -> tuple:
+        """The drugs of the reference drug's equivalence group, each with its matcher and its factor (mg of
+        the reference per mg of it, an interval where the table gives a range)."""
+        from .doses import equivalents
+
+        if dose.reference is None:
+            return ()
+        table = equivalents()
+        reference = table[dose.reference]
+        found = []
+        for drug in table.values():
+            if drug.group != reference.group:
+                continue
+            members = tuple(ast.CodeLiteral(system=c.split(":")[0], code=c.split(":", 1)[1],
+                                            op="<<" if c.startswith("RXNORM:") else "", span=span)
+                            for c in drug.codes)
+            matcher = self._part(drug.name, members, (), [], ())
+            # reference mg per mg of this drug: [ref.low / drug.high, ref.high / drug.low]
+            found.append(ir.Equivalent(drug.name, matcher, reference.low / drug.high, reference.high / drug.low))
+        return tuple(found)
 
     # ------------------------------------------------------------ timing of a record, anchored windows
     # which record kinds each timing word applies to (a procedure or immunization is a point in time)
@@ -860,23 +912,30 @@ class _Checker:
                        node.span, "write `within N before R`, `within N after R` or `from N before to M after R`")
             return ir.Const(False, span=node.span)
         anchor = self._anchor(node)
-        if not isinstance(test, ir.LabCompare) or not isinstance(anchor, ir.RecordTest):
+        if not isinstance(test, ir.LabCompare) or not isinstance(anchor, (ir.RecordTest, ir.LabCompare)):
             return ir.Const(False, span=node.span)
         test.window = None  # the anchor's window replaces it (and the rule set's default lab window)
         return ir.AnchoredLabTest(
-            test=test, anchor=anchor, span=node.span,
+            test=test, anchor=anchor, span=node.span, anchor_at=node.anchor_at,
             before=ir.Duration(node.before.amount, node.before.unit) if node.before else None,
             after=ir.Duration(node.after.amount, node.after.unit) if node.after else None)
 
     def _AnchoredRecordTest(self, node: ast.AnchoredRecordTest):
-        test = self.expr(node.test)
+        test = self._record_expr(node.test, total=False)
         anchor = self._anchor(node)
-        if not isinstance(test, ir.RecordTest) or not isinstance(anchor, ir.RecordTest):
+        if not isinstance(test, ir.RecordTest) or not isinstance(anchor, (ir.RecordTest, ir.LabCompare)):
             return ir.Const(False, span=node.span)  # an unknown value set, already reported
         return ir.AnchoredRecordTest(
-            test=test, anchor=anchor, relation=node.relation, span=node.span,
+            test=test, anchor=anchor, relation=node.relation, span=node.span, anchor_at=node.anchor_at,
             before=ir.Duration(node.before.amount, node.before.unit) if node.before else None,
             after=ir.Duration(node.after.amount, node.after.unit) if node.after else None)
+
+    def _record_expr(self, node: ast.RecordTest, total: bool = True) -> ir.Node:
+        """A record test checked as an operand (a daily dose per record, not a total over records)."""
+        result = self._RecordTest(node, total=total)
+        if not result.source_text:
+            result.source_text = self.text_of(node.span)
+        return result
 
     def _anchor(self, node) -> ir.Node | None:
         """The checked anchor of an anchored test (an inline record test or a name defined as one); None on error."""
@@ -899,8 +958,14 @@ class _Checker:
                 return None
             defined = self._define(node.anchor_name, node.anchor_span)  # checked once, problems reported there
             anchor = defined.body if defined is not None else None
-        else:
+            if isinstance(anchor, ir.DoseTotal):
+                anchor = anchor.record  # as an anchor each record stands alone (its own daily dose)
+        elif isinstance(anchor_syntax, ast.LabCompare):
             anchor = self.expr(anchor_syntax)
+            if isinstance(anchor, ir.LabCompare):
+                anchor.window = None  # any result, whenever it was taken (up to the as-of date)
+        else:
+            anchor = self._record_expr(anchor_syntax, total=False)
         for duration in (node.before, node.after):
             if duration is not None:
                 if duration.amount <= 0:
@@ -908,18 +973,59 @@ class _Checker:
                 self._duration_limit(duration)
         return anchor
 
-    def _code_ref(self, valueset: str | None, code: ast.CodeLiteral | None, span) -> CodeMatcher | None:
-        """The matcher for a value set name or a code literal (None after an error)."""
+    def _code_ref(self, valueset: str | None, code: ast.CodeLiteral | None, span, noun: str | None = None
+                  ) -> CodeMatcher | None:
+        """The matcher for a value set name or a code literal (None after an error); ``noun``: the record kind
+        the value set's codes stand for (a medication value set is checked for RxNorm products)."""
         if code is None:
+            uses = self.used_valuesets.setdefault(valueset, set())  # a use, for the unused-value-set warning
+            if noun:
+                uses.add(noun)
             return self._matcher(valueset, span)
-        if code.system not in SYSTEMS:
-            self.error("unknown-code-system", f"unknown code system {code.system}", code.span)
-        bounds = range_of(code.system, code.code)
-        if bounds:
-            return CodeMatcher(code.text, frozenset(), (), ((code.system, *bounds),))
-        if code.system in HIERARCHICAL:
-            return CodeMatcher(code.text, frozenset(), (normalise_code(code.text),), ())
-        return CodeMatcher(code.text, frozenset({normalise_code(code.text)}), (), ())
+        return self._inline_matcher(code)
+
+    def _inline_matcher(self, code: ast.CodeLiteral) -> CodeMatcher:
+        """A code written inside a test: `SNOMED:x` (that code; ICD-10 and ATC with their descendants),
+        or `<<SNOMED:x` / `<SNOMED:x` expanded like a value-set member (the terminology store)."""
+        if code.op:
+            matcher = self._part(code.written, (code,), (), [], ())
+        else:
+            if code.system not in SYSTEMS:
+                self.error("unknown-code-system", f"unknown code system {code.system}", code.span)
+            bounds = range_of(code.system, code.code)
+            if bounds:
+                matcher = CodeMatcher(code.text, frozenset(), (), ((code.system, *bounds),))
+            elif code.system in HIERARCHICAL:
+                matcher = CodeMatcher(code.text, frozenset(), (normalise_code(code.text),), ())
+            else:
+                matcher = CodeMatcher(code.text, frozenset({normalise_code(code.text)}), (), ())
+        self.inline_matchers.append(matcher)
+        return matcher
+
+    def _list_qualifier(self, q: ast.ListQualifier):
+        """`with FIELD [not] in ("a", "b")` (texts) or `(SYSTEM:x, <<SNOMED:y, valueset)` (codes)."""
+        if q.texts and (q.codes or q.valuesets):
+            self.error("list", "a list holds texts or codes, not both", q.span,
+                       'e.g. `with intent not in ("palliative", "maintenance")` or `with histology in (ICD10:C50.1, '
+                       '<<SNOMED:35917007)`')
+            return None
+        if q.texts:
+            return ir.TextSetQualifier(q.field_name, frozenset(t.strip().lower() for t in q.texts), q.negated,
+                                       tuple(q.texts))
+        matcher = self._list_matcher(q.codes, q.valuesets, q.span)
+        return None if matcher is None else ir.CodeQualifier(q.field_name, matcher, q.negated)
+
+    def _list_matcher(self, codes, valuesets, span) -> CodeMatcher | None:
+        """The matcher of a list written in a rule: its codes (as value-set members) and value sets."""
+        for name in valuesets:
+            if name not in self.valueset_syntax:
+                self._matcher(name, span)  # reports the unknown name, with a did-you-mean
+                return None
+            self.used_valuesets.setdefault(name, set())
+        label = "(" + ", ".join([c.written for c in codes] + list(valuesets)) + ")"
+        matcher = self._part(label, codes, tuple((name, span) for name in valuesets), [], ())
+        self.inline_matchers.append(matcher)
+        return matcher
 
     def _InvestigationalTest(self, node: ast.InvestigationalTest):
         status = node.status
@@ -941,7 +1047,7 @@ class _Checker:
         if node.duration.amount <= 0:
             self.error("window", "a dose trend needs a period of at least 1 day", node.duration.span)
         self._duration_limit(node.duration)
-        matcher = self._code_ref(node.valueset, node.code, node.span)
+        matcher = self._code_ref(node.valueset, node.code, node.span, "medication")
         if matcher is None:
             return ir.Const(False, span=node.span)
         return ir.DoseTrend(matcher, node.trend, ir.Duration(node.duration.amount, node.duration.unit), span=node.span)
@@ -982,8 +1088,23 @@ class _Checker:
             return None
         text = (f"dose between {q.value:g} {q.unit} and {q.upper:g} {q.upper_unit}" if q.op == "between"
                 else f"dose {q.op} {q.value:g} {q.unit}")
+        reference = None
+        if q.reference is not None:
+            from .doses import equivalents
+
+            if pers[0] != "daily":
+                self.error("dose", "an equivalent dose is a daily total: write the threshold per day (mg/day)",
+                           q.reference_span or q.span)
+                return None
+            if q.reference not in equivalents():
+                hint = self.did_you_mean(q.reference, list(equivalents())) or (
+                    "the equivalence table (screening/data/dose_equivalents.toml) has: " + ", ".join(equivalents()))
+                self.error("dose", f"no equivalence table lists `{q.reference}`", q.reference_span or q.span, hint)
+                return None
+            reference = q.reference
+            text += f" {reference} equivalent"
         return ir.DoseQualifier("dose", q.op, values[0], values[1] if len(values) > 1 else None,
-                                "day" if pers[0] == "daily" else "dose", text)
+                                "day" if pers[0] == "daily" else "dose", text, reference)
 
     def _FactTest(self, node: ast.FactTest):
         value = node.value

@@ -395,6 +395,9 @@ class Trial:
                         if node.kind in _NOUN and node.kind not in found:
                             found.append(node.kind)
                         continue
+                    # the record tests inside an atom (a count, an anchored window, a daily dose total)
+                    stack.extend(getattr(node, name) for name in ("test", "anchor")
+                                 if isinstance(getattr(node, name, None), ir.RecordTest))
                     stack.extend(ir.children(node))
                 self._kinds[criterion.id] = tuple(k for k in _NOUN if k in found)
         return self._kinds

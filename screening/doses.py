@@ -12,7 +12,10 @@ unknown, never false and never true.
 from __future__ import annotations
 
 import math
+import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 
 from .errors import UnitProblem
 from .units import Conversion, parse_unit, snap_value, written_step
@@ -144,3 +147,27 @@ def _show_frequency(frequency) -> str:
 
 
 _UNIT_WORDS = {"s": "second", "min": "minute", "h": "hour", "d": "day", "wk": "week", "mo": "month", "a": "year"}
+
+
+@dataclass(frozen=True)
+class EquivalentDrug:
+    """A drug of an equivalence group: ``low``-``high`` mg of it equal the group's common dose."""
+
+    name: str
+    group: str
+    low: float
+    high: float
+    codes: tuple[str, ...]
+
+
+@lru_cache(maxsize=1)
+def equivalents() -> dict[str, EquivalentDrug]:
+    """Drug name -> its entry in screening/data/dose_equivalents.toml (read once)."""
+    text = resources.files("screening.data").joinpath("dose_equivalents.toml").read_text(encoding="utf-8")
+    table = {}
+    for group, body in tomllib.loads(text).items():
+        for name, drug in body["drugs"].items():
+            dose = drug["dose"]
+            low, high = (float(dose[0]), float(dose[1])) if isinstance(dose, list) else (float(dose), float(dose))
+            table[name] = EquivalentDrug(name, group, low, high, tuple(drug["codes"]))
+    return table

@@ -14,6 +14,7 @@ from datetime import date
 
 from . import derived, ir, vocabulary
 from .dates import FOREVER, NEVER, moved, shift, show, whole_months, whole_years
+from .units import snap_value
 
 
 # ---------------------------------------------------------------- context
@@ -761,11 +762,6 @@ def visit_occasions(node: ir.VisitOccasions, patient, ctx: Context):
     return None, ("visits", node, tuple(seen), f"a repeat visit with {', '.join(node.keys)} results{within}")
 
 
-# ---------------------------------------------------------------- counting records
-class _OneRecord:
-    """A patient view holding one record of one kind: record_test on it is that record's answer."""
-
-
 # ---------------------------------------------------------------- timing of a record
 def _timing_result(node: ir.RecordTest, entry, ctx: Context, result, reasons: list) -> bool | None:
     """A record that met the rest of the test, against its timing clauses (all must hold)."""
@@ -874,12 +870,15 @@ def _span_text(entry) -> str:
     return f"{start} to {end}"
 
 
-# ---------------------------------------------------------------- windows anchored at another record
+# ---------------------------------------------------------------- one record alone (counts, anchors, totals)
 class _OneRecord:
     """A patient seen through one record of one list (to test that record alone with :func:`record_test`)."""
 
     def __init__(self, kind: str, entry):
         setattr(self, kind, (entry,))
+
+    def __getattr__(self, name):  # the other lists: not consulted by record_test
+        return None
 
 
 def record_count(node: ir.RecordCount, patient, ctx: Context):
@@ -925,10 +924,6 @@ def record_count(node: ir.RecordCount, patient, ctx: Context):
     return value, ("count", node, tuple(sure), tuple(possible), low, high, None)
 
 
-    def __getattr__(self, name):  # the other lists: not consulted by record_test
-        return None
-
-
 def _each_record(node: ir.RecordTest, entries, ctx: Context) -> list:
     """The records that meet (True) or may meet (None) a record test, each with why it is unsure."""
     found = []
@@ -941,6 +936,7 @@ def _each_record(node: ir.RecordTest, entries, ctx: Context) -> list:
     return found
 
 
+# ---------------------------------------------------------------- windows anchored at another record
 def _event_span(entry, kind: str, ctx: Context):
     """The days a tested record occupies, for an anchored window: (s_lo, s_hi, e_lo, e_hi) or None.
 
@@ -992,6 +988,87 @@ def _anchored(node: ir.AnchoredRecordTest, span, anchor_lo: int, anchor_hi: int)
     return None
 
 
+def anchor_label(node, thing) -> str:
+    """How explanations name one anchor event: a record, or a lab result with its date."""
+    anchor = node.anchor
+    if isinstance(anchor, ir.LabCompare):
+        when = show(thing.lo, thing.hi) if thing.lo is not None else "no date"
+        return f"{anchor.label} result of {when}"
+    return entry_name(anchor.noun, thing)
+
+
+def _anchor_events(node, patient, ctx: Context):
+    """The events an anchored window is placed around: ((thing, value, reasons, lo, hi), ...) and what is
+    missing (a string) when there is nothing to look at. ``value``: True, or None when the event may
+    not be one (its record may not match, its result may not meet the comparison); ``lo`` None: its
+    date (start, end, result date) is not known well enough to place a window.
+
+    A record anchor is dated by its onset / start / date, or with ``anchor_at`` "end" by its end: a
+    procedure's end is its date; a record still going on at the as-of date has not ended (no event); an
+    ended one without an end date has an unknown end. A lab anchor is each result meeting the comparison,
+    on its date (results after the as-of date are ignored, as everywhere)."""
+    anchor = node.anchor
+    if isinstance(anchor, ir.LabCompare):
+        labs = patient.labs
+        if labs is None:
+            return (), "observations (not provided, needed as the anchor)"
+        series = labs.get(anchor.key)
+        if anchor.key in derived.DERIVATIONS:
+            series, _ = derived.series_for(patient, anchor.key, series, NEVER, ctx.as_of)
+        if not series:
+            return (), f"{anchor.label} result (needed as the anchor)"
+        events = []
+        for obs in series:
+            if obs.lo is not None and obs.lo > ctx.as_of:
+                continue
+            value, _limits, problem = compare_obs(anchor, obs, patient.sex, ctx.ranges)
+            if value is False:
+                continue
+            reasons = () if value else (problem or "may meet the comparison",)
+            if obs.lo is not None and obs.hi > ctx.as_of:
+                value, reasons = None, reasons + ("its date may fall after the as-of date",)
+            events.append((obs, value, reasons, obs.lo, obs.hi))
+        return tuple(events), None
+    anchors = getattr(patient, anchor.kind)
+    if anchors is None:
+        return (), f"{anchor.kind} (not provided, needed as the anchor)"
+    events = []
+    for other, value, reasons in _each_record(anchor, anchors, ctx):
+        if node.anchor_at == "end":
+            lo, hi, why = _end_range(other, anchor.kind, ctx)
+            if why == "going on":
+                continue  # not ended by the as-of date: no end to anchor at
+            if why:
+                reasons = tuple(reasons) + (why,)
+        else:
+            lo, hi = _start_range(other, anchor.kind)
+        events.append((other, value, tuple(reasons), lo, hi))
+    return tuple(events), None
+
+
+def _anchor_date_name(node) -> str:
+    if isinstance(node.anchor, ir.LabCompare):
+        return "date"
+    return "end date" if node.anchor_at == "end" else _START_NAMES[node.anchor.kind]
+
+
+def _end_range(entry, kind: str, ctx: Context):
+    """When a record ended: (lo, hi, None); (None, None, why) when not known; (None, None, "going on")."""
+    if entry.end_lo is not None:
+        if entry.end_lo > ctx.as_of:
+            return None, None, "going on"
+        return entry.end_lo, entry.end_hi, None
+    if kind in _POINT_EVENTS:
+        lo, hi = _start_range(entry, kind)
+        return (lo, hi, None) if lo is not None else (None, None, "date of the anchor not recorded")
+    active = _active(entry, kind, ctx.as_of)
+    if active is True and entry.status != "intended":
+        return None, None, "going on"
+    if active is False:
+        return None, None, f"end date of the anchor not recorded (status {entry.status})"
+    return None, None, "status and end date of the anchor not recorded (it may still be going on)"
+
+
 def anchored_record_test(node: ir.AnchoredRecordTest, patient, ctx: Context):
     """Some record meeting ``node.test`` dated in the window around some record meeting ``node.anchor``.
 
@@ -1004,22 +1081,21 @@ def anchored_record_test(node: ir.AnchoredRecordTest, patient, ctx: Context):
     candidates = _each_record(test, entries, ctx)
     if not candidates:
         return False, ("anchored", node, None, None, ())
-    anchors = getattr(patient, anchor.kind)
-    if anchors is None:
-        return None, ("anchored", node, None, f"{anchor.kind} (not provided, needed as the anchor)", ())
-    anchor_records = _each_record(anchor, anchors, ctx)
+    anchor_events, missing = _anchor_events(node, patient, ctx)
+    if missing:
+        return None, ("anchored", node, None, missing, ())
     possible = []
     for entry, value, reasons in candidates:
         span = _event_span(entry, test.kind, ctx)
-        for other, other_value, other_reasons in anchor_records:
-            why = list(reasons) + [f"anchor {entry_name(anchor.noun, other)}: {r}" for r in other_reasons]
-            other_lo, other_hi = _start_range(other, anchor.kind)
+        for other, other_value, other_reasons, other_lo, other_hi in anchor_events:
+            why = list(reasons) + [f"anchor {anchor_label(node, other)}: {r}" for r in other_reasons]
             if span is None:
                 inside = None
                 why.append(f"{_START_NAMES[test.kind]} not recorded")
             elif other_lo is None:
                 inside = None
-                why.append(f"{_START_NAMES[anchor.kind]} of the anchor {entry_name(anchor.noun, other)} not recorded")
+                if node.anchor_at != "end":
+                    why.append(f"{_anchor_date_name(node)} of the anchor {anchor_label(node, other)} not recorded")
             else:
                 inside = _anchored(node, span, other_lo, other_hi)
                 if inside is None:
@@ -1040,19 +1116,19 @@ def anchored_lab_test(node: ir.AnchoredLabTest, patient, ctx: Context):
 
     info = ("anchored_lab", node, (anchor, lab info) deciding or None, missing, ((anchor, lab info or None, reasons), ...)).
     """
-    anchor = node.anchor
-    anchors = getattr(patient, anchor.kind)
-    if anchors is None:
-        return None, ("anchored_lab", node, None, f"{anchor.kind} (not provided, needed as the anchor)", ())
+    anchor_events, missing = _anchor_events(node, patient, ctx)
+    if missing:
+        return None, ("anchored_lab", node, None, missing, ())
     possible = []
     ruled_out = None  # the first anchor whose window rules it out (for the explanation)
-    for other, other_value, other_reasons in _each_record(anchor, anchors, ctx):
+    for other, other_value, other_reasons, lo, hi in anchor_events:
         why = [f"anchor: {r}" for r in other_reasons]
-        lo, hi = _start_range(other, anchor.kind)
         if lo is None or lo != hi:
             # the window's days depend on a date not known to the day: which results are in it is unknown
-            shown = "not recorded" if lo is None else f"{_shown(lo, hi)}, not a full date"
-            possible.append((other, None, tuple(why + [f"{_START_NAMES[anchor.kind]} of the anchor {shown}"])))
+            if lo is not None or node.anchor_at != "end":
+                shown = "not recorded" if lo is None else f"{_shown(lo, hi)}, not a full date"
+                why.append(f"{_anchor_date_name(node)} of the anchor {shown}")
+            possible.append((other, None, tuple(why)))
             continue
         first = moved(lo, node.before.amount, node.before.unit, False) if node.before else lo
         last = moved(lo, node.after.amount, node.after.unit, True) if node.after else lo
@@ -1169,6 +1245,194 @@ def dose_trend(node: ir.DoseTrend, patient, ctx: Context):
                   f"({len(spans)} record(s))", ())
 
 
+# ---------------------------------------------------------------- daily dose totals
+_INF = float("inf")
+
+
+def _taken_days(entry, as_of: int):
+    """The days a medication record is surely taken ((first, last) or None) and may be taken ((first, last)).
+
+    From its start to its end (still active: open-ended); without an end date, an ended record is surely
+    taken on its start day only; without a start, an active one surely on the as-of date only. A record on
+    hold or only intended is never surely taken."""
+    active = None if entry.status == "intended" else _active(entry, "medications", as_of)
+    certain = entry.status not in ("on-hold", "intended")
+    s_lo, s_hi = entry.start_lo, entry.start_hi
+    if entry.end_lo is not None:
+        e_lo, e_hi = entry.end_lo, entry.end_hi
+    elif active is True:
+        e_lo = e_hi = FOREVER
+    else:
+        e_lo, e_hi = (s_lo if s_lo is not None else NEVER), (as_of if active is False else FOREVER)
+    if s_lo is None:
+        sure = (as_of, as_of) if active is True and certain and e_lo >= as_of else None
+        return sure, (NEVER, e_hi)
+    sure = (s_hi, e_lo) if certain and s_hi <= e_lo else None
+    return sure, (s_lo, e_hi)
+
+
+def _daily_amount(node: ir.DoseTotal, entry):
+    """The record's daily dose in mg/day (of the reference drug): (low, high, problem); problem set when the
+    amount is unknown (then low 0, high infinity)."""
+    dose = entry.dose
+    amount = dose.daily if dose is not None else None
+    if amount is None:
+        return 0.0, _INF, ("dose not recorded" if dose is None else (dose.daily_problem or "daily dose not recorded"))
+    if node.reference is None:
+        return amount, amount, None
+    matched, doubt = [], None
+    for drug in node.equivalents:
+        member, why = drug.matcher.classify(entry.codes) if entry.codes else (None, entry.unreadable)
+        if member is True:
+            matched.append(drug)
+        elif member is None:
+            doubt = why or "terminology"
+    if len(matched) == 1:  # its own code is one drug's (a code of another drug would have matched that one)
+        drug = matched[0]
+        # snapped to 12 significant digits: 1.5 mg dexamethasone is 10 mg prednisone, not 10.000000000000002
+        return snap_value(amount * drug.factor), snap_value(amount * drug.factor_high), None
+    if len(matched) > 1:
+        why = f"it is more than one drug of the equivalence table ({', '.join(d.drug for d in matched)})"
+    elif doubt is not None:
+        why = f"which drug of the equivalence table it is cannot be told ({doubt})"
+    else:
+        why = f"no {node.reference} equivalent is known for it (screening/data/dose_equivalents.toml)"
+    return 0.0, _INF, why
+
+
+def _in_dose(op: str, low: float, high: float, value: float, upper: float | None, every: bool) -> bool:
+    """Does every (``every``) / some value in [low, high] meet the dose comparison?"""
+    if op == "between":
+        return value <= low and high <= upper if every else (high >= value and low <= upper)
+    if op == "=":
+        return low == high == value if every else low <= value <= high
+    if op == "!=":
+        return (value < low or value > high) if every else not (low == high == value)
+    compare = _COMPARE[op]
+    if op in (">", ">="):
+        return compare(low, value) if every else compare(high, value)
+    return compare(high, value) if every else compare(low, value)
+
+
+def dose_total(node: ir.DoseTotal, patient, ctx: Context):
+    """A daily dose summed over the records taken on the same day (ir.DoseTotal).
+    info = ("dose_total", node, detail, missing)."""
+    test, dose = node.test, node.dose
+    entries = patient.medications
+    if entries is None:
+        return None, ("dose_total", node, "medications (not provided)", ("medications (not provided)",))
+    as_of = ctx.as_of
+    today_only = test.status == "active" and test.window is None
+    first = as_of if today_only else ctx.window_start(test.window)
+    records = []
+    for entry, value, reasons in _each_record(test, entries, ctx):
+        if today_only:  # record_test already placed it on the as-of date (true, or unknown and why)
+            sure, possible = ((as_of, as_of) if value is True and entry.status not in ("on-hold", "intended")
+                              else None), (as_of, as_of)
+        else:
+            sure, possible = _taken_days(entry, as_of)
+        low, high, problem = _daily_amount(node, entry)
+        why = list(reasons)
+        if entry.status in ("on-hold", "intended"):
+            why.append(f"{entry.status}: not known to be taken")
+        if problem:
+            why.append(problem)
+        elif low != high:
+            why.append(f"its {node.reference} equivalent lies between {low:g} and {high:g} mg/day (the table gives "
+                       "a range for this drug)")
+        records.append((entry, value is True, sure, possible, low, high, tuple(dict.fromkeys(why))))
+    if not records:
+        return False, ("dose_total", node, f"no {test.noun} in {test.matcher.name} recorded"
+                       + (f" within {test.window}" if test.window else (" on the as-of date" if today_only else "")), ())
+    start = max(first, min(r[3][0] for r in records))
+    days = {start, as_of}
+    for _entry, _member, sure, possible, *_ in records:
+        for lo, hi in filter(None, (sure, possible)):
+            days.update(d for d in (lo, hi + 1) if start <= d <= as_of)
+    unknown_day, unsure, highest = None, {}, None
+    for day in sorted(days):
+        lower = upper = 0.0
+        taking_sure = taking = False
+        cheapest = _INF  # the smallest dose of a record that may be the only one taken that day
+        used, doubts = [], []
+        for entry, member, sure, possible, low, high, why in records:
+            if not possible[0] <= day <= possible[1]:
+                continue
+            taking = True
+            certain = member and sure is not None and sure[0] <= day <= sure[1]
+            if certain:
+                taking_sure = True
+                lower += low
+                used.append((entry, low, high))
+            else:
+                cheapest = min(cheapest, low)
+                if not why:
+                    why = ("may not be taken that day (dates)",)
+            upper += high
+            if not certain or high == _INF or low != high:
+                doubts.append((entry, why))
+        lower, upper = snap_value(lower), snap_value(upper)  # a sum of 0.1 + 0.2 mg/day is 0.3
+        least = lower if taking_sure else snap_value(lower + cheapest)
+        if taking and (highest is None or upper > highest[3]):
+            highest = (day, used, lower, upper)
+        if taking_sure and _in_dose(dose.op, lower, upper, dose.value, dose.upper, every=True):
+            return True, ("dose_total", node, _total_text(node, day, used, lower, upper, doubts), ())
+        if taking and _in_dose(dose.op, least, upper, dose.value, dose.upper, every=False):
+            unknown_day = unknown_day or (day, used, lower, upper)
+            for entry, why in doubts:
+                unsure.setdefault(id(entry), (entry, why))
+    if len(records) == 1 and unknown_day is not None:
+        # one record alone: on each day it is taken the total is its dose, whichever day that was
+        entry, member, sure, possible, low, high, why = records[0]
+        if member and entry.status not in ("on-hold", "intended") and high != _INF:
+            holds = _in_dose(dose.op, low, high, dose.value, dose.upper, every=True)
+            if holds or not _in_dose(dose.op, low, high, dose.value, dose.upper, every=False):
+                return holds, ("dose_total", node, _total_text(node, 0, [(entry, low, high)], low, high, ())
+                               + ("" if holds else f"; does not meet {dose.text}"), ())
+    if dose.op in (">", ">="):
+        # a record surely taken at some time in the period whose own daily dose is over the limit: the total
+        # on that day is at least its dose, whichever day it was (its dates may not place it)
+        for entry, member, sure, possible, low, high, why in records:
+            if member and entry.status not in ("on-hold", "intended") and _COMPARE[dose.op](low, dose.value):
+                shown = f"dose {entry.dose.shown}" if entry.dose is not None else "no dose"
+                unit = "mg/day" if node.reference is None else f"mg/day {node.reference} equivalent"
+                return True, ("dose_total", node, f"{entry_name('medication', entry)} {shown} = {low:g} {unit} on "
+                              "each day it was taken, so the daily total was at least that", ())
+    if unknown_day is not None:
+        missing = tuple(dict.fromkeys(f"{entry_name('medication', e)}: {', '.join(w) if w else 'unknown'}"
+                                      for e, w in unsure.values()))
+        day, used, lower, upper = unknown_day
+        return None, ("dose_total", node, _total_text(node, day, used, lower, upper, list(unsure.values()))
+                      + "; not decided", missing or ("the dates or doses of the records",))
+    if highest is None:
+        where = " on the as-of date" if today_only else (f" within {test.window}" if test.window else "")
+        return False, ("dose_total", node, f"no {test.noun} in {test.matcher.name} taken{where} "
+                       f"({len(records)} record(s))", ())
+    day, used, lower, upper = highest
+    where = "" if today_only else (f" (the highest within {test.window})" if test.window else " (the highest)")
+    return False, ("dose_total", node, _total_text(node, day, used, lower, upper, ()) + where
+                   + f"; does not meet {dose.text}", ())
+
+
+def _total_text(node: ir.DoseTotal, day: int, used, lower: float, upper: float, doubts) -> str:
+    unit = f"mg/day {node.reference} equivalent" if node.reference else "mg/day"
+    total = f"{lower:g}" if lower == upper else (f"at least {lower:g}" if upper == _INF else f"{lower:g} to {upper:g}")
+    if upper == _INF and lower == 0:
+        total = "unknown"
+    parts = []
+    for e, a, b in used[:6]:
+        shown = f"dose {e.dose.shown}" if e.dose is not None else "no dose"
+        amount = "amount unknown" if b == _INF else f"{a:g}" + (f" to {b:g}" if b != a else "") + (
+            " mg/day" if node.reference is None else f" mg/day {node.reference}")
+        parts.append(f"{entry_name('medication', e)} {shown} = {amount}")
+    if len(used) > 6:
+        parts.append(f"{len(used) - 6} more")
+    listed = f" ({' + '.join(parts)})" if parts else ""
+    total = total if total == "unknown" else f"{total} {unit}"
+    when = show(day) if day > 0 else "a day not recorded"  # a record with no start date may begin any day
+    return f"daily total of {node.test.matcher.name} on {when}: {total}{listed}"
+
+
 # ---------------------------------------------------------------- investigational agents
 def investigational_test(node: ir.InvestigationalTest, patient, ctx: Context):
     """``investigational medication within N`` / ``current investigational medication``: any
@@ -1263,6 +1527,7 @@ ATOMS = {
     ir.AnchoredRecordTest: anchored_record_test,
     ir.AnchoredLabTest: anchored_lab_test,
     ir.DoseTrend: dose_trend,
+    ir.DoseTotal: dose_total,
     ir.InvestigationalTest: investigational_test,
     ir.FactTest: fact_test,
     ir.Review: review,
@@ -1340,20 +1605,20 @@ def _atom_missing(info) -> list[str]:
         if info[3]:
             return [info[3]]
         return [f"{entry_name(info[1].test.noun, entry)} {info[1].relation_text} "
-                f"{entry_name(info[1].anchor.noun, other)}: {', '.join(reasons)}" for entry, other, reasons in info[4]]
+                f"{anchor_label(info[1], other)}: {', '.join(reasons)}" for entry, other, reasons in info[4]]
     if kind == "anchored_lab":
         if info[3]:
             return [info[3]]
         missing = []
         node = info[1]
         for other, lab_info, reasons in info[4]:
-            where = f"{node.test.label} {node.relation_text} {entry_name(node.anchor.noun, other)}"
+            where = f"{node.test.label} {node.relation_text} {anchor_label(node, other)}"
             inner = _atom_missing(lab_info) if lab_info is not None else []
             missing.append(f"{where}: {', '.join(list(reasons) + inner) or 'unknown'}")
         return missing
     if kind == "fact":
         return [f"fact {info[1].name}"] if info[2] is None else []
-    if kind in ("dose_trend", "investigational"):
+    if kind in ("dose_trend", "investigational", "dose_total"):
         return list(info[3])
     return []
 

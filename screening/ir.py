@@ -227,10 +227,17 @@ class CodeQualifier:
 
     field_name: str
     matcher: CodeMatcher
+    negated: bool = False  # `with FIELD not in X`: the Kleene negation of `in`
+    cause: str | None = None  # `caused by medication X` (field caused_by): the record kind of the cause
 
     def test(self, actual) -> bool | None:
-        """True when a readable code is in the set; false when every entry is a readable code and none
-        is; unknown when the field is absent or an entry is not a code (it might be in the set)."""
+        """`in`: true when a readable code is in the set; false when every entry is a readable code and
+        none is; unknown when the field is absent or an entry is not a code (it might be in the set).
+        `not in`: the negation (unknown stays unknown)."""
+        value = self._in(actual)
+        return value if value is None or not self.negated else not value
+
+    def _in(self, actual) -> bool | None:
         from .codes import SYSTEMS, normalise_code
 
         if actual is None:
@@ -242,17 +249,56 @@ class CodeQualifier:
                 unreadable = True
                 continue
             codes.append(normalise_code(value))
-        if codes and self.matcher.matches_any(tuple(codes)):
+        # each entry is its own concept (two suspected drugs, two morphologies): classified one by one, so
+        # that a code the terminology store cannot place is unknown, never "not in the set"
+        found = [self.matcher.classify((code,))[0] for code in codes]
+        if True in found:
             return True
-        return None if unreadable or not codes else False
+        return None if unreadable or not codes or None in found else False
 
     def unknown_reason(self, actual) -> str:
         if actual is None:
+            if self.cause is not None:
+                return f"what it was caused by is not recorded (caused_by; needed for '{self}')"
             return f"{self.field_name} not recorded"
+        entries = actual if isinstance(actual, list) else [actual]
+        from .codes import SYSTEMS
+
+        if all(isinstance(v, str) and v.partition(":")[0] in SYSTEMS and v.partition(":")[2].strip() for v in entries):
+            return f"{self.field_name} {actual!r}: cannot tell whether it is in {self.matcher.name} (terminology)"
         return f"{self.field_name} {actual!r} is not a code (SYSTEM:CODE) that can be compared with {self.matcher.name}"
 
     def __str__(self) -> str:
-        return f"{self.field_name} in {self.matcher.name}"
+        if self.cause is not None:
+            return f"caused by {self.cause} {self.matcher.name}"
+        return f"{self.field_name} {'not in' if self.negated else 'in'} {self.matcher.name}"
+
+
+@dataclass(eq=False)
+class TextSetQualifier:
+    """``with intent not in ("palliative", "maintenance")``: a text field (or a list of texts) against
+    texts written in the rule, compared as `=` compares (case and surrounding spaces ignored). `in`:
+    true when an entry is one of them, false when none is; `not in`: its negation; an absent field is
+    unknown."""
+
+    field_name: str
+    values: frozenset[str]  # normalised: stripped, lower case
+    negated: bool
+    written: tuple[str, ...]
+
+    def test(self, actual) -> bool | None:
+        if actual is None:
+            return None
+        entries = actual if isinstance(actual, list) else [actual]
+        found = any(str(e).strip().lower() in self.values for e in entries if e is not None)
+        return found != self.negated
+
+    def unknown_reason(self, actual) -> str:
+        return f"{self.field_name} not recorded"
+
+    def __str__(self) -> str:
+        listed = ", ".join(f'"{w}"' for w in self.written)
+        return f"{self.field_name} {'not in' if self.negated else 'in'} ({listed})"
 
 
 @dataclass(eq=False)
@@ -266,9 +312,13 @@ class OtherThan:
     def test(self, codes) -> bool | None:
         if not codes:
             return None  # an unreadable record: its codes are unknown
-        return not self.matcher.matches_any(codes)
+        member = self.matcher.classify(codes)[0]
+        return None if member is None else not member  # a code the terminology cannot place: unknown
 
     def unknown_reason(self, codes) -> str:
+        if codes:
+            why = self.matcher.classify(codes)[1] or "terminology"
+            return f"whether it is other than {self.matcher.name} cannot be told ({why})"
         return f"its code cannot be read, so whether it is other than {self.matcher.name} is not known"
 
     def __str__(self) -> str:
@@ -286,6 +336,7 @@ class DoseQualifier:
     upper: float | None
     per: str  # day | dose
     text: str  # as written in the rule, for explanations
+    reference: str | None = None  # `prednisone equivalent`: the total is in mg of that drug (DoseTotal only)
 
     def test(self, dose) -> bool | None:
         amount = self.amount(dose)
@@ -344,24 +395,25 @@ class RecordTiming:
 
 @dataclass(eq=False)
 class AnchoredRecordTest(Node):
-    """A record test whose window is anchored at the date of another record (docs/semantics.md#anchored-windows).
+    """A record test whose window is anchored at the date of another record, at its end, or at a lab result
+    (docs/semantics.md#anchored-windows).
 
-    True when some record meeting ``test`` has its date in the interval around the date of some record
-    meeting ``anchor``: ``after`` / ``before`` the anchor's date (strictly), or ``interval`` from
+    True when some record meeting ``test`` has its date in the interval around the date of some anchor event
+    (a record meeting ``anchor``, at its start or end; or a result meeting the lab comparison ``anchor``): ``after`` / ``before`` the anchor's date (strictly), or ``interval`` from
     ``before`` ahead of it to ``after`` past it (either None: the anchor's date itself), both ends included.
     """
 
     test: RecordTest  # without a window
-    anchor: RecordTest  # without a window
+    anchor: "RecordTest | LabCompare"  # a record (without a window), or each result meeting a lab comparison
     relation: str  # after | before | interval
     before: Duration | None
     after: Duration | None
+    anchor_at: str = "start"  # start: the anchor record's date (onset, start); end: its end (a lab result: its date)
 
     @property
     def relation_text(self) -> str:
-        if self.relation in ("after", "before"):
-            return self.relation
-        return around_text(self.before, self.after)
+        text = self.relation if self.relation in ("after", "before") else around_text(self.before, self.after)
+        return text + (" the end of" if self.anchor_at == "end" else "")
 
 
 def around_text(before: Duration | None, after: Duration | None) -> str:
@@ -380,13 +432,14 @@ class AnchoredLabTest(Node):
     past it (None: its date) meet ``test``."""
 
     test: LabCompare  # its window unused
-    anchor: RecordTest
+    anchor: "RecordTest | LabCompare"
     before: Duration | None
     after: Duration | None
+    anchor_at: str = "start"  # start | end, as for AnchoredRecordTest
 
     @property
     def relation_text(self) -> str:
-        return around_text(self.before, self.after)
+        return around_text(self.before, self.after) + (" the end of" if self.anchor_at == "end" else "")
 
 
 @dataclass(eq=False)
@@ -397,6 +450,37 @@ class DoseTrend(Node):
     matcher: CodeMatcher
     trend: str  # stable | not increasing
     duration: Duration
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    """One drug of a dose-equivalence table (screening/data/dose_equivalents.toml): records it matches
+    count ``factor`` mg of the reference drug per mg."""
+
+    drug: str
+    matcher: CodeMatcher
+    factor: float  # mg of the reference drug per mg of this one (the lower end, where the table gives a range)
+    factor_high: float  # the upper end (== factor when the table gives one dose)
+
+
+@dataclass(eq=False)
+class DoseTotal(Node):
+    """A daily dose summed over the records taken on the same day (docs/semantics.md#daily-dose-totals):
+    ``current medication prednisone with dose > 10 mg/day``, ``... with dose > 10 mg/day prednisone equivalent``.
+
+    The days looked at: the as-of date (``test.status`` active, no window), each day of ``test.window``, or
+    (neither) every day up to the as-of date. On a day, the total is the sum of the daily doses of the
+    records meeting ``test`` that are taken that day (each multiplied by its drug's factor in
+    ``equivalents`` when ``reference`` names a reference drug). True when on some day at least one such
+    record is taken and the total meets ``dose``; unknown when that depends on a record that may be taken
+    that day, may match, or has no daily dose (or no equivalent); false otherwise.
+    """
+
+    test: RecordTest  # the record test without its daily-dose qualifier (status and window: the days)
+    dose: DoseQualifier  # per "day"; thresholds in mg/day (of the reference drug when ``reference`` is set)
+    reference: str | None  # the reference drug of an equivalent dose ("prednisone"), or None
+    equivalents: tuple[Equivalent, ...]  # the table's drugs (empty without ``reference``)
+    record: RecordTest  # the same test with its dose qualifier, per record (used where one record stands alone)
 
 
 @dataclass(eq=False)

@@ -234,7 +234,8 @@ def _unfinished_before(exc: UnexpectedInput, source: Source, line_start: int, of
 
 
 # `with FIELD`, `with FIELD <op>` just before an unexpected token: the forms of a record detail
-_AFTER_WITH = re.compile(r"\bwith\s+[A-Za-z_][A-Za-z0-9_]*(?:\s*(?:<=|>=|!=|=<|=>|[<>=≤≥]|is|contains|matches))?\s*\Z")
+_AFTER_WITH = re.compile(r"\bwith\s+[A-Za-z_][A-Za-z0-9_]*(?:\s*(?:<=|>=|!=|=<|=>|[<>=≤≥]|is|contains|matches|"
+                         r"not(?:\s+in)?|in))?\s*\Z")
 
 # a timing clause left unfinished just before an unexpected token: the forms of record timing
 _AFTER_TIMING = re.compile(r"\b(?:started|stopped|ended|diagnosed|onset|performed|for)"
@@ -283,7 +284,8 @@ def _syntax_error(exc: UnexpectedInput, source: Source) -> SourceError:
             hint = "a multiple of the upper limit is written `2 x ULN`"
         elif token.start_pos is not None and _AFTER_WITH.search(source.text, 0, token.start_pos):
             hint = ('a record field is compared with `with FIELD = "text"`, `!= "text"`, `contains "text"`, '
-                    '`matches "regex"`, or with a number: `with grade >= 3`, `with stage = 3`')
+                    '`matches "regex"`, with a number: `with grade >= 3`, `with stage = 3`, or with a value set or '
+                    'a list: `with histology in lobular`, `with intent not in ("palliative", "maintenance")`')
         elif (token.start_pos is not None and _AFTER_TIMING.search(source.text, 0, token.start_pos)
               and not _AFTER_RANGE_FOR.search(source.text, 0, token.start_pos)):
             hint = ("a record's timing is written `started at least 4 weeks ago`, `stopped more than 14 days "
@@ -329,6 +331,13 @@ def _int(token: Token) -> int:
 def _clip(token: Token) -> str:
     text = str(token)
     return text if len(text) <= 24 else text[:20] + "..."
+
+
+class _AnchorEnd:
+    """`the end of R` while the anchor is being built: the record (or name) whose end anchors the window."""
+
+    def __init__(self, target):
+        self.target = target
 
 
 class _TokenProblem(Exception):
@@ -660,7 +669,8 @@ class _ToAst(Transformer_NonRecursive):
             status = children[0]  # `current` is told apart from `active` by the checker
             children = children[1:]
         kind, ref, *rest = children
-        qualifiers = tuple(r for r in rest if isinstance(r, (ast.Qualifier, ast.DoseQualifier, ast.CodeQualifier, ast.OtherThan)))
+        qualifiers = tuple(r for r in rest if isinstance(r, (ast.Qualifier, ast.DoseQualifier, ast.CodeQualifier,
+                                                             ast.ListQualifier, ast.OtherThan)))
         window = next((r for r in rest if isinstance(r, ast.Window)), None)
         timing = tuple(r for r in rest if isinstance(r, ast.RecordTiming))
         valueset = ref if isinstance(ref, str) else None
@@ -703,12 +713,23 @@ class _ToAst(Transformer_NonRecursive):
 
     @staticmethod
     def _anchor(relation, before, after, target) -> dict:
+        at = "start"
+        if isinstance(target, _AnchorEnd):
+            at, target = "end", target.target
         if isinstance(target, tuple):
             name, span = target
             return {"relation": relation, "before": before, "after": after, "anchor": None,
-                    "anchor_name": name, "anchor_span": span}
+                    "anchor_name": name, "anchor_span": span, "anchor_at": at}
         return {"relation": relation, "before": before, "after": after, "anchor": target,
-                "anchor_span": target.span}
+                "anchor_span": target.span, "anchor_at": at}
+
+    def anchor_end(self, meta, children):
+        return _AnchorEnd(children[-1])
+
+    def anchor_lab(self, meta, children):
+        analyte, (op, bound, upper) = children
+        return ast.LabCompare(selector="any", analyte=analyte, op=op, bound=bound, upper=upper,
+                              span=Span.from_meta(meta))
 
     def anchor_after(self, meta, children):
         return self._anchor("after", None, None, children[0])
@@ -730,6 +751,12 @@ class _ToAst(Transformer_NonRecursive):
 
     def code_use(self, meta, children):
         return self._code(children[0])
+
+    def code_use_and_descendants(self, meta, children):
+        return self._code(children[0], "<<", meta)
+
+    def code_use_descendants(self, meta, children):
+        return self._code(children[0], "<", meta)
 
     def qualifier(self, meta, children):
         return ast.Qualifier(field_name=str(children[0]), op=children[1], value=_unquote(children[2]),
@@ -755,10 +782,38 @@ class _ToAst(Transformer_NonRecursive):
         return ast.OtherThan(valueset=ref if isinstance(ref, str) else None,
                              code=ref if isinstance(ref, ast.CodeLiteral) else None, span=Span.from_meta(meta))
 
+    def other_than_list(self, meta, children):
+        members = children[-1]
+        return ast.OtherThan(valueset=None, code=None, codes=tuple(m for m in members if isinstance(m, ast.CodeLiteral)),
+                             valuesets=tuple(m for m in members if isinstance(m, str)),
+                             texts=tuple(m[1] for m in members if isinstance(m, tuple)), span=Span.from_meta(meta))
+
     def code_qualifier(self, meta, children):
-        name, ref = children
+        name, *rest = children
+        ref = rest[-1]
         return ast.CodeQualifier(field_name=str(name), valueset=ref if isinstance(ref, str) else None,
-                                 code=ref if isinstance(ref, ast.CodeLiteral) else None, span=Span.from_meta(meta))
+                                 code=ref if isinstance(ref, ast.CodeLiteral) else None, negated=len(rest) == 2,
+                                 span=Span.from_meta(meta))
+
+    def list_qualifier(self, meta, children):
+        name, *rest = children
+        members = rest[-1]
+        return ast.ListQualifier(field_name=str(name), negated=len(rest) == 2,
+                                 texts=tuple(m[1] for m in members if isinstance(m, tuple)),
+                                 codes=tuple(m for m in members if isinstance(m, ast.CodeLiteral)),
+                                 valuesets=tuple(m for m in members if isinstance(m, str)), span=Span.from_meta(meta))
+
+    def member_list(self, meta, children):
+        return list(children)
+
+    def text_member(self, meta, children):
+        return ("text", _unquote(children[0]))
+
+    def caused_by(self, meta, children):
+        kind, ref = children
+        return ast.CodeQualifier(field_name="caused_by", valueset=ref if isinstance(ref, str) else None,
+                                 code=ref if isinstance(ref, ast.CodeLiteral) else None, cause=str(kind),
+                                 span=Span.from_meta(meta))
 
     def dose_trend(self, meta, children):
         kind, ref, trend, duration = children
@@ -770,14 +825,20 @@ class _ToAst(Transformer_NonRecursive):
         return " ".join(str(c) for c in children)
 
     def dose_compare(self, meta, children):
+        reference = children.pop() if isinstance(children[-1], tuple) else (None, None)
         name, op, value, unit = children
         return ast.DoseQualifier(field_name=str(name), op=_OPS.get(op, op), value=value, unit=unit,
-                                 span=Span.from_meta(meta))
+                                 reference=reference[0], reference_span=reference[1], span=Span.from_meta(meta))
 
     def dose_between(self, meta, children):
+        reference = children.pop() if isinstance(children[-1], tuple) else (None, None)
         name, low, low_unit, high, high_unit = children
         return ast.DoseQualifier(field_name=str(name), op="between", value=low, unit=low_unit, upper=high,
-                                 upper_unit=high_unit, span=Span.from_meta(meta))
+                                 upper_unit=high_unit, reference=reference[0], reference_span=reference[1],
+                                 span=Span.from_meta(meta))
+
+    def equivalent(self, meta, children):
+        return str(children[0]), Span.from_meta(meta)
 
     def window(self, meta, children):
         return ast.Window(duration=children[-1], span=Span.from_meta(meta))

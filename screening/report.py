@@ -229,8 +229,44 @@ def _when(obs) -> str:
     return f"on {show(obs.lo, obs.hi)}" if obs.lo is not None else "(undated)"
 
 
+def _class_scale(node: ir.LabCompare):
+    """The catalogue analyte when it is a score written as classes (NYHA III, CCS II, Child-Pugh B), else None."""
+    from .analytes import catalogue
+
+    analyte = catalogue().lookup(node.key)
+    if analyte is not None and analyte.is_score and (analyte.roman or analyte.classes):
+        return analyte
+    return None
+
+
+def _class_detail(analyte, node: ir.LabCompare, obs, value, limits, problem) -> str:
+    """A class score in the words of its scale: `NYHA III on 2026-11-01; limit II; 1 class above it`."""
+    from .scores import shown
+
+    text = f"{node.label} {shown(analyte, obs.value)} {_when(obs)}"
+    if limits is None:
+        return f"{text}: {problem}" if problem else text
+    if node.op == "between":
+        low, high = (shown(analyte, x) for x in limits)
+        return f"{text}; range {low} to {high}; {'within' if value else 'outside'} the range"
+    limit = limits[0]
+    if node.op in ("=", "!="):
+        return f"{text}; {'is' if obs.value == limit else 'is not'} {shown(analyte, limit)}"
+    diff = int(round(obs.value - limit))
+    if diff == 0:
+        margin = "the same class as the limit"
+    else:
+        count = abs(diff)
+        margin = f"{count} class{'es' if count > 1 else ''} {'above' if diff > 0 else 'below'} it"
+    return f"{text}; limit {shown(analyte, limit)}; {margin}"
+
+
 def _lab_detail(node: ir.LabCompare, obs, value, limits, problem, patient, ctx) -> str:
     label = node.label
+    if obs.value is not None and obs.value_high is None and obs.comparator is None:
+        analyte = _class_scale(node)
+        if analyte is not None:
+            return _class_detail(analyte, node, obs, value, limits, problem)
     if obs.value is None and obs.derived is not None:
         return f"{label} {_when(obs)} not derived: {problem}"
     if obs.value is None:
@@ -393,7 +429,7 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         return f"fact {node.name} = {shown}" + (f" ({problem})" if problem else "")
     if kind == "review":
         return f"needs review: {info[1].reason}"
-    if kind in ("dose_trend", "investigational"):
+    if kind in ("dose_trend", "investigational", "dose_total"):
         return info[2]
     return ""
 
@@ -470,6 +506,27 @@ def _no_result(missing: str, as_of: str) -> str:
     return f"no {missing} on or before {as_of}"
 
 
+def _anchor_text(node, thing) -> str:
+    """An anchor event in words: the record with its dates, or the lab result with its value and date."""
+    anchor = node.anchor
+    if isinstance(anchor, ir.LabCompare):
+        value = (f"{thing.comparator or ''}{_num(thing.in_own_unit(thing.value))} {thing.unit or ''}".strip()
+                 if thing.value is not None else repr(thing.raw_value))
+        return f"{anchor.label} {value} {_when(thing)}"
+    text = _entry_text(anchor, thing)
+    if node.anchor_at == "end" and anchor.kind in ("procedures", "immunizations") and thing.end_lo is not None \
+            and (thing.end_lo, thing.end_hi) != (thing.start_lo, thing.start_hi):
+        text += f" ended {show(thing.end_lo, thing.end_hi)}"
+    return text
+
+
+def _anchor_kind(node) -> str:
+    anchor = node.anchor
+    if isinstance(anchor, ir.LabCompare):
+        return f"a result meeting {anchor.source_text or anchor.label}"
+    return f"a {anchor.noun} in {anchor.matcher.name}"
+
+
 def _anchored_text(info, patient) -> str:
     _, node, pair, missing, possible = info
     if missing:
@@ -477,12 +534,12 @@ def _anchored_text(info, patient) -> str:
     if pair is not None:
         entry, anchor = pair
         return (f"{_entry_text(node.test, entry)} is {node.relation_text} "
-                f"{_entry_text(node.anchor, anchor)}")
+                f"{_anchor_text(node, anchor)}")
     if possible:
-        return "; ".join(f"{_entry_text(node.test, e)} may be {node.relation_text} {_entry_text(node.anchor, a)}: "
+        return "; ".join(f"{_entry_text(node.test, e)} may be {node.relation_text} {_anchor_text(node, a)}: "
                          f"{', '.join(reasons)}" for e, a, reasons in possible[:3])
-    return (f"no {node.test.noun} in {node.test.matcher.name} {node.relation_text} a {node.anchor.noun} in "
-            f"{node.anchor.matcher.name} recorded")
+    return (f"no {node.test.noun} in {node.test.matcher.name} {node.relation_text} {_anchor_kind(node)} "
+            "recorded")
 
 
 def _anchored_lab_text(info, value, patient, ctx) -> str:
@@ -491,16 +548,16 @@ def _anchored_lab_text(info, value, patient, ctx) -> str:
         return missing
     if pair is not None:  # the anchor that decided: true, or (false) the first whose results rule it out
         anchor, lab_info = pair
-        return (f"{node.relation_text} {_entry_text(node.anchor, anchor)}: "
+        return (f"{node.relation_text} {_anchor_text(node, anchor)}: "
                 f"{describe_atom(node.test, value, lab_info, patient, ctx)}")
     if possible:
         parts = []
         for anchor, lab_info, reasons in possible[:3]:
             detail = describe_atom(node.test, None, lab_info, patient, ctx) if lab_info is not None else ""
-            parts.append(f"{node.relation_text} {_entry_text(node.anchor, anchor)}: "
+            parts.append(f"{node.relation_text} {_anchor_text(node, anchor)}: "
                          + ", ".join(list(reasons) + ([detail] if detail else [])))
         return "; ".join(parts)
-    return f"no {node.anchor.noun} in {node.anchor.matcher.name} recorded"
+    return f"no {_anchor_kind(node).removeprefix('a ')} recorded"
 
 
 def _entry_text(node: ir.RecordTest, entry) -> str:

@@ -101,7 +101,7 @@ def test_the_documented_examples_compile():
     import re
     from pathlib import Path
     text = (Path(__file__).resolve().parents[1] / "docs" / "language.md").read_text()
-    section = text[text.index("**Doses.**"):text.index("Equivalent doses of other corticosteroids")]
+    section = text[text.index("**Doses.**"):text.index("A dose trend reads one drug's records")]
     blocks = re.findall(r"```\n(.*?)```", section, re.S)
     assert len(blocks) == 2
     for block in blocks:

@@ -124,6 +124,17 @@ def lab_atom(draw):
             "mean QTc of the latest 3 > 470 ms", "max ALT within 3 months > 100 U/L",
             "(systolic_bp > 140 mmHg or diastolic_bp > 90 mmHg) on at least 2 occasions within 6 months",
             "at least 2 courses of medication chemo", "at most 1 condition malignancy",
+            # issue 9, second part: attribution, end and lab anchors, daily totals, lists, inline descendants
+            "condition malignancy with grade >= 3 caused by medication chemo", "condition mi caused by procedure cabg",
+            "condition malignancy within 4 weeks after the end of procedure cabg",
+            "medication chemo after the end of medication chemo",
+            "procedure cabg within 7 days before platelets >= 75 x 10^9/L",
+            "ALT > 3 x ULN within 7 days after the end of medication chemo",
+            "current medication chemo with dose > 10 mg/day", "medication chemo with dose <= 10 mg/day within 3 weeks",
+            "medication chemo with dose >= 20 mg/day prednisone equivalent within 3 weeks",
+            "current medication chemo with dose between 5 mg/day and 10 mg/day prednisone-equivalent",
+            "condition malignancy with histology not in (SNOMED:254837009, malignancy)",
+            'medication chemo with route not in ("oral", "IV")', "condition <<SNOMED:363346000",
         ]))
     text = draw(st.sampled_from(["positive", "negative", '"reactive"']))
     negated = draw(st.sampled_from(["", "not "]))
@@ -247,6 +258,8 @@ def observation(draw):
         o["unit"] = draw(st.sampled_from(PATIENT_UNITS + ANALYTE_UNITS.get(analyte, [])))
     if draw(st.integers(0, 2)) == 0:
         o["reference_range"] = {"low": draw(st.integers(-10, 100)), "high": draw(st.integers(-10, 300))}
+    if analyte == "ECOG" and draw(st.integers(0, 2)) == 0:
+        o["value_code"] = draw(st.sampled_from(["LOINC:LA9623-5", "LOINC:LA9627-6", "LOINC:LA4489-6", "LOINC:LA1-1"]))
     return o
 
 
@@ -263,6 +276,17 @@ def entry(draw, date_field):
     if draw(st.integers(0, 3)) == 0:
         e[draw(st.sampled_from(["route", "response", "result"]))] = draw(st.sampled_from(
             ["oral", "failed", "class IV", "aaaaaaaaaaaaaaaaaaaaaaaaaaaa!", "partial"]))
+    if draw(st.integers(0, 3)) == 0:
+        extra = draw(st.sampled_from(["caused_by", "histology", "daily_dose", "dose", "grade"]))
+        if extra in ("caused_by", "histology"):
+            e[extra] = draw(st.one_of(st.sampled_from(CODES + ["radiation", ""]), st.lists(st.sampled_from(CODES), max_size=2)))
+        elif extra == "grade":
+            e[extra] = draw(st.sampled_from([1, 3, 5, "3", "III"]))
+        elif date_field == "start":
+            e[extra] = {"value": draw(st.sampled_from([0, 0.75, 5, 10, 1e300])),
+                        "unit": draw(st.sampled_from(["mg", "mg/d", "g/d", "mL", "mg/kg"]))}
+            if extra == "dose":
+                e["frequency"] = draw(st.sampled_from([1, 2, {"frequency": 3, "period": 1, "period_unit": "d"}]))
     return e
 
 

@@ -206,6 +206,14 @@ def fhir_to_patient(document: dict) -> tuple[dict, ConversionReport]:
             context.report.use(kind)
             lists.setdefault(key, []).extend(records)
     context.count_medications()
+    if context.adverse_events:
+        if "conditions" in lists:  # an adverse event is a condition of the exported list
+            lists["conditions"].extend(context.adverse_events)
+            for _ in context.adverse_events:
+                context.report.use("AdverseEvent")
+        else:  # alone it would make the list look complete ("no cancer") when only events were exported
+            for _ in context.adverse_events:
+                context.report.drop("AdverseEvent without the patient's Conditions")
     facts = patient.pop("facts")
     for key in ("observations", *SECTIONS):
         if key in lists:
@@ -310,6 +318,14 @@ class _Context:
                 if isinstance(entry.resource.get("id"), str):
                     self.conditions[f"Condition/{entry.resource['id']}"] = entry.resource
         self.referenced: set[int] = set()
+        self.resources: dict[str, dict] = {}  # every resource by fullUrl and Type/id (what an adverse event names)
+        for entry in entries:
+            resource = entry.resource
+            if entry.full_url:
+                self.resources[_without_history(entry.full_url)] = resource
+            if isinstance(resource.get("id"), str):
+                self.resources[f"{resource['resourceType']}/{resource['id']}"] = resource
+        self.adverse_events: list[dict] = []  # AdverseEvent records, added to the conditions if those were exported
 
     def _index_medication(self, entry: _Entry) -> None:
         if entry.full_url:
@@ -492,7 +508,15 @@ def _observation_value(element: dict, path: str) -> dict | None:
         codings = [_dict(coding) for coding in _list(concept.get("coding"))]
         candidates = [concept.get("text")] + [c.get("display") for c in codings] + [c.get("code") for c in codings]
         text = next((_clean(c) for c in candidates if _clean(c)), None)
-        return {"value": text} if text else None
+        answer = next((f"LOINC:{_text(c.get('code')).strip()}" for c in codings if c.get("system") == "http://loinc.org"
+                       and (_text(c.get("code")) or "").strip().startswith("LA")), None)
+        answer = answer or next((f"SNOMED:{_text(c.get('code')).strip()}" for c in codings
+                                 if c.get("system") == "http://snomed.info/sct" and (_text(c.get("code")) or "").strip()),
+                                None)
+        value = {"value": text} if text else None
+        if answer and value is not None:
+            value["value_code"] = answer  # a coded answer (scores read it: docs/fhir.md)
+        return value
     if "valueString" in element:
         text = _clean(element["valueString"])
         return {"value": text} if text else None
@@ -554,7 +578,72 @@ def _condition(entry: _Entry, context: _Context) -> list[dict]:
     # the event date of a condition with no onset ("condition X within N" asks about the event)
     _put(record, "recorded_date", _date(resource.get("recordedDate"), f"{path}.recordedDate"))
     _condition_details(record, resource, context)
+    causes = []
+    for ext in _list(resource.get("extension")):
+        ext = _dict(ext)
+        if isinstance(ext.get("url"), str) and ext["url"].endswith("condition-dueTo"):
+            if "valueCodeableConcept" in ext:
+                concept = ext["valueCodeableConcept"]
+                causes.extend(_codes(concept, context.report) or [_concept_text(concept) or "cause coded only as text"])
+            elif "valueReference" in ext:
+                causes.extend(_cause_codes(ext["valueReference"], context))
+    _put(record, "caused_by", list(dict.fromkeys(causes)) or None)
     return [record]
+
+
+def _cause_codes(reference: object, context: _Context) -> list[str]:
+    """The codes of what a reference names as a cause (a MedicationStatement / MedicationRequest /
+    MedicationAdministration / Medication / Procedure / Immunization / Substance in the bundle); its text
+    when it does not resolve (a cause that cannot be read leaves `caused by` unknown, never false)."""
+    target = _dict(reference).get("reference")
+    found = context.resources.get(_without_history(target)) if isinstance(target, str) else None
+    if found is None:
+        return [_clean(_dict(reference).get("display")) or f"cause {target!r} not read"]
+    kind = found.get("resourceType")
+    if kind in ("MedicationStatement", "MedicationRequest", "MedicationAdministration"):
+        concept = found.get("medicationCodeableConcept")
+        if concept is None:
+            medication = context.medication(found)
+            concept = medication.get("code") if medication is not None else None
+    elif kind in ("Medication", "Substance", "Procedure"):
+        concept = found.get("code")
+    elif kind == "Immunization":
+        concept = found.get("vaccineCode")
+    else:
+        concept = None
+    return _codes(concept, context.report) or [f"cause {target!r} not read"]
+
+
+def _adverse_event(entry: _Entry, context: _Context) -> list[dict]:
+    """An AdverseEvent as a condition record: event (code), date (onset), severity, a grade (an extension
+    whose url ends in ``grade``: valueInteger, or a coded 0-5), and ``caused_by`` from each
+    suspectEntity.instance. A potential event (a near miss) is not an event."""
+    resource, path = entry.resource, entry.path
+    if resource.get("actuality") == "potential":
+        context.report.drop("AdverseEvent potential (a near miss)")
+        return []
+    record = _record(entry, resource.get("event"), context)
+    _put(record, "onset", _date(resource.get("date"), f"{path}.date"))
+    _put(record, "recorded_date", _date(resource.get("recordedDate"), f"{path}.recordedDate"))
+    severity = resource.get("severity")
+    if severity is not None:
+        _put(record, "severity", _concept_text(severity))
+    for ext in _list(resource.get("extension")):
+        ext = _dict(ext)
+        if not (isinstance(ext.get("url"), str) and ext["url"].lower().endswith("grade")):
+            continue
+        if isinstance(ext.get("valueInteger"), int) and not isinstance(ext.get("valueInteger"), bool):
+            record["grade"] = ext["valueInteger"]
+        elif "valueCodeableConcept" in ext:
+            codings = [_dict(c) for c in _list(_dict(ext["valueCodeableConcept"]).get("coding"))]
+            grade = next((_text(c.get("code")) for c in codings if (_text(c.get("code")) or "").strip().isdigit()), None)
+            _put(record, "grade", int(grade) if grade is not None else _concept_text(ext["valueCodeableConcept"]))
+    causes = []
+    for suspect in _list(resource.get("suspectEntity")):
+        causes.extend(_cause_codes(_dict(suspect).get("instance"), context))
+    _put(record, "caused_by", list(dict.fromkeys(causes)) or None)
+    context.adverse_events.append(record)
+    return []
 
 
 # SNOMED CT qualifier values for severity and laterality, read as the words rules compare with
@@ -810,6 +899,7 @@ _CONVERTERS = {
     "Procedure": ("procedures", _procedure),
     "AllergyIntolerance": ("allergies", _allergy),
     "Immunization": ("immunizations", _immunization),
+    "AdverseEvent": ("adverse_events", _adverse_event),  # merged into the conditions at the end
 }
 """Resource type -> (patient JSON list it goes to, converter returning that list's records)."""
 

@@ -57,6 +57,9 @@ class Observation(BaseModel):
     codes: list[Code] | None = None
     display: StrictStr | None = None
     value: Number | StrictBool | StrictStr | None = None
+    value_code: Code | None = Field(
+        None, description="a coded answer (FHIR valueCodeableConcept), e.g. LOINC:LA9623-5 (ECOG 1); a score "
+                          "is read from it when the catalogue lists the code, and is unknown when it does not")
     unit: StrictStr | None = None
     reference_range: ReferenceRange | None = None
     date: PartialDate | None = None
@@ -93,6 +96,10 @@ class _Record(BaseModel):
 class Condition(_Record):
     onset: PartialDate | None = None
     end: PartialDate | None = None
+    caused_by: list[StrictStr] | StrictStr | None = Field(
+        None, description="for an adverse event: the codes of what it is attributed to (the suspected medication "
+                          "or procedure, e.g. RXNORM:1597876 or ATC:L01FF02); a text where no code is known. "
+                          "Absent: the attribution is not recorded")
 
 
 class DoseQuantity(BaseModel):

@@ -181,6 +181,32 @@ def _score_obs(obs: Obs, analyte, model, warnings: list[str]) -> Obs:
     obs.dimension = analyte.unit.dimension
     obs.unit = model.unit
     obs.to_canonical = Conversion(1.0)
+    answers = dict(analyte.answers)
+    if model.value_code is not None and (model.value_code.startswith("LOINC:") or model.value_code in answers
+                                         or model.value_code in analyte.unknown_answers):
+        # a coded answer decides; its display text is never read in place of an answer code the catalogue
+        # lacks (a SNOMED CT code it does not list leaves the text to be read, as without a code)
+        code = model.value_code
+        text_value = value_of(analyte, value) if isinstance(value, str) else None
+        if isinstance(value, str):
+            obs.text = normalise_text(value)
+        if code in analyte.unknown_answers:
+            obs.problem = f"recorded as not known ({code})"
+            return obs
+        if code not in answers:
+            obs.problem = (f"answer code {code} is not one the catalogue knows for {analyte.display}; its display "
+                           "text is not read in its place")
+            return obs
+        number = answers[code]
+        if (text_value is not None and text_value != number) or (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) != number):
+            obs.problem = f"the answer code {code} ({number:g}) and the value {value!r} disagree"
+            warnings.append(f"{obs.path}: {obs.problem}")
+            return obs
+        obs.text = None
+        obs.value = number
+        obs.resolution = 0.5
+        return obs
     if isinstance(value, str):
         number = value_of(analyte, value)
         if number is None:
@@ -250,7 +276,8 @@ def _entry(index: int, kind: str, model, start: str | None, end: str | None) -> 
     entry.start_lo, entry.start_hi = parse_partial(start) if start else (None, None)
     entry.end_lo, entry.end_hi = parse_partial(end) if end else (None, None)
     entry.attributes = {k: v for k, v in (model.model_extra or {}).items()}
-    for name in ("route", "response", "result", "criticality", "category", "verification", "investigational"):
+    for name in ("route", "response", "result", "criticality", "category", "verification", "investigational",
+                 "caused_by"):
         value = getattr(model, name, None)
         if value is not None:
             entry.attributes[name] = value
