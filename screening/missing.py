@@ -20,7 +20,7 @@ from typing import Literal, get_args
 from . import derived, ir
 from .analytes import catalogue
 from .dates import show
-from .evaluate import TERMINOLOGY_REASON, Outcome, _atom_missing, entry_name
+from .evaluate import TERMINOLOGY_REASON, Outcome, _atom_missing, anchor_label, entry_name
 
 Kind = Literal["lab", "fact", "condition", "medication", "procedure", "allergy", "immunization", "birth_date",
                "sex", "terminology", "review", "record"]
@@ -157,6 +157,13 @@ def _not_provided(node: ir.RecordTest, text: str) -> MissingItem:
                        f"{_record_question(node)} (the record has no {node.kind} list)", text)
 
 
+def _anchor_name(node, other) -> str:
+    """The anchor event of an anchored window: a record, or a lab result with its date."""
+    if isinstance(node.anchor, ir.LabCompare):
+        return anchor_label(node, other)
+    return entry_name(node.anchor.noun, other, True)
+
+
 def atom_items(info) -> list[MissingItem]:
     """The missing items of one unknown atom, one per entry of ``_atom_missing(info)``."""
     kind = info[0]
@@ -210,22 +217,28 @@ def atom_items(info) -> list[MissingItem]:
     if kind == "anchored":
         node = info[1]
         if info[3]:
+            if isinstance(node.anchor, ir.LabCompare):
+                if node.test.kind not in info[3]:  # no result of the anchor's lab: ask for it
+                    return [_lab(node.anchor, texts[0], _no_result_question(node.anchor, None))]
+                return [_not_provided(node.test, texts[0])]
             test = node.anchor if info[3] == f"{node.anchor.kind} (not provided, needed as the anchor)" else node.test
             return [_not_provided(test, texts[0])]
         items = []
         for (entry, other, reasons), text in zip(info[4], texts):
-            shown = f"{entry_name(node.test.noun, entry, True)} {node.relation_text} {entry_name(node.anchor.noun, other, True)}"
+            shown = f"{entry_name(node.test.noun, entry, True)} {node.relation_text} {_anchor_name(node, other)}"
             items.append(MissingItem(_record_kind(node.test.noun), entry.code or node.test.matcher.name, shown, None,
                                      f"Check {shown}: {', '.join(reasons)}", text))
         return items
     if kind == "anchored_lab":
         node = info[1]
-        if info[3]:
-            return [_not_provided(node.anchor, texts[0])]  # the only reason with no anchor to look at
+        if info[3]:  # the only reason with no anchor to look at
+            if isinstance(node.anchor, ir.LabCompare):
+                return [_lab(node.anchor, texts[0], _no_result_question(node.anchor, None))]
+            return [_not_provided(node.anchor, texts[0])]
         items = []
         for (other, _lab_info, _reasons), text in zip(info[4], texts):
             items.append(_lab(node.test, text, f"{node.test.label} result {node.relation_text} "
-                                               f"{entry_name(node.anchor.noun, other, True)}"))
+                                               f"{_anchor_name(node, other)}"))
         return items
     if kind == "fact":
         node = info[1]
@@ -239,6 +252,10 @@ def atom_items(info) -> list[MissingItem]:
             return [MissingItem("fact", node.name, about.description, None, question, texts[0])]
         return [MissingItem("fact", node.name, node.name.replace("_", " "), None,
                             f"Record the fact {node.name} (the rule set does not declare it)", texts[0])]
+    if kind == "dose_total":
+        test = info[1].test
+        return [MissingItem("medication", test.matcher.name, test.matcher.name, _within(test.window), f"Check {text}",
+                            text) for text in texts]
     if kind in ("dose_trend", "investigational"):
         matcher = getattr(info[1], "matcher", None)
         code = matcher.name if matcher is not None else "investigational medication"

@@ -165,3 +165,14 @@ def test_the_documented_example_compiles():
     text = (Path(__file__).resolve().parents[1] / "docs" / "language.md").read_text()
     section = text[text.index("**At a lab result.**"):]
     trial(re.search(r"```\n(.*?)```", section, re.S).group(1))
+
+
+def test_missing_items_of_lab_anchors_ask_for_the_right_thing():
+    p = patient(procedures=[{"code": "SNOMED:12719002", "date": "2026-11-15"}], observations=[])
+    (item,) = one(LAB, p).missing_items
+    assert (item.kind, item.code, item.name) == ("lab", "LOINC:777-3", "platelets")
+    t = trial(HEADER + 'exclusion E1 "x" = ANC < 1000/mm3 within 7 days after platelets < 50 x 10^9/L\n')
+    p = patient(observations=[_platelets(40, "2026-10-01"), obs("LOINC:751-8", 0.5, "10*9/L", "2026-10-20")])
+    (item,) = one(t, p).missing_items
+    assert (item.kind, item.code) == ("lab", "LOINC:751-8")
+    assert item.question == "ANC result within 7 days after platelets result of 2026-10-01"

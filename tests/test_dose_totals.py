@@ -47,6 +47,9 @@ def test_a_record_without_a_dose_makes_the_total_unknown_never_false():
     c = one(CURRENT, p)
     assert c.value is None
     assert c.missing == ["medication RXNORM:8640: dose not recorded"]
+    (item,) = c.missing_items
+    assert (item.kind, item.code, item.question) == ("medication", "prednisone",
+                                                     "Check medication RXNORM:8640: dose not recorded")
     # but a known part already over the limit decides
     p = patient(medications=[_pred(15, status="active"), _pred(None, start="2026-03-01", status="active")])
     assert one(CURRENT, p).value is True
