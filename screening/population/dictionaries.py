@@ -128,7 +128,9 @@ def scores_table(rows) -> pa.Table:
         analyte = catalogue().for_code(code)
         value = string if string is not None else (boolean if boolean is not None else (
             None if number is None else (int(number) if is_integer else number)))
-        obs = _score_obs(Obs(), analyte, _ScoreModel(value, unit), [])
+        blank = Obs()
+        blank.path = "$"
+        obs = _score_obs(blank, analyte, _ScoreModel(value, unit), [])
         out.append({"code": code, "unit": unit, "value_number": number, "value_string": string, "value_bool": boolean,
                     "value": obs.value, "text": obs.text, "problem": obs.problem})
     return pa.Table.from_pylist(out, schema=SCORES)

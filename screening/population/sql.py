@@ -441,7 +441,7 @@ def _normalised_observations(keys: list[str]) -> str:
     wanted = ", ".join(q(k) for k in keys) or "NULL"
     same = "(o.ref_unit IS NULL OR o.ref_unit = '' OR o.ref_unit = o.unit)"
     rf = {c: f"(CASE WHEN {same} THEN u.{c} ELSE r.{c} END)" for c in ("factor", "addend", "exact", "log10_factor")}
-    rproblem = f"(CASE WHEN {same} THEN NULL ELSE coalesce(r.problem, 'no conversion') END)"
+    rproblem = f"(CASE WHEN {same} THEN NULL WHEN r.code IS NULL THEN 'no conversion' ELSE r.problem END)"
     stage1 = f"""
         SELECT o.patient_id, o.seq, d.key, o.date_lo AS lo, o.date_hi AS hi, o.comparator, o.unit,
             o.value_number AS raw_value, o.ref_low AS raw_low, o.ref_high AS raw_high,
@@ -471,10 +471,11 @@ def _normalised_observations(keys: list[str]) -> str:
     converted = (f"SELECT *, CASE WHEN kind = 'number' AND unit_problem IS NULL THEN val_c END AS converted, "
                  f"CASE WHEN ref_convertible AND kind = 'number' THEN rlo_c END AS ref_low_c, "
                  f"CASE WHEN ref_convertible AND kind = 'number' THEN rhi_c END AS ref_high_c FROM ({converted})")
-    number_problem = ("CASE WHEN unit_problem IS NOT NULL THEN '''' || coalesce(unit, 'None') || ''' cannot be used: ' || unit_problem "
-                      "WHEN raw_value < 0 AND no_negative THEN CAST(raw_value AS VARCHAR) || ' ' || coalesce(unit, '') "
+    written = "(CASE WHEN value_is_integer THEN CAST(CAST(raw_value AS HUGEINT) AS VARCHAR) ELSE CAST(raw_value AS VARCHAR) END)"
+    number_problem = ("CASE WHEN unit_problem IS NOT NULL THEN coalesce(chr(39) || unit || chr(39), 'None') || ' cannot be used: ' || unit_problem "
+                      f"WHEN raw_value < 0 AND no_negative THEN replace({written} || ' ' || coalesce(unit, ''), '  ', ' ') "
                       "|| ' is negative, which no ' || key || ' result can be' "
-                      "WHEN isinf(converted) THEN CAST(raw_value AS VARCHAR) || ' ' || coalesce(unit, '') "
+                      f"WHEN isinf(converted) THEN replace({written} || ' ' || coalesce(unit, ''), '  ', ' ') "
                       "|| ' is out of range once converted' END")
     stage2 = f"""
         SELECT *, CASE kind WHEN 'score' THEN score_problem WHEN 'none' THEN 'no value recorded'
@@ -489,13 +490,13 @@ def _normalised_observations(keys: list[str]) -> str:
     raw_ref = "(ref_factor = factor AND ref_offset = addend AND NOT exact)"
     path = "'$.observations[' || CAST(seq AS VARCHAR) || '].reference_range'"
     low_why = (f"CASE WHEN {usable} AND raw_low IS NOT NULL AND NOT ({low_ok}) THEN "
-               f"CASE WHEN {backwards} THEN {path} || ' runs backwards (low ' || CAST(raw_low AS VARCHAR) || ' > high ' "
-               f"|| CAST(raw_high AS VARCHAR) || ')' WHEN raw_low < 0 THEN {path} || '.low is ' || CAST(raw_low AS VARCHAR) "
+               f"CASE WHEN {backwards} THEN {path} || ' runs backwards (low ' || {_w('raw_low', 'ref_low_is_integer')} || ' > high ' "
+               f"|| {_w('raw_high', 'ref_high_is_integer')} || ')' WHEN raw_low < 0 THEN {path} || '.low is ' || {_w('raw_low', 'ref_low_is_integer')} "
                f"|| ', which cannot be a limit of normal' WHEN raw_low = 0 THEN {path} || '.low is 0, which is no lower limit of normal' "
                f"ELSE {path} || '.low is out of range once converted' END END")
     high_why = (f"CASE WHEN {usable} AND raw_high IS NOT NULL AND NOT ({high_ok}) THEN "
-                f"CASE WHEN {backwards} THEN {path} || ' runs backwards (low ' || CAST(raw_low AS VARCHAR) || ' > high ' "
-                f"|| CAST(raw_high AS VARCHAR) || ')' WHEN raw_high <= 0 THEN {path} || '.high is ' || CAST(raw_high AS VARCHAR) "
+                f"CASE WHEN {backwards} THEN {path} || ' runs backwards (low ' || {_w('raw_low', 'ref_low_is_integer')} || ' > high ' "
+                f"|| {_w('raw_high', 'ref_high_is_integer')} || ')' WHEN raw_high <= 0 THEN {path} || '.high is ' || {_w('raw_high', 'ref_high_is_integer')} "
                 f"|| ', which cannot be a limit of normal' ELSE {path} || '.high is out of range once converted' END END")
     stage3 = f"""
         SELECT patient_id, seq, key, lo, hi, comparator, unit, kind, text, problem,
@@ -511,6 +512,11 @@ def _normalised_observations(keys: list[str]) -> str:
             {low_why} AS ref_problem_low, {high_why} AS ref_problem_high
         FROM nobs2"""
     return f"WITH nobs2 AS ({stage2}) {stage3}"
+
+
+def _w(value: str, is_integer: str) -> str:
+    """A JSON number as Python prints it (an integer without a decimal point)."""
+    return f"(CASE WHEN {is_integer} THEN CAST(CAST({value} AS HUGEINT) AS VARCHAR) ELSE CAST({value} AS VARCHAR) END)"
 
 
 def _in_window(lo: str, hi: str, start: str, end: str) -> str:
@@ -610,7 +616,7 @@ class _Compare:
         low, low_missing = self.limit(node.bound)
         unit = "coalesce(o.unit, 'None')"
         censored = (f"'reported only as ' || o.comparator || ' ' || printf('%.6g', (o.value - o.addend) / o.factor) "
-                    f"|| coalesce(' ' || o.unit, '')")
+                    f"|| coalesce(' ' || o.unit, '') || ', which lies on both sides of the limit'")
         dim = f" WHEN o.dimension IS DISTINCT FROM {q(node.dimension)} THEN NULL" if node.dimension else ""
         dim_problem = (f" WHEN o.dimension IS DISTINCT FROM {q(node.dimension)} THEN {unit} || "
                        "' cannot be compared with the threshold''s unit'") if node.dimension else ""
@@ -739,7 +745,7 @@ def _lab_text(gen: Generator, node: ir.LabText, k: int):
     limit, limit_missing = uln.limit(ir.Bound("ULN", 1.0, "ULN"))
     above = f"(CASE WHEN o.comparator IS NULL THEN o.value > {limit} ELSE {_interval_test('o.comparator', 'o.value', '>', limit, None)} END)"
     censored = (f"'reported only as ' || o.comparator || ' ' || printf('%.6g', (o.value - o.addend) / o.factor) "
-                f"|| coalesce(' ' || o.unit, '')")
+                f"|| coalesce(' ' || o.unit, '') || ', which lies on both sides of the limit'")
     numeric_ok = node.op == "is" and node.value in ("positive", "negative")
     want_positive = "TRUE" if node.value == "positive" else "FALSE"
     if numeric_ok:
@@ -844,7 +850,7 @@ def _qualifier(gen: Generator, kind: str, qualifier, joins: list[str]) -> tuple[
                   f"ELSE {q(name + ' not recorded')} END)")
         return value, reason
     if name in ("display", "status", "verification") or (name == "investigational" and kind == "medications"):
-        column = {"display": "e.display", "status": "lower(e.status)", "verification": "e.verification",
+        column = {"display": "e.display", "status": "nullif(lower(e.status), '')", "verification": "e.verification",
                   "investigational": "e.investigational"}[name]
         if name == "investigational":
             kind_sql = "(CASE WHEN e.investigational IS NULL THEN NULL ELSE 'bool' END)"
@@ -864,7 +870,7 @@ def _qualifier(gen: Generator, kind: str, qualifier, joins: list[str]) -> tuple[
         number = f"{alias}.value_number"
         text = (f"(CASE {alias}.value_kind WHEN 'string' THEN {alias}.value_string WHEN 'bool' THEN "
                 f"(CASE WHEN {alias}.value_bool THEN 'True' ELSE 'False' END) ELSE {alias}.value_json END)")
-        shown = f"(CASE WHEN {alias}.value_kind = 'string' THEN '''' || {string} || '''' ELSE {text} END)"
+        shown = f"(chr(39) || {text} || chr(39))"
     if qualifier.numeric:
         as_number = (f"(CASE WHEN {kind_sql} = 'number' THEN {number} WHEN {kind_sql} = 'string' AND "
                      f"regexp_full_match({string}, {q(_NUMERIC_TEXT)}) THEN CAST(trim({string}) AS DOUBLE) END)")
@@ -948,7 +954,7 @@ def _record_test(gen: Generator, node: ir.RecordTest, k: int):
             f"FILTER (WHERE v IS NULL), {EMPTY}) AS m FROM {name}r WHERE v IS NOT FALSE GROUP BY patient_id")
     gen.ctes.append((name, body))
     gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
-    value = f"(CASE WHEN NOT p.has_{node.kind} THEN NULL ELSE coalesce({name}.v, FALSE) END)"
+    value = f"(CASE WHEN NOT p.has_{node.kind} THEN NULL WHEN {name}.patient_id IS NULL THEN FALSE ELSE {name}.v END)"
     missing = (f"(CASE WHEN NOT p.has_{node.kind} THEN [{q(node.kind + ' (not provided)')}] "
                f"ELSE coalesce({name}.m, {EMPTY}) END)")
     return value, missing, EMPTY
