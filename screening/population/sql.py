@@ -505,6 +505,8 @@ def _normalised_observations(keys: list[str]) -> str:
             CASE WHEN kind = 'score' THEN CAST(1.0 AS DOUBLE) ELSE factor END AS factor,
             CASE WHEN kind = 'score' THEN CAST(0.0 AS DOUBLE) ELSE addend END AS addend,
             raw_value,
+            CASE WHEN kind = 'score' THEN 0.5 WHEN kind = 'number' AND problem IS NULL
+                 THEN pow(10, least(300, greatest(-300, val_we))) * abs(factor) / 2 ELSE 0.0 END AS resolution,
             CASE WHEN {low_ok} THEN ref_low_c END AS ref_low,
             CASE WHEN {high_ok} THEN ref_high_c END AS ref_high,
             CASE WHEN {low_ok} AND {raw_ref} THEN raw_low END AS raw_ref_low,
@@ -678,15 +680,13 @@ def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
     if node.key in derived.DERIVATIONS:
         raise Unsupported(f"derived values ({node.key}, measured or derived from its inputs) are not translated to SQL "
                           f"yet: {node.source_text}")
-    if node.occasions is not None and node.occasions > 1:
-        raise Unsupported(f"`on at least {node.occasions} occasions` (occasion collapsing) is not translated to SQL "
-                          f"yet: {node.source_text}")
     gen.uses_obs = True
     gen.plan.keys.add(node.key)
     start, end = gen.start(node.window), gen.end
     value, problem = _Compare(node, gen.ctx.ranges).sql()
     inside = _in_window("o.lo", "o.hi", start, end)
-    rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, {inside} AS ins, {value} AS cv, {problem} AS pr, "
+    rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, o.value AS val, o.resolution AS res, {inside} AS ins, "
+            f"{value} AS cv, {problem} AS pr, "
             f"{_lab_item(node.label, problem)} AS item "
             f"FROM nobs o JOIN patients p ON p.patient_id = o.patient_id "
             f"WHERE o.key = {q(node.key)} AND (o.lo IS NULL OR o.lo <= {end})")
@@ -722,16 +722,52 @@ def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
             value = ("CASE WHEN bool_or(ev IS FALSE) THEN FALSE WHEN bool_or(ev IS NULL) THEN NULL ELSE TRUE END")
         else:
             value = ("CASE WHEN bool_or(ev IS TRUE) THEN TRUE WHEN bool_or(ev IS NULL) THEN NULL ELSE FALSE END")
-        gen.ctes.append((f"{name}k", f"SELECT c.patient_id, {ev} AS ev, {uncertain} AS item FROM {name}r c WHERE {kept}"))
+        gen.ctes.append((f"{name}k", f"SELECT c.patient_id, c.seq, c.lo, c.hi, c.val, c.res, {ev} AS ev, "
+                                     f"{uncertain} AS item FROM {name}r c WHERE {kept}"))
         body = (f"SELECT patient_id, {value} AS v, "
                 f"coalesce(list(item) FILTER (WHERE ev IS NULL AND item IS NOT NULL), {EMPTY}) AS m "
                 f"FROM {name}k GROUP BY patient_id")
+        need = node.occasions or 1
+        if need > 1 and not every:
+            body = _occasions(node, name, need)
     gen.ctes.append((name, body))
     gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
     value = f"(CASE WHEN NOT p.has_observations THEN NULL ELSE {name}.v END)"
     missing = (f"(CASE WHEN NOT p.has_observations THEN [{q(node.label + ': no observations provided')}] "
                f"WHEN {name}.patient_id IS NULL THEN [{q(_missing_lab(node))}] ELSE {name}.m END)")
     return value, missing, EMPTY
+
+
+def _occasions(node: ir.LabCompare, name: str, need: int) -> str:
+    """evaluate.lab_compare for `on at least N occasions`: results collapsed into occasions (evaluate._occasions,
+    a fold over the results newest first), then counted; false only when evaluate._ruled_out says so."""
+    same = ("(k.lo IS NOT NULL AND k.lo = x.lo AND k.hi = x.hi AND k.ev IS NOT DISTINCT FROM x.ev "
+            "AND k.val IS NOT NULL AND x.val IS NOT NULL AND abs(x.val - k.val) <= greatest(x.res, k.res) * (1 + 1e-9))")
+    another = (f"{q(node.label + ' result of ')} || {show('x.lo', 'x.hi')} || "
+               "': may be another specimen than a result of the same month or year'")
+    collapsed = ("struct_pack(lo := x.lo, hi := x.hi, val := x.val, res := x.res, ev := CAST(NULL AS BOOLEAN), "
+                 f"item := {another})")
+    step = (f"CASE WHEN NOT coalesce(list_bool_or(list_transform(acc, lambda k: {same})), FALSE) THEN list_append(acc, x) "
+            f"WHEN x.lo IS DISTINCT FROM x.hi AND x.ev IS NOT FALSE THEN list_append(acc, {collapsed}) ELSE acc END")
+    results = ("list(struct_pack(lo := lo, hi := hi, val := val, res := res, ev := ev, item := item) "
+               "ORDER BY hi DESC NULLS LAST, lo DESC NULLS LAST, seq)")
+    folded = (f"SELECT patient_id, list_reduce(l, lambda acc, x: {step}, list_filter(l, lambda y: false)) AS kept "
+              f"FROM (SELECT patient_id, {results} AS l FROM {name}k GROUP BY patient_id)")
+    counted = ("SELECT patient_id, kept, len(list_filter(kept, lambda k: k.ev IS TRUE)) AS t, "
+               "len(list_filter(kept, lambda k: k.ev IS NULL)) AS u, "
+               "list_filter(kept, lambda k: k.ev IS NOT FALSE) AS pending, "
+               "list_max(list_transform(list_filter(kept, lambda k: k.ev IS NOT FALSE), lambda k: k.hi)) AS latest "
+               f"FROM ({folded})")
+    ruled_out = ("(CASE WHEN len(pending) = 0 THEN TRUE "
+                 "WHEN coalesce(list_bool_or(list_transform(pending, lambda k: k.hi IS NULL)), FALSE) THEN FALSE "
+                 "ELSE coalesce(list_bool_or(list_transform(kept, lambda k: k.ev IS FALSE AND k.lo IS NOT NULL "
+                 "AND k.lo > latest)), FALSE) END)")
+    repeat = f"a repeat {node.label} result" + (f" within {node.window}" if node.window is not None else "")
+    items = "list_transform(list_filter(kept, lambda k: k.ev IS NULL AND k.item IS NOT NULL), lambda k: k.item)"
+    return (f"SELECT patient_id, CASE WHEN t >= {need} THEN TRUE WHEN t + u >= {need} THEN NULL "
+            f"WHEN {ruled_out} THEN FALSE ELSE NULL END AS v, "
+            f"CASE WHEN t >= {need} THEN {EMPTY} WHEN t + u < {need} AND NOT {ruled_out} "
+            f"THEN list_concat([{q(repeat)}], {items}) ELSE {items} END AS m FROM ({counted})")
 
 
 def _lab_text(gen: Generator, node: ir.LabText, k: int):
@@ -960,6 +996,77 @@ def _record_test(gen: Generator, node: ir.RecordTest, k: int):
     return value, missing, EMPTY
 
 
+def _plain_name(noun: str, e: str = "x") -> str:
+    """evaluate.entry_name without the display: ``condition ICD10:C50.9``, ``condition 'breast ca' ($.conditions[0])``."""
+    return (f"(CASE WHEN {e}.code IS NOT NULL THEN {q(noun + ' ')} || {e}.code ELSE {q(noun)} || "
+            f"coalesce(' ' || chr(39) || {e}.display || chr(39), '') || ' ($.' || {e}.kind || '[' || "
+            f"CAST({e}.seq AS VARCHAR) || '])' END)")
+
+
+def _record_count(gen: Generator, node: ir.RecordCount, k: int):
+    """evaluate.record_count: each record tested alone; the count lies between the true records and the true
+    plus unknown ones."""
+    if node.courses:
+        raise Unsupported(f"counting treatment courses (distinct start dates) is not translated to SQL yet: "
+                          f"{node.source_text}")
+    test = node.test
+    rows, _ = _record_rows(gen, test)
+    name = f"a{k}"
+    who = _plain_name(test.noun).replace("x.kind", q(test.kind))
+    gen.ctes.append((f"{name}r", f"SELECT x.*, {who} AS who FROM ({rows}) x"))
+    gen.ctes.append((name, f"SELECT patient_id, count(*) FILTER (WHERE v IS TRUE) AS low, count(*) AS high, "
+                           f"coalesce(list(who || ': ' || array_to_string(reasons, ', ') ORDER BY seq) "
+                           f"FILTER (WHERE v IS NULL), {EMPTY}) AS m FROM {name}r WHERE v IS NOT FALSE GROUP BY patient_id"))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    low, high, n = f"coalesce({name}.low, 0)", f"coalesce({name}.high, 0)", int(node.count)
+    if node.mode == "at_least":
+        decide = f"CASE WHEN {low} >= {n} THEN TRUE WHEN {high} < {n} THEN FALSE ELSE NULL END"
+    else:
+        decide = f"CASE WHEN {low} > {n} THEN FALSE WHEN {high} <= {n} THEN TRUE ELSE NULL END"
+    value = f"(CASE WHEN NOT p.has_{test.kind} THEN NULL ELSE {decide} END)"
+    missing = (f"(CASE WHEN NOT p.has_{test.kind} THEN [{q(test.kind + ' (not provided)')}] "
+               f"ELSE coalesce({name}.m, {EMPTY}) END)")
+    return value, missing, EMPTY
+
+
+def _investigational(gen: Generator, node: ir.InvestigationalTest, k: int):
+    """evaluate.investigational_test: any medication record, whatever its code, marked investigational."""
+    as_of, start = gen.end, gen.start(node.window)
+    active = _active_sql("medications", as_of) if (node.status or node.window) else "NULL"
+    active = f"(CASE WHEN lower(e.status) = 'intended' THEN NULL ELSE {active} END)"
+    conditions = []
+    if node.status == "active" and node.window is None:
+        conditions.append((active, q("status and end date not recorded")))
+    elif node.window is not None:
+        conditions.append((_overlaps_sql("medications", active, start, as_of),
+                           q(f"dates not precise enough to place it within {node.window}")))
+    conditions.append((f"(CASE WHEN e.start_hi IS NOT NULL AND e.start_hi > {as_of} THEN NULL ELSE TRUE END)",
+                       q("its date may fall after the as-of date")))
+    verification = "lower(regexp_replace(e.verification, '^\\s+|\\s+$', '', 'g'))"
+    conditions.append((f"(CASE WHEN e.verification IS NOT NULL AND {verification} <> '' AND {verification} <> 'confirmed' "
+                       f"THEN NULL ELSE TRUE END)", f"'verification status ' || {verification} || ', not confirmed'"))
+    in_period = " AND ".join(f"({c} IS NOT FALSE)" for c, _ in conditions)
+    reasons = lst(*[f"CASE WHEN {c} IS NULL THEN {r} END" for c, r in conditions])
+    never = ", ".join(q(x) for x in _NEVER_HAPPENED)
+    rows = (f"SELECT e.patient_id, e.seq, e.code, e.display, 'medications' AS kind, e.investigational AS flag, "
+            f"{reasons} AS reasons FROM medications e WHERE (e.status IS NULL OR lower(e.status) NOT IN ({never})) "
+            f"AND (e.start_lo IS NULL OR e.start_lo <= {as_of}) AND {in_period}")
+    name = f"a{k}"
+    who = _plain_name("medication")
+    item = (f"CASE WHEN flag IS NULL THEN who || ': not marked investigational or not' "
+            f"WHEN flag AND len(reasons) > 0 THEN who || ' is marked investigational: ' || array_to_string(reasons, ', ') END")
+    gen.ctes.append((f"{name}r", f"SELECT x.*, {who} AS who FROM ({rows}) x"))
+    gen.ctes.append((name, f"SELECT patient_id, CASE WHEN bool_or(flag AND len(reasons) = 0) THEN TRUE "
+                           f"WHEN bool_or(flag IS NOT FALSE) THEN NULL ELSE FALSE END AS v, "
+                           f"coalesce(list({item} ORDER BY seq) FILTER (WHERE flag IS NOT FALSE), {EMPTY}) AS m "
+                           f"FROM {name}r GROUP BY patient_id"))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    value = f"(CASE WHEN NOT p.has_medications THEN NULL WHEN {name}.patient_id IS NULL THEN FALSE ELSE {name}.v END)"
+    missing = (f"(CASE WHEN NOT p.has_medications THEN ['medications (not provided)'] "
+               f"ELSE coalesce({name}.m, {EMPTY}) END)")
+    return value, missing, EMPTY
+
+
 def _refuse(what: str):
     def translate(gen, node, k):
         raise Unsupported(f"{what} is not translated to SQL yet: {node.source_text}")
@@ -975,6 +1082,8 @@ ATOMS = {
     ir.LabCompare: _lab_compare,
     ir.LabText: _lab_text,
     ir.RecordTest: _record_test,
+    ir.RecordCount: _record_count,
+    ir.InvestigationalTest: _investigational,
 }
 """Atom node type -> translation ``f(generator, node, k) -> (value, missing, reviews)`` SQL expressions over the
 patient row ``p`` and the CTEs the function adds."""
