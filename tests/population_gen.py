@@ -152,6 +152,26 @@ def _record(rng: random.Random, codes: list[str], start: str, end: str | None, e
     return record
 
 
+def _dosed(rng: random.Random, record: dict) -> dict:
+    """A medication's dose, frequency and daily dose, in units that convert, that do not, and per kilogram."""
+    if rng.random() < 0.5:
+        record["dose"] = {"value": rng.choice([2.5, 5, 10, 20, 0.5, 500, 7.5]),
+                          "unit": rng.choice(["mg", "mg", "g", "ug", "mg/kg", "mL"])}
+        if rng.random() < 0.1:
+            del record["dose"]["unit"]
+    roll = rng.random()
+    if roll < 0.3:
+        record["frequency"] = rng.choice([1, 2, 3, 0.5])
+    elif roll < 0.5:
+        record["frequency"] = {"frequency": rng.choice([1, 2]), "period": rng.choice([1, 2, 1.5]),
+                               "period_unit": rng.choice(["d", "wk", "h", "mo"])}
+    elif roll < 0.55:
+        record["frequency"] = {"as_needed": True}
+    if rng.random() < 0.2:
+        record["daily_dose"] = {"value": rng.choice([5, 10, 20, 70]), "unit": rng.choice(["mg/d", "mg/wk", "mg", "g/d"])}
+    return record
+
+
 def patient(rng: random.Random, index: int) -> dict:
     """One random patient document."""
     doc: dict = {"id": f"P{index:05d}"}
@@ -181,10 +201,10 @@ def patient(rng: random.Random, index: int) -> dict:
                                       "severity": ["Severe", "mild ", "moderate"]})
                              for _ in range(rng.randint(0, 4))]
     if rng.random() < 0.85:
-        doc["medications"] = [_record(rng, MEDICATIONS, "start", "end",
-                                      {"route": ["oral", "Oral", "intravenous", "IV"],
-                                       "investigational": [True, False],
-                                       "response": ["refractory", "partial response", "none"]})
+        doc["medications"] = [_dosed(rng, _record(rng, MEDICATIONS, "start", "end",
+                                                  {"route": ["oral", "Oral", "intravenous", "IV"],
+                                                   "investigational": [True, False],
+                                                   "response": ["refractory", "partial response", "none"]}))
                               for _ in range(rng.randint(0, 4))]
     if rng.random() < 0.8:
         doc["procedures"] = [_record(rng, PROCEDURES, "date", "end", {"result": ["normal", "abnormal"]})

@@ -115,6 +115,9 @@ inclusion I36 "at most count" = at most 1 medication insulin
 exclusion E24 "investigational" = investigational medication within 12 months
 exclusion E25 "current investigational" = current investigational medication
 exclusion E26 "investigational ever" = investigational medication
+exclusion E27 "daily dose" = current medication insulin with dose > 10 mg/day
+exclusion E28 "weekly dose" = medication anticoag with dose > 25 mg/wk within 12 months
+inclusion I37 "dose each" = medication cyclo with dose between 5 mg and 10 mg
 exclusion E20 "investigational field" = medication insulin with investigational = "true"
 '''
 

@@ -184,3 +184,47 @@ def code_field_table(qualifier_matcher, field_name: str, values) -> pa.Table:
         rows.append({"value_json": value_json, "v": None if actual is None else qualifier.test(actual),
                      "shown": repr(actual)})
     return pa.Table.from_pylist(rows, schema=CODE_FIELDS)
+
+
+DOSE_COLUMNS = ("dose_value", "dose_value_is_integer", "dose_unit", "daily_dose_value", "daily_dose_value_is_integer",
+                "daily_dose_unit", "frequency_per_day", "frequency_count", "frequency_period", "frequency_period_unit",
+                "frequency_as_needed")
+DOSE_PATH = "@PATH@"
+"""Stands for the record's JSON path in a dose problem (the SQL puts the path of each record in its place)."""
+
+
+def doses_table(rows) -> pa.Table:
+    """The dose columns of a medication -> screening.doses.read_dose: mg per administration, mg per day, problems."""
+    from types import SimpleNamespace
+
+    from ..doses import read_dose
+
+    def number(value, is_integer):
+        return None if value is None else (int(value) if is_integer else value)
+
+    fields = [(c, t) for c, t in zip(DOSE_COLUMNS, (pa.float64(), pa.bool_(), pa.string(), pa.float64(), pa.bool_(),
+                                                      pa.string(), pa.float64(), pa.int64(), pa.float64(), pa.string(),
+                                                      pa.bool_()))]
+    fields += [("recorded", pa.bool_()), ("per_dose", pa.float64()), ("daily", pa.float64()),
+               ("per_dose_problem", pa.string()), ("daily_problem", pa.string())]
+    out = []
+    for row in rows:
+        r = dict(zip(DOSE_COLUMNS, row))
+        dose = (SimpleNamespace(value=number(r["dose_value"], r["dose_value_is_integer"]), unit=r["dose_unit"])
+                if r["dose_value"] is not None else None)
+        daily = (SimpleNamespace(value=number(r["daily_dose_value"], r["daily_dose_value_is_integer"]),
+                                 unit=r["daily_dose_unit"]) if r["daily_dose_value"] is not None else None)
+        if r["frequency_per_day"] is not None:
+            frequency = r["frequency_per_day"]
+        elif r["frequency_count"] is not None or r["frequency_period"] is not None or r["frequency_period_unit"] \
+                is not None or r["frequency_as_needed"] is not None:
+            frequency = SimpleNamespace(frequency=r["frequency_count"], period=r["frequency_period"],
+                                        period_unit=r["frequency_period_unit"], as_needed=bool(r["frequency_as_needed"]))
+        else:
+            frequency = None
+        found = read_dose(SimpleNamespace(dose=dose, daily_dose=daily, frequency=frequency), DOSE_PATH)
+        out.append({**r, "recorded": found is not None,
+                    "per_dose": found.per_dose if found else None, "daily": found.daily if found else None,
+                    "per_dose_problem": found.per_dose_problem if found else None,
+                    "daily_problem": found.daily_problem if found else None})
+    return pa.Table.from_pylist(out, schema=pa.schema(fields))

@@ -62,6 +62,8 @@ def build_dictionaries(con) -> None:
                        "FROM observations o JOIN _score_codes s ON s.code = o.code").fetchall()
     con.unregister("_score_codes")
     _put(con, "dict_scores", dictionaries.scores_table(rows))
+    rows = con.execute(f"SELECT DISTINCT {', '.join(dictionaries.DOSE_COLUMNS)} FROM medications").fetchall()
+    _put(con, "dict_doses", dictionaries.doses_table(rows))
 
 
 def build_plan_dictionaries(con, plan: Plan) -> None:

@@ -27,6 +27,7 @@ import sqlglot
 from .. import derived, ir
 from ..dates import NEVER
 from ..evaluate import Context, TERMINOLOGY_REASON
+from .dictionaries import DOSE_COLUMNS, DOSE_PATH
 
 _ACTIVE = ("active", "recurrence", "relapse", "in-progress", "on-hold")
 _ENDED = ("inactive", "remission", "resolved", "completed", "stopped", "cancelled", "not-taken",
@@ -872,7 +873,21 @@ def _qualifier(gen: Generator, kind: str, qualifier, joins: list[str]) -> tuple[
         value = f"(CASE WHEN NOT dc.has_codes THEN NULL ELSE NOT coalesce(dc.m{index}, FALSE) END)"
         return value, q(qualifier.unknown_reason(None))
     if isinstance(qualifier, ir.DoseQualifier):
-        raise Unsupported(f"`with dose ...` (medication doses) is not translated to SQL yet: {qualifier}")
+        if not any(j.startswith("LEFT JOIN dict_doses") for j in joins):
+            on = " AND ".join(f"dd.{c} IS NOT DISTINCT FROM e.{c}" for c in DOSE_COLUMNS)
+            joins.append(f"LEFT JOIN dict_doses dd ON {on}")
+        amount = "dd.daily" if qualifier.per == "day" else "dd.per_dose"
+        problem = "dd.daily_problem" if qualifier.per == "day" else "dd.per_dose_problem"
+        fallback = "daily dose not recorded" if qualifier.per == "day" else "dose not recorded"
+        if qualifier.op == "between":
+            test = f"({num(qualifier.value)} <= {amount} AND {amount} <= {num(qualifier.upper)})"
+        else:
+            test = f"({amount} {_SQL_OPS[qualifier.op]} {num(qualifier.value)})"
+        value = f"(CASE WHEN NOT dd.recorded OR {amount} IS NULL THEN NULL ELSE {test} END)"
+        path = "'$.medications[' || CAST(e.seq AS VARCHAR) || ']'"
+        reason = (f"(CASE WHEN NOT dd.recorded THEN 'dose not recorded' ELSE "
+                  f"coalesce(replace({problem}, {q(DOSE_PATH)}, {path}), {q(fallback)}) END)")
+        return value, reason
     name = qualifier.field_name
     if isinstance(qualifier, ir.CodeQualifier):
         index = len(gen.plan.code_fields)
