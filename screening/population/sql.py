@@ -942,11 +942,76 @@ def _qualifier(gen: Generator, kind: str, qualifier, joins: list[str]) -> tuple[
     return value, q(name + " not recorded")
 
 
+_START_NAMES = {"conditions": "onset date", "allergies": "onset date", "medications": "start date",
+                "procedures": "date", "immunizations": "date"}
+_NEVER = "DATE '0001-01-01'"  # evaluate's NEVER: before every date a record can carry
+
+
+def _before(op: str, lo: str, hi: str, c_lo: str, c_hi: str) -> str:
+    """evaluate._before in SQL."""
+    true, false = {"at_least": (f"{hi} <= {c_lo}", f"{lo} > {c_hi}"), "more_than": (f"{hi} < {c_lo}", f"{lo} >= {c_hi}"),
+                   "at_most": (f"{lo} >= {c_hi}", f"{hi} < {c_lo}"), "less_than": (f"{lo} > {c_hi}", f"{hi} <= {c_lo}")}[op]
+    return f"(CASE WHEN {true} THEN TRUE WHEN {false} THEN FALSE ELSE NULL END)"
+
+
+def _moved_back(day_sql: str, duration: ir.Duration) -> str:
+    unit = {"days": "DAY", "weeks": "DAY", "months": "MONTH", "years": "YEAR"}[duration.unit]
+    amount = duration.amount * (7 if duration.unit == "weeks" else 1)
+    return f"CAST({day_sql} - INTERVAL {int(amount)} {unit} AS DATE)"
+
+
+def _timing(gen: Generator, kind: str, timing: ir.RecordTiming) -> tuple[str, str]:
+    """evaluate.record_timing for record e: (Kleene value, why it is unknown)."""
+    as_of = gen.end
+    cutoff = day(gen.ctx.window_start(timing.duration))
+    said = str(timing).replace("'", "''")
+    start_name = _START_NAMES[kind]
+    recorded = kind in ("conditions", "allergies")
+    s_lo = (f"(CASE WHEN e.start_lo IS NOT NULL THEN e.start_lo "
+            f"{'WHEN e.recorded_hi IS NOT NULL THEN ' + _NEVER if recorded else ''} END)")
+    s_hi = (f"(CASE WHEN e.start_lo IS NOT NULL THEN e.start_hi "
+            f"{'WHEN e.recorded_hi IS NOT NULL THEN e.recorded_hi' if recorded else ''} END)")
+    shown_start = (f"(CASE WHEN {s_lo} = {_NEVER} THEN 'on or before ' || {show(s_hi, s_hi)} "
+                   f"ELSE {show(s_lo, s_hi)} END)")
+    no_start = f"'{start_name} not recorded (needed for ''{said}'')'"
+    active = _active_sql(kind, as_of)
+    if timing.event == "start":
+        value = f"(CASE WHEN {s_lo} IS NULL THEN NULL ELSE {_before(timing.op, s_lo, s_hi, cutoff, cutoff)} END)"
+        why = f"(CASE WHEN {s_lo} IS NULL THEN {no_start} ELSE '{start_name} ' || {shown_start} || ' does not decide ''{said}''' END)"
+        return value, why
+    if timing.event == "end":
+        decided = _before(timing.op, "e.end_lo", f"least(e.end_hi, {as_of})", cutoff, cutoff)
+        value = (f"(CASE WHEN e.end_lo IS NULL THEN (CASE WHEN {active} IS TRUE THEN FALSE ELSE NULL END) "
+                 f"WHEN e.end_lo > {as_of} THEN FALSE WHEN {decided} IS TRUE AND e.end_hi > {as_of} THEN NULL "
+                 f"ELSE {decided} END)")
+        why = (f"(CASE WHEN e.end_lo IS NULL THEN (CASE WHEN {active} IS FALSE THEN 'end date not recorded (status ' "
+               f"|| coalesce(nullif(lower(e.status), ''), 'None') || '; needed for ''{said}'')' "
+               f"ELSE 'status and end date not recorded (needed for ''{said}'')' END) "
+               f"ELSE 'end date ' || {show('e.end_lo', 'e.end_hi')} || ' does not decide ''{said}''' END)")
+        return value, why
+    if timing.event == "unchanged":
+        decided = _before(timing.op, s_lo, s_hi, cutoff, cutoff)
+        value = (f"(CASE WHEN {s_lo} IS NULL THEN NULL WHEN {active} IS FALSE THEN FALSE WHEN {decided} IS FALSE THEN FALSE "
+                 f"WHEN {active} IS NULL THEN NULL ELSE {decided} END)")
+        why = (f"(CASE WHEN {s_lo} IS NULL THEN {no_start} WHEN {active} IS NULL THEN "
+               f"'status and end date not recorded (needed for ''{said}'': still taken?)' "
+               f"ELSE '{start_name} ' || {shown_start} || ' does not decide ''{said}''' END)")
+        return value, why
+    end_lo = f"(CASE WHEN e.end_lo IS NOT NULL THEN least(e.end_lo, {as_of}) WHEN {active} IS TRUE THEN {as_of} ELSE {s_lo} END)"
+    end_hi = f"(CASE WHEN e.end_lo IS NOT NULL THEN least(e.end_hi, {as_of}) ELSE {as_of} END)"
+    decided = _before(timing.op, s_lo, s_hi, _moved_back(end_lo, timing.duration), _moved_back(end_hi, timing.duration))
+    value = f"(CASE WHEN {s_lo} IS NULL OR e.start_lo IS NULL THEN NULL ELSE {decided} END)"
+    span = (f"(CASE WHEN e.start_lo IS NOT NULL THEN {show('e.start_lo', 'e.start_hi')} ELSE '?' END) || ' to ' || "
+            f"(CASE WHEN e.end_lo IS NOT NULL THEN {show('e.end_lo', 'e.end_hi')} ELSE 'now' END)")
+    why = (f"(CASE WHEN {s_lo} IS NULL OR e.start_lo IS NULL THEN {no_start} "
+           f"WHEN e.end_lo IS NULL AND {active} IS NOT TRUE THEN (CASE WHEN {active} IS FALSE THEN 'end date not recorded' "
+           f"ELSE 'status and end date not recorded' END) || ' (needed for ''{said}'')' "
+           f"ELSE 'dates ' || {span} || ' do not decide ''{said}''' END)")
+    return value, why
+
+
 def _record_rows(gen: Generator, node: ir.RecordTest) -> tuple[str, str]:
     """(the rows of node.kind with each record's Kleene value v and its reasons, the record's name) for record_test."""
-    if node.timing:
-        raise Unsupported(f"record timing ({', '.join(str(t) for t in node.timing)}) is not translated to SQL yet: "
-                          f"{node.source_text}")
     kind = node.kind
     index = gen.matcher(node.matcher)
     as_of = gen.end
@@ -973,6 +1038,8 @@ def _record_rows(gen: Generator, node: ir.RecordTest) -> tuple[str, str]:
                            q(f"dates not precise enough to place it within {node.window}")))
     for qualifier in node.qualifiers:
         conditions.append(_qualifier(gen, kind, qualifier, joins))
+    for timing in node.timing:
+        conditions.append(_timing(gen, kind, timing))
     verification = "lower(regexp_replace(e.verification, '^\\s+|\\s+$', '', 'g'))"
     conditions.append((f"(CASE WHEN e.verification IS NOT NULL AND {verification} <> '' AND {verification} <> 'confirmed' "
                        f"THEN NULL ELSE TRUE END)", f"'verification status ' || {verification} || ', not confirmed'"))
