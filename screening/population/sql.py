@@ -19,6 +19,7 @@ Output columns, per criterion ``ID``: ``ID`` (the value), ``ID__applies``, ``ID_
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -164,10 +165,19 @@ class Plan:
     matchers: list = field(default_factory=list)  # CodeMatchers classified over record codes (m0, m1 ...)
     lab_texts: list = field(default_factory=list)  # LabText nodes (dictionary lt<i>)
     code_fields: list = field(default_factory=list)  # (kind, field name, matcher): with FIELD in VALUESET
+    prepare: list = field(default_factory=list)  # (table, query): intermediate tables to materialise first
+
+    def single_query(self) -> str:
+        """The whole computation as one query (the intermediate tables as common table expressions)."""
+        if not self.prepare:
+            return self.sql
+        ctes = ",\n".join(f"{name} AS ({body})" for name, body in self.prepare)
+        return f"WITH {ctes},\n{self.sql[len('WITH '):]}"
 
     def render(self, dialect: str = "duckdb", pretty: bool = False) -> str:
-        """The query in another SQL dialect (transpiled by sqlglot from the DuckDB text)."""
-        return sqlglot.transpile(self.sql, read="duckdb", write=dialect, pretty=pretty)[0]
+        """The whole computation as one query in ``dialect``: the DuckDB text parsed by sqlglot into an
+        expression tree and generated for that dialect."""
+        return sqlglot.transpile(self.single_query(), read="duckdb", write=dialect, pretty=pretty)[0]
 
 
 class Generator:
@@ -237,10 +247,29 @@ class Generator:
         for criterion in self.checked.criteria:
             applies = self.node(criterion.applies) if criterion.applies is not None else None
             criteria.append((criterion, applies, self.node(criterion.condition)))
+        # each atom's helper queries stay inside its own derived table (a WITH of the whole query, with hundreds
+        # of entries, makes DuckDB's binder slow): LEFT JOIN (WITH a7r AS (...) SELECT ...) a7
         ctes = []
-        if self.uses_obs:
-            ctes.append(("nobs", _normalised_observations(sorted(self.plan.keys))))
-        ctes += self.ctes
+        local: dict[str, list[tuple[str, str]]] = {}
+        bodies: dict[str, str] = {}
+        for name, body in self.ctes:
+            atom = re.match(r"a\d+", name).group(0)
+            if name == atom:
+                bodies[atom] = body
+            else:
+                local.setdefault(atom, []).append((name, body))
+        joins = []
+        for join in self.joins:
+            found = re.match(r"LEFT JOIN (a\d+) ON ", join)
+            if found and found.group(1) in bodies:
+                atom = found.group(1)
+                helpers = local.get(atom, [])
+                inner = (("WITH " + ", ".join(f"{n} AS ({b})" for n, b in helpers) + " ") if helpers else "") + bodies[atom]
+                join = f"LEFT JOIN ({inner}) {atom} ON " + join[found.end():]
+            joins.append(join)
+        self.joins = joins
+        if self.uses_obs:  # materialised once by the runner (a CTE would be planned once per reference)
+            self.plan.prepare.append(("nobs", _normalised_observations(sorted(self.plan.keys))))
         base = (f"SELECT p.patient_id, p.deceased, p.deceased_lo, p.deceased_hi{''.join(', ' + c for c in self.columns)} "
                 f"FROM patients p {' '.join(self.joins)}")
         ctes.append(("layer0", base))
