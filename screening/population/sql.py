@@ -494,13 +494,24 @@ def _normalised_observations(keys: list[str]) -> str:
             AND s.value_number IS NOT DISTINCT FROM o.value_number AND s.value_string IS NOT DISTINCT FROM o.value_string
             AND s.value_bool IS NOT DISTINCT FROM o.value_bool
         WHERE d.key IN ({wanted})"""
-    converted = conversion_stages(
-        stage1, {"val": ("raw_value", "value_is_integer", "factor", "addend", "exact", "log10_factor"),
-                 "rlo": ("raw_low", "ref_low_is_integer", "ref_factor", "ref_offset", "ref_exact", "ref_log10_factor"),
-                 "rhi": ("raw_high", "ref_high_is_integer", "ref_factor", "ref_offset", "ref_exact", "ref_log10_factor")})
-    converted = (f"SELECT *, CASE WHEN kind = 'number' AND unit_problem IS NULL THEN val_c END AS converted, "
-                 f"CASE WHEN ref_convertible AND kind = 'number' THEN rlo_c END AS ref_low_c, "
-                 f"CASE WHEN ref_convertible AND kind = 'number' THEN rhi_c END AS ref_high_c FROM ({converted})")
+    # the unit-precision rule once per distinct (value, spelling, conversion), joined back (values repeat)
+    def distinct(x: str, cols: tuple[str, ...]) -> str:
+        named = ", ".join(f"{c} AS {n}" for c, n in zip(cols, ("v", "i", "f", "a", "e", "l")))
+        source = f"SELECT DISTINCT {named} FROM base WHERE {cols[0]} IS NOT NULL AND {cols[2]} IS NOT NULL"
+        return conversion_stages(source, {x: ("v", "i", "f", "a", "e", "l")})
+
+    def on(alias: str, cols: tuple[str, ...]) -> str:
+        return " AND ".join(f"{alias}.{n} IS NOT DISTINCT FROM b.{c}" for c, n in zip(cols, ("v", "i", "f", "a", "e", "l")))
+
+    val = ("raw_value", "value_is_integer", "factor", "addend", "exact", "log10_factor")
+    low = ("raw_low", "ref_low_is_integer", "ref_factor", "ref_offset", "ref_exact", "ref_log10_factor")
+    high = ("raw_high", "ref_high_is_integer", "ref_factor", "ref_offset", "ref_exact", "ref_log10_factor")
+    converted = (f"WITH base AS ({stage1}), vc AS ({distinct('val', val)}), lc AS ({distinct('rlo', low)}), "
+                 f"hc AS ({distinct('rhi', high)}) "
+                 f"SELECT b.*, vc.val_we, CASE WHEN b.kind = 'number' AND b.unit_problem IS NULL THEN vc.val_c END AS converted, "
+                 f"CASE WHEN b.ref_convertible AND b.kind = 'number' THEN lc.rlo_c END AS ref_low_c, "
+                 f"CASE WHEN b.ref_convertible AND b.kind = 'number' THEN hc.rhi_c END AS ref_high_c "
+                 f"FROM base b LEFT JOIN vc ON {on('vc', val)} LEFT JOIN lc ON {on('lc', low)} LEFT JOIN hc ON {on('hc', high)}")
     written = "(CASE WHEN value_is_integer THEN CAST(CAST(raw_value AS HUGEINT) AS VARCHAR) ELSE CAST(raw_value AS VARCHAR) END)"
     number_problem = ("CASE WHEN unit_problem IS NOT NULL THEN coalesce(chr(39) || unit || chr(39), 'None') || ' cannot be used: ' || unit_problem "
                       f"WHEN raw_value < 0 AND no_negative THEN replace({written} || ' ' || coalesce(unit, ''), '  ', ' ') "
