@@ -1050,6 +1050,14 @@ def _timing(gen: Generator, kind: str, timing: ir.RecordTiming) -> tuple[str, st
     return value, why
 
 
+def _records(kind: str) -> str:
+    """A record table as the per-patient loader reads it: a procedure without an end ends on its date."""
+    if kind != "procedures":
+        return kind
+    return ("(SELECT * REPLACE (CASE WHEN end_lo IS NULL THEN start_lo ELSE end_lo END AS end_lo, "
+            "CASE WHEN end_lo IS NULL THEN start_hi ELSE end_hi END AS end_hi) FROM procedures)")
+
+
 def _record_rows(gen: Generator, node: ir.RecordTest) -> tuple[str, str]:
     """(the rows of node.kind with each record's Kleene value v and its reasons, the record's name) for record_test."""
     kind = node.kind
@@ -1097,7 +1105,7 @@ def _record_rows(gen: Generator, node: ir.RecordTest) -> tuple[str, str]:
             f"ELSE {q(node.noun)} || coalesce(' ' || chr(39) || x.display || chr(39), '') || "
             f"' ($.{kind}[' || CAST(x.seq AS VARCHAR) || '])' END)")
     rows = (f"SELECT e.patient_id, e.seq, e.code, e.display, e.start_lo, e.start_hi, e.unreadable, ({value}) AS v, "
-            f"{reasons} AS reasons FROM {kind} e {' '.join(joins)} "
+            f"{reasons} AS reasons FROM {_records(kind)} e {' '.join(joins)} "
             f"WHERE NOT ({member} IS FALSE AND e.unreadable IS NULL) AND (e.status IS NULL OR lower(e.status) NOT IN ({never})) "
             f"AND (e.start_lo IS NULL OR e.start_lo <= {as_of})")
     return rows, name
