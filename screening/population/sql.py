@@ -1104,7 +1104,8 @@ def _record_rows(gen: Generator, node: ir.RecordTest) -> tuple[str, str]:
             f"{noun} || x.display || ' (' || x.code || ')' ELSE {noun} || x.code END) "
             f"ELSE {q(node.noun)} || coalesce(' ' || chr(39) || x.display || chr(39), '') || "
             f"' ($.{kind}[' || CAST(x.seq AS VARCHAR) || '])' END)")
-    rows = (f"SELECT e.patient_id, e.seq, e.code, e.display, e.start_lo, e.start_hi, e.unreadable, ({value}) AS v, "
+    rows = (f"SELECT e.patient_id, e.seq, e.code, e.display, e.start_lo, e.start_hi, e.unreadable, e.end_lo, e.end_hi, "
+            f"e.recorded_hi, {_active_sql(kind, as_of)} AS act, ({value}) AS v, "
             f"{reasons} AS reasons FROM {_records(kind)} e {' '.join(joins)} "
             f"WHERE NOT ({member} IS FALSE AND e.unreadable IS NULL) AND (e.status IS NULL OR lower(e.status) NOT IN ({never})) "
             f"AND (e.start_lo IS NULL OR e.start_lo <= {as_of})")
@@ -1197,6 +1198,86 @@ def _investigational(gen: Generator, node: ir.InvestigationalTest, k: int):
     return value, missing, EMPTY
 
 
+def _start_range_sql(kind: str, e: str) -> tuple[str, str]:
+    """evaluate._start_range: the record's start, or for a condition or allergy with none, on or before its
+    recorded date (NEVER .. recorded)."""
+    if kind in ("conditions", "allergies"):
+        return (f"(CASE WHEN {e}.start_lo IS NOT NULL THEN {e}.start_lo WHEN {e}.recorded_hi IS NOT NULL THEN {_NEVER} END)",
+                f"(CASE WHEN {e}.start_lo IS NOT NULL THEN {e}.start_hi ELSE {e}.recorded_hi END)")
+    return f"{e}.start_lo", f"{e}.start_hi"
+
+
+def _shown_sql(lo: str, hi: str) -> str:
+    return f"(CASE WHEN {lo} = {_NEVER} THEN 'on or before ' || {show(hi, hi)} ELSE {show(lo, hi)} END)"
+
+
+def _shift(day_sql: str, duration: ir.Duration, forward: bool) -> str:
+    unit = {"days": "DAY", "weeks": "DAY", "months": "MONTH", "years": "YEAR"}[duration.unit]
+    amount = duration.amount * (7 if duration.unit == "weeks" else 1)
+    sign = "+" if forward else "-"
+    return f"(CASE WHEN {day_sql} = {_NEVER} THEN {day_sql} ELSE CAST({day_sql} {sign} INTERVAL {int(amount)} {unit} AS DATE) END)"
+
+
+def _anchored_record(gen: Generator, node: ir.AnchoredRecordTest, k: int):
+    """evaluate.anchored_record_test: some record meeting the test dated in the window around some record
+    meeting the anchor."""
+    test, anchor = node.test, node.anchor
+    as_of = gen.end
+    rows_t, _ = _record_rows(gen, test)
+    rows_a, _ = _record_rows(gen, anchor)
+    s_lo, s_hi = _start_range_sql(test.kind, "t")
+    if test.kind in ("conditions", "allergies"):
+        e_lo, e_hi = s_lo, s_hi
+    else:
+        point = test.kind in _POINT_EVENTS
+        e_lo = (f"(CASE WHEN t.end_lo IS NOT NULL THEN least(t.end_lo, {as_of}) "
+                f"{'' if point else f'WHEN t.act IS TRUE THEN {as_of} '}ELSE {s_lo} END)")
+        e_hi = (f"(CASE WHEN t.end_lo IS NOT NULL THEN least(t.end_hi, {as_of}) "
+                f"{'ELSE ' + s_hi if point else f'ELSE {as_of}'} END)")
+    a_lo, a_hi = _start_range_sql(anchor.kind, "a")
+    if node.relation == "after":
+        inside = f"(CASE WHEN {e_lo} > {a_hi} THEN TRUE WHEN {e_hi} < {a_lo} THEN FALSE ELSE NULL END)"
+    elif node.relation == "before":
+        inside = f"(CASE WHEN {s_hi} < {a_lo} THEN TRUE WHEN {s_lo} > {a_hi} THEN FALSE ELSE NULL END)"
+    else:
+        w1_lo, w1_hi = ((_shift(a_lo, node.before, False), _shift(a_hi, node.before, False)) if node.before
+                        else (a_lo, a_hi))
+        w2_lo, w2_hi = ((_shift(a_lo, node.after, True), _shift(a_hi, node.after, True)) if node.after
+                        else (a_lo, a_hi))
+        inside = (f"(CASE WHEN {s_hi} <= {w2_lo} AND {e_lo} >= {w1_hi} THEN TRUE "
+                  f"WHEN {s_lo} > {w2_hi} OR {e_hi} < {w1_lo} THEN FALSE ELSE NULL END)")
+    value = f"(CASE WHEN {s_lo} IS NULL OR {a_lo} IS NULL THEN NULL ELSE {inside} END)"
+    t_name = _plain_name(test.noun, "t").replace("t.kind", q(test.kind))
+    a_name = _plain_name(anchor.noun, "a").replace("a.kind", q(anchor.kind))
+    span = (f"(CASE WHEN {s_lo} IS NOT DISTINCT FROM {e_lo} AND {s_hi} IS NOT DISTINCT FROM {e_hi} THEN {_shown_sql(s_lo, s_hi)} "
+            f"ELSE {_shown_sql(s_lo, s_hi)} || ' to ' || {show(e_lo, e_hi)} END)")
+    date_why = (f"(CASE WHEN {s_lo} IS NULL THEN {q(_START_NAMES[test.kind] + ' not recorded')} "
+                f"WHEN {a_lo} IS NULL THEN {q(_START_NAMES[anchor.kind] + ' of the anchor ')} || {a_name} || ' not recorded' "
+                f"WHEN {inside} IS NULL THEN {q('dates not precise enough to tell (' + _START_NAMES[test.kind] + ' ')} || "
+                f"{span} || ', anchor ' || {_shown_sql(a_lo, a_hi)} || ')' END)")
+    why = (f"list_concat(t.reasons, list_transform(a.reasons, lambda r: 'anchor ' || {a_name} || ': ' || r), "
+           f"{lst(date_why)})")
+    item = f"{t_name} || {q(' ' + node.relation_text + ' ')} || {a_name} || ': ' || array_to_string({why}, ', ')"
+    pairs = (f"SELECT t.patient_id, t.seq AS ts, a.seq AS aseq, {value} AS ins, t.v AS tv, a.v AS av, {item} AS item "
+             f"FROM ({rows_t}) t JOIN ({rows_a}) a ON a.patient_id = t.patient_id")
+    name = f"a{k}"
+    gen.ctes.append((f"{name}t", f"SELECT patient_id, count(*) AS n FROM ({rows_t}) x GROUP BY patient_id"))
+    gen.ctes.append((f"{name}p", pairs))
+    gen.ctes.append((name, f"SELECT c.patient_id, c.n, g.yes, g.open, g.m FROM {name}t c LEFT JOIN ("
+                           f"SELECT patient_id, bool_or(ins IS TRUE AND tv IS TRUE AND av IS TRUE) AS yes, "
+                           f"count(*) FILTER (WHERE ins IS NOT FALSE) AS open, "
+                           f"list(item ORDER BY ts, aseq) FILTER (WHERE ins IS NOT FALSE AND NOT (ins IS TRUE AND tv IS TRUE "
+                           f"AND av IS TRUE)) AS m FROM {name}p GROUP BY patient_id) g ON g.patient_id = c.patient_id"))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    value = (f"(CASE WHEN NOT p.has_{test.kind} THEN NULL WHEN {name}.patient_id IS NULL THEN FALSE "
+             f"WHEN NOT p.has_{anchor.kind} THEN NULL WHEN {name}.yes IS TRUE THEN TRUE "
+             f"WHEN coalesce({name}.open, 0) > 0 THEN NULL ELSE FALSE END)")
+    missing = (f"(CASE WHEN NOT p.has_{test.kind} THEN [{q(test.kind + ' (not provided)')}] "
+               f"WHEN NOT p.has_{anchor.kind} THEN [{q(anchor.kind + ' (not provided, needed as the anchor)')}] "
+               f"ELSE coalesce({name}.m, {EMPTY}) END)")
+    return value, missing, EMPTY
+
+
 def _refuse(what: str):
     def translate(gen, node, k):
         raise Unsupported(f"{what} is not translated to SQL yet: {node.source_text}")
@@ -1214,6 +1295,7 @@ ATOMS = {
     ir.RecordTest: _record_test,
     ir.RecordCount: _record_count,
     ir.InvestigationalTest: _investigational,
+    ir.AnchoredRecordTest: _anchored_record,
 }
 """Atom node type -> translation ``f(generator, node, k) -> (value, missing, reviews)`` SQL expressions over the
 patient row ``p`` and the CTEs the function adds."""
