@@ -1278,6 +1278,90 @@ def _anchored_record(gen: Generator, node: ir.AnchoredRecordTest, k: int):
     return value, missing, EMPTY
 
 
+def _interval_holds_sql(lab: ir.LabCompare, low: str, high: str) -> str:
+    """evaluate._interval_holds: does every value in [low, high] meet the comparison (TRUE), none (FALSE), some (NULL)?"""
+    if lab.op == "between":
+        a, b = num(lab.bound.value), num(lab.upper.value)
+        return (f"(CASE WHEN {a} <= {low} AND {high} <= {b} THEN TRUE WHEN {high} < {a} OR {low} > {b} THEN FALSE "
+                f"ELSE NULL END)")
+    limit = num(lab.bound.value)
+    if lab.op in ("=", "!="):
+        equal = "TRUE" if lab.op == "=" else "FALSE"
+        outside = "TRUE" if lab.op == "!=" else "FALSE"
+        return (f"(CASE WHEN {low} = {high} THEN (({low} = {limit}) = {equal}) "
+                f"WHEN {limit} < {low} OR {limit} > {high} THEN {outside} ELSE NULL END)")
+    op = _SQL_OPS[lab.op]
+    return (f"(CASE WHEN ({low} {op} {limit}) = ({high} {op} {limit}) THEN ({low} {op} {limit}) ELSE NULL END)")
+
+
+def _lab_aggregate(gen: Generator, node: ir.LabAggregate, k: int):
+    """evaluate.lab_aggregate: the mean, lowest or highest of the latest N results (or of every result in the window)."""
+    lab = node.lab
+    if lab.key in derived.DERIVATIONS:
+        raise Unsupported(f"derived values ({lab.key}, measured or derived from its inputs) are not translated to SQL "
+                          f"yet: {node.source_text}")
+    if lab.bound.kind != "value" or (lab.upper is not None and lab.upper.kind != "value"):
+        raise Unsupported(f"a multiple of ULN/LLN in a mean/min/max is not translated to SQL yet: {node.source_text}")
+    gen.uses_obs = True
+    gen.plan.keys.add(lab.key)
+    start, end = gen.start(lab.window), gen.end
+    inside = _in_window("o.lo", "o.hi", start, end)
+    dim_bad = f"o.dimension IS DISTINCT FROM {q(lab.dimension)}" if lab.dimension else "FALSE"
+    problem = (f"(CASE WHEN o.value IS NULL THEN coalesce(o.problem, 'a text result where a number is needed') "
+               f"WHEN {dim_bad} THEN coalesce(o.unit, 'None') || ' cannot be compared with the threshold''s unit' END)")
+    lo_end = "(CASE WHEN o.comparator IN ('<', '<=') THEN CAST('-inf' AS DOUBLE) ELSE o.value END)"
+    hi_end = "(CASE WHEN o.comparator IN ('>', '>=') THEN CAST('inf' AS DOUBLE) ELSE o.value END)"
+    name = f"a{k}"
+    rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, {inside} AS ins, {problem} AS pr, {lo_end} AS x_lo, {hi_end} AS x_hi, "
+            f"row_number() OVER (PARTITION BY o.patient_id ORDER BY o.hi DESC NULLS LAST, o.lo DESC NULLS LAST, o.seq) AS rn "
+            f"FROM nobs o WHERE o.key = {q(lab.key)} AND (o.lo IS NULL OR o.lo <= {end})")
+    gen.ctes.append((f"{name}r", rows))
+    # results before the first one outside the window; with N, the first N of them (and the next, for ties)
+    stop = f"(SELECT patient_id, min(rn) AS stop FROM {name}r WHERE ins IS FALSE GROUP BY patient_id)"
+    gen.ctes.append((f"{name}b", f"SELECT r.* FROM {name}r r LEFT JOIN {stop} s ON s.patient_id = r.patient_id "
+                                 f"WHERE s.stop IS NULL OR r.rn < s.stop"))
+    n = node.count
+    used = f"rn <= {n}" if n is not None else "TRUE"
+    within = f" within {lab.window}" if lab.window is not None else ""
+    label = lab.label
+    uncertain = (f"{q(label + ' result of ')} || (CASE WHEN lo IS NULL THEN 'no date' ELSE {show('lo', 'hi')} END) "
+                 f"|| ': date uncertain relative to the window'")
+    when = f"(CASE WHEN lo IS NULL THEN 'undated' ELSE {show('lo', 'hi')} END)"
+    fold = {"mean": "list_reduce(xs, lambda a, b: a + b) / len(xs)", "min": "list_min(xs)", "max": "list_max(xs)"}[node.function]
+    agg = (f"SELECT patient_id, "
+           f"arg_min({uncertain}, rn) FILTER (WHERE ins IS NULL AND {used}) AS uncertain, "
+           f"count(*) FILTER (WHERE {used}) AS taken, "
+           f"arg_min({q(label + ' result of ')} || {when} || ': ' || pr, rn) FILTER (WHERE pr IS NOT NULL AND {used}) AS bad, "
+           f"list(x_lo ORDER BY rn) FILTER (WHERE {used}) AS los, list(x_hi ORDER BY rn) FILTER (WHERE {used}) AS his, "
+           + (f"bool_or(rn = {n + 1} AND hi IS NOT NULL) AS has_next, max(CASE WHEN rn = {n + 1} THEN hi END) AS next_hi, "
+              f"max(CASE WHEN rn = {n + 1} THEN {show('lo', 'hi')} END) AS next_shown, "
+              f"max(CASE WHEN rn = {n} THEN lo END) AS last_lo "
+              if n is not None else "FALSE AS has_next, NULL AS next_hi, NULL AS next_shown, NULL AS last_lo ")
+           + f"FROM {name}b GROUP BY patient_id")
+    low = fold.replace("xs", "los")
+    high = fold.replace("xs", "his")
+    tie = (f"has_next AND last_lo IS NOT NULL AND next_hi >= last_lo AND taken = {n}" if n is not None else "FALSE")
+    holds = _interval_holds_sql(lab, "lo_v", "hi_v")
+    both = (f"'the {node.function} of the {label} results lies between ' || printf('%.6g', lo_v) || ' and ' || "
+            f"printf('%.6g', hi_v) || ', on both sides of the limit'")
+    few = (f"'{n} {label} results{within} (' || CAST(taken AS VARCHAR) || ' on record)'" if n is not None else "NULL")
+    body = (f"SELECT patient_id, CASE WHEN uncertain IS NOT NULL OR ({tie}) OR taken = 0 "
+            f"{f'OR taken < {n} ' if n is not None else ''}OR bad IS NOT NULL THEN NULL ELSE {holds} END AS v, "
+            f"CASE WHEN uncertain IS NOT NULL THEN [uncertain] "
+            f"WHEN {tie} THEN ['which are the latest {n} {label} results depends on dates or times not recorded (' "
+            f"|| next_shown || ')'] "
+            f"WHEN taken = 0 THEN [{q(_missing_lab(lab))}] "
+            + (f"WHEN taken < {n} THEN [{few}] " if n is not None else "")
+            + f"WHEN bad IS NOT NULL THEN [bad] WHEN {holds} IS NULL THEN [{both}] ELSE {EMPTY} END AS m "
+            f"FROM (SELECT *, {low} AS lo_v, {high} AS hi_v FROM ({agg}))")
+    gen.ctes.append((name, body))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    value = f"(CASE WHEN NOT p.has_observations THEN NULL ELSE {name}.v END)"
+    missing = (f"(CASE WHEN NOT p.has_observations THEN [{q(label + ': no observations provided')}] "
+               f"WHEN {name}.patient_id IS NULL THEN [{q(_missing_lab(lab))}] ELSE {name}.m END)")
+    return value, missing, EMPTY
+
+
 def _refuse(what: str):
     def translate(gen, node, k):
         raise Unsupported(f"{what} is not translated to SQL yet: {node.source_text}")
@@ -1296,6 +1380,7 @@ ATOMS = {
     ir.RecordCount: _record_count,
     ir.InvestigationalTest: _investigational,
     ir.AnchoredRecordTest: _anchored_record,
+    ir.LabAggregate: _lab_aggregate,
 }
 """Atom node type -> translation ``f(generator, node, k) -> (value, missing, reviews)`` SQL expressions over the
 patient row ``p`` and the CTEs the function adds."""
