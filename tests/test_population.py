@@ -104,3 +104,19 @@ def test_the_query_transpiles_to_spark_sql():
     text = compile_sql(trial.checked, AS_OF, dialect="spark")
     assert "`I1`" in text and "patients" in text
     assert plan(trial.checked, AS_OF).prepare == []  # no observations read: nothing to materialise
+
+
+def test_screen_tables_gives_one_row_per_trial_and_patient():
+    one = compile_text('trial "A"\ninclusion I1 "x" = age >= 18\n', "a.crit")
+    two = compile_text('trial "B"\nexclusion E1 "y" = fact pregnant\ninclusion I1 "z" = sex is female\n', "b.crit")
+    docs = [{"id": "p1", "birth_date": "1990-01-01", "sex": "female", "facts": {"pregnant": False}},
+            {"id": "p2", "birth_date": "2015-01-01"}]
+    table = popduck.screen_tables(popduck.connect(tables_from_documents(docs)), [one, two], AS_OF)
+    rows = [(r["trial"], r["patient_id"], r["decision"], [(c["id"], c["value"], c["verdict"]) for c in r["criteria"]])
+            for r in table.to_pylist()]
+    assert rows == [
+        ("A", "p1", "eligible", [("I1", True, "pass")]),
+        ("A", "p2", "ineligible", [("I1", False, "fail")]),
+        ("B", "p1", "eligible", [("E1", False, "pass"), ("I1", True, "pass")]),
+        ("B", "p2", "undetermined", [("E1", None, "unknown"), ("I1", None, "unknown")]),
+    ]
