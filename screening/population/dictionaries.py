@@ -112,10 +112,10 @@ def texts_table(values) -> pa.Table:
 
 
 class _ScoreModel:
-    __slots__ = ("value", "unit")
+    __slots__ = ("value", "unit", "value_code")
 
-    def __init__(self, value, unit):
-        self.value, self.unit = value, unit
+    def __init__(self, value, unit, value_code=None):
+        self.value, self.unit, self.value_code = value, unit, value_code
 
 
 def scores_table(rows) -> pa.Table:
