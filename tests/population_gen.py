@@ -35,7 +35,7 @@ TEXTS = {"LOINC:5196-1": ["Positive", "negative", "Reactive", "non-reactive", "i
 CONDITIONS = ["ICD10:C50.9", "ICD10:c50.1", "ICD10:C97", "ICD10:Z85.3", "ICD10:E11.9", "ICD10:E10", "ICD10:M32.14",
               "ICD10:I50.9", "ICD10:I21.4", "SNOMED:254637007", "SNOMED:44054006", "SNOMED:999999", "LOCAL:X1"]
 MEDICATIONS = ["ATC:L01AA01", "ATC:A10AB01", "ATC:B01AA03", "RXNORM:5856", "RXNORM:3002", "RXNORM:11289",
-               "ATC:J04AB02", "LOCAL:M1"]
+               "ATC:J04AB02", "LOCAL:M1", "ATC:H02AB07", "RXNORM:3264", "ATC:H02AB01", "ATC:H02AB"]
 PROCEDURES = ["CPT:50200", "CPT:33533", "SNOMED:232717009", "CPT:99999"]
 STATUSES = [None, "active", "inactive", "resolved", "remission", "completed", "stopped", "on-hold", "intended",
             "entered-in-error", "not-taken", "Active", "recurrence", ""]
@@ -198,7 +198,9 @@ def patient(rng: random.Random, index: int) -> dict:
         doc["conditions"] = [_record(rng, CONDITIONS, "onset", "end",
                                      {"stage": ["III", "IV", "2", 3, "3.5", True, None],
                                       "histology": ["SNOMED:35917007", ["ICD10:C50.9", "SNOMED:1"], "ductal", 5],
-                                      "severity": ["Severe", "mild ", "moderate"]})
+                                      "severity": ["Severe", "mild ", "moderate"],
+                                      "caused_by": ["ATC:L01AA01", ["RXNORM:3002", "LOCAL:X"], "cyclophosphamide",
+                                                    "ATC:A10AB01", ["ATC:B01AA03", "ATC:A10AB01"]]})
                              for _ in range(rng.randint(0, 4))]
     if rng.random() < 0.85:
         doc["medications"] = [_dosed(rng, _record(rng, MEDICATIONS, "start", "end",
@@ -207,7 +209,9 @@ def patient(rng: random.Random, index: int) -> dict:
                                                    "response": ["refractory", "partial response", "none"]}))
                               for _ in range(rng.randint(0, 4))]
     if rng.random() < 0.8:
-        doc["procedures"] = [_record(rng, PROCEDURES, "date", "end", {"result": ["normal", "abnormal"]})
+        doc["procedures"] = [_record(rng, PROCEDURES, "date", "end", {"result": ["normal", "abnormal"],
+                                                             "intent": ["palliative", " Curative", ["maintenance", "x"],
+                                                                        3, "adjuvant"]})
                              for _ in range(rng.randint(0, 2))]
     if rng.random() < 0.85:
         facts = {}

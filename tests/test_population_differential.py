@@ -51,6 +51,7 @@ valueset anticoag "anticoagulant" = ATC:B01AA
 valueset heart "heart" = ICD10:I20-I25, ICD10:I50 except ICD10:I21.4
 valueset biopsy "renal biopsy" = CPT:50200, SNOMED:232717009
 valueset lobular "lobular" = SNOMED:35917007
+valueset steroid "corticosteroid" = ATC:H02AB, RXNORM:3264
 
 define liver_bad "liver" = ALT > 2.5 x ULN or AST > 3 x ULN
 
@@ -119,6 +120,15 @@ exclusion E27 "daily dose" = current medication insulin with dose > 10 mg/day
 exclusion E28 "weekly dose" = medication anticoag with dose > 25 mg/wk within 12 months
 inclusion I37 "dose each" = medication cyclo with dose between 5 mg and 10 mg
 exclusion E20 "investigational field" = medication insulin with investigational = "true"
+exclusion E29 "prednisone equivalent" = current medication steroid with dose > 10 mg/day prednisone equivalent
+exclusion E30 "steroid window" = medication steroid with dose >= 20 mg/day prednisone equivalent within 3 months
+exclusion E31 "steroid ever" = medication steroid with dose <= 40 mg/day prednisone equivalent
+inclusion I38 "dose range" = medication insulin with dose between 5 mg/day and 20 mg/day within 12 months
+exclusion E32 "dose not" = medication anticoag with dose != 10 mg/day
+exclusion E33 "histology not in" = condition ca with histology not in lobular
+exclusion E34 "caused by" = condition ca caused by medication cyclo
+exclusion E35 "intent not in" = procedure biopsy with intent not in ("palliative", "maintenance")
+inclusion I39 "intent in" = procedure biopsy with intent in ("curative", "Adjuvant ")
 '''
 
 

@@ -168,21 +168,21 @@ def lab_text_table(node, texts) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=LAB_TEXTS)
 
 
-CODE_FIELDS = pa.schema([("value_json", pa.string()), ("v", pa.bool_()), ("shown", pa.string())])
+CODE_FIELDS = pa.schema([("value_json", pa.string()), ("v", pa.bool_()), ("why", pa.string())])
 
 
-def code_field_table(qualifier_matcher, field_name: str, values) -> pa.Table:
-    """A record field's JSON value -> ir.CodeQualifier.test (``with FIELD in VALUESET``)."""
+def code_field_table(qualifier, values) -> pa.Table:
+    """A record field's JSON value (``null`` when absent) -> the qualifier's own test and why it is unknown: an
+    ir.CodeQualifier (``with FIELD in VALUESET``, ``not in``, ``caused by KIND X``) or an ir.TextSetQualifier
+    (``with FIELD in ("a", "b")``), exactly as screening.evaluate.record_test applies them."""
     import json
 
-    from .. import ir
-
-    qualifier = ir.CodeQualifier(field_name, qualifier_matcher)
     rows = []
     for (value_json,) in values:
         actual = json.loads(value_json)
-        rows.append({"value_json": value_json, "v": None if actual is None else qualifier.test(actual),
-                     "shown": repr(actual)})
+        value = qualifier.test(actual)
+        rows.append({"value_json": value_json, "v": value,
+                     "why": qualifier.unknown_reason(actual) if value is None else None})
     return pa.Table.from_pylist(rows, schema=CODE_FIELDS)
 
 

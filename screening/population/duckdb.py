@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from ..analytes import catalogue
 from . import dictionaries, schema
-from .sql import Plan, plan as make_plan
+from .sql import FIELD_COLUMNS, Plan, plan as make_plan
 
 
 def connect(tables: dict[str, pa.Table] | None = None) -> "duckdb.DuckDBPyConnection":
@@ -76,10 +76,15 @@ def build_plan_dictionaries(con, plan: Plan) -> None:
                             "WHERE text IS NOT NULL UNION SELECT 'positive' UNION SELECT 'negative'").fetchall()
         for index, node in enumerate(plan.lab_texts):
             _put(con, f"dict_lt{index}", dictionaries.lab_text_table(node, texts))
-    for index, (kind, name, matcher) in enumerate(plan.code_fields):
-        rows = con.execute("SELECT DISTINCT value_json FROM record_fields WHERE kind = ? AND name = ?",
-                           [kind, name]).fetchall()
-        _put(con, f"dict_cf{index}", dictionaries.code_field_table(matcher, name, rows))
+    for index, (kind, name, qualifier) in enumerate(plan.code_fields):
+        if name in FIELD_COLUMNS:
+            query = f"SELECT DISTINCT CAST(to_json({FIELD_COLUMNS[name]}) AS VARCHAR) FROM {kind} e"
+            rows = con.execute(query).fetchall()
+        else:
+            rows = con.execute("SELECT DISTINCT value_json FROM record_fields WHERE kind = ? AND name = ?",
+                               [kind, name]).fetchall()
+        values = {(v,) for (v,) in rows if v is not None} | {("null",)}
+        _put(con, f"dict_cf{index}", dictionaries.code_field_table(qualifier, sorted(values)))
 
 
 def screen_trial(con, trial, as_of: date, *, shared_ready: bool = False) -> pa.Table:

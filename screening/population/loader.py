@@ -43,7 +43,7 @@ def _number(value) -> tuple[float | None, bool | None]:
 # the record columns of the store; every other field of a record goes to record_fields
 _COLUMNS = {"code", "codes", "display", "status", "verification", "unreadable", "onset", "start", "date", "end",
             "dose", "daily_dose", "frequency", "investigational"}
-_NAMED = ("route", "response", "result", "criticality", "category")
+_NAMED = ("route", "response", "result", "criticality", "category", "caused_by")
 
 
 def _kind_of(value) -> str:

@@ -905,13 +905,39 @@ def _field_value(gen: Generator, kind: str, name: str, e: str = "e") -> tuple[st
 
 _NUMERIC_TEXT = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)\s*$"
 
+FIELD_COLUMNS = {"display": "e.display", "status": "nullif(lower(e.status), '')"}
+"""Fields an Entry reads from its own columns (Entry.field), not from record_fields, as SQL over the record e."""
+
+
+def _field_set(gen: Generator, kind: str, qualifier, joins: list[str]) -> tuple[str, str]:
+    """ir.CodeQualifier (``with FIELD in / not in VALUESET``, ``caused by KIND X``) and ir.TextSetQualifier (``with
+    FIELD in ("a", "b")``): the qualifier's own test over each distinct JSON value of the field, in a dictionary
+    table (dict_cf<i>) joined on the record's value."""
+    name = qualifier.field_name
+    if name in ("verification", "investigational"):
+        raise Unsupported(f"a set test on the {name} field is not translated to SQL: {qualifier}")
+    index = len(gen.plan.code_fields)
+    gen.plan.code_fields.append((kind, name, qualifier))
+    if name in FIELD_COLUMNS:
+        value_json = f"coalesce(CAST(to_json({FIELD_COLUMNS[name]}) AS VARCHAR), 'null')"
+    else:
+        join, alias = _field_value(gen, kind, name)
+        joins.append(join)
+        value_json = f"coalesce({alias}.value_json, 'null')"
+    joins.append(f"LEFT JOIN dict_cf{index} cf{index} ON cf{index}.value_json = {value_json}")
+    return f"cf{index}.v", f"cf{index}.why"
+
+
 
 def _qualifier(gen: Generator, kind: str, qualifier, joins: list[str]) -> tuple[str, str]:
     """(Kleene value, reason when unknown) of one qualifier on record e."""
     if isinstance(qualifier, ir.OtherThan):
+        # ir.OtherThan.test: a record whose codes cannot be read, or that the terminology cannot place, is unknown
         index = gen.matcher(qualifier.matcher)
-        value = f"(CASE WHEN NOT dc.has_codes THEN NULL ELSE NOT coalesce(dc.m{index}, FALSE) END)"
-        return value, q(qualifier.unknown_reason(None))
+        value = f"(CASE WHEN NOT dc.has_codes THEN NULL ELSE NOT dc.m{index} END)"
+        reason = (f"(CASE WHEN dc.has_codes THEN {q(f'whether it is other than {qualifier.matcher.name} cannot be told (')} "
+                  f"|| coalesce(dc.w{index}, 'terminology') || ')' ELSE {q(qualifier.unknown_reason(None))} END)")
+        return value, reason
     if isinstance(qualifier, ir.DoseQualifier):
         if not any(j.startswith("LEFT JOIN dict_doses") for j in joins):
             on = " AND ".join(f"dd.{c} IS NOT DISTINCT FROM e.{c}" for c in DOSE_COLUMNS)
@@ -929,17 +955,8 @@ def _qualifier(gen: Generator, kind: str, qualifier, joins: list[str]) -> tuple[
                   f"coalesce(replace({problem}, {q(DOSE_PATH)}, {path}), {q(fallback)}) END)")
         return value, reason
     name = qualifier.field_name
-    if isinstance(qualifier, ir.CodeQualifier):
-        index = len(gen.plan.code_fields)
-        gen.plan.code_fields.append((kind, name, qualifier.matcher))
-        join, alias = _field_value(gen, kind, name)
-        joins.append(join)
-        joins.append(f"LEFT JOIN dict_cf{index} cf{index} ON cf{index}.value_json = {alias}.value_json")
-        present = f"({alias}.value_kind IS NOT NULL AND {alias}.value_kind <> 'null')"
-        value = f"(CASE WHEN {present} THEN cf{index}.v ELSE NULL END)"
-        reason = (f"(CASE WHEN {present} THEN {q(name + ' ')} || cf{index}.shown || {q(' is not a code (SYSTEM:CODE) that can be compared with ' + qualifier.matcher.name)} "
-                  f"ELSE {q(name + ' not recorded')} END)")
-        return value, reason
+    if isinstance(qualifier, (ir.CodeQualifier, ir.TextSetQualifier)):
+        return _field_set(gen, kind, qualifier, joins)
     if name in ("display", "status", "verification") or (name == "investigational" and kind == "medications"):
         column = {"display": "e.display", "status": "nullif(lower(e.status), '')", "verification": "e.verification",
                   "investigational": "e.investigational"}[name]
@@ -1362,6 +1379,154 @@ def _lab_aggregate(gen: Generator, node: ir.LabAggregate, k: int):
     return value, missing, EMPTY
 
 
+# ---------------------------------------------------------------- daily dose totals
+_FOREVER = "DATE '9999-12-31'"  # evaluate's FOREVER: after every date a record can carry
+_INF_SQL = "CAST('inf' AS DOUBLE)"
+
+
+def _in_dose_sql(op: str, low: str, high: str, value: float, upper: float | None, every: bool) -> str:
+    """evaluate._in_dose: does every (``every``) / some value in [low, high] meet the dose comparison?"""
+    v = num(value)
+    if op == "between":
+        u = num(upper)
+        return f"({v} <= {low} AND {high} <= {u})" if every else f"({high} >= {v} AND {low} <= {u})"
+    if op == "=":
+        return f"({low} = {high} AND {high} = {v})" if every else f"({low} <= {v} AND {v} <= {high})"
+    if op == "!=":
+        return f"({v} < {low} OR {v} > {high})" if every else f"(NOT ({low} = {high} AND {high} = {v}))"
+    sql_op = _SQL_OPS[op]
+    if op in (">", ">="):
+        return f"({low} {sql_op} {v})" if every else f"({high} {sql_op} {v})"
+    return f"({high} {sql_op} {v})" if every else f"({low} {sql_op} {v})"
+
+
+def _dose_total(gen: Generator, node: ir.DoseTotal, k: int):
+    """evaluate.dose_total: the daily total of the records taken on each day where it may change (the days where
+    a record's sure or possible period begins or ends after one), decided day by day, then the same fallbacks
+    (one record alone; a record whose own dose is over a `>` limit)."""
+    test, dose = node.test, node.dose
+    if dose.per != "day":
+        raise Unsupported(f"a dose total per administration is not translated to SQL: {node.source_text}")
+    as_of = gen.end
+    rows, _ = _record_rows(gen, test)
+    today_only = test.status == "active" and test.window is None
+    first = as_of if today_only else gen.start(test.window)
+    status = "nullif(lower(m.status), '')"
+    unsure_status = f"coalesce({status} IN ('on-hold', 'intended'), FALSE)"
+    member = "(x.v IS TRUE)"
+    # the days each record is surely / possibly taken (evaluate._taken_days)
+    if today_only:
+        sure_lo = sure_hi = f"(CASE WHEN {member} AND NOT {unsure_status} THEN {as_of} END)"
+        pos_lo = pos_hi = as_of
+    else:
+        active = f"(CASE WHEN {status} = 'intended' THEN NULL ELSE {_active_sql('medications', as_of, 'm')} END)"
+        e_lo = (f"(CASE WHEN m.end_lo IS NOT NULL THEN m.end_lo WHEN {active} IS TRUE THEN {_FOREVER} "
+                f"ELSE coalesce(m.start_lo, {_NEVER}) END)")
+        e_hi = (f"(CASE WHEN m.end_lo IS NOT NULL THEN m.end_hi WHEN {active} IS TRUE THEN {_FOREVER} "
+                f"WHEN {active} IS FALSE THEN {as_of} ELSE {_FOREVER} END)")
+        sure_ok = (f"(CASE WHEN m.start_lo IS NULL THEN {active} IS TRUE AND NOT {unsure_status} AND {e_lo} >= {as_of} "
+                   f"ELSE NOT {unsure_status} AND m.start_hi <= {e_lo} END)")
+        sure_lo = f"(CASE WHEN {sure_ok} THEN (CASE WHEN m.start_lo IS NULL THEN {as_of} ELSE m.start_hi END) END)"
+        sure_hi = f"(CASE WHEN {sure_ok} THEN (CASE WHEN m.start_lo IS NULL THEN {as_of} ELSE {e_lo} END) END)"
+        pos_lo = f"coalesce(m.start_lo, {_NEVER})"
+        pos_hi = e_hi
+    # the record's daily dose in mg/day (of the reference drug): evaluate._daily_amount
+    amount = "dd.daily"
+    path = "'$.medications[' || CAST(m.seq AS VARCHAR) || ']'"
+    problem = (f"(CASE WHEN NOT dd.recorded THEN 'dose not recorded' WHEN dd.daily IS NULL THEN "
+               f"coalesce(replace(dd.daily_problem, {q(DOSE_PATH)}, {path}), 'daily dose not recorded') END)")
+    if node.reference is None:
+        low, high = amount, amount
+    else:
+        drugs = [(drug, gen.matcher(drug.matcher)) for drug in node.equivalents]
+        is_member = {i: f"(CASE WHEN dq.has_codes THEN dq.m{i} END)" for _, i in drugs}
+        matched = " + ".join(f"(CASE WHEN {is_member[i]} IS TRUE THEN 1 ELSE 0 END)" for _, i in drugs) or "0"
+        names = lst(*[f"(CASE WHEN {is_member[i]} IS TRUE THEN {q(d.drug)} END)" for d, i in drugs])
+        doubt = "coalesce(" + ", ".join(
+            [f"(CASE WHEN {is_member[i]} IS NULL THEN coalesce(CASE WHEN dq.has_codes THEN dq.w{i} ELSE m.unreadable END, "
+             f"'terminology') END)" for _, i in reversed(drugs)] + ["NULL"]) + ")"
+        low = "(CASE " + " ".join(f"WHEN {is_member[i]} IS TRUE THEN {_snap12(f'({amount} * {num(d.factor)})')}"
+                                  for d, i in drugs) + " END)"
+        high = "(CASE " + " ".join(f"WHEN {is_member[i]} IS TRUE THEN {_snap12(f'({amount} * {num(d.factor_high)})')}"
+                                   for d, i in drugs) + " END)"
+        no_equivalent = q(f"no {node.reference} equivalent is known for it (screening/data/dose_equivalents.toml)")
+        problem = (f"(CASE WHEN {problem} IS NOT NULL THEN {problem} WHEN ({matched}) = 1 THEN NULL "
+                   f"WHEN ({matched}) > 1 THEN 'it is more than one drug of the equivalence table (' || "
+                   f"array_to_string({names}, ', ') || ')' WHEN {doubt} IS NOT NULL THEN "
+                   f"'which drug of the equivalence table it is cannot be told (' || {doubt} || ')' "
+                   f"ELSE {no_equivalent} END)")
+    low = f"(CASE WHEN {problem} IS NULL THEN {low} ELSE CAST(0.0 AS DOUBLE) END)"
+    high = f"(CASE WHEN {problem} IS NULL THEN {high} ELSE {_INF_SQL} END)"
+    ranged = (f"(CASE WHEN {problem} IS NULL AND {low} <> {high} THEN 'its {node.reference} equivalent lies between ' || "
+              f"printf('%g', {low}) || ' and ' || printf('%g', {high}) || ' mg/day (the table gives a range for this drug)' END)"
+              if node.reference is not None else "NULL")
+    held = f"(CASE WHEN {unsure_status} THEN {status} || ': not known to be taken' END)"
+    why = f"list_concat(x.reasons, {lst(held, f'coalesce({problem}, {ranged})')})"
+    who = _plain_name("medication", "m").replace("m.kind", q("medications"))
+    doses_on = " AND ".join(f"dd.{c} IS NOT DISTINCT FROM m.{c}" for c in DOSE_COLUMNS)
+    name = f"a{k}"
+    gen.ctes.append((f"{name}r", f"""
+        SELECT x.patient_id, x.seq, {member} AS member, NOT {unsure_status} AS taken_ok, {sure_lo} AS sure_lo,
+            {sure_hi} AS sure_hi, {pos_lo} AS pos_lo, {pos_hi} AS pos_hi, {low} AS low, {high} AS high, {why} AS why,
+            {who} AS who
+        FROM ({rows}) x JOIN medications m ON m.patient_id = x.patient_id AND m.seq = x.seq
+        LEFT JOIN dict_doses dd ON {doses_on}
+        LEFT JOIN dict_record_codes dq ON dq.code IS NOT DISTINCT FROM m.code AND dq.codes IS NOT DISTINCT FROM m.codes
+        WHERE x.v IS NOT FALSE"""))
+    start = f"greatest({first}, min(pos_lo) OVER (PARTITION BY patient_id))"
+    gen.ctes.append((f"{name}s", f"SELECT *, {start} AS first_day FROM {name}r"))
+    edges = " UNION ".join(
+        f"SELECT patient_id, {d} AS day, first_day FROM {name}s" for d in
+        ("first_day", as_of, "sure_lo", f"(CASE WHEN sure_hi < {as_of} THEN CAST(sure_hi + INTERVAL 1 DAY AS DATE) END)",
+         "pos_lo", f"(CASE WHEN pos_hi < {as_of} THEN CAST(pos_hi + INTERVAL 1 DAY AS DATE) END)"))
+    gen.ctes.append((f"{name}d", f"SELECT DISTINCT patient_id, day FROM ({edges}) WHERE day IS NOT NULL "
+                                 f"AND day >= first_day AND day <= {as_of}"))
+    certain = "(r.member AND r.taken_ok AND r.sure_lo IS NOT NULL AND r.sure_lo <= d.day AND d.day <= r.sure_hi)"
+    # the member/taken_ok test of `certain`: evaluate's `sure` is None for a record on hold or only intended
+
+    def total(where: str, column: str) -> str:
+        listed = f"coalesce(list({column} ORDER BY r.seq) FILTER (WHERE {where}), [])"
+        return _snap12(f"list_reduce(list_prepend(CAST(0.0 AS DOUBLE), {listed}), lambda a, b: a + b)")
+    doubt_why = (f"(CASE WHEN NOT {certain} AND len(r.why) = 0 THEN ['may not be taken that day (dates)'] "
+                 f"ELSE r.why END)")
+    gen.ctes.append((f"{name}t", f"""
+        SELECT d.patient_id, d.day, bool_or({certain}) AS taking_sure, {total(certain, 'r.low')} AS lower,
+            {total('TRUE', 'r.high')} AS upper,
+            coalesce(min(r.low) FILTER (WHERE NOT {certain}), {_INF_SQL}) AS cheapest,
+            list(r.who || ': ' || (CASE WHEN len({doubt_why}) = 0 THEN 'unknown' ELSE array_to_string({doubt_why}, ', ') END))
+                FILTER (WHERE NOT {certain} OR isinf(r.high) OR r.low <> r.high) AS doubts
+        FROM {name}d d JOIN {name}r r ON r.patient_id = d.patient_id AND r.pos_lo <= d.day AND d.day <= r.pos_hi
+        GROUP BY d.patient_id, d.day"""))
+    least = f"(CASE WHEN taking_sure THEN lower ELSE {_snap12('(lower + cheapest)')} END)"
+    gen.ctes.append((f"{name}v", f"""
+        SELECT patient_id, bool_or(taking_sure AND {_in_dose_sql(dose.op, 'lower', 'upper', dose.value, dose.upper, True)})
+                AS yes,
+            bool_or({_in_dose_sql(dose.op, least, 'upper', dose.value, dose.upper, False)}) AS open,
+            flatten(coalesce(list(doubts) FILTER (WHERE {_in_dose_sql(dose.op, least, 'upper', dose.value, dose.upper,
+                                                                      False)} AND doubts IS NOT NULL), [])) AS m
+        FROM {name}t GROUP BY patient_id"""))
+    alone = "(member AND taken_ok AND NOT isinf(high))"
+    over = (f"bool_or(member AND taken_ok AND low {_SQL_OPS[dose.op]} {num(dose.value)})"
+            if dose.op in (">", ">=") else "FALSE")
+    gen.ctes.append((name, f"""
+        SELECT c.patient_id, c.n, c.alone, c.holds, c.some, c.over, v.yes, v.open, v.m FROM (
+            SELECT patient_id, count(*) AS n, bool_and({alone}) AS alone,
+                bool_and({_in_dose_sql(dose.op, 'low', 'high', dose.value, dose.upper, True)}) AS holds,
+                bool_and({_in_dose_sql(dose.op, 'low', 'high', dose.value, dose.upper, False)}) AS some,
+                {over} AS over
+            FROM {name}r GROUP BY patient_id) c LEFT JOIN {name}v v ON v.patient_id = c.patient_id"""))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    a = name
+    value = (f"(CASE WHEN NOT p.has_medications THEN NULL WHEN {a}.patient_id IS NULL THEN FALSE "
+             f"WHEN {a}.yes IS TRUE THEN TRUE "
+             f"WHEN {a}.n = 1 AND {a}.open IS TRUE AND {a}.alone AND {a}.holds THEN TRUE "
+             f"WHEN {a}.n = 1 AND {a}.open IS TRUE AND {a}.alone AND NOT {a}.some THEN FALSE "
+             f"WHEN {a}.over THEN TRUE WHEN {a}.open IS TRUE THEN NULL ELSE FALSE END)")
+    missing = (f"(CASE WHEN NOT p.has_medications THEN ['medications (not provided)'] "
+               f"WHEN len(coalesce({a}.m, [])) = 0 THEN ['the dates or doses of the records'] ELSE {a}.m END)")
+    return value, missing, EMPTY
+
+
 def _refuse(what: str):
     def translate(gen, node, k):
         raise Unsupported(f"{what} is not translated to SQL yet: {node.source_text}")
@@ -1381,6 +1546,7 @@ ATOMS = {
     ir.InvestigationalTest: _investigational,
     ir.AnchoredRecordTest: _anchored_record,
     ir.LabAggregate: _lab_aggregate,
+    ir.DoseTotal: _dose_total,
 }
 """Atom node type -> translation ``f(generator, node, k) -> (value, missing, reviews)`` SQL expressions over the
 patient row ``p`` and the CTEs the function adds."""
