@@ -120,3 +120,65 @@ def test_screen_tables_gives_one_row_per_trial_and_patient():
         ("B", "p1", "eligible", [("E1", False, "pass"), ("I1", True, "pass")]),
         ("B", "p2", "undetermined", [("E1", None, "unknown"), ("I1", None, "unknown")]),
     ]
+
+
+def _both(rules: str, docs: list[dict]) -> dict:
+    """Each patient's (value, verdict, missing) of criterion X1 from the SQL engine, checked equal to the per-patient
+    engine's."""
+    trial = compile_text(rules, "t.crit")
+    rows = {r["patient_id"]: r for r in popduck.screen_trial(popduck.connect(tables_from_documents(docs)), trial,
+                                                              AS_OF).to_pylist()}
+    out = {}
+    for doc in docs:
+        c = trial.screen(patient_from_document(doc), AS_OF).criteria[0]
+        row = rows[doc["id"]]
+        assert (row["X1"], row["X1__verdict"], sorted(row["X1__missing"])) == (c.value, c.verdict, sorted(set(c.missing)))
+        out[doc["id"]] = (row["X1"], sorted(row["X1__missing"]))
+    return out
+
+
+def test_a_daily_dose_total_adds_the_records_taken_on_the_same_day():
+    rules = ('trial "T"\nvalueset steroid "corticosteroid" = ATC:H02AB\n'
+             'exclusion X1 "x" = current medication steroid with dose > 10 mg/day prednisone equivalent\n')
+    pred = {"code": "ATC:H02AB07", "status": "active", "start": "2026-10-01"}
+    docs = [
+        # 6 + 6 mg prednisone on the same day: 12 > 10, though each record alone is under the limit
+        {"id": "sum", "medications": [{**pred, "daily_dose": {"value": 6, "unit": "mg/d"}},
+                                      {**pred, "daily_dose": {"value": 6, "unit": "mg/d"}}]},
+        {"id": "one", "medications": [{**pred, "daily_dose": {"value": 6, "unit": "mg/d"}}]},
+        # 1.5 mg dexamethasone = 10 mg prednisone exactly (snapped), not over 10
+        {"id": "dexa", "medications": [{"code": "ATC:H02AB02", "status": "active", "start": "2026-10-01",
+                                        "daily_dose": {"value": 1.5, "unit": "mg/d"}}]},
+        # betamethasone 1.5 mg: 10 to 12.5 mg prednisone (the table gives a range): unknown
+        {"id": "range", "medications": [{"code": "ATC:H02AB01", "status": "active", "start": "2026-10-01",
+                                         "daily_dose": {"value": 1.5, "unit": "mg/d"}}]},
+        {"id": "nodose", "medications": [{**pred}]},
+    ]
+    found = _both(rules, docs)
+    assert found["sum"] == (True, [])
+    assert found["one"] == (False, [])
+    assert found["dexa"] == (False, [])
+    assert found["range"] == (None, ["medication ATC:H02AB01: its prednisone equivalent lies between 10 and 12.5 "
+                                     "mg/day (the table gives a range for this drug)"])
+    assert found["nodose"] == (None, ["medication ATC:H02AB07: dose not recorded"])
+
+
+def test_set_qualifiers_not_in_text_lists_and_caused_by_in_sql():
+    docs = [{"id": "a", "conditions": [{"code": "ICD10:C50.9", "histology": "SNOMED:35917007",
+                                        "caused_by": "ATC:L01AA01"}],
+             "procedures": [{"code": "CPT:50200", "date": "2026-01-01", "intent": "Palliative "}]},
+            {"id": "b", "conditions": [{"code": "ICD10:C50.9", "histology": ["ICD10:C50.9", "SNOMED:1"],
+                                        "caused_by": "cyclophosphamide"}],
+             "procedures": [{"code": "CPT:50200", "date": "2026-01-01", "intent": ["curative", "x"]}]},
+            {"id": "c", "conditions": [{"code": "ICD10:C50.9"}], "procedures": [{"code": "CPT:50200"}]}]
+    head = 'trial "T"\nvalueset ca "malignancy" = ICD10:C00-C96\nvalueset lobular "lobular" = SNOMED:35917007\n'
+    head += 'valueset cyclo "cyclophosphamide" = ATC:L01AA01\n'
+    not_in = _both(head + 'exclusion X1 "x" = condition ca with histology not in lobular\n', docs)
+    assert [not_in[p][0] for p in "abc"] == [False, True, None]  # two readable codes, neither lobular
+    caused = _both(head + 'exclusion X1 "x" = condition ca caused by medication cyclo\n', docs)
+    assert [caused[p][0] for p in "abc"] == [True, None, None]
+    assert caused["b"][1] == ["condition ICD10:C50.9: caused_by 'cyclophosphamide' is not a code (SYSTEM:CODE) that "
+                              "can be compared with cyclophosphamide"]
+    intent = _both(head + 'exclusion X1 "x" = procedure CPT:50200 with intent not in ("palliative", "maintenance")\n',
+                   docs)
+    assert [intent[p][0] for p in "abc"] == [False, True, None]
