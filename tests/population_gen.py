@@ -109,6 +109,11 @@ def _observation(rng: random.Random, dates: list) -> dict:
     elif kind < 0.94:
         code = rng.choice(list(SCORES))
         obs = {"code": code, "value": rng.choice(SCORES[code])}
+        if rng.random() < 0.4:  # a coded answer (LOINC LA codes; one the catalogue lacks; "not known"; SNOMED)
+            obs["value_code"] = rng.choice(["LOINC:LA9622-7", "LOINC:LA9623-5", "LOINC:LA9625-0", "LOINC:LA4489-6",
+                                            "LOINC:LA0000-0", "SNOMED:422512005"])
+            if rng.random() < 0.3:
+                obs["value"] = rng.choice([None, "ECOG 1", 3, "Symptomatic"])
     else:
         obs = {"code": rng.choice(list(LABS)), "value": None}
     # ties: reuse a date already given to this patient

@@ -182,3 +182,23 @@ def test_set_qualifiers_not_in_text_lists_and_caused_by_in_sql():
     intent = _both(head + 'exclusion X1 "x" = procedure CPT:50200 with intent not in ("palliative", "maintenance")\n',
                    docs)
     assert [intent[p][0] for p in "abc"] == [False, True, None]
+
+
+def test_a_coded_score_answer_decides_in_sql_as_in_the_per_patient_engine():
+    rules = 'trial "T"\ninclusion X1 "x" = ECOG <= 1\n'
+    ecog = {"code": "LOINC:89247-1", "date": "2026-11-01"}
+    docs = [{"id": "code", "observations": [{**ecog, "value_code": "LOINC:LA9623-5"}]},  # ECOG 1, coded only
+            {"id": "code3", "observations": [{**ecog, "value_code": "LOINC:LA9625-0", "value": "Symptomatic"}]},
+            {"id": "disagree", "observations": [{**ecog, "value_code": "LOINC:LA9625-0", "value": 1}]},
+            {"id": "not known", "observations": [{**ecog, "value_code": "LOINC:LA4489-6", "value": 0}]},
+            {"id": "plain", "observations": [{**ecog, "value": 0}]}]
+    tables = tables_from_documents(docs)
+    assert tables["observations"]["value_code"].to_pylist() == [
+        "LOINC:LA9623-5", "LOINC:LA9625-0", "LOINC:LA9625-0", "LOINC:LA4489-6", None]
+    found = _both(rules, docs)
+    assert found["code"] == (True, [])
+    assert found["code3"] == (False, [])
+    assert found["disagree"] == (None, ["ECOG result of 2026-11-01: the answer code LOINC:LA9625-0 (3) and the value 1 "
+                                        "disagree"])
+    assert found["not known"] == (None, ["ECOG result of 2026-11-01: recorded as not known (LOINC:LA4489-6)"])
+    assert found["plain"] == (True, [])

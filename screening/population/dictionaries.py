@@ -33,7 +33,7 @@ REF_UNITS = pa.schema([("code", pa.string()), ("unit", pa.string()), ("ref_unit"
                        ("log10_factor", pa.float64()), ("problem", pa.string())])
 TEXTS = pa.schema([("value_string", pa.string()), ("text", pa.string())])
 SCORES = pa.schema([("code", pa.string()), ("unit", pa.string()), ("value_number", pa.float64()),
-                    ("value_string", pa.string()), ("value_bool", pa.bool_()),
+                    ("value_string", pa.string()), ("value_bool", pa.bool_()), ("value_code", pa.string()),
                     ("value", pa.float64()), ("text", pa.string()), ("problem", pa.string())])
 
 
@@ -119,19 +119,20 @@ class _ScoreModel:
 
 
 def scores_table(rows) -> pa.Table:
-    """(code, unit, value_number, value_is_integer, value_string, value_bool) of a score -> (value, text, problem),
-    read by the per-patient loader's own score reader."""
+    """(code, unit, value_number, value_is_integer, value_string, value_bool, value_code) of a score -> (value, text,
+    problem), read by the per-patient loader's own score reader (a coded answer decides: its value_code)."""
     from ..patient.record import Obs, _score_obs
 
     out = []
-    for code, unit, number, is_integer, string, boolean in rows:
+    for code, unit, number, is_integer, string, boolean, value_code in rows:
         analyte = catalogue().for_code(code)
         value = string if string is not None else (boolean if boolean is not None else (
             None if number is None else (int(number) if is_integer else number)))
         blank = Obs()
         blank.path = "$"
-        obs = _score_obs(blank, analyte, _ScoreModel(value, unit), [])
+        obs = _score_obs(blank, analyte, _ScoreModel(value, unit, value_code), [])
         out.append({"code": code, "unit": unit, "value_number": number, "value_string": string, "value_bool": boolean,
+                    "value_code": value_code,
                     "value": obs.value, "text": obs.text, "problem": obs.problem})
     return pa.Table.from_pylist(out, schema=SCORES)
 

@@ -58,7 +58,7 @@ def build_dictionaries(con) -> None:
     _put(con, "dict_texts", dictionaries.texts_table(rows))
     codes = _score_codes()
     con.register("_score_codes", pa.table({"code": pa.array(codes, pa.string())}))
-    rows = con.execute("SELECT DISTINCT o.code, unit, value_number, value_is_integer, value_string, value_bool "
+    rows = con.execute("SELECT DISTINCT o.code, unit, value_number, value_is_integer, value_string, value_bool, value_code "
                        "FROM observations o JOIN _score_codes s ON s.code = o.code").fetchall()
     con.unregister("_score_codes")
     _put(con, "dict_scores", dictionaries.scores_table(rows))

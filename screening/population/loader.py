@@ -100,7 +100,7 @@ class TableBuilder:
             o = {"patient_id": pid, "seq": seq, "code": obs.code, "codes": obs.codes, "display": obs.display,
                  "unit": obs.unit, "comparator": obs.comparator,
                  "value_string": obs.value if isinstance(obs.value, str) else None,
-                 "value_bool": obs.value if isinstance(obs.value, bool) else None}
+                 "value_bool": obs.value if isinstance(obs.value, bool) else None, "value_code": obs.value_code}
             o["value_number"], o["value_is_integer"] = _number(obs.value)
             _date_columns(o, "date", obs.date)
             rr = obs.reference_range

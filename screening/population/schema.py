@@ -64,6 +64,7 @@ OBSERVATIONS = pa.schema([
     pa.field("value_is_integer", pa.bool_()),  # the number was a JSON integer (7, not 7.0): its last digit
     pa.field("value_string", pa.string()),  # a JSON string, as written
     pa.field("value_bool", pa.bool_()),  # a JSON boolean
+    pa.field("value_code", pa.string()),  # a coded answer (SYSTEM:CODE, e.g. a LOINC answer LA code), as read
     pa.field("unit", pa.string()),  # as written
     pa.field("comparator", pa.string()),  # < <= > >= (the value is a bound of an interval)
     *_date("date"),

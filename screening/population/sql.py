@@ -492,7 +492,7 @@ def _normalised_observations(keys: list[str]) -> str:
         LEFT JOIN dict_texts t ON t.value_string = o.value_string
         LEFT JOIN dict_scores s ON d.is_score AND s.code = o.code AND s.unit IS NOT DISTINCT FROM o.unit
             AND s.value_number IS NOT DISTINCT FROM o.value_number AND s.value_string IS NOT DISTINCT FROM o.value_string
-            AND s.value_bool IS NOT DISTINCT FROM o.value_bool
+            AND s.value_bool IS NOT DISTINCT FROM o.value_bool AND s.value_code IS NOT DISTINCT FROM o.value_code
         WHERE d.key IN ({wanted})"""
     # the unit-precision rule once per distinct (value, spelling, conversion), joined back (values repeat)
     def distinct(x: str, cols: tuple[str, ...]) -> str:
