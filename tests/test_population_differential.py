@@ -129,6 +129,13 @@ exclusion E33 "histology not in" = condition ca with histology not in lobular
 exclusion E34 "caused by" = condition ca caused by medication cyclo
 exclusion E35 "intent not in" = procedure biopsy with intent not in ("palliative", "maintenance")
 inclusion I39 "intent in" = procedure biopsy with intent in ("curative", "Adjuvant ")
+exclusion E36 "after" = condition ca within 6 months after procedure biopsy
+exclusion E37 "before" = procedure biopsy before condition heart
+exclusion E38 "around" = medication insulin from 5 days before to 2 days after procedure biopsy
+exclusion E39 "after the end" = condition ca within 12 weeks after the end of medication cyclo
+exclusion E40 "end of a procedure" = condition heart after the end of procedure biopsy
+exclusion E41 "lab anchor" = procedure biopsy within 30 days before creatinine > 1.2 mg/dL
+exclusion E42 "lab anchor ULN" = medication anticoag within 2 weeks after ALT > 2 x ULN
 '''
 
 

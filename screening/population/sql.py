@@ -1235,13 +1235,65 @@ def _shift(day_sql: str, duration: ir.Duration, forward: bool) -> str:
     return f"(CASE WHEN {day_sql} = {_NEVER} THEN {day_sql} ELSE CAST({day_sql} {sign} INTERVAL {int(amount)} {unit} AS DATE) END)"
 
 
+def _anchor_rows(gen: Generator, node) -> tuple[str, str, str, str, str, str]:
+    """evaluate._anchor_events in SQL: (rows, their name, what is missing when there is nothing to look at or NULL,
+    date name) for the anchors of an anchored window. Each row: patient_id, seq, v (TRUE, or NULL when the event
+    may not be one), reasons, lo / hi (its date; NULL when not known well enough) and named (how explanations
+    name it); the events that are none (a record still going on, for its end) are left out."""
+    anchor = node.anchor
+    as_of = gen.end
+    if isinstance(anchor, ir.LabCompare):
+        if anchor.key in derived.DERIVATIONS:
+            raise Unsupported(f"a derived value ({anchor.key}) as the anchor of a window is not translated to SQL "
+                              f"yet: {node.source_text}")
+        gen.uses_obs = True
+        gen.plan.keys.add(anchor.key)
+        value, problem = _Compare(anchor, gen.ctx.ranges).sql()
+        late = "(o.lo IS NOT NULL AND o.hi > " + as_of + ")"
+        rows = (f"SELECT o.patient_id, o.seq, CASE WHEN {late} THEN NULL ELSE {value} END AS v, "
+                f"list_concat(CASE WHEN {value} IS TRUE THEN {EMPTY} ELSE [coalesce({problem}, 'may meet the comparison')] END, "
+                f"CASE WHEN {late} THEN ['its date may fall after the as-of date'] ELSE {EMPTY} END) AS reasons, "
+                f"o.lo, o.hi, {q(anchor.label + ' result of ')} || (CASE WHEN o.lo IS NULL THEN 'no date' "
+                f"ELSE {show('o.lo', 'o.hi')} END) AS named "
+                f"FROM nobs o JOIN patients p ON p.patient_id = o.patient_id "
+                f"WHERE o.key = {q(anchor.key)} AND (o.lo IS NULL OR o.lo <= {as_of}) AND {value} IS NOT FALSE")
+        has = (f"(NOT p.has_observations)", q("observations (not provided, needed as the anchor)"))
+        series = f"(SELECT DISTINCT patient_id FROM nobs WHERE key = {q(anchor.key)})"
+        return rows, has[0], has[1], series, q(f"{anchor.label} result (needed as the anchor)"), "date"
+    rows_a, _ = _record_rows(gen, anchor)
+    named = _plain_name(anchor.noun, "a").replace("a.kind", q(anchor.kind))
+    if node.anchor_at == "end":
+        point = anchor.kind in _POINT_EVENTS
+        status = "nullif(lower(r.status), '')"
+        going_on = (f"((a.end_lo IS NOT NULL AND a.end_lo > {as_of}) OR (a.end_lo IS NULL AND "
+                    f"{'FALSE' if point else f'a.act IS TRUE AND {status} IS DISTINCT FROM {chr(39)}intended{chr(39)}'}))")
+        lo = f"(CASE WHEN a.end_lo IS NOT NULL THEN a.end_lo {'ELSE a.start_lo ' if point else ''}END)"
+        hi = f"(CASE WHEN a.end_lo IS NOT NULL THEN a.end_hi {'ELSE a.start_hi ' if point else ''}END)"
+        if point:
+            why = "(CASE WHEN a.end_lo IS NULL AND a.start_lo IS NULL THEN 'date of the anchor not recorded' END)"
+        else:
+            why = (f"(CASE WHEN a.end_lo IS NULL THEN (CASE WHEN a.act IS FALSE THEN 'end date of the anchor not "
+                   f"recorded (status ' || coalesce({status}, 'None') || ')' ELSE 'status and end date of the anchor not "
+                   f"recorded (it may still be going on)' END) END)")
+        rows = (f"SELECT a.patient_id, a.seq, a.v, list_concat(a.reasons, {lst(why)}) AS reasons, {lo} AS lo, {hi} AS hi, "
+                f"{named} AS named FROM ({rows_a}) a JOIN {_records(anchor.kind)} r ON r.patient_id = a.patient_id "
+                f"AND r.seq = a.seq WHERE a.v IS NOT FALSE AND NOT {going_on}")
+    else:
+        lo, hi = _start_range_sql(anchor.kind, "a")
+        rows = (f"SELECT a.patient_id, a.seq, a.v, a.reasons, {lo} AS lo, {hi} AS hi, {named} AS named "
+                f"FROM ({rows_a}) a WHERE a.v IS NOT FALSE")
+    date_name = "end date" if node.anchor_at == "end" else _START_NAMES[anchor.kind]
+    return (rows, f"(NOT p.has_{anchor.kind})", q(anchor.kind + " (not provided, needed as the anchor)"), None, None,
+            date_name)
+
+
 def _anchored_record(gen: Generator, node: ir.AnchoredRecordTest, k: int):
-    """evaluate.anchored_record_test: some record meeting the test dated in the window around some record
-    meeting the anchor."""
-    test, anchor = node.test, node.anchor
+    """evaluate.anchored_record_test: some record meeting the test dated in the window around some anchor event
+    (a record meeting the anchor, at its start or its end; or a result meeting a lab comparison)."""
+    test = node.test
     as_of = gen.end
     rows_t, _ = _record_rows(gen, test)
-    rows_a, _ = _record_rows(gen, anchor)
+    rows_a, no_anchors, no_anchors_why, series, no_series_why, date_name = _anchor_rows(gen, node)
     s_lo, s_hi = _start_range_sql(test.kind, "t")
     if test.kind in ("conditions", "allergies"):
         e_lo, e_hi = s_lo, s_hi
@@ -1251,7 +1303,7 @@ def _anchored_record(gen: Generator, node: ir.AnchoredRecordTest, k: int):
                 f"{'' if point else f'WHEN t.act IS TRUE THEN {as_of} '}ELSE {s_lo} END)")
         e_hi = (f"(CASE WHEN t.end_lo IS NOT NULL THEN least(t.end_hi, {as_of}) "
                 f"{'ELSE ' + s_hi if point else f'ELSE {as_of}'} END)")
-    a_lo, a_hi = _start_range_sql(anchor.kind, "a")
+    a_lo, a_hi = "a.lo", "a.hi"
     if node.relation == "after":
         inside = f"(CASE WHEN {e_lo} > {a_hi} THEN TRUE WHEN {e_hi} < {a_lo} THEN FALSE ELSE NULL END)"
     elif node.relation == "before":
@@ -1265,20 +1317,23 @@ def _anchored_record(gen: Generator, node: ir.AnchoredRecordTest, k: int):
                   f"WHEN {s_lo} > {w2_hi} OR {e_hi} < {w1_lo} THEN FALSE ELSE NULL END)")
     value = f"(CASE WHEN {s_lo} IS NULL OR {a_lo} IS NULL THEN NULL ELSE {inside} END)"
     t_name = _plain_name(test.noun, "t").replace("t.kind", q(test.kind))
-    a_name = _plain_name(anchor.noun, "a").replace("a.kind", q(anchor.kind))
     span = (f"(CASE WHEN {s_lo} IS NOT DISTINCT FROM {e_lo} AND {s_hi} IS NOT DISTINCT FROM {e_hi} THEN {_shown_sql(s_lo, s_hi)} "
             f"ELSE {_shown_sql(s_lo, s_hi)} || ' to ' || {show(e_lo, e_hi)} END)")
+    # an end anchor with no known end says why among its own reasons (evaluate: no second reason)
+    no_date = ("NULL" if node.anchor_at == "end" and not isinstance(node.anchor, ir.LabCompare) else
+               f"{q(date_name + ' of the anchor ')} || a.named || ' not recorded'")
     date_why = (f"(CASE WHEN {s_lo} IS NULL THEN {q(_START_NAMES[test.kind] + ' not recorded')} "
-                f"WHEN {a_lo} IS NULL THEN {q(_START_NAMES[anchor.kind] + ' of the anchor ')} || {a_name} || ' not recorded' "
+                f"WHEN {a_lo} IS NULL THEN {no_date} "
                 f"WHEN {inside} IS NULL THEN {q('dates not precise enough to tell (' + _START_NAMES[test.kind] + ' ')} || "
                 f"{span} || ', anchor ' || {_shown_sql(a_lo, a_hi)} || ')' END)")
-    why = (f"list_concat(t.reasons, list_transform(a.reasons, lambda r: 'anchor ' || {a_name} || ': ' || r), "
+    why = (f"list_concat(t.reasons, list_transform(a.reasons, lambda r: 'anchor ' || a.named || ': ' || r), "
            f"{lst(date_why)})")
-    item = f"{t_name} || {q(' ' + node.relation_text + ' ')} || {a_name} || ': ' || array_to_string({why}, ', ')"
+    item = f"{t_name} || {q(' ' + node.relation_text + ' ')} || a.named || ': ' || array_to_string({why}, ', ')"
     pairs = (f"SELECT t.patient_id, t.seq AS ts, a.seq AS aseq, {value} AS ins, t.v AS tv, a.v AS av, {item} AS item "
-             f"FROM ({rows_t}) t JOIN ({rows_a}) a ON a.patient_id = t.patient_id")
+             f"FROM ({rows_t}) t JOIN ({rows_a}) a ON a.patient_id = t.patient_id WHERE t.v IS NOT FALSE")
     name = f"a{k}"
-    gen.ctes.append((f"{name}t", f"SELECT patient_id, count(*) AS n FROM ({rows_t}) x GROUP BY patient_id"))
+    gen.ctes.append((f"{name}t", f"SELECT patient_id, count(*) AS n FROM ({rows_t}) x WHERE v IS NOT FALSE "
+                                 f"GROUP BY patient_id"))
     gen.ctes.append((f"{name}p", pairs))
     gen.ctes.append((name, f"SELECT c.patient_id, c.n, g.yes, g.open, g.m FROM {name}t c LEFT JOIN ("
                            f"SELECT patient_id, bool_or(ins IS TRUE AND tv IS TRUE AND av IS TRUE) AS yes, "
@@ -1286,12 +1341,16 @@ def _anchored_record(gen: Generator, node: ir.AnchoredRecordTest, k: int):
                            f"list(item ORDER BY ts, aseq) FILTER (WHERE ins IS NOT FALSE AND NOT (ins IS TRUE AND tv IS TRUE "
                            f"AND av IS TRUE)) AS m FROM {name}p GROUP BY patient_id) g ON g.patient_id = c.patient_id"))
     gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    no_series = "FALSE"
+    if series is not None:
+        no_series = f"(p.patient_id NOT IN {series})"
     value = (f"(CASE WHEN NOT p.has_{test.kind} THEN NULL WHEN {name}.patient_id IS NULL THEN FALSE "
-             f"WHEN NOT p.has_{anchor.kind} THEN NULL WHEN {name}.yes IS TRUE THEN TRUE "
+             f"WHEN {no_anchors} OR {no_series} THEN NULL WHEN {name}.yes IS TRUE THEN TRUE "
              f"WHEN coalesce({name}.open, 0) > 0 THEN NULL ELSE FALSE END)")
     missing = (f"(CASE WHEN NOT p.has_{test.kind} THEN [{q(test.kind + ' (not provided)')}] "
-               f"WHEN NOT p.has_{anchor.kind} THEN [{q(anchor.kind + ' (not provided, needed as the anchor)')}] "
-               f"ELSE coalesce({name}.m, {EMPTY}) END)")
+               f"WHEN {no_anchors} THEN [{no_anchors_why}] "
+               + (f"WHEN {no_series} THEN [{no_series_why}] " if series is not None else "")
+               + f"ELSE coalesce({name}.m, {EMPTY}) END)")
     return value, missing, EMPTY
 
 
