@@ -202,3 +202,33 @@ def test_a_coded_score_answer_decides_in_sql_as_in_the_per_patient_engine():
                                         "disagree"])
     assert found["not known"] == (None, ["ECOG result of 2026-11-01: recorded as not known (LOINC:LA4489-6)"])
     assert found["plain"] == (True, [])
+
+
+def test_windows_anchored_at_a_record_end_and_at_lab_results_in_sql():
+    head = ('trial "T"\nvalueset ca "malignancy" = ICD10:C00-C96\nvalueset cyclo "cyclophosphamide" = ATC:L01AA01\n')
+    cyclo = {"code": "ATC:L01AA01", "start": "2026-01-01"}
+    ca = {"code": "ICD10:C50.9", "onset": "2026-07-01"}
+    docs = [{"id": "ended", "conditions": [ca], "medications": [{**cyclo, "end": "2026-06-01"}]},
+            {"id": "long ago", "conditions": [ca], "medications": [{**cyclo, "end": "2026-02-01"}]},
+            {"id": "going on", "conditions": [ca], "medications": [{**cyclo, "status": "active"}]},
+            {"id": "no end date", "conditions": [ca], "medications": [{**cyclo, "status": "completed"}]}]
+    found = _both(head + 'exclusion X1 "x" = condition ca within 12 weeks after the end of medication cyclo\n', docs)
+    assert found["ended"] == (True, [])
+    assert found["long ago"] == (False, [])
+    assert found["going on"] == (False, [])
+    assert found["no end date"] == (None, [
+        "condition ICD10:C50.9 within 12 weeks after the end of medication ATC:L01AA01: anchor medication "
+        "ATC:L01AA01: end date of the anchor not recorded (status completed)"])
+    creat = {"code": "LOINC:2160-0", "unit": "mg/dL"}
+    docs = [{"id": "high", "procedures": [{"code": "CPT:50200", "date": "2026-10-20"}],
+             "observations": [{**creat, "value": 1.5, "date": "2026-11-01"}]},
+            {"id": "normal", "procedures": [{"code": "CPT:50200", "date": "2026-10-20"}],
+             "observations": [{**creat, "value": 0.9, "date": "2026-11-01"}]},
+            {"id": "month only", "procedures": [{"code": "CPT:50200", "date": "2026-10-20"}],
+             "observations": [{**creat, "value": 1.5, "date": "2026-10"}]},
+            {"id": "no result", "procedures": [{"code": "CPT:50200", "date": "2026-10-20"}], "observations": []}]
+    found = _both(head + 'exclusion X1 "x" = procedure CPT:50200 within 30 days before creatinine > 1.2 mg/dL\n', docs)
+    assert found["high"] == (True, [])
+    assert found["normal"] == (False, [])
+    assert found["month only"][0] is None
+    assert found["no result"] == (None, ["creatinine result (needed as the anchor)"])
