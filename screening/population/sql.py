@@ -1354,6 +1354,95 @@ def _anchored_record(gen: Generator, node: ir.AnchoredRecordTest, k: int):
     return value, missing, EMPTY
 
 
+def _anchored_lab(gen: Generator, node: ir.AnchoredLabTest, k: int):
+    """evaluate.anchored_lab_test: the lab comparison (latest, any or every result) over the days of the window
+    around each anchor event dated to the day; an anchor with a date not known to the day leaves it open."""
+    lab = node.test
+    if lab.key in derived.DERIVATIONS:
+        raise Unsupported(f"derived values ({lab.key}) in an anchored window are not translated to SQL yet: "
+                          f"{node.source_text}")
+    if (lab.occasions or 1) > 1:
+        raise Unsupported(f"`on at least N occasions` in an anchored window is not translated to SQL yet: "
+                          f"{node.source_text}")
+    as_of = gen.end
+    rows_a, no_anchors, no_anchors_why, series, no_series_why, date_name = _anchor_rows(gen, node)
+    gen.uses_obs = True
+    gen.plan.keys.add(lab.key)
+    name = f"a{k}"
+    first = _shift("a.lo", node.before, False) if node.before else "a.lo"
+    last = _shift("a.lo", node.after, True) if node.after else "a.lo"
+    gen.ctes.append((f"{name}a", f"SELECT a.*, {first} AS w_lo, least({last}, {as_of}) AS w_hi FROM ({rows_a}) a"))
+    value, problem = _Compare(lab, gen.ctx.ranges).sql()
+    inside = _in_window("o.lo", "o.hi", "a.w_lo", "a.w_hi")
+    # each result against each anchor dated to the day (results after the window's last day are not looked at)
+    gen.ctes.append((f"{name}r", f"SELECT a.patient_id, a.seq AS aseq, o.seq, o.lo, o.hi, {inside} AS ins, "
+                                 f"{value} AS cv, {_lab_item(lab.label, problem)} AS item "
+                                 f"FROM {name}a a JOIN nobs o ON o.patient_id = a.patient_id AND o.key = {q(lab.key)} "
+                                 f"JOIN patients p ON p.patient_id = o.patient_id "
+                                 f"WHERE a.lo = a.hi AND (o.lo IS NULL OR o.lo <= a.w_hi)"))
+    if lab.selector == "latest":
+        gen.ctes.append((f"{name}s", f"SELECT *, row_number() OVER (PARTITION BY patient_id, aseq ORDER BY hi DESC NULLS "
+                                     f"LAST, lo DESC NULLS LAST, seq) AS rn FROM {name}r"))
+        uncertain = q(f"{lab.label} result of ") + f" || {show('c.lo', 'c.hi')} || ': date uncertain relative to the window'"
+        tie = (q(f"{lab.label} result of ") + f" || {show('c.lo', 'c.hi')} || "
+               "': which result is the latest depends on a date known only to the month or year'")
+        rival = "coalesce(bool_or(r.patient_id IS NOT NULL AND r.cv IS DISTINCT FROM c.cv), FALSE)"
+        body = f"""
+            SELECT c.patient_id, c.aseq, c.ins IS FALSE AS nores,
+                CASE WHEN c.ins IS FALSE OR c.ins IS NULL OR c.cv IS NULL OR {rival} THEN NULL ELSE c.cv END AS v,
+                CASE WHEN c.ins IS FALSE THEN {EMPTY} WHEN c.ins IS NULL THEN (CASE WHEN c.cv IS NULL THEN [{uncertain}]
+                     ELSE {EMPTY} END) WHEN c.cv IS NULL THEN {lst('c.item')} WHEN {rival} THEN [{tie}] ELSE {EMPTY} END AS m
+            FROM {name}s c LEFT JOIN {name}s r ON r.patient_id = c.patient_id AND r.aseq = c.aseq AND r.rn > 1
+                AND r.hi IS NOT NULL AND r.hi >= c.lo AND r.ins IS NOT FALSE
+            WHERE c.rn = 1
+            GROUP BY c.patient_id, c.aseq, c.ins, c.cv, c.item, c.lo, c.hi"""
+    else:
+        every = lab.selector == "every"
+        skip = "c.cv IS TRUE" if every else "c.cv IS FALSE"
+        kept = f"(c.ins IS TRUE OR (c.ins IS NULL AND NOT ({skip})))"
+        ev = "CASE WHEN c.ins IS NULL THEN NULL ELSE c.cv END"
+        item = (f"CASE WHEN c.ins IS NULL THEN {q(lab.label + ' result of ')} || {show('c.lo', 'c.hi')} "
+                f"|| ': date uncertain relative to the window' ELSE c.item END")
+        if every:
+            agg = "CASE WHEN bool_or(ev IS FALSE) THEN FALSE WHEN bool_or(ev IS NULL) THEN NULL ELSE TRUE END"
+        else:
+            agg = "CASE WHEN bool_or(ev IS TRUE) THEN TRUE WHEN bool_or(ev IS NULL) THEN NULL ELSE FALSE END"
+        body = (f"SELECT patient_id, aseq, FALSE AS nores, {agg} AS v, "
+                f"coalesce(list(item) FILTER (WHERE ev IS NULL AND item IS NOT NULL), {EMPTY}) AS m "
+                f"FROM (SELECT c.patient_id, c.aseq, {ev} AS ev, {item} AS item FROM {name}r c WHERE {kept}) "
+                f"GROUP BY patient_id, aseq")
+    gen.ctes.append((f"{name}l", body))
+    shown = _shown_sql("a.lo", "a.hi")
+    date_why = (f"(CASE WHEN a.lo IS NULL THEN {'NULL' if node.anchor_at == 'end' else q(date_name + ' of the anchor not recorded')} "
+                f"WHEN a.lo <> a.hi THEN {q(date_name + ' of the anchor ')} || {shown} || ', not a full date' END)")
+    # a result-less window (or only results ruled out of it) says which days; with no observations list at all,
+    # lab_compare's own missing item
+    no_result = (f"(CASE WHEN l.aseq IS NULL OR l.nores THEN (CASE WHEN p.has_observations THEN "
+                 f"{q('no ' + lab.label + ' result from ')} || CAST(a.w_lo AS VARCHAR) || ' to ' || CAST(a.w_hi AS VARCHAR) "
+                 f"ELSE {q(lab.label + ': no observations provided')} END) END)")
+    full = "(a.lo IS NOT NULL AND a.lo = a.hi)"
+    lv = f"(CASE WHEN {full} THEN l.v END)"
+    why = (f"list_concat(list_transform(a.reasons, lambda r: 'anchor: ' || r), "
+           f"CASE WHEN {full} THEN list_concat({lst(no_result)}, coalesce(l.m, {EMPTY})) ELSE {lst(date_why)} END)")
+    item = (f"{q(lab.label + ' ' + node.relation_text + ' ')} || a.named || ': ' || "
+            f"(CASE WHEN len({why}) = 0 THEN 'unknown' ELSE array_to_string({why}, ', ') END)")
+    gen.ctes.append((name, f"""
+        SELECT a.patient_id, bool_or({lv} IS TRUE AND a.v IS TRUE) AS yes,
+            count(*) FILTER (WHERE {lv} IS NOT FALSE) AS open,
+            list({item} ORDER BY a.seq) FILTER (WHERE {lv} IS NOT FALSE) AS m
+        FROM {name}a a JOIN patients p ON p.patient_id = a.patient_id
+        LEFT JOIN {name}l l ON l.patient_id = a.patient_id AND l.aseq = a.seq
+        GROUP BY a.patient_id"""))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    no_series = f"(p.patient_id NOT IN {series})" if series is not None else "FALSE"
+    value = (f"(CASE WHEN {no_anchors} OR {no_series} THEN NULL WHEN {name}.yes IS TRUE THEN TRUE "
+             f"WHEN coalesce({name}.open, 0) > 0 THEN NULL ELSE FALSE END)")
+    missing = (f"(CASE WHEN {no_anchors} THEN [{no_anchors_why}] "
+               + (f"WHEN {no_series} THEN [{no_series_why}] " if series is not None else "")
+               + f"ELSE coalesce({name}.m, {EMPTY}) END)")
+    return value, missing, EMPTY
+
+
 def _interval_holds_sql(lab: ir.LabCompare, low: str, high: str) -> str:
     """evaluate._interval_holds: does every value in [low, high] meet the comparison (TRUE), none (FALSE), some (NULL)?"""
     if lab.op == "between":
@@ -1604,6 +1693,7 @@ ATOMS = {
     ir.RecordCount: _record_count,
     ir.InvestigationalTest: _investigational,
     ir.AnchoredRecordTest: _anchored_record,
+    ir.AnchoredLabTest: _anchored_lab,
     ir.LabAggregate: _lab_aggregate,
     ir.DoseTotal: _dose_total,
 }
