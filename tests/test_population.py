@@ -232,3 +232,28 @@ def test_windows_anchored_at_a_record_end_and_at_lab_results_in_sql():
     assert found["normal"] == (False, [])
     assert found["month only"][0] is None
     assert found["no result"] == (None, ["creatinine result (needed as the anchor)"])
+
+
+def test_a_lab_test_in_a_window_around_a_record_in_sql():
+    rules = ('trial "T"\ninclusion X1 "x" = creatinine <= 1.5 mg/dL within 30 days before procedure CPT:50200\n')
+    creat = {"code": "LOINC:2160-0", "unit": "mg/dL"}
+    biopsy = {"code": "CPT:50200", "date": "2026-10-20"}
+    docs = [{"id": "ok", "procedures": [biopsy], "observations": [{**creat, "value": 1.1, "date": "2026-10-01"}]},
+            {"id": "high", "procedures": [biopsy], "observations": [{**creat, "value": 2.1, "date": "2026-10-01"}]},
+            # the latest result in the window decides: an older normal one does not
+            {"id": "latest", "procedures": [biopsy], "observations": [{**creat, "value": 1.1, "date": "2026-09-25"},
+                                                                      {**creat, "value": 2.1, "date": "2026-10-10"}]},
+            {"id": "outside", "procedures": [biopsy], "observations": [{**creat, "value": 1.1, "date": "2026-08-01"}]},
+            {"id": "month", "procedures": [{"code": "CPT:50200", "date": "2026-10"}],
+             "observations": [{**creat, "value": 1.1, "date": "2026-10-01"}]},
+            {"id": "no labs", "procedures": [biopsy]}]
+    found = _both(rules, docs)
+    assert found["ok"] == (True, [])
+    assert found["high"] == (False, [])
+    assert found["latest"] == (False, [])
+    assert found["outside"] == (None, ["creatinine within 30 days before procedure CPT:50200: no creatinine result "
+                                       "from 2026-09-20 to 2026-10-20"])
+    assert found["month"] == (None, ["creatinine within 30 days before procedure CPT:50200: date of the anchor "
+                                     "2026-10, not a full date"])
+    assert found["no labs"] == (None, ["creatinine within 30 days before procedure CPT:50200: creatinine: no "
+                                       "observations provided"])
