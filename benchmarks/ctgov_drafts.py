@@ -1,6 +1,6 @@
 """Measure the registry importer's drafts on the 70-trial sample (issue 9).
 
-    python benchmarks/ctgov_drafts.py [--data ../shared/data/ctgov] [--list]
+    python benchmarks/ctgov_drafts.py [--data ../shared/data/ctgov] [--list] [--judge FILE]
 
 Imports every row of ``criteria_sample.jsonl`` with :func:`screening.ctgov.convert` and prints:
 
@@ -16,6 +16,16 @@ Imports every row of ``criteria_sample.jsonl`` with :func:`screening.ctgov.conve
   them) are listed as ``read`` for a person to judge (``--list`` prints them); the figures in
   docs/ctgov-import.md give the result of that reading. Lab drafts are also counted on their
   own line, the automatic check's share of them.
+
+Every draft is also compiled on its own (a file holding only its value sets, the default lab
+window and that criterion): a draft that does not compile is a bug, and so is one the writer had to
+replace by `review`; both counts are printed and must be 0.
+
+``--judge FILE`` (default ``benchmarks/out/ctgov_drafts_to_judge.jsonl``) writes every draft the
+automatic check does not accept -- in the 35 annotated trials and in the 35 others -- one JSON
+object a line: trial, id, section, family, registry text (with its header context), the draft rule,
+the value sets it declares, why it is not checked automatically, and ``"verdict": null`` for an
+independent reader to fill in ("right" / "wrong" and a note).
 
 Matching an imported criterion to annotated lines: same trial and section; the line whose text is
 equal after dropping case and punctuation, else every line one text contains (the importer may
@@ -34,14 +44,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from screening.compile import compile_text  # noqa: E402
 from screening.ctgov import convert, parse_document  # noqa: E402
+from screening.ctgov.render import DEFAULT_LAB_WINDOW, _string  # noqa: E402
+from screening.errors import SourceError  # noqa: E402
+
+FALLBACK = "the importer's draft did not compile; left for review"
+
+
+def compiles_alone(nct: str, c) -> bool:
+    """Whether a drafted criterion compiles in a file of its own (its value sets, a lab window)."""
+    text = "\n".join([f"trial {_string(nct)}", f"lab window {DEFAULT_LAB_WINDOW}", *c.valuesets.values(),
+                      f"draft {c.kind} {c.ident} {_string(c.text)} =", f"    {c.rule}", ""])
+    try:
+        compile_text(text, f"{nct}-{c.ident}.crit")
+    except SourceError:
+        return False
+    return True
 
 GROUP = {
     "ANC": "ANC", "platelets": "platelets", "WBC": "WBC", "hemoglobin": "hemoglobin", "creatinine": "creatinine",
     "creatinine_clearance": "creatinine clearance / GFR", "eGFR": "creatinine clearance / GFR",
     "bilirubin": "total bilirubin", "direct_bilirubin": "direct bilirubin", "ALT": "ALT", "AST": "AST",
     "ALP": "alkaline phosphatase", "albumin": "albumin", "INR": "INR", "HbA1c": "HbA1c", "fasting_glucose": "glucose",
-    "BMI": "BMI", "lymphocytes": "lymphocytes",
+    "BMI": "BMI", "lymphocytes": "lymphocytes", "corrected_calcium": "corrected calcium", "potassium": "potassium",
+    "sodium": "sodium",
 }
 TEST = re.compile(
     r"\b(?P<analyte>" + "|".join(sorted(GROUP, key=len, reverse=True)) + r")\s+"
@@ -149,10 +176,18 @@ def judge(criterion, lines) -> tuple[str, str]:
     return "right", ""
 
 
+def judge_row(nct: str, c, annotated: bool, reason: str) -> dict:
+    return {"nctid": nct, "id": c.ident, "section": c.kind, "family": c.family, "annotated_trial": annotated,
+            "text": c.text, "rule": c.rule, "valuesets": list(c.valuesets.values()), "why_not_automatic": reason,
+            "verdict": None, "note": None}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ctgov")
     parser.add_argument("--list", action="store_true", help="print every draft that needs reading")
+    parser.add_argument("--judge", type=Path, default=ROOT / "benchmarks" / "out" / "ctgov_drafts_to_judge.jsonl",
+                        help="where to write the drafts the automatic check does not accept (JSON lines)")
     args = parser.parse_args()
     rows = [json.loads(x) for x in (args.data / "criteria_sample.jsonl").read_text(encoding="utf-8").splitlines()
             if x.strip()]
@@ -168,16 +203,22 @@ def main() -> None:
     verdicts = Counter()
     lab_verdicts = Counter()
     to_read = []
+    judge_rows = []
+    fallbacks = alone_failures = 0
     for row in rows:
         result = convert(parse_document(json.dumps(row), f"{row['nctid']}.json"))
         lines = result.registry_lines
         total += len(lines)
         drafted += len(result.drafted)
+        fallbacks += sum(c.comment == FALLBACK for c in lines)
         for c in result.drafted:
             families[c.family] += 1
+            alone_failures += not compiles_alone(row["nctid"], c)
             if c.family in ("labs", "scores"):
                 lab_windows["text" if " within " in c.rule else "default"] += 1
         if row["nctid"] not in annotated_trials:
+            for c in result.drafted:
+                judge_rows.append(judge_row(row["nctid"], c, False, "trial not annotated in the inventory"))
             continue
         annotated = [line for line in inventory if line["nctid"] == row["nctid"]]
         covered = {id(line) for c in result.drafted for line in best_lines(c, annotated)}
@@ -194,7 +235,10 @@ def main() -> None:
                 lab_verdicts[verdict] += 1
             if verdict == "read":
                 to_read.append((row["nctid"], c, reason))
+                judge_rows.append(judge_row(row["nctid"], c, True, reason))
 
+    args.judge.parent.mkdir(parents=True, exist_ok=True)
+    args.judge.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in judge_rows), encoding="utf-8")
     print(f"trials: {len(rows)} ({len(annotated_trials)} annotated)")
     print(f"lines: {total}; drafted: {drafted} ({drafted / total:.1%}) "
           f"[{', '.join(f'{k} {v}' for k, v in families.most_common())}]")
@@ -205,6 +249,9 @@ def main() -> None:
           f"to read {verdicts['read']} [{', '.join(f'{k} {v}' for k, v in annotated_families.most_common())}]")
     print(f"lab drafts in annotated trials: {sum(lab_verdicts.values())}; right by automatic check "
           f"{lab_verdicts['right']}; to read {lab_verdicts['read']}")
+    print(f"drafts that do not compile alone: {alone_failures}; drafts the writer replaced by review: {fallbacks}")
+    print(f"drafts for an independent reader: {len(judge_rows)} "
+          f"({sum(r['annotated_trial'] for r in judge_rows)} in annotated trials) -> {args.judge}")
     if args.list:
         for nct, c, reason in to_read:
             print(f"\n{nct} {c.ident} ({c.kind}, {c.family}): {reason}\n  text: {c.text}\n  rule: {c.rule}")

@@ -76,6 +76,17 @@ def _normalise(text: str) -> str:
 # ---------------------------------------------------------------- analytes
 # (catalogue name, spellings as regular expressions); longer spellings first.
 _ANALYTES: list[tuple[str, list[str]]] = [
+    # QTc by its correction method (issue 9: distinct analytes; a rule may ask for Fridericia)
+    ("QTcF", [r"qt\s+interval\s+corrected\s+(?:by|using|with|via)\s+fridericia'?s?\s+(?:formula|correction|method)"
+              r"(?:\s*\(\s*qtcf\s*\))?",
+              r"corrected\s+qt\s+interval\s+(?:by|using|with|via)\s+fridericia'?s?\s+(?:formula|correction|method)"
+              r"(?:\s*\(\s*qtcf\s*\))?", r"qtcf(?:\s+interval)?"]),
+    ("QTcB", [r"qtcb(?:\s+interval)?"]),
+    ("QTc", [r"corrected\s+qt\s*\(\s*qtc\s*\)(?:\s+interval)?", r"corrected\s+qt\s+interval(?:\s*\(\s*qtc\s*\))?",
+             r"qtc(?:\s+interval)?"]),
+    ("corrected_calcium", [r"corrected\s+(?:serum\s+)?calcium"]),
+    ("potassium", [r"potassium"]),
+    ("sodium", [r"sodium"]),
     ("HbA1c", [r"h(?:a)?emoglobin\s*a1c", r"hb\s*a1c", r"hgb\s*a1c", r"glyc(?:osyl)?ated\s+h(?:a)?emoglobin(?:\s*a1c)?",
                r"hba1c", r"a1c"]),
     ("creatinine_clearance", [r"(?:(?:calculated|estimated|measured)\s+)?creatinine\s+clearance", r"crcl", r"clcr"]),
@@ -92,7 +103,7 @@ _ANALYTES: list[tuple[str, list[str]]] = [
     ("albumin", [r"albumin"]),
     ("INR", [r"international\s+normali[sz]ed\s+ratio", r"inr"]),
     ("BMI", [r"body\s+mass\s+index", r"bmi"]),
-    ("fasting_glucose", [r"fasting\s+(?:serum\s+|plasma\s+|blood\s+)?glucose", r"fpg"]),
+    ("fasting_glucose", [r"fasting\s+(?:serum\s+|plasma\s+|blood\s+)?glucose", r"fasting\s+blood\s+sugar", r"fpg"]),
     ("platelets", [r"platelets?(?:\s+counts?)?", r"plt", r"thrombocytes?(?:\s+counts?)?"]),
     ("ANC", [r"(?:absolute\s+)?neutrophils?(?:\s+counts?)?", r"anc"]),
     ("WBC", [r"white\s+blood\s+cells?(?:\s+counts?)?", r"white\s+cell\s+counts?", r"wbc(?:\s+counts?)?",
@@ -112,11 +123,12 @@ _PLAUSIBLE = {
     "hemoglobin": (4, 20), "creatinine": (0.2, 10), "creatinine_clearance": (5, 200), "eGFR": (5, 200),
     "bilirubin": (0.1, 20), "direct_bilirubin": (0.05, 10), "albumin": (1, 7), "INR": (0.5, 10),
     "HbA1c": (3, 20), "BMI": (10, 80), "ALT": (5, 2000), "AST": (5, 2000), "ALP": (5, 3000),
-    "fasting_glucose": (40, 600),
+    "fasting_glucose": (40, 600), "QTc": (300, 700), "QTcF": (300, 700), "QTcB": (300, 700),
+    "corrected_calcium": (5, 20), "potassium": (2, 8), "sodium": (100, 180),
 }
 # Which way is abnormal: an inclusion line sets a floor on LOW analytes and a ceiling on HIGH ones.
 _LOW_IS_BAD = {"platelets", "ANC", "WBC", "lymphocytes", "hemoglobin", "albumin", "creatinine_clearance", "eGFR"}
-_HIGH_IS_BAD = {"creatinine", "bilirubin", "direct_bilirubin", "ALT", "AST", "ALP", "INR"}
+_HIGH_IS_BAD = {"creatinine", "bilirubin", "direct_bilirubin", "ALT", "AST", "ALP", "INR", "QTc", "QTcF", "QTcB"}
 # Analytes whose unit may go unwritten, and the unit it then is.
 _IMPLIED_UNIT = {"INR": "", "HbA1c": "%", "BMI": "kg/m2"}
 
@@ -181,6 +193,7 @@ _UNITS: list[tuple[str, str]] = [
     (r"(?:iu|u|units)\s*/\s*l\b", "U/L"),
     (r"%", "%"),
     (r"kg\s*/\s*m\s*\^?\s*2\b", "kg/m2"),
+    (r"(?:msecs?|ms|milli-?seconds?)(?:\s*\(\s*msec\s*\)s?)?(?![A-Za-z])", "ms"),
 ]
 _UNIT_RES = [(re.compile(p, re.I), out) for p, out in _UNITS]
 _MULTIPLIER = re.compile(r"(?:x|\*|times|-?\s*fold)\s*(?:the\s+)?", re.I)
@@ -354,7 +367,7 @@ _LEAD_FILLER = re.compile(
     r"kidney|metabolic|coagulation|laboratory|lab|labs|values?|tests?|results?|parameters?|defined|as|follows?|"
     r"following|by|indicated|the|required|requirements?|must|be|have|has|patients?|subjects?|participants?|"
     r"with|of|status|system|blood|counts?|chemistry|biochemistry|serum|plasma|total|absolute|screening|at|"
-    r"demonstrate|demonstrated|documented|evidenced|shown|acceptable|a|an|peripheral|clotting|hematological)\b"
+    r"demonstrate|demonstrated|documented|evidenced|shown|acceptable|a|an|peripheral|clotting|hematological|prolongation)\b"
     r"|[:,;.\-(])",
     re.I,
 )
@@ -397,7 +410,12 @@ _WINDOW = re.compile(
     re.I,
 )
 _TRAILER = re.compile(
-    r",?\s*(?:\(?\s*(?:both\s+)?inclusive\s*\)?|at\s+(?:screening|baseline)|at\s+the\s+screening\s+visit)", re.I)
+    r",?\s*(?:\(?\s*(?:both\s+)?inclusive\s*\)?|at\s+(?:screening|baseline)|at\s+the\s+screening\s+visit"
+    # where a QTc was measured: the ECG is what a QTc result is
+    r"|on\s+(?:the\s+|a\s+)?(?:screening\s+)?(?:12-lead\s+)?(?:electrocardiogram|ECG|EKG)(?:\s*\(\s*(?:ECG|EKG)\s*\))?"
+    # a permission that restricts nothing: the threshold holds with or without a transfusion
+    r"|\(\s*(?:(?:red\s+blood\s+cell\s*(?:\[\s*RBC\s*\]\s*)?|RBC\s+)?transfusions?\s+(?:are\s+)?(?:allowed|permitted)"
+    r"|may\s+be\s+transfused)\s*\)|with\s+or\s+without\s+(?:a\s+)?transfusions?)", re.I)
 _SUBGROUP_WHO = (
     r"(?:(?:for|in)\s+(?:patients|subjects|participants|those|cases)\s+(?:with|who\s+have)\s+"
     r"|if\s+(?:there\s+(?:are|is)\s+)?|"
@@ -551,7 +569,7 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
         if kind == "gilbert" and not set(analytes) <= {"bilirubin"}:
             raise _NotUnderstood("a Gilbert threshold for a lab other than bilirubin")
     clearance = key == "creatinine_clearance" and len(analytes) == 1
-    while cur.take(_METHOD) or clearance and cur.take(_CLEARANCE_METHOD):
+    while cur.take(_METHOD) or clearance and cur.take(_CLEARANCE_METHOD) or cur.take(_TRAILER):
         pass
     window = None
     match = cur.take(_WINDOW)
@@ -877,6 +895,67 @@ def _draft_performance(text: str, kind: str) -> Draft | None:
     return Draft(rule, family="scores")
 
 
+# ---------------------------------------------------------------- NYHA class (issue 9)
+_ROMAN = {"1": 1, "2": 2, "3": 3, "4": 4, "i": 1, "ii": 2, "iii": 3, "iv": 4}
+_ROMAN_OUT = {1: "I", 2: "II", 3: "III", 4: "IV"}
+_NYHA_NAME = re.compile(r"\b(?:new\s+york\s+heart\s+association(?:'s)?(?:\s*\(\s*NYHA\b(?:\s+classification)?\s*\)?)?"
+                        r"|NYHA\b)", re.I)
+_CLASS = r"(iv|iii|ii|i|[1-4])\b"
+_NYHA_VALUE = re.compile(
+    r"(?:(?P<op>>=|>)\s*(?:NYHA\s*)?(?:class|grade)?\s*" + _CLASS.replace("(", "(?P<n>", 1) + r""
+    r"|(?:class|grade)?\s*" + _CLASS.replace("(", "(?P<m>", 1) + r"\s+or\s+(?:greater|higher|worse|above)"
+    r"|(?:class|grade|classification)?\s*(?P<list>" + _CLASS + r"(?:\s*(?:,|/|-|to|or|and)\s*(?:or\s+)?" + _CLASS + r")+))",
+    re.I)
+_NYHA_FILLER = re.compile(
+    r"\b(?:(?:congestive\s+)?(?:heart|cardiac)\s+failure|CHF|class(?:ification)?|grade|functional|system|as|defined|by|"
+    r"according|to|the|s|guidelines|has|have|decompensated|pre-existing|symptomatic|heart|failure|at|screening|see|"
+    r"appendix\s+\w+|of|patients?|with|a)\b|[:,;.()\[\]'-]",
+    re.I)
+
+
+def _draft_nyha(text: str, kind: str) -> Draft | None:
+    """Heart failure by NYHA class, as a dated score: "CHF NYHA class III-IV" -> ``NYHA >= III``.
+
+    Only a class that runs up to IV (a floor) is read: "Class II, III or IV", "grade 3 or greater",
+    ">= grade 3", "III/IV". In an inclusion, "No NYHA II-IV heart failure" is its negation.
+    """
+    s = _normalise(text)
+    negated = re.match(r"\s*no\s+", s, re.I)
+    if bool(negated) != (kind == "inclusion"):
+        return None
+    if negated:
+        s = s[negated.end():]
+    if len(_NYHA_NAME.findall(s)) != 1:
+        return None
+    values = list(_NYHA_VALUE.finditer(_NYHA_NAME.sub(" NYHA ", s)))
+    s = _NYHA_NAME.sub(" NYHA ", s)
+    if len(values) != 1:
+        return None
+    value = values[0]
+    rest = (s[:value.start()] + " " + s[value.end():]).replace("NYHA", " ")
+    if _NYHA_FILLER.sub(" ", rest).strip():
+        return None
+    if value["op"]:
+        low = _ROMAN[value["n"].lower()] + (1 if value["op"] == ">" else 0)
+    elif value["m"]:
+        low = _ROMAN[value["m"].lower()]
+    else:
+        classes = [_ROMAN[c.lower()] for c in re.findall(r"iv|iii|ii|i|[1-4]", value["list"], re.I)]
+        if classes[-1] != 4 or classes != sorted(classes) or len(set(classes)) != len(classes):
+            return None
+        if re.search(r"-|to", value["list"]) is None and classes != list(range(classes[0], 5)):
+            return None
+        low = classes[0]
+    if not 2 <= low <= 4:
+        return None
+    # A NYHA class describes a heart failure: with the diagnosis in the rule, a patient whose
+    # condition list holds no heart failure is decided (false) without a NYHA result.
+    from .lexicon import lexicon
+    name, declaration = lexicon().entries["heart_failure"].declaration()
+    rule = f"condition {name} and NYHA >= {_ROMAN_OUT[low]}"
+    return Draft(f"not ({rule})" if negated else rule, {name: declaration}, family="scores")
+
+
 # ---------------------------------------------------------------- investigational agents (issue 9)
 _INVESTIGATIONAL_AGENT = r"(?:(?:an?|any)\s+)?(?:other\s+)?investigational\s+(?:agents?|drugs?|products?|medications?|compounds?)"
 _INVESTIGATIONAL_TAIL = (
@@ -915,7 +994,7 @@ def _draft_investigational(text: str, kind: str) -> Draft | None:
 
 
 # ---------------------------------------------------------------- the drafter
-_DRAFTERS = (_draft_age, _draft_history, _draft_medications, _draft_performance, _draft_investigational, _draft_labs)
+_DRAFTERS = (_draft_age, _draft_history, _draft_medications, _draft_performance, _draft_nyha, _draft_investigational, _draft_labs)
 _CONTEXT_OK = re.compile(
     r"(?:\b(?:adequate|normal|organ|organs|and|bone|marrow|reserve|function|functions|hematologic(?:al)?|"
     r"haematologic(?:al)?|hematopoietic|haematopoietic|hematopoetic|hepatic|renal|liver|kidney|laboratory|lab|"

@@ -167,7 +167,7 @@ def draft_conditions(text: str, kind: str) -> Draft | None:
             elif history and not active:
                 name, declaration = entry.declaration(history=True)
                 test = f"condition {name}"
-            elif entry.kind == "event":
+            elif entry.kind == "event" and not (active or shared_active):
                 return None            # "Pulmonary embolism" alone: now, or ever?
             else:
                 name, declaration = entry.declaration()
