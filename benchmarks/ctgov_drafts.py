@@ -13,7 +13,9 @@ Imports every row of ``criteria_sample.jsonl`` with :func:`screening.ctgov.conve
   restate one in another unit (same analyte and operator). A draft that fails, a draft whose
   line the inventory rates other than ``yes``, and every non-lab draft (ages, dated events,
   performance scores, investigational agents: the inventory gives no structured value for
-  them) are listed as ``read`` for a person to judge (``--list`` prints them); the figures in
+  them) and every lab draft with a subgroup or exemption by a condition (``if condition
+  liver_metastases then ...``, ``... or condition gilbert_syndrome``: the inventory has no
+  structured value for that part) are listed as ``read`` for a person to judge (``--list`` prints them); the figures in
   docs/ctgov-import.md give the result of that reading. Lab drafts are also counted on their
   own line, the automatic check's share of them.
 
@@ -162,6 +164,10 @@ def judge(criterion, lines) -> tuple[str, str]:
         return "read", "no annotated line matched"
     if any(line["computable"] != "yes" for line in lines):
         return "read", "annotated computable: " + "/".join(sorted({line["computable"] for line in lines}))
+    if "condition " in criterion.rule:
+        # the thresholds could be compared, but not the subgroup or exemption (liver metastases,
+        # Gilbert syndrome): the inventory records no structured value for it
+        return "read", "subgroup or exemption by a condition: not in the inventory's lab entries"
     ours = rule_tests(criterion.rule)
     theirs = [t for line in lines for e in line["labs"] for t in entry_tests(e)]
     if not ours:

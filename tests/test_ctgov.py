@@ -267,7 +267,7 @@ def test_history_drafts_carry_their_value_set():
     ("AST and ALT > 5 x ULN", "exclusion"),                             # 'and' in an exclusion: ambiguous
     ("ANC ≥ 1500/mm3", "exclusion"),                                    # reads backwards for an exclusion
     ("Platelets > 100,000", "inclusion"),                               # no unit
-    ("Total bilirubin ≤ 1.5 x ULN unless Gilbert's syndrome", "inclusion"),
+    ("Total bilirubin ≤ 1.5 x ULN unless due to hemolysis", "inclusion"),   # issue 9 reads "unless Gilbert's"
     ("AST/ALT ≤ 2.5 x ULN (≤ 5 x ULN if due to liver metastases)", "inclusion"),
     ("Hemoglobin ≥ 9 g/dL (≥ 80 g/L; may be transfused)", "inclusion"),
     ("Age ≥18 years (or per national guidelines).", "inclusion"),

@@ -433,6 +433,19 @@ _SUBGROUP = re.compile(
 # "; if liver metastases, <= 5 x ULN"
 _SUBGROUP_FIRST = re.compile(
     r"\s*[,;]?\s*[(\[]?\s*(?:or\s+)?" + _SUBGROUP_WHO + r"\s*[,:]?\s*" + _SUBGROUP_THRESHOLD + r"\s*[)\]]?", re.I)
+_GILBERT = r"(?:known\s+|documented\s+)?gilbert'?s?(?:'s)?\s+(?:syndrome|disease)"
+# "; unless patient has Gilbert disease", "except for participants with Gilbert's disease"
+_GILBERT_EXEMPT = re.compile(
+    r"\s*[,;]?\s*[(\[]?\s*(?:unless|except)\s+(?:for\s+|in\s+)?(?:(?:the\s+)?(?:patients?|participants?|subjects?)\s+"
+    r"(?:with|who\s+(?:has|have))\s+|(?:the\s+)?(?:patient|participant|subject)\s+has\s+)?" + _GILBERT + r"\s*[)\]]?",
+    re.I)
+# "For participants with Gilbert's disease", "(except patients with Gilbert's Syndrome, who must have a
+# total bilirubin": the threshold follows
+_GILBERT_ALTERNATIVE = re.compile(
+    r"\s*[,;.]?\s*(?:[(\[]\s*)?(?:(?:for|in)\s+|except\s+(?:for\s+)?)(?:patients|participants|subjects)\s+with\s+" + _GILBERT
+    + r"\s*,?\s*(?:who\s+must\s+have\s+(?:a\s+)?(?:total\s+)?(?:serum\s+)?bilirubin\s*(?:of\s+)?)?", re.I)
+# "=< 1.5 x ULN for age": the observation's own reference range is the one for the patient's age
+_FOR_AGE = re.compile(r"\s*for\s+(?:the\s+patient'?s\s+)?age\b", re.I)
 _SUBGROUP_SETS = {
     "liver": ("liver_metastases", 'valueset liver_metastases "secondary malignant neoplasm of liver" = ICD10:C78.7'),
     "gilbert": ("gilbert_syndrome", 'valueset gilbert_syndrome "Gilbert syndrome" = ICD10:E80.4'),
@@ -460,6 +473,7 @@ class _Clause:
     window: str | None
     subgroup: tuple[str, str, _Bound] | None       # (valueset key, op, bound)
     connector: str                  # what follows the clause: "", ",", "and", "or"
+    exempt: str | None = None       # "gilbert": patients with Gilbert syndrome are exempt ("unless Gilbert's")
 
 
 def _read_comparison(cur: _Cursor, analyte: str) -> tuple[str, _Bound, _Bound | None] | None:
@@ -558,7 +572,7 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
             continue
         cur.pos = mark
         break
-    subgroup = None
+    subgroup = exempt = None
     match = cur.take(_SUBGROUP) or cur.take(_SUBGROUP_FIRST)
     if match:
         kind = "liver" if match.group("liver") else "gilbert"
@@ -568,6 +582,20 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
             raise _NotUnderstood("a subgroup threshold that does not mirror the main one")
         if kind == "gilbert" and not set(analytes) <= {"bilirubin"}:
             raise _NotUnderstood("a Gilbert threshold for a lab other than bilirubin")
+    elif set(analytes) <= {"bilirubin"} and len(tests) == 1 and tests[0][0] != "between":
+        # issue 9: "For participants with Gilbert's disease <= 3.0 mg/dL", "(except patients with Gilbert's
+        # Syndrome, who must have a total bilirubin less than 3.0 mg/dL)": a threshold of its own
+        mark = cur.pos
+        if cur.take(_GILBERT_ALTERNATIVE):
+            comparison = _read_comparison(cur, key)
+            if comparison is None or comparison[0] == "between" or \
+                    (comparison[0] in (">=", ">")) != (tests[0][0] in (">=", ">")):
+                raise _NotUnderstood("a Gilbert threshold that is not a bound like the main one")
+            if cur.s[mark:cur.pos].lstrip(" ,;.").startswith(("(", "[")) and not cur.take(r"[)\]]"):
+                raise _NotUnderstood("an unclosed bracket")
+            subgroup = ("gilbert", comparison[0], comparison[1])
+        elif cur.take(_GILBERT_EXEMPT):
+            exempt = "gilbert"
     clearance = key == "creatinine_clearance" and len(analytes) == 1
     while cur.take(_METHOD) or clearance and cur.take(_CLEARANCE_METHOD) or cur.take(_TRAILER):
         pass
@@ -575,7 +603,9 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
     match = cur.take(_WINDOW)
     if match:
         window = f"within {match.group(1)} {match.group(2).lower()}s"
-    while cur.take(_TRAILER) or cur.take(_METHOD) or clearance and cur.take(_CLEARANCE_METHOD):
+    relative = all(bound.limit for _, bound, _ in tests)
+    while cur.take(_TRAILER) or cur.take(_METHOD) or clearance and cur.take(_CLEARANCE_METHOD) or \
+            relative and cur.take(_FOR_AGE):
         pass
     connector = cur.take(r"(?:[,;.]\s*)?(?:(and|or)\b)?\s*[,;.]?"
                          r"(?:\s*\b(?:serum|plasma|blood|total|absolute|peripheral|calculated|estimated|measured|"
@@ -585,7 +615,7 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
         word = ","
     if not cur.at_end():
         raise _NotUnderstood(f"unread text: {cur.rest!r}")
-    return _Clause(analytes, joiner, tests, tie, window, subgroup, word)
+    return _Clause(analytes, joiner, tests, tie, window, subgroup, word, exempt)
 
 
 def _lab_clauses(text: str, kind: str) -> tuple[list[_Clause], str | None]:
@@ -663,6 +693,11 @@ def _clause_expr(clause: _Clause, kind: str, window: str | None) -> tuple[str, l
         for op, bound, upper in clause.tests:
             _check_direction(name, op, kind)
     body = tests_for(clause.tests)
+    if clause.exempt:
+        valueset, declaration = _SUBGROUP_SETS[clause.exempt]
+        if kind == "inclusion":
+            return f"{body} or condition {valueset}", [declaration]
+        return f"{body} and not condition {valueset}", [declaration]
     if clause.subgroup is None:
         return body, []
     key, op, bound = clause.subgroup

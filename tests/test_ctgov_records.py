@@ -1,0 +1,246 @@
+"""Issue 9: the importer's lexicon and the record drafter (conditions, medications), NYHA classes,
+QTc, Gilbert exemptions. Every lexicon entry is used by a test draft here, which compiles; the
+drafts are evaluated on patients where their meaning is not obvious from the rule text."""
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+
+from screening import compile_text, patient_from_document
+from screening.ctgov import StudyRecord, convert, draft_rule
+from screening.ctgov.lexicon import lexicon
+
+AS_OF = date(2026, 11, 25)
+
+
+def imported(section: str, line: str):
+    return convert(StudyRecord(nct_id="NCT00000009", title=None, criteria=f"{section.title()} Criteria:\n\n- {line}\n"))
+
+
+def verdict(result, patient: dict) -> str:
+    trial = compile_text(result.text, "r.crit")
+    ident = result.registry_lines[0].ident
+    return trial.screen(patient_from_document({"id": "p", **patient}), AS_OF).criterion(ident).verdict
+
+
+# One registry line per lexicon entry (the entry name -> (section, line, rule)).
+LEXICON_LINES = {
+    "myocardial_infarction": ("exclusion", "Myocardial infarction within 6 months prior to Cycle 1 Day 1.",
+                              "condition myocardial_infarction within 6 months"),
+    "unstable_angina": ("exclusion", "Ongoing unstable angina", "active condition unstable_angina"),
+    "angina_pectoris": ("exclusion", "Angina pectoris =< 12 months prior to starting drug",
+                        "condition angina_pectoris within 12 months"),
+    "stroke": ("exclusion", "Prior cerebrovascular accident/stroke.", "condition stroke_history"),
+    "transient_ischemic_attack": ("exclusion", "Transient Ischemic Attack (TIA) within 6 months prior to Cycle 1 Day 1.",
+                                  "condition transient_ischemic_attack within 6 months"),
+    "pulmonary_embolism": ("exclusion", "History of pulmonary embolism", "condition pulmonary_embolism_history"),
+    "acute_coronary_syndrome": ("exclusion", "Acute coronary syndrome within 3 months",
+                                "condition acute_coronary_syndrome within 3 months"),
+    "intracranial_hemorrhage": ("exclusion", "Documented history of cranial hemorrhage",
+                                "condition intracranial_hemorrhage_history"),
+    "diabetic_ketoacidosis": ("exclusion", "History of diabetes ketoacidosis (DKA) within 24 weeks",
+                              "condition diabetic_ketoacidosis within 24 weeks"),
+    "hemoptysis": ("exclusion", "Hemoptysis within 6 weeks prior to first dose of investigational product.",
+                   "condition hemoptysis within 6 weeks"),
+    "heart_failure": ("exclusion", "Congestive heart failure Class III/IV according to the New York Heart "
+                      "Association's Heart Failure guidelines.", "condition heart_failure and NYHA >= III"),
+    "hiv": ("exclusion", "Known to be Human Immunodeficiency Virus (HIV)-positive.", "condition hiv"),
+    "hepatitis_b": ("exclusion", "Active hepatitis B or C infection.",
+                    "active condition hepatitis_b or active condition hepatitis_c"),
+    "hepatitis_c": ("exclusion", "Known history of Human Immunodeficiency Virus (HIV), Hepatitis B or Hepatitis C",
+                    "condition hiv or condition hepatitis_b or condition hepatitis_c"),
+    "hepatitis_a": ("exclusion", "Known history of Hepatitis B or C or active Hepatitis A.",
+                    "condition hepatitis_b or condition hepatitis_c or active condition hepatitis_a"),
+    "tuberculosis": ("exclusion", "Has a known history of active TB (bacillus tuberculosis)", "condition tuberculosis"),
+    "type_1_diabetes": ("exclusion", "History of Type 1 diabetes.", "condition type_1_diabetes"),
+    "diabetes_mellitus": ("exclusion", "Documented history of diabetes", "condition diabetes_mellitus"),
+    "gilbert_syndrome": ("exclusion", "History of Gilbert's syndrome", "condition gilbert_syndrome"),
+    "pagets_disease_of_bone": ("exclusion", "Patients with Paget's disease of the bone.",
+                               "condition pagets_disease_of_bone"),
+    "hepatic_veno_occlusive_disease": ("exclusion", "Sinusoidal obstruction syndrome (Veno-Occlusive Disease (VOD)) "
+                                       "whatever the anteriority", "condition hepatic_veno_occlusive_disease"),
+    "esophageal_varices": ("inclusion", "No history of esophageal varices", "not condition esophageal_varices"),
+    "brain_metastases": ("exclusion", "Known brain metastases", "active condition brain_metastases"),
+    "warfarin": ("exclusion", "Patients requiring warfarin therapy. Low molecular weight heparin is permitted.",
+                 "current medication warfarin"),
+    "vitamin_k_antagonist": ("exclusion", "Concurrent use of warfarin or other vitamin K antagonists.",
+                             "current medication vitamin_k_antagonist"),
+    "gemcitabine": ("inclusion", "No prior gemcitabine hydrochloride", "not medication gemcitabine"),
+    "capecitabine": ("exclusion", "Prior treatment with capecitabine", "medication capecitabine"),
+    "pralatrexate": ("exclusion", "Previous exposure to pralatrexate.", "medication pralatrexate"),
+    "anthracycline": ("exclusion", "Has prior treatment using an anthracycline", "medication anthracycline"),
+    "taxane": ("exclusion", "Previous treatment with a taxane", "medication taxane"),
+    "bevacizumab": ("inclusion", "At least 4 weeks since prior bevacizumab", "not medication bevacizumab within 4 weeks"),
+    "erlotinib": ("inclusion", "No prior erlotinib", "not medication erlotinib"),
+    "trastuzumab": ("exclusion", "Trastuzumab within 3 weeks prior to enrollment",
+                    "medication trastuzumab within 3 weeks"),
+    "pomalidomide": ("exclusion", "Prior therapy with pomalidomide", "medication pomalidomide"),
+    "valproic_acid": ("exclusion", "Patients requiring concurrent administration of valproic acid are not eligible "
+                      "for this trial", "current medication valproic_acid"),
+    "systemic_corticosteroid": ("exclusion", "Systemic corticosteroids within 14 days prior to enrollment",
+                                "medication systemic_corticosteroid within 14 days"),
+    "proton_pump_inhibitor": ("exclusion", "Current use of proton pump inhibitors",
+                              "current medication proton_pump_inhibitor"),
+}
+
+
+def test_every_lexicon_entry_has_codes_a_source_and_a_test_line():
+    entries = lexicon().entries
+    assert set(entries) == set(LEXICON_LINES)
+    for entry in entries.values():
+        assert entry.codes and entry.source and entry.phrases
+        assert all(re.fullmatch(r"(?:ICD10|ATC):[A-Z0-9.\-]+", code) for code in entry.codes + entry.history_codes)
+
+
+@pytest.mark.parametrize("name", sorted(LEXICON_LINES))
+def test_each_lexicon_entry_drafts_its_line_and_the_draft_compiles(name):
+    section, line, rule = LEXICON_LINES[name]
+    draft = draft_rule(line, section)
+    assert draft is not None and draft.rule == rule
+    assert any(v.startswith(name) for v in draft.valuesets)
+    result = imported(section, line)
+    (criterion,) = result.registry_lines
+    assert criterion.draft and criterion.rule == rule
+    declaration = lexicon().entries[name].declaration(history=name + "_history" in rule)[1]
+    assert declaration in result.text
+    compile_text(result.text, f"{name}.crit")
+
+
+def test_value_sets_carry_their_codes():
+    mi = lexicon().entries["myocardial_infarction"]
+    assert mi.declaration() == ("myocardial_infarction",
+                                'valueset myocardial_infarction "myocardial infarction" = ICD10:I21, ICD10:I22')
+    assert mi.declaration(history=True)[1].endswith("= ICD10:I21, ICD10:I22, ICD10:I25.2")
+    assert lexicon().entries["anthracycline"].declaration()[1] == \
+        'valueset anthracycline "anthracyclines" = ATC:L01DB except ATC:L01DB07, ATC:L01DB11'
+    assert lexicon().entries["hiv"].declaration()[1] == \
+        'valueset hiv "HIV infection" = ICD10:B20-B24, ICD10:Z21, ICD10:O98.7'
+
+
+@pytest.mark.parametrize("line, section", [
+    ("Pulmonary embolism", "exclusion"),                 # alone: now, or ever? (an event)
+    ("Unstable angina.", "exclusion"),
+    ("Chemotherapy within 4 weeks prior to first dose", "exclusion"),   # ATC L01 is wider than chemotherapy
+    ("Major surgery within 4 weeks prior to the first dose", "exclusion"),
+    ("Known bleeding diathesis", "exclusion"),           # D65-D69 holds every thrombocytopenia
+    ("Known positive serology for the human immunodeficiency virus (HIV), Hepatitis B and/or Hepatitis C",
+     "exclusion"),                                       # a serology is not a diagnosis
+    ("Prior treatment with nintedanib", "exclusion"),    # not in the lexicon (codes not verified)
+    ("Known HIV infection", "inclusion"),                # an inclusion must say "No ..."
+    ("No known HIV infection", "exclusion"),
+    ("History of myocardial infarction, acute coronary syndromes (including unstable angina), coronary angioplasty, "
+     "or stenting or bypass grafting within 6 months of Screening.", "exclusion"),   # procedures
+    ("Active stroke within 6 months", "exclusion"),
+    ("Has, or history of, brain metastases or central nervous system (CNS) disease.", "exclusion"),
+])
+def test_lines_saying_more_than_the_lexicon_holds_stay_review(line, section):
+    assert draft_rule(line, section) is None
+
+
+def test_a_lifelong_condition_is_any_record_and_a_disease_needs_active():
+    hiv = imported("exclusion", "Known human immunodeficiency virus infection.")
+    assert hiv.registry_lines[0].rule == "condition hiv"
+    # an HIV record whose status is resolved still excludes: HIV is lifelong
+    assert verdict(hiv, {"conditions": [{"code": "ICD10:Z21", "status": "resolved", "onset": "2010-01-01"}]}) == "fail"
+    assert verdict(hiv, {"conditions": [{"code": "ICD10:B20.6", "onset": "2010-01-01"}]}) == "fail"
+    assert verdict(hiv, {"conditions": [{"code": "ICD10:E11.9", "onset": "2010-01-01"}]}) == "pass"
+    assert verdict(hiv, {}) == "unknown"          # no condition list: not "no HIV"
+    hbv = imported("exclusion", "Active hepatitis B or C infection.")
+    # a resolved acute hepatitis B does not exclude from "active hepatitis B"
+    assert verdict(hbv, {"conditions": [{"code": "ICD10:B16.9", "status": "resolved", "onset": "2001-01-01",
+                                         "end": "2001-06-01"}]}) == "pass"
+    assert verdict(hbv, {"conditions": [{"code": "ICD10:B18.1", "status": "active", "onset": "2015-01-01"}]}) == "fail"
+
+
+def test_history_of_an_event_holds_the_code_for_a_past_event():
+    result = imported("exclusion", "History of myocardial infarction")
+    assert result.registry_lines[0].rule == "condition myocardial_infarction_history"
+    assert verdict(result, {"conditions": [{"code": "ICD10:I25.2", "onset": "2015-01-01"}]}) == "fail"
+    windowed = imported("exclusion", "Myocardial infarction within 6 months prior to enrollment")
+    # an old MI (I25.2) has no date of the event: it is not an MI in the last 6 months
+    assert verdict(windowed, {"conditions": [{"code": "ICD10:I25.2", "onset": "2026-10-01"}]}) == "pass"
+    assert verdict(windowed, {"conditions": [{"code": "ICD10:I21.4", "onset": "2026-10-01"}]}) == "fail"
+
+
+def test_medication_classes_match_old_and_new_atc_codes_and_their_exceptions():
+    bev = imported("inclusion", "No prior bevacizumab")
+    assert verdict(bev, {"medications": [{"code": "ATC:L01XC07", "start": "2019-01-01", "end": "2019-06-01"}]}) == "fail"
+    assert verdict(bev, {"medications": [{"code": "ATC:L01FG01", "start": "2023-01-01", "end": "2023-06-01"}]}) == "fail"
+    assert verdict(bev, {"medications": []}) == "pass"
+    anthra = imported("exclusion", "Has prior treatment using an anthracycline")
+    assert verdict(anthra, {"medications": [{"code": "ATC:L01DB01", "start": "2019-01-01", "end": "2019-03-01"}]}) \
+        == "fail"
+    # mitoxantrone is an anthracenedione, not an anthracycline
+    assert verdict(anthra, {"medications": [{"code": "ATC:L01DB07", "start": "2019-01-01", "end": "2019-03-01"}]}) \
+        == "pass"
+    vka = imported("exclusion", "Concurrent use of warfarin or other vitamin K antagonists.")
+    assert verdict(vka, {"medications": [{"code": "ATC:B01AA07", "status": "active", "start": "2026-01-01"}]}) == "fail"
+    assert verdict(vka, {"medications": [{"code": "ATC:B01AA03", "status": "completed", "start": "2020-01-01",
+                                          "end": "2020-03-01"}]}) == "pass"
+
+
+def test_a_nyha_class_is_a_dated_score_of_a_heart_failure():
+    result = imported("exclusion", "Has decompensated congestive heart failure as defined by New York Heart "
+                      "Association (NYHA) functional classification III or IV")
+    assert result.registry_lines[0].rule == "condition heart_failure and NYHA >= III"
+    assert "\nlab window 28 days\n" in result.text
+    hf = [{"code": "ICD10:I50.9", "onset": "2020-01-01"}]
+    assert verdict(result, {"conditions": hf, "observations": [
+        {"code": "LOINC:88020-3", "value": "III", "date": "2026-11-20"}]}) == "fail"
+    assert verdict(result, {"conditions": hf, "observations": [
+        {"code": "LOINC:88020-3", "value": "II", "date": "2026-11-20"}]}) == "pass"
+    assert verdict(result, {"conditions": hf}) == "unknown"        # no NYHA class within the window
+    # no heart failure on a complete condition list: no NYHA class is needed to decide
+    assert verdict(result, {"conditions": [{"code": "ICD10:E11.9", "onset": "2020-01-01"}]}) == "pass"
+    assert draft_rule("No New York Heart Association grade II-IV congestive heart failure", "inclusion").rule == \
+        "not (condition heart_failure and NYHA >= II)"
+    assert draft_rule("Class II, III or IV heart failure as defined by the New York Heart Association (NYHA) "
+                      "functional classification system.", "exclusion").rule == "condition heart_failure and NYHA >= II"
+    assert draft_rule("Heart failure >= New York Heart Association (NYHA) grade 3", "exclusion").rule == \
+        "condition heart_failure and NYHA >= III"
+    assert draft_rule("Congestive heart failure > class II", "exclusion") is None     # no scale named
+    assert draft_rule("NYHA class II", "exclusion") is None                          # not a floor up to IV
+
+
+@pytest.mark.parametrize("line, rule", [
+    ("QT interval corrected by Fridericia's formula (QTcF) > 450 msec on screening electrocardiogram (ECG)",
+     "QTcF > 450 ms"),
+    ("Corrected QT (QTc) interval > 450 msec at baseline", "QTc > 450 ms"),
+    ("QTcF interval >=470 milliseconds (msec)s.", "QTcF >= 470 ms"),
+    ("Prolongation of corrected QT interval (QTc) > 480 msecs.", "QTc > 480 ms"),
+    ("Corrected serum calcium > 11.5 mg/dl within 2 weeks of enrollment.", "corrected_calcium > 11.5 mg/dL within 2 weeks"),
+])
+def test_qtc_and_corrected_calcium_are_drafted_as_labs(line, rule):
+    draft = draft_rule(line, "exclusion")
+    assert draft is not None and draft.rule == rule and draft.family == "labs"
+    assert draft_rule("QTcF > 450 msec", "inclusion") is None        # backwards for an inclusion
+    assert draft_rule("QTc > 45 ms", "exclusion") is None            # implausible
+
+
+@pytest.mark.parametrize("line, section, rule", [
+    ("Total bilirubin =< 1.5 x upper limit of normal (ULN); unless patient has Gilbert disease", "inclusion",
+     "bilirubin <= 1.5 x ULN or condition gilbert_syndrome"),
+    ("Total bilirubin > 1.5 x ULN unless Gilbert's syndrome", "exclusion",
+     "bilirubin > 1.5 x ULN and not condition gilbert_syndrome"),
+    ("Total bilirubin ≤ 1.5 x ULN. For participants with Gilbert's disease ≤ 3.0 mg/dL.", "inclusion",
+     "if condition gilbert_syndrome then (bilirubin <= 3.0 mg/dL) else (bilirubin <= 1.5 x ULN)"),
+    ("Total bilirubin =< 1.5 times upper limit of normal (ULN) for age", "inclusion", "bilirubin <= 1.5 x ULN"),
+    ("Hemoglobin >= 8.0 g/dL (red blood cell [RBC] transfusions allowed)", "inclusion", "hemoglobin >= 8.0 g/dL"),
+    ("Hemoglobin >= 8.0 g/dl, with or without transfusion (within 7 days prior to enrollment)", "inclusion",
+     "hemoglobin >= 8.0 g/dL within 7 days"),
+])
+def test_gilbert_exemptions_age_ranges_and_transfusion_permissions(line, section, rule):
+    assert draft_rule(line, section).rule == rule
+
+
+def test_a_gilbert_exemption_passes_a_gilbert_patient_and_only_them():
+    result = imported("inclusion", "Total bilirubin =< 1.5 x ULN; unless patient has Gilbert disease")
+    high = {"code": "LOINC:1975-2", "value": 3.0, "unit": "mg/dL", "date": "2026-11-20",
+            "reference_range": {"low": 0.2, "high": 1.2, "unit": "mg/dL"}}
+    assert verdict(result, {"observations": [high], "conditions": [{"code": "ICD10:E80.4", "onset": "2000"}]}) == "pass"
+    assert verdict(result, {"observations": [high], "conditions": []}) == "fail"
+    assert verdict(result, {"observations": [high]}) == "unknown"
+    assert draft_rule("Hemoglobin >= 9 g/dL for age", "inclusion") is None   # "for age" only with a limit of normal
+    assert draft_rule("Platelet count >= 100,000/uL (transfusion independent)", "inclusion") is None
