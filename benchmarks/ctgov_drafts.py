@@ -70,7 +70,7 @@ GROUP = {
     "bilirubin": "total bilirubin", "direct_bilirubin": "direct bilirubin", "ALT": "ALT", "AST": "AST",
     "ALP": "alkaline phosphatase", "albumin": "albumin", "INR": "INR", "HbA1c": "HbA1c", "fasting_glucose": "glucose",
     "BMI": "BMI", "lymphocytes": "lymphocytes", "corrected_calcium": "corrected calcium", "potassium": "potassium",
-    "sodium": "sodium",
+    "sodium": "sodium", "UPCR": "urine protein creatinine ratio", "urine_protein": "urine protein",
 }
 TEST = re.compile(
     r"\b(?P<analyte>" + "|".join(sorted(GROUP, key=len, reverse=True)) + r")\s+"

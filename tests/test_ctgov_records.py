@@ -244,3 +244,28 @@ def test_a_gilbert_exemption_passes_a_gilbert_patient_and_only_them():
     assert verdict(result, {"observations": [high]}) == "unknown"
     assert draft_rule("Hemoglobin >= 9 g/dL for age", "inclusion") is None   # "for age" only with a limit of normal
     assert draft_rule("Platelet count >= 100,000/uL (transfusion independent)", "inclusion") is None
+
+
+@pytest.mark.parametrize("line, section, rule", [
+    ("Urine protein:creatinine ratio < 1.0", "inclusion", "UPCR < 1.0 mg/mg"),
+    ("Urine Protein to Creatinine Ratio(<1)", "inclusion", "UPCR < 1 mg/mg"),
+    ("Urine protein/creatinine ratio >= 1.0", "exclusion", "UPCR >= 1.0 mg/mg"),
+    ("Urine protein < 1+", "inclusion", "urine_protein < 1+"),
+    ("Must be ≥ 18 years of age at the time of signing the ICF.", "inclusion", "age >= 18 years"),
+    ("Aged between 18 years and 70 years (included)", "inclusion", "age between 18 and 70 years"),
+    ("Patient is a female ≥ 18 years of age", "inclusion", "sex is female and age >= 18 years"),
+])
+def test_protein_ratios_dipstick_grades_and_more_age_forms(line, section, rule):
+    assert draft_rule(line, section).rule == rule
+    result = imported(section, line)
+    assert result.registry_lines[0].draft
+    compile_text(result.text, "p.crit")
+
+
+@pytest.mark.parametrize("line, section", [
+    ("Urine protein < 1,000 mg on 24-hour urine collection", "inclusion"),   # a 24-hour quantity, not a grade
+    ("Platelets < 2+", "inclusion"),                                         # a grade for a count
+    ("Urine protein:creatinine ratio < 1.0 mg/mmol", "inclusion"),            # implausible: below normal urine
+])
+def test_protein_lines_that_do_not_fit_stay_review(line, section):
+    assert draft_rule(line, section) is None

@@ -85,6 +85,11 @@ _ANALYTES: list[tuple[str, list[str]]] = [
     ("QTc", [r"corrected\s+qt\s*\(\s*qtc\s*\)(?:\s+interval)?", r"corrected\s+qt\s+interval(?:\s*\(\s*qtc\s*\))?",
              r"qtc(?:\s+interval)?"]),
     ("corrected_calcium", [r"corrected\s+(?:serum\s+)?calcium"]),
+    # a ratio given without a unit is mg/mg (= g/g): in mg/mmol a threshold near 1 would be far below
+    # normal urine, so the written rule says mg/mg for the author to see
+    ("UPCR", [r"urine\s+protein\s*(?::|/|\s+to\s+|-to-)\s*creatinine\s+ratio(?:\s*\(\s*UPCR?\s*\))?",
+              r"urine\s+protein\s*(?::|/|\s+to\s+|-to-)\s*creatinine\s*\(\s*UPCR?\s*\)\s*ratio"]),
+    ("urine_protein", [r"urine\s+protein(?:\s+by\s+dipstick)?", r"dipstick\s+(?:urine\s+)?protein"]),
     ("potassium", [r"potassium"]),
     ("sodium", [r"sodium"]),
     ("HbA1c", [r"h(?:a)?emoglobin\s*a1c", r"hb\s*a1c", r"hgb\s*a1c", r"glyc(?:osyl)?ated\s+h(?:a)?emoglobin(?:\s*a1c)?",
@@ -124,13 +129,14 @@ _PLAUSIBLE = {
     "bilirubin": (0.1, 20), "direct_bilirubin": (0.05, 10), "albumin": (1, 7), "INR": (0.5, 10),
     "HbA1c": (3, 20), "BMI": (10, 80), "ALT": (5, 2000), "AST": (5, 2000), "ALP": (5, 3000),
     "fasting_glucose": (40, 600), "QTc": (300, 700), "QTcF": (300, 700), "QTcB": (300, 700),
-    "corrected_calcium": (5, 20), "potassium": (2, 8), "sodium": (100, 180),
+    "corrected_calcium": (5, 20), "potassium": (2, 8), "sodium": (100, 180), "UPCR": (0.1, 20),
 }
 # Which way is abnormal: an inclusion line sets a floor on LOW analytes and a ceiling on HIGH ones.
 _LOW_IS_BAD = {"platelets", "ANC", "WBC", "lymphocytes", "hemoglobin", "albumin", "creatinine_clearance", "eGFR"}
-_HIGH_IS_BAD = {"creatinine", "bilirubin", "direct_bilirubin", "ALT", "AST", "ALP", "INR", "QTc", "QTcF", "QTcB"}
+_HIGH_IS_BAD = {"creatinine", "bilirubin", "direct_bilirubin", "ALT", "AST", "ALP", "INR", "QTc", "QTcF", "QTcB", "UPCR",
+                "urine_protein"}
 # Analytes whose unit may go unwritten, and the unit it then is.
-_IMPLIED_UNIT = {"INR": "", "HbA1c": "%", "BMI": "kg/m2"}
+_IMPLIED_UNIT = {"INR": "", "HbA1c": "%", "BMI": "kg/m2", "UPCR": "mg/mg"}
 
 
 def _analyte_of(match: re.Match) -> str:
@@ -210,7 +216,7 @@ class _Bound:
     def text(self) -> str:
         if self.limit:
             return self.unit if self.value in ("", "1") else f"{self.value} x {self.unit}"
-        if not self.unit:
+        if not self.unit or self.unit == "grade":
             return self.value
         if self.unit.startswith("x "):
             return f"{self.value} {self.unit}"
@@ -270,6 +276,9 @@ def _read_bound(cur: _Cursor, allow_bare_limit: bool = True) -> _Bound | None:
         return None
     value = _number_text(number.group(0))
     after_number = cur.pos
+    if re.fullmatch(r"[1-4]", value) and cur.s.startswith("+", cur.pos):     # a dipstick grade: "< 1+"
+        cur.pos += 1
+        return _Bound(value + "+", "grade")
     if cur.take(_MULTIPLIER) and (limit := cur.take(r"(ULN|LLN)\b", 0)):
         return _Bound(value, limit.group(1), limit=True)
     cur.pos = after_number
@@ -322,6 +331,10 @@ def _canonical(analyte: str, bound: _Bound) -> float:
 
 def _check_bound(analyte: str, bound: _Bound) -> _Bound:
     """Fill an implied unit, reject a missing or implausible one."""
+    if (bound.unit == "grade") != (analyte == "urine_protein"):
+        raise _NotUnderstood("a dipstick grade is read for urine protein only, and urine protein only as a grade")
+    if bound.unit == "grade":
+        return bound
     if bound.limit:
         if analyte in ("HbA1c", "BMI"):
             raise _NotUnderstood(f"{analyte} relative to the limits of normal")
@@ -757,12 +770,13 @@ def _draft_labs(text: str, kind: str) -> Draft | None:
 # ---------------------------------------------------------------- age
 _AGE_LEAD = re.compile(
     r"(?:\b(?:male|female|men|women|and|or|patients?|subjects?|participants?|adults?|individuals?|persons?|"
-    r"volunteers?|healthy|must|be|are|is|of|either|sex|gender)\b|[:,;.\-/])",
+    r"volunteers?|healthy|must|be|are|is|of|either|sex|gender|a|an)\b|[:,;.\-/])",
     re.I,
 )
 _AGE_TAIL = re.compile(
-    r"(?:\s*(?:,|;|\.)?\s*(?:\(?\s*inclusive\s*\)?|at\s+(?:the\s+)?(?:time\s+of\s+)?(?:signing\s+(?:the\s+)?|the\s+)?"
-    r"(?:informed\s+consent(?:\s+form)?|consent|screening|screening\s+visit|enrol?lment|registration|randomi[sz]ation)"
+    r"(?:\s*(?:,|;|\.)?\s*(?:\(?\s*(?:inclusive|included)\s*\)?|at\s+(?:the\s+)?(?:time\s+of\s+)?(?:signing\s+(?:the\s+)?|the\s+)?"
+    r"(?:informed\s+consent(?:\s+form)?(?:\s*\(\s*ICF\s*\))?|ICF|consent|screening|screening\s+visit|enrol?lment|"
+    r"registration|randomi[sz]ation)"
     r"|on\s+the\s+day\s+of\s+signing\s+(?:the\s+)?informed\s+consent(?:\s+form)?|old|of\s+age)\s*)*[.;,]?\s*$",
     re.I,
 )
