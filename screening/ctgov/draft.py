@@ -70,6 +70,7 @@ def _normalise(text: str) -> str:
     s = re.sub(r"(?<![A-Za-z])(?:" + _ULN + r")(?![A-Za-z])", " ULN ", s, flags=re.I)
     s = re.sub(r"(?<![A-Za-z])(?:" + _LLN + r")(?![A-Za-z])", " LLN ", s, flags=re.I)
     s = re.sub(r"\b(ULN|LLN)\s*[(\[]\s*\1\s*[)\]]", r"\1", s)      # "ULN (upper limit of normal)"
+    s = re.sub(r"\b(ULN|LLN)\s+for\s+the\s+institution\b", r"\1", s, flags=re.I)   # "... (ULN) for the institution"
     return re.sub(r"\s+", " ", s).strip()
 
 
