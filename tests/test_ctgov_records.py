@@ -269,3 +269,26 @@ def test_protein_ratios_dipstick_grades_and_more_age_forms(line, section, rule):
 ])
 def test_protein_lines_that_do_not_fit_stay_review(line, section):
     assert draft_rule(line, section) is None
+
+
+def test_a_line_for_patients_with_liver_metastases_only_applies_to_them():
+    result = imported("inclusion", "AST/ALT =< 2.5 x ULN if with liver metastases")
+    assert result.registry_lines[0].rule == \
+        "applies if condition liver_metastases: AST <= 2.5 x ULN and ALT <= 2.5 x ULN"
+    high = [{"code": code, "value": 200, "unit": "U/L", "date": "2026-11-20",
+             "reference_range": {"low": 5, "high": 40, "unit": "U/L"}} for code in ("LOINC:1920-8", "LOINC:1742-6")]
+    mets = [{"code": "ICD10:C78.7", "onset": "2026-01-01"}]
+    assert verdict(result, {"observations": high, "conditions": mets}) == "fail"
+    assert verdict(result, {"observations": high, "conditions": []}) == "pass"       # does not apply
+    assert verdict(result, {"observations": high}) == "unknown"
+    assert draft_rule("AST/ALT =< 1.5 x ULN if without liver metastases", "inclusion").rule == \
+        "applies if not condition liver_metastases: AST <= 1.5 x ULN and ALT <= 1.5 x ULN"
+    assert draft_rule("ANC >= 1500/uL, AST <= 5 x ULN if with liver metastases", "inclusion") is None
+
+
+def test_a_hostile_line_is_refused_quickly_not_scanned():
+    # repeated lead words would make the history patterns backtrack; long lines are not read at all
+    line = "known " * 20000 + "HIV infection"
+    assert draft_rule(line, "exclusion") is None
+    assert draft_rule("No " + "prior " * 20000 + "bevacizumab", "inclusion") is None
+    assert draft_rule("Known " + "known " * 90 + "HIV infection", "exclusion").rule == "condition hiv"

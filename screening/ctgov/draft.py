@@ -458,6 +458,8 @@ _GILBERT_EXEMPT = re.compile(
 _GILBERT_ALTERNATIVE = re.compile(
     r"\s*[,;.]?\s*(?:[(\[]\s*)?(?:(?:for|in)\s+|except\s+(?:for\s+)?)(?:patients|participants|subjects)\s+with\s+" + _GILBERT
     + r"\s*,?\s*(?:who\s+must\s+have\s+(?:a\s+)?(?:total\s+)?(?:serum\s+)?bilirubin\s*(?:of\s+)?)?", re.I)
+# "if with liver metastases", "if without liver metastases": the whole line is for that subgroup
+_APPLIES_LIVER = re.compile(r"\s*,?\s*if\s+(with|without)\s+(?:known\s+)?(?:liver|hepatic)\s+metastas[ie]s", re.I)
 # "=< 1.5 x ULN for age": the observation's own reference range is the one for the patient's age
 _FOR_AGE = re.compile(r"\s*for\s+(?:the\s+patient'?s\s+)?age\b", re.I)
 _SUBGROUP_SETS = {
@@ -488,6 +490,7 @@ class _Clause:
     subgroup: tuple[str, str, _Bound] | None       # (valueset key, op, bound)
     connector: str                  # what follows the clause: "", ",", "and", "or"
     exempt: str | None = None       # "gilbert": patients with Gilbert syndrome are exempt ("unless Gilbert's")
+    applies: str | None = None      # "with"/"without": the line is for patients with/without liver metastases
 
 
 def _read_comparison(cur: _Cursor, analyte: str) -> tuple[str, _Bound, _Bound | None] | None:
@@ -617,6 +620,10 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
     match = cur.take(_WINDOW)
     if match:
         window = f"within {match.group(1)} {match.group(2).lower()}s"
+    applies = None
+    if subgroup is None and exempt is None:
+        premise = cur.take(_APPLIES_LIVER)
+        applies = premise.group(1).lower() if premise else None
     relative = all(bound.limit for _, bound, _ in tests)
     while cur.take(_TRAILER) or cur.take(_METHOD) or clearance and cur.take(_CLEARANCE_METHOD) or \
             relative and cur.take(_FOR_AGE):
@@ -629,7 +636,7 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
         word = ","
     if not cur.at_end():
         raise _NotUnderstood(f"unread text: {cur.rest!r}")
-    return _Clause(analytes, joiner, tests, tie, window, subgroup, word, exempt)
+    return _Clause(analytes, joiner, tests, tie, window, subgroup, word, exempt, applies)
 
 
 def _lab_clauses(text: str, kind: str) -> tuple[list[_Clause], str | None]:
@@ -765,7 +772,17 @@ def _draft_labs(text: str, kind: str) -> Draft | None:
         needs_parens = len(clauses) > 1 and (" or " in expr or " and " in expr or expr.startswith("if "))
         parts.append(f"({expr})" if needs_parens and (glue == "and" and " or " in expr or expr.startswith("if ")
                                                       or glue == "or" and " and " in expr) else expr)
-    return Draft(f" {glue} ".join(parts), {d.split()[1]: d for d in valuesets}, "labs")
+    rule = f" {glue} ".join(parts)
+    premises = [c.applies for c in clauses if c.applies]
+    if premises:
+        # "AST/ALT =< 2.5 x ULN if with liver metastases": a criterion for that subgroup only
+        if len(clauses) != 1 or clauses[0].subgroup or clauses[0].exempt:
+            raise _NotUnderstood("a subgroup premise with more than one lab clause")
+        valueset, declaration = _SUBGROUP_SETS["liver"]
+        premise = f"condition {valueset}" if premises[0] == "with" else f"not condition {valueset}"
+        rule = f"applies if {premise}: {rule}"
+        valuesets.append(declaration)
+    return Draft(rule, {d.split()[1]: d for d in valuesets}, "labs")
 
 
 # ---------------------------------------------------------------- age

@@ -73,8 +73,13 @@ def _drop_examples(s: str) -> str:
         out = out[:m.start()].rstrip() + " " + out[i + 1:].lstrip()
 
 
+# A criterion naming conditions or drugs is a sentence or two; a longer line is a list or a paragraph
+# this drafter does not read (and its patterns need not scan it).
+_MAX_LINE = 600
+
+
 def _prepare(text: str) -> str:
-    s = _drop_examples(_normalise(text))
+    s = _drop_examples(_normalise(text[:_MAX_LINE + 1]))
     return re.sub(r"\s+", " ", s).strip()
 
 
@@ -136,6 +141,8 @@ _HISTORY = re.compile(
 
 def draft_conditions(text: str, kind: str) -> Draft | None:
     """Conditions the lexicon names, with or without a window. ``None`` when the line says more."""
+    if len(text) > _MAX_LINE:
+        return None
     r = _Reader(_prepare(text))
     negated = bool(r.take(_NEGATION))
     if negated != (kind == "inclusion"):
@@ -226,6 +233,8 @@ def _negate(draft: Draft) -> Draft:
 
 def draft_medications(text: str, kind: str) -> Draft | None:
     """Medications and drug classes the lexicon names: ever, now, or within a window."""
+    if len(text) > _MAX_LINE:
+        return None
     s = _prepare(text)
     if kind == "inclusion":
         r = _Reader(s)
