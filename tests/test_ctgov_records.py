@@ -62,7 +62,7 @@ LEXICON_LINES = {
     "hepatic_veno_occlusive_disease": ("exclusion", "Sinusoidal obstruction syndrome (Veno-Occlusive Disease (VOD)) "
                                        "whatever the anteriority", "condition hepatic_veno_occlusive_disease"),
     "esophageal_varices": ("inclusion", "No history of esophageal varices", "not condition esophageal_varices"),
-    "brain_metastases": ("exclusion", "Known brain metastases", "active condition brain_metastases"),
+    "brain_metastases": ("exclusion", "Subject has known brain metastases.", "active condition brain_metastases"),
     "warfarin": ("exclusion", "Patients requiring warfarin therapy. Low molecular weight heparin is permitted.",
                  "current medication warfarin"),
     "vitamin_k_antagonist": ("exclusion", "Concurrent use of warfarin or other vitamin K antagonists.",

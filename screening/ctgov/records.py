@@ -132,7 +132,7 @@ def _items(r: _Reader, record: str, status_words: bool) -> list[tuple[tuple[Entr
 _NEGATION = re.compile(r"\s*no\s+", re.I)
 _SUBJECT = re.compile(
     r"\s*(?:(?:patients|subjects|participants)\s+(?:with|who\s+have|who\s+are|known\s+to\s+(?:have|be))\s+"
-    r"|(?:has|have)\s+(?:an?\s+)?|known\s+to\s+(?:have|be)\s+)?", re.I)
+    r"|(?:(?:the\s+)?(?:patient|subject|participant)\s+)?(?:has|have)\s+(?:an?\s+)?|known\s+to\s+(?:have|be)\s+)?", re.I)
 _MARKERS = r"(?:(?:known|documented|prior|previous|past|medical|any|an?)\s+)*"
 _HISTORY = re.compile(
     r"\s*(?P<pre>" + _MARKERS + r")(?:(?P<history>history|hx)\s+of\s+|(?:diagnosis|infection)\s+(?:of|with)\s+)?"
