@@ -71,6 +71,7 @@ GROUP = {
     "ALP": "alkaline phosphatase", "albumin": "albumin", "INR": "INR", "HbA1c": "HbA1c", "fasting_glucose": "glucose",
     "BMI": "BMI", "lymphocytes": "lymphocytes", "corrected_calcium": "corrected calcium", "potassium": "potassium",
     "sodium": "sodium", "UPCR": "urine protein creatinine ratio", "urine_protein": "urine protein",
+    "weight": "weight",
 }
 TEST = re.compile(
     r"\b(?P<analyte>" + "|".join(sorted(GROUP, key=len, reverse=True)) + r")\s+"

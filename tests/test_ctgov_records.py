@@ -254,6 +254,8 @@ def test_a_gilbert_exemption_passes_a_gilbert_patient_and_only_them():
     ("Must be ≥ 18 years of age at the time of signing the ICF.", "inclusion", "age >= 18 years"),
     ("Aged between 18 years and 70 years (included)", "inclusion", "age between 18 and 70 years"),
     ("Patient is a female ≥ 18 years of age", "inclusion", "sex is female and age >= 18 years"),
+    ("Subject body weight at least 45 kg and a body mass index (BMI) in the range of 18 to 35.0 kg/m2", "inclusion",
+     "weight >= 45 kg and BMI between 18 kg/m2 and 35.0 kg/m2"),
 ])
 def test_protein_ratios_dipstick_grades_and_more_age_forms(line, section, rule):
     assert draft_rule(line, section).rule == rule
@@ -266,6 +268,8 @@ def test_protein_ratios_dipstick_grades_and_more_age_forms(line, section, rule):
     ("Urine protein < 1,000 mg on 24-hour urine collection", "inclusion"),   # a 24-hour quantity, not a grade
     ("Platelets < 2+", "inclusion"),                                         # a grade for a count
     ("Urine protein:creatinine ratio < 1.0 mg/mmol", "inclusion"),            # implausible: below normal urine
+    ("Weight loss of < 10%", "inclusion"),                                   # a change, not a weight
+    ("Body weight >= 45 lb", "inclusion"),                                    # a unit the drafter does not read
 ])
 def test_protein_lines_that_do_not_fit_stay_review(line, section):
     assert draft_rule(line, section) is None

@@ -109,6 +109,7 @@ _ANALYTES: list[tuple[str, list[str]]] = [
     ("albumin", [r"albumin"]),
     ("INR", [r"international\s+normali[sz]ed\s+ratio", r"inr"]),
     ("BMI", [r"body\s+mass\s+index", r"bmi"]),
+    ("weight", [r"(?:body\s+)?weight"]),
     ("fasting_glucose", [r"fasting\s+(?:serum\s+|plasma\s+|blood\s+)?glucose", r"fasting\s+blood\s+sugar", r"fpg"]),
     ("platelets", [r"platelets?(?:\s+counts?)?", r"plt", r"thrombocytes?(?:\s+counts?)?"]),
     ("ANC", [r"(?:absolute\s+)?neutrophils?(?:\s+counts?)?", r"anc"]),
@@ -131,6 +132,7 @@ _PLAUSIBLE = {
     "HbA1c": (3, 20), "BMI": (10, 80), "ALT": (5, 2000), "AST": (5, 2000), "ALP": (5, 3000),
     "fasting_glucose": (40, 600), "QTc": (300, 700), "QTcF": (300, 700), "QTcB": (300, 700),
     "corrected_calcium": (5, 20), "potassium": (2, 8), "sodium": (100, 180), "UPCR": (0.1, 20),
+    "weight": (2, 300),
 }
 # Which way is abnormal: an inclusion line sets a floor on LOW analytes and a ceiling on HIGH ones.
 _LOW_IS_BAD = {"platelets", "ANC", "WBC", "lymphocytes", "hemoglobin", "albumin", "creatinine_clearance", "eGFR"}
@@ -200,6 +202,7 @@ _UNITS: list[tuple[str, str]] = [
     (r"(?:iu|u|units)\s*/\s*l\b", "U/L"),
     (r"%", "%"),
     (r"kg\s*/\s*m\s*\^?\s*2\b", "kg/m2"),
+    (r"(?:kg|kilograms?)(?![A-Za-z/])", "kg"),
     (r"(?:msecs?|ms|milli-?seconds?)(?:\s*\(\s*msec\s*\)s?)?(?![A-Za-z])", "ms"),
 ]
 _UNIT_RES = [(re.compile(p, re.I), out) for p, out in _UNITS]
