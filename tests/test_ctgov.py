@@ -252,9 +252,9 @@ def test_history_drafts_carry_their_value_set():
     draft = draft_rule("History of myocardial infarction or stroke within the past 6 months", "exclusion")
     assert draft.rule == "condition myocardial_infarction within 6 months or condition stroke within 6 months"
     assert draft.valuesets["myocardial_infarction"] == \
-        'valueset myocardial_infarction "myocardial infarction" = ICD10:I21, ICD10:I22'
+        'valueset myocardial_infarction "myocardial infarction" = ICD10:I21, ICD10:I22, <<SNOMED:22298006'
     result = imported("Exclusion Criteria:\n\n- Myocardial infarction within 6 months\n")
-    assert 'valueset myocardial_infarction "myocardial infarction" = ICD10:I21, ICD10:I22' in result.text
+    assert 'valueset myocardial_infarction "myocardial infarction" = ICD10:I21, ICD10:I22, <<SNOMED:22298006' in result.text
     assert criteria_of(result.text)["E1"] == ("exclusion", "condition myocardial_infarction within 6 months")
 
 

@@ -91,7 +91,8 @@ def test_every_lexicon_entry_has_codes_a_source_and_a_test_line():
     assert set(entries) == set(LEXICON_LINES)
     for entry in entries.values():
         assert entry.codes and entry.source and entry.phrases
-        assert all(re.fullmatch(r"(?:ICD10|ATC):[A-Z0-9.\-]+", code) for code in entry.codes + entry.history_codes)
+        assert all(re.fullmatch(r"(?:ICD10|ATC):[A-Z0-9.\-]+|<<SNOMED:\d+", code)
+                   for code in entry.codes + entry.history_codes)
 
 
 @pytest.mark.parametrize("name", sorted(LEXICON_LINES))
@@ -110,13 +111,13 @@ def test_each_lexicon_entry_drafts_its_line_and_the_draft_compiles(name):
 
 def test_value_sets_carry_their_codes():
     mi = lexicon().entries["myocardial_infarction"]
-    assert mi.declaration() == ("myocardial_infarction",
-                                'valueset myocardial_infarction "myocardial infarction" = ICD10:I21, ICD10:I22')
-    assert mi.declaration(history=True)[1].endswith("= ICD10:I21, ICD10:I22, ICD10:I25.2")
+    assert mi.declaration() == ("myocardial_infarction", 'valueset myocardial_infarction "myocardial infarction" = '
+                                'ICD10:I21, ICD10:I22, <<SNOMED:22298006')
+    assert mi.declaration(history=True)[1].endswith("= ICD10:I21, ICD10:I22, <<SNOMED:22298006, ICD10:I25.2")
     assert lexicon().entries["anthracycline"].declaration()[1] == \
         'valueset anthracycline "anthracyclines" = ATC:L01DB except ATC:L01DB07, ATC:L01DB11'
     assert lexicon().entries["hiv"].declaration()[1] == \
-        'valueset hiv "HIV infection" = ICD10:B20-B24, ICD10:Z21, ICD10:O98.7'
+        'valueset hiv "HIV infection" = ICD10:B20-B24, ICD10:Z21, ICD10:O98.7, <<SNOMED:86406008'
 
 
 @pytest.mark.parametrize("line, section", [
@@ -296,3 +297,22 @@ def test_a_hostile_line_is_refused_quickly_not_scanned():
     assert draft_rule(line, "exclusion") is None
     assert draft_rule("No " + "prior " * 20000 + "bevacizumab", "inclusion") is None
     assert draft_rule("Known " + "known " * 90 + "HIV infection", "exclusion").rule == "condition hiv"
+
+
+def test_a_snomed_coded_record_is_unknown_without_a_store_and_decided_with_one(tmp_path):
+    from pathlib import Path
+
+    from screening.terminology import TerminologyStore, load_paths
+
+    result = imported("exclusion", "Known human immunodeficiency virus infection.")
+    snomed_hiv = {"conditions": [{"code": "SNOMED:86406008", "onset": "2010-01-01"}]}
+    diabetes = {"conditions": [{"code": "SNOMED:44054006", "onset": "2010-01-01"}]}
+    # without a store the SNOMED-coded diagnosis may be HIV: unknown, never a pass
+    assert verdict(result, diabetes) == "unknown"
+    assert verdict(result, snomed_hiv) == "fail"         # the listed concept itself decides
+    fixture = Path(__file__).resolve().parents[1] / "trials" / "terminology" / "snomed-fixture.json"
+    load_paths(tmp_path / "t.sqlite", [fixture])
+    store = TerminologyStore.open(tmp_path / "t.sqlite")
+    trial = compile_text(result.text, "r.crit", terminology=store)
+    patient = patient_from_document({"id": "p", **diabetes})
+    assert trial.screen(patient, AS_OF).criterion("E1").verdict == "pass"

@@ -1,7 +1,8 @@
 """The line drafter: one criterion line -> a ``draft`` rule, or None (left for review).
 
-One function per pattern family (:func:`_draft_age`, :func:`_draft_history`, :func:`_draft_labs`);
-the whole line must be read or nothing is drafted.
+One function per pattern family (:func:`_draft_age`, :func:`_draft_performance`, :func:`_draft_nyha`,
+:func:`_draft_investigational`, :func:`_draft_labs`; conditions and medications named by the lexicon are
+in ``records.py``); the whole line must be read or nothing is drafted.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ class Draft:
 
     rule: str
     valuesets: dict[str, str] = field(default_factory=dict)
-    family: str = "labs"            # "labs", "age", "history", "scores", "investigational": which drafter
+    family: str = "labs"            # "labs", "age", "history", "medications", "scores", "investigational"
 
 
 class _NotUnderstood(Exception):

@@ -27,7 +27,8 @@ class ImportedCriterion:
     heading: str | None = None
     valuesets: dict[str, str] = field(default_factory=dict)
     comment: str | None = None
-    family: str | None = None        # which drafter wrote the draft: "labs", "age", "history"
+    family: str | None = None        # which drafter wrote the draft: "labs", "age", "history" (conditions),
+                                     # "medications", "scores", "investigational"
 
 
 @dataclass
