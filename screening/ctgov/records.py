@@ -99,6 +99,7 @@ class _Reader:
         return _END.fullmatch(self.s, self.pos) is not None
 
 
+_STATUS = re.compile(r"\s*(?:active|current|ongoing|chronic)(?:\s+or\s+chronic)?\s+", re.I)
 _LIST_SEP = re.compile(r"\s*(?:,\s*(?:and\s*/\s*or\s+|or\s+)?|\s+(?:and\s*/\s*or|or)\s+|\s*/\s*)", re.I)
 
 
@@ -107,7 +108,7 @@ def _items(r: _Reader, record: str, status_words: bool) -> list[tuple[tuple[Entr
     items = []
     lex = lexicon()
     while True:
-        active = bool(status_words and r.take(r"\s*(?:active|current|ongoing|chronic)(?:\s+or\s+chronic)?\s+"))
+        active = bool(status_words and r.take(_STATUS))
         r.take(r"\s*")
         m = lex.match(record, r.s, r.pos)
         if m is None:
@@ -119,7 +120,8 @@ def _items(r: _Reader, record: str, status_words: bool) -> list[tuple[tuple[Entr
         if sep is None:
             break
         after = r.pos
-        r.take(r"\s*(?:active|current|ongoing|chronic)(?:\s+or\s+chronic)?\s+") if status_words else None
+        if status_words:
+            r.take(_STATUS)
         r.take(r"\s*")
         if lex.match(record, r.s, r.pos) is None:
             r.pos = mark
