@@ -101,7 +101,7 @@ def is_limit(unit: str | None) -> bool:
 def rule_tests(rule: str) -> list[tuple[str, str, float, bool]]:
     """(inventory group, op, value, relative to ULN) for every comparison of a drafted lab rule."""
     out = []
-    if rule.startswith("if condition"):          # a subgroup threshold: test the general branch (else)
+    if rule.startswith(("if condition", "if active condition")):          # a subgroup threshold: test the general branch (else)
         rule = rule.split(" else ", 1)[1]
     for m in TEST.finditer(rule):
         group = GROUP[m["analyte"]]

@@ -225,7 +225,7 @@ def test_quotes_and_backslashes_are_escaped_in_strings():
     ("Hemoglobin >= 9 g/dL or >= 5.6 mmol/L", "hemoglobin >= 9 g/dL"),
     ("ANC ≥ 1.0 × 109/L within 14 days prior to randomization.", "ANC >= 1.0 x 10^9/L within 14 days"),
     ("AST/ALT ≤ 3 x ULN (or ≤ 5 x ULN for patients with liver metastases)",
-     "if condition liver_metastases then (AST <= 5 x ULN and ALT <= 5 x ULN) else (AST <= 3 x ULN and ALT <= 3 x ULN)"),
+     "if active condition liver_metastases then (AST <= 5 x ULN and ALT <= 5 x ULN) else (AST <= 3 x ULN and ALT <= 3 x ULN)"),
     ("INR ≤ 1.5", "INR <= 1.5"),
 ])
 def test_inclusion_lines_are_drafted(line, rule):

@@ -470,6 +470,10 @@ _SUBGROUP_SETS = {
     "liver": ("liver_metastases", 'valueset liver_metastases "secondary malignant neoplasm of liver" = ICD10:C78.7'),
     "gilbert": ("gilbert_syndrome", 'valueset gilbert_syndrome "Gilbert syndrome" = ICD10:E80.4'),
 }
+# How each subgroup is tested: liver metastases "present" / "in patients with" are a state now (a
+# resected or resolved C78.7 record must not earn the looser limit: independent review, round 1);
+# Gilbert syndrome is lifelong, any record of it.
+_SUBGROUP_TEST = {"liver": "active condition liver_metastases", "gilbert": "condition gilbert_syndrome"}
 
 
 def _skip_lead(text: str, kind: str) -> None:
@@ -541,6 +545,7 @@ def _range_units(analyte: str, low: _Bound, high: _Bound) -> tuple[_Bound, _Boun
 def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, end: int) -> _Clause:
     """Read the threshold part that follows an analyte name, up to ``end`` (the next analyte)."""
     cur.s = cur.s[:end]
+    start = cur.pos
     key = analytes[0]
     while cur.take(_CLAUSE_FILLER) or cur.take(_METHOD):
         pass
@@ -640,7 +645,29 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
         word = ","
     if not cur.at_end():
         raise _NotUnderstood(f"unread text: {cur.rest!r}")
+    analytes = _by_method(analytes, tests, cur.s[start:])
     return _Clause(analytes, joiner, tests, tie, window, subgroup, word, exempt, applies)
+
+
+def _by_method(analytes: tuple[str, ...], tests, text: str) -> tuple[str, ...]:
+    """The catalogue analyte a clearance or eGFR line means, given the formula it names.
+
+    `creatinine_clearance` is a measured clearance, else Cockcroft-Gault; `eGFR` a reported eGFR,
+    else CKD-EPI 2021 (docs/language.md). So "eGFR >= 60 mL/min according to the Cockcroft-Gault
+    formula" is a creatinine clearance (independent review, round 1), and a clearance or eGFR by MDRD,
+    or a clearance by CKD-EPI, is a value neither analyte derives: left for review.
+    """
+    if not {"eGFR", "creatinine_clearance"} & set(analytes):
+        return analytes
+    if re.search(r"\bmdrd\b", text, re.I) or \
+            "creatinine_clearance" in analytes and re.search(r"ckd[\s-]*epi", text, re.I):
+        raise _NotUnderstood("a clearance or eGFR by a formula the catalogue does not derive")
+    if "eGFR" in analytes and re.search(r"cockc?roft", text, re.I):
+        if len(analytes) != 1 or any("1.73" in (bound.unit or "") or upper is not None and "1.73" in (upper.unit or "")
+                                     for _, bound, upper in tests):
+            raise _NotUnderstood("an eGFR by Cockcroft-Gault per 1.73 m2")
+        return ("creatinine_clearance",)
+    return analytes
 
 
 def _lab_clauses(text: str, kind: str) -> tuple[list[_Clause], str | None]:
@@ -719,16 +746,17 @@ def _clause_expr(clause: _Clause, kind: str, window: str | None) -> tuple[str, l
             _check_direction(name, op, kind)
     body = tests_for(clause.tests)
     if clause.exempt:
-        valueset, declaration = _SUBGROUP_SETS[clause.exempt]
+        _, declaration = _SUBGROUP_SETS[clause.exempt]
+        test = _SUBGROUP_TEST[clause.exempt]
         if kind == "inclusion":
-            return f"{body} or condition {valueset}", [declaration]
-        return f"{body} and not condition {valueset}", [declaration]
+            return f"{body} or {test}", [declaration]
+        return f"{body} and not {test}", [declaration]
     if clause.subgroup is None:
         return body, []
     key, op, bound = clause.subgroup
-    valueset, declaration = _SUBGROUP_SETS[key]
+    _, declaration = _SUBGROUP_SETS[key]
     special = tests_for([(op, bound, None)])
-    return f"if condition {valueset} then ({special}) else ({body})", [declaration]
+    return f"if {_SUBGROUP_TEST[key]} then ({special}) else ({body})", [declaration]
 
 
 def _check_direction(analyte: str, op: str, kind: str) -> None:
@@ -782,8 +810,8 @@ def _draft_labs(text: str, kind: str) -> Draft | None:
         # "AST/ALT =< 2.5 x ULN if with liver metastases": a criterion for that subgroup only
         if len(clauses) != 1 or clauses[0].subgroup or clauses[0].exempt:
             raise _NotUnderstood("a subgroup premise with more than one lab clause")
-        valueset, declaration = _SUBGROUP_SETS["liver"]
-        premise = f"condition {valueset}" if premises[0] == "with" else f"not condition {valueset}"
+        _, declaration = _SUBGROUP_SETS["liver"]
+        premise = _SUBGROUP_TEST["liver"] if premises[0] == "with" else f"not {_SUBGROUP_TEST['liver']}"
         rule = f"applies if {premise}: {rule}"
         valuesets.append(declaration)
     return Draft(rule, {d.split()[1]: d for d in valuesets}, "labs")
@@ -1019,12 +1047,13 @@ def _draft_nyha(text: str, kind: str) -> Draft | None:
         low = classes[0]
     if not 2 <= low <= 4:
         return None
-    # A NYHA class describes a heart failure: with the diagnosis in the rule, a patient whose
-    # condition list holds no heart failure is decided (false) without a NYHA result.
-    from .lexicon import lexicon
-    name, declaration = lexicon().entries["heart_failure"].declaration()
-    rule = f"condition {name} and NYHA >= {_ROMAN_OUT[low]}"
-    return Draft(f"not ({rule})" if negated else rule, {name: declaration}, family="scores")
+    # The text defines the state by the NYHA class alone, so the rule is the class alone: a coded
+    # heart-failure diagnosis as a precondition would pass a patient with a recorded NYHA III whose
+    # heart failure is coded elsewhere (I42, I25.5) or not at all (independent review, round 1).
+    # `any`: a class at or above the floor in the window (the rule set's lab window) excludes, even if
+    # a later one is lower; no NYHA result in the window is unknown.
+    rule = f"any NYHA >= {_ROMAN_OUT[low]}"
+    return Draft(f"not {rule}" if negated else rule, family="scores")
 
 
 # ---------------------------------------------------------------- investigational agents (issue 9)

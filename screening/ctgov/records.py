@@ -141,11 +141,24 @@ _HISTORY = re.compile(
     r"(?P<post>" + _MARKERS + r")", re.I)
 
 
+# A bracket that defines the state by a test ("(e.g., HBsAg reactive)", "(HCV RNA detected)"): the
+# test is part of the criterion (independent review, round 1), so it is drafted only where the
+# analyte catalogue has it, and otherwise the line is left for review rather than the test dropped.
+_EXAMPLE_TEST = re.compile(
+    r"[(\[]\s*(?:e\.?\s*g\.?|for\s+example|such\s+as)[\s,:][^)\]]*?\b(?:HBsAg|RNA|DNA|PCR|antibod(?:y|ies)|antigen|"
+    r"sero(?:logy|positiv\w*)|reactive|detect(?:ed|able)|titer|titre|positive)\b", re.I)
+# "(HIV 1/2 antibodies)" after HIV: the catalogue's HIV screening test (HIV-1/2 antibody, with p24)
+_HIV_ANTIBODIES = re.compile(r"\s*\(\s*HIV\s*-?\s*1\s*/\s*2\s+antibod(?:y|ies)\s*\)", re.I)
+_HIV_TEST = "any HIV_test is positive"
+
+
 def draft_conditions(text: str, kind: str) -> Draft | None:
     """Conditions the lexicon names, with or without a window. ``None`` when the line says more."""
-    if len(text) > _MAX_LINE:
+    if len(text) > _MAX_LINE or _EXAMPLE_TEST.search(text):
         return None
-    r = _Reader(_prepare(text))
+    prepared = _prepare(text)
+    hiv_antibodies = bool(_HIV_ANTIBODIES.search(prepared))
+    r = _Reader(_HIV_ANTIBODIES.sub("", prepared))
     negated = bool(r.take(_NEGATION))
     if negated != (kind == "inclusion"):
         return None                    # an inclusion must say "No ..."; an exclusion must not
@@ -184,6 +197,10 @@ def draft_conditions(text: str, kind: str) -> Draft | None:
             if test not in tests:
                 tests.append(test)
             sets[name] = declaration
+    if hiv_antibodies:
+        if "condition hiv" not in tests:
+            return None                # the antibodies bracket after something else than HIV
+        tests.insert(tests.index("condition hiv") + 1, _HIV_TEST)
     rule = " or ".join(tests)
     if negated:
         rule = f"not ({rule})" if len(tests) > 1 else f"not {rule}"
