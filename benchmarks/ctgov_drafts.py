@@ -23,6 +23,10 @@ Every draft is also compiled on its own (a file holding only its value sets, the
 window and that criterion): a draft that does not compile is a bug, and so is one the writer had to
 replace by `review`; both counts are printed and must be 0.
 
+``--new FILE`` (default ``benchmarks/out/ctgov_drafts_new.jsonl``) receives the rows of ``--judge`` whose
+(nctid, id, rule, value-set declarations) are not in ``--reviewed`` (default ``../judge/round1.jsonl``, the drafts an independent
+reader has judged): the drafts that are new or changed since that review.
+
 ``--judge FILE`` (default ``benchmarks/out/ctgov_drafts_to_judge.jsonl``) writes every draft the
 automatic check does not accept -- in the 35 annotated trials and in the 35 others -- one JSON
 object a line: trial, id, section, family, registry text (with its header context), the draft rule,
@@ -189,12 +193,22 @@ def judge_row(nct: str, c, annotated: bool, reason: str) -> dict:
             "verdict": None, "note": None}
 
 
+def reviewed_key(row: dict) -> tuple:
+    """What a review judged: the draft's trial, id and rule, and the codes of its value sets (a value set
+    whose codes changed under an unchanged rule, e.g. `condition stroke_history`, is a changed draft)."""
+    return row["nctid"], row["id"], row["rule"], tuple(sorted(row.get("valuesets") or ()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ctgov")
     parser.add_argument("--list", action="store_true", help="print every draft that needs reading")
     parser.add_argument("--judge", type=Path, default=ROOT / "benchmarks" / "out" / "ctgov_drafts_to_judge.jsonl",
                         help="where to write the drafts the automatic check does not accept (JSON lines)")
+    parser.add_argument("--reviewed", type=Path, default=ROOT.parent / "judge" / "round1.jsonl",
+                        help="drafts an independent reader has judged (JSON lines with nctid, id, rule)")
+    parser.add_argument("--new", type=Path, default=ROOT / "benchmarks" / "out" / "ctgov_drafts_new.jsonl",
+                        help="where to write the drafts to judge that are not in --reviewed (new or changed)")
     args = parser.parse_args()
     rows = [json.loads(x) for x in (args.data / "criteria_sample.jsonl").read_text(encoding="utf-8").splitlines()
             if x.strip()]
@@ -246,6 +260,13 @@ def main() -> None:
 
     args.judge.parent.mkdir(parents=True, exist_ok=True)
     args.judge.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in judge_rows), encoding="utf-8")
+    reviewed = set()
+    if args.reviewed.is_file():
+        reviewed = {reviewed_key(r) for r in map(json.loads, filter(str.strip, args.reviewed.read_text(
+            encoding="utf-8").splitlines()))}
+    new_rows = [r for r in judge_rows if reviewed_key(r) not in reviewed]
+    args.new.parent.mkdir(parents=True, exist_ok=True)
+    args.new.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in new_rows), encoding="utf-8")
     print(f"trials: {len(rows)} ({len(annotated_trials)} annotated)")
     print(f"lines: {total}; drafted: {drafted} ({drafted / total:.1%}) "
           f"[{', '.join(f'{k} {v}' for k, v in families.most_common())}]")
@@ -259,6 +280,9 @@ def main() -> None:
     print(f"drafts that do not compile alone: {alone_failures}; drafts the writer replaced by review: {fallbacks}")
     print(f"drafts for an independent reader: {len(judge_rows)} "
           f"({sum(r['annotated_trial'] for r in judge_rows)} in annotated trials) -> {args.judge}")
+    print(f"drafts to judge not in {args.reviewed.name if args.reviewed.is_file() else '(no reviewed file)'} "
+          f"(new or changed since that review): {len(new_rows)} "
+          f"({sum(r['annotated_trial'] for r in new_rows)} in annotated trials) -> {args.new}")
     if args.list:
         for nct, c, reason in to_read:
             print(f"\n{nct} {c.ident} ({c.kind}, {c.family}): {reason}\n  text: {c.text}\n  rule: {c.rule}")
