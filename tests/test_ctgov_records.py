@@ -410,3 +410,55 @@ def test_a_liver_metastasis_threshold_needs_the_metastases_present():
     resected = [{"code": "ICD10:C78.7", "onset": "2024-01-01", "status": "resolved", "end": "2024-06-01"}]
     assert verdict(result, {"observations": ast, "conditions": active}) == "pass"       # 4 x ULN <= 5 x ULN
     assert verdict(result, {"observations": ast, "conditions": resected}) == "fail"     # 4 x ULN > 3 x ULN
+
+
+# ---------------------------------------------------------------- wording variants (issue 9, coverage)
+@pytest.mark.parametrize("line, section, context, rule", [
+    ("Total bilirubin normal", "inclusion", None, "bilirubin between LLN and ULN"),
+    ("Potassium = in normal range", "inclusion", "Adequate organ function as indicated by the following:",
+     "potassium between LLN and ULN"),
+    ("Corrected QTc prolongation value, calculated using Bazett's formula (QTcB = QT/RR ½), > 450 msec", "exclusion",
+     None, "QTcB > 450 ms"),
+    ("Hemoglobin ≥ 8 g/dL (80 g/L) within 14 days prior to randomization (subjects may be receiving red blood cell "
+     "[RBC] transfusions in accordance with institutional guidelines).", "inclusion", None,
+     "hemoglobin >= 8 g/dL within 14 days"),
+    ("Ongoing unstable angina", "inclusion",
+     "Patient history: patients who have any of the following are NOT eligible:", "not active condition unstable_angina"),
+    ("Prolongation of corrected QT interval via Fridericia's formula (QTcF) > 480 msec", "inclusion",
+     "Patient history: patients who have any of the following are NOT eligible:", "not QTcF > 480 ms"),
+    ("Prior documented myocardial infarction within the last 6 months", "exclusion",
+     "Patients with pre-existing cardiac conditions:", "condition myocardial_infarction within 6 months"),
+    ("Pre-existing cardiac failure (NYHA class III-IV)", "exclusion", "Patients with pre-existing cardiac conditions:",
+     "any NYHA >= III"),
+    ("Myocardial infarction in the previous 6 months", "exclusion", "Cardiac co-morbidity:",
+     "condition myocardial_infarction within 6 months"),
+])
+def test_wording_variants_of_drafted_families(line, section, context, rule):
+    draft = draft_rule(line, section, context)
+    assert draft is not None and draft.rule == rule
+
+
+@pytest.mark.parametrize("line, section, context", [
+    ("Bilirubin normal", "exclusion", None),                             # 'normal' is what admits
+    ("TSH and free T4 within normal limits", "inclusion", None),         # not catalogue labs
+    # Fridericia's cube root under Bazett's name: the line contradicts itself
+    ("Corrected QTc prolongation value, calculated using Bazett's formula (QTcB = QT/RR ⅓), > 450 msec", "exclusion",
+     None),
+    ("Requirement for pacemaker", "exclusion", "Cardiac co-morbidity:"),
+    ("Class III or IV congestive heart failure (CHF) within 28 days of registration", "inclusion",
+     "Patient history: patients who have any of the following are NOT eligible:"),   # no scale named
+    ("Ongoing unstable angina", "inclusion", "Patients who have any of the following must be enrolled:"),
+])
+def test_variants_that_say_more_stay_review(line, section, context):
+    assert draft_rule(line, section, context) is None
+
+
+def test_a_normal_result_is_inside_its_reference_range_both_ends():
+    result = imported("inclusion", "Total bilirubin normal")
+    def bili(value):
+        return {"observations": [{"code": "LOINC:1975-2", "value": value, "unit": "mg/dL", "date": "2026-11-20",
+                                  "reference_range": {"low": 0.3, "high": 1.2, "unit": "mg/dL"}}]}
+    assert verdict(result, bili(0.8)) == "pass"
+    assert verdict(result, bili(1.5)) == "fail"
+    assert verdict(result, bili(0.1)) == "fail"          # below the range is not normal either
+    assert verdict(result, {"observations": []}) == "unknown"

@@ -83,7 +83,10 @@ _ANALYTES: list[tuple[str, list[str]]] = [
               r"(?:\s*\(\s*qtcf\s*\))?",
               r"corrected\s+qt\s+interval\s+(?:by|using|with|via)\s+fridericia'?s?\s+(?:formula|correction|method)"
               r"(?:\s*\(\s*qtcf\s*\))?", r"qtcf(?:\s+interval)?"]),
-    ("QTcB", [r"qtcb(?:\s+interval)?"]),
+    ("QTcB", [r"(?:corrected\s+)?qtc\s+prolongation\s+value\s*,?\s*calculated\s+(?:by|using|with)\s+bazett'?s?\s+"
+              r"(?:formula|correction|method)",
+              r"qt\s+interval\s+corrected\s+(?:by|using|with|via)\s+bazett'?s?\s+(?:formula|correction|method)"
+              r"(?:\s*\(\s*qtcb\s*\))?", r"qtcb(?:\s+interval)?"]),
     ("QTc", [r"corrected\s+qt\s*\(\s*qtc\s*\)(?:\s+interval)?", r"corrected\s+qt\s+interval(?:\s*\(\s*qtc\s*\))?",
              r"qtc(?:\s+interval)?"]),
     ("corrected_calcium", [r"corrected\s+(?:serum\s+)?calcium"]),
@@ -433,7 +436,9 @@ _TRAILER = re.compile(
     r"|on\s+(?:the\s+|a\s+)?(?:screening\s+)?(?:12-lead\s+)?(?:electrocardiogram|ECG|EKG)(?:\s*\(\s*(?:ECG|EKG)\s*\))?"
     # a permission that restricts nothing: the threshold holds with or without a transfusion
     r"|\(\s*(?:(?:red\s+blood\s+cell\s*(?:\[\s*RBC\s*\]\s*)?|RBC\s+)?transfusions?\s+(?:are\s+)?(?:allowed|permitted)"
-    r"|may\s+be\s+transfused)\s*\)|with\s+or\s+without\s+(?:a\s+)?transfusions?)", re.I)
+    r"|may\s+be\s+transfused)\s*\)|with\s+or\s+without\s+(?:a\s+)?transfusions?"
+    r"|\(\s*(?:subjects|patients|participants)\s+may\s+be\s+receiving\s+(?:red\s+blood\s+cell\s*(?:\[\s*RBC\s*\]\s*)?|RBC\s+)?"
+    r"transfusions?\s+in\s+accordance\s+with\s+institutional\s+guidelines\s*\))", re.I)
 _SUBGROUP_WHO = (
     r"(?:(?:for|in)\s+(?:patients|subjects|participants|those|cases)\s+(?:with|who\s+have)\s+"
     r"|if\s+(?:there\s+(?:are|is)\s+)?|"
@@ -501,8 +506,16 @@ class _Clause:
     applies: str | None = None      # "with"/"without": the line is for patients with/without liver metastases
 
 
+# "Total bilirubin normal", "Potassium = in normal range", "... within normal limits" (the whole clause):
+# the result inside its own reference range, both ends (issue 9)
+_NORMAL = re.compile(r"(?:=\s*)?(?:(?:is|are|must\s+be|should\s+be)\s+)?(?:(?:with)?in\s+(?:the\s+)?"
+                     r"(?:institutional\s+)?normal\s+(?:range|limits)|normal)(?=\s*[.;]?\s*$)", re.I)
+
+
 def _read_comparison(cur: _Cursor, analyte: str) -> tuple[str, _Bound, _Bound | None] | None:
     start = cur.pos
+    if cur.take(_NORMAL):
+        return "between", _Bound("", "LLN", limit=True), _Bound("", "ULN", limit=True)
     if cur.take(r"between\b"):
         low = _read_bound(cur)
         if low and cur.take(r"and\b"):
@@ -670,8 +683,14 @@ def _by_method(analytes: tuple[str, ...], tests, text: str) -> tuple[str, ...]:
     return analytes
 
 
+# "(QTcB = QT/RR ½)": the formula restated after its name
+_QTC_FORMULA = re.compile(
+    r"\s*\(\s*(?:QTcB\s*=\s*QT\s*/\s*\(?RR\)?\s*(?:½|1/2|\^\s*\(?(?:½|1/2|0\.5)\)?)"
+    r"|QTcF\s*=\s*QT\s*/\s*\(?RR\)?\s*(?:⅓|1/3|\^\s*\(?(?:⅓|1/3)\)?))\s*\)", re.I)
+
+
 def _lab_clauses(text: str, kind: str) -> tuple[list[_Clause], str | None]:
-    s = _remove_alias_parentheses(_normalise(text))
+    s = _remove_alias_parentheses(_QTC_FORMULA.sub("", _normalise(text)))
     mentions = list(_ANALYTE_RE.finditer(s))
     if not mentions:
         raise _NotUnderstood("no lab named")
@@ -772,6 +791,9 @@ def _check_direction(analyte: str, op: str, kind: str) -> None:
 def _draft_labs(text: str, kind: str) -> Draft | None:
     """Lab and vital thresholds: "ANC >= 1,500/mm3, platelets >= 100 x 10^9/L", "ALT <= 2.5 x ULN"."""
     clauses, lead_window = _lab_clauses(text, kind)
+    if kind == "exclusion" and any(upper is not None and upper.limit and bound.limit
+                                   for c in clauses for _, bound, upper in c.tests):
+        raise _NotUnderstood("a reference range in an exclusion: 'normal' is what admits")
     if clauses[-1].connector in ("and", "or"):
         raise _NotUnderstood("the line ends in 'and'/'or': it continues in the next line")
     connectors = {c.connector for c in clauses[:-1]}
@@ -1110,6 +1132,17 @@ _CONTEXT_OK_EXCLUSION = re.compile(
     re.I)
 
 
+# Topical headers over cardiac exclusions ("Cardiac co-morbidity:", "Patients with pre-existing cardiac
+# conditions:"): a category whose items are its instances; each item excludes on its own
+_CONTEXT_OK_CARDIAC = re.compile(r"\b(?:cardiac|cardiovascular|co[\s-]?morbidit(?:y|ies)|pre[\s-]?existing|conditions?|with)\b",
+                                 re.I)
+# An inclusion-section header whose items exclude: "Patient history: patients who have any of the following
+# are NOT eligible:"
+_NOT_ELIGIBLE_HEADER = re.compile(
+    r"\s*(?:patient\s+history\s*:\s*)?(?:patients|subjects|participants)\s+(?:who\s+have|with)\s+any\s+of\s+the\s+"
+    r"following\s+(?:conditions\s+)?(?:are|will\s+be)\s+(?:not\s+eligible|ineligible|excluded)\s*:?\s*", re.I)
+
+
 def draft_rule(text: str, kind: str, context: str | None = None) -> Draft | None:
     """Read one criterion line; return a draft rule, or None when it cannot be read with confidence.
 
@@ -1119,10 +1152,21 @@ def draft_rule(text: str, kind: str, context: str | None = None) -> Draft | None
     function as defined below:"). Nothing is drafted from a line with a part the drafter does
     not understand: the whole line must be read, or it stays for review.
     """
+    if context is not None and kind == "inclusion" and _NOT_ELIGIBLE_HEADER.fullmatch(context):
+        # "Patient history: patients who have any of the following are NOT eligible:" in an inclusion
+        # section: each item is an exclusion, so the criterion is that the patient does not have it
+        draft = draft_rule(text, "exclusion")
+        if draft is None or draft.family not in ("history", "labs", "scores") or \
+                draft.rule.startswith(("applies if", "if ")):
+            return None
+        compound = " or " in draft.rule or " and " in draft.rule
+        return Draft(f"not ({draft.rule})" if compound else f"not {draft.rule}",
+                     draft.valuesets, draft.family)
     if context is not None:
         leftover = _CONTEXT_OK.sub(" ", context)
         if kind == "exclusion":
             leftover = _CONTEXT_OK_EXCLUSION.sub(" ", leftover)
+            leftover = _CONTEXT_OK_CARDIAC.sub(" ", leftover)
         if leftover.strip():
             return None
     for drafter in _DRAFTERS:
