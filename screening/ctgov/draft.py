@@ -1140,7 +1140,10 @@ _CONTEXT_OK_CARDIAC = re.compile(r"\b(?:cardiac|cardiovascular|co[\s-]?morbidit(
 # are NOT eligible:"
 _NOT_ELIGIBLE_HEADER = re.compile(
     r"\s*(?:patient\s+history\s*:\s*)?(?:patients|subjects|participants)\s+(?:who\s+have|with)\s+any\s+of\s+the\s+"
-    r"following\s+(?:conditions\s+)?(?:are|will\s+be)\s+(?:not\s+eligible|ineligible|excluded)\s*:?\s*", re.I)
+    r"following\s+(?:conditions\s+)?(?:are|will\s+be)\s+(?:not\s+eligible|ineligible|excluded)\s*:?\s*"
+    # an organ-system sub-heading under it ("Cardiac and vascular disorders:"): a category of the same list
+    r"(?:(?:cardiac|vascular|cardiovascular|and|disorders?|diseases?|gastrointestinal|\(GI\)|hepatic|renal|"
+    r"pulmonary|heme|central|nervous|system|\(CNS\)|\s)+:\s*)?", re.I)
 
 
 def draft_rule(text: str, kind: str, context: str | None = None) -> Draft | None:
