@@ -433,6 +433,10 @@ def test_a_liver_metastasis_threshold_needs_the_metastases_present():
      "any NYHA >= III"),
     ("Myocardial infarction in the previous 6 months", "exclusion", "Cardiac co-morbidity:",
      "condition myocardial_infarction within 6 months"),
+    ("Uncontrolled high blood pressure (i.e., systolic blood pressure >= 160 mmHg, diastolic blood pressure >= 90 mmHg)",
+     "exclusion", None, "systolic_bp >= 160 mmHg or diastolic_bp >= 90 mmHg"),
+    ("Uncontrolled hypertension: systolic blood pressure >= 160, diastolic blood pressure >= 90", "exclusion", None,
+     "systolic_bp >= 160 mmHg or diastolic_bp >= 90 mmHg"),
 ])
 def test_wording_variants_of_drafted_families(line, section, context, rule):
     draft = draft_rule(line, section, context)
@@ -449,6 +453,10 @@ def test_wording_variants_of_drafted_families(line, section, context, rule):
     ("Class III or IV congestive heart failure (CHF) within 28 days of registration", "inclusion",
      "Patient history: patients who have any of the following are NOT eligible:"),   # no scale named
     ("Ongoing unstable angina", "inclusion", "Patients who have any of the following must be enrolled:"),
+    # controlled on medication is a permission the language cannot see in a blood pressure
+    ("Uncontrolled hypertension (≥140/90 mmHg). Patients who are controlled on antihypertensive medication will be "
+     "allowed to enter the study.", "exclusion", None),
+    ("Systolic blood pressure >= 140 mmHg", "inclusion", None),          # backwards for an inclusion
 ])
 def test_variants_that_say_more_stay_review(line, section, context):
     assert draft_rule(line, section, context) is None
@@ -463,3 +471,15 @@ def test_a_normal_result_is_inside_its_reference_range_both_ends():
     assert verdict(result, bili(1.5)) == "fail"
     assert verdict(result, bili(0.1)) == "fail"          # below the range is not normal either
     assert verdict(result, {"observations": []}) == "unknown"
+
+
+def test_uncontrolled_blood_pressure_is_the_latest_reading_in_the_lab_window():
+    result = imported("exclusion", "Uncontrolled hypertension: systolic blood pressure >= 160, diastolic blood "
+                                   "pressure >= 90")
+    assert "\nlab window 28 days\n" in result.text
+    def bp(sbp, dbp, day="2026-11-20"):
+        return {"observations": [{"code": "LOINC:8480-6", "value": sbp, "unit": "mm[Hg]", "date": day},
+                                 {"code": "LOINC:8462-4", "value": dbp, "unit": "mm[Hg]", "date": day}]}
+    assert verdict(result, bp(150, 95)) == "fail"       # diastolic at or above 90 excludes
+    assert verdict(result, bp(150, 85)) == "pass"
+    assert verdict(result, bp(170, 85, "2026-01-01")) == "unknown"   # only an old reading

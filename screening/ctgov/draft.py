@@ -96,6 +96,10 @@ _ANALYTES: list[tuple[str, list[str]]] = [
               r"urine\s+protein\s*(?::|/|\s+to\s+|-to-)\s*creatinine\s*\(\s*UPCR?\s*\)\s*ratio"]),
     ("urine_protein", [r"urine\s+protein(?:\s+by\s+dipstick)?", r"dipstick\s+(?:urine\s+)?protein"]),
     ("potassium", [r"potassium"]),
+    # blood pressure (issue 9): "Uncontrolled high blood pressure (i.e., systolic blood pressure >= 160 mmHg,
+    # diastolic blood pressure >= 90 mmHg)"
+    ("systolic_bp", [r"systolic\s+blood\s+pressure(?:\s*\(\s*SBP\s*\))?", r"sbp"]),
+    ("diastolic_bp", [r"diastolic\s+blood\s+pressure(?:\s*\(\s*DBP\s*\))?", r"dbp"]),
     ("sodium", [r"sodium"]),
     ("HbA1c", [r"h(?:a)?emoglobin\s*a1c", r"hb\s*a1c", r"hgb\s*a1c", r"glyc(?:osyl)?ated\s+h(?:a)?emoglobin(?:\s*a1c)?",
                r"hba1c", r"a1c"]),
@@ -136,14 +140,15 @@ _PLAUSIBLE = {
     "HbA1c": (3, 20), "BMI": (10, 80), "ALT": (5, 2000), "AST": (5, 2000), "ALP": (5, 3000),
     "fasting_glucose": (40, 600), "QTc": (300, 700), "QTcF": (300, 700), "QTcB": (300, 700),
     "corrected_calcium": (5, 20), "potassium": (2, 8), "sodium": (100, 180), "UPCR": (0.1, 20),
-    "weight": (2, 300),
+    "weight": (2, 300), "systolic_bp": (70, 250), "diastolic_bp": (40, 150),
 }
 # Which way is abnormal: an inclusion line sets a floor on LOW analytes and a ceiling on HIGH ones.
 _LOW_IS_BAD = {"platelets", "ANC", "WBC", "lymphocytes", "hemoglobin", "albumin", "creatinine_clearance", "eGFR"}
 _HIGH_IS_BAD = {"creatinine", "bilirubin", "direct_bilirubin", "ALT", "AST", "ALP", "INR", "QTc", "QTcF", "QTcB", "UPCR",
-                "urine_protein"}
+                "urine_protein", "systolic_bp", "diastolic_bp"}
 # Analytes whose unit may go unwritten, and the unit it then is.
-_IMPLIED_UNIT = {"INR": "", "HbA1c": "%", "BMI": "kg/m2", "UPCR": "mg/mg"}
+# (blood pressure is only ever written in mmHg in registry text)
+_IMPLIED_UNIT = {"INR": "", "HbA1c": "%", "BMI": "kg/m2", "UPCR": "mg/mg", "systolic_bp": "mmHg", "diastolic_bp": "mmHg"}
 
 
 def _analyte_of(match: re.Match) -> str:
@@ -206,6 +211,7 @@ _UNITS: list[tuple[str, str]] = [
     (r"(?:iu|u|units)\s*/\s*l\b", "U/L"),
     (r"%", "%"),
     (r"kg\s*/\s*m\s*\^?\s*2\b", "kg/m2"),
+    (r"mm\s*(?:hg|\[hg\])(?![A-Za-z])", "mmHg"),
     (r"(?:kg|kilograms?)(?![A-Za-z/])", "kg"),
     (r"(?:msecs?|ms|milli-?seconds?)(?:\s*\(\s*msec\s*\)s?)?(?![A-Za-z])", "ms"),
 ]
@@ -395,7 +401,10 @@ _LEAD_FILLER = re.compile(
 _LEAD_FILLER_EXCLUSION = re.compile(
     r"\b(?:inadequate|insufficient|abnormal|impaired|impairment|severe|poor|reduced|decreased)\b|"
     r"\b(?:uncontrolled|poorly\s+controlled|inadequately\s+controlled)\s+(?:type\s+[12]\s+)?diabetes(?:\s+mellitus)?"
-    r"\s*[(,]?\s*(?=defined\s+as|i\.e\.)|\bi\.e\.,?|[()]", re.I)
+    r"\s*[(,]?\s*(?=defined\s+as|i\.e\.)|\bi\.e\.,?|[()]|"
+    # "Uncontrolled hypertension: SBP >= 160, DBP >= 90": a state the line defines by its blood pressures
+    r"\b(?:uncontrolled|poorly\s+controlled)\s+(?:high\s+blood\s+pressure|hypertension)\s*(?::|[(,]?\s*(?=i\.e\.))",
+    re.I)
 _CLAUSE_FILLER = re.compile(
     r"(?:\b(?:counts?|levels?|values?|concentrations?|of|is|are|must|should|be|serum|plasma|total|result)\b|:|"
     r"\b(?:with)?in\s+the\s+range\s+(?:of\s+)?(?=\d)|,(?=\s*(?:>=|<=|>|<)))",
