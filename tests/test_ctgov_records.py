@@ -437,6 +437,11 @@ def test_a_liver_metastasis_threshold_needs_the_metastases_present():
      "exclusion", None, "systolic_bp >= 160 mmHg or diastolic_bp >= 90 mmHg"),
     ("Uncontrolled hypertension: systolic blood pressure >= 160, diastolic blood pressure >= 90", "exclusion", None,
      "systolic_bp >= 160 mmHg or diastolic_bp >= 90 mmHg"),
+    # "BP > 140/90": either above excludes; "BP <= 140/90": both at or under
+    ("Uncontrolled hypertension, defined as blood pressure (BP) > 140/90", "inclusion",
+     "Patient history: patients who have any of the following are NOT eligible:",
+     "not (systolic_bp > 140 mmHg or diastolic_bp > 90 mmHg)"),
+    ("Blood pressure <= 140/90 mmHg", "inclusion", None, "systolic_bp <= 140 mmHg and diastolic_bp <= 90 mmHg"),
 ])
 def test_wording_variants_of_drafted_families(line, section, context, rule):
     draft = draft_rule(line, section, context)
@@ -457,6 +462,10 @@ def test_wording_variants_of_drafted_families(line, section, context, rule):
     ("Uncontrolled hypertension (≥140/90 mmHg). Patients who are controlled on antihypertensive medication will be "
      "allowed to enter the study.", "exclusion", None),
     ("Systolic blood pressure >= 140 mmHg", "inclusion", None),          # backwards for an inclusion
+    # a re-assessment rule in the note: not one reading (docs/language.md writes it with occasions)
+    ("Poorly controlled hypertension [defined as systolic blood pressure (SBP) of ≥140mmHg or diastolic blood pressure "
+     "(DBP) of ≥ 90mmHg]. Note: Blood pressure must be re-assessed on two occasions that are separated by a minimum "
+     "of 1 hour.", "exclusion", None),
 ])
 def test_variants_that_say_more_stay_review(line, section, context):
     assert draft_rule(line, section, context) is None

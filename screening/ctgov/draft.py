@@ -403,7 +403,7 @@ _LEAD_FILLER_EXCLUSION = re.compile(
     r"\b(?:uncontrolled|poorly\s+controlled|inadequately\s+controlled)\s+(?:type\s+[12]\s+)?diabetes(?:\s+mellitus)?"
     r"\s*[(,]?\s*(?=defined\s+as|i\.e\.)|\bi\.e\.,?|[()]|"
     # "Uncontrolled hypertension: SBP >= 160, DBP >= 90": a state the line defines by its blood pressures
-    r"\b(?:uncontrolled|poorly\s+controlled)\s+(?:high\s+blood\s+pressure|hypertension)\s*(?::|[(,]?\s*(?=i\.e\.))",
+    r"\b(?:uncontrolled|poorly\s+controlled)\s+(?:high\s+blood\s+pressure|hypertension)\s*(?::|[(,]?\s*(?=i\.e\.|defined\s+as))",
     re.I)
 _CLAUSE_FILLER = re.compile(
     r"(?:\b(?:counts?|levels?|values?|concentrations?|of|is|are|must|should|be|serum|plasma|total|result)\b|:|"
@@ -698,8 +698,20 @@ _QTC_FORMULA = re.compile(
     r"|QTcF\s*=\s*QT\s*/\s*\(?RR\)?\s*(?:⅓|1/3|\^\s*\(?(?:⅓|1/3)\)?))\s*\)", re.I)
 
 
+# "blood pressure (BP) > 140/90": systolic above 140 or diastolic above 90 (a floor on either excludes);
+# "BP <= 140/90": both at or under
+_BP_PAIR = re.compile(r"\b(?:blood\s+pressure\s*(?:\(\s*BP\s*\))?|BP)\s*(?:of\s+)?(>=|>|<=|<)\s*(\d{2,3})\s*/\s*(\d{2,3})"
+                      r"\s*(?:mm\s*hg\b)?", re.I)
+
+
+def _bp_pair(m: re.Match) -> str:
+    op, sbp, dbp = m.groups()
+    glue = "or" if op.startswith(">") else "and"
+    return f"systolic blood pressure {op} {sbp} mmHg {glue} diastolic blood pressure {op} {dbp} mmHg"
+
+
 def _lab_clauses(text: str, kind: str) -> tuple[list[_Clause], str | None]:
-    s = _remove_alias_parentheses(_QTC_FORMULA.sub("", _normalise(text)))
+    s = _remove_alias_parentheses(_QTC_FORMULA.sub("", _BP_PAIR.sub(_bp_pair, _normalise(text))))
     mentions = list(_ANALYTE_RE.finditer(s))
     if not mentions:
         raise _NotUnderstood("no lab named")
