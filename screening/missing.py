@@ -258,7 +258,11 @@ def fallback_item(text: str) -> MissingItem:
     return MissingItem("record", "", text, None, _cap(text), text)
 
 
-def _collect(outcome: Outcome, found: dict[str, MissingItem], seen: set[int]) -> None:
+def _collect(outcome: Outcome, found: dict[str, list[MissingItem]], seen: set[int]) -> None:
+    """The items of every unknown atom under ``outcome``, in rule order, grouped by their ``missing`` text.
+
+    One sentence can stand for several atoms ("conditions (not provided)" for each condition test of
+    the criterion): each keeps its own item, so every test left open is asked, not only the first."""
     stack = [outcome]
     while stack:
         o = stack.pop()
@@ -268,21 +272,24 @@ def _collect(outcome: Outcome, found: dict[str, MissingItem], seen: set[int]) ->
         if o.info is not None:
             if o.value is None and o.info[0] != "review":
                 for item in atom_items(o.info):
-                    found.setdefault(item.text, item)
+                    group = found.setdefault(item.text, [])
+                    if not any((i.kind, i.code, i.question) == (item.kind, item.code, item.question) for i in group):
+                        group.append(item)
             continue
-        stack.extend(o.deciding)
+        stack.extend(reversed(o.deciding))
 
 
 def missing_items(outcomes, missing: list[str], reviews: list[str], criterion_id: str = "") -> list[MissingItem]:
-    """The structured items of a criterion: one per ``missing`` entry (same order), then one per review reason.
+    """The structured items of a criterion: those of each ``missing`` entry (same order; one, or one per
+    test when a sentence stands for several), then one per review reason.
 
     ``outcomes``: the criterion's explained outcomes (its condition, and its `applies if` premise).
     """
-    found: dict[str, MissingItem] = {}
+    found: dict[str, list[MissingItem]] = {}
     seen: set[int] = set()
     for outcome in outcomes:
         if isinstance(outcome, Outcome):
             _collect(outcome, found, seen)
-    items = [found.get(text) or fallback_item(text) for text in missing]
+    items = [item for text in dict.fromkeys(missing) for item in found.get(text) or [fallback_item(text)]]
     items += [review_item(reason, criterion_id) for reason in reviews]
     return items

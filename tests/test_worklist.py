@@ -21,7 +21,7 @@ OPTIONS = ("--as-of", "2026-11-25", "--terminology", str(TERMINOLOGY))
 EXPECTED_ORDER = [
     ("p01", "eligible", 0), ("p02", "eligible", 0), ("p03", "eligible", 0),
     ("p06", "undetermined", 1), ("p18", "undetermined", 4), ("p17", "undetermined", 5),
-    ("p16", "undetermined", 7), ("p15", "undetermined", 12),
+    ("p16", "undetermined", 10), ("p15", "undetermined", 12),
     ("p04", "ineligible", 0), ("p05", "ineligible", 0), ("p07", "ineligible", 0), ("p08", "ineligible", 0),
     ("p09", "ineligible", 0), ("p10", "ineligible", 0), ("p11", "ineligible", 0), ("p12", "ineligible", 0),
     ("p13", "ineligible", 0), ("p14", "ineligible", 0),
