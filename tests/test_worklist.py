@@ -193,3 +193,21 @@ def test_results_of_the_wrong_shape_inside_criteria_still_list():
     (row,) = rows
     assert [d.line() for d in row.deciding] == ["I1 unknown", "I2 unknown"]
     assert [i.question for i in row.obtain] == ["ALT result"]
+
+
+def test_an_uncertain_death_date_is_an_item_to_obtain_not_zero_items(tmp_path):
+    """A patient every criterion admits, whose death may precede the as-of date (known to the month),
+    is undetermined by the death date alone: one thing to check, never '0 items', and it is counted."""
+    document = json.loads((SAMPLES / "p01_eligible_female_si_units.json").read_text(encoding="utf-8"))
+    document["deceased"] = "2026-11"
+    path = tmp_path / "p01_dead.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    proc = run("worklist", path, SAMPLES / "p06_undetermined_alt_elevated_cause_not_assessed.json", "--trial", CRIT,
+               "--format", "json", *OPTIONS, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    dead = next(r for r in rows if r["patient_label"]["file"] == "p01_dead.json")
+    assert (dead["decision"], dead["items_missing"]) == ("undetermined", 1)
+    assert [i["question"] for i in dead["to_obtain"]] == [
+        "Is the patient alive? (patient may have died on or before the as-of date (date of death 2026-11))"]
+    assert dead["to_obtain"][0]["kind"] == "record" and dead["to_obtain"][0]["code"] == "deceased"

@@ -162,6 +162,11 @@ def row_from_result(data: dict) -> Row:
             for item in _items(c):
                 target = reviews if item.kind == "review" else obtain
                 target.setdefault((item.kind, item.code, item.question), item)
+    reason = data.get("decision_reason")
+    if decision == "undetermined" and reason:  # a death that may precede the as-of date: one more thing to check
+        item = MissingItem("record", "deceased", "date of death", None, f"Is the patient alive? ({_one_line(reason)})",
+                           str(reason))
+        obtain = {("record", "deceased", item.question): item, **obtain}
     return Row(patient=patient, label=label, trial=str(data.get("trial", "")), as_of=str(data.get("as_of", "")),
                decision=decision, deciding=deciding, obtain=list(obtain.values()), reviews=list(reviews.values()),
                decision_reason=data.get("decision_reason"), input=data.get("input"))
@@ -277,10 +282,7 @@ def _steps(row: Row) -> list[str]:
     """What a row says to do: the failing criteria (ineligible), else the questions."""
     if row.decision == "ineligible":
         return [d.line() for d in row.deciding] or ([row.decision_reason] if row.decision_reason else [])
-    steps = [f"• {i.question}" for i in row.obtain] + [f"• {i.question}" for i in row.reviews]
-    if row.decision_reason:
-        steps.insert(0, row.decision_reason)
-    return steps
+    return [f"• {i.question}" for i in row.obtain] + [f"• {i.question}" for i in row.reviews]
 
 
 def print_text(console, rows: list[Row]) -> None:
