@@ -74,7 +74,7 @@ def test_worklist_json_carries_the_items(batch_out, tmp_path):
     p06 = rows[3]
     assert (p06["patient"], p06["items_missing"], p06["deciding"]) == (
         "p06", 1, [{"id": "E6", "kind": "exclusion", "verdict": "unknown",
-                    "reason": "missing: fact transaminase_rise_due_to_active_lupus"}])
+                    "reason": "missing: Is the transaminase rise due to active lupus? (investigator)"}])
     assert p06["to_obtain"] == [{"kind": "fact", "code": "transaminase_rise_due_to_active_lupus",
                                  "name": "Transaminase rise due to active lupus", "window": None,
                                  "question": "Is the transaminase rise due to active lupus? (investigator)",

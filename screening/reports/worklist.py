@@ -116,7 +116,11 @@ def criterion_reason(c: dict) -> str:
         return "review: " + _one_line("; ".join(map(str, reviews)))
     items = [i for i in _list(c.get("missing_items")) if isinstance(i, dict) and i.get("kind") != "review"]
     if items:
-        return "missing: " + _one_line(", ".join(str(i.get("text") or i.get("question") or "") for i in items))
+        # a fact's sentence is its identifier: a person reads its question; a sentence shared by
+        # several items ("conditions (not provided)") is written once
+        shown = dict.fromkeys(str((i.get("question") if i.get("kind") == "fact" else None)
+                                  or i.get("text") or i.get("question") or "") for i in items)
+        return "missing: " + _one_line(", ".join(shown))
     missing = _list(c.get("missing"))
     if missing:
         return "missing: " + _one_line(", ".join(map(str, missing)))
