@@ -252,6 +252,8 @@ def test_bodies_over_the_limit_are_413_before_parsing() -> None:
 
     response = client.post("/screen", content=stream(), headers={"content-type": "application/json"})
     assert response.status_code == 413
+    assert response.json()["message"] == ("the request body is larger than the limit of 1,000 bytes "
+                                          "(screening serve --max-body-bytes)")
     response = client.post(HOOK, json=hook(full()))  # a request within the limit still works
     assert response.status_code == 200
 
