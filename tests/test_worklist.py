@@ -211,3 +211,10 @@ def test_an_uncertain_death_date_is_an_item_to_obtain_not_zero_items(tmp_path):
     assert [i["question"] for i in dead["to_obtain"]] == [
         "Is the patient alive? (patient may have died on or before the as-of date (date of death 2026-11))"]
     assert dead["to_obtain"][0]["kind"] == "record" and dead["to_obtain"][0]["code"] == "deceased"
+
+
+def test_worklist_text_counts_one_row_in_the_singular(tmp_path):
+    proc = run("worklist", SAMPLES / "p06_undetermined_alt_elevated_cause_not_assessed.json", "--trial", CRIT,
+               *OPTIONS, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "0 eligible, 1 undetermined, 0 ineligible (1 row)"

@@ -324,4 +324,4 @@ def print_text(console, rows: list[Row]) -> None:
             for step in _steps(row):
                 console.print(Padding(literal(step), (0, 0, 0, 4)))
     counts = {d: sum(1 for r in rows if r.decision == d) for d in DECISION_ORDER}
-    console.print(literal(", ".join(f"{n} {d}" for d, n in counts.items()) + f" ({len(rows)} rows)"))
+    console.print(literal(", ".join(f"{n} {d}" for d, n in counts.items()) + f" ({len(rows)} row{'' if len(rows) == 1 else 's'})"))
