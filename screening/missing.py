@@ -20,7 +20,7 @@ from typing import Literal, get_args
 from . import derived, ir
 from .analytes import catalogue
 from .dates import show
-from .evaluate import TERMINOLOGY_REASON, Outcome, _atom_missing, entry_name
+from .evaluate import TERMINOLOGY_REASON, Outcome, _atom_missing, anchor_label, entry_name
 
 Kind = Literal["lab", "fact", "condition", "medication", "procedure", "allergy", "immunization", "birth_date",
                "sex", "terminology", "review", "record"]
@@ -157,6 +157,19 @@ def _not_provided(node: ir.RecordTest, text: str) -> MissingItem:
                        f"{_record_question(node)} (the record has no {node.kind} list)", text)
 
 
+def _anchor_shown(node, other) -> str:
+    """The anchor event as a person reads it: a record by its display, a lab result by its date."""
+    if isinstance(node.anchor, ir.LabCompare):
+        return anchor_label(node, other)
+    return entry_name(node.anchor.noun, other, True)
+
+
+def _anchor_not_provided(anchor, text: str) -> MissingItem:
+    if isinstance(anchor, ir.LabCompare):  # the anchor is a lab result and the record has no labs
+        return _lab(anchor, text, _no_result_question(anchor, None))
+    return _not_provided(anchor, text)
+
+
 def atom_items(info) -> list[MissingItem]:
     """The missing items of one unknown atom, one per entry of ``_atom_missing(info)``."""
     kind = info[0]
@@ -210,22 +223,25 @@ def atom_items(info) -> list[MissingItem]:
     if kind == "anchored":
         node = info[1]
         if info[3]:
-            test = node.anchor if info[3] == f"{node.anchor.kind} (not provided, needed as the anchor)" else node.test
+            if info[3] == "observations (not provided, needed as the anchor)":
+                return [_anchor_not_provided(node.anchor, texts[0])]
+            test = node.anchor if info[3] == f"{getattr(node.anchor, 'kind', '')} (not provided, needed as the anchor)" \
+                else node.test
             return [_not_provided(test, texts[0])]
         items = []
         for (entry, other, reasons), text in zip(info[4], texts):
-            shown = f"{entry_name(node.test.noun, entry, True)} {node.relation_text} {entry_name(node.anchor.noun, other, True)}"
+            shown = f"{entry_name(node.test.noun, entry, True)} {node.relation_text} {_anchor_shown(node, other)}"
             items.append(MissingItem(_record_kind(node.test.noun), entry.code or node.test.matcher.name, shown, None,
                                      f"Check {shown}: {', '.join(reasons)}", text))
         return items
     if kind == "anchored_lab":
         node = info[1]
         if info[3]:
-            return [_not_provided(node.anchor, texts[0])]  # the only reason with no anchor to look at
+            return [_anchor_not_provided(node.anchor, texts[0])]  # the only reason with no anchor to look at
         items = []
         for (other, _lab_info, _reasons), text in zip(info[4], texts):
             items.append(_lab(node.test, text, f"{node.test.label} result {node.relation_text} "
-                                               f"{entry_name(node.anchor.noun, other, True)}"))
+                                               f"{_anchor_shown(node, other)}"))
         return items
     if kind == "fact":
         node = info[1]

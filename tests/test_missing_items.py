@@ -187,3 +187,25 @@ def test_a_sentence_shared_by_several_tests_asks_each_of_them():
         ("cardiovascular disease", None), ("congestive heart failure", None),
         ("acute coronary syndrome", "within 6 months")]
     assert {i.text for i in e4.missing_items} == {"conditions (not provided)"}
+
+
+LAB_ANCHORED = (
+    'valueset transfusion "platelet transfusion" = CPT:36430\n'
+    'inclusion I1 "ANC before the hemoglobin" = ANC >= 1500/mm3 within 3 days before hemoglobin >= 9 g/dL\n'
+    'inclusion I2 "no transfusion before it" = not procedure transfusion within 7 days before hemoglobin >= 9 g/dL\n'
+)
+
+
+def test_windows_anchored_at_a_lab_result_give_items_not_a_crash():
+    """A lab result as the anchor (its date known to the month): the items name the result, and
+    screening never fails (it raised AttributeError: 'LabCompare' object has no attribute 'noun')."""
+    record = patient(observations=[obs("LOINC:718-7", 10, "g/dL", "2026-11")],
+                     procedures=[{"code": "CPT:36430", "date": "2026-10"}])
+    i1, i2 = trial(LAB_ANCHORED).screen(record, AS_OF).criteria
+    assert (i1.verdict, i2.verdict) == ("unknown", "unknown")
+    assert [i.question for i in i1.missing_items] == ["ANC result within 3 days before hemoglobin result of 2026-11"]
+    assert i2.missing_items[0].question.startswith(
+        "Check procedure CPT:36430 within 7 days before hemoglobin result of 2026-11: ")
+    record = patient(procedures=[{"code": "CPT:36430", "date": "2026-10-01"}])  # no labs list at all
+    i1, i2 = trial(LAB_ANCHORED).screen(record, AS_OF).criteria
+    assert [i.kind for i in i1.missing_items + i2.missing_items] == ["lab", "lab"]
