@@ -239,9 +239,16 @@ def atom_items(info) -> list[MissingItem]:
         if info[3]:
             return [_anchor_not_provided(node.anchor, texts[0])]  # the only reason with no anchor to look at
         items = []
-        for (other, _lab_info, _reasons), text in zip(info[4], texts):
-            items.append(_lab(node.test, text, f"{node.test.label} result {node.relation_text} "
-                                               f"{_anchor_shown(node, other)}"))
+        for (other, _lab_info, reasons), text in zip(info[4], texts):
+            shown = _anchor_shown(node, other)
+            question = f"{node.test.label} result {node.relation_text} {shown}"
+            if not isinstance(node.anchor, ir.LabCompare) and any(TERMINOLOGY_REASON in r for r in reasons):
+                # whether this record is an anchor at all comes first; its lab matters only if it is
+                group = node.anchor.matcher.name
+                items.append(MissingItem("terminology", other.code or group, shown, None,
+                                         f"Is {shown} one of {group}? (the terminology loaded cannot tell)", text))
+                question += f" (if it is one of {group})"
+            items.append(_lab(node.test, text, question))
         return items
     if kind == "fact":
         node = info[1]

@@ -209,3 +209,16 @@ def test_windows_anchored_at_a_lab_result_give_items_not_a_crash():
     record = patient(procedures=[{"code": "CPT:36430", "date": "2026-10-01"}])  # no labs list at all
     i1, i2 = trial(LAB_ANCHORED).screen(record, AS_OF).criteria
     assert [i.kind for i in i1.missing_items + i2.missing_items] == ["lab", "lab"]
+
+
+def test_an_anchor_the_terminology_cannot_place_is_asked_about_before_its_lab():
+    """ANC before chemotherapy, a medication the terminology cannot place in 'chemo': the coordinator is
+    asked whether it is chemotherapy, and the ANC only for that case (not as if metformin were the chemo)."""
+    rules = ('valueset chemo "chemotherapy" = RXNORM:40048\n'
+             'inclusion I6 "ANC before chemo" = ANC >= 1500/mm3 within 3 days before medication chemo\n')
+    record = patient(medications=[{"code": "RXNORM:6809", "start": "2026-09-01"}])
+    (i6,) = trial(rules).screen(record, AS_OF).criteria
+    assert i6.verdict == "unknown"
+    assert [(i.kind, i.question) for i in i6.missing_items] == [
+        ("terminology", "Is medication RXNORM:6809 one of chemotherapy? (the terminology loaded cannot tell)"),
+        ("lab", "ANC result within 3 days before medication RXNORM:6809 (if it is one of chemotherapy)")]
