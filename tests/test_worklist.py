@@ -218,3 +218,14 @@ def test_worklist_text_counts_one_row_in_the_singular(tmp_path):
                *OPTIONS, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "0 eligible, 1 undetermined, 0 ineligible (1 row)"
+
+
+def test_worklist_of_unreadable_files_only_prints_nothing_on_stdout(tmp_path):
+    """As `check`: when no file could be read, the errors alone (no empty worklist, no file written), exit 2."""
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": 1,', encoding="utf-8")
+    proc = run("worklist", bad, "--trial", CRIT, *OPTIONS, cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert "bad.json: line 1 column 15: not valid JSON" in proc.stderr
+    proc = run("worklist", bad, "--trial", CRIT, "--format", "csv", "-o", tmp_path / "w.csv", *OPTIONS, cwd=tmp_path)
+    assert proc.returncode == 2 and not (tmp_path / "w.csv").exists()
