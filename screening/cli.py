@@ -370,6 +370,8 @@ def worklist(
             rows = wl.build(t.screen(r, day).to_dict() for r in records for t in compiled)
     except ScreeningError as exc:
         _fail(exc)
+    if bad and len(bad) == total:  # no file could be read: the errors alone, as `check`
+        _report_bad(bad, total)
     if output_format is WorklistFormat.text and output is None:
         wl.print_text(out, rows)
     else:
