@@ -1,0 +1,1181 @@
+"""The SQL generator: a checked rule set (screening.ir) -> one query over the store, one row per patient.
+
+A sibling of :mod:`screening.compile` (which generates Python): the same IR, the same meaning
+(:mod:`screening.evaluate` is the reference), another target. Every IR node type has one translation
+function in :data:`ATOMS` (atoms) or :data:`LOGIC` (connectives), keyed by node type, as a sqlglot
+dialect keys its generators by expression type: adding a node to the language is adding one entry.
+A node type with no entry is refused with :class:`Unsupported`, naming the construct, never
+translated approximately.
+
+The query reads the store's tables (:mod:`screening.population.schema`) and the dictionary tables
+(:mod:`screening.population.dictionaries`) its :class:`Plan` lists. The text is written in DuckDB's
+dialect, parsed into a sqlglot expression tree and rendered for the dialect asked for.
+
+Truth values are SQL booleans: TRUE, FALSE and NULL (unknown); SQL's AND, OR and NOT are Kleene's.
+Output columns, per criterion ``ID``: ``ID`` (the value), ``ID__applies``, ``ID__verdict``
+(pass | fail | unknown | review), ``ID__missing`` (list of items); then ``decision`` and
+``decision_reason``. Column names are the criterion ids as written (quoted).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+
+import sqlglot
+
+from .. import derived, ir
+from ..dates import NEVER
+from ..evaluate import Context, TERMINOLOGY_REASON
+from .dictionaries import DOSE_COLUMNS, DOSE_PATH
+
+_ACTIVE = ("active", "recurrence", "relapse", "in-progress", "on-hold")
+_ENDED = ("inactive", "remission", "resolved", "completed", "stopped", "cancelled", "not-taken",
+          "entered-in-error", "not-done")
+_NEVER_HAPPENED = ("not-taken", "not-done", "entered-in-error")
+_POINT_EVENTS = ("procedures", "immunizations")
+EMPTY = "CAST([] AS VARCHAR[])"
+
+
+class Unsupported(ValueError):
+    """A construct of the language the SQL generator does not translate (it is never approximated)."""
+
+
+def q(text) -> str:
+    """A SQL string literal (every text from a rule file or a patient goes through here)."""
+    if text is None:
+        return "NULL"
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def num(x: float) -> str:
+    """A SQL DOUBLE literal that reads back as exactly ``x``."""
+    if x != x or x in (float("inf"), float("-inf")):
+        raise Unsupported(f"non-finite number {x!r} in a rule")
+    return f"CAST({q(repr(float(x)))} AS DOUBLE)"
+
+
+def day(ordinal: int) -> str:
+    return f"DATE '{date.fromordinal(max(1, min(ordinal, date.max.toordinal()))).isoformat()}'"
+
+
+def lst(*items: str) -> str:
+    """A list of SQL text expressions (NULL items dropped)."""
+    if not items:
+        return EMPTY
+    return f"list_filter([{', '.join(items)}], lambda x: x IS NOT NULL)"
+
+
+def cat(*lists: str) -> str:
+    lists = [x for x in lists if x != EMPTY]
+    if not lists:
+        return EMPTY
+    out = lists[0]
+    for other in lists[1:]:
+        out = f"list_concat({out}, {other})"
+    return out
+
+
+def show(lo: str, hi: str) -> str:
+    """screening.dates.show in SQL: a (partial) date range as the text it came from."""
+    return (f"(CASE WHEN {lo} IS NULL THEN 'undated' WHEN {lo} = {hi} THEN CAST({lo} AS VARCHAR) "
+            f"WHEN month({lo}) = 1 AND day({lo}) = 1 AND month({hi}) = 12 AND day({hi}) = 31 "
+            f"AND year({lo}) = year({hi}) THEN CAST(year({lo}) AS VARCHAR) "
+            f"WHEN day({lo}) = 1 AND year({lo}) = year({hi}) AND month({lo}) = month({hi}) "
+            f"AND {hi} = last_day({lo}) THEN strftime({lo}, '%Y-%m') "
+            f"ELSE CAST({lo} AS VARCHAR) || '..' || CAST({hi} AS VARCHAR) END)")
+
+
+# ---------------------------------------------------------------- the unit-precision rule in SQL
+def _repr_exponent(x: str) -> str:
+    """The decimal exponent of the last digit of a DOUBLE's shortest spelling (Python repr; DuckDB
+    casts a DOUBLE to the same text)."""
+    s = f"CAST({x} AS VARCHAR)"
+    mant = f"split_part({s}, 'e', 1)"
+    return (f"((CASE WHEN {s} LIKE '%e%' THEN CAST(split_part({s}, 'e', 2) AS INTEGER) ELSE 0 END) - "
+            f"(CASE WHEN {mant} LIKE '%.%' THEN length(split_part({mant}, '.', 2)) ELSE 0 END))")
+
+
+def _quantize(x: str, k: str, half_even: bool) -> str:
+    """``float(Decimal(repr(x)).quantize(Decimal(1).scaleb(k), rounding)) + 0.0`` exactly, in integers."""
+    s = f"CAST({x} AS VARCHAR)"
+    mant = f"split_part({s}, 'e', 1)"
+    m = f"CAST(replace(replace({mant}, '-', ''), '.', '') AS HUGEINT)"
+    shift = f"({k} - {_repr_exponent(x)})"
+    pw = f"CAST(pow(10, {shift}) AS HUGEINT)"
+    quot, rem = f"({m} // {pw})", f"({m} % {pw})"
+    if half_even:
+        up = f"(2 * {rem} > {pw} OR (2 * {rem} = {pw} AND {quot} % 2 = 1))"
+    else:
+        up = f"(2 * {rem} >= {pw})"
+    rounded = f"({quot} + CASE WHEN {up} THEN 1 ELSE 0 END)"
+    text = f"(CASE WHEN {x} < 0 THEN '-' ELSE '' END) || CAST({rounded} AS VARCHAR) || 'e' || CAST({k} AS VARCHAR)"
+    return (f"(CASE WHEN {shift} <= 0 THEN {x} WHEN {shift} > 18 THEN CAST(0.0 AS DOUBLE) "
+            f"ELSE CAST({text} AS DOUBLE) + 0.0 END)")
+
+
+def _snap12(x: str) -> str:
+    """units.snap_value: the value correctly rounded to 12 significant digits."""
+    return f"(CASE WHEN {x} = 0 OR isinf({x}) OR isnan({x}) THEN {x} ELSE CAST(printf('%.11e', {x}) AS DOUBLE) END)"
+
+
+def _round_half_even(y: str) -> str:
+    f = f"floor({y})"
+    return (f"CAST(CASE WHEN {y} - {f} > 0.5 THEN {f} + 1 WHEN {y} - {f} < 0.5 THEN {f} "
+            f"WHEN {f} % 2 = 0 THEN {f} ELSE {f} + 1 END AS INTEGER)")
+
+
+def conversion_stages(source: str, quantities: dict[str, tuple[str, str, str, str, str, str]]) -> str:
+    """units.Conversion.apply_written in SQL, for each named quantity over the rows of ``source``: a chain of
+    sub-selects, each adding a few columns, so that no expression is repeated inside another. ``quantities``:
+    name -> (value, is_integer, factor, addend, exact, log10_factor) column expressions; adds column ``<name>_c``."""
+    stage1, stage2, stage3, stage4 = [], [], [], []
+    for x, (value, is_integer, factor, addend, exact, log10_factor) in quantities.items():
+        stage1 += [f"({value} * {factor}) AS {x}_sc", f"({value} * {factor} + {addend}) AS {x}_sh",
+                   f"{addend} AS {x}_ad", f"{factor} AS {x}_f", f"{exact} AS {x}_ex",
+                   f"(CASE WHEN {is_integer} THEN 0 ELSE {_repr_exponent(value)} END) AS {x}_we",
+                   f"{log10_factor} AS {x}_lf"]
+        magnitude = f"greatest(abs({x}_sc), abs({x}_ad))"
+        stage2.append(f"(CASE WHEN {x}_ad = 0 OR {x}_sh = 0 OR isinf({x}_sh) OR isnan({x}_sh) THEN NULL ELSE "
+                      f"{_quantize(f'{x}_sh', f'(CAST(floor(log10({magnitude})) AS INTEGER) - 11)', True)} END) AS {x}_near")
+        stage2.append(f"{_round_half_even(f'({x}_we + {x}_lf - 1e-9)')} AS {x}_k")
+        stage3.append(f"(CASE WHEN {x}_ad = 0 THEN {_snap12(f'{x}_sc')} WHEN {x}_sh = 0 OR isinf({x}_sh) OR isnan({x}_sh) "
+                      f"THEN {x}_sh ELSE {_snap12(f'{x}_near')} + 0.0 END) AS {x}_c0")
+        c0 = f"{x}_c0"
+        stage4.append(f"(CASE WHEN {c0} IS NULL THEN NULL WHEN {x}_ex OR {c0} = 0 OR isinf({c0}) OR isnan({c0}) OR {x}_f = 0 "
+                      f"THEN {c0} WHEN {x}_k < CAST(floor(log10(abs({c0}))) AS INTEGER) - 15 THEN {c0} "
+                      f"ELSE {_quantize(c0, f'{x}_k', False)} END) AS {x}_c")
+    query = f"SELECT *, {', '.join(stage1)} FROM ({source})"
+    for stage in (stage2, stage3, stage4):
+        query = f"SELECT *, {', '.join(stage)} FROM ({query})"
+    return query
+
+
+# ---------------------------------------------------------------- the plan
+@dataclass
+class Plan:
+    """One rule set compiled for one as-of date: the query and the dictionary tables it joins."""
+
+    trial_id: str
+    as_of: date
+    criteria: list[str]
+    sql: str  # DuckDB dialect
+    keys: set = field(default_factory=set)  # analyte keys whose observations are read
+    matchers: list = field(default_factory=list)  # CodeMatchers classified over record codes (m0, m1 ...)
+    lab_texts: list = field(default_factory=list)  # LabText nodes (dictionary lt<i>)
+    code_fields: list = field(default_factory=list)  # (kind, field name, matcher): with FIELD in VALUESET
+
+    def render(self, dialect: str = "duckdb", pretty: bool = False) -> str:
+        """The query in another SQL dialect (transpiled by sqlglot from the DuckDB text)."""
+        return sqlglot.transpile(self.sql, read="duckdb", write=dialect, pretty=pretty)[0]
+
+
+class Generator:
+    """Builds the query of one rule set; one instance per (rule set, as-of date)."""
+
+    def __init__(self, checked: ir.CheckedRuleSet, as_of: date):
+        self.checked = checked
+        self.as_of = as_of
+        self.ctx = Context(as_of, checked.ranges)
+        self.end = day(self.ctx.as_of)
+        self.ctes: list[tuple[str, str]] = []
+        self.joins: list[str] = []
+        self.columns: list[str] = []  # base columns: v<k>, m<k>, r<k>
+        self.layers: list[list[str]] = []
+        self.done: dict = {}  # id(node) or define name -> k
+        self.depth: dict = {}
+        self.counter = 0
+        self.plan = Plan(checked.trial_id, as_of, [c.id for c in checked.criteria], "")
+        self.uses_obs = False
+
+    # ---- helpers
+    def fresh(self) -> int:
+        self.counter += 1
+        return self.counter
+
+    def start(self, window: ir.Duration | None) -> str:
+        return day(1) if window is None else day(self.ctx.window_start(window))
+
+    def matcher(self, matcher) -> int:
+        for index, known in enumerate(self.plan.matchers):
+            if known is matcher:
+                return index
+        self.plan.matchers.append(matcher)
+        return len(self.plan.matchers) - 1
+
+    # ---- nodes
+    def node(self, node: ir.Node) -> int:
+        """The column number k holding node's value v<k>, missing items m<k> and review reasons r<k>."""
+        key = ("define", node.name) if isinstance(node, ir.Define) else id(node)
+        if key in self.done:
+            return self.done[key]
+        atom = ATOMS.get(type(node))
+        if atom is not None:
+            k = self.fresh()
+            value, missing, reviews = atom(self, node, k)
+            self.columns += [f"{value} AS v{k}", f"CASE WHEN {value} IS NULL THEN {missing} ELSE {EMPTY} END AS m{k}",
+                             f"{reviews} AS r{k}"]
+            self.depth[k] = 0
+            self.done[key] = k
+            return k
+        logic = LOGIC.get(type(node))
+        if logic is None:
+            raise Unsupported(f"{type(node).__name__} ({node.source_text or 'a construct'}) has no SQL translation")
+        parts = [self.node(child) for child in ir.children(node)]
+        k = self.fresh()
+        value, missing, reviews = logic(self, node, parts)
+        depth = 1 + max((self.depth[p] for p in parts), default=0)
+        while len(self.layers) < depth:
+            self.layers.append([])
+        self.layers[depth - 1] += [f"{value} AS v{k}", f"{missing} AS m{k}", f"{reviews} AS r{k}"]
+        self.depth[k] = depth
+        self.done[key] = k
+        return k
+
+    def build(self) -> Plan:
+        criteria = []
+        for criterion in self.checked.criteria:
+            applies = self.node(criterion.applies) if criterion.applies is not None else None
+            criteria.append((criterion, applies, self.node(criterion.condition)))
+        ctes = []
+        if self.uses_obs:
+            ctes.append(("nobs", _normalised_observations(sorted(self.plan.keys))))
+        ctes += self.ctes
+        base = (f"SELECT p.patient_id, p.deceased, p.deceased_lo, p.deceased_hi{''.join(', ' + c for c in self.columns)} "
+                f"FROM patients p {' '.join(self.joins)}")
+        ctes.append(("layer0", base))
+        for index, layer in enumerate(self.layers):
+            ctes.append((f"layer{index + 1}", f"SELECT *, {', '.join(layer)} FROM layer{index}"))
+        last = f"layer{len(self.layers)}"
+        crit_cols, verdict_cols = [], []
+        for i, (criterion, a, c) in enumerate(criteria):
+            inclusion = criterion.kind == "inclusion"
+            moot = f"v{c} IS TRUE" if inclusion else f"v{c} IS FALSE"
+            if a is None:
+                applies, value, missing, reviews = "TRUE", f"v{c}", f"m{c}", f"r{c}"
+            else:
+                open_ = f"(v{a} IS NULL AND NOT ({moot}))"
+                applies = f"v{a}"
+                value = f"CASE WHEN v{a} IS FALSE OR {open_} THEN NULL ELSE v{c} END"
+                missing = f"CASE WHEN v{a} IS FALSE THEN {EMPTY} WHEN {open_} THEN list_concat(m{a}, m{c}) ELSE m{c} END"
+                reviews = f"CASE WHEN v{a} IS FALSE THEN {EMPTY} WHEN {open_} THEN list_concat(r{a}, r{c}) ELSE r{c} END"
+            crit_cols += [f"{value} AS c{i}_value", f"{applies} AS c{i}_applies",
+                          f"list_distinct({missing}) AS c{i}_missing", f"list_distinct({reviews}) AS c{i}_reviews"]
+            met = f"c{i}_value" if inclusion else f"NOT c{i}_value"
+            verdict_cols.append(
+                f"CASE WHEN c{i}_applies IS FALSE THEN 'pass' WHEN c{i}_value IS NULL THEN "
+                f"CASE WHEN len(c{i}_reviews) > 0 AND len(c{i}_missing) = 0 THEN 'review' ELSE 'unknown' END "
+                f"WHEN {met} THEN 'pass' ELSE 'fail' END AS c{i}_verdict")
+        ctes.append(("crit", f"SELECT patient_id, deceased, deceased_lo, deceased_hi, {', '.join(crit_cols)} FROM {last}"))
+        ctes.append(("verdicts", f"SELECT *, {', '.join(verdict_cols)} FROM crit"))
+        words = [f"c{i}_verdict" for i in range(len(criteria))]
+        fail = " OR ".join(f"{w} = 'fail'" for w in words) or "FALSE"
+        undecided = " OR ".join(f"{w} IN ('unknown', 'review')" for w in words) or "FALSE"
+        decision = f"(CASE WHEN {fail} THEN 'ineligible' WHEN {undecided} THEN 'undetermined' ELSE 'eligible' END)"
+        as_of = self.end
+        died = (f"CASE WHEN deceased IS NOT TRUE THEN {decision} WHEN deceased_lo IS NULL THEN 'ineligible' "
+                f"WHEN deceased_hi <= {as_of} THEN 'ineligible' WHEN deceased_lo > {as_of} THEN {decision} "
+                f"WHEN {decision} = 'eligible' THEN 'undetermined' ELSE {decision} END")
+        reason = (f"CASE WHEN deceased IS NOT TRUE THEN NULL WHEN deceased_lo IS NULL THEN "
+                  f"'patient recorded as deceased (date of death not recorded)' "
+                  f"WHEN deceased_hi <= {as_of} THEN 'patient died on ' || {show('deceased_lo', 'deceased_hi')} "
+                  f"WHEN deceased_lo > {as_of} THEN NULL ELSE 'patient may have died on or before the as-of date "
+                  f"(date of death ' || {show('deceased_lo', 'deceased_hi')} || ')' END")
+        select = ["patient_id", f"{died} AS decision", f"{reason} AS decision_reason"]
+        for i, (criterion, _a, _c) in enumerate(criteria):
+            ident = criterion.id.replace('"', '""')
+            select += [f'c{i}_value AS "{ident}"', f'c{i}_applies AS "{ident}__applies"',
+                       f'c{i}_verdict AS "{ident}__verdict"', f'c{i}_missing AS "{ident}__missing"',
+                       f'c{i}_reviews AS "{ident}__reviews"']
+        with_ = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
+        self.plan.sql = f"WITH {with_}\nSELECT {', '.join(select)} FROM verdicts ORDER BY patient_id"
+        return self.plan
+
+
+# ---------------------------------------------------------------- connectives
+def _and_or(stop: str):
+    def translate(gen: Generator, node, parts):
+        value = "(" + (f" {'AND' if stop == 'FALSE' else 'OR'} ".join(f"v{p}" for p in parts)) + ")"
+        branches = " ".join(f"WHEN v{p} IS {stop} THEN m{p}" for p in parts)
+        missing = f"CASE {branches} ELSE {cat(*[f'm{p}' for p in parts])} END"
+        rbranches = " ".join(f"WHEN v{p} IS {stop} THEN r{p}" for p in parts)
+        reviews = f"CASE {rbranches} ELSE {cat(*[f'r{p}' for p in parts])} END"
+        return value, missing, reviews
+    return translate
+
+
+def _not(gen, node, parts):
+    (p,) = parts
+    return f"(NOT v{p})", f"m{p}", f"r{p}"
+
+
+def _known(gen, node, parts):
+    (p,) = parts
+    return f"(v{p} IS NOT NULL)", EMPTY, EMPTY
+
+
+def _define(gen, node, parts):
+    (p,) = parts
+    return f"v{p}", f"m{p}", f"r{p}"
+
+
+def _const(gen, node, k):
+    return ("TRUE" if node.value else "FALSE"), EMPTY, EMPTY
+
+
+def _if(gen, node, parts):
+    c, t, o = parts
+    value = (f"CASE WHEN v{c} IS TRUE THEN v{t} WHEN v{c} IS FALSE THEN v{o} "
+             f"WHEN v{t} IS NOT NULL AND v{t} = v{o} THEN v{t} ELSE NULL END")
+
+    def merged(x):
+        return (f"CASE WHEN v{c} IS TRUE THEN {cat(f'{x}{c}', f'{x}{t}')} WHEN v{c} IS FALSE THEN {cat(f'{x}{c}', f'{x}{o}')} "
+                f"WHEN v{t} IS NOT NULL AND v{t} = v{o} THEN {cat(f'{x}{t}', f'{x}{o}')} "
+                f"ELSE {cat(f'{x}{c}', f'{x}{t}', f'{x}{o}')} END")
+    return value, merged("m"), merged("r")
+
+
+def _count_of(gen, node, parts):
+    t = " + ".join(f"(CASE WHEN v{p} IS TRUE THEN 1 ELSE 0 END)" for p in parts)
+    u = " + ".join(f"(CASE WHEN v{p} IS NULL THEN 1 ELSE 0 END)" for p in parts)
+    n = int(node.count)
+    if node.mode == "at_least":
+        value = f"CASE WHEN ({t}) >= {n} THEN TRUE WHEN ({t}) + ({u}) < {n} THEN FALSE ELSE NULL END"
+        only_true = f"({t}) >= {n}"
+    else:
+        value = f"CASE WHEN ({t}) > {n} THEN FALSE WHEN ({t}) + ({u}) <= {n} THEN TRUE ELSE NULL END"
+        only_true = f"({t}) > {n}"
+
+    def merged(x):
+        trues = cat(*[f"CASE WHEN v{p} IS TRUE THEN {x}{p} ELSE {EMPTY} END" for p in parts])
+        return f"CASE WHEN {only_true} THEN {trues} ELSE {cat(*[f'{x}{p}' for p in parts])} END"
+    return value, merged("m"), merged("r")
+
+
+LOGIC = {
+    ir.And: _and_or("FALSE"),
+    ir.Or: _and_or("TRUE"),
+    ir.Not: _not,
+    ir.Known: _known,
+    ir.Define: _define,
+    ir.IfThenElse: _if,
+    ir.CountOf: _count_of,
+}
+"""Connective node type -> translation (operands already translated: their column numbers)."""
+
+
+# ---------------------------------------------------------------- demographics, facts, review
+def _whole(unit: str, b: str, d: str) -> str:
+    if unit == "years":
+        return (f"(year({d}) - year({b}) - CASE WHEN month({d}) < month({b}) OR (month({d}) = month({b}) "
+                f"AND day({d}) < day({b})) THEN 1 ELSE 0 END)")
+    return f"((year({d}) - year({b})) * 12 + (month({d}) - month({b})) - CASE WHEN day({d}) < day({b}) THEN 1 ELSE 0 END)"
+
+
+def _holds_interval(op: str, value: float, upper: float | None, youngest: str, oldest: str) -> str:
+    """evaluate._age_holds: does every age in [youngest, oldest] pass?"""
+    if op == "!=":
+        inner = _holds_interval("=", value, None, youngest, oldest)
+        return f"(NOT {inner})"
+    if op == "between":
+        low, high = num(value), num(upper)
+    else:
+        v = value
+        low, high = {"<": (None, num(v - 1e-9)), "<=": (None, num(v)), ">": (num(v + 1e-9), None),
+                     ">=": (num(v), None), "=": (num(v), num(v))}[op]
+    lo_ok = "TRUE" if low is None else f"{low} <= {youngest}"
+    hi_ok = "TRUE" if high is None else f"{oldest} <= {high}"
+    lo_out = "FALSE" if low is None else f"{oldest} < {low}"
+    hi_out = "FALSE" if high is None else f"{youngest} > {high}"
+    return f"(CASE WHEN {lo_ok} AND {hi_ok} THEN TRUE WHEN {lo_out} OR {hi_out} THEN FALSE ELSE NULL END)"
+
+
+def _age(gen: Generator, node: ir.AgeTest, k: int):
+    end = gen.end
+    oldest = _whole(node.unit, "p.birth_lo", end)
+    youngest = _whole(node.unit, f"least(p.birth_hi, {end})", end)
+    value = (f"(CASE WHEN p.birth_lo IS NULL OR p.birth_lo > {end} THEN NULL ELSE "
+             f"{_holds_interval(node.op, node.value, node.upper, youngest, oldest)} END)")
+    missing = (f"CASE WHEN p.birth_lo IS NULL THEN ['birth_date'] WHEN p.birth_lo > {end} THEN "
+               f"['birth_date ' || {show('p.birth_lo', 'p.birth_hi')} || ' is after the as-of date {gen.ctx.as_of_text}'] "
+               f"ELSE ['birth_date (a full date: the year or month alone does not decide)'] END")
+    return value, missing, EMPTY
+
+
+def _sex(gen: Generator, node: ir.SexTest, k: int):
+    test = f"(p.sex = {q(node.sex)})" if not node.negated else f"(p.sex <> {q(node.sex)})"
+    return (f"(CASE WHEN p.sex IS NULL OR p.sex = 'unknown' THEN NULL ELSE {test} END)", "['sex']", EMPTY)
+
+
+_SQL_OPS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "=": "=", "!=": "<>"}
+
+
+def _fact(gen: Generator, node: ir.FactTest, k: int):
+    alias = f"f{k}"
+    gen.joins.append(f"LEFT JOIN facts {alias} ON {alias}.patient_id = p.patient_id AND {alias}.name = {q(node.name)}")
+    present = f"(p.has_facts AND {alias}.value_kind IS NOT NULL AND {alias}.value_kind <> 'null')"
+    if node.mode == "true":
+        test = f"(CASE WHEN {alias}.value_kind = 'bool' THEN {alias}.value_bool ELSE NULL END)"
+    elif node.mode == "compare":
+        test = (f"(CASE WHEN {alias}.value_kind = 'number' THEN {alias}.value_number {_SQL_OPS[node.op]} "
+                f"{num(node.value)} ELSE NULL END)")
+    elif isinstance(node.value, bool):
+        equal = f"({alias}.value_bool = {'TRUE' if node.value else 'FALSE'})"
+        test = f"(CASE WHEN {alias}.value_kind = 'bool' THEN {'NOT ' if node.negated else ''}{equal} ELSE NULL END)"
+    else:
+        stripped = f"lower(regexp_replace({alias}.value_string, '^\\s+|\\s+$', '', 'g'))"
+        equal = f"({stripped} = {q(node.value)})"
+        test = f"(CASE WHEN {alias}.value_kind = 'string' THEN {'NOT ' if node.negated else ''}{equal} ELSE NULL END)"
+    value = f"(CASE WHEN {present} THEN {test} ELSE NULL END)"
+    missing = f"CASE WHEN {present} THEN {EMPTY} ELSE [{q('fact ' + node.name)}] END"
+    return value, missing, EMPTY
+
+
+def _review(gen: Generator, node: ir.Review, k: int):
+    return "CAST(NULL AS BOOLEAN)", EMPTY, f"[{q(node.reason)}]"
+
+
+# ---------------------------------------------------------------- observations, normalised once per query
+def _normalised_observations(keys: list[str]) -> str:
+    """Observations of the analytes the rule set reads, as screening.patient.record._obs reads them: value in
+    the catalogue unit (unit-precision rule), text result as its term, reference limits in use."""
+    wanted = ", ".join(q(k) for k in keys) or "NULL"
+    same = "(o.ref_unit IS NULL OR o.ref_unit = '' OR o.ref_unit = o.unit)"
+    rf = {c: f"(CASE WHEN {same} THEN u.{c} ELSE r.{c} END)" for c in ("factor", "addend", "exact", "log10_factor")}
+    rproblem = f"(CASE WHEN {same} THEN NULL WHEN r.code IS NULL THEN 'no conversion' ELSE r.problem END)"
+    stage1 = f"""
+        SELECT o.patient_id, o.seq, d.key, o.date_lo AS lo, o.date_hi AS hi, o.comparator, o.unit,
+            o.value_number AS raw_value, o.ref_low AS raw_low, o.ref_high AS raw_high,
+            CASE WHEN d.is_score THEN 'score' WHEN o.value_string IS NOT NULL THEN 'text'
+                 WHEN o.value_bool IS NOT NULL THEN 'bool' WHEN o.value_number IS NULL THEN 'none' ELSE 'number' END AS kind,
+            CASE WHEN d.is_score THEN s.text WHEN o.value_string IS NOT NULL THEN t.text
+                 WHEN o.value_bool IS NOT NULL THEN (CASE WHEN o.value_bool THEN 'positive' ELSE 'negative' END) END AS text,
+            d.is_score, d.dimension AS score_dimension, s.value AS score_value, s.problem AS score_problem,
+            u.factor, u.addend, u.exact, u.dimension, u.problem AS unit_problem, u.no_negative,
+            o.value_is_integer, o.ref_low_is_integer, o.ref_high_is_integer, u.log10_factor,
+            {rf['exact']} AS ref_exact, {rf['log10_factor']} AS ref_log10_factor,
+            (o.ref_low IS NOT NULL OR o.ref_high IS NOT NULL) AS has_ref, {rproblem} AS ref_conv_problem,
+            {rf['factor']} AS ref_factor, {rf['addend']} AS ref_offset,
+            u.problem IS NULL AND {rproblem} IS NULL AS ref_convertible
+        FROM observations o JOIN dict_codes d ON d.code = o.code
+        LEFT JOIN dict_units u ON u.code = o.code AND u.unit IS NOT DISTINCT FROM o.unit
+        LEFT JOIN dict_ref_units r ON r.code = o.code AND r.unit IS NOT DISTINCT FROM o.unit AND r.ref_unit = o.ref_unit
+        LEFT JOIN dict_texts t ON t.value_string = o.value_string
+        LEFT JOIN dict_scores s ON d.is_score AND s.code = o.code AND s.unit IS NOT DISTINCT FROM o.unit
+            AND s.value_number IS NOT DISTINCT FROM o.value_number AND s.value_string IS NOT DISTINCT FROM o.value_string
+            AND s.value_bool IS NOT DISTINCT FROM o.value_bool
+        WHERE d.key IN ({wanted})"""
+    converted = conversion_stages(
+        stage1, {"val": ("raw_value", "value_is_integer", "factor", "addend", "exact", "log10_factor"),
+                 "rlo": ("raw_low", "ref_low_is_integer", "ref_factor", "ref_offset", "ref_exact", "ref_log10_factor"),
+                 "rhi": ("raw_high", "ref_high_is_integer", "ref_factor", "ref_offset", "ref_exact", "ref_log10_factor")})
+    converted = (f"SELECT *, CASE WHEN kind = 'number' AND unit_problem IS NULL THEN val_c END AS converted, "
+                 f"CASE WHEN ref_convertible AND kind = 'number' THEN rlo_c END AS ref_low_c, "
+                 f"CASE WHEN ref_convertible AND kind = 'number' THEN rhi_c END AS ref_high_c FROM ({converted})")
+    written = "(CASE WHEN value_is_integer THEN CAST(CAST(raw_value AS HUGEINT) AS VARCHAR) ELSE CAST(raw_value AS VARCHAR) END)"
+    number_problem = ("CASE WHEN unit_problem IS NOT NULL THEN coalesce(chr(39) || unit || chr(39), 'None') || ' cannot be used: ' || unit_problem "
+                      f"WHEN raw_value < 0 AND no_negative THEN replace({written} || ' ' || coalesce(unit, ''), '  ', ' ') "
+                      "|| ' is negative, which no ' || key || ' result can be' "
+                      f"WHEN isinf(converted) THEN replace({written} || ' ' || coalesce(unit, ''), '  ', ' ') "
+                      "|| ' is out of range once converted' END")
+    stage2 = f"""
+        SELECT *, CASE kind WHEN 'score' THEN score_problem WHEN 'none' THEN 'no value recorded'
+                            WHEN 'number' THEN {number_problem} END AS problem
+        FROM ({converted})"""
+    usable = "kind = 'number' AND problem IS NULL AND has_ref AND ref_conv_problem IS NULL"
+    backwards = "(raw_low IS NOT NULL AND raw_high IS NOT NULL AND raw_low > raw_high)"
+    low_ok = (f"({usable} AND raw_low IS NOT NULL AND NOT {backwards} AND raw_low > 0 "
+              "AND ref_low_c <> 0 AND NOT isinf(ref_low_c))")
+    high_ok = (f"({usable} AND raw_high IS NOT NULL AND NOT {backwards} AND raw_high > 0 "
+               "AND ref_high_c <> 0 AND NOT isinf(ref_high_c))")
+    raw_ref = "(ref_factor = factor AND ref_offset = addend AND NOT exact)"
+    path = "'$.observations[' || CAST(seq AS VARCHAR) || '].reference_range'"
+    low_why = (f"CASE WHEN {usable} AND raw_low IS NOT NULL AND NOT ({low_ok}) THEN "
+               f"CASE WHEN {backwards} THEN {path} || ' runs backwards (low ' || {_w('raw_low', 'ref_low_is_integer')} || ' > high ' "
+               f"|| {_w('raw_high', 'ref_high_is_integer')} || ')' WHEN raw_low < 0 THEN {path} || '.low is ' || {_w('raw_low', 'ref_low_is_integer')} "
+               f"|| ', which cannot be a limit of normal' WHEN raw_low = 0 THEN {path} || '.low is 0, which is no lower limit of normal' "
+               f"ELSE {path} || '.low is out of range once converted' END END")
+    high_why = (f"CASE WHEN {usable} AND raw_high IS NOT NULL AND NOT ({high_ok}) THEN "
+                f"CASE WHEN {backwards} THEN {path} || ' runs backwards (low ' || {_w('raw_low', 'ref_low_is_integer')} || ' > high ' "
+                f"|| {_w('raw_high', 'ref_high_is_integer')} || ')' WHEN raw_high <= 0 THEN {path} || '.high is ' || {_w('raw_high', 'ref_high_is_integer')} "
+                f"|| ', which cannot be a limit of normal' ELSE {path} || '.high is out of range once converted' END END")
+    stage3 = f"""
+        SELECT patient_id, seq, key, lo, hi, comparator, unit, kind, text, problem,
+            CASE WHEN kind = 'score' THEN score_value WHEN kind = 'number' AND problem IS NULL THEN converted END AS value,
+            CASE WHEN kind = 'score' THEN score_dimension WHEN kind = 'number' THEN dimension END AS dimension,
+            CASE WHEN kind = 'score' THEN CAST(1.0 AS DOUBLE) ELSE factor END AS factor,
+            CASE WHEN kind = 'score' THEN CAST(0.0 AS DOUBLE) ELSE addend END AS addend,
+            raw_value,
+            CASE WHEN kind = 'score' THEN 0.5 WHEN kind = 'number' AND problem IS NULL
+                 THEN pow(10, least(300, greatest(-300, val_we))) * abs(factor) / 2 ELSE 0.0 END AS resolution,
+            CASE WHEN {low_ok} THEN ref_low_c END AS ref_low,
+            CASE WHEN {high_ok} THEN ref_high_c END AS ref_high,
+            CASE WHEN {low_ok} AND {raw_ref} THEN raw_low END AS raw_ref_low,
+            CASE WHEN {high_ok} AND {raw_ref} THEN raw_high END AS raw_ref_high,
+            {low_why} AS ref_problem_low, {high_why} AS ref_problem_high
+        FROM nobs2"""
+    return f"WITH nobs2 AS ({stage2}) {stage3}"
+
+
+def _w(value: str, is_integer: str) -> str:
+    """A JSON number as Python prints it (an integer without a decimal point)."""
+    return f"(CASE WHEN {is_integer} THEN CAST(CAST({value} AS HUGEINT) AS VARCHAR) ELSE CAST({value} AS VARCHAR) END)"
+
+
+def _in_window(lo: str, hi: str, start: str, end: str) -> str:
+    return (f"(CASE WHEN {lo} IS NULL THEN NULL WHEN {lo} >= {start} AND {hi} <= {end} THEN TRUE "
+            f"WHEN {hi} < {start} OR {lo} > {end} THEN FALSE ELSE NULL END)")
+
+
+def _interval_test(comparator: str, bound: str, op: str, low: str, high: str | None) -> str:
+    """evaluate.interval_test in SQL (``comparator`` a column; op fixed by the rule)."""
+    lo = {"<": None, "<=": None, ">": bound, ">=": bound}
+    hi = {"<": bound, "<=": bound, ">": None, ">=": None}
+    lo_open = {"<": True, "<=": True, ">": True, ">=": False}
+    hi_open = {"<": True, "<=": False, ">": True, ">=": True}
+    branches = []
+    for c in ("<", "<=", ">", ">="):
+        L, H, LO, HO = lo[c], hi[c], lo_open[c], hi_open[c]
+
+        def lt(a, b):  # a < b with None as -inf (for L) or +inf (for H)
+            return a, b
+
+        if op == "between":
+            inside = " AND ".join(x for x in ((f"{L} >= {low}" if L else "FALSE"), (f"{H} <= {high}" if H else "FALSE")))
+            out = []
+            if H:
+                out.append(f"{H} < {low}" + (f" OR {H} = {low}" if HO else ""))
+            if L:
+                out.append(f"{L} > {high}" + (f" OR {L} = {high}" if LO else ""))
+            expr = f"CASE WHEN {inside} THEN TRUE WHEN {' OR '.join(out) or 'FALSE'} THEN FALSE ELSE NULL END"
+        elif op in ("=", "!="):
+            outside = []
+            if L:
+                outside.append(f"{low} < {L}" + (f" OR {low} = {L}" if LO else ""))
+            if H:
+                outside.append(f"{low} > {H}" + (f" OR {low} = {H}" if HO else ""))
+            o = " OR ".join(outside) or "FALSE"
+            expr = (f"CASE WHEN {o} THEN FALSE ELSE NULL END" if op == "=" else f"CASE WHEN {o} THEN TRUE ELSE NULL END")
+        elif op == "<":
+            t = (f"{H} < {low}" + (f" OR {H} = {low}" if HO else "")) if H else "FALSE"
+            f = f"{L} >= {low}" if L else "FALSE"
+            expr = f"CASE WHEN {t} THEN TRUE WHEN {f} THEN FALSE ELSE NULL END"
+        elif op == "<=":
+            t = f"{H} <= {low}" if H else "FALSE"
+            f = (f"{L} > {low}" + (f" OR {L} = {low}" if LO else "")) if L else "FALSE"
+            expr = f"CASE WHEN {t} THEN TRUE WHEN {f} THEN FALSE ELSE NULL END"
+        elif op == ">":
+            t = (f"{L} > {low}" + (f" OR {L} = {low}" if LO else "")) if L else "FALSE"
+            f = f"{H} <= {low}" if H else "FALSE"
+            expr = f"CASE WHEN {t} THEN TRUE WHEN {f} THEN FALSE ELSE NULL END"
+        else:
+            t = f"{L} >= {low}" if L else "FALSE"
+            f = (f"{H} < {low}" + (f" OR {H} = {low}" if HO else "")) if H else "FALSE"
+            expr = f"CASE WHEN {t} THEN TRUE WHEN {f} THEN FALSE ELSE NULL END"
+        branches.append(f"WHEN {comparator} = {q(c)} THEN ({expr})")
+    return f"(CASE {' '.join(branches)} END)"
+
+
+class _Compare:
+    """evaluate.compare_obs for one LabCompare node, as SQL over a normalised observation ``o`` and patient ``p``."""
+
+    def __init__(self, node: ir.LabCompare, ranges: ir.RangeTable):
+        self.node = node
+        self.ranges = ranges
+
+    def limit(self, bound: ir.Bound) -> tuple[str, str]:
+        """(threshold expression, missing text expression when it is NULL)."""
+        if bound.kind == "value":
+            return num(bound.value), "NULL"
+        side = "high" if bound.kind == "ULN" else "low"
+        branches = []
+        for sex in ("female", "male", "other", "unknown"):
+            found = self.ranges.lookup(self.node.key, sex)
+            limit = None if found is None else (found[1] if side == "high" else found[0])
+            branches.append(f"WHEN {q(sex)} THEN {num(limit) if limit is not None else 'NULL'}")
+        found = self.ranges.lookup(self.node.key, None)
+        default = None if found is None else (found[1] if side == "high" else found[0])
+        fallback = f"(CASE p.sex {' '.join(branches)} ELSE {num(default) if default is not None else 'NULL'} END)"
+        limit = f"(coalesce(o.ref_{side}, {fallback}) * {num(bound.value)})"
+        missing = (f"{q(f'reference range ({bound.kind}) for {self.node.key}')} || "
+                   f"coalesce(': ' || o.ref_problem_{side}, '')")
+        return limit, missing
+
+    def operands(self, bound: ir.Bound, limit: str) -> tuple[str, str]:
+        if bound.kind == "value":
+            if bound.source is not None:
+                same = f"(o.factor = {num(bound.source.factor)} AND o.addend = {num(bound.source.offset)})"
+                return (f"(CASE WHEN {same} THEN o.raw_value ELSE o.value END)",
+                        f"(CASE WHEN {same} THEN {num(bound.raw)} ELSE {limit} END)")
+            return "o.value", limit
+        side = "high" if bound.kind == "ULN" else "low"
+        own = f"(o.raw_ref_{side} IS NOT NULL AND {limit} IS NOT NULL)"
+        return (f"(CASE WHEN {own} THEN o.raw_value ELSE o.value END)",
+                f"(CASE WHEN {own} THEN o.raw_ref_{side} * {num(bound.value)} ELSE {limit} END)")
+
+    def sql(self) -> tuple[str, str]:
+        """(value, problem) expressions of compare_obs."""
+        node = self.node
+        low, low_missing = self.limit(node.bound)
+        unit = "coalesce(o.unit, 'None')"
+        censored = (f"'reported only as ' || o.comparator || ' ' || printf('%.6g', (o.value - o.addend) / o.factor) "
+                    f"|| coalesce(' ' || o.unit, '') || ', which lies on both sides of the limit'")
+        dim = f" WHEN o.dimension IS DISTINCT FROM {q(node.dimension)} THEN NULL" if node.dimension else ""
+        dim_problem = (f" WHEN o.dimension IS DISTINCT FROM {q(node.dimension)} THEN {unit} || "
+                       "' cannot be compared with the threshold''s unit'") if node.dimension else ""
+        if node.op == "between":
+            high, high_missing = self.limit(node.upper)
+            x_low, t_low = self.operands(node.bound, low)
+            x_high, t_high = self.operands(node.upper, high)
+            both_raw = f"({x_low} IS NOT DISTINCT FROM o.raw_value AND {x_high} IS NOT DISTINCT FROM o.raw_value)"
+            if node.bound.kind == "value" and node.bound.source is None:
+                both_raw = "FALSE"
+            if node.upper.kind == "value" and node.upper.source is None:
+                both_raw = "FALSE"
+            raw_test = _interval_test("o.comparator", "o.raw_value", "between", t_low, t_high)
+            canon = _interval_test("o.comparator", "o.value", "between", low, high)
+            censored_value = f"(CASE WHEN {self._raw_both(node)} THEN {raw_test} ELSE {canon} END)"
+            plain = f"({t_low} <= {x_low} AND {x_high} <= {t_high})"
+            value = (f"(CASE WHEN o.value IS NULL THEN NULL{dim} WHEN {low} IS NULL OR {high} IS NULL THEN NULL "
+                     f"WHEN o.comparator IS NOT NULL THEN {censored_value} ELSE {plain} END)")
+            problem = (f"(CASE WHEN o.value IS NULL THEN coalesce(o.problem, 'a text result where a number is needed'){dim_problem} "
+                       f"WHEN {low} IS NULL THEN {low_missing} WHEN {high} IS NULL THEN {high_missing} "
+                       f"WHEN o.comparator IS NOT NULL THEN {censored} END)")
+            return value, problem
+        x, t = self.operands(node.bound, low)
+        op = _SQL_OPS[node.op]
+        value = (f"(CASE WHEN o.value IS NULL THEN NULL{dim} WHEN {low} IS NULL THEN NULL "
+                 f"WHEN o.comparator IS NOT NULL THEN {_interval_test('o.comparator', x, node.op, t, None)} "
+                 f"ELSE {x} {op} {t} END)")
+        problem = (f"(CASE WHEN o.value IS NULL THEN coalesce(o.problem, 'a text result where a number is needed'){dim_problem} "
+                   f"WHEN {low} IS NULL THEN {low_missing} WHEN o.comparator IS NOT NULL THEN {censored} END)")
+        return value, problem
+
+    def _raw_both(self, node) -> str:
+        """Both limits of `between` compare in the observation's own unit (evaluate: x_low is x_high is raw_value)."""
+        tests = []
+        for bound in (node.bound, node.upper):
+            if bound.kind == "value":
+                if bound.source is None:
+                    return "FALSE"
+                tests.append(f"(o.factor = {num(bound.source.factor)} AND o.addend = {num(bound.source.offset)})")
+            else:
+                side = "high" if bound.kind == "ULN" else "low"
+                tests.append(f"(o.raw_ref_{side} IS NOT NULL)")
+        return "(" + " AND ".join(tests) + ")"
+
+
+def _missing_lab(node) -> str:
+    if node.window is not None:
+        return f"{node.label} result within {node.window}"
+    return f"{node.label} result"
+
+
+def _lab_item(label: str, problem: str) -> str:
+    """evaluate._atom_missing for one result: the problem alone when it is about the reference range."""
+    return (f"(CASE WHEN {problem} IS NULL THEN NULL WHEN {problem} LIKE 'reference range%' THEN {problem} "
+            f"ELSE {q(label + ' result of ')} || {show('o.lo', 'o.hi')} || ': ' || {problem} END)")
+
+
+def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
+    if node.key in derived.DERIVATIONS:
+        raise Unsupported(f"derived values ({node.key}, measured or derived from its inputs) are not translated to SQL "
+                          f"yet: {node.source_text}")
+    gen.uses_obs = True
+    gen.plan.keys.add(node.key)
+    start, end = gen.start(node.window), gen.end
+    value, problem = _Compare(node, gen.ctx.ranges).sql()
+    inside = _in_window("o.lo", "o.hi", start, end)
+    rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, o.value AS val, o.resolution AS res, {inside} AS ins, "
+            f"{value} AS cv, {problem} AS pr, "
+            f"{_lab_item(node.label, problem)} AS item "
+            f"FROM nobs o JOIN patients p ON p.patient_id = o.patient_id "
+            f"WHERE o.key = {q(node.key)} AND (o.lo IS NULL OR o.lo <= {end})")
+    name = f"a{k}"
+    if node.selector == "latest":
+        gen.ctes.append((f"{name}r", rows))
+        ranked = (f"SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY hi DESC NULLS LAST, lo DESC NULLS LAST, "
+                  f"seq) AS rn FROM {name}r")
+        gen.ctes.append((f"{name}s", ranked))
+        uncertain = q(f"{node.label} result of ") + f" || {show('c.lo', 'c.hi')} || ': date uncertain relative to the window'"
+        tie = (q(f"{node.label} result of ") + f" || {show('c.lo', 'c.hi')} || "
+               "': which result is the latest depends on a date known only to the month or year'")
+        body = f"""
+            SELECT c.patient_id,
+                CASE WHEN c.ins IS FALSE THEN NULL WHEN c.ins IS NULL THEN NULL WHEN c.cv IS NULL THEN NULL
+                     WHEN coalesce(bool_or(r.patient_id IS NOT NULL AND r.cv IS DISTINCT FROM c.cv), FALSE) THEN NULL ELSE c.cv END AS v,
+                CASE WHEN c.ins IS FALSE THEN [{q(_missing_lab(node))}] WHEN c.ins IS NULL THEN (CASE WHEN c.cv IS NULL THEN [{uncertain}] ELSE {EMPTY} END)
+                     WHEN c.cv IS NULL THEN {lst('c.item')}
+                     WHEN coalesce(bool_or(r.patient_id IS NOT NULL AND r.cv IS DISTINCT FROM c.cv), FALSE) THEN [{tie}] ELSE {EMPTY} END AS m
+            FROM {name}s c LEFT JOIN {name}s r ON r.patient_id = c.patient_id AND r.rn > 1 AND r.hi IS NOT NULL
+                AND r.hi >= c.lo AND r.ins IS NOT FALSE
+            WHERE c.rn = 1
+            GROUP BY c.patient_id, c.ins, c.cv, c.item, c.lo, c.hi"""
+    else:
+        every = node.selector == "every"
+        skip = "c.cv IS TRUE" if every else "c.cv IS FALSE"
+        kept = f"(c.ins IS TRUE OR (c.ins IS NULL AND NOT ({skip})))"
+        ev = "CASE WHEN c.ins IS NULL THEN NULL ELSE c.cv END"
+        uncertain = (f"CASE WHEN c.ins IS NULL THEN {q(node.label + ' result of ')} || {show('c.lo', 'c.hi')} "
+                     f"|| ': date uncertain relative to the window' ELSE c.item END")
+        gen.ctes.append((f"{name}r", rows))
+        if every:
+            value = ("CASE WHEN bool_or(ev IS FALSE) THEN FALSE WHEN bool_or(ev IS NULL) THEN NULL ELSE TRUE END")
+        else:
+            value = ("CASE WHEN bool_or(ev IS TRUE) THEN TRUE WHEN bool_or(ev IS NULL) THEN NULL ELSE FALSE END")
+        gen.ctes.append((f"{name}k", f"SELECT c.patient_id, c.seq, c.lo, c.hi, c.val, c.res, {ev} AS ev, "
+                                     f"{uncertain} AS item FROM {name}r c WHERE {kept}"))
+        body = (f"SELECT patient_id, {value} AS v, "
+                f"coalesce(list(item) FILTER (WHERE ev IS NULL AND item IS NOT NULL), {EMPTY}) AS m "
+                f"FROM {name}k GROUP BY patient_id")
+        need = node.occasions or 1
+        if need > 1 and not every:
+            body = _occasions(node, name, need)
+    gen.ctes.append((name, body))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    value = f"(CASE WHEN NOT p.has_observations THEN NULL ELSE {name}.v END)"
+    missing = (f"(CASE WHEN NOT p.has_observations THEN [{q(node.label + ': no observations provided')}] "
+               f"WHEN {name}.patient_id IS NULL THEN [{q(_missing_lab(node))}] ELSE {name}.m END)")
+    return value, missing, EMPTY
+
+
+def _occasions(node: ir.LabCompare, name: str, need: int) -> str:
+    """evaluate.lab_compare for `on at least N occasions`: results collapsed into occasions (evaluate._occasions,
+    a fold over the results newest first), then counted; false only when evaluate._ruled_out says so."""
+    same = ("(k.lo IS NOT NULL AND k.lo = x.lo AND k.hi = x.hi AND k.ev IS NOT DISTINCT FROM x.ev "
+            "AND k.val IS NOT NULL AND x.val IS NOT NULL AND abs(x.val - k.val) <= greatest(x.res, k.res) * (1 + 1e-9))")
+    another = (f"{q(node.label + ' result of ')} || {show('x.lo', 'x.hi')} || "
+               "': may be another specimen than a result of the same month or year'")
+    collapsed = ("struct_pack(lo := x.lo, hi := x.hi, val := x.val, res := x.res, ev := CAST(NULL AS BOOLEAN), "
+                 f"item := {another})")
+    step = (f"CASE WHEN NOT coalesce(list_bool_or(list_transform(acc, lambda k: {same})), FALSE) THEN list_append(acc, x) "
+            f"WHEN x.lo IS DISTINCT FROM x.hi AND x.ev IS NOT FALSE THEN list_append(acc, {collapsed}) ELSE acc END")
+    results = ("list(struct_pack(lo := lo, hi := hi, val := val, res := res, ev := ev, item := item) "
+               "ORDER BY hi DESC NULLS LAST, lo DESC NULLS LAST, seq)")
+    folded = (f"SELECT patient_id, list_reduce(l, lambda acc, x: {step}, list_filter(l, lambda y: false)) AS kept "
+              f"FROM (SELECT patient_id, {results} AS l FROM {name}k GROUP BY patient_id)")
+    counted = ("SELECT patient_id, kept, len(list_filter(kept, lambda k: k.ev IS TRUE)) AS t, "
+               "len(list_filter(kept, lambda k: k.ev IS NULL)) AS u, "
+               "list_filter(kept, lambda k: k.ev IS NOT FALSE) AS pending, "
+               "list_max(list_transform(list_filter(kept, lambda k: k.ev IS NOT FALSE), lambda k: k.hi)) AS latest "
+               f"FROM ({folded})")
+    ruled_out = ("(CASE WHEN len(pending) = 0 THEN TRUE "
+                 "WHEN coalesce(list_bool_or(list_transform(pending, lambda k: k.hi IS NULL)), FALSE) THEN FALSE "
+                 "ELSE coalesce(list_bool_or(list_transform(kept, lambda k: k.ev IS FALSE AND k.lo IS NOT NULL "
+                 "AND k.lo > latest)), FALSE) END)")
+    repeat = f"a repeat {node.label} result" + (f" within {node.window}" if node.window is not None else "")
+    items = "list_transform(list_filter(kept, lambda k: k.ev IS NULL AND k.item IS NOT NULL), lambda k: k.item)"
+    return (f"SELECT patient_id, CASE WHEN t >= {need} THEN TRUE WHEN t + u >= {need} THEN NULL "
+            f"WHEN {ruled_out} THEN FALSE ELSE NULL END AS v, "
+            f"CASE WHEN t >= {need} THEN {EMPTY} WHEN t + u < {need} AND NOT {ruled_out} "
+            f"THEN list_concat([{q(repeat)}], {items}) ELSE {items} END AS m FROM ({counted})")
+
+
+def _lab_text(gen: Generator, node: ir.LabText, k: int):
+    gen.uses_obs = True
+    gen.plan.keys.add(node.key)
+    index = len(gen.plan.lab_texts)
+    gen.plan.lab_texts.append(node)
+    start, end = gen.start(node.window), gen.end
+    uln = _Compare(ir.LabCompare(node.key, node.label, None, None, "latest", ">", ir.Bound("ULN", 1.0, "ULN"), None,
+                                 None, None, span=node.span), gen.ctx.ranges)
+    limit, limit_missing = uln.limit(ir.Bound("ULN", 1.0, "ULN"))
+    above = f"(CASE WHEN o.comparator IS NULL THEN o.value > {limit} ELSE {_interval_test('o.comparator', 'o.value', '>', limit, None)} END)"
+    censored = (f"'reported only as ' || o.comparator || ' ' || printf('%.6g', (o.value - o.addend) / o.factor) "
+                f"|| coalesce(' ' || o.unit, '') || ', which lies on both sides of the limit'")
+    numeric_ok = node.op == "is" and node.value in ("positive", "negative")
+    want_positive = "TRUE" if node.value == "positive" else "FALSE"
+    if numeric_ok:
+        numeric = (f"WHEN o.value IS NOT NULL THEN (CASE WHEN {limit} IS NULL OR {above} IS NULL THEN NULL "
+                   f"ELSE ({above} = {want_positive}) <> {'TRUE' if node.negated else 'FALSE'} END)")
+        numeric_problem = (f"WHEN o.value IS NOT NULL THEN (CASE WHEN {limit} IS NULL THEN {limit_missing} "
+                           f"WHEN {above} IS NULL THEN {censored} END)")
+    else:
+        numeric = numeric_problem = ""
+    other = "'a numeric result where a grade is needed'" if node.op != "is" else "'a numeric result where a text result is needed'"
+    value = (f"(CASE WHEN o.text IS NOT NULL THEN lt.v {numeric} ELSE NULL END)")
+    problem = (f"(CASE WHEN o.text IS NOT NULL THEN lt.problem {numeric_problem} "
+               f"WHEN o.text IS NULL THEN coalesce(o.problem, {other}) END)")
+    if not numeric_ok:
+        problem = f"(CASE WHEN o.text IS NOT NULL THEN lt.problem ELSE coalesce(o.problem, {other}) END)"
+    inside = _in_window("o.lo", "o.hi", start, end)
+    name = f"a{k}"
+    rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, {inside} AS ins, {value} AS cv, {problem} AS pr "
+            f"FROM nobs o JOIN patients p ON p.patient_id = o.patient_id LEFT JOIN dict_lt{index} lt ON lt.text = o.text "
+            f"WHERE o.key = {q(node.key)} AND (o.lo IS NULL OR o.lo <= {end})")
+    gen.ctes.append((f"{name}r", rows))
+    ev = "(CASE WHEN ins IS NULL AND cv IS NOT FALSE THEN NULL ELSE cv END)"
+    if node.selector == "latest":
+        ranked = (f"SELECT *, {ev} AS ev, row_number() OVER (PARTITION BY patient_id ORDER BY hi DESC NULLS LAST, "
+                  f"lo DESC NULLS LAST, seq) AS rn FROM {name}r")
+        gen.ctes.append((f"{name}k", f"SELECT * FROM ({ranked}) WHERE rn = 1 AND ins IS NOT FALSE"))
+    else:
+        gen.ctes.append((f"{name}k", f"SELECT *, {ev} AS ev, row_number() OVER (PARTITION BY patient_id ORDER BY "
+                                     f"hi DESC NULLS LAST, lo DESC NULLS LAST, seq) AS rn FROM {name}r WHERE ins IS NOT FALSE"))
+    if node.selector == "every":
+        agg = "CASE WHEN bool_or(ev IS FALSE) THEN FALSE WHEN bool_or(ev IS NULL) THEN NULL ELSE TRUE END"
+    else:
+        agg = "CASE WHEN bool_or(ev IS TRUE) THEN TRUE WHEN bool_or(ev IS NULL) THEN NULL ELSE FALSE END"
+    # the problem of the first result whose value is the answer (evaluate: `decisive`), when the answer is unknown
+    body = (f"SELECT patient_id, {agg} AS v, "
+            f"arg_min(pr, rn) FILTER (WHERE ev IS NULL) AS pr FROM {name}k GROUP BY patient_id")
+    gen.ctes.append((name, body))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    value = f"(CASE WHEN NOT p.has_observations THEN NULL ELSE {name}.v END)"
+    missing = (f"(CASE WHEN NOT p.has_observations THEN [{q(node.label + ': no observations provided')}] "
+               f"WHEN {name}.patient_id IS NULL THEN [{q(_missing_lab(node))}] ELSE {lst(f'{name}.pr')} END)")
+    return value, missing, EMPTY
+
+
+# ---------------------------------------------------------------- records
+def _active_sql(kind: str, as_of: str, e: str = "e") -> str:
+    status = f"lower({e}.status)"
+    ended = ", ".join(q(s) for s in _ENDED)
+    active = ", ".join(q(s) for s in _ACTIVE)
+    tail = "FALSE" if kind in _POINT_EVENTS else "NULL"
+    return (f"(CASE WHEN {e}.end_lo IS NOT NULL THEN (CASE WHEN {e}.end_hi < {as_of} THEN FALSE "
+            f"WHEN {e}.end_lo >= {as_of} THEN (CASE WHEN {e}.status IS NULL OR {e}.status = '' THEN TRUE "
+            f"ELSE {status} NOT IN ({ended}) END) ELSE NULL END) "
+            f"WHEN {status} IN ({active}) THEN TRUE WHEN {status} IN ({ended}) THEN FALSE ELSE {tail} END)")
+
+
+def _overlaps_sql(kind: str, active: str, start: str, end: str, e: str = "e") -> str:
+    s_lo = f"coalesce({e}.start_lo, DATE '0001-01-01')"
+    s_hi = f"coalesce({e}.start_hi, {end})"
+    if kind in _POINT_EVENTS:
+        e_lo = f"(CASE WHEN {e}.end_lo IS NOT NULL THEN {e}.end_lo ELSE {s_lo} END)"
+        e_hi = f"(CASE WHEN {e}.end_lo IS NOT NULL THEN {e}.end_hi ELSE {s_hi} END)"
+    else:
+        forever = "DATE '9999-12-31'"
+        e_lo = (f"(CASE WHEN {e}.end_lo IS NOT NULL THEN {e}.end_lo WHEN {active} IS TRUE THEN {forever} ELSE {s_lo} END)")
+        e_hi = (f"(CASE WHEN {e}.end_lo IS NOT NULL THEN {e}.end_hi WHEN {active} IS TRUE THEN {forever} "
+                f"WHEN {active} IS NULL THEN {forever} ELSE {end} END)")
+    return (f"(CASE WHEN {s_hi} <= {end} AND {e_lo} >= {start} THEN TRUE "
+            f"WHEN {s_lo} > {end} OR {e_hi} < {start} THEN FALSE ELSE NULL END)")
+
+
+def _field_value(gen: Generator, kind: str, name: str, e: str = "e") -> tuple[str, str]:
+    """(join clause, alias) of one extra field of the record e."""
+    gen.counter += 1
+    alias = f"rf{gen.counter}"
+    join = (f"LEFT JOIN record_fields {alias} ON {alias}.patient_id = {e}.patient_id AND {alias}.kind = {q(kind)} "
+            f"AND {alias}.seq = {e}.seq AND {alias}.name = {q(name)}")
+    return join, alias
+
+
+_NUMERIC_TEXT = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)\s*$"
+
+
+def _qualifier(gen: Generator, kind: str, qualifier, joins: list[str]) -> tuple[str, str]:
+    """(Kleene value, reason when unknown) of one qualifier on record e."""
+    if isinstance(qualifier, ir.OtherThan):
+        index = gen.matcher(qualifier.matcher)
+        value = f"(CASE WHEN NOT dc.has_codes THEN NULL ELSE NOT coalesce(dc.m{index}, FALSE) END)"
+        return value, q(qualifier.unknown_reason(None))
+    if isinstance(qualifier, ir.DoseQualifier):
+        if not any(j.startswith("LEFT JOIN dict_doses") for j in joins):
+            on = " AND ".join(f"dd.{c} IS NOT DISTINCT FROM e.{c}" for c in DOSE_COLUMNS)
+            joins.append(f"LEFT JOIN dict_doses dd ON {on}")
+        amount = "dd.daily" if qualifier.per == "day" else "dd.per_dose"
+        problem = "dd.daily_problem" if qualifier.per == "day" else "dd.per_dose_problem"
+        fallback = "daily dose not recorded" if qualifier.per == "day" else "dose not recorded"
+        if qualifier.op == "between":
+            test = f"({num(qualifier.value)} <= {amount} AND {amount} <= {num(qualifier.upper)})"
+        else:
+            test = f"({amount} {_SQL_OPS[qualifier.op]} {num(qualifier.value)})"
+        value = f"(CASE WHEN NOT dd.recorded OR {amount} IS NULL THEN NULL ELSE {test} END)"
+        path = "'$.medications[' || CAST(e.seq AS VARCHAR) || ']'"
+        reason = (f"(CASE WHEN NOT dd.recorded THEN 'dose not recorded' ELSE "
+                  f"coalesce(replace({problem}, {q(DOSE_PATH)}, {path}), {q(fallback)}) END)")
+        return value, reason
+    name = qualifier.field_name
+    if isinstance(qualifier, ir.CodeQualifier):
+        index = len(gen.plan.code_fields)
+        gen.plan.code_fields.append((kind, name, qualifier.matcher))
+        join, alias = _field_value(gen, kind, name)
+        joins.append(join)
+        joins.append(f"LEFT JOIN dict_cf{index} cf{index} ON cf{index}.value_json = {alias}.value_json")
+        present = f"({alias}.value_kind IS NOT NULL AND {alias}.value_kind <> 'null')"
+        value = f"(CASE WHEN {present} THEN cf{index}.v ELSE NULL END)"
+        reason = (f"(CASE WHEN {present} THEN {q(name + ' ')} || cf{index}.shown || {q(' is not a code (SYSTEM:CODE) that can be compared with ' + qualifier.matcher.name)} "
+                  f"ELSE {q(name + ' not recorded')} END)")
+        return value, reason
+    if name in ("display", "status", "verification") or (name == "investigational" and kind == "medications"):
+        column = {"display": "e.display", "status": "nullif(lower(e.status), '')", "verification": "e.verification",
+                  "investigational": "e.investigational"}[name]
+        if name == "investigational":
+            kind_sql = "(CASE WHEN e.investigational IS NULL THEN NULL ELSE 'bool' END)"
+            string = "NULL"
+            number = "NULL"
+            text = "(CASE WHEN e.investigational THEN 'True' ELSE 'False' END)"
+        else:
+            kind_sql = f"(CASE WHEN {column} IS NULL THEN NULL ELSE 'string' END)"
+            string = text = column
+            number = "NULL"
+        shown = f"'''' || {text} || ''''"
+    else:
+        join, alias = _field_value(gen, kind, name)
+        joins.append(join)
+        kind_sql = f"(CASE WHEN {alias}.value_kind = 'null' THEN NULL ELSE {alias}.value_kind END)"
+        string = f"{alias}.value_string"
+        number = f"{alias}.value_number"
+        text = (f"(CASE {alias}.value_kind WHEN 'string' THEN {alias}.value_string WHEN 'bool' THEN "
+                f"(CASE WHEN {alias}.value_bool THEN 'True' ELSE 'False' END) ELSE {alias}.value_json END)")
+        shown = f"(chr(39) || {text} || chr(39))"
+    if qualifier.numeric:
+        as_number = (f"(CASE WHEN {kind_sql} = 'number' THEN {number} WHEN {kind_sql} = 'string' AND "
+                     f"regexp_full_match({string}, {q(_NUMERIC_TEXT)}) THEN CAST(trim({string}) AS DOUBLE) END)")
+        value = (f"(CASE WHEN {kind_sql} IS NULL OR {as_number} IS NULL THEN NULL "
+                 f"ELSE {as_number} {_SQL_OPS[qualifier.op]} {num(qualifier.value)} END)")
+        reason = (f"(CASE WHEN {kind_sql} IS NULL THEN {q(name + ' not recorded')} "
+                  f"ELSE {q(name + ' ')} || {shown} || ' is not a number' END)")
+        return value, reason
+    wanted = qualifier.value
+    if qualifier.op in ("=", "!="):
+        stripped = f"lower(regexp_replace({text}, '^\\s+|\\s+$', '', 'g'))"
+        test = f"({stripped} {'=' if qualifier.op == '=' else '<>'} {q(wanted.strip().lower())})"
+    elif qualifier.op == "contains":
+        test = f"(strpos(lower({text}), {q(wanted.lower())}) > 0)"
+    else:
+        test = f"regexp_matches({text}, {q(wanted)})"
+    value = f"(CASE WHEN {kind_sql} IS NULL THEN NULL ELSE {test} END)"
+    return value, q(name + " not recorded")
+
+
+_START_NAMES = {"conditions": "onset date", "allergies": "onset date", "medications": "start date",
+                "procedures": "date", "immunizations": "date"}
+_NEVER = "DATE '0001-01-01'"  # evaluate's NEVER: before every date a record can carry
+
+
+def _before(op: str, lo: str, hi: str, c_lo: str, c_hi: str) -> str:
+    """evaluate._before in SQL."""
+    true, false = {"at_least": (f"{hi} <= {c_lo}", f"{lo} > {c_hi}"), "more_than": (f"{hi} < {c_lo}", f"{lo} >= {c_hi}"),
+                   "at_most": (f"{lo} >= {c_hi}", f"{hi} < {c_lo}"), "less_than": (f"{lo} > {c_hi}", f"{hi} <= {c_lo}")}[op]
+    return f"(CASE WHEN {true} THEN TRUE WHEN {false} THEN FALSE ELSE NULL END)"
+
+
+def _moved_back(day_sql: str, duration: ir.Duration) -> str:
+    unit = {"days": "DAY", "weeks": "DAY", "months": "MONTH", "years": "YEAR"}[duration.unit]
+    amount = duration.amount * (7 if duration.unit == "weeks" else 1)
+    return f"CAST({day_sql} - INTERVAL {int(amount)} {unit} AS DATE)"
+
+
+def _timing(gen: Generator, kind: str, timing: ir.RecordTiming) -> tuple[str, str]:
+    """evaluate.record_timing for record e: (Kleene value, why it is unknown)."""
+    as_of = gen.end
+    cutoff = day(gen.ctx.window_start(timing.duration))
+    said = str(timing).replace("'", "''")
+    start_name = _START_NAMES[kind]
+    recorded = kind in ("conditions", "allergies")
+    s_lo = (f"(CASE WHEN e.start_lo IS NOT NULL THEN e.start_lo "
+            f"{'WHEN e.recorded_hi IS NOT NULL THEN ' + _NEVER if recorded else ''} END)")
+    s_hi = (f"(CASE WHEN e.start_lo IS NOT NULL THEN e.start_hi "
+            f"{'WHEN e.recorded_hi IS NOT NULL THEN e.recorded_hi' if recorded else ''} END)")
+    shown_start = (f"(CASE WHEN {s_lo} = {_NEVER} THEN 'on or before ' || {show(s_hi, s_hi)} "
+                   f"ELSE {show(s_lo, s_hi)} END)")
+    no_start = f"'{start_name} not recorded (needed for ''{said}'')'"
+    active = _active_sql(kind, as_of)
+    if timing.event == "start":
+        value = f"(CASE WHEN {s_lo} IS NULL THEN NULL ELSE {_before(timing.op, s_lo, s_hi, cutoff, cutoff)} END)"
+        why = f"(CASE WHEN {s_lo} IS NULL THEN {no_start} ELSE '{start_name} ' || {shown_start} || ' does not decide ''{said}''' END)"
+        return value, why
+    if timing.event == "end":
+        decided = _before(timing.op, "e.end_lo", f"least(e.end_hi, {as_of})", cutoff, cutoff)
+        value = (f"(CASE WHEN e.end_lo IS NULL THEN (CASE WHEN {active} IS TRUE THEN FALSE ELSE NULL END) "
+                 f"WHEN e.end_lo > {as_of} THEN FALSE WHEN {decided} IS TRUE AND e.end_hi > {as_of} THEN NULL "
+                 f"ELSE {decided} END)")
+        why = (f"(CASE WHEN e.end_lo IS NULL THEN (CASE WHEN {active} IS FALSE THEN 'end date not recorded (status ' "
+               f"|| coalesce(nullif(lower(e.status), ''), 'None') || '; needed for ''{said}'')' "
+               f"ELSE 'status and end date not recorded (needed for ''{said}'')' END) "
+               f"ELSE 'end date ' || {show('e.end_lo', 'e.end_hi')} || ' does not decide ''{said}''' END)")
+        return value, why
+    if timing.event == "unchanged":
+        decided = _before(timing.op, s_lo, s_hi, cutoff, cutoff)
+        value = (f"(CASE WHEN {s_lo} IS NULL THEN NULL WHEN {active} IS FALSE THEN FALSE WHEN {decided} IS FALSE THEN FALSE "
+                 f"WHEN {active} IS NULL THEN NULL ELSE {decided} END)")
+        why = (f"(CASE WHEN {s_lo} IS NULL THEN {no_start} WHEN {active} IS NULL THEN "
+               f"'status and end date not recorded (needed for ''{said}'': still taken?)' "
+               f"ELSE '{start_name} ' || {shown_start} || ' does not decide ''{said}''' END)")
+        return value, why
+    end_lo = f"(CASE WHEN e.end_lo IS NOT NULL THEN least(e.end_lo, {as_of}) WHEN {active} IS TRUE THEN {as_of} ELSE {s_lo} END)"
+    end_hi = f"(CASE WHEN e.end_lo IS NOT NULL THEN least(e.end_hi, {as_of}) ELSE {as_of} END)"
+    decided = _before(timing.op, s_lo, s_hi, _moved_back(end_lo, timing.duration), _moved_back(end_hi, timing.duration))
+    value = f"(CASE WHEN {s_lo} IS NULL OR e.start_lo IS NULL THEN NULL ELSE {decided} END)"
+    span = (f"(CASE WHEN e.start_lo IS NOT NULL THEN {show('e.start_lo', 'e.start_hi')} ELSE '?' END) || ' to ' || "
+            f"(CASE WHEN e.end_lo IS NOT NULL THEN {show('e.end_lo', 'e.end_hi')} ELSE 'now' END)")
+    why = (f"(CASE WHEN {s_lo} IS NULL OR e.start_lo IS NULL THEN {no_start} "
+           f"WHEN e.end_lo IS NULL AND {active} IS NOT TRUE THEN (CASE WHEN {active} IS FALSE THEN 'end date not recorded' "
+           f"ELSE 'status and end date not recorded' END) || ' (needed for ''{said}'')' "
+           f"ELSE 'dates ' || {span} || ' do not decide ''{said}''' END)")
+    return value, why
+
+
+def _record_rows(gen: Generator, node: ir.RecordTest) -> tuple[str, str]:
+    """(the rows of node.kind with each record's Kleene value v and its reasons, the record's name) for record_test."""
+    kind = node.kind
+    index = gen.matcher(node.matcher)
+    as_of = gen.end
+    start = gen.start(node.window)
+    joins = [f"LEFT JOIN dict_record_codes dc ON dc.code IS NOT DISTINCT FROM e.code AND dc.codes IS NOT DISTINCT FROM e.codes"]
+    member = f"dc.m{index}"
+    conditions: list[tuple[str, str]] = []  # (Kleene value, reason when NULL)
+    event = node.window is not None and node.status is None and kind == "conditions"
+    active = _active_sql(kind, as_of) if (node.status or node.window) and not event else "NULL"
+    if node.status == "active" and node.window is None:
+        conditions.append((active, q("status and end date not recorded")))
+    elif node.status in ("inactive", "resolved"):
+        conditions.append((f"(NOT {active})", q("status and end date not recorded")))
+    conditions.append((f"(CASE WHEN e.start_hi IS NOT NULL AND e.start_hi > {as_of} THEN NULL ELSE TRUE END)",
+                       q("its date may fall after the as-of date")))
+    if event:
+        lo = "coalesce(e.start_lo, e.recorded_lo)"
+        hi = "(CASE WHEN e.start_lo IS NOT NULL THEN e.start_hi ELSE e.recorded_hi END)"
+        conditions.append((_in_window(lo, hi, start, as_of),
+                           f"(CASE WHEN {lo} IS NULL THEN {q(f'onset date not recorded (needed to place it within {node.window})')} "
+                           f"ELSE {q(f'dates not precise enough to place it within {node.window}')} END)"))
+    elif node.window is not None:
+        conditions.append((_overlaps_sql(kind, active, start, as_of),
+                           q(f"dates not precise enough to place it within {node.window}")))
+    for qualifier in node.qualifiers:
+        conditions.append(_qualifier(gen, kind, qualifier, joins))
+    for timing in node.timing:
+        conditions.append(_timing(gen, kind, timing))
+    verification = "lower(regexp_replace(e.verification, '^\\s+|\\s+$', '', 'g'))"
+    conditions.append((f"(CASE WHEN e.verification IS NOT NULL AND {verification} <> '' AND {verification} <> 'confirmed' "
+                       f"THEN NULL ELSE TRUE END)", f"'verification status ' || {verification} || ', not confirmed'"))
+    terminology = (f"(CASE WHEN {member} IS NULL THEN {q(TERMINOLOGY_REASON + ' ' + node.matcher.name)} || "
+                   f"(CASE WHEN dc.w{index} LIKE 'without %' THEN ' ' ELSE ': ' END) || dc.w{index} "
+                   f"ELSE e.unreadable || ': ' || {q(TERMINOLOGY_REASON + ' ' + node.matcher.name)} END)")
+    conditions.append((f"(CASE WHEN {member} IS TRUE THEN TRUE ELSE NULL END)", terminology))
+    never = ", ".join(q(s) for s in _NEVER_HAPPENED)
+    value = " AND ".join(c for c, _ in conditions)
+    reasons = lst(*[f"CASE WHEN {c} IS NULL THEN {r} END" for c, r in conditions])
+    displayed = f"list_bool_or(list_transform(x.reasons, lambda r: starts_with(r, {q(TERMINOLOGY_REASON)})))"
+    noun = q(node.noun + " ")
+    name = (f"(CASE WHEN x.code IS NOT NULL THEN (CASE WHEN {displayed} AND x.display IS NOT NULL THEN "
+            f"{noun} || x.display || ' (' || x.code || ')' ELSE {noun} || x.code END) "
+            f"ELSE {q(node.noun)} || coalesce(' ' || chr(39) || x.display || chr(39), '') || "
+            f"' ($.{kind}[' || CAST(x.seq AS VARCHAR) || '])' END)")
+    rows = (f"SELECT e.patient_id, e.seq, e.code, e.display, e.start_lo, e.start_hi, e.unreadable, ({value}) AS v, "
+            f"{reasons} AS reasons FROM {kind} e {' '.join(joins)} "
+            f"WHERE NOT ({member} IS FALSE AND e.unreadable IS NULL) AND (e.status IS NULL OR lower(e.status) NOT IN ({never})) "
+            f"AND (e.start_lo IS NULL OR e.start_lo <= {as_of})")
+    return rows, name
+
+
+def _record_test(gen: Generator, node: ir.RecordTest, k: int):
+    rows, entry_name = _record_rows(gen, node)
+    name = f"a{k}"
+    gen.ctes.append((f"{name}r", f"SELECT x.*, {entry_name} AS who FROM ({rows}) x"))
+    body = (f"SELECT patient_id, CASE WHEN bool_or(v IS TRUE) THEN TRUE WHEN bool_or(v IS NULL) THEN NULL ELSE FALSE END AS v, "
+            f"coalesce(list(who || ': ' || array_to_string(reasons, ', ') ORDER BY seq) "
+            f"FILTER (WHERE v IS NULL), {EMPTY}) AS m FROM {name}r WHERE v IS NOT FALSE GROUP BY patient_id")
+    gen.ctes.append((name, body))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    value = f"(CASE WHEN NOT p.has_{node.kind} THEN NULL WHEN {name}.patient_id IS NULL THEN FALSE ELSE {name}.v END)"
+    missing = (f"(CASE WHEN NOT p.has_{node.kind} THEN [{q(node.kind + ' (not provided)')}] "
+               f"ELSE coalesce({name}.m, {EMPTY}) END)")
+    return value, missing, EMPTY
+
+
+def _plain_name(noun: str, e: str = "x") -> str:
+    """evaluate.entry_name without the display: ``condition ICD10:C50.9``, ``condition 'breast ca' ($.conditions[0])``."""
+    return (f"(CASE WHEN {e}.code IS NOT NULL THEN {q(noun + ' ')} || {e}.code ELSE {q(noun)} || "
+            f"coalesce(' ' || chr(39) || {e}.display || chr(39), '') || ' ($.' || {e}.kind || '[' || "
+            f"CAST({e}.seq AS VARCHAR) || '])' END)")
+
+
+def _record_count(gen: Generator, node: ir.RecordCount, k: int):
+    """evaluate.record_count: each record tested alone; the count lies between the true records and the true
+    plus unknown ones."""
+    if node.courses:
+        raise Unsupported(f"counting treatment courses (distinct start dates) is not translated to SQL yet: "
+                          f"{node.source_text}")
+    test = node.test
+    rows, _ = _record_rows(gen, test)
+    name = f"a{k}"
+    who = _plain_name(test.noun).replace("x.kind", q(test.kind))
+    gen.ctes.append((f"{name}r", f"SELECT x.*, {who} AS who FROM ({rows}) x"))
+    gen.ctes.append((name, f"SELECT patient_id, count(*) FILTER (WHERE v IS TRUE) AS low, count(*) AS high, "
+                           f"coalesce(list(who || ': ' || array_to_string(reasons, ', ') ORDER BY seq) "
+                           f"FILTER (WHERE v IS NULL), {EMPTY}) AS m FROM {name}r WHERE v IS NOT FALSE GROUP BY patient_id"))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    low, high, n = f"coalesce({name}.low, 0)", f"coalesce({name}.high, 0)", int(node.count)
+    if node.mode == "at_least":
+        decide = f"CASE WHEN {low} >= {n} THEN TRUE WHEN {high} < {n} THEN FALSE ELSE NULL END"
+    else:
+        decide = f"CASE WHEN {low} > {n} THEN FALSE WHEN {high} <= {n} THEN TRUE ELSE NULL END"
+    value = f"(CASE WHEN NOT p.has_{test.kind} THEN NULL ELSE {decide} END)"
+    missing = (f"(CASE WHEN NOT p.has_{test.kind} THEN [{q(test.kind + ' (not provided)')}] "
+               f"ELSE coalesce({name}.m, {EMPTY}) END)")
+    return value, missing, EMPTY
+
+
+def _investigational(gen: Generator, node: ir.InvestigationalTest, k: int):
+    """evaluate.investigational_test: any medication record, whatever its code, marked investigational."""
+    as_of, start = gen.end, gen.start(node.window)
+    active = _active_sql("medications", as_of) if (node.status or node.window) else "NULL"
+    active = f"(CASE WHEN lower(e.status) = 'intended' THEN NULL ELSE {active} END)"
+    conditions = []
+    if node.status == "active" and node.window is None:
+        conditions.append((active, q("status and end date not recorded")))
+    elif node.window is not None:
+        conditions.append((_overlaps_sql("medications", active, start, as_of),
+                           q(f"dates not precise enough to place it within {node.window}")))
+    conditions.append((f"(CASE WHEN e.start_hi IS NOT NULL AND e.start_hi > {as_of} THEN NULL ELSE TRUE END)",
+                       q("its date may fall after the as-of date")))
+    verification = "lower(regexp_replace(e.verification, '^\\s+|\\s+$', '', 'g'))"
+    conditions.append((f"(CASE WHEN e.verification IS NOT NULL AND {verification} <> '' AND {verification} <> 'confirmed' "
+                       f"THEN NULL ELSE TRUE END)", f"'verification status ' || {verification} || ', not confirmed'"))
+    in_period = " AND ".join(f"({c} IS NOT FALSE)" for c, _ in conditions)
+    reasons = lst(*[f"CASE WHEN {c} IS NULL THEN {r} END" for c, r in conditions])
+    never = ", ".join(q(x) for x in _NEVER_HAPPENED)
+    rows = (f"SELECT e.patient_id, e.seq, e.code, e.display, 'medications' AS kind, e.investigational AS flag, "
+            f"{reasons} AS reasons FROM medications e WHERE (e.status IS NULL OR lower(e.status) NOT IN ({never})) "
+            f"AND (e.start_lo IS NULL OR e.start_lo <= {as_of}) AND {in_period}")
+    name = f"a{k}"
+    who = _plain_name("medication")
+    item = (f"CASE WHEN flag IS NULL THEN who || ': not marked investigational or not' "
+            f"WHEN flag AND len(reasons) > 0 THEN who || ' is marked investigational: ' || array_to_string(reasons, ', ') END")
+    gen.ctes.append((f"{name}r", f"SELECT x.*, {who} AS who FROM ({rows}) x"))
+    gen.ctes.append((name, f"SELECT patient_id, CASE WHEN bool_or(flag AND len(reasons) = 0) THEN TRUE "
+                           f"WHEN bool_or(flag IS NOT FALSE) THEN NULL ELSE FALSE END AS v, "
+                           f"coalesce(list({item} ORDER BY seq) FILTER (WHERE flag IS NOT FALSE), {EMPTY}) AS m "
+                           f"FROM {name}r GROUP BY patient_id"))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    value = f"(CASE WHEN NOT p.has_medications THEN NULL WHEN {name}.patient_id IS NULL THEN FALSE ELSE {name}.v END)"
+    missing = (f"(CASE WHEN NOT p.has_medications THEN ['medications (not provided)'] "
+               f"ELSE coalesce({name}.m, {EMPTY}) END)")
+    return value, missing, EMPTY
+
+
+def _refuse(what: str):
+    def translate(gen, node, k):
+        raise Unsupported(f"{what} is not translated to SQL yet: {node.source_text}")
+    return translate
+
+
+ATOMS = {
+    ir.Const: _const,
+    ir.AgeTest: _age,
+    ir.SexTest: _sex,
+    ir.FactTest: _fact,
+    ir.Review: _review,
+    ir.LabCompare: _lab_compare,
+    ir.LabText: _lab_text,
+    ir.RecordTest: _record_test,
+    ir.RecordCount: _record_count,
+    ir.InvestigationalTest: _investigational,
+}
+"""Atom node type -> translation ``f(generator, node, k) -> (value, missing, reviews)`` SQL expressions over the
+patient row ``p`` and the CTEs the function adds."""
+
+
+def plan(checked: ir.CheckedRuleSet, as_of: date) -> Plan:
+    """Compile a checked rule set for one as-of date. Raises :class:`Unsupported` for a construct not translated."""
+    return Generator(checked, as_of).build()
+
+
+def compile_sql(checked: ir.CheckedRuleSet, as_of: date, dialect: str = "duckdb", pretty: bool = False) -> str:
+    """The query of a checked rule set, in ``dialect`` (``duckdb``, ``spark`` ...)."""
+    return plan(checked, as_of).render(dialect, pretty)
