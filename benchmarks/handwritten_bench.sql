@@ -6,7 +6,7 @@
 -- rule, latest results whose partial dates overlap, eGFR/BMI derived from other results, comparators,
 -- RxNorm products without a terminology), so its decisions differ on a few patients: the benchmark
 -- prints how many. Parameters: $path (the NDJSON file), $as_of (DATE).
-WITH p AS (
+WITH p AS MATERIALIZED (
   SELECT * FROM read_ndjson($path, columns = {
     id: 'VARCHAR', sex: 'VARCHAR', birth_date: 'VARCHAR',
     observations: 'STRUCT(code VARCHAR, value JSON, unit VARCHAR, date VARCHAR, reference_range STRUCT(low DOUBLE, high DOUBLE, unit VARCHAR))[]',
@@ -25,7 +25,7 @@ obs AS (
          o.reference_range.high AS ref_high, coalesce(o.reference_range.unit, o.unit) AS ref_unit
   FROM (SELECT id, unnest(observations) AS o FROM p)
 ),
-conv AS (
+conv AS MATERIALIZED (
   SELECT id, lo, hi,
     CASE WHEN code IN ('LOINC:1742-6', 'LOINC:1743-4', 'LOINC:76625-3') THEN 'ALT'
          WHEN code IN ('LOINC:1920-8', 'LOINC:30239-8') THEN 'AST'

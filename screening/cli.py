@@ -326,9 +326,10 @@ def batch(
     workers: int = typer.Option(2, "--workers", min=1, help="Worker processes (default: 2)."),
     resume: bool = typer.Option(True, "--resume/--restart", help="Continue an interrupted run in --out (default) or start over."),
     terminology: Optional[str] = typer.Option(None, "--terminology", help=TERMINOLOGY_HELP),
-    engine: str = typer.Option("duckdb", "--engine", help="duckdb (default: SQL on DuckDB, embedded), spark (SQL on "
-                                                         "Apache Spark) or python (the per-patient engine, with "
-                                                         "explanations for every patient)."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="duckdb (SQL on DuckDB, embedded), spark (SQL on Apache "
+                                                               "Spark) or python (the per-patient engine, explanations "
+                                                               "for every patient). Default: duckdb when it can read the "
+                                                               "input and translate the rule sets, else python."),
     explain: Optional[str] = typer.Option(None, "--explain", help="duckdb/spark: write explanations.jsonl for these "
                                                                   "patients only: decisions (eligible,undetermined) "
                                                                   "and/or patient ids, comma-separated."),
@@ -341,7 +342,7 @@ def batch(
     from .batch import run_batch_command
 
     try:
-        if engine not in ("duckdb", "spark", "python"):
+        if engine is not None and engine not in ("duckdb", "spark", "python"):
             raise UsageError(f"--engine: {engine!r} is not one of duckdb, spark, python")
         if engine == "python" and explain is not None:
             raise UsageError("--explain is for --engine duckdb or spark: the python engine explains every patient "
@@ -354,6 +355,18 @@ def batch(
             store_path = build_release_store([store_path])  # release files: one store for every worker
         if store_path is not None and not store_path.is_file():
             raise UsageError(f"--terminology: no terminology store at {store_path}")
+        if engine is None:
+            try:
+                from .population.run import choose_engine
+
+                engine, note = choose_engine(trials, patients, day, store_path)
+            except ImportError as exc:  # the population extra is not installed
+                engine, note = "python", f"the duckdb engine needs the population extra ({exc})"
+            if note:
+                err.print(f"note: {note}; screening with --engine python", markup=False, highlight=False)
+            if engine == "python" and explain is not None:
+                raise UsageError("--explain needs the duckdb engine, which cannot run here"
+                                 + (f": {note}" if note else " (the input is not an NDJSON file or a Parquet store)"))
         if engine == "python":
             code = run_batch_command(trials, patients, out_dir, day, workers=workers, resume=resume, out=out, err=err,
                                      terminology=store_path)

@@ -64,7 +64,7 @@ class ExplainSpec:
 def _input_of(patients: Path) -> dict:
     """What kind of input ``--patients`` is, for the columnar engines: an NDJSON file or a store folder."""
     if not patients.exists():
-        raise UsageError(f"--patients: {patients} does not exist")
+        raise UsageError(f"{patients}: no such file or folder")
     if patients.is_file():
         if patients.suffix.lower() in (".ndjson", ".jsonl"):
             stat = patients.stat()
@@ -79,6 +79,28 @@ def _input_of(patients: Path) -> dict:
                          "(docs/population.md); use --engine python for a folder of JSON files")
     stats = {name: [p.stat().st_size, p.stat().st_mtime_ns] for name, p in files.items() if p.is_file()}
     return {"kind": "parquet", "path": str(patients.resolve()), "files": stats}
+
+
+def choose_engine(trial_paths, patients: Path, as_of: date, terminology: Path | None = None) -> tuple[str, str | None]:
+    """The engine `batch` uses when ``--engine`` is not given: duckdb when it can read the input and translate
+    every rule set, else python (with the reason, printed as a note)."""
+    patients = Path(patients)
+    if not patients.exists():
+        return "python", None  # the python engine says what is wrong
+    if patients.is_file() and patients.suffix.lower() not in (".ndjson", ".jsonl"):
+        return "python", None
+    if patients.is_dir() and not (patients / "patients.parquet").is_file():
+        return "python", None
+    try:
+        from .sql import Unsupported, plan
+    except ImportError:
+        return "python", "the population extra is not installed (pip install 'screening[population]')"
+    for item in load_trials(list(trial_paths), terminology):
+        try:
+            plan(item.trial.checked, as_of)
+        except Unsupported as exc:
+            return "python", f"{item.path}: the SQL engine cannot translate this rule set yet ({exc})"
+    return "duckdb", None
 
 
 class ColumnarRun:
