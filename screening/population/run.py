@@ -211,6 +211,13 @@ class ColumnarRun:
             where = exc.filename or self.out_dir
             raise ScreeningError(f"{where}: {exc.strerror or exc}; completed stages are kept: fix the problem and "
                                  "run the same command again to resume") from None
+        except ScreeningError:
+            raise
+        except Exception as exc:  # an engine failure: one message, exit 2, the completed stages kept
+            first = (str(exc).strip().splitlines() or [""])[0][:500]
+            raise ScreeningError(f"internal error on --engine {self.engine}: {type(exc).__name__}: {first}; "
+                                 "completed stages are kept; please report this (--engine python screens the "
+                                 "same rule set)") from None
         finally:
             if self.con is not None:
                 self.con.close()

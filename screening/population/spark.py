@@ -151,6 +151,9 @@ def _to_spark(node):
                 f"CASE WHEN size(filter(__l, __v -> __v IS NOT NULL)) = 0 THEN NULL "
                 f"ELSE {test}(filter(__l, __v -> __v IS NOT NULL), __v -> __v) END", dialect="spark"
             ).transform(lambda n: items.copy() if isinstance(n, exp.Column) and n.name == "__l" else n)
+    if isinstance(node, exp.DataType) and node.this in (exp.DataType.Type.INT128, exp.DataType.Type.UINT128):
+        # DuckDB's HUGEINT (exact integer arithmetic on decimal digits): Spark's widest exact type
+        return exp.DataType.build("DECIMAL(38, 0)")
     if isinstance(node, exp.IsInf):
         return exp.maybe_parse("abs(__x) = CAST('Infinity' AS DOUBLE)", dialect="spark").transform(
             lambda n: node.this.copy() if isinstance(n, exp.Column) and n.name == "__x" else n)
