@@ -151,6 +151,11 @@ def _to_spark(node):
                 f"CASE WHEN size(filter(__l, __v -> __v IS NOT NULL)) = 0 THEN NULL "
                 f"ELSE {test}(filter(__l, __v -> __v IS NOT NULL), __v -> __v) END", dialect="spark"
             ).transform(lambda n: items.copy() if isinstance(n, exp.Column) and n.name == "__l" else n)
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "list_reduce" and len(node.expressions) == 3:
+        # DuckDB list_reduce(list, lambda acc, x: ..., initial) is Spark's aggregate(list, initial, (acc, x) -> ...)
+        items, step, initial = node.expressions
+        parts = [part.copy().transform(_to_spark) for part in (items, initial, step)]  # the new node is not revisited
+        return exp.Anonymous(this="AGGREGATE", expressions=parts)
     if isinstance(node, exp.DataType) and node.this in (exp.DataType.Type.INT128, exp.DataType.Type.UINT128):
         # DuckDB's HUGEINT (exact integer arithmetic on decimal digits): Spark's widest exact type
         return exp.DataType.build("DECIMAL(38, 0)")
