@@ -90,6 +90,8 @@ def screen_trial(con, trial, as_of: date, *, shared_ready: bool = False) -> pa.T
     if not shared_ready:
         build_dictionaries(con)
     build_plan_dictionaries(con, plan)
+    for name, query in plan.prepare:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
     return con.sql(plan.sql).to_arrow_table()
 
 

@@ -19,6 +19,7 @@ Output columns, per criterion ``ID``: ``ID`` (the value), ``ID__applies``, ``ID_
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -164,10 +165,19 @@ class Plan:
     matchers: list = field(default_factory=list)  # CodeMatchers classified over record codes (m0, m1 ...)
     lab_texts: list = field(default_factory=list)  # LabText nodes (dictionary lt<i>)
     code_fields: list = field(default_factory=list)  # (kind, field name, matcher): with FIELD in VALUESET
+    prepare: list = field(default_factory=list)  # (table, query): intermediate tables to materialise first
+
+    def single_query(self) -> str:
+        """The whole computation as one query (the intermediate tables as common table expressions)."""
+        if not self.prepare:
+            return self.sql
+        ctes = ",\n".join(f"{name} AS ({body})" for name, body in self.prepare)
+        return f"WITH {ctes},\n{self.sql[len('WITH '):]}"
 
     def render(self, dialect: str = "duckdb", pretty: bool = False) -> str:
-        """The query in another SQL dialect (transpiled by sqlglot from the DuckDB text)."""
-        return sqlglot.transpile(self.sql, read="duckdb", write=dialect, pretty=pretty)[0]
+        """The whole computation as one query in ``dialect``: the DuckDB text parsed by sqlglot into an
+        expression tree and generated for that dialect."""
+        return sqlglot.transpile(self.single_query(), read="duckdb", write=dialect, pretty=pretty)[0]
 
 
 class Generator:
@@ -237,10 +247,29 @@ class Generator:
         for criterion in self.checked.criteria:
             applies = self.node(criterion.applies) if criterion.applies is not None else None
             criteria.append((criterion, applies, self.node(criterion.condition)))
+        # each atom's helper queries stay inside its own derived table (a WITH of the whole query, with hundreds
+        # of entries, makes DuckDB's binder slow): LEFT JOIN (WITH a7r AS (...) SELECT ...) a7
         ctes = []
-        if self.uses_obs:
-            ctes.append(("nobs", _normalised_observations(sorted(self.plan.keys))))
-        ctes += self.ctes
+        local: dict[str, list[tuple[str, str]]] = {}
+        bodies: dict[str, str] = {}
+        for name, body in self.ctes:
+            atom = re.match(r"a\d+", name).group(0)
+            if name == atom:
+                bodies[atom] = body
+            else:
+                local.setdefault(atom, []).append((name, body))
+        joins = []
+        for join in self.joins:
+            found = re.match(r"LEFT JOIN (a\d+) ON ", join)
+            if found and found.group(1) in bodies:
+                atom = found.group(1)
+                helpers = local.get(atom, [])
+                inner = (("WITH " + ", ".join(f"{n} AS ({b})" for n, b in helpers) + " ") if helpers else "") + bodies[atom]
+                join = f"LEFT JOIN ({inner}) {atom} ON " + join[found.end():]
+            joins.append(join)
+        self.joins = joins
+        if self.uses_obs:  # materialised once by the runner (a CTE would be planned once per reference)
+            self.plan.prepare.append(("nobs", _normalised_observations(sorted(self.plan.keys))))
         base = (f"SELECT p.patient_id, p.deceased, p.deceased_lo, p.deceased_hi{''.join(', ' + c for c in self.columns)} "
                 f"FROM patients p {' '.join(self.joins)}")
         ctes.append(("layer0", base))
@@ -465,13 +494,24 @@ def _normalised_observations(keys: list[str]) -> str:
             AND s.value_number IS NOT DISTINCT FROM o.value_number AND s.value_string IS NOT DISTINCT FROM o.value_string
             AND s.value_bool IS NOT DISTINCT FROM o.value_bool
         WHERE d.key IN ({wanted})"""
-    converted = conversion_stages(
-        stage1, {"val": ("raw_value", "value_is_integer", "factor", "addend", "exact", "log10_factor"),
-                 "rlo": ("raw_low", "ref_low_is_integer", "ref_factor", "ref_offset", "ref_exact", "ref_log10_factor"),
-                 "rhi": ("raw_high", "ref_high_is_integer", "ref_factor", "ref_offset", "ref_exact", "ref_log10_factor")})
-    converted = (f"SELECT *, CASE WHEN kind = 'number' AND unit_problem IS NULL THEN val_c END AS converted, "
-                 f"CASE WHEN ref_convertible AND kind = 'number' THEN rlo_c END AS ref_low_c, "
-                 f"CASE WHEN ref_convertible AND kind = 'number' THEN rhi_c END AS ref_high_c FROM ({converted})")
+    # the unit-precision rule once per distinct (value, spelling, conversion), joined back (values repeat)
+    def distinct(x: str, cols: tuple[str, ...]) -> str:
+        named = ", ".join(f"{c} AS {n}" for c, n in zip(cols, ("v", "i", "f", "a", "e", "l")))
+        source = f"SELECT DISTINCT {named} FROM base WHERE {cols[0]} IS NOT NULL AND {cols[2]} IS NOT NULL"
+        return conversion_stages(source, {x: ("v", "i", "f", "a", "e", "l")})
+
+    def on(alias: str, cols: tuple[str, ...]) -> str:
+        return " AND ".join(f"{alias}.{n} IS NOT DISTINCT FROM b.{c}" for c, n in zip(cols, ("v", "i", "f", "a", "e", "l")))
+
+    val = ("raw_value", "value_is_integer", "factor", "addend", "exact", "log10_factor")
+    low = ("raw_low", "ref_low_is_integer", "ref_factor", "ref_offset", "ref_exact", "ref_log10_factor")
+    high = ("raw_high", "ref_high_is_integer", "ref_factor", "ref_offset", "ref_exact", "ref_log10_factor")
+    converted = (f"WITH base AS ({stage1}), vc AS ({distinct('val', val)}), lc AS ({distinct('rlo', low)}), "
+                 f"hc AS ({distinct('rhi', high)}) "
+                 f"SELECT b.*, vc.val_we, CASE WHEN b.kind = 'number' AND b.unit_problem IS NULL THEN vc.val_c END AS converted, "
+                 f"CASE WHEN b.ref_convertible AND b.kind = 'number' THEN lc.rlo_c END AS ref_low_c, "
+                 f"CASE WHEN b.ref_convertible AND b.kind = 'number' THEN hc.rhi_c END AS ref_high_c "
+                 f"FROM base b LEFT JOIN vc ON {on('vc', val)} LEFT JOIN lc ON {on('lc', low)} LEFT JOIN hc ON {on('hc', high)}")
     written = "(CASE WHEN value_is_integer THEN CAST(CAST(raw_value AS HUGEINT) AS VARCHAR) ELSE CAST(raw_value AS VARCHAR) END)"
     number_problem = ("CASE WHEN unit_problem IS NOT NULL THEN coalesce(chr(39) || unit || chr(39), 'None') || ' cannot be used: ' || unit_problem "
                       f"WHEN raw_value < 0 AND no_negative THEN replace({written} || ' ' || coalesce(unit, ''), '  ', ' ') "
@@ -1010,6 +1050,14 @@ def _timing(gen: Generator, kind: str, timing: ir.RecordTiming) -> tuple[str, st
     return value, why
 
 
+def _records(kind: str) -> str:
+    """A record table as the per-patient loader reads it: a procedure without an end ends on its date."""
+    if kind != "procedures":
+        return kind
+    return ("(SELECT * REPLACE (CASE WHEN end_lo IS NULL THEN start_lo ELSE end_lo END AS end_lo, "
+            "CASE WHEN end_lo IS NULL THEN start_hi ELSE end_hi END AS end_hi) FROM procedures)")
+
+
 def _record_rows(gen: Generator, node: ir.RecordTest) -> tuple[str, str]:
     """(the rows of node.kind with each record's Kleene value v and its reasons, the record's name) for record_test."""
     kind = node.kind
@@ -1056,8 +1104,9 @@ def _record_rows(gen: Generator, node: ir.RecordTest) -> tuple[str, str]:
             f"{noun} || x.display || ' (' || x.code || ')' ELSE {noun} || x.code END) "
             f"ELSE {q(node.noun)} || coalesce(' ' || chr(39) || x.display || chr(39), '') || "
             f"' ($.{kind}[' || CAST(x.seq AS VARCHAR) || '])' END)")
-    rows = (f"SELECT e.patient_id, e.seq, e.code, e.display, e.start_lo, e.start_hi, e.unreadable, ({value}) AS v, "
-            f"{reasons} AS reasons FROM {kind} e {' '.join(joins)} "
+    rows = (f"SELECT e.patient_id, e.seq, e.code, e.display, e.start_lo, e.start_hi, e.unreadable, e.end_lo, e.end_hi, "
+            f"e.recorded_hi, {_active_sql(kind, as_of)} AS act, ({value}) AS v, "
+            f"{reasons} AS reasons FROM {_records(kind)} e {' '.join(joins)} "
             f"WHERE NOT ({member} IS FALSE AND e.unreadable IS NULL) AND (e.status IS NULL OR lower(e.status) NOT IN ({never})) "
             f"AND (e.start_lo IS NULL OR e.start_lo <= {as_of})")
     return rows, name
@@ -1149,6 +1198,170 @@ def _investigational(gen: Generator, node: ir.InvestigationalTest, k: int):
     return value, missing, EMPTY
 
 
+def _start_range_sql(kind: str, e: str) -> tuple[str, str]:
+    """evaluate._start_range: the record's start, or for a condition or allergy with none, on or before its
+    recorded date (NEVER .. recorded)."""
+    if kind in ("conditions", "allergies"):
+        return (f"(CASE WHEN {e}.start_lo IS NOT NULL THEN {e}.start_lo WHEN {e}.recorded_hi IS NOT NULL THEN {_NEVER} END)",
+                f"(CASE WHEN {e}.start_lo IS NOT NULL THEN {e}.start_hi ELSE {e}.recorded_hi END)")
+    return f"{e}.start_lo", f"{e}.start_hi"
+
+
+def _shown_sql(lo: str, hi: str) -> str:
+    return f"(CASE WHEN {lo} = {_NEVER} THEN 'on or before ' || {show(hi, hi)} ELSE {show(lo, hi)} END)"
+
+
+def _shift(day_sql: str, duration: ir.Duration, forward: bool) -> str:
+    unit = {"days": "DAY", "weeks": "DAY", "months": "MONTH", "years": "YEAR"}[duration.unit]
+    amount = duration.amount * (7 if duration.unit == "weeks" else 1)
+    sign = "+" if forward else "-"
+    return f"(CASE WHEN {day_sql} = {_NEVER} THEN {day_sql} ELSE CAST({day_sql} {sign} INTERVAL {int(amount)} {unit} AS DATE) END)"
+
+
+def _anchored_record(gen: Generator, node: ir.AnchoredRecordTest, k: int):
+    """evaluate.anchored_record_test: some record meeting the test dated in the window around some record
+    meeting the anchor."""
+    test, anchor = node.test, node.anchor
+    as_of = gen.end
+    rows_t, _ = _record_rows(gen, test)
+    rows_a, _ = _record_rows(gen, anchor)
+    s_lo, s_hi = _start_range_sql(test.kind, "t")
+    if test.kind in ("conditions", "allergies"):
+        e_lo, e_hi = s_lo, s_hi
+    else:
+        point = test.kind in _POINT_EVENTS
+        e_lo = (f"(CASE WHEN t.end_lo IS NOT NULL THEN least(t.end_lo, {as_of}) "
+                f"{'' if point else f'WHEN t.act IS TRUE THEN {as_of} '}ELSE {s_lo} END)")
+        e_hi = (f"(CASE WHEN t.end_lo IS NOT NULL THEN least(t.end_hi, {as_of}) "
+                f"{'ELSE ' + s_hi if point else f'ELSE {as_of}'} END)")
+    a_lo, a_hi = _start_range_sql(anchor.kind, "a")
+    if node.relation == "after":
+        inside = f"(CASE WHEN {e_lo} > {a_hi} THEN TRUE WHEN {e_hi} < {a_lo} THEN FALSE ELSE NULL END)"
+    elif node.relation == "before":
+        inside = f"(CASE WHEN {s_hi} < {a_lo} THEN TRUE WHEN {s_lo} > {a_hi} THEN FALSE ELSE NULL END)"
+    else:
+        w1_lo, w1_hi = ((_shift(a_lo, node.before, False), _shift(a_hi, node.before, False)) if node.before
+                        else (a_lo, a_hi))
+        w2_lo, w2_hi = ((_shift(a_lo, node.after, True), _shift(a_hi, node.after, True)) if node.after
+                        else (a_lo, a_hi))
+        inside = (f"(CASE WHEN {s_hi} <= {w2_lo} AND {e_lo} >= {w1_hi} THEN TRUE "
+                  f"WHEN {s_lo} > {w2_hi} OR {e_hi} < {w1_lo} THEN FALSE ELSE NULL END)")
+    value = f"(CASE WHEN {s_lo} IS NULL OR {a_lo} IS NULL THEN NULL ELSE {inside} END)"
+    t_name = _plain_name(test.noun, "t").replace("t.kind", q(test.kind))
+    a_name = _plain_name(anchor.noun, "a").replace("a.kind", q(anchor.kind))
+    span = (f"(CASE WHEN {s_lo} IS NOT DISTINCT FROM {e_lo} AND {s_hi} IS NOT DISTINCT FROM {e_hi} THEN {_shown_sql(s_lo, s_hi)} "
+            f"ELSE {_shown_sql(s_lo, s_hi)} || ' to ' || {show(e_lo, e_hi)} END)")
+    date_why = (f"(CASE WHEN {s_lo} IS NULL THEN {q(_START_NAMES[test.kind] + ' not recorded')} "
+                f"WHEN {a_lo} IS NULL THEN {q(_START_NAMES[anchor.kind] + ' of the anchor ')} || {a_name} || ' not recorded' "
+                f"WHEN {inside} IS NULL THEN {q('dates not precise enough to tell (' + _START_NAMES[test.kind] + ' ')} || "
+                f"{span} || ', anchor ' || {_shown_sql(a_lo, a_hi)} || ')' END)")
+    why = (f"list_concat(t.reasons, list_transform(a.reasons, lambda r: 'anchor ' || {a_name} || ': ' || r), "
+           f"{lst(date_why)})")
+    item = f"{t_name} || {q(' ' + node.relation_text + ' ')} || {a_name} || ': ' || array_to_string({why}, ', ')"
+    pairs = (f"SELECT t.patient_id, t.seq AS ts, a.seq AS aseq, {value} AS ins, t.v AS tv, a.v AS av, {item} AS item "
+             f"FROM ({rows_t}) t JOIN ({rows_a}) a ON a.patient_id = t.patient_id")
+    name = f"a{k}"
+    gen.ctes.append((f"{name}t", f"SELECT patient_id, count(*) AS n FROM ({rows_t}) x GROUP BY patient_id"))
+    gen.ctes.append((f"{name}p", pairs))
+    gen.ctes.append((name, f"SELECT c.patient_id, c.n, g.yes, g.open, g.m FROM {name}t c LEFT JOIN ("
+                           f"SELECT patient_id, bool_or(ins IS TRUE AND tv IS TRUE AND av IS TRUE) AS yes, "
+                           f"count(*) FILTER (WHERE ins IS NOT FALSE) AS open, "
+                           f"list(item ORDER BY ts, aseq) FILTER (WHERE ins IS NOT FALSE AND NOT (ins IS TRUE AND tv IS TRUE "
+                           f"AND av IS TRUE)) AS m FROM {name}p GROUP BY patient_id) g ON g.patient_id = c.patient_id"))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    value = (f"(CASE WHEN NOT p.has_{test.kind} THEN NULL WHEN {name}.patient_id IS NULL THEN FALSE "
+             f"WHEN NOT p.has_{anchor.kind} THEN NULL WHEN {name}.yes IS TRUE THEN TRUE "
+             f"WHEN coalesce({name}.open, 0) > 0 THEN NULL ELSE FALSE END)")
+    missing = (f"(CASE WHEN NOT p.has_{test.kind} THEN [{q(test.kind + ' (not provided)')}] "
+               f"WHEN NOT p.has_{anchor.kind} THEN [{q(anchor.kind + ' (not provided, needed as the anchor)')}] "
+               f"ELSE coalesce({name}.m, {EMPTY}) END)")
+    return value, missing, EMPTY
+
+
+def _interval_holds_sql(lab: ir.LabCompare, low: str, high: str) -> str:
+    """evaluate._interval_holds: does every value in [low, high] meet the comparison (TRUE), none (FALSE), some (NULL)?"""
+    if lab.op == "between":
+        a, b = num(lab.bound.value), num(lab.upper.value)
+        return (f"(CASE WHEN {a} <= {low} AND {high} <= {b} THEN TRUE WHEN {high} < {a} OR {low} > {b} THEN FALSE "
+                f"ELSE NULL END)")
+    limit = num(lab.bound.value)
+    if lab.op in ("=", "!="):
+        equal = "TRUE" if lab.op == "=" else "FALSE"
+        outside = "TRUE" if lab.op == "!=" else "FALSE"
+        return (f"(CASE WHEN {low} = {high} THEN (({low} = {limit}) = {equal}) "
+                f"WHEN {limit} < {low} OR {limit} > {high} THEN {outside} ELSE NULL END)")
+    op = _SQL_OPS[lab.op]
+    return (f"(CASE WHEN ({low} {op} {limit}) = ({high} {op} {limit}) THEN ({low} {op} {limit}) ELSE NULL END)")
+
+
+def _lab_aggregate(gen: Generator, node: ir.LabAggregate, k: int):
+    """evaluate.lab_aggregate: the mean, lowest or highest of the latest N results (or of every result in the window)."""
+    lab = node.lab
+    if lab.key in derived.DERIVATIONS:
+        raise Unsupported(f"derived values ({lab.key}, measured or derived from its inputs) are not translated to SQL "
+                          f"yet: {node.source_text}")
+    if lab.bound.kind != "value" or (lab.upper is not None and lab.upper.kind != "value"):
+        raise Unsupported(f"a multiple of ULN/LLN in a mean/min/max is not translated to SQL yet: {node.source_text}")
+    gen.uses_obs = True
+    gen.plan.keys.add(lab.key)
+    start, end = gen.start(lab.window), gen.end
+    inside = _in_window("o.lo", "o.hi", start, end)
+    dim_bad = f"o.dimension IS DISTINCT FROM {q(lab.dimension)}" if lab.dimension else "FALSE"
+    problem = (f"(CASE WHEN o.value IS NULL THEN coalesce(o.problem, 'a text result where a number is needed') "
+               f"WHEN {dim_bad} THEN coalesce(o.unit, 'None') || ' cannot be compared with the threshold''s unit' END)")
+    lo_end = "(CASE WHEN o.comparator IN ('<', '<=') THEN CAST('-inf' AS DOUBLE) ELSE o.value END)"
+    hi_end = "(CASE WHEN o.comparator IN ('>', '>=') THEN CAST('inf' AS DOUBLE) ELSE o.value END)"
+    name = f"a{k}"
+    rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, {inside} AS ins, {problem} AS pr, {lo_end} AS x_lo, {hi_end} AS x_hi, "
+            f"row_number() OVER (PARTITION BY o.patient_id ORDER BY o.hi DESC NULLS LAST, o.lo DESC NULLS LAST, o.seq) AS rn "
+            f"FROM nobs o WHERE o.key = {q(lab.key)} AND (o.lo IS NULL OR o.lo <= {end})")
+    gen.ctes.append((f"{name}r", rows))
+    # results before the first one outside the window; with N, the first N of them (and the next, for ties)
+    stop = f"(SELECT patient_id, min(rn) AS stop FROM {name}r WHERE ins IS FALSE GROUP BY patient_id)"
+    gen.ctes.append((f"{name}b", f"SELECT r.* FROM {name}r r LEFT JOIN {stop} s ON s.patient_id = r.patient_id "
+                                 f"WHERE s.stop IS NULL OR r.rn < s.stop"))
+    n = node.count
+    used = f"rn <= {n}" if n is not None else "TRUE"
+    within = f" within {lab.window}" if lab.window is not None else ""
+    label = lab.label
+    uncertain = (f"{q(label + ' result of ')} || (CASE WHEN lo IS NULL THEN 'no date' ELSE {show('lo', 'hi')} END) "
+                 f"|| ': date uncertain relative to the window'")
+    when = f"(CASE WHEN lo IS NULL THEN 'undated' ELSE {show('lo', 'hi')} END)"
+    fold = {"mean": "list_reduce(xs, lambda a, b: a + b) / len(xs)", "min": "list_min(xs)", "max": "list_max(xs)"}[node.function]
+    agg = (f"SELECT patient_id, "
+           f"arg_min({uncertain}, rn) FILTER (WHERE ins IS NULL AND {used}) AS uncertain, "
+           f"count(*) FILTER (WHERE {used}) AS taken, "
+           f"arg_min({q(label + ' result of ')} || {when} || ': ' || pr, rn) FILTER (WHERE pr IS NOT NULL AND {used}) AS bad, "
+           f"list(x_lo ORDER BY rn) FILTER (WHERE {used}) AS los, list(x_hi ORDER BY rn) FILTER (WHERE {used}) AS his, "
+           + (f"bool_or(rn = {n + 1} AND hi IS NOT NULL) AS has_next, max(CASE WHEN rn = {n + 1} THEN hi END) AS next_hi, "
+              f"max(CASE WHEN rn = {n + 1} THEN {show('lo', 'hi')} END) AS next_shown, "
+              f"max(CASE WHEN rn = {n} THEN lo END) AS last_lo "
+              if n is not None else "FALSE AS has_next, NULL AS next_hi, NULL AS next_shown, NULL AS last_lo ")
+           + f"FROM {name}b GROUP BY patient_id")
+    low = fold.replace("xs", "los")
+    high = fold.replace("xs", "his")
+    tie = (f"has_next AND last_lo IS NOT NULL AND next_hi >= last_lo AND taken = {n}" if n is not None else "FALSE")
+    holds = _interval_holds_sql(lab, "lo_v", "hi_v")
+    both = (f"'the {node.function} of the {label} results lies between ' || printf('%.6g', lo_v) || ' and ' || "
+            f"printf('%.6g', hi_v) || ', on both sides of the limit'")
+    few = (f"'{n} {label} results{within} (' || CAST(taken AS VARCHAR) || ' on record)'" if n is not None else "NULL")
+    body = (f"SELECT patient_id, CASE WHEN uncertain IS NOT NULL OR ({tie}) OR taken = 0 "
+            f"{f'OR taken < {n} ' if n is not None else ''}OR bad IS NOT NULL THEN NULL ELSE {holds} END AS v, "
+            f"CASE WHEN uncertain IS NOT NULL THEN [uncertain] "
+            f"WHEN {tie} THEN ['which are the latest {n} {label} results depends on dates or times not recorded (' "
+            f"|| next_shown || ')'] "
+            f"WHEN taken = 0 THEN [{q(_missing_lab(lab))}] "
+            + (f"WHEN taken < {n} THEN [{few}] " if n is not None else "")
+            + f"WHEN bad IS NOT NULL THEN [bad] WHEN {holds} IS NULL THEN [{both}] ELSE {EMPTY} END AS m "
+            f"FROM (SELECT *, {low} AS lo_v, {high} AS hi_v FROM ({agg}))")
+    gen.ctes.append((name, body))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    value = f"(CASE WHEN NOT p.has_observations THEN NULL ELSE {name}.v END)"
+    missing = (f"(CASE WHEN NOT p.has_observations THEN [{q(label + ': no observations provided')}] "
+               f"WHEN {name}.patient_id IS NULL THEN [{q(_missing_lab(lab))}] ELSE {name}.m END)")
+    return value, missing, EMPTY
+
+
 def _refuse(what: str):
     def translate(gen, node, k):
         raise Unsupported(f"{what} is not translated to SQL yet: {node.source_text}")
@@ -1166,6 +1379,8 @@ ATOMS = {
     ir.RecordTest: _record_test,
     ir.RecordCount: _record_count,
     ir.InvestigationalTest: _investigational,
+    ir.AnchoredRecordTest: _anchored_record,
+    ir.LabAggregate: _lab_aggregate,
 }
 """Atom node type -> translation ``f(generator, node, k) -> (value, missing, reviews)`` SQL expressions over the
 patient row ``p`` and the CTEs the function adds."""

@@ -1,0 +1,122 @@
+"""The population engine's parts: the store's schema, the unit-precision rule in SQL, single verdicts."""
+from __future__ import annotations
+
+import random
+from datetime import date
+
+import pytest
+
+duckdb = pytest.importorskip("duckdb")
+pytest.importorskip("sqlglot")
+
+from screening import compile_text, patient_from_document  # noqa: E402
+from screening.analytes import catalogue  # noqa: E402
+from screening.population import compile_sql, plan  # noqa: E402
+from screening.population import duckdb as popduck  # noqa: E402
+from screening.population import schema  # noqa: E402
+from screening.population.loader import tables_from_documents  # noqa: E402
+from screening.population.sql import conversion_stages  # noqa: E402
+from screening.units import parse_unit  # noqa: E402
+
+AS_OF = date(2026, 11, 25)
+
+
+def _sql_apply_written(rows, conversion):
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (v DOUBLE, i BOOLEAN)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", rows)
+    import math
+    lf = math.log10(abs(conversion.factor))
+    source = (f"SELECT v, i, CAST({conversion.factor!r} AS DOUBLE) AS f, CAST({conversion.offset!r} AS DOUBLE) AS a, "
+              f"{'TRUE' if conversion.exact else 'FALSE'} AS e, CAST({lf!r} AS DOUBLE) AS l FROM t")
+    query = conversion_stages(source, {"x": ("v", "i", "f", "a", "e", "l")})
+    return [r[0] for r in con.execute(f"SELECT x_c FROM ({query})").fetchall()]
+
+
+@pytest.mark.parametrize("analyte,unit", [("creatinine", "umol/L"), ("HbA1c", "mmol/mol"), ("glucose", "mmol/L"),
+                                          ("temperature", "[degF]"), ("platelets", "/mm3"), ("hemoglobin", "g/L"),
+                                          ("hemoglobin", "mmol/L")])
+def test_the_unit_precision_rule_in_sql_is_the_python_rule_exactly(analyte, unit):
+    """Every value, written as an integer or with 1 to 4 decimals, converts to the very same double."""
+    conversion = catalogue().lookup(analyte).conversion_from(parse_unit(unit))
+    rng = random.Random(7)
+    rows = []
+    for _ in range(3000):
+        digits = rng.choice([0, 0, 1, 2, 3, 4])
+        value = round(rng.uniform(0.001, 1000) * 10 ** rng.randint(-2, 3), digits)
+        rows.append((int(value), True) if digits == 0 else (value, False))
+    rows += [(53, True), (133, True), (7.0, False), (84.69, False), (1.005, False), (0.5, False), (32, True)]
+    expected = [conversion.apply_written(int(v) if i else v) for v, i in rows]
+    assert _sql_apply_written(rows, conversion) == expected
+
+
+def test_hba1c_of_53_mmol_mol_is_7_percent_in_both_engines():
+    trial = compile_text('trial "T"\ninclusion I1 "x" = HbA1c >= 7.0 %\n', "t.crit")
+    doc = {"id": "A", "observations": [{"code": "LOINC:4548-4", "value": 53, "unit": "mmol/mol", "date": "2026-11-01"}]}
+    row = popduck.screen_trial(popduck.connect(tables_from_documents([doc])), trial, AS_OF).to_pylist()[0]
+    assert row["I1"] is True and row["I1__verdict"] == "pass"
+    assert trial.screen(patient_from_document(doc), AS_OF).criteria[0].value is True
+
+
+def test_an_absent_list_is_unknown_and_an_empty_list_is_none():
+    trial = compile_text('trial "T"\nvalueset ca "cancer" = ICD10:C00-C96\nexclusion E1 "x" = condition ca\n', "t.crit")
+    docs = [{"id": "absent"}, {"id": "empty", "conditions": []},
+            {"id": "has", "conditions": [{"code": "ICD10:C50.9"}]},
+            {"id": "unreadable", "conditions": [{"unreadable": "coded only as text", "display": "breast ca"}]}]
+    tables = tables_from_documents(docs)
+    flags = dict(zip(tables["patients"]["patient_id"].to_pylist(), tables["patients"]["has_conditions"].to_pylist()))
+    assert flags == {"absent": False, "empty": True, "has": True, "unreadable": True}
+    rows = {r["patient_id"]: r for r in popduck.screen_trial(popduck.connect(tables), trial, AS_OF).to_pylist()}
+    assert (rows["absent"]["E1"], rows["absent"]["E1__missing"]) == (None, ["conditions (not provided)"])
+    assert (rows["empty"]["E1"], rows["empty"]["E1__verdict"]) == (False, "pass")
+    assert (rows["has"]["E1"], rows["has"]["E1__verdict"]) == (True, "fail")
+    assert rows["unreadable"]["E1"] is None
+    assert rows["unreadable"]["E1__missing"] == [
+        "condition 'breast ca' ($.conditions[0]): coded only as text: cannot tell whether it is in cancer"]
+
+
+def test_death_decides_as_in_the_per_patient_engine():
+    trial = compile_text('trial "T"\ninclusion I1 "x" = age >= 18\n', "t.crit")
+    docs = [{"id": "a", "birth_date": "1960-01-01", "deceased": True},
+            {"id": "b", "birth_date": "1960-01-01", "deceased": "2026-11"},
+            {"id": "c", "birth_date": "1960-01-01", "deceased": "2027-01-02"},
+            {"id": "d", "birth_date": "1960-01-01"}]
+    rows = popduck.screen_trial(popduck.connect(tables_from_documents(docs)), trial, AS_OF).to_pylist()
+    assert [(r["decision"], r["decision_reason"]) for r in rows] == [
+        ("ineligible", "patient recorded as deceased (date of death not recorded)"),
+        ("undetermined", "patient may have died on or before the as-of date (date of death 2026-11)"),
+        ("eligible", None), ("eligible", None)]
+
+
+def test_the_ddl_creates_every_table_of_the_store():
+    con = duckdb.connect()
+    for statement in schema.duckdb_ddl():
+        con.execute(statement)
+    names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert names == set(schema.TABLES)
+    columns = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = "
+                                         "'observations' ORDER BY ordinal_position").fetchall()]
+    assert columns == schema.OBSERVATIONS.names
+
+
+def test_the_query_transpiles_to_spark_sql():
+    trial = compile_text('trial "T"\ninclusion I1 "x" = age >= 18 and fact consent\n', "t.crit")
+    text = compile_sql(trial.checked, AS_OF, dialect="spark")
+    assert "`I1`" in text and "patients" in text
+    assert plan(trial.checked, AS_OF).prepare == []  # no observations read: nothing to materialise
+
+
+def test_screen_tables_gives_one_row_per_trial_and_patient():
+    one = compile_text('trial "A"\ninclusion I1 "x" = age >= 18\n', "a.crit")
+    two = compile_text('trial "B"\nexclusion E1 "y" = fact pregnant\ninclusion I1 "z" = sex is female\n', "b.crit")
+    docs = [{"id": "p1", "birth_date": "1990-01-01", "sex": "female", "facts": {"pregnant": False}},
+            {"id": "p2", "birth_date": "2015-01-01"}]
+    table = popduck.screen_tables(popduck.connect(tables_from_documents(docs)), [one, two], AS_OF)
+    rows = [(r["trial"], r["patient_id"], r["decision"], [(c["id"], c["value"], c["verdict"]) for c in r["criteria"]])
+            for r in table.to_pylist()]
+    assert rows == [
+        ("A", "p1", "eligible", [("I1", True, "pass")]),
+        ("A", "p2", "ineligible", [("I1", False, "fail")]),
+        ("B", "p1", "eligible", [("E1", False, "pass"), ("I1", True, "pass")]),
+        ("B", "p2", "undetermined", [("E1", None, "unknown"), ("I1", None, "unknown")]),
+    ]
