@@ -27,7 +27,8 @@ class ImportedCriterion:
     heading: str | None = None
     valuesets: dict[str, str] = field(default_factory=dict)
     comment: str | None = None
-    family: str | None = None        # which drafter wrote the draft: "labs", "age", "history"
+    family: str | None = None        # which drafter wrote the draft: "labs", "age", "history" (conditions),
+                                     # "medications", "scores", "investigational"
 
 
 @dataclass
@@ -161,7 +162,7 @@ def _render(record: StudyRecord, criteria: list[ImportedCriterion],
         if c.draft:
             valuesets.update(c.valuesets)
     if valuesets:
-        lines += ["", "# Value sets used by drafted rules (ICD-10 categories; extend with local codes)"]
+        lines += ["", "# Value sets used by drafted rules (ICD-10 and ATC codes from the importer's lexicon; extend with local codes)"]
         lines += list(valuesets.values())
     where: dict[int, ImportedCriterion] = {}
     heading_shown = None
