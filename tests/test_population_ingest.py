@@ -169,6 +169,15 @@ EDGE_LINES = [
     '\ufeff{"id":"g1"}',  # a byte-order mark
     '{"id":"g2"}\r',  # CRLF line ending
     '{"id":"g3","facts":{"on dialysis":false,"quote\\"d":1}}',
+    # coded answers (value_code) and adverse-event attributions (caused_by)
+    P % ("h1", ',"observations":[{"code":"LOINC:89247-1","value_code":"LOINC:LA9623-5","date":"2026-01-01"},'
+               '{"code":"LOINC:89247-1","value":"ECOG 1","value_code":"LOINC:LA9623-5"},'
+               '{"code":"LOINC:89247-1","value":2,"value_code":null}]'),
+    P % ("h2", ',"conditions":[{"code":"ICD10:J70.4","caused_by":"ATC:L01XC17"},'
+               '{"code":"ICD10:J70.4","caused_by":["ATC:L01XC17","RXNORM:1"]},{"code":"ICD10:J70.4","caused_by":null}]'),
+    P % ("h3", ',"observations":[{"code":"LOINC:89247-1","value_code":"LA9623-5"}]'),
+    P % ("h4", ',"observations":[{"code":"LOINC:89247-1","value_code":1}]'),
+    P % ("h5", ',"conditions":[{"code":"ICD10:J70.4","caused_by":5}]'),
 ]
 
 
@@ -217,3 +226,14 @@ def test_an_oversized_line_is_refused_without_being_held(tmp_path, monkeypatch):
     assert list(refused) == [2]
     assert refused[2][0].startswith("line is 5,")
     assert sorted(tables["patients"].column("patient_id").to_pylist()) == ["p1", "p2"]
+
+
+def test_the_differential_population_is_stored_by_sql_exactly_as_the_python_loader(tmp_path):
+    """The population the SQL engine is checked on (coded answers, caused_by, set fields, doses) ingests identically."""
+    import sys
+    sys.path.insert(0, str(ROOT / "tests"))
+    from population_gen import population
+
+    path = write_lines(tmp_path, [json.dumps(p) for p in population(300, 10)])
+    summary = assert_same(path)
+    assert summary.patients == 300 and summary.bad == 0

@@ -47,11 +47,12 @@ _CODE = "(" + "|".join(CODE_SYSTEMS) + "):.*[!-~].*"
 # the fields of each object of patient JSON version 1 (screening/patient/model.py)
 PATIENT_FIELDS = ("version", "id", "birth_date", "sex", "observations", "conditions", "medications", "procedures",
                   "allergies", "immunizations", "deceased", "facts")
-OBSERVATION_FIELDS = ("code", "codes", "display", "value", "unit", "reference_range", "date", "comparator")
+OBSERVATION_FIELDS = ("code", "codes", "display", "value", "value_code", "unit", "reference_range", "date",
+                      "comparator")
 RANGE_FIELDS = ("low", "high", "unit", "text")
 RECORD_BASE = ("code", "codes", "display", "status", "verification", "unreadable")
 RECORD_DECLARED = {  # declared fields beyond RECORD_BASE, with their kind of value
-    "conditions": {"onset": "date", "end": "date"},
+    "conditions": {"onset": "date", "end": "date", "caused_by": "strings"},
     "medications": {"start": "date", "end": "date", "route": "string", "response": "string", "dose": "quantity",
                     "frequency": "frequency", "daily_dose": "quantity", "investigational": "bool"},
     "procedures": {"date": "date", "end": "date", "result": "string"},
@@ -270,7 +271,7 @@ SELECT line, text, d IS NOT NULL AS parsed, k, d.observations, {", ".join(f"d.{n
 FROM (SELECT line, text, try(from_json(t, '{_struct(PATIENT_FIELDS)}')) AS d, try(json_keys(t)) AS k
       FROM (SELECT line, text, CASE WHEN text[1] = chr(65279) THEN text[2:] ELSE text END AS t FROM _lines)
       WHERE NOT regexp_full_match(text, '[ \\t\\r\\x0b\\x0c]*'))""")
-        obs = {"code": "s", "codes": "c", "display": "s", "value": "snb", "unit": "s", "date": "s", "comparator": "s",
+        obs = {"code": "s", "codes": "c", "display": "s", "value": "snb", "value_code": "s", "unit": "s", "date": "s", "comparator": "s",
                "reference_range": ""}
         rng = {"low": "n", "high": "n", "unit": "s", "text": "s"}
         con.execute(f"""
@@ -286,7 +287,7 @@ FROM (SELECT *, CASE WHEN json_type(f.reference_range) = 'OBJECT'
             declared = RECORD_DECLARED[kind]
             names = RECORD_BASE + tuple(declared)
             fields = {"code": "s", "codes": "c", "display": "s", "status": "s", "verification": "s", "unreadable": "s"}
-            fields.update({n: {"date": "s", "string": "s", "bool": "b", "quantity": "", "frequency": "n"}[w]
+            fields.update({n: {"date": "s", "string": "s", "bool": "b", "quantity": "", "frequency": "n", "strings": "sc"}[w]
                            for n, w in declared.items()})
             extra = ""
             if kind == "medications":
@@ -314,7 +315,7 @@ FROM (SELECT *{extra}
       FROM (SELECT line, seq, o, json_type(o) AS o_t, json_keys(o) AS k, from_json(o, '{_struct(names)}') AS f
             FROM (SELECT line, unnest(l) AS o, generate_subscripts(l, 1) - 1 AS seq
                   FROM (SELECT line, _items({kind}) AS l FROM _docs WHERE parsed AND {kind}_t = 'ARRAY'))))""")
-            named = [n for n, what in declared.items() if what == "string"]
+            named = [n for n, what in declared.items() if what in ("string", "strings")]
             con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _recf_{kind} AS
 SELECT r.line, r.seq, j.key AS name, j.value, j.type
@@ -352,6 +353,7 @@ UPDATE _docs SET ok = TRUE WHERE parsed AND {self._patient_ok()}
   o_t = 'OBJECT' AND {_keys_ok("k", OBSERVATION_FIELDS)}
   AND code_t = 'VARCHAR' AND _code_ok(code_s) AND {_opt_codes("codes")} AND {_opt_str("display")}
   AND (value_t IN ('MISSING', 'BOOLEAN', 'VARCHAR') OR isfinite(value_n))
+  AND (value_code_t IN ('MISSING', 'NULL') OR (value_code_t = 'VARCHAR' AND _code_ok(value_code_s)))
   AND {_opt_str("unit")} AND {_opt_date("date")}
   AND (comparator_t = 'MISSING' OR comparator_s IN ('<', '<=', '>', '>='))
   AND (reference_range_t = 'MISSING' OR (reference_range_t = 'OBJECT' AND {_keys_ok("rk", RANGE_FIELDS)}
@@ -370,6 +372,9 @@ UPDATE _docs SET ok = TRUE WHERE parsed AND {self._patient_ok()}
                 checks.append(_opt_str(name))
             elif what == "bool":
                 checks.append(f"{name}_t IN ('MISSING', 'BOOLEAN')")
+            elif what == "strings":  # a string or a list of strings (caused_by)
+                checks.append(f"({name}_t IN ('MISSING', 'VARCHAR') OR ({name}_t = 'ARRAY' AND list_bool_and(list_transform("
+                              f"{name}_j, lambda c: coalesce(left(c, 1) = '\"', FALSE))) IS NOT FALSE))")
             elif what == "quantity":
                 q = "dose" if name == "dose" else "daily"
                 checks.append(f"({name}_t = 'MISSING' OR ({name}_t = 'OBJECT' AND {_keys_ok(f'{q}_k', ('value', 'unit'))} "
@@ -442,7 +447,7 @@ SELECT id_s, '{display}:' || line, {_dates("birth_date_s")}, sex_s,
 FROM _docs WHERE ok AND {ok}""")
         con.execute(f"""
 INSERT INTO {p}observations
-SELECT d.id_s, seq, code_s, codes_c, display_s, value_n, value_i, value_s, value_b, unit_s, comparator_s,
+SELECT d.id_s, seq, code_s, codes_c, display_s, value_n, value_i, value_s, value_b, value_code_s, unit_s, comparator_s,
        {_dates("date_s")}, ref_low_n, ref_low_i, ref_high_n, ref_high_i, ref_unit_s, ref_text_s
 FROM _obs JOIN (SELECT line, id_s FROM _docs WHERE ok AND {ok}) d USING (line)""")
         for kind in RECORD_KINDS:
