@@ -430,6 +430,9 @@ def lab_text(node: ir.LabText, patient, ctx: Context):
                                                    else "a numeric result where a text result is needed")
         if inside is None:
             value = None if value is not False else False
+            if value is None and problem is None:  # unknown only for its date: say so (never an unnamed unknown)
+                when = show(obs.lo, obs.hi) if obs.lo is not None else "undated"
+                problem = f"{node.label} result of {when}: date uncertain relative to the window"
         results.append((obs, value, problem))
         if node.selector == "latest":
             break

@@ -257,3 +257,13 @@ def test_a_lab_test_in_a_window_around_a_record_in_sql():
                                      "2026-10, not a full date"])
     assert found["no labs"] == (None, ["creatinine within 30 days before procedure CPT:50200: creatinine: no "
                                        "observations provided"])
+
+
+def test_a_text_result_unknown_only_for_its_date_is_named_in_both_engines():
+    """The first unknown result decides the explanation; unknown only because its date may lie outside the
+    window, it says so (it was an unknown with nothing named per patient, and a later result's problem in SQL)."""
+    rules = 'trial "T"\ninclusion X1 "x" = any HBsAg is negative within 2 years\n'
+    hbs = {"code": "LOINC:5196-1"}
+    docs = [{"id": "a", "observations": [{**hbs, "value": "negative", "date": "2024-11"},
+                                         {**hbs, "value": "Negative (positive control failed)", "date": "2024-11-26"}]}]
+    assert _both(rules, docs)["a"] == (None, ["HBsAg result of 2024-11: date uncertain relative to the window"])

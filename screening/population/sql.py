@@ -857,8 +857,13 @@ def _lab_text(gen: Generator, node: ir.LabText, k: int):
     else:
         agg = "CASE WHEN bool_or(ev IS TRUE) THEN TRUE WHEN bool_or(ev IS NULL) THEN NULL ELSE FALSE END"
     # the problem of the first result whose value is the answer (evaluate: `decisive`), when the answer is unknown
+    # (a struct, so that a first unknown result without a problem is not skipped for a later one with one)
+    dated = (f"(CASE WHEN ins IS NULL AND cv IS NOT FALSE AND pr IS NULL THEN {q(node.label + ' result of ')} || "
+             f"(CASE WHEN lo IS NULL THEN 'undated' ELSE {show('lo', 'hi')} END) || ': date uncertain relative to the "
+             f"window' ELSE pr END)")
     body = (f"SELECT patient_id, {agg} AS v, "
-            f"arg_min(pr, rn) FILTER (WHERE ev IS NULL) AS pr FROM {name}k GROUP BY patient_id")
+            f"struct_extract(arg_min(struct_pack(p := {dated}), rn) FILTER (WHERE ev IS NULL), 'p') AS pr "
+            f"FROM {name}k GROUP BY patient_id")
     gen.ctes.append((name, body))
     gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
     value = f"(CASE WHEN NOT p.has_observations THEN NULL ELSE {name}.v END)"
