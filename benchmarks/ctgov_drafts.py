@@ -24,8 +24,9 @@ window and that criterion): a draft that does not compile is a bug, and so is on
 replace by `review`; both counts are printed and must be 0.
 
 ``--new FILE`` (default ``benchmarks/out/ctgov_drafts_new.jsonl``) receives the rows of ``--judge`` whose
-(nctid, id, rule, value-set declarations) are not in ``--reviewed`` (default ``../judge/round1.jsonl``, the drafts an independent
-reader has judged): the drafts that are new or changed since that review.
+(nctid, id, rule, value-set declarations) are not in any ``--reviewed`` file (default ``../judge/round1.jsonl``
+``../judge/round2.jsonl``, the drafts an independent reader has judged, one file per round): the drafts that are
+new or changed since the last review that saw them.
 
 ``--judge FILE`` (default ``benchmarks/out/ctgov_drafts_to_judge.jsonl``) writes every draft the
 automatic check does not accept -- in the 35 annotated trials and in the 35 others -- one JSON
@@ -205,8 +206,10 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="print every draft that needs reading")
     parser.add_argument("--judge", type=Path, default=ROOT / "benchmarks" / "out" / "ctgov_drafts_to_judge.jsonl",
                         help="where to write the drafts the automatic check does not accept (JSON lines)")
-    parser.add_argument("--reviewed", type=Path, default=ROOT.parent / "judge" / "round1.jsonl",
-                        help="drafts an independent reader has judged (JSON lines with nctid, id, rule)")
+    parser.add_argument("--reviewed", type=Path, nargs="+",
+                        default=[ROOT.parent / "judge" / "round1.jsonl", ROOT.parent / "judge" / "round2.jsonl"],
+                        help="drafts an independent reader has judged (JSON lines with nctid, id, rule), one file "
+                             "per review round")
     parser.add_argument("--new", type=Path, default=ROOT / "benchmarks" / "out" / "ctgov_drafts_new.jsonl",
                         help="where to write the drafts to judge that are not in --reviewed (new or changed)")
     args = parser.parse_args()
@@ -261,8 +264,9 @@ def main() -> None:
     args.judge.parent.mkdir(parents=True, exist_ok=True)
     args.judge.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in judge_rows), encoding="utf-8")
     reviewed = set()
-    if args.reviewed.is_file():
-        reviewed = {reviewed_key(r) for r in map(json.loads, filter(str.strip, args.reviewed.read_text(
+    read_files = [path for path in args.reviewed if path.is_file()]
+    for path in read_files:
+        reviewed |= {reviewed_key(r) for r in map(json.loads, filter(str.strip, path.read_text(
             encoding="utf-8").splitlines()))}
     new_rows = [r for r in judge_rows if reviewed_key(r) not in reviewed]
     args.new.parent.mkdir(parents=True, exist_ok=True)
@@ -280,7 +284,7 @@ def main() -> None:
     print(f"drafts that do not compile alone: {alone_failures}; drafts the writer replaced by review: {fallbacks}")
     print(f"drafts for an independent reader: {len(judge_rows)} "
           f"({sum(r['annotated_trial'] for r in judge_rows)} in annotated trials) -> {args.judge}")
-    print(f"drafts to judge not in {args.reviewed.name if args.reviewed.is_file() else '(no reviewed file)'} "
+    print(f"drafts to judge not in {' + '.join(p.name for p in read_files) or '(no reviewed file)'} "
           f"(new or changed since that review): {len(new_rows)} "
           f"({sum(r['annotated_trial'] for r in new_rows)} in annotated trials) -> {args.new}")
     if args.list:
