@@ -1,6 +1,6 @@
 """Measure the registry importer's drafts on the 70-trial sample (issue 9).
 
-    python benchmarks/ctgov_drafts.py [--data ../shared/data/ctgov] [--list] [--judge FILE]
+    python benchmarks/ctgov_drafts.py [--data ../shared/data/ctgov] [--list] [--judge FILE] [--reviewed FILE ...] [--undrafted FILE]
 
 Imports every row of ``criteria_sample.jsonl`` with :func:`screening.ctgov.convert` and prints:
 
@@ -18,6 +18,9 @@ Imports every row of ``criteria_sample.jsonl`` with :func:`screening.ctgov.conve
   structured value for that part) are listed as ``read`` for a person to judge (``--list`` prints them); the figures in
   docs/ctgov-import.md give the result of that reading. Lab drafts are also counted on their
   own line, the automatic check's share of them.
+
+``--undrafted FILE`` (default ``benchmarks/out/undrafted.txt``) lists the annotated lines marked computable that
+no draft covers, one a line (trial, section, text): the candidates for coverage.
 
 Every draft is also compiled on its own (a file holding only its value sets, the default lab
 window and that criterion): a draft that does not compile is a bug, and so is one the writer had to
@@ -212,6 +215,8 @@ def main() -> None:
                              "per review round")
     parser.add_argument("--new", type=Path, default=ROOT / "benchmarks" / "out" / "ctgov_drafts_new.jsonl",
                         help="where to write the drafts to judge that are not in --reviewed (new or changed)")
+    parser.add_argument("--undrafted", type=Path, default=ROOT / "benchmarks" / "out" / "undrafted.txt",
+                        help="where to write the annotated lines marked computable that no draft covers")
     args = parser.parse_args()
     rows = [json.loads(x) for x in (args.data / "criteria_sample.jsonl").read_text(encoding="utf-8").splitlines()
             if x.strip()]
@@ -228,6 +233,7 @@ def main() -> None:
     lab_verdicts = Counter()
     to_read = []
     judge_rows = []
+    undrafted = []
     fallbacks = alone_failures = 0
     for row in rows:
         result = convert(parse_document(json.dumps(row), f"{row['nctid']}.json"))
@@ -251,6 +257,8 @@ def main() -> None:
                 continue
             computable += 1
             drafted_computable += id(line) in covered
+            if id(line) not in covered:
+                undrafted.append(f"{row['nctid']} {line['section']}: {line['text']}")
         for c in result.drafted:
             annotated_families[c.family] += 1
             verdict, reason = judge(c, best_lines(c, annotated))
@@ -269,6 +277,8 @@ def main() -> None:
         reviewed |= {reviewed_key(r) for r in map(json.loads, filter(str.strip, path.read_text(
             encoding="utf-8").splitlines()))}
     new_rows = [r for r in judge_rows if reviewed_key(r) not in reviewed]
+    args.undrafted.parent.mkdir(parents=True, exist_ok=True)
+    args.undrafted.write_text("".join(u + "\n" for u in undrafted), encoding="utf-8")
     args.new.parent.mkdir(parents=True, exist_ok=True)
     args.new.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in new_rows), encoding="utf-8")
     print(f"trials: {len(rows)} ({len(annotated_trials)} annotated)")
