@@ -193,8 +193,8 @@ def judge(criterion, lines) -> tuple[str, str]:
 
 def judge_row(nct: str, c, annotated: bool, reason: str) -> dict:
     return {"nctid": nct, "id": c.ident, "section": c.kind, "family": c.family, "annotated_trial": annotated,
-            "text": c.text, "rule": c.rule, "valuesets": list(c.valuesets.values()), "why_not_automatic": reason,
-            "verdict": None, "note": None}
+            "text": c.text, "rule": c.rule, "valuesets": list(c.valuesets.values()), "comment": c.comment,
+            "why_not_automatic": reason, "verdict": None, "note": None}
 
 
 def reviewed_key(row: dict) -> tuple:
