@@ -1,6 +1,6 @@
 """Measure the registry importer's drafts on the 70-trial sample (issue 9).
 
-    python benchmarks/ctgov_drafts.py [--data ../shared/data/ctgov] [--list] [--judge FILE]
+    python benchmarks/ctgov_drafts.py [--data ../shared/data/ctgov] [--list] [--judge FILE] [--reviewed FILE ...] [--undrafted FILE]
 
 Imports every row of ``criteria_sample.jsonl`` with :func:`screening.ctgov.convert` and prints:
 
@@ -19,13 +19,17 @@ Imports every row of ``criteria_sample.jsonl`` with :func:`screening.ctgov.conve
   docs/ctgov-import.md give the result of that reading. Lab drafts are also counted on their
   own line, the automatic check's share of them.
 
+``--undrafted FILE`` (default ``benchmarks/out/undrafted.txt``) lists the annotated lines marked computable that
+no draft covers, one a line (trial, section, text): the candidates for coverage.
+
 Every draft is also compiled on its own (a file holding only its value sets, the default lab
 window and that criterion): a draft that does not compile is a bug, and so is one the writer had to
 replace by `review`; both counts are printed and must be 0.
 
 ``--new FILE`` (default ``benchmarks/out/ctgov_drafts_new.jsonl``) receives the rows of ``--judge`` whose
-(nctid, id, rule, value-set declarations) are not in ``--reviewed`` (default ``../judge/round1.jsonl``, the drafts an independent
-reader has judged): the drafts that are new or changed since that review.
+(nctid, id, rule, value-set declarations) are not in any ``--reviewed`` file (default ``../judge/round1.jsonl``
+``../judge/round2.jsonl``, the drafts an independent reader has judged, one file per round): the drafts that are
+new or changed since the last review that saw them.
 
 ``--judge FILE`` (default ``benchmarks/out/ctgov_drafts_to_judge.jsonl``) writes every draft the
 automatic check does not accept -- in the 35 annotated trials and in the 35 others -- one JSON
@@ -189,8 +193,8 @@ def judge(criterion, lines) -> tuple[str, str]:
 
 def judge_row(nct: str, c, annotated: bool, reason: str) -> dict:
     return {"nctid": nct, "id": c.ident, "section": c.kind, "family": c.family, "annotated_trial": annotated,
-            "text": c.text, "rule": c.rule, "valuesets": list(c.valuesets.values()), "why_not_automatic": reason,
-            "verdict": None, "note": None}
+            "text": c.text, "rule": c.rule, "valuesets": list(c.valuesets.values()), "comment": c.comment,
+            "why_not_automatic": reason, "verdict": None, "note": None}
 
 
 def reviewed_key(row: dict) -> tuple:
@@ -205,10 +209,14 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="print every draft that needs reading")
     parser.add_argument("--judge", type=Path, default=ROOT / "benchmarks" / "out" / "ctgov_drafts_to_judge.jsonl",
                         help="where to write the drafts the automatic check does not accept (JSON lines)")
-    parser.add_argument("--reviewed", type=Path, default=ROOT.parent / "judge" / "round1.jsonl",
-                        help="drafts an independent reader has judged (JSON lines with nctid, id, rule)")
+    parser.add_argument("--reviewed", type=Path, nargs="+",
+                        default=[ROOT.parent / "judge" / "round1.jsonl", ROOT.parent / "judge" / "round2.jsonl"],
+                        help="drafts an independent reader has judged (JSON lines with nctid, id, rule), one file "
+                             "per review round")
     parser.add_argument("--new", type=Path, default=ROOT / "benchmarks" / "out" / "ctgov_drafts_new.jsonl",
                         help="where to write the drafts to judge that are not in --reviewed (new or changed)")
+    parser.add_argument("--undrafted", type=Path, default=ROOT / "benchmarks" / "out" / "undrafted.txt",
+                        help="where to write the annotated lines marked computable that no draft covers")
     args = parser.parse_args()
     rows = [json.loads(x) for x in (args.data / "criteria_sample.jsonl").read_text(encoding="utf-8").splitlines()
             if x.strip()]
@@ -225,6 +233,7 @@ def main() -> None:
     lab_verdicts = Counter()
     to_read = []
     judge_rows = []
+    undrafted = []
     fallbacks = alone_failures = 0
     for row in rows:
         result = convert(parse_document(json.dumps(row), f"{row['nctid']}.json"))
@@ -248,6 +257,8 @@ def main() -> None:
                 continue
             computable += 1
             drafted_computable += id(line) in covered
+            if id(line) not in covered:
+                undrafted.append(f"{row['nctid']} {line['section']}: {line['text']}")
         for c in result.drafted:
             annotated_families[c.family] += 1
             verdict, reason = judge(c, best_lines(c, annotated))
@@ -261,10 +272,13 @@ def main() -> None:
     args.judge.parent.mkdir(parents=True, exist_ok=True)
     args.judge.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in judge_rows), encoding="utf-8")
     reviewed = set()
-    if args.reviewed.is_file():
-        reviewed = {reviewed_key(r) for r in map(json.loads, filter(str.strip, args.reviewed.read_text(
+    read_files = [path for path in args.reviewed if path.is_file()]
+    for path in read_files:
+        reviewed |= {reviewed_key(r) for r in map(json.loads, filter(str.strip, path.read_text(
             encoding="utf-8").splitlines()))}
     new_rows = [r for r in judge_rows if reviewed_key(r) not in reviewed]
+    args.undrafted.parent.mkdir(parents=True, exist_ok=True)
+    args.undrafted.write_text("".join(u + "\n" for u in undrafted), encoding="utf-8")
     args.new.parent.mkdir(parents=True, exist_ok=True)
     args.new.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in new_rows), encoding="utf-8")
     print(f"trials: {len(rows)} ({len(annotated_trials)} annotated)")
@@ -280,7 +294,7 @@ def main() -> None:
     print(f"drafts that do not compile alone: {alone_failures}; drafts the writer replaced by review: {fallbacks}")
     print(f"drafts for an independent reader: {len(judge_rows)} "
           f"({sum(r['annotated_trial'] for r in judge_rows)} in annotated trials) -> {args.judge}")
-    print(f"drafts to judge not in {args.reviewed.name if args.reviewed.is_file() else '(no reviewed file)'} "
+    print(f"drafts to judge not in {' + '.join(p.name for p in read_files) or '(no reviewed file)'} "
           f"(new or changed since that review): {len(new_rows)} "
           f"({sum(r['annotated_trial'] for r in new_rows)} in annotated trials) -> {args.new}")
     if args.list:

@@ -70,7 +70,9 @@ def test_lines_the_drafter_cannot_read_whole_stay_review_with_a_comment_naming_t
 
 @pytest.mark.parametrize("line, rule", [
     ("History of stroke or intracranial hemorrhage within 6 months prior to the first dose of ibrutinib",
-     "condition stroke within 6 months or condition intracranial_hemorrhage within 6 months"),
+     "condition stroke within 6 months or condition intracranial_hemorrhage within 6 months or (condition "
+     "intracranial_hemorrhage_unsure within 6 months and review \"is the head-injury record a traumatic intracranial "
+     "haemorrhage, or a contusion or other injury only?\")"),
     ("History of diabetes ketoacidosis (DKA) within 24 weeks", "condition diabetic_ketoacidosis within 24 weeks"),
     ("Has a history of myocardial infarction within 3 months", "condition myocardial_infarction within 3 months"),
 ])

@@ -57,8 +57,12 @@ def test_duckdb_batch_writes_results_summary_and_errors(tmp_path):
     assert [(c["id"], c["verdict"]) for c in p2] == [("I1", "pass"), ("I2", "pass"), ("I3", "unknown"), ("E1", "pass")]
     assert p2[2]["missing"] == ["fact informed_consent"]
     rows = list(csv.reader(io.StringIO((out / "summary.csv").read_text())))
-    assert rows[0] == ["input", "patient", "trial", "as_of", "decision", "I1", "I2", "I3", "E1"]
-    assert rows[3] == ["pop.ndjson:5", "P3", "TINY-001", "2026-11-25", "ineligible", "pass", "pass", "pass", "fail"]
+    assert rows[0] == ["input", "patient", "label", "trial", "as_of", "decision", "items_missing", "deciding",
+                       "to_obtain", "review_questions", "I1", "I2", "I3", "E1"]
+    assert rows[2][:7] == ["pop.ndjson:2", "P2", "P2 (pop.ndjson:2)", "TINY-001", "2026-11-25", "undetermined", "1"]
+    assert rows[2][7:] == ["I3 unknown", "Fact informed_consent", "", "pass", "pass", "unknown", "pass"]
+    assert rows[3] == ["pop.ndjson:5", "P3", "P3 (pop.ndjson:5)", "TINY-001", "2026-11-25", "ineligible", "0",
+                       "E1 fail", "", "", "pass", "pass", "pass", "fail"]
     errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
     assert [(e["input"], e["line"]) for e in errors] == [("pop.ndjson:3", 3)]
     import pyarrow.parquet as pq
@@ -78,7 +82,12 @@ def test_the_python_engine_gives_the_same_decisions(tmp_path):
         return [(r["input"], r["patient"], r["decision"], [c["verdict"] for c in r["criteria"]])
                 for r in map(json.loads, (tmp_path / folder / "results.jsonl").read_text().splitlines())]
     assert decisions("duck") == decisions("py")
-    assert (tmp_path / "duck" / "summary.csv").read_text() == (tmp_path / "py" / "summary.csv").read_text()
+    # the same rows, labels, counts and verdicts; the per-patient engine words the reasons and questions
+    # from its explanations, which the SQL engine does not build (docs/batch.md)
+    def summary(folder):
+        rows = list(csv.reader(io.StringIO((tmp_path / folder / "summary.csv").read_text())))
+        return [row[:7] + row[10:] for row in rows]
+    assert summary("duck") == summary("py")
 
 
 def test_explanations_only_for_the_patients_asked_for(tmp_path):

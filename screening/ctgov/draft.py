@@ -20,6 +20,7 @@ class Draft:
     rule: str
     valuesets: dict[str, str] = field(default_factory=dict)
     family: str = "labs"            # "labs", "age", "history", "medications", "scores", "investigational"
+    comment: str | None = None      # written above the draft: how the rule reads the text, where not obvious
 
 
 class _NotUnderstood(Exception):

@@ -28,6 +28,10 @@ class Entry:
     excluded: tuple[str, ...] = ()
     phrases: tuple[str, ...] = ()
     source: str = ""
+    unsure_codes: tuple[str, ...] = ()          # mixed codes: a record under one makes the test unknown
+    unsure_except: tuple[str, ...] = ()
+    unsure_history_codes: tuple[str, ...] = ()  # the same, for a history (no window) only
+    unsure_question: str = ""
 
     def declaration(self, history: bool = False) -> tuple[str, str]:
         """(value set name, ``valueset`` declaration); ``history`` adds the codes of a past event."""
@@ -37,6 +41,22 @@ class Entry:
         text = f'valueset {name} "{display}" = {", ".join(codes)}'
         if self.excluded:
             text += f" except {', '.join(self.excluded)}"
+        return name, text
+
+    def unsure_declaration(self, history: bool = False) -> tuple[str, str] | None:
+        """(value set name, declaration) of the codes that may or may not be this entry, or None.
+
+        A record under one of them makes the test unknown (a ``review`` with :attr:`unsure_question`),
+        never true or false: ICD-10-CM Z86.73 holds a prior stroke and a past TIA alone."""
+        codes = self.unsure_codes + (self.unsure_history_codes if history else ())
+        if not codes:
+            return None
+        with_history = history and bool(self.unsure_history_codes)
+        name = self.name + ("_history" if with_history else "") + "_unsure"
+        display = f"{self.display}{' (history)' if with_history else ''}: codes that may or may not be one"
+        text = f'valueset {name} "{display}" = {", ".join(codes)}'
+        if self.unsure_except:
+            text += f" except {', '.join(self.unsure_except)}"
         return name, text
 
 
@@ -58,7 +78,11 @@ class Lexicon:
                     raise ValueError(f"lexicon entry {raw['name']}: unknown kind {kind!r}")
                 entry = Entry(raw["name"], raw["display"], record, tuple(raw["codes"]), kind,
                               tuple(raw.get("history_codes", ())), tuple(raw.get("except", ())),
-                              tuple(raw["phrases"]), raw.get("source", ""))
+                              tuple(raw["phrases"]), raw.get("source", ""), tuple(raw.get("unsure_codes", ())),
+                              tuple(raw.get("unsure_except", ())), tuple(raw.get("unsure_history_codes", ())),
+                              raw.get("unsure_question", ""))
+                if (entry.unsure_codes or entry.unsure_history_codes) and not entry.unsure_question:
+                    raise ValueError(f"lexicon entry {entry.name}: unsure codes without an unsure_question")
                 if entry.name in self.entries:
                     raise ValueError(f"lexicon entry {entry.name} declared twice")
                 if not entry.source:

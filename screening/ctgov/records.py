@@ -42,6 +42,10 @@ _WINDOW = re.compile(
 
 
 
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _amount(text: str) -> str:
     return _NUMBER_WORDS.get(text.lower(), text)
 
@@ -147,9 +151,20 @@ _HISTORY = re.compile(
 _EXAMPLE_TEST = re.compile(
     r"[(\[]\s*(?:e\.?\s*g\.?|for\s+example|such\s+as)[\s,:][^)\]]*?\b(?:HBsAg|RNA|DNA|PCR|antibod(?:y|ies)|antigen|"
     r"sero(?:logy|positiv\w*)|reactive|detect(?:ed|able)|titer|titre|positive)\b", re.I)
-# "(HIV 1/2 antibodies)" after HIV: the catalogue's HIV screening test (HIV-1/2 antibody, with p24)
+# "(HIV 1/2 antibodies)" after HIV: the catalogue's HIV screening test (HIV-1/2 antibody, with p24).
+# "Known history" is lifelong and excludes only what is known (independent review, round 2): the
+# results are read at any date (`within 200 years`, the language's longest window, not the file's
+# lab window), a positive one excludes, and a patient with no HIV test on record is not excluded.
+# The language has no "a result is on record" test and a missing lab is unknown, so the guard is
+# `known(any HIV_test is "<a text>")`: an exact-text test that every text result answers (true or
+# false) and that only "no result" leaves unknown. Unlike `known(any HIV_test is positive)`, it does
+# not turn an indeterminate or unreadable result into "not excluded": that stays unknown.
 _HIV_ANTIBODIES = re.compile(r"\s*\(\s*HIV\s*-?\s*1\s*/\s*2\s+antibod(?:y|ies)\s*\)", re.I)
-_HIV_TEST = "any HIV_test is positive"
+_HIV_TEST = ('(known(any HIV_test is "(a text result)" within 200 years) '
+             'and any HIV_test is positive within 200 years)')
+_HIV_COMMENT = ("known history: a positive HIV test at any date excludes; with no HIV test on record, not excluded; "
+                "an indeterminate or unreadable one is unknown. known(any HIV_test is \"...\") is true when a text "
+                "result is on record")
 
 
 def draft_conditions(text: str, kind: str) -> Draft | None:
@@ -176,6 +191,7 @@ def draft_conditions(text: str, kind: str) -> Draft | None:
     if re.search(r"whatever\s+the\s+anteriority\s*[.;]?\s*$", r.s, re.I):
         history = True                 # "whatever the anteriority": at any time
     tests, sets = [], {}
+    comment = None
     for entries, active in items:
         for entry in entries:
             if window:
@@ -194,17 +210,26 @@ def draft_conditions(text: str, kind: str) -> Draft | None:
             else:
                 name, declaration = entry.declaration()
                 test = f"active condition {name}"
+            unsure = entry.unsure_declaration(history=history and not window and not active and entry.kind == "event")
+            if unsure is not None:
+                # a mixed code (Z86.73: a prior stroke or a TIA only) makes the test unknown, never false
+                prefix = test[:test.index("condition ")]
+                suffix = test[len(prefix) + len("condition ") + len(name):]
+                test = f"{test} or ({prefix}condition {unsure[0]}{suffix} and review {_quote(entry.unsure_question)})"
             if test not in tests:
                 tests.append(test)
             sets[name] = declaration
+            if unsure is not None:
+                sets[unsure[0]] = unsure[1]
     if hiv_antibodies:
         if "condition hiv" not in tests:
             return None                # the antibodies bracket after something else than HIV
         tests.insert(tests.index("condition hiv") + 1, _HIV_TEST)
+        comment = _HIV_COMMENT
     rule = " or ".join(tests)
     if negated:
-        rule = f"not ({rule})" if len(tests) > 1 else f"not {rule}"
-    return Draft(rule, sets, "history")
+        rule = f"not ({rule})" if " or " in rule else f"not {rule}"
+    return Draft(rule, sets, "history", comment)
 
 
 # ---------------------------------------------------------------- medications

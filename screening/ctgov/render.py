@@ -132,7 +132,7 @@ def _criterion(bullet: Bullet) -> ImportedCriterion:
         return ImportedCriterion(bullet.ident, bullet.section, text, f"review {_string(_review_reason(text))}", False,
                                  bullet.text, bullet.context, bullet.heading, comment=construct_hint(text))
     return ImportedCriterion(bullet.ident, bullet.section, text, draft.rule, True, bullet.text, bullet.context,
-                             bullet.heading, dict(draft.valuesets), family=draft.family)
+                             bullet.heading, dict(draft.valuesets), family=draft.family, comment=draft.comment)
 
 
 def _render(record: StudyRecord, criteria: list[ImportedCriterion],

@@ -351,33 +351,46 @@ class ColumnarRun:
         self.checkpoint()
 
     def _write_summary(self) -> None:
-        """summary.csv exactly as the python engine writes it (docs/batch.md)."""
+        """summary.csv with the python engine's columns (docs/batch.md): the worklist's columns come from
+        the same :func:`~screening.reports.worklist.row_from_result`, reading the missing items as the SQL
+        engine names them (their text; the per-patient engine's questions need its explanations)."""
         import csv
         import io
 
-        from ..batch import csv_header, csv_row
+        from ..batch import NOT_APPLICABLE, csv_header, csv_row
+        from ..reports.worklist import row_from_result
 
         trials = [t.trial for t in self.trials]
         header = csv_header(trials)
-        columns = ["input", "patient", "trial", "strftime(as_of, '%Y-%m-%d')", "decision"]
-        for index, trial in enumerate(trials):
-            for position, criterion in enumerate(trial.criteria):
-                columns.append(f"CASE WHEN trial_index = {index} THEN criteria[{position + 1}].verdict END")
+        offsets, width = [], 0
+        for trial in trials:
+            offsets.append(width)
+            width += len(trial.criteria)
         temp = self.out_dir / (SUMMARY + ".tmp")
         with temp.open("wb") as stream:
             text = io.StringIO()
             csv.writer(text, lineterminator="\n").writerow(csv_row(header))
             stream.write(text.getvalue().encode("utf-8"))
-            cursor = self.con.execute(f"SELECT {', '.join(columns)} FROM results ORDER BY line NULLS LAST, patient, "
-                                      "trial_index")
+            cursor = self.con.execute("SELECT input, patient, trial_index, trial, strftime(as_of, '%Y-%m-%d'), "
+                                      "decision, decision_reason, criteria FROM results "
+                                      "ORDER BY line NULLS LAST, patient, trial_index")
             while True:
                 rows = cursor.fetchmany(10000)
                 if not rows:
                     break
                 text = io.StringIO()
                 writer = csv.writer(text, lineterminator="\n")
-                for row in rows:
-                    writer.writerow(csv_row(["" if v is None else v for v in row]))
+                for key, patient, index, trial_id, as_of, decision, reason, criteria in rows:
+                    cells = [""] * width
+                    for position, criterion in enumerate(criteria):
+                        cells[offsets[index] + position] = (NOT_APPLICABLE if criterion["applicable"] is False
+                                                            else criterion["verdict"])
+                    work = row_from_result({"input": key, "patient": patient, "trial": trial_id, "as_of": as_of,
+                                            "decision": decision, "decision_reason": reason,
+                                            "criteria": criteria}).cells()
+                    writer.writerow(csv_row(["" if v is None else v for v in (
+                        key, patient, work["label"], trial_id, as_of, decision, work["items_missing"],
+                        work["deciding"], work["to_obtain"], work["review_questions"], *cells)]))
                 stream.write(text.getvalue().encode("utf-8", "backslashreplace"))
             stream.flush()
             os.fsync(stream.fileno())
