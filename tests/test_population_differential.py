@@ -41,6 +41,7 @@ reference range ALT = 7 to 40 U/L
 reference range ALT for female = 7 to 35 U/L
 reference range creatinine for male = 60 to 110 umol/L
 reference range HbA1c = 4 to 6 %
+reference range eGFR = 90 to 120 mL/min/1.73m2
 
 valueset ca "malignancy" = ICD10:C00-C96, ICD10:Z85, SNOMED:254637007
 valueset breast "breast cancer" = ICD10:C50
@@ -119,6 +120,13 @@ exclusion E27 "daily dose" = current medication insulin with dose > 10 mg/day
 exclusion E28 "weekly dose" = medication anticoag with dose > 25 mg/wk within 12 months
 inclusion I37 "dose each" = medication cyclo with dose between 5 mg and 10 mg
 exclusion E20 "investigational field" = medication insulin with investigational = "true"
+exclusion E29 "BMI" = BMI >= 30 kg/m2
+inclusion I38 "eGFR" = eGFR >= 60 mL/min/1.73m2 within 3 months
+inclusion I39 "clearance" = creatinine_clearance >= 30 mL/min within 12 months
+exclusion E30 "corrected calcium" = corrected_calcium > 10.5 mg/dL within 12 months
+inclusion I40 "any eGFR" = any eGFR < 30 mL/min/1.73m2 within 1 year or every BMI < 35 kg/m2 within 2 years
+inclusion I41 "eGFR ULN" = eGFR <= 1.5 x ULN
+exclusion E31 "mean eGFR" = mean eGFR of the latest 2 < 45 mL/min/1.73m2
 '''
 
 

@@ -197,6 +197,7 @@ class Generator:
         self.counter = 0
         self.plan = Plan(checked.trial_id, as_of, [c.id for c in checked.criteria], "")
         self.uses_obs = False
+        self.derived_keys: set[str] = set()  # derived analytes read (the dobs table)
 
     # ---- helpers
     def fresh(self) -> int:
@@ -270,6 +271,8 @@ class Generator:
         self.joins = joins
         if self.uses_obs:  # materialised once by the runner (a CTE would be planned once per reference)
             self.plan.prepare.append(("nobs", _normalised_observations(sorted(self.plan.keys))))
+        if self.derived_keys:
+            self.plan.prepare.append(("dobs", _derived_observations(sorted(self.derived_keys))))
         base = (f"SELECT p.patient_id, p.deceased, p.deceased_lo, p.deceased_hi{''.join(', ' + c for c in self.columns)} "
                 f"FROM patients p {' '.join(self.joins)}")
         ctes.append(("layer0", base))
@@ -706,9 +709,10 @@ class _Compare:
 
 
 def _missing_lab(node) -> str:
+    extra = derived.missing_inputs(node.key) if isinstance(node, ir.LabCompare) and node.key in derived.DERIVATIONS else ""
     if node.window is not None:
-        return f"{node.label} result within {node.window}"
-    return f"{node.label} result"
+        return f"{node.label} result within {node.window}{extra}"
+    return f"{node.label} result{extra}"
 
 
 def _lab_item(label: str, problem: str) -> str:
@@ -718,18 +722,18 @@ def _lab_item(label: str, problem: str) -> str:
 
 
 def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
-    if node.key in derived.DERIVATIONS:
-        raise Unsupported(f"derived values ({node.key}, measured or derived from its inputs) are not translated to SQL "
-                          f"yet: {node.source_text}")
     gen.uses_obs = True
     gen.plan.keys.add(node.key)
     start, end = gen.start(node.window), gen.end
     value, problem = _Compare(node, gen.ctx.ranges).sql()
+    source = _lab_source(gen, node.key, start, end)
+    if source != "nobs":
+        value, problem = _both_ends(value, problem)
     inside = _in_window("o.lo", "o.hi", start, end)
     rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, o.value AS val, o.resolution AS res, {inside} AS ins, "
             f"{value} AS cv, {problem} AS pr, "
             f"{_lab_item(node.label, problem)} AS item "
-            f"FROM nobs o JOIN patients p ON p.patient_id = o.patient_id "
+            f"FROM {source} o JOIN patients p ON p.patient_id = o.patient_id "
             f"WHERE o.key = {q(node.key)} AND (o.lo IS NULL OR o.lo <= {end})")
     name = f"a{k}"
     if node.selector == "latest":
@@ -1297,9 +1301,6 @@ def _interval_holds_sql(lab: ir.LabCompare, low: str, high: str) -> str:
 def _lab_aggregate(gen: Generator, node: ir.LabAggregate, k: int):
     """evaluate.lab_aggregate: the mean, lowest or highest of the latest N results (or of every result in the window)."""
     lab = node.lab
-    if lab.key in derived.DERIVATIONS:
-        raise Unsupported(f"derived values ({lab.key}, measured or derived from its inputs) are not translated to SQL "
-                          f"yet: {node.source_text}")
     if lab.bound.kind != "value" or (lab.upper is not None and lab.upper.kind != "value"):
         raise Unsupported(f"a multiple of ULN/LLN in a mean/min/max is not translated to SQL yet: {node.source_text}")
     gen.uses_obs = True
@@ -1311,10 +1312,13 @@ def _lab_aggregate(gen: Generator, node: ir.LabAggregate, k: int):
                f"WHEN {dim_bad} THEN coalesce(o.unit, 'None') || ' cannot be compared with the threshold''s unit' END)")
     lo_end = "(CASE WHEN o.comparator IN ('<', '<=') THEN CAST('-inf' AS DOUBLE) ELSE o.value END)"
     hi_end = "(CASE WHEN o.comparator IN ('>', '>=') THEN CAST('inf' AS DOUBLE) ELSE o.value END)"
+    source = _lab_source(gen, lab.key, start, end)
+    if source != "nobs":  # a derived value may be an interval (the age is uncertain)
+        hi_end = "coalesce(o.value_high, o.value)"
     name = f"a{k}"
     rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, {inside} AS ins, {problem} AS pr, {lo_end} AS x_lo, {hi_end} AS x_hi, "
             f"row_number() OVER (PARTITION BY o.patient_id ORDER BY o.hi DESC NULLS LAST, o.lo DESC NULLS LAST, o.seq) AS rn "
-            f"FROM nobs o WHERE o.key = {q(lab.key)} AND (o.lo IS NULL OR o.lo <= {end})")
+            f"FROM {source} o WHERE o.key = {q(lab.key)} AND (o.lo IS NULL OR o.lo <= {end})")
     gen.ctes.append((f"{name}r", rows))
     # results before the first one outside the window; with N, the first N of them (and the next, for ties)
     stop = f"(SELECT patient_id, min(rn) AS stop FROM {name}r WHERE ins IS FALSE GROUP BY patient_id)"
@@ -1360,6 +1364,163 @@ def _lab_aggregate(gen: Generator, node: ir.LabAggregate, k: int):
     missing = (f"(CASE WHEN NOT p.has_observations THEN [{q(label + ': no observations provided')}] "
                f"WHEN {name}.patient_id IS NULL THEN [{q(_missing_lab(lab))}] ELSE {name}.m END)")
     return value, missing, EMPTY
+
+
+# ---------------------------------------------------------------- derived values (screening.derived)
+_DERIVED_FORMULA = {
+    "BMI": "({weight} / (({height} / 100.0) * ({height} / 100.0)))",
+    "creatinine_clearance": ("((CAST(140 - {age} AS DOUBLE) * {weight} * (CASE WHEN p.sex = 'female' THEN 0.85 ELSE 1.0 END)) "
+                             "/ (72.0 * {creatinine}))"),
+    "eGFR": ("(142.0 * pow(least({creatinine} / (CASE WHEN p.sex = 'female' THEN 0.7 ELSE 0.9 END), 1.0), "
+             "(CASE WHEN p.sex = 'female' THEN -0.241 ELSE -0.302 END)) "
+             "* pow(greatest({creatinine} / (CASE WHEN p.sex = 'female' THEN 0.7 ELSE 0.9 END), 1.0), -1.200) "
+             "* pow(0.9938, CAST({age} AS DOUBLE)) * (CASE WHEN p.sex = 'female' THEN 1.012 ELSE 1.0 END))"),
+    "corrected_calcium": "({calcium} + 0.8 * (4.0 - {albumin}))",
+}
+"""derived.py's formulas, with the same operations in the same order (so the same floating-point results)."""
+
+
+def _surely_adult_sql(day_sql: str) -> str:
+    """derived._surely_adult_on."""
+    return (f"(p.birth_hi IS NOT NULL AND p.birth_hi <= {day_sql} AND "
+            f"{_whole('years', 'p.birth_hi', day_sql)} >= {derived.ADULT_YEARS})")
+
+
+def _derivation_sql(d: derived.Derivation) -> str:
+    """derived._derive for one derivation over every patient: one row per derived result (value or problem)."""
+    from ..analytes import catalogue
+
+    analyte = catalogue().lookup(d.key)
+    keys = ", ".join(q(i.key) for i in d.inputs)
+    days = f"SELECT DISTINCT patient_id, lo, hi FROM nobs WHERE key IN ({keys}) AND lo IS NOT NULL"
+    ranked = ("SELECT patient_id, seq, lo, hi, value, comparator, problem, unit, "
+              "(CASE WHEN factor IS NULL OR factor = 0 THEN value ELSE (value - addend) / factor END) AS own, "
+              "row_number() OVER (PARTITION BY patient_id ORDER BY hi DESC NULLS LAST, lo DESC NULLS LAST, seq) AS rn "
+              "FROM nobs WHERE key = {key}")
+    picks, joins = [], []
+    for j, spec in enumerate(d.inputs):
+        cand = (f"SELECT d.patient_id, d.lo, d.hi, arg_min(struct_pack(seq := i.seq, lo := i.lo, hi := i.hi, "
+                f"value := i.value, comparator := i.comparator, problem := i.problem, unit := i.unit, own := i.own), i.rn) AS c "
+                f"FROM ({days}) d JOIN ({ranked.format(key=q(spec.key))}) i ON i.patient_id = d.patient_id "
+                f"AND i.hi IS NOT NULL AND i.hi <= d.lo WHERE d.lo = d.hi GROUP BY d.patient_id, d.lo, d.hi")
+        joins.append(f"LEFT JOIN ({cand}) c{j} ON c{j}.patient_id = d.patient_id AND c{j}.lo = d.lo AND c{j}.hi = d.hi")
+        picks.append(f"c{j}.c AS i{j}")
+    base = f"SELECT d.*, {', '.join(picks)} FROM ({days}) d {' '.join(joins)}"
+    found, problems = [], []
+    for j, spec in enumerate(d.inputs):
+        c = f"i{j}"
+        close = f"date_diff('day', {c}.hi, x.lo) <= {spec.days}"
+        if spec.adult_any_time:
+            close = f"({close} OR {_surely_adult_sql(f'{c}.lo')})"
+        found.append(f"({c} IS NOT NULL AND {close})")
+        usable = f"({c}.value IS NOT NULL AND {c}.comparator IS NULL AND {c}.lo = {c}.hi)"
+        bound = (f"rtrim(rtrim('reported only as a bound (' || {c}.comparator || ' ' || printf('%.6g', {c}.own) || ' ' "
+                 f"|| coalesce({c}.unit, '') || ')', ')'), ' ') || ')'")
+        why = (f"(CASE WHEN {c}.lo <> {c}.hi THEN 'dated only ' || {show(f'{c}.lo', f'{c}.hi')} "
+               f"WHEN {c}.comparator IS NOT NULL AND {c}.value IS NOT NULL THEN {bound} "
+               f"ELSE coalesce({c}.problem, 'not a number') END)")
+        limit = "on the same day" if spec.days == 0 else f"within {spec.days} days before"
+        extra = " (or any height taken as an adult)" if spec.adult_any_time else ""
+        problems.append(f"(CASE WHEN NOT {found[j]} THEN {q(f'no {spec.key} result {limit}{extra}')} "
+                        f"WHEN NOT {usable} THEN {q(spec.key + ' result of ')} || {show(f'{c}.lo', f'{c}.hi')} "
+                        f"|| ' cannot be used: ' || {why} END)")
+    listed = [f"(CASE WHEN x.lo <> x.hi THEN 'an input is dated only ' || {show('x.lo', 'x.hi')} END)"]
+    listed += [f"(CASE WHEN x.lo = x.hi THEN {p} END)" for p in problems]
+    if d.needs_sex:
+        listed.append("(CASE WHEN p.sex IS NULL OR p.sex = 'unknown' THEN 'sex not recorded' "
+                      "WHEN p.sex NOT IN ('female', 'male') THEN 'sex ' || p.sex || ': the formula needs female or male' END)")
+    young = _whole("years", "least(p.birth_hi, x.lo)", "x.lo")
+    old = _whole("years", "p.birth_lo", "x.lo")
+    if d.needs_age or d.adults_only:
+        adults = ""
+        if d.adults_only:
+            adults = (f"WHEN {young} < {derived.ADULT_YEARS} THEN {q(d.method + ' is for adults; age on ')} || "
+                      f"{show('x.lo', 'x.hi')} || ' is ' || (CASE WHEN {young} = {old} THEN CAST({young} AS VARCHAR) "
+                      f"ELSE CAST({young} AS VARCHAR) || ' to ' || CAST({old} AS VARCHAR) END) ")
+        listed.append(f"(CASE WHEN p.birth_lo IS NULL THEN 'birth_date not recorded' WHEN p.birth_lo > x.lo THEN "
+                      f"'birth_date ' || {show('p.birth_lo', 'p.birth_hi')} || ' is after the result' {adults}END)")
+    pre = f"list_filter([{', '.join(listed)}], lambda s: s IS NOT NULL)"
+    identity = ", ".join(f"i{j}.seq" for j in range(len(d.inputs)))
+    # a date whose inputs (all of them) are the same as an earlier date's gives no new value
+    rows = (f"SELECT x.*, p.sex, {pre} AS pre, {young} AS young, {old} AS old FROM ({base}) x "
+            f"JOIN patients p ON p.patient_id = x.patient_id "
+            f"WHERE x.lo <> x.hi OR {found[0]}")
+    kept = (f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY patient_id, len(pre) = 0, {identity} "
+            f"ORDER BY lo) AS dup FROM ({rows})) WHERE len(pre) > 0 OR dup = 1")
+    values = {spec.key: f"i{j}.value" for j, spec in enumerate(d.inputs)}
+    formula = _DERIVED_FORMULA[d.key].replace("p.sex", "sex")  # the row carries the sex
+    if d.needs_age:
+        r_young = formula.format(age="young", **values)
+        r_old = formula.format(age="old", **values)
+        two = "(young <> old)"
+    else:
+        r_young = r_old = formula.format(**values)
+        two = "FALSE"
+    low, high = d.plausible
+    top = "CAST('inf' AS DOUBLE)" if high == float("inf") else num(high)
+    unit = analyte.unit_text
+    computed = (f"SELECT *, least(ry, ro) AS r_lo, greatest(ry, ro) AS r_hi FROM (SELECT *, "
+                f"(CASE WHEN len(pre) = 0 THEN {r_young} END) AS ry, (CASE WHEN len(pre) = 0 THEN {r_old} END) AS ro "
+                f"FROM ({kept}))")
+    shown = (f"(CASE WHEN {two} THEN printf('%.4g', r_lo) || ', ' || printf('%.4g', r_hi) ELSE printf('%.4g', r_lo) END)")
+    no_value = " OR ".join(f"({r} IS NULL OR isnan({r}) OR isinf({r}) OR {r} < 0)" for r in ("ry", "ro"))
+    outside = " OR ".join(f"(NOT ({num(low)} <= {r} AND {r} <= {top}))" for r in ("ry", "ro"))
+    post = (f"(CASE WHEN len(pre) > 0 THEN NULL WHEN {no_value} THEN {q(d.method + ' gives no value for these inputs')} "
+            f"WHEN {outside} THEN {q(d.method + ' gives ')} || {shown} || "
+            f"{q(f', outside {low:g} to {high:g} {unit}: the inputs cannot be right')} END)")
+    fresh = [f"i{j}.lo" for j, spec in enumerate(d.inputs) if spec.fresh]
+    oldest = f"least({', '.join(fresh)})" if fresh else "lo"
+    dimension = str(analyte.unit.dimension)
+    final = (f"SELECT patient_id, lo, hi, problems, {q(d.key)} AS key, "
+             f"CASE WHEN len(problems) = 0 THEN r_lo END AS value, "
+             f"CASE WHEN len(problems) = 0 AND {two} AND r_hi <> r_lo THEN r_hi END AS value_high, "
+             f"CASE WHEN len(problems) = 0 THEN {oldest} ELSE lo END AS oldest "
+             f"FROM (SELECT *, list_filter(list_append(pre, {post}), lambda s: s IS NOT NULL) AS problems FROM ({computed}))")
+    return (f"SELECT patient_id, CAST(-1 - row_number() OVER (PARTITION BY patient_id ORDER BY lo, hi) AS INTEGER) AS seq, "
+            f"key, lo, hi, CAST(NULL AS VARCHAR) AS comparator, {q(unit)} AS unit, 'number' AS kind, "
+            f"CAST(NULL AS VARCHAR) AS text, "
+            f"CASE WHEN len(problems) > 0 THEN {q(f'cannot derive by {d.method}: ')} || array_to_string(problems, '; ') END "
+            f"AS problem, value, CASE WHEN value IS NOT NULL THEN {q(dimension)} END AS dimension, "
+            f"CAST(NULL AS DOUBLE) AS factor, CAST(NULL AS DOUBLE) AS addend, value AS raw_value, "
+            f"CAST(0.0 AS DOUBLE) AS resolution, CAST(NULL AS DOUBLE) AS ref_low, CAST(NULL AS DOUBLE) AS ref_high, "
+            f"CAST(NULL AS DOUBLE) AS raw_ref_low, CAST(NULL AS DOUBLE) AS raw_ref_high, "
+            f"CAST(NULL AS VARCHAR) AS ref_problem_low, CAST(NULL AS VARCHAR) AS ref_problem_high, value_high, oldest "
+            f"FROM ({final})")
+
+
+def _derived_observations(keys: list[str]) -> str:
+    """The derived results (screening.derived.derive_all) of the analytes in ``keys``, as rows shaped like nobs
+    plus ``value_high`` (the top of an interval when the age is uncertain) and ``oldest`` (the oldest fresh input)."""
+    return " UNION ALL ".join(_derivation_sql(derived.DERIVATIONS[k]) for k in keys)
+
+
+def _use_derived(gen: Generator, key: str) -> None:
+    """A test of a derived analyte reads its measured results and, from its inputs, its derived ones."""
+    gen.derived_keys.add(key)
+    gen.plan.keys.update(i.key for i in derived.DERIVATIONS[key].inputs)
+
+
+def _lab_source(gen: Generator, key: str, start: str, end: str) -> str:
+    """The results a test of ``key`` reads (derived.series_for): every measured result when one is in the window
+    [start, end], else the derived results usable in the window when there are any, else the measured ones."""
+    if key not in derived.DERIVATIONS:
+        return "nobs"
+    _use_derived(gen, key)
+    measured = (f"SELECT DISTINCT patient_id FROM nobs WHERE key = {q(key)} AND lo IS NOT NULL AND lo <= {end} "
+                f"AND hi >= {start}")
+    kept = (f"SELECT * FROM dobs WHERE key = {q(key)} AND hi <= {end} AND oldest >= {start} "
+            f"AND patient_id NOT IN ({measured})")
+    return (f"(WITH dk AS ({kept}) SELECT *, CAST(NULL AS DOUBLE) AS value_high FROM nobs WHERE key = {q(key)} "
+            f"AND patient_id NOT IN (SELECT patient_id FROM dk) UNION ALL BY NAME SELECT * EXCLUDE (oldest) FROM dk)")
+
+
+def _both_ends(value: str, problem: str) -> tuple[str, str]:
+    """evaluate._compare_interval: a derived value known as an interval decides only when both ends agree."""
+    high = re.sub(r"\bo\.raw_value\b", "o.value_high", re.sub(r"\bo\.value\b", "o.value_high", value))
+    same = f"(o.value_high IS NULL OR {value} IS NOT DISTINCT FROM {high})"
+    between = ("'derived value lies between ' || printf('%.6g', o.value) || ' and ' || printf('%.6g', o.value_high) "
+               "|| ' depending on the age (birth_date not exact), on both sides of the limit'")
+    return f"(CASE WHEN {same} THEN {value} END)", f"(CASE WHEN {same} THEN {problem} ELSE {between} END)"
 
 
 def _refuse(what: str):
