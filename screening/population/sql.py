@@ -1314,7 +1314,7 @@ def _lab_aggregate(gen: Generator, node: ir.LabAggregate, k: int):
     hi_end = "(CASE WHEN o.comparator IN ('>', '>=') THEN CAST('inf' AS DOUBLE) ELSE o.value END)"
     source = _lab_source(gen, lab.key, start, end)
     if source != "nobs":  # a derived value may be an interval (the age is uncertain)
-        hi_end = "coalesce(o.value_high, o.value)"
+        hi_end = "(CASE WHEN o.comparator IN ('>', '>=') THEN CAST('inf' AS DOUBLE) ELSE coalesce(o.value_high, o.value) END)"
     name = f"a{k}"
     rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, {inside} AS ins, {problem} AS pr, {lo_end} AS x_lo, {hi_end} AS x_hi, "
             f"row_number() OVER (PARTITION BY o.patient_id ORDER BY o.hi DESC NULLS LAST, o.lo DESC NULLS LAST, o.seq) AS rn "
@@ -1523,6 +1523,85 @@ def _both_ends(value: str, problem: str) -> tuple[str, str]:
     return f"(CASE WHEN {same} THEN {value} END)", f"(CASE WHEN {same} THEN {problem} ELSE {between} END)"
 
 
+# ---------------------------------------------------------------- per-visit occasions
+def _visit_occasions(gen: Generator, node: ir.VisitOccasions, k: int):
+    """evaluate.visit_occasions: the expression decided on each date with a result of one of its analytes
+    (evaluate._on_day), then the dates counted as `on at least N occasions` counts results."""
+    gen.uses_obs = True
+    gen.plan.keys.update(node.keys)
+    start, end = gen.start(node.window), gen.end
+    name = f"a{k}"
+    keys = ", ".join(q(key) for key in node.keys)
+    inside = _in_window("o.lo", "o.hi", start, end)
+    gen.ctes.append((f"{name}d", f"SELECT DISTINCT o.patient_id, o.lo, o.hi, {inside} AS ins FROM nobs o "
+                                 f"WHERE o.key IN ({keys}) AND o.lo IS NOT NULL AND o.lo <= {end} AND {inside} IS NOT FALSE"))
+    joins, leaves = [], {}
+
+    def walk(n) -> tuple[str, str]:
+        if isinstance(n, ir.LabCompare):
+            if id(n) not in leaves:
+                i = leaves[id(n)] = len(leaves)
+                value, problem = _Compare(n, gen.ctx.ranges).sql()
+                item = f"{q(n.label + ' result of ')} || {show('o.lo', 'o.hi')} || ': ' || {problem}"
+                rows = (f"SELECT o.patient_id, o.lo, o.hi, {value} AS cv, {problem} AS pr, {item} AS item "
+                        f"FROM nobs o JOIN patients p ON p.patient_id = o.patient_id WHERE o.key = {q(n.key)} "
+                        f"AND o.lo IS NOT NULL AND o.lo <= {end} AND {inside} IS NOT FALSE")
+                kinds = ("((count(*) FILTER (WHERE cv IS TRUE) > 0)::INTEGER + (count(*) FILTER (WHERE cv IS FALSE) > 0)"
+                         "::INTEGER + (count(*) FILTER (WHERE cv IS NULL) > 0)::INTEGER)")
+                probs = f"coalesce(list(item) FILTER (WHERE cv IS NULL AND pr IS NOT NULL), {EMPTY})"
+                disagree = f"{q(n.label + ' results of ')} || {show('lo', 'hi')} || ' disagree'"
+                gen.ctes.append((f"{name}l{i}", (
+                    f"SELECT patient_id, lo, hi, CASE WHEN {kinds} > 1 THEN NULL ELSE bool_or(cv) END AS v, "
+                    f"CASE WHEN {kinds} > 1 AND len({probs}) = 0 THEN [{disagree}] "
+                    f"WHEN {kinds} > 1 OR bool_or(cv) IS NULL THEN {probs} ELSE {EMPTY} END AS m "
+                    f"FROM ({rows}) GROUP BY patient_id, lo, hi")))
+                joins.append(f"LEFT JOIN {name}l{i} l{i} ON l{i}.patient_id = d.patient_id AND l{i}.lo = d.lo "
+                             f"AND l{i}.hi = d.hi")
+            i = leaves[id(n)]
+            return (f"l{i}.v", f"(CASE WHEN l{i}.patient_id IS NULL THEN [{q(n.label + ' on ')} || {show('d.lo', 'd.hi')}] "
+                               f"ELSE l{i}.m END)")
+        if isinstance(n, ir.Not):
+            value, missing = walk(n.operand)
+            return f"(NOT {value})", missing
+        if isinstance(n, (ir.And, ir.Or)):
+            parts = [walk(child) for child in n.operands]
+            value = "(" + f" {'OR' if isinstance(n, ir.Or) else 'AND'} ".join(v for v, _ in parts) + ")"
+            missing = cat(*[f"(CASE WHEN {v} IS NULL THEN {m} ELSE {EMPTY} END)" for v, m in parts])
+            return value, f"(CASE WHEN {value} IS NULL THEN {missing} ELSE {EMPTY} END)"
+        raise Unsupported(f"{type(n).__name__} inside per-visit occasions has no SQL translation: {node.source_text}")
+
+    value, missing = walk(node.expr)
+    partial = f"'the results of ' || {show('lo', 'hi')} || ': a date known only to the month or year'"
+    uncertain = f"'the results of ' || {show('lo', 'hi')} || ': date uncertain relative to the window'"
+    day = (f"SELECT d.patient_id, d.lo, d.hi, d.ins, {value} AS v0, {missing} AS m0 FROM {name}d d {' '.join(joins)}")
+    adjusted = (f"SELECT patient_id, lo, hi, ins, CASE WHEN lo <> hi AND v0 IS NOT FALSE THEN NULL ELSE v0 END AS v1, "
+                f"CASE WHEN lo <> hi AND v0 IS NOT FALSE THEN list_append(m0, {partial}) ELSE m0 END AS m1 "
+                f"FROM ({day})")
+    final = (f"SELECT patient_id, lo, hi, CASE WHEN ins IS NULL THEN NULL ELSE v1 END AS v, "
+             f"CASE WHEN ins IS NULL THEN list_append(m1, {uncertain}) ELSE m1 END AS m "
+             f"FROM ({adjusted}) WHERE NOT (ins IS NULL AND v1 IS FALSE)")
+    gen.ctes.append((f"{name}s", final))
+    need = node.count
+    within = f" within {node.window}" if node.window is not None else ""
+    repeat = f"a repeat visit with {', '.join(node.keys)} results{within}"
+    counted = (f"SELECT patient_id, count(*) FILTER (WHERE v IS TRUE) AS t, count(*) FILTER (WHERE v IS NULL) AS u, "
+               f"count(*) FILTER (WHERE v IS NOT FALSE) AS pending, max(hi) FILTER (WHERE v IS NOT FALSE) AS latest, "
+               f"coalesce(flatten(list(m) FILTER (WHERE v IS NULL)), {EMPTY}) AS dm FROM {name}s GROUP BY patient_id")
+    ruled = (f"(pending = 0 OR EXISTS (SELECT 1 FROM {name}s x WHERE x.patient_id = c.patient_id AND x.v IS FALSE "
+             f"AND x.lo > c.latest))")
+    gen.ctes.append((name, f"SELECT c.patient_id, CASE WHEN t >= {need} THEN TRUE WHEN t + u >= {need} THEN NULL "
+                           f"WHEN {ruled} THEN FALSE ELSE NULL END AS v, "
+                           f"CASE WHEN t >= {need} THEN {EMPTY} WHEN t + u >= {need} THEN dm WHEN {ruled} THEN {EMPTY} "
+                           f"ELSE list_concat([{q(repeat)}], dm) END AS m FROM ({counted}) c"))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    none_found = f"results of {', '.join(node.keys)}{within}"
+    value = f"(CASE WHEN NOT p.has_observations THEN NULL ELSE {name}.v END)"
+    missing = (f"(CASE WHEN NOT p.has_observations THEN ['observations (not provided)'] "
+               f"WHEN {name}.patient_id IS NULL THEN [{q(none_found)}] "
+               f"ELSE {name}.m END)")
+    return value, missing, EMPTY
+
+
 def _refuse(what: str):
     def translate(gen, node, k):
         raise Unsupported(f"{what} is not translated to SQL yet: {node.source_text}")
@@ -1542,6 +1621,7 @@ ATOMS = {
     ir.InvestigationalTest: _investigational,
     ir.AnchoredRecordTest: _anchored_record,
     ir.LabAggregate: _lab_aggregate,
+    ir.VisitOccasions: _visit_occasions,
 }
 """Atom node type -> translation ``f(generator, node, k) -> (value, missing, reviews)`` SQL expressions over the
 patient row ``p`` and the CTEs the function adds."""
