@@ -129,6 +129,8 @@ inclusion I41 "eGFR ULN" = eGFR <= 1.5 x ULN
 exclusion E31 "mean eGFR" = mean eGFR of the latest 2 < 45 mL/min/1.73m2
 exclusion E32 "visits" = (creatinine > 1.2 mg/dL or ALT > 2 x ULN) on at least 2 occasions within 12 months
 inclusion I42 "visit and" = (hemoglobin >= 10 g/dL and not (platelets < 100 x 10^9/L)) on at least 1 occasions
+exclusion E34 "courses" = at least 2 courses of medication cyclo within 5 years
+inclusion I43 "at most courses" = at most 0 courses of medication insulin or at most 1 courses of medication anticoag
 exclusion E33 "visits 3" = (HbA1c > 7 % or creatinine >= 1 mg/dL or temperature > 38 Cel) on at least 3 occasions within 2 years
 '''
 

@@ -1141,17 +1141,18 @@ def _plain_name(noun: str, e: str = "x") -> str:
 def _record_count(gen: Generator, node: ir.RecordCount, k: int):
     """evaluate.record_count: each record tested alone; the count lies between the true records and the true
     plus unknown ones."""
-    if node.courses:
-        raise Unsupported(f"counting treatment courses (distinct start dates) is not translated to SQL yet: "
-                          f"{node.source_text}")
     test = node.test
     rows, _ = _record_rows(gen, test)
     name = f"a{k}"
     who = _plain_name(test.noun).replace("x.kind", q(test.kind))
     gen.ctes.append((f"{name}r", f"SELECT x.*, {who} AS who FROM ({rows}) x"))
-    gen.ctes.append((name, f"SELECT patient_id, count(*) FILTER (WHERE v IS TRUE) AS low, count(*) AS high, "
-                           f"coalesce(list(who || ': ' || array_to_string(reasons, ', ') ORDER BY seq) "
-                           f"FILTER (WHERE v IS NULL), {EMPTY}) AS m FROM {name}r WHERE v IS NOT FALSE GROUP BY patient_id"))
+    if node.courses:
+        _courses(gen, name)
+    else:
+        gen.ctes.append((name, f"SELECT patient_id, count(*) FILTER (WHERE v IS TRUE) AS low, count(*) AS high, "
+                               f"coalesce(list(who || ': ' || array_to_string(reasons, ', ') ORDER BY seq) "
+                               f"FILTER (WHERE v IS NULL), {EMPTY}) AS m FROM {name}r WHERE v IS NOT FALSE "
+                               f"GROUP BY patient_id"))
     gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
     low, high, n = f"coalesce({name}.low, 0)", f"coalesce({name}.high, 0)", int(node.count)
     if node.mode == "at_least":
@@ -1162,6 +1163,30 @@ def _record_count(gen: Generator, node: ir.RecordCount, k: int):
     missing = (f"(CASE WHEN NOT p.has_{test.kind} THEN [{q(test.kind + ' (not provided)')}] "
                f"ELSE coalesce({name}.m, {EMPTY}) END)")
     return value, missing, EMPTY
+
+
+def _courses(gen: Generator, name: str) -> None:
+    """evaluate.record_count with courses: distinct full start dates of the true records; a true record with a
+    partial or missing start adds a course for sure only when its dates overlap no other course, else it may
+    be one; an unknown record may add a course unless it starts on a day already counted."""
+    full = "(start_lo IS NOT NULL AND start_lo = start_hi)"
+    gen.ctes.append((f"{name}d", f"SELECT DISTINCT patient_id, start_lo AS d FROM {name}r WHERE v IS TRUE AND {full}"))
+    gen.ctes.append((f"{name}v", f"SELECT * FROM {name}r WHERE v IS TRUE AND NOT {full}"))
+    alone = (f"(e.start_lo IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {name}d d WHERE d.patient_id = e.patient_id "
+             f"AND d.d BETWEEN e.start_lo AND e.start_hi) AND NOT EXISTS (SELECT 1 FROM {name}v o "
+             f"WHERE o.patient_id = e.patient_id AND o.seq <> e.seq AND (o.start_lo IS NULL OR "
+             f"(o.start_lo <= e.start_hi AND e.start_lo <= o.start_hi))))")
+    new = (f"(e.start_lo IS NULL OR e.start_lo <> e.start_hi OR NOT EXISTS (SELECT 1 FROM {name}d d "
+           f"WHERE d.patient_id = e.patient_id AND d.d = e.start_lo))")
+    counted = (f"SELECT e.patient_id, count(*) FILTER (WHERE e.v IS TRUE AND NOT {full.replace('start_', 'e.start_')} "
+               f"AND {alone}) AS alone, count(*) FILTER (WHERE e.v IS TRUE AND NOT {full.replace('start_', 'e.start_')}) "
+               f"AS vague, count(*) FILTER (WHERE e.v IS NULL AND {new}) AS maybe, "
+               f"coalesce(list(e.who || ': ' || array_to_string(e.reasons, ', ') ORDER BY e.seq) FILTER (WHERE e.v IS NULL), "
+               f"{EMPTY}) AS m FROM {name}r e WHERE e.v IS NOT FALSE GROUP BY e.patient_id")
+    gen.ctes.append((name, f"SELECT c.patient_id, coalesce(n.days, 0) + c.alone AS low, "
+                           f"coalesce(n.days, 0) + c.vague + c.maybe AS high, c.m FROM ({counted}) c LEFT JOIN "
+                           f"(SELECT patient_id, count(*) AS days FROM {name}d GROUP BY patient_id) n "
+                           f"ON n.patient_id = c.patient_id"))
 
 
 def _investigational(gen: Generator, node: ir.InvestigationalTest, k: int):
