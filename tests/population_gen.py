@@ -215,6 +215,29 @@ def _derived_inputs(index: int, doc: dict) -> None:
         doc["observations"].append(obs)
 
 
+def _dose_history(index: int, doc: dict) -> None:
+    """A run of records of one drug (for dose trends and treatment courses): consecutive, overlapping or with
+    a gap, doses the same, rising or falling, the last one open or ended; from its own random stream."""
+    rng = random.Random(f"doses-{index}")
+    if "medications" not in doc or rng.random() < 0.6:
+        return
+    code = rng.choice(["ATC:A10AB01", "ATC:B01AA03", "ATC:L01AA01"])
+    day = datetime.date(AS_OF_YEAR, 11, 25) - datetime.timedelta(days=rng.choice([40, 100, 200, 400]))
+    for step in range(rng.randint(1, 3)):
+        length = rng.choice([10, 30, 60, 120])
+        record = {"code": code, "start": day.isoformat(),
+                  "dose": {"value": rng.choice([5, 10, 10, 20]), "unit": "mg"}, "frequency": rng.choice([1, 1, 2])}
+        end = day + datetime.timedelta(days=length)
+        if end.isoformat() < f"{AS_OF_YEAR}-11-25" or rng.random() < 0.3:
+            record["end"] = end.isoformat()
+        else:
+            record["status"] = rng.choice(["active", "active", "on-hold", "intended"])
+        if rng.random() < 0.1:
+            del record["dose"]
+        doc["medications"].append(record)
+        day = end + datetime.timedelta(days=rng.choice([1, 1, 1, 0, -5, 3]))
+
+
 def patient(rng: random.Random, index: int) -> dict:
     """One random patient document."""
     doc: dict = {"id": f"P{index:05d}"}
@@ -268,6 +291,7 @@ def patient(rng: random.Random, index: int) -> dict:
     elif roll < 0.08:
         doc["deceased"] = False
     _derived_inputs(index, doc)
+    _dose_history(index, doc)
     return doc
 
 

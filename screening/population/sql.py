@@ -1627,6 +1627,76 @@ def _visit_occasions(gen: Generator, node: ir.VisitOccasions, k: int):
     return value, missing, EMPTY
 
 
+# ---------------------------------------------------------------- dose trends
+def _dose_trend(gen: Generator, node: ir.DoseTrend, k: int):
+    """evaluate.dose_trend: over the last N the drug is taken every day, by records with exact dates, at a daily
+    dose that never changes (stable) or never rises (not increasing); false needs proof, unknown otherwise."""
+    index = gen.matcher(node.matcher)
+    as_of, start = gen.end, gen.start(node.duration)
+    name = f"a{k}"
+    who = _plain_name("medication", "e").replace("e.kind", q("medications"))
+    verification = "lower(regexp_replace(e.verification, '^\\s+|\\s+$', '', 'g'))"
+    never = ", ".join(q(x) for x in _NEVER_HAPPENED)
+    on = " AND ".join(f"dd.{c} IS NOT DISTINCT FROM e.{c}" for c in DOSE_COLUMNS)
+    status = "lower(e.status)"
+    active = f"(CASE WHEN {status} = 'intended' THEN NULL ELSE {_active_sql('medications', as_of)} END)"
+    sure = f"(dc.m{index} IS TRUE)"
+    doubt = (f"(CASE WHEN NOT {sure} THEN {who} || ': ' || e.unreadable || {q(': cannot tell whether it is in ' + node.matcher.name)} "
+             f"WHEN {verification} <> '' AND {verification} <> 'confirmed' THEN {who} || ': verification status ' "
+             f"|| {verification} || ', not confirmed' "
+             f"WHEN {status} = 'on-hold' THEN {who} || ': on hold' "
+             f"WHEN e.start_lo IS NULL THEN {who} || ': start date not recorded' "
+             f"WHEN e.start_lo <> e.start_hi THEN {who} || ': start date not a full date' "
+             f"WHEN e.end_lo IS NOT NULL AND e.end_lo <> e.end_hi THEN {who} || ': end date not a full date' "
+             f"WHEN e.end_lo IS NULL AND {active} IS FALSE THEN {who} || ': stopped, end date not recorded' "
+             f"WHEN e.end_lo IS NULL AND {active} IS NULL THEN {who} || ': status and end date not recorded' END)")
+    path = "'$.medications[' || CAST(e.seq AS VARCHAR) || ']'"
+    dose_missing = (f"(CASE WHEN NOT dd.recorded THEN {who} || ': dose not recorded' WHEN dd.daily IS NULL THEN {who} "
+                    f"|| ': ' || coalesce(replace(dd.daily_problem, {q(DOSE_PATH)}, {path}), 'daily dose not recorded') END)")
+    rows = (f"SELECT e.patient_id, e.seq, {doubt} AS doubt, e.start_lo AS s, least(coalesce(e.end_lo, {as_of}), {as_of}) AS f, "
+            f"CASE WHEN dd.recorded THEN dd.daily END AS d, {dose_missing} AS dm, {who} AS who "
+            f"FROM medications e LEFT JOIN dict_record_codes dc ON dc.code IS NOT DISTINCT FROM e.code "
+            f"AND dc.codes IS NOT DISTINCT FROM e.codes LEFT JOIN dict_doses dd ON {on} "
+            f"WHERE NOT ((NOT {sure} AND e.unreadable IS NULL) OR coalesce({status} IN ({never}), FALSE)) "
+            f"AND NOT coalesce(e.start_lo > {as_of}, FALSE) AND NOT coalesce(e.end_hi < {start}, FALSE)")
+    gen.ctes.append((f"{name}r", rows))
+    gen.ctes.append((f"{name}s", f"SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY s, f, seq) AS idx "
+                                 f"FROM {name}r WHERE doubt IS NULL"))
+    stable = "TRUE" if node.trend == "stable" else "FALSE"
+    pairs = (f"SELECT a.patient_id, bool_or(b.s > a.f AND (b.d > a.d OR {stable})) AS falls, "
+             f"list(a.who || ' and ' || b.who || ' overlap in time with different doses (' || printf('%g', a.d) || ' and ' "
+             f"|| printf('%g', b.d) || ' mg/day)' ORDER BY a.idx, b.idx) FILTER (WHERE b.s <= a.f) AS om "
+             f"FROM {name}s a JOIN {name}s b ON b.patient_id = a.patient_id AND b.idx > a.idx "
+             f"AND a.d IS NOT NULL AND b.d IS NOT NULL AND a.d <> b.d GROUP BY a.patient_id")
+    before = f"CAST({start} - INTERVAL 1 DAY AS DATE)"
+    prev = (f"greatest({before}, coalesce(max(f) OVER (PARTITION BY patient_id ORDER BY idx ROWS BETWEEN UNBOUNDED "
+            f"PRECEDING AND 1 PRECEDING), {before}))")
+    covered = (f"SELECT patient_id, arg_min(struct_pack(lo := CAST(prev + INTERVAL 1 DAY AS DATE), "
+               f"hi := CAST(s - INTERVAL 1 DAY AS DATE)), idx) FILTER (WHERE s > CAST(prev + INTERVAL 1 DAY AS DATE)) AS hole, "
+               f"greatest({before}, max(f)) AS reach, list(dm ORDER BY idx) FILTER (WHERE dm IS NOT NULL) AS dms "
+               f"FROM (SELECT *, {prev} AS prev FROM {name}s) GROUP BY patient_id")
+    doubts = f"SELECT patient_id, list(doubt ORDER BY seq) AS ds FROM {name}r WHERE doubt IS NOT NULL GROUP BY patient_id"
+    gap = (f"(CASE WHEN c.hole IS NOT NULL THEN c.hole WHEN coalesce(c.reach, {before}) < {as_of} THEN "
+           f"struct_pack(lo := CAST(coalesce(c.reach, {before}) + INTERVAL 1 DAY AS DATE), hi := {as_of}) END)")
+    when = (f"(CASE WHEN gap.lo = gap.hi THEN {show('gap.lo', 'gap.lo')} ELSE {show('gap.lo', 'gap.lo')} || ' to ' "
+            f"|| {show('gap.hi', 'gap.hi')} END)")
+    matcher = node.matcher.name
+    body = (f"SELECT patient_id, falls, gap, ds, "
+            f"list_concat(coalesce(ds, {EMPTY}), coalesce(dms, {EMPTY}), coalesce(om, {EMPTY}), "
+            f"CASE WHEN gap IS NOT NULL THEN [{q('no ' + matcher + ' record with full dates covers ')} || "
+            f"{when}] ELSE {EMPTY} END) AS missing FROM ("
+            f"SELECT p.patient_id, pr.falls, {gap} AS gap, d.ds, c.dms, pr.om FROM patients p "
+            f"LEFT JOIN ({covered}) c ON c.patient_id = p.patient_id LEFT JOIN ({pairs}) pr ON pr.patient_id = p.patient_id "
+            f"LEFT JOIN ({doubts}) d ON d.patient_id = p.patient_id WHERE p.has_medications)")
+    gen.ctes.append((name, f"SELECT patient_id, CASE WHEN falls IS TRUE THEN FALSE "
+                           f"WHEN gap IS NOT NULL AND ds IS NULL THEN FALSE WHEN len(missing) > 0 THEN NULL ELSE TRUE END AS v, "
+                           f"list_distinct(missing) AS m FROM ({body})"))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    value = f"(CASE WHEN NOT p.has_medications THEN NULL ELSE {name}.v END)"
+    missing = f"(CASE WHEN NOT p.has_medications THEN ['medications (not provided)'] ELSE {name}.m END)"
+    return value, missing, EMPTY
+
+
 def _refuse(what: str):
     def translate(gen, node, k):
         raise Unsupported(f"{what} is not translated to SQL yet: {node.source_text}")
@@ -1647,6 +1717,7 @@ ATOMS = {
     ir.AnchoredRecordTest: _anchored_record,
     ir.LabAggregate: _lab_aggregate,
     ir.VisitOccasions: _visit_occasions,
+    ir.DoseTrend: _dose_trend,
 }
 """Atom node type -> translation ``f(generator, node, k) -> (value, missing, reviews)`` SQL expressions over the
 patient row ``p`` and the CTEs the function adds."""
