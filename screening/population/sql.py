@@ -862,7 +862,9 @@ def _lab_text(gen: Generator, node: ir.LabText, k: int):
         agg = "CASE WHEN bool_or(ev IS TRUE) THEN TRUE WHEN bool_or(ev IS NULL) THEN NULL ELSE FALSE END"
     # the problem of the first result whose value is the answer (evaluate: `decisive`), when the answer is unknown
     body = (f"SELECT patient_id, {agg} AS v, "
-            f"arg_min(pr, rn) FILTER (WHERE ev IS NULL) AS pr FROM {name}k GROUP BY patient_id")
+            f"arg_min(CASE WHEN ins IS NULL AND cv IS TRUE THEN {q(node.label + ' result of ')} || {show('lo', 'hi')} "
+            f"|| ': date uncertain relative to the window' ELSE pr END, rn) FILTER (WHERE ev IS NULL) AS pr "
+            f"FROM {name}k GROUP BY patient_id")
     gen.ctes.append((name, body))
     gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
     value = f"(CASE WHEN NOT p.has_observations THEN NULL ELSE {name}.v END)"
