@@ -1537,8 +1537,16 @@ def _lab_source(gen: Generator, key: str, start: str, end: str) -> str:
                 f"AND hi >= {start}")
     kept = (f"SELECT * FROM dobs WHERE key = {q(key)} AND hi <= {end} AND oldest >= {start} "
             f"AND patient_id NOT IN ({measured})")
-    return (f"(WITH dk AS ({kept}) SELECT *, CAST(NULL AS DOUBLE) AS value_high FROM nobs WHERE key = {q(key)} "
-            f"AND patient_id NOT IN (SELECT patient_id FROM dk) UNION ALL BY NAME SELECT * EXCLUDE (oldest) FROM dk)")
+    columns = ", ".join(_OBS_COLUMNS)
+    return (f"(WITH dk AS ({kept}) SELECT {columns}, CAST(NULL AS DOUBLE) AS value_high FROM nobs WHERE key = {q(key)} "
+            f"AND patient_id NOT IN (SELECT patient_id FROM dk) UNION ALL SELECT {columns}, value_high FROM dk)")
+
+
+_OBS_COLUMNS = ("patient_id", "seq", "key", "lo", "hi", "comparator", "unit", "kind", "text", "problem", "value",
+                "dimension", "factor", "addend", "raw_value", "resolution", "ref_low", "ref_high", "raw_ref_low",
+                "raw_ref_high", "ref_problem_low", "ref_problem_high")
+"""The columns of nobs a lab test reads (a derived series is read in their place: a union by position, which
+every dialect has)."""
 
 
 def _both_ends(value: str, problem: str) -> tuple[str, str]:
