@@ -1,6 +1,6 @@
 """Measure the registry importer's drafts on the 70-trial sample (issue 9).
 
-    python benchmarks/ctgov_drafts.py [--data ../shared/data/ctgov] [--list]
+    python benchmarks/ctgov_drafts.py [--data ../shared/data/ctgov] [--list] [--judge FILE] [--reviewed FILE ...] [--undrafted FILE]
 
 Imports every row of ``criteria_sample.jsonl`` with :func:`screening.ctgov.convert` and prints:
 
@@ -13,9 +13,29 @@ Imports every row of ``criteria_sample.jsonl`` with :func:`screening.ctgov.conve
   restate one in another unit (same analyte and operator). A draft that fails, a draft whose
   line the inventory rates other than ``yes``, and every non-lab draft (ages, dated events,
   performance scores, investigational agents: the inventory gives no structured value for
-  them) are listed as ``read`` for a person to judge (``--list`` prints them); the figures in
+  them) and every lab draft with a subgroup or exemption by a condition (``if condition
+  liver_metastases then ...``, ``... or condition gilbert_syndrome``: the inventory has no
+  structured value for that part) are listed as ``read`` for a person to judge (``--list`` prints them); the figures in
   docs/ctgov-import.md give the result of that reading. Lab drafts are also counted on their
   own line, the automatic check's share of them.
+
+``--undrafted FILE`` (default ``benchmarks/out/undrafted.txt``) lists the annotated lines marked computable that
+no draft covers, one a line (trial, section, text): the candidates for coverage.
+
+Every draft is also compiled on its own (a file holding only its value sets, the default lab
+window and that criterion): a draft that does not compile is a bug, and so is one the writer had to
+replace by `review`; both counts are printed and must be 0.
+
+``--new FILE`` (default ``benchmarks/out/ctgov_drafts_new.jsonl``) receives the rows of ``--judge`` whose
+(nctid, id, rule, value-set declarations) are not in any ``--reviewed`` file (default ``../judge/round1.jsonl``
+``../judge/round2.jsonl``, the drafts an independent reader has judged, one file per round): the drafts that are
+new or changed since the last review that saw them.
+
+``--judge FILE`` (default ``benchmarks/out/ctgov_drafts_to_judge.jsonl``) writes every draft the
+automatic check does not accept -- in the 35 annotated trials and in the 35 others -- one JSON
+object a line: trial, id, section, family, registry text (with its header context), the draft rule,
+the value sets it declares, why it is not checked automatically, and ``"verdict": null`` for an
+independent reader to fill in ("right" / "wrong" and a note).
 
 Matching an imported criterion to annotated lines: same trial and section; the line whose text is
 equal after dropping case and punctuation, else every line one text contains (the importer may
@@ -34,14 +54,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from screening.compile import compile_text  # noqa: E402
 from screening.ctgov import convert, parse_document  # noqa: E402
+from screening.ctgov.render import DEFAULT_LAB_WINDOW, _string  # noqa: E402
+from screening.errors import SourceError  # noqa: E402
+
+FALLBACK = "the importer's draft did not compile; left for review"
+
+
+def compiles_alone(nct: str, c) -> bool:
+    """Whether a drafted criterion compiles in a file of its own (its value sets, a lab window)."""
+    text = "\n".join([f"trial {_string(nct)}", f"lab window {DEFAULT_LAB_WINDOW}", *c.valuesets.values(),
+                      f"draft {c.kind} {c.ident} {_string(c.text)} =", f"    {c.rule}", ""])
+    try:
+        compile_text(text, f"{nct}-{c.ident}.crit")
+    except SourceError:
+        return False
+    return True
 
 GROUP = {
     "ANC": "ANC", "platelets": "platelets", "WBC": "WBC", "hemoglobin": "hemoglobin", "creatinine": "creatinine",
     "creatinine_clearance": "creatinine clearance / GFR", "eGFR": "creatinine clearance / GFR",
     "bilirubin": "total bilirubin", "direct_bilirubin": "direct bilirubin", "ALT": "ALT", "AST": "AST",
     "ALP": "alkaline phosphatase", "albumin": "albumin", "INR": "INR", "HbA1c": "HbA1c", "fasting_glucose": "glucose",
-    "BMI": "BMI", "lymphocytes": "lymphocytes",
+    "BMI": "BMI", "lymphocytes": "lymphocytes", "corrected_calcium": "corrected calcium", "potassium": "potassium",
+    "sodium": "sodium", "UPCR": "urine protein creatinine ratio", "urine_protein": "urine protein",
+    "weight": "weight",
 }
 TEST = re.compile(
     r"\b(?P<analyte>" + "|".join(sorted(GROUP, key=len, reverse=True)) + r")\s+"
@@ -71,7 +109,7 @@ def is_limit(unit: str | None) -> bool:
 def rule_tests(rule: str) -> list[tuple[str, str, float, bool]]:
     """(inventory group, op, value, relative to ULN) for every comparison of a drafted lab rule."""
     out = []
-    if rule.startswith("if condition"):          # a subgroup threshold: test the general branch (else)
+    if rule.startswith(("if condition", "if active condition")):          # a subgroup threshold: test the general branch (else)
         rule = rule.split(" else ", 1)[1]
     for m in TEST.finditer(rule):
         group = GROUP[m["analyte"]]
@@ -135,6 +173,10 @@ def judge(criterion, lines) -> tuple[str, str]:
         return "read", "no annotated line matched"
     if any(line["computable"] != "yes" for line in lines):
         return "read", "annotated computable: " + "/".join(sorted({line["computable"] for line in lines}))
+    if "condition " in criterion.rule:
+        # the thresholds could be compared, but not the subgroup or exemption (liver metastases,
+        # Gilbert syndrome): the inventory records no structured value for it
+        return "read", "subgroup or exemption by a condition: not in the inventory's lab entries"
     ours = rule_tests(criterion.rule)
     theirs = [t for line in lines for e in line["labs"] for t in entry_tests(e)]
     if not ours:
@@ -149,10 +191,32 @@ def judge(criterion, lines) -> tuple[str, str]:
     return "right", ""
 
 
+def judge_row(nct: str, c, annotated: bool, reason: str) -> dict:
+    return {"nctid": nct, "id": c.ident, "section": c.kind, "family": c.family, "annotated_trial": annotated,
+            "text": c.text, "rule": c.rule, "valuesets": list(c.valuesets.values()), "comment": c.comment,
+            "why_not_automatic": reason, "verdict": None, "note": None}
+
+
+def reviewed_key(row: dict) -> tuple:
+    """What a review judged: the draft's trial, id and rule, and the codes of its value sets (a value set
+    whose codes changed under an unchanged rule, e.g. `condition stroke_history`, is a changed draft)."""
+    return row["nctid"], row["id"], row["rule"], tuple(sorted(row.get("valuesets") or ()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ctgov")
     parser.add_argument("--list", action="store_true", help="print every draft that needs reading")
+    parser.add_argument("--judge", type=Path, default=ROOT / "benchmarks" / "out" / "ctgov_drafts_to_judge.jsonl",
+                        help="where to write the drafts the automatic check does not accept (JSON lines)")
+    parser.add_argument("--reviewed", type=Path, nargs="+",
+                        default=[ROOT.parent / "judge" / "round1.jsonl", ROOT.parent / "judge" / "round2.jsonl"],
+                        help="drafts an independent reader has judged (JSON lines with nctid, id, rule), one file "
+                             "per review round")
+    parser.add_argument("--new", type=Path, default=ROOT / "benchmarks" / "out" / "ctgov_drafts_new.jsonl",
+                        help="where to write the drafts to judge that are not in --reviewed (new or changed)")
+    parser.add_argument("--undrafted", type=Path, default=ROOT / "benchmarks" / "out" / "undrafted.txt",
+                        help="where to write the annotated lines marked computable that no draft covers")
     args = parser.parse_args()
     rows = [json.loads(x) for x in (args.data / "criteria_sample.jsonl").read_text(encoding="utf-8").splitlines()
             if x.strip()]
@@ -168,16 +232,23 @@ def main() -> None:
     verdicts = Counter()
     lab_verdicts = Counter()
     to_read = []
+    judge_rows = []
+    undrafted = []
+    fallbacks = alone_failures = 0
     for row in rows:
         result = convert(parse_document(json.dumps(row), f"{row['nctid']}.json"))
         lines = result.registry_lines
         total += len(lines)
         drafted += len(result.drafted)
+        fallbacks += sum(c.comment == FALLBACK for c in lines)
         for c in result.drafted:
             families[c.family] += 1
+            alone_failures += not compiles_alone(row["nctid"], c)
             if c.family in ("labs", "scores"):
                 lab_windows["text" if " within " in c.rule else "default"] += 1
         if row["nctid"] not in annotated_trials:
+            for c in result.drafted:
+                judge_rows.append(judge_row(row["nctid"], c, False, "trial not annotated in the inventory"))
             continue
         annotated = [line for line in inventory if line["nctid"] == row["nctid"]]
         covered = {id(line) for c in result.drafted for line in best_lines(c, annotated)}
@@ -186,6 +257,8 @@ def main() -> None:
                 continue
             computable += 1
             drafted_computable += id(line) in covered
+            if id(line) not in covered:
+                undrafted.append(f"{row['nctid']} {line['section']}: {line['text']}")
         for c in result.drafted:
             annotated_families[c.family] += 1
             verdict, reason = judge(c, best_lines(c, annotated))
@@ -194,7 +267,20 @@ def main() -> None:
                 lab_verdicts[verdict] += 1
             if verdict == "read":
                 to_read.append((row["nctid"], c, reason))
+                judge_rows.append(judge_row(row["nctid"], c, True, reason))
 
+    args.judge.parent.mkdir(parents=True, exist_ok=True)
+    args.judge.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in judge_rows), encoding="utf-8")
+    reviewed = set()
+    read_files = [path for path in args.reviewed if path.is_file()]
+    for path in read_files:
+        reviewed |= {reviewed_key(r) for r in map(json.loads, filter(str.strip, path.read_text(
+            encoding="utf-8").splitlines()))}
+    new_rows = [r for r in judge_rows if reviewed_key(r) not in reviewed]
+    args.undrafted.parent.mkdir(parents=True, exist_ok=True)
+    args.undrafted.write_text("".join(u + "\n" for u in undrafted), encoding="utf-8")
+    args.new.parent.mkdir(parents=True, exist_ok=True)
+    args.new.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in new_rows), encoding="utf-8")
     print(f"trials: {len(rows)} ({len(annotated_trials)} annotated)")
     print(f"lines: {total}; drafted: {drafted} ({drafted / total:.1%}) "
           f"[{', '.join(f'{k} {v}' for k, v in families.most_common())}]")
@@ -205,6 +291,12 @@ def main() -> None:
           f"to read {verdicts['read']} [{', '.join(f'{k} {v}' for k, v in annotated_families.most_common())}]")
     print(f"lab drafts in annotated trials: {sum(lab_verdicts.values())}; right by automatic check "
           f"{lab_verdicts['right']}; to read {lab_verdicts['read']}")
+    print(f"drafts that do not compile alone: {alone_failures}; drafts the writer replaced by review: {fallbacks}")
+    print(f"drafts for an independent reader: {len(judge_rows)} "
+          f"({sum(r['annotated_trial'] for r in judge_rows)} in annotated trials) -> {args.judge}")
+    print(f"drafts to judge not in {' + '.join(p.name for p in read_files) or '(no reviewed file)'} "
+          f"(new or changed since that review): {len(new_rows)} "
+          f"({sum(r['annotated_trial'] for r in new_rows)} in annotated trials) -> {args.new}")
     if args.list:
         for nct, c, reason in to_read:
             print(f"\n{nct} {c.ident} ({c.kind}, {c.family}): {reason}\n  text: {c.text}\n  rule: {c.rule}")

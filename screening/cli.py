@@ -370,6 +370,8 @@ def worklist(
             rows = wl.build(t.screen(r, day).to_dict() for r in records for t in compiled)
     except ScreeningError as exc:
         _fail(exc)
+    if bad and len(bad) == total:  # no file could be read: the errors alone, as `check`
+        _report_bad(bad, total)
     if output_format is WorklistFormat.text and output is None:
         wl.print_text(out, rows)
     else:
@@ -473,6 +475,13 @@ def batch(
     workers: int = typer.Option(2, "--workers", min=1, help="Worker processes (default: 2)."),
     resume: bool = typer.Option(True, "--resume/--restart", help="Continue an interrupted run in --out (default) or start over."),
     terminology: Optional[str] = typer.Option(None, "--terminology", help=TERMINOLOGY_HELP),
+    engine: Optional[str] = typer.Option(None, "--engine", help="duckdb (SQL on DuckDB, embedded), spark (SQL on Apache "
+                                                               "Spark) or python (the per-patient engine, explanations "
+                                                               "for every patient). Default: duckdb when it can read the "
+                                                               "input and translate the rule sets, else python."),
+    explain: Optional[str] = typer.Option(None, "--explain", help="duckdb/spark: write explanations.jsonl for these "
+                                                                  "patients only: decisions (eligible,undetermined) "
+                                                                  "and/or patient ids, comma-separated."),
 ) -> None:
     """Screen many patients against one or more trials, streaming results to files.
 
@@ -482,6 +491,11 @@ def batch(
     from .batch import run_batch_command
 
     try:
+        if engine is not None and engine not in ("duckdb", "spark", "python"):
+            raise UsageError(f"--engine: {engine!r} is not one of duckdb, spark, python")
+        if engine == "python" and explain is not None:
+            raise UsageError("--explain is for --engine duckdb or spark: the python engine explains every patient "
+                             "in results.jsonl")
         day = as_of_option(as_of)
         store_path = terminology_path(terminology)
         if store_path is not None and (store_path.is_dir() or store_path.suffix.lower() == ".json"):
@@ -490,8 +504,29 @@ def batch(
             store_path = build_release_store([store_path])  # release files: one store for every worker
         if store_path is not None and not store_path.is_file():
             raise UsageError(f"--terminology: no terminology store at {store_path}")
-        code = run_batch_command(trials, patients, out_dir, day, workers=workers, resume=resume, out=out, err=err,
-                                 terminology=store_path)
+        if engine is None:
+            try:
+                from .population.run import choose_engine
+
+                engine, note = choose_engine(trials, patients, day, store_path)
+            except ImportError as exc:  # the population extra is not installed
+                engine, note = "python", f"the duckdb engine needs the population extra ({exc})"
+            if note:
+                err.print(f"note: {note}; screening with --engine python", markup=False, highlight=False)
+            if engine == "python" and explain is not None:
+                raise UsageError("--explain needs the duckdb engine, which cannot run here"
+                                 + (f": {note}" if note else " (the input is not an NDJSON file or a Parquet store)"))
+        if engine == "python":
+            code = run_batch_command(trials, patients, out_dir, day, workers=workers, resume=resume, out=out, err=err,
+                                     terminology=store_path)
+        else:
+            try:
+                from .population.run import run_columnar_command
+            except ImportError as exc:  # the population extra is not installed
+                raise UsageError(f"--engine {engine} needs a module that is not installed (pyspark for --engine spark: pip install 'screening[spark]'): "
+                                 f"{exc}") from None
+            code = run_columnar_command(trials, patients, out_dir, day, engine=engine, resume=resume, explain=explain,
+                                        out=out, err=err, terminology=store_path)
     except ScreeningError as exc:
         _fail(exc)
     raise typer.Exit(code)
@@ -623,6 +658,26 @@ def report(
         err.print(f"error: {source.problem_count} input{'s' if source.problem_count != 1 else ''} left out of the "
                   "report (listed above and in the report)", markup=False)
         raise typer.Exit(2)
+
+
+@app.command()
+def query(
+    results_dir: Path = typer.Argument(..., help="The --out folder of a screening batch run (duckdb or spark engine)."),
+    eligible: bool = typer.Option(False, "--eligible", help="The patients found eligible."),
+    needs: Optional[str] = typer.Option(None, "--needs", help="The patients undetermined only for want of this item "
+                                                              "(e.g. HbA1c): one test would decide them."),
+    trial: Optional[str] = typer.Option(None, "--trial", help="Only this trial's results."),
+) -> None:
+    """Patients of a batch run's results, as CSV on standard output: eligible ones, or those undetermined
+    only for want of one named item ("who needs only an HbA1c to be decided?")."""
+    try:
+        from .population.run import query_results
+
+        query_results(results_dir, eligible=eligible, needs=needs, trial=trial, out=sys.stdout)
+    except ImportError as exc:
+        _fail(UsageError(f"screening query needs DuckDB (pip install duckdb pyarrow): {exc}"))
+    except ScreeningError as exc:
+        _fail(exc)
 
 
 from .terminology.cli import app as _terminology_app  # noqa: E402

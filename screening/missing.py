@@ -157,11 +157,17 @@ def _not_provided(node: ir.RecordTest, text: str) -> MissingItem:
                        f"{_record_question(node)} (the record has no {node.kind} list)", text)
 
 
-def _anchor_name(node, other) -> str:
-    """The anchor event of an anchored window: a record, or a lab result with its date."""
+def _anchor_shown(node, other) -> str:
+    """The anchor event as a person reads it: a record by its display, a lab result by its date."""
     if isinstance(node.anchor, ir.LabCompare):
         return anchor_label(node, other)
     return entry_name(node.anchor.noun, other, True)
+
+
+def _anchor_not_provided(anchor, text: str) -> MissingItem:
+    if isinstance(anchor, ir.LabCompare):  # the anchor is a lab result and the record has no labs
+        return _lab(anchor, text, _no_result_question(anchor, None))
+    return _not_provided(anchor, text)
 
 
 def atom_items(info) -> list[MissingItem]:
@@ -217,28 +223,32 @@ def atom_items(info) -> list[MissingItem]:
     if kind == "anchored":
         node = info[1]
         if info[3]:
-            if isinstance(node.anchor, ir.LabCompare):
-                if node.test.kind not in info[3]:  # no result of the anchor's lab: ask for it
-                    return [_lab(node.anchor, texts[0], _no_result_question(node.anchor, None))]
-                return [_not_provided(node.test, texts[0])]
-            test = node.anchor if info[3] == f"{node.anchor.kind} (not provided, needed as the anchor)" else node.test
+            if isinstance(node.anchor, ir.LabCompare) and node.test.kind not in info[3]:
+                return [_anchor_not_provided(node.anchor, texts[0])]  # no labs, or no result of the anchor's lab
+            test = node.anchor if info[3] == f"{getattr(node.anchor, 'kind', '')} (not provided, needed as the anchor)" \
+                else node.test
             return [_not_provided(test, texts[0])]
         items = []
         for (entry, other, reasons), text in zip(info[4], texts):
-            shown = f"{entry_name(node.test.noun, entry, True)} {node.relation_text} {_anchor_name(node, other)}"
+            shown = f"{entry_name(node.test.noun, entry, True)} {node.relation_text} {_anchor_shown(node, other)}"
             items.append(MissingItem(_record_kind(node.test.noun), entry.code or node.test.matcher.name, shown, None,
                                      f"Check {shown}: {', '.join(reasons)}", text))
         return items
     if kind == "anchored_lab":
         node = info[1]
-        if info[3]:  # the only reason with no anchor to look at
-            if isinstance(node.anchor, ir.LabCompare):
-                return [_lab(node.anchor, texts[0], _no_result_question(node.anchor, None))]
-            return [_not_provided(node.anchor, texts[0])]
+        if info[3]:
+            return [_anchor_not_provided(node.anchor, texts[0])]  # the only reason with no anchor to look at
         items = []
-        for (other, _lab_info, _reasons), text in zip(info[4], texts):
-            items.append(_lab(node.test, text, f"{node.test.label} result {node.relation_text} "
-                                               f"{_anchor_name(node, other)}"))
+        for (other, _lab_info, reasons), text in zip(info[4], texts):
+            shown = _anchor_shown(node, other)
+            question = f"{node.test.label} result {node.relation_text} {shown}"
+            if not isinstance(node.anchor, ir.LabCompare) and any(TERMINOLOGY_REASON in r for r in reasons):
+                # whether this record is an anchor at all comes first; its lab matters only if it is
+                group = node.anchor.matcher.name
+                items.append(MissingItem("terminology", other.code or group, shown, None,
+                                         f"Is {shown} one of {group}? (the terminology loaded cannot tell)", text))
+                question += f" (if it is one of {group})"
+            items.append(_lab(node.test, text, question))
         return items
     if kind == "fact":
         node = info[1]
@@ -275,7 +285,11 @@ def fallback_item(text: str) -> MissingItem:
     return MissingItem("record", "", text, None, _cap(text), text)
 
 
-def _collect(outcome: Outcome, found: dict[str, MissingItem], seen: set[int]) -> None:
+def _collect(outcome: Outcome, found: dict[str, list[MissingItem]], seen: set[int]) -> None:
+    """The items of every unknown atom under ``outcome``, in rule order, grouped by their ``missing`` text.
+
+    One sentence can stand for several atoms ("conditions (not provided)" for each condition test of
+    the criterion): each keeps its own item, so every test left open is asked, not only the first."""
     stack = [outcome]
     while stack:
         o = stack.pop()
@@ -285,21 +299,24 @@ def _collect(outcome: Outcome, found: dict[str, MissingItem], seen: set[int]) ->
         if o.info is not None:
             if o.value is None and o.info[0] != "review":
                 for item in atom_items(o.info):
-                    found.setdefault(item.text, item)
+                    group = found.setdefault(item.text, [])
+                    if not any((i.kind, i.code, i.question) == (item.kind, item.code, item.question) for i in group):
+                        group.append(item)
             continue
-        stack.extend(o.deciding)
+        stack.extend(reversed(o.deciding))
 
 
 def missing_items(outcomes, missing: list[str], reviews: list[str], criterion_id: str = "") -> list[MissingItem]:
-    """The structured items of a criterion: one per ``missing`` entry (same order), then one per review reason.
+    """The structured items of a criterion: those of each ``missing`` entry (same order; one, or one per
+    test when a sentence stands for several), then one per review reason.
 
     ``outcomes``: the criterion's explained outcomes (its condition, and its `applies if` premise).
     """
-    found: dict[str, MissingItem] = {}
+    found: dict[str, list[MissingItem]] = {}
     seen: set[int] = set()
     for outcome in outcomes:
         if isinstance(outcome, Outcome):
             _collect(outcome, found, seen)
-    items = [found.get(text) or fallback_item(text) for text in missing]
+    items = [item for text in dict.fromkeys(missing) for item in found.get(text) or [fallback_item(text)]]
     items += [review_item(reason, criterion_id) for reason in reviews]
     return items

@@ -192,3 +192,22 @@ def test_no_sample_criterion_is_a_note_or_boilerplate_alone():
             assert "criteria may apply" not in b.text.lower(), (row["nctid"], b.ident)
         found += sum(n.kind == "boilerplate" for n in notes)
     assert found >= 2
+
+
+def test_any_of_the_following_without_a_colon_splits_in_an_exclusion():
+    """NCT02966730: "Any of the following abnormalities" with no colon over its list; each item excludes."""
+    text = """Exclusion Criteria:
+
+* Any of the following abnormalities
+  * Absolute neutrophil count (ANC) <750 cells/mm^3 (0.75 x 10^9/L)
+  * Creatinine clearance (CrCl) <30mL/min
+"""
+    bullets = split_criteria(text)
+    assert [b.text for b in bullets] == ["Absolute neutrophil count (ANC) <750 cells/mm^3 (0.75 x 10^9/L)",
+                                         "Creatinine clearance (CrCl) <30mL/min"]
+    assert {b.context for b in bullets} == {"Any of the following abnormalities"}
+    result = convert(StudyRecord(nct_id="NCT02966730", title=None, criteria=text))
+    assert [c.rule for c in result.drafted] == ["ANC < 750/mm3", "creatinine_clearance < 30 mL/min"]
+    # in an inclusion the same header offers a choice: kept whole
+    inclusion = split_criteria(text.replace("Exclusion", "Inclusion"))
+    assert len(inclusion) == 1

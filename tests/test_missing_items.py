@@ -85,12 +85,14 @@ def test_records_birth_date_sex_and_review_items():
 
 
 def test_every_missing_entry_of_every_sample_has_its_item():
-    """The items mirror the missing sentences one to one: none falls back to a bare copy."""
+    """The items follow the missing sentences (one, or one per test a sentence stands for), then the reviews."""
     t = compile_trial(CRIT)
     count = 0
     for path in sorted(glob.glob(str(ROOT / "patient_samples" / "*.json"))):
         for c in t.screen(load_patient(path), AS_OF).criteria:
-            assert [i.text for i in c.missing_items] == [*c.missing, *c.reviews]
+            found = [i for i in c.missing_items if i.kind != "review"]
+            assert list(dict.fromkeys(i.text for i in found)) == c.missing
+            assert [i.text for i in c.missing_items[len(found):]] == c.reviews
             for item in c.missing_items:
                 assert item.kind in KINDS and item.code and item.question
                 count += 1
@@ -167,3 +169,56 @@ def test_a_fact_declaration_after_an_unfinished_rule_is_named_at_its_keyword():
     assert [(d.span.line, d.message) for d in info.value.diagnostics] == [
         (3, "unexpected 'inclusion': the declaration before it is unfinished"),
         (5, "unexpected 'exclusion': the declaration before it is unfinished")]
+
+
+def test_a_sentence_shared_by_several_tests_asks_each_of_them():
+    """'conditions (not provided)' stands for every condition test of the criterion: each is asked,
+    never only one of them (a coordinator who answered 'no HIV' would still not have E3 decided)."""
+    t = compile_trial(CRIT)
+    result = t.screen(load_patient(ROOT / "patient_samples" / "p16_undetermined_conditions_not_provided.json"), AS_OF)
+    by_id = {c.id: c for c in result.criteria}
+    e3, e4 = by_id["E3"], by_id["E4"]
+    assert e3.missing[0] == "conditions (not provided)"
+    assert [i.question for i in e3.missing_items if i.text == e3.missing[0]] == [
+        "Does the patient currently have active infection, including hepatitis B, hepatitis C and tuberculosis?"
+        " (the record has no conditions list)",
+        "Has the patient had HIV infection? (the record has no conditions list)"]
+    assert [(i.code, i.window) for i in e4.missing_items] == [
+        ("cardiovascular disease", None), ("congestive heart failure", None),
+        ("acute coronary syndrome", "within 6 months")]
+    assert {i.text for i in e4.missing_items} == {"conditions (not provided)"}
+
+
+LAB_ANCHORED = (
+    'valueset transfusion "platelet transfusion" = CPT:36430\n'
+    'inclusion I1 "ANC before the hemoglobin" = ANC >= 1500/mm3 within 3 days before hemoglobin >= 9 g/dL\n'
+    'inclusion I2 "no transfusion before it" = not procedure transfusion within 7 days before hemoglobin >= 9 g/dL\n'
+)
+
+
+def test_windows_anchored_at_a_lab_result_give_items_not_a_crash():
+    """A lab result as the anchor (its date known to the month): the items name the result, and
+    screening never fails (it raised AttributeError: 'LabCompare' object has no attribute 'noun')."""
+    record = patient(observations=[obs("LOINC:718-7", 10, "g/dL", "2026-11")],
+                     procedures=[{"code": "CPT:36430", "date": "2026-10"}])
+    i1, i2 = trial(LAB_ANCHORED).screen(record, AS_OF).criteria
+    assert (i1.verdict, i2.verdict) == ("unknown", "unknown")
+    assert [i.question for i in i1.missing_items] == ["ANC result within 3 days before hemoglobin result of 2026-11"]
+    assert i2.missing_items[0].question.startswith(
+        "Check procedure CPT:36430 within 7 days before hemoglobin result of 2026-11: ")
+    record = patient(procedures=[{"code": "CPT:36430", "date": "2026-10-01"}])  # no labs list at all
+    i1, i2 = trial(LAB_ANCHORED).screen(record, AS_OF).criteria
+    assert [i.kind for i in i1.missing_items + i2.missing_items] == ["lab", "lab"]
+
+
+def test_an_anchor_the_terminology_cannot_place_is_asked_about_before_its_lab():
+    """ANC before chemotherapy, a medication the terminology cannot place in 'chemo': the coordinator is
+    asked whether it is chemotherapy, and the ANC only for that case (not as if metformin were the chemo)."""
+    rules = ('valueset chemo "chemotherapy" = RXNORM:40048\n'
+             'inclusion I6 "ANC before chemo" = ANC >= 1500/mm3 within 3 days before medication chemo\n')
+    record = patient(medications=[{"code": "RXNORM:6809", "start": "2026-09-01"}])
+    (i6,) = trial(rules).screen(record, AS_OF).criteria
+    assert i6.verdict == "unknown"
+    assert [(i.kind, i.question) for i in i6.missing_items] == [
+        ("terminology", "Is medication RXNORM:6809 one of chemotherapy? (the terminology loaded cannot tell)"),
+        ("lab", "ANC result within 3 days before medication RXNORM:6809 (if it is one of chemotherapy)")]

@@ -132,6 +132,10 @@ def test_ineligible_patient_gets_no_card_unless_asked(demo) -> None:
     [card] = cards(demo, prefetch, ineligible="true")
     assert card["summary"] == "Not eligible for NCT00000001: CANCER"
     assert "CANCER (exclusion): History of malignancy" in card["detail"]
+    # and why, from the record: the clinician sees what excluded the patient
+    assert ("- CANCER (exclusion): History of malignancy — condition ICD10\\:C50\\.9 (from 2015-03-01, resolved) "
+            "matches") in card["detail"]
+    assert "Not eligible because of:" in card["detail"] and "Excluded by" not in card["detail"]
 
 
 def test_null_search_means_none_recorded_but_an_absent_one_is_unknown(demo) -> None:
@@ -252,6 +256,8 @@ def test_bodies_over_the_limit_are_413_before_parsing() -> None:
 
     response = client.post("/screen", content=stream(), headers={"content-type": "application/json"})
     assert response.status_code == 413
+    assert response.json()["message"] == ("the request body is larger than the limit of 1,000 bytes "
+                                          "(screening serve --max-body-bytes)")
     response = client.post(HOOK, json=hook(full()))  # a request within the limit still works
     assert response.status_code == 200
 

@@ -66,7 +66,10 @@ def test_check_table_fits_the_width_and_cuts_nothing(screened, width, wide):
     for result in results:
         for criterion in result.criteria:
             if criterion.missing:  # the whole reason is there, wrapped, in the compact table too
-                assert "".join(("missing: " + ", ".join(criterion.missing)).split()) in text
+                from screening.reports.worklist import criterion_reason
+
+                reason = "missing: " + ", ".join(criterion.missing) if wide else criterion_reason(criterion.to_dict())
+                assert "".join(reason.split()) in text
             if wide:
                 assert "".join(criterion.text.split()) in text  # the registry text, whole
 
@@ -166,3 +169,19 @@ def test_check_names_a_fhir_patient_by_name_and_mrn_not_uuid(tmp_path):
     assert uuid not in proc.stdout
     proc = run("check", CRIT, path, "--as-of", "2026-11-25", "--terminology", "none", "--wide", cwd=tmp_path)
     assert f"record id {uuid}" in proc.stdout  # the id is one --wide away
+
+
+def test_compact_reason_asks_a_fact_as_its_question_and_names_a_shared_sentence_once():
+    """The check table's reason is read by a person: a fact is its question, not its identifier, and
+    'conditions (not provided)' (three condition tests in E4) is written once."""
+    from screening.reports.worklist import criterion_reason
+
+    trial = compile_trial(CRIT)
+    p06 = trial.screen(load_patient(SAMPLES / "p06_undetermined_alt_elevated_cause_not_assessed.json"), AS_OF)
+    p16 = trial.screen(load_patient(SAMPLES / "p16_undetermined_conditions_not_provided.json"), AS_OF)
+    e6 = next(c for c in p06.criteria if c.id == "E6")
+    e4 = next(c for c in p16.criteria if c.id == "E4")
+    assert criterion_reason(e6.to_dict()) == "missing: Is the transaminase rise due to active lupus? (investigator)"
+    assert criterion_reason(e4.to_dict()) == "missing: conditions (not provided)"
+    text = _joined(_render(80, lambda c: print_results(c, trial, [p06])))
+    assert "missing:Isthetransaminaseriseduetoactivelupus?(investigator)" in text

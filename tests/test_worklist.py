@@ -21,7 +21,7 @@ OPTIONS = ("--as-of", "2026-11-25", "--terminology", str(TERMINOLOGY))
 EXPECTED_ORDER = [
     ("p01", "eligible", 0), ("p02", "eligible", 0), ("p03", "eligible", 0),
     ("p06", "undetermined", 1), ("p18", "undetermined", 4), ("p17", "undetermined", 5),
-    ("p16", "undetermined", 7), ("p15", "undetermined", 12),
+    ("p16", "undetermined", 10), ("p15", "undetermined", 12),
     ("p04", "ineligible", 0), ("p05", "ineligible", 0), ("p07", "ineligible", 0), ("p08", "ineligible", 0),
     ("p09", "ineligible", 0), ("p10", "ineligible", 0), ("p11", "ineligible", 0), ("p12", "ineligible", 0),
     ("p13", "ineligible", 0), ("p14", "ineligible", 0),
@@ -74,7 +74,7 @@ def test_worklist_json_carries_the_items(batch_out, tmp_path):
     p06 = rows[3]
     assert (p06["patient"], p06["items_missing"], p06["deciding"]) == (
         "p06", 1, [{"id": "E6", "kind": "exclusion", "verdict": "unknown",
-                    "reason": "missing: fact transaminase_rise_due_to_active_lupus"}])
+                    "reason": "missing: Is the transaminase rise due to active lupus? (investigator)"}])
     assert p06["to_obtain"] == [{"kind": "fact", "code": "transaminase_rise_due_to_active_lupus",
                                  "name": "Transaminase rise due to active lupus", "window": None,
                                  "question": "Is the transaminase rise due to active lupus? (investigator)",
@@ -193,3 +193,39 @@ def test_results_of_the_wrong_shape_inside_criteria_still_list():
     (row,) = rows
     assert [d.line() for d in row.deciding] == ["I1 unknown", "I2 unknown"]
     assert [i.question for i in row.obtain] == ["ALT result"]
+
+
+def test_an_uncertain_death_date_is_an_item_to_obtain_not_zero_items(tmp_path):
+    """A patient every criterion admits, whose death may precede the as-of date (known to the month),
+    is undetermined by the death date alone: one thing to check, never '0 items', and it is counted."""
+    document = json.loads((SAMPLES / "p01_eligible_female_si_units.json").read_text(encoding="utf-8"))
+    document["deceased"] = "2026-11"
+    path = tmp_path / "p01_dead.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    proc = run("worklist", path, SAMPLES / "p06_undetermined_alt_elevated_cause_not_assessed.json", "--trial", CRIT,
+               "--format", "json", *OPTIONS, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    dead = next(r for r in rows if r["patient_label"]["file"] == "p01_dead.json")
+    assert (dead["decision"], dead["items_missing"]) == ("undetermined", 1)
+    assert [i["question"] for i in dead["to_obtain"]] == [
+        "Is the patient alive? (patient may have died on or before the as-of date (date of death 2026-11))"]
+    assert dead["to_obtain"][0]["kind"] == "record" and dead["to_obtain"][0]["code"] == "deceased"
+
+
+def test_worklist_text_counts_one_row_in_the_singular(tmp_path):
+    proc = run("worklist", SAMPLES / "p06_undetermined_alt_elevated_cause_not_assessed.json", "--trial", CRIT,
+               *OPTIONS, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "0 eligible, 1 undetermined, 0 ineligible (1 row)"
+
+
+def test_worklist_of_unreadable_files_only_prints_nothing_on_stdout(tmp_path):
+    """As `check`: when no file could be read, the errors alone (no empty worklist, no file written), exit 2."""
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": 1,', encoding="utf-8")
+    proc = run("worklist", bad, "--trial", CRIT, *OPTIONS, cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert "bad.json: line 1 column 15: not valid JSON" in proc.stderr
+    proc = run("worklist", bad, "--trial", CRIT, "--format", "csv", "-o", tmp_path / "w.csv", *OPTIONS, cwd=tmp_path)
+    assert proc.returncode == 2 and not (tmp_path / "w.csv").exists()

@@ -27,7 +27,8 @@ class ImportedCriterion:
     heading: str | None = None
     valuesets: dict[str, str] = field(default_factory=dict)
     comment: str | None = None
-    family: str | None = None        # which drafter wrote the draft: "labs", "age", "history"
+    family: str | None = None        # which drafter wrote the draft: "labs", "age", "history" (conditions),
+                                     # "medications", "scores", "investigational"
 
 
 @dataclass
@@ -131,7 +132,7 @@ def _criterion(bullet: Bullet) -> ImportedCriterion:
         return ImportedCriterion(bullet.ident, bullet.section, text, f"review {_string(_review_reason(text))}", False,
                                  bullet.text, bullet.context, bullet.heading, comment=construct_hint(text))
     return ImportedCriterion(bullet.ident, bullet.section, text, draft.rule, True, bullet.text, bullet.context,
-                             bullet.heading, dict(draft.valuesets), family=draft.family)
+                             bullet.heading, dict(draft.valuesets), family=draft.family, comment=draft.comment)
 
 
 def _render(record: StudyRecord, criteria: list[ImportedCriterion],
@@ -161,7 +162,7 @@ def _render(record: StudyRecord, criteria: list[ImportedCriterion],
         if c.draft:
             valuesets.update(c.valuesets)
     if valuesets:
-        lines += ["", "# Value sets used by drafted rules (ICD-10 categories; extend with local codes)"]
+        lines += ["", "# Value sets used by drafted rules (ICD-10 and ATC codes from the importer's lexicon; extend with local codes)"]
         lines += list(valuesets.values())
     where: dict[int, ImportedCriterion] = {}
     heading_shown = None

@@ -291,6 +291,7 @@ def split_document(text: str) -> tuple[list[Bullet], list[Note]]:
     return bullets, notes
 
 
+_ANY_OF_FOLLOWING = re.compile(r"\W*any\s+of\s+the\s+following(?:\s+\w+){0,2}\W*", re.I)
 _EXCEPTION_HEADER = re.compile(
     r"\b(?:except|exceptions?|unless|other\s+than|excluding|not\s+including|allowed|permitted|provided|"
     r"providing|as\s+long\s+as|(?:is|are|be)\s+eligible)\b", re.I)
@@ -327,7 +328,9 @@ def _splits(item: _Item, section: str) -> bool:
     if _COUNT_HEADER.search(item.text) or (section == "exclusion" and _ALL_HEADER.search(item.text)):
         return False
     benign = len(item.text.split()) <= 15 and not _CONTEXT_OK.sub(" ", item.text).strip()
-    if not (item.header or benign):
+    # "Any of the following abnormalities" (no colon) over a list, in an exclusion: each item excludes
+    listed = section == "exclusion" and _ANY_OF_FOLLOWING.fullmatch(item.text) is not None
+    if not (item.header or benign or listed):
         return False
     negated = bool(_NEGATED_HEADER.search(item.text))
     if _EXCEPTION_HEADER.search(item.text) and not negated:

@@ -116,7 +116,11 @@ def criterion_reason(c: dict) -> str:
         return "review: " + _one_line("; ".join(map(str, reviews)))
     items = [i for i in _list(c.get("missing_items")) if isinstance(i, dict) and i.get("kind") != "review"]
     if items:
-        return "missing: " + _one_line(", ".join(str(i.get("text") or i.get("question") or "") for i in items))
+        # a fact's sentence is its identifier: a person reads its question; a sentence shared by
+        # several items ("conditions (not provided)") is written once
+        shown = dict.fromkeys(str((i.get("question") if i.get("kind") == "fact" else None)
+                                  or i.get("text") or i.get("question") or "") for i in items)
+        return "missing: " + _one_line(", ".join(shown))
     missing = _list(c.get("missing"))
     if missing:
         return "missing: " + _one_line(", ".join(map(str, missing)))
@@ -162,6 +166,11 @@ def row_from_result(data: dict) -> Row:
             for item in _items(c):
                 target = reviews if item.kind == "review" else obtain
                 target.setdefault((item.kind, item.code, item.question), item)
+    reason = data.get("decision_reason")
+    if decision == "undetermined" and reason:  # a death that may precede the as-of date: one more thing to check
+        item = MissingItem("record", "deceased", "date of death", None, f"Is the patient alive? ({_one_line(reason)})",
+                           str(reason))
+        obtain = {("record", "deceased", item.question): item, **obtain}
     return Row(patient=patient, label=label, trial=str(data.get("trial", "")), as_of=str(data.get("as_of", "")),
                decision=decision, deciding=deciding, obtain=list(obtain.values()), reviews=list(reviews.values()),
                decision_reason=data.get("decision_reason"), input=data.get("input"))
@@ -277,10 +286,7 @@ def _steps(row: Row) -> list[str]:
     """What a row says to do: the failing criteria (ineligible), else the questions."""
     if row.decision == "ineligible":
         return [d.line() for d in row.deciding] or ([row.decision_reason] if row.decision_reason else [])
-    steps = [f"• {i.question}" for i in row.obtain] + [f"• {i.question}" for i in row.reviews]
-    if row.decision_reason:
-        steps.insert(0, row.decision_reason)
-    return steps
+    return [f"• {i.question}" for i in row.obtain] + [f"• {i.question}" for i in row.reviews]
 
 
 def print_text(console, rows: list[Row]) -> None:
@@ -318,4 +324,4 @@ def print_text(console, rows: list[Row]) -> None:
             for step in _steps(row):
                 console.print(Padding(literal(step), (0, 0, 0, 4)))
     counts = {d: sum(1 for r in rows if r.decision == d) for d in DECISION_ORDER}
-    console.print(literal(", ".join(f"{n} {d}" for d, n in counts.items()) + f" ({len(rows)} rows)"))
+    console.print(literal(", ".join(f"{n} {d}" for d, n in counts.items()) + f" ({len(rows)} row{'' if len(rows) == 1 else 's'})"))

@@ -163,9 +163,11 @@ class BodyLimit:
         return await self.app(scope, replay, send)
 
     def _too_large(self, size: int | None) -> JSONResponse:
-        shown = f"{size:,} bytes" if size is not None else "more than that"
-        return error_response(413, "too-large", f"the request body is {shown}; the limit is {self.limit:,} bytes "
-                                                "(screening serve --max-body-bytes)")
+        if size is None:  # sent without a length: refused as soon as it passed the limit
+            message = f"the request body is larger than the limit of {self.limit:,} bytes"
+        else:
+            message = f"the request body is {size:,} bytes; the limit is {self.limit:,} bytes"
+        return error_response(413, "too-large", message + " (screening serve --max-body-bytes)")
 
 
 async def _send(send, response: JSONResponse) -> None:

@@ -18,6 +18,7 @@ import re
 import uuid
 
 from ..limits import printable
+from ..reports.worklist import criterion_reason
 from .models import SUMMARY_MAX
 
 # what can start emphasis, code, links, images, autolinks (www. and scheme:), HTML, tables or headings
@@ -107,10 +108,12 @@ def card_for(result: dict, *, title: str | None, source_label: str, report_url: 
             names.insert(0, plain(result["decision_reason"]))
         summary = fit(f"Not eligible for {trial}", names)
         lines.append("")
-        lines.append("Excluded by:")
+        lines.append("Not eligible because of:")  # a failing inclusion does not "exclude"
         if result.get("decision_reason"):
             lines.append(f"- {md(result['decision_reason'])}")
-        lines.extend(f"- {md(c['id'])} ({md(c['kind'])}): {md(c['text'])}" for c in failing)
+        for c in failing:
+            reason = criterion_reason(c)
+            lines.append(f"- {md(c['id'])} ({md(c['kind'])}): {md(c['text'])}" + (f" — {md(reason)}" if reason else ""))
     elif decision == "eligible":
         summary = fit(f"Possibly eligible for {trial}", [])
         lines.append("")

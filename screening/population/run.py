@@ -1,0 +1,621 @@
+"""``screening batch --engine duckdb|spark``: ingest once, screen every trial in SQL, write the results.
+
+A columnar run has three stages, each recorded in ``progress.json`` when it is complete:
+
+1. **store**: the patients are read into the store's tables (:mod:`.ingest` for NDJSON; a folder of
+   Parquet tables is used as it is) and saved as ``OUT/store/<table>.parquet``; bad lines go to
+   ``errors.jsonl``;
+2. **trials**: each trial is screened over the store by the SQL generated from its rule set and its
+   results saved as ``OUT/parts/<n>.parquet``, one file per trial;
+3. **outputs**: ``results.parquet``, ``results.jsonl``, ``summary.csv`` and, for the patients asked
+   for with ``--explain``, ``explanations.jsonl`` from the per-patient engine.
+
+Resuming (the default) repeats only the stages not recorded as complete: an interrupted ingestion
+starts again from the first line (its partial store is discarded), a trial whose part is saved is
+not screened again. Every file is written under a temporary name and renamed when complete, so a
+stage is either wholly there or not at all; results are never lost or duplicated.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+
+from ..batch import DECISIONS, ERRORS, PROGRESS, RESULTS, SUMMARY, load_trials, missing_key, peak_memory
+from ..errors import DataError, ScreeningError, UsageError
+from . import schema
+
+ENGINES = ("duckdb", "spark", "python")
+RESULTS_PARQUET = "results.parquet"
+EXPLANATIONS = "explanations.jsonl"
+STORE, PARTS = "store", "parts"
+PROGRESS_VERSION = 1
+EXPLAIN_DECISIONS = ("eligible", "ineligible", "undetermined")
+
+
+@dataclass
+class ExplainSpec:
+    """Which patients get explanations: by decision, by patient id, or both."""
+
+    decisions: tuple[str, ...] = ()
+    patients: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str | None) -> "ExplainSpec | None":
+        if text is None:
+            return None
+        items = [item.strip() for item in text.split(",")]
+        if not text.strip() or any(not item for item in items):
+            raise UsageError(f"--explain: {text!r} is not a list (write e.g. eligible,undetermined or P1,P2)")
+        decisions = tuple(dict.fromkeys(i for i in items if i in EXPLAIN_DECISIONS))
+        patients = tuple(dict.fromkeys(i for i in items if i not in EXPLAIN_DECISIONS))
+        return cls(decisions, patients)
+
+    def to_json(self) -> dict:
+        return {"decisions": list(self.decisions), "patients": list(self.patients)}
+
+
+def _input_of(patients: Path) -> dict:
+    """What kind of input ``--patients`` is, for the columnar engines: an NDJSON file or a store folder."""
+    if not patients.exists():
+        raise UsageError(f"{patients}: no such file or folder")
+    if patients.is_file():
+        if patients.suffix.lower() in (".ndjson", ".jsonl"):
+            stat = patients.stat()
+            return {"kind": "ndjson", "path": str(patients.resolve()), "size": stat.st_size,
+                    "mtime_ns": stat.st_mtime_ns}
+        raise UsageError(f"--patients: {patients}: the duckdb and spark engines read an NDJSON file (.ndjson, "
+                         ".jsonl) or a folder of the store's Parquet tables; use --engine python for other inputs")
+    files = {name: patients / f"{name}.parquet" for name in schema.TABLES}
+    if not files["patients"].is_file():
+        raise UsageError(f"--patients: {patients} is a folder without patients.parquet; the duckdb and spark "
+                         "engines read an NDJSON file or a folder of the store's Parquet tables "
+                         "(docs/population.md); use --engine python for a folder of JSON files")
+    stats = {name: [p.stat().st_size, p.stat().st_mtime_ns] for name, p in files.items() if p.is_file()}
+    return {"kind": "parquet", "path": str(patients.resolve()), "files": stats}
+
+
+def choose_engine(trial_paths, patients: Path, as_of: date, terminology: Path | None = None) -> tuple[str, str | None]:
+    """The engine `batch` uses when ``--engine`` is not given: duckdb when it can read the input and translate
+    every rule set, else python (with the reason, printed as a note)."""
+    patients = Path(patients)
+    if not patients.exists():
+        return "python", None  # the python engine says what is wrong
+    if patients.is_file() and patients.suffix.lower() not in (".ndjson", ".jsonl"):
+        return "python", None
+    if patients.is_dir() and not (patients / "patients.parquet").is_file():
+        return "python", None
+    try:
+        from .sql import Unsupported, plan
+    except ImportError:
+        return "python", "DuckDB is not installed (pip install duckdb pyarrow sqlglot)"
+    for item in load_trials(list(trial_paths), terminology):
+        try:
+            plan(item.trial.checked, as_of)
+        except Unsupported as exc:
+            return "python", f"{item.path}: the SQL engine cannot translate this rule set yet ({exc})"
+    return "duckdb", None
+
+
+class ColumnarRun:
+    """One ``screening batch`` run on a columnar engine (see the module docstring)."""
+
+    def __init__(self, trial_paths, patients: Path, out_dir: Path, as_of: date, *, engine: str, resume: bool,
+                 explain: str | None, out: Console, err: Console, terminology: Path | None = None):
+        if engine not in ("duckdb", "spark"):
+            raise UsageError(f"--engine: {engine!r} is not a columnar engine")
+        self.engine, self.resume, self.out, self.err = engine, resume, out, err
+        self.out_dir, self.as_of, self.patients = Path(out_dir), as_of, Path(patients)
+        self.explain = ExplainSpec.parse(explain)
+        self.terminology = terminology
+        self.trials = load_trials(list(trial_paths), terminology)
+        if not self.trials:
+            raise UsageError("give at least one rule file")
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise UsageError(f"{self.out_dir}: --out must be a folder")
+        self.input = _input_of(self.patients)
+        from .sql import Unsupported, plan
+
+        for item in self.trials:  # before any work: a rule set the generator cannot translate is refused
+            try:
+                plan(item.trial.checked, as_of)
+            except Unsupported as exc:
+                raise UsageError(f"{item.path}: --engine {engine} cannot screen this rule set yet: {exc}; "
+                                 "use --engine python") from None
+        if self.explain is not None and self.input["kind"] != "ndjson":
+            raise UsageError("--explain needs the patients' documents: give --patients as an NDJSON file "
+                             "(a Parquet store holds no document to explain)")
+        self.state: dict = {}
+        self.errors_echoed = 0
+        self.con = None
+
+    # ------------------------------------------------------------------ progress.json
+    def identity(self) -> dict:
+        return {
+            "version": PROGRESS_VERSION, "engine": self.engine, "patients": self.input,
+            "trials": [{"path": str(t.path.resolve()), "id": t.trial.id, "sha256": t.sha256} for t in self.trials],
+            "as_of": self.as_of.isoformat(),
+            "explain": self.explain.to_json() if self.explain else None,
+            "terminology": self.trials[0].trial.terminology,
+        }
+
+    def read_progress(self) -> dict | None:
+        path = self.out_dir / PROGRESS
+        if not path.exists():
+            for name in (RESULTS, SUMMARY, ERRORS, RESULTS_PARQUET, STORE, PARTS):
+                if (self.out_dir / name).exists():
+                    raise UsageError(f"{self.out_dir}: holds {name} but no {PROGRESS}, so the run cannot be resumed; "
+                                     "use --restart to start over (this replaces the files in it)")
+            return None
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{path}: cannot read the checkpoint ({exc}); use --restart to start over") from None
+        mine = self.identity()
+        if not isinstance(state, dict) or state.get("version") != PROGRESS_VERSION or "stages" not in state:
+            raise UsageError(f"{path} was written by another version or engine of the batch command; "
+                             "use --restart to start over")
+        found = [f"{key}: the run used {json.dumps(state.get(key))}, this command {json.dumps(value)}"
+                 for key, value in mine.items() if state.get(key) != value]
+        if found:
+            raise UsageError(f"{self.out_dir} holds a run that differs from this command:\n  - " + "\n  - ".join(found)
+                             + "\nrepeat the original command to resume it, or add --restart to start over "
+                               "(this replaces the files in it)")
+        return state
+
+    def checkpoint(self) -> None:
+        self.state.update(self.identity())
+        self.state["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        _atomic_write(self.out_dir / PROGRESS, json.dumps(self.state, indent=1).encode("utf-8"))
+
+    # ------------------------------------------------------------------ the run
+    def execute(self) -> int:
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{self.out_dir}: cannot create the output folder: {exc.strerror}") from None
+        state = self.read_progress() if self.resume else None
+        if state is None:
+            for name in (RESULTS, SUMMARY, ERRORS, RESULTS_PARQUET, EXPLANATIONS, PROGRESS):
+                (self.out_dir / name).unlink(missing_ok=True)
+            for name in (STORE, PARTS):
+                shutil.rmtree(self.out_dir / name, ignore_errors=True)
+            state = {"stages": {}, "trials_done": {}}
+        self.state = state
+        if state["stages"].get("outputs"):
+            _say(self.out, f"nothing to do: the run in {self.out_dir} is complete; use --restart to run it again")
+            self.report(None)
+            return 1 if state["stages"]["store"]["bad"] else 0
+        started = time.monotonic()
+        try:
+            import duckdb
+
+            self.con = duckdb.connect()
+            tmp = self.out_dir / ".tmp"
+            self.con.execute(f"SET temp_directory = '{_sql_text(str(tmp))}'")
+            if not state["stages"].get("store"):
+                self.build_store()
+            self.open_store()
+            self.screen_trials()
+            self.write_outputs()
+        except KeyboardInterrupt:
+            _say(self.err, "interrupted; run the same command again to resume (completed stages are kept)")
+            return 130
+        except OSError as exc:
+            where = exc.filename or self.out_dir
+            raise ScreeningError(f"{where}: {exc.strerror or exc}; completed stages are kept: fix the problem and "
+                                 "run the same command again to resume") from None
+        except ScreeningError:
+            raise
+        except Exception as exc:  # an engine failure: one message, exit 2, the completed stages kept
+            first = (str(exc).strip().splitlines() or [""])[0][:500]
+            raise ScreeningError(f"internal error on --engine {self.engine}: {type(exc).__name__}: {first}; "
+                                 "completed stages are kept; please report this (--engine python screens the "
+                                 "same rule set)") from None
+        finally:
+            if self.con is not None:
+                self.con.close()
+            shutil.rmtree(self.out_dir / ".tmp", ignore_errors=True)
+        self.report(time.monotonic() - started)
+        return 1 if self.state["stages"]["store"]["bad"] else 0
+
+    # ------------------------------------------------------------------ stage 1: the store
+    def build_store(self) -> None:
+        from .ingest import ingest_ndjson
+
+        store = self.out_dir / STORE
+        shutil.rmtree(store, ignore_errors=True)
+        errors_tmp = self.out_dir / (ERRORS + ".tmp")
+        if self.input["kind"] == "parquet":
+            _atomic_write(self.out_dir / ERRORS, b"")
+            self.state["stages"]["store"] = {"records": None, "patients": None, "bad": 0}
+            self.checkpoint()
+            return
+        display = str(self.patients)
+        with errors_tmp.open("wb") as errors, _Progress(self.out, "reading", self.input["size"], "bytes") as bar:
+            def on_error(entry: dict) -> None:
+                errors.write((json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace"))
+                self.echo(entry)
+
+            summary = ingest_ndjson(self.con, self.patients, on_error=on_error, display=display,
+                                    progress=lambda s: bar.update(s.bytes_read, f"{s.patients:,} patients"))
+            errors.flush()
+            os.fsync(errors.fileno())
+        parts = store.with_name(STORE + ".tmp")
+        shutil.rmtree(parts, ignore_errors=True)
+        parts.mkdir()
+        for name in schema.TABLES:
+            self.con.execute(f"COPY {name} TO '{_sql_text(str(parts / (name + '.parquet')))}' (FORMAT parquet)")
+        os.replace(errors_tmp, self.out_dir / ERRORS)
+        os.replace(parts, store)
+        self.state["stages"]["store"] = {"records": summary.records, "patients": summary.patients, "bad": summary.bad,
+                                         "python_path": summary.python_path}
+        self.checkpoint()
+
+    def open_store(self) -> None:
+        folder = Path(self.input["path"]) if self.input["kind"] == "parquet" else self.out_dir / STORE
+        for name, table_schema in schema.TABLES.items():
+            path = folder / f"{name}.parquet"
+            self.con.execute(f"DROP TABLE IF EXISTS {name}")
+            if path.is_file():
+                columns = ", ".join(f'CAST("{f.name}" AS {_duck_type(f.type)}) AS "{f.name}"' for f in table_schema)
+                try:
+                    self.con.execute(f"CREATE TABLE {name} AS SELECT {columns} FROM read_parquet('{_sql_text(str(path))}')")
+                except Exception as exc:  # a column missing or of another type
+                    raise UsageError(f"{path}: not a table of the store (docs/population.md): "
+                                     f"{str(exc).splitlines()[0]}") from None
+            else:
+                self.con.register("_empty", table_schema.empty_table())
+                self.con.execute(f"CREATE TABLE {name} AS SELECT * FROM _empty")
+                self.con.unregister("_empty")
+        if self.input["kind"] == "parquet":
+            duplicates = self.con.execute("SELECT patient_id FROM patients GROUP BY patient_id HAVING count(*) > 1 "
+                                          "LIMIT 3").fetchall()
+            if duplicates:
+                raise UsageError(f"{folder / 'patients.parquet'}: patient ids given more than once: "
+                                 + ", ".join(repr(r[0]) for r in duplicates))
+            count = self.con.execute("SELECT count(*) FROM patients").fetchall()[0][0]
+            self.state["stages"]["store"] = {"records": count, "patients": count, "bad": 0}
+
+    # ------------------------------------------------------------------ stage 2: the trials
+    def screen_trials(self) -> None:
+        parts = self.out_dir / PARTS
+        parts.mkdir(exist_ok=True)
+        todo = [(i, t) for i, t in enumerate(self.trials) if not self.state["trials_done"].get(t.trial.id)]
+        if not todo:
+            return
+        runner = self._runner()
+        with _Progress(self.out, "screening", len(self.trials), "trials") as bar:
+            bar.update(len(self.trials) - len(todo), "")
+            for index, item in todo:
+                wide = runner(item.trial)
+                self.con.register("_wide", wide)
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE _long AS {self._long_sql(index, item.trial)}")
+                self.con.unregister("_wide")
+                target = parts / f"{index}.parquet"
+                temp = parts / f"{index}.parquet.tmp"
+                self.con.execute(f"COPY _long TO '{_sql_text(str(temp))}' (FORMAT parquet)")
+                os.replace(temp, target)
+                self.state["trials_done"][item.trial.id] = str(target.name)
+                self.checkpoint()
+                bar.update(index + 1, item.trial.id)
+
+    def _runner(self):
+        if self.engine == "duckdb":
+            from .duckdb import build_dictionaries, screen_trial
+
+            build_dictionaries(self.con)
+            return lambda trial: screen_trial(self.con, trial, self.as_of, shared_ready=True)
+        from .spark import SparkScreener
+
+        screener = SparkScreener.from_duckdb(self.con)
+        return lambda trial: screener.screen_trial(trial, self.as_of)
+
+    def _long_sql(self, index: int, trial) -> str:
+        """One trial's wide result -> one row per patient with the criteria as a list of structs."""
+        parts = []
+        for criterion in trial.criteria:
+            c = '"' + criterion.id.replace('"', '""') + '"'
+            cc = '"' + (criterion.id + "__").replace('"', '""')
+            parts.append(f"{{'id': {_sql_literal(criterion.id)}, 'verdict': {cc}verdict\", 'value': w.{c}, "
+                         f"'applicable': {cc}applies\", 'missing': {cc}missing\", 'reviews': {cc}reviews\"}}")
+        return (f"SELECT {index} AS trial_index, {_sql_literal(trial.id)} AS trial, w.patient_id AS patient, "
+                f"p.source AS input, try_cast(regexp_extract(p.source, ':([0-9]+)$', 1) AS BIGINT) AS line, "
+                f"DATE '{self.as_of.isoformat()}' AS as_of, w.decision, w.decision_reason, "
+                f"[{', '.join(parts)}] AS criteria FROM _wide w JOIN patients p USING (patient_id)")
+
+    # ------------------------------------------------------------------ stage 3: the outputs
+    def write_outputs(self) -> None:
+        con, out = self.con, self.out_dir
+        files = ", ".join(f"'{_sql_text(str(out / PARTS / f'{i}.parquet'))}'" for i in range(len(self.trials)))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE results AS SELECT * FROM read_parquet([{files}]) "
+                    "ORDER BY line NULLS LAST, patient, trial_index")
+        final = "SELECT input, patient, trial, as_of, decision, decision_reason, criteria FROM results " \
+                "ORDER BY line NULLS LAST, patient, trial_index"
+        _copy(con, final, out / RESULTS_PARQUET, "FORMAT parquet")
+        _copy(con, f"SELECT input, patient, trial, strftime(as_of, '%Y-%m-%d') AS as_of, decision, decision_reason, "
+                   f"list_transform(criteria, lambda c: {{'id': c.id, 'verdict': c.verdict, 'missing': c.missing, "
+                   f"'reviews': c.reviews}}) AS criteria FROM results ORDER BY line NULLS LAST, patient, trial_index",
+              out / RESULTS, "FORMAT json")
+        self._write_summary()
+        if self.explain is not None:
+            self._write_explanations()
+        self.state["tally"] = self._tally()
+        self.state["stages"]["outputs"] = True
+        self.checkpoint()
+
+    def _write_summary(self) -> None:
+        """summary.csv with the python engine's columns (docs/batch.md): the worklist's columns come from
+        the same :func:`~screening.reports.worklist.row_from_result`, reading the missing items as the SQL
+        engine names them (their text; the per-patient engine's questions need its explanations)."""
+        import csv
+        import io
+
+        from ..batch import NOT_APPLICABLE, csv_header, csv_row
+        from ..reports.worklist import row_from_result
+
+        trials = [t.trial for t in self.trials]
+        header = csv_header(trials)
+        offsets, width = [], 0
+        for trial in trials:
+            offsets.append(width)
+            width += len(trial.criteria)
+        temp = self.out_dir / (SUMMARY + ".tmp")
+        with temp.open("wb") as stream:
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerow(csv_row(header))
+            stream.write(text.getvalue().encode("utf-8"))
+            cursor = self.con.execute("SELECT input, patient, trial_index, trial, strftime(as_of, '%Y-%m-%d'), "
+                                      "decision, decision_reason, criteria FROM results "
+                                      "ORDER BY line NULLS LAST, patient, trial_index")
+            while True:
+                rows = cursor.fetchmany(10000)
+                if not rows:
+                    break
+                text = io.StringIO()
+                writer = csv.writer(text, lineterminator="\n")
+                for key, patient, index, trial_id, as_of, decision, reason, criteria in rows:
+                    cells = [""] * width
+                    for position, criterion in enumerate(criteria):
+                        cells[offsets[index] + position] = (NOT_APPLICABLE if criterion["applicable"] is False
+                                                            else criterion["verdict"])
+                    work = row_from_result({"input": key, "patient": patient, "trial": trial_id, "as_of": as_of,
+                                            "decision": decision, "decision_reason": reason,
+                                            "criteria": criteria}).cells()
+                    writer.writerow(csv_row(["" if v is None else v for v in (
+                        key, patient, work["label"], trial_id, as_of, decision, work["items_missing"],
+                        work["deciding"], work["to_obtain"], work["review_questions"], *cells)]))
+                stream.write(text.getvalue().encode("utf-8", "backslashreplace"))
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, self.out_dir / SUMMARY)
+
+    def _write_explanations(self) -> None:
+        """The per-patient engine's full result (``check --format json``) for the patients asked for."""
+        from ..patient.load import patient_from_text
+
+        spec = self.explain
+        conditions = []
+        if spec.decisions:
+            conditions.append("decision IN (" + ", ".join(_sql_literal(d) for d in spec.decisions) + ")")
+        if spec.patients:
+            conditions.append("patient IN (" + ", ".join(_sql_literal(p) for p in spec.patients) + ")")
+        rows = self.con.execute(f"SELECT line, trial_index, decision FROM results WHERE {' OR '.join(conditions)} "
+                                "ORDER BY line, trial_index").fetchall()
+        wanted: dict[int, list] = {}
+        for line, trial_index, decision in rows:
+            wanted.setdefault(line, []).append((trial_index, decision))
+        if spec.patients:
+            found = {r[0] for r in self.con.execute("SELECT DISTINCT patient FROM results WHERE patient IN ("
+                                                    + ", ".join(_sql_literal(p) for p in spec.patients) + ")").fetchall()}
+            for pid in spec.patients:
+                if pid not in found:
+                    _say(self.err, f"warning: --explain: no screened patient has the id {pid!r}")
+        temp = self.out_dir / (EXPLANATIONS + ".tmp")
+        disagreements = 0
+        display = str(self.patients)
+        with temp.open("wb") as stream, self.patients.open("rb") as source, \
+                _Progress(self.out, "explaining", len(rows), "results") as bar:
+            done = 0
+            for number, raw in enumerate(source, 1):
+                if number not in wanted:
+                    continue
+                key = f"{display}:{number}"
+                text = raw.decode("utf-8").removeprefix("\ufeff").rstrip("\r\n")
+                patient = patient_from_text(text, key, one_line=True)
+                for trial_index, decision in wanted[number]:
+                    result = self.trials[trial_index].trial.screen(patient, self.as_of)
+                    if result.decision != decision:
+                        disagreements += 1
+                        _say(self.err, f"internal: {key}: the per-patient engine decided {result.decision} for "
+                                       f"{self.trials[trial_index].trial.id} where {self.engine} decided {decision}; "
+                                       "please report this")
+                    line = json.dumps({"input": key, **result.to_dict()}, ensure_ascii=False, separators=(",", ":"))
+                    stream.write((line + "\n").encode("utf-8", "backslashreplace"))
+                    done += 1
+                bar.update(done, "")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, self.out_dir / EXPLANATIONS)
+        self.state["explained"] = {"results": len(rows), "disagreements": disagreements}
+
+    def _tally(self) -> dict:
+        """The counts the final tables show (as the python engine's tally, docs/batch.md)."""
+        con = self.con
+        store = self.state["stages"]["store"]
+        tally = {"records": store.get("records") or 0, "bad": store["bad"],
+                 "pairs": con.execute("SELECT count(*) FROM results").fetchall()[0][0], "trials": {}}
+        for t in self.trials:
+            tally["trials"][t.trial.id] = {"decisions": {}, "fail": {}, "missing": {}}
+        for trial, decision, n in con.execute("SELECT trial, decision, count(*) FROM results GROUP BY ALL").fetchall():
+            tally["trials"][trial]["decisions"][decision] = n
+        for trial, cid, n in con.execute("SELECT trial, c.id, count(*) FROM (SELECT trial, unnest(criteria) AS c "
+                                         "FROM results) WHERE c.verdict = 'fail' GROUP BY ALL").fetchall():
+            tally["trials"][trial]["fail"][cid] = n
+        rows = con.execute("SELECT trial, item, count(*) AS n FROM (SELECT DISTINCT trial, patient, "
+                           "regexp_replace(item, ' (of|on) ([0-9]{4}(-[0-9]{2}){0,2}|undated)\\b', '', 'g') AS item "
+                           "FROM (SELECT trial, patient, unnest(flatten(list_transform(criteria, lambda c: c.missing))) "
+                           "AS item FROM results)) GROUP BY ALL ORDER BY n DESC LIMIT 1000").fetchall()
+        for trial, item, n in rows:
+            tally["trials"][trial]["missing"][missing_key(item)] = n
+        return tally
+
+    # ------------------------------------------------------------------ messages
+    def echo(self, entry: dict) -> None:
+        self.errors_echoed += 1
+        if self.errors_echoed <= 100:
+            for problem in entry["problems"]:
+                _say(self.err, f"{entry['input']}: {problem['path']}: {problem['message']}")
+        elif self.errors_echoed == 101:
+            _say(self.err, f"... more bad records: see {self.out_dir / ERRORS}")
+
+    def report(self, elapsed: float | None) -> None:
+        from types import SimpleNamespace
+
+        from ..batch import BatchRun
+
+        tally = self.state.get("tally") or {"records": 0, "bad": 0, "pairs": 0, "trials": {}}
+        BatchRun.report(SimpleNamespace(out=self.out, tally=tally, trials=self.trials, out_dir=self.out_dir,
+                                        workers=1), resumed=None, elapsed=None, rate=None)
+        _say(self.out, f"also {self.out_dir / RESULTS_PARQUET}"
+             + (f" and {self.out_dir / EXPLANATIONS} ({self.state.get('explained', {}).get('results', 0):,} "
+                "explained results)" if self.explain else ""))
+        if elapsed is not None:
+            patients = self.state["stages"]["store"].get("patients") or 0
+            own, _child = peak_memory()
+            _say(self.out, f"{elapsed:,.1f} s, {patients / elapsed if elapsed else 0:,.0f} patients/s on {self.engine}"
+                 + (f"; peak memory {own:,.0f} MB" if own is not None else ""))
+
+
+# ---------------------------------------------------------------- helpers
+def _say(console: Console, text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _duck_type(arrow_type) -> str:
+    from .schema import _DUCK
+
+    return _DUCK[arrow_type]
+
+
+def _copy(con, query: str, path: Path, options: str) -> None:
+    temp = path.with_name(path.name + ".tmp")
+    con.execute(f"COPY ({query}) TO '{_sql_text(str(temp))}' ({options})")
+    os.replace(temp, path)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    temp = path.with_name(path.name + ".tmp")
+    with temp.open("wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(temp, path)
+
+
+class _Progress:
+    """A rich progress bar on a terminal; nothing otherwise."""
+
+    def __init__(self, console: Console, what: str, total: int | None, unit: str):
+        self.console, self.what, self.total, self.unit = console, what, total, unit
+        self.progress = None
+
+    def __enter__(self):
+        if self.console.is_terminal and not self.console.is_dumb_terminal:
+            from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                                     TextColumn("{task.fields[note]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                     console=self.console, transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task(self.what, total=self.total, note="")
+        return self
+
+    def update(self, done: int, note: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done, note=note)
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def run_columnar_command(trials: list[Path], patients: Path, out_dir: Path, as_of: date, *, engine: str,
+                         resume: bool = True, explain: str | None = None, out: Console | None = None,
+                         err: Console | None = None, terminology: Path | None = None) -> int:
+    """Run ``screening batch --engine duckdb|spark``; returns the exit status (0, 1 bad records, 130)."""
+    out = out or Console(highlight=False)
+    err = err or Console(stderr=True, highlight=False)
+    run = ColumnarRun(trials, patients, out_dir, as_of, engine=engine, resume=resume, explain=explain, out=out,
+                      err=err, terminology=terminology)
+    return run.execute()
+
+
+# ---------------------------------------------------------------- screening query
+def query_results(results_dir: Path, *, eligible: bool, needs: str | None, trial: str | None, out) -> int:
+    """``screening query``: CSV of the patients eligible, or undetermined only for want of ``needs``.
+
+    A result is undetermined only for want of an item when its decision is undetermined, no criterion is
+    left for review, and every missing item of its undecided criteria names the item (case ignored; the
+    item as a whole word at the start of the missing text, e.g. ``HbA1c`` matches "HbA1c result within 3
+    months"). Returns the number of rows written.
+    """
+    import csv
+
+    import duckdb
+
+    path = Path(results_dir) / RESULTS_PARQUET
+    if not path.is_file():
+        raise UsageError(f"{results_dir}: no {RESULTS_PARQUET} (run screening batch --engine duckdb first)")
+    if eligible == (needs is not None):
+        raise UsageError("give exactly one of --eligible and --needs ITEM")
+    if needs is not None and not needs.strip():
+        raise UsageError("--needs: name an item, e.g. --needs HbA1c")
+    con = duckdb.connect()
+    where = [] if trial is None else [f"trial = {_sql_literal(trial)}"]
+    if trial is not None:
+        known = [r[0] for r in con.execute(f"SELECT DISTINCT trial FROM read_parquet('{_sql_text(str(path))}')").fetchall()]
+        if trial not in known:
+            raise UsageError(f"--trial: {trial!r} is not a trial of {results_dir} ({', '.join(sorted(known))})")
+    if eligible:
+        where.append("decision = 'eligible'")
+        select = "input, patient, trial, decision"
+        header = ["input", "patient", "trial", "decision"]
+    else:
+        pattern = "(?i)^" + _re_escape(needs.strip()) + "([^A-Za-z0-9_]|$)"
+        undecided = "list_filter(criteria, lambda c: c.verdict IN ('unknown', 'review'))"
+        items = f"flatten(list_transform({undecided}, lambda c: c.missing))"
+        where += ["decision = 'undetermined'",
+                  f"len(list_filter({undecided}, lambda c: c.verdict = 'review' OR len(c.missing) = 0)) = 0",
+                  f"len({items}) > 0",
+                  f"list_bool_and(list_transform({items}, lambda m: regexp_matches(m, {_sql_literal(pattern)})))"]
+        select = f"input, patient, trial, decision, array_to_string(list_distinct({items}), '; ') AS missing"
+        header = ["input", "patient", "trial", "decision", "missing"]
+    # results.parquet is in input order, and for one patient in the order the trials were given
+    rows = con.execute(f"SELECT {select} FROM read_parquet('{_sql_text(str(path))}') "
+                       f"WHERE {' AND '.join(where)}").fetchall()
+    from ..batch import csv_row
+
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(csv_row(["" if v is None else str(v) for v in row]))
+    return len(rows)
+
+
+def _re_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in ".^$*+?()[]{}|\\" else ch for ch in text)

@@ -1,0 +1,190 @@
+"""Run a rule set's query on Apache Spark (PySpark), from the same plan the DuckDB runner executes.
+
+The plan's query (:class:`screening.population.sql.Plan`) is transpiled by sqlglot into Spark SQL
+(``plan.render("spark")``) and run over the store's tables registered as Spark views. Nothing
+about the rule set is written twice: the generator is the one of the DuckDB engine, only the
+dialect differs (docs/population.md "Spark").
+
+The dictionary tables (the project's unit registry, value sets, text vocabulary applied once per
+*distinct* code, unit, text of the store: thousands of rows, not millions) are computed by the
+functions of :mod:`screening.population.duckdb` over the same store and shipped to Spark as small
+views; the per-patient work (joins, windows, Kleene logic over every row) runs in Spark.
+
+``local[*]`` is used unless ``SCREENING_SPARK_MASTER`` (or ``spark.master`` in the builder) names
+a cluster. Spark needs Java 17 or later on the machine.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from datetime import date
+
+import pyarrow as pa
+
+from . import schema
+
+DICTIONARY_PREFIX = "dict_"
+
+
+class SparkUnavailable(RuntimeError):
+    """PySpark or a Java runtime is missing: the message says which and how to get it."""
+
+
+def java_available() -> bool:
+    """A Java runtime Spark can start (``JAVA_HOME`` or ``java`` on the PATH)."""
+    home = os.environ.get("JAVA_HOME")
+    if home and os.path.exists(os.path.join(home, "bin", "java")):
+        return True
+    return shutil.which("java") is not None
+
+
+def spark_session(app: str = "screening"):
+    """A Spark session (local mode by default), quiet, with the UTC time zone (dates are calendar dates)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise SparkUnavailable(f"--engine spark needs PySpark (pip install 'screening[spark]'): {exc}") from None
+    if not java_available():
+        raise SparkUnavailable("--engine spark needs a Java runtime (17 or later): install one (e.g. apt-get install "
+                               "openjdk-17-jre-headless) or set JAVA_HOME")
+    master = os.environ.get("SCREENING_SPARK_MASTER", "local[*]")
+    session = (SparkSession.builder.appName(app).master(master)
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.shuffle.partitions", os.environ.get("SCREENING_SPARK_PARTITIONS", "8"))
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .config("spark.driver.memory", os.environ.get("SCREENING_SPARK_DRIVER_MEMORY", "2g"))
+               .getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+class SparkScreener:
+    """The store as Spark views, and the rule sets' plans run over them."""
+
+    def __init__(self, spark, duck):
+        self.spark = spark
+        self.duck = duck  # a DuckDB connection over the same store: dictionaries from distinct values
+        self.started = time.monotonic()
+
+    @classmethod
+    def from_duckdb(cls, con, spark=None) -> "SparkScreener":
+        """Register every table of the store held by DuckDB connection ``con`` as a Spark view."""
+        spark = spark or spark_session()
+        screener = cls(spark, con)
+        for name in schema.TABLES:
+            screener._view(name, con.sql(f"SELECT * FROM {name}").to_arrow_table())
+        return screener
+
+    @classmethod
+    def from_parquet(cls, folder, con, spark=None) -> "SparkScreener":
+        """The store's Parquet files read by Spark itself (the way a cluster reads them)."""
+        spark = spark or spark_session()
+        screener = cls(spark, con)
+        for name, table_schema in schema.TABLES.items():
+            path = os.path.join(str(folder), f"{name}.parquet")
+            if os.path.exists(path):
+                spark.read.parquet(path).createOrReplaceTempView(name)
+            else:
+                screener._view(name, table_schema.empty_table())
+        return screener
+
+    def _view(self, name: str, table: pa.Table) -> None:
+        spark_schema = _spark_schema(table.schema)
+        if table.num_rows == 0:
+            frame = self.spark.createDataFrame([], spark_schema)
+        else:
+            frame = self.spark.createDataFrame(table, schema=spark_schema)  # PySpark 4 reads Arrow tables
+        frame.createOrReplaceTempView(name)
+
+    def screen_trial(self, trial, as_of: date) -> pa.Table:
+        """One rule set over the store on Spark: the same columns as the DuckDB runner's result."""
+        from .duckdb import build_dictionaries, build_plan_dictionaries
+        from .sql import plan as make_plan
+
+        checked = getattr(trial, "checked", trial)
+        plan = make_plan(checked, as_of)
+        build_dictionaries(self.duck)
+        build_plan_dictionaries(self.duck, plan)
+        for (name,) in self.duck.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND "
+                                         f"starts_with(table_name, '{DICTIONARY_PREFIX}')").fetchall():
+            self._view(name, self.duck.sql(f"SELECT * FROM {name}").to_arrow_table())
+        result = self.spark.sql(spark_sql(plan))
+        return result.toArrow()
+
+
+def spark_sql(plan) -> str:
+    """The plan's query in Spark SQL: the DuckDB query parsed by sqlglot into one expression tree, the few
+    DuckDB functions sqlglot has no Spark spelling for rewritten in the tree (:func:`_to_spark`), and the
+    tree generated in the Spark dialect. sqlglot walks the tree recursively and a rule set's query nests
+    deeply (one CASE per criterion and connective), so the recursion limit is raised for it."""
+    import sys
+
+    import sqlglot
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20000))
+    try:
+        # DuckDB's len() is a list's length in the generated query; sqlglot reads len() as a string's
+        # LENGTH, so it is spelled array_length() (the same function in DuckDB) before parsing
+        text = re.sub(r"\blen\(", "array_length(", plan.sql)
+        tree = sqlglot.parse_one(text, read="duckdb")
+        return tree.transform(_to_spark).sql(dialect="spark")
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _to_spark(node):
+    """DuckDB functions without a Spark spelling in sqlglot, as Spark expressions with the same meaning
+    (three-valued: NULL in, NULL out, as in DuckDB)."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.Anonymous):
+        name = node.name.lower()
+        if name in ("list_bool_or", "list_bool_and") and len(node.expressions) == 1:
+            # DuckDB: TRUE if any (all) element is TRUE, NULL for an empty list or only NULLs (bool_or semantics)
+            items = node.expressions[0]
+            test = "exists" if name == "list_bool_or" else "forall"
+            return exp.maybe_parse(
+                f"CASE WHEN size(filter(__l, __v -> __v IS NOT NULL)) = 0 THEN NULL "
+                f"ELSE {test}(filter(__l, __v -> __v IS NOT NULL), __v -> __v) END", dialect="spark"
+            ).transform(lambda n: items.copy() if isinstance(n, exp.Column) and n.name == "__l" else n)
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "list_reduce" and len(node.expressions) == 3:
+        # DuckDB list_reduce(list, lambda acc, x: ..., initial) is Spark's aggregate(list, initial, (acc, x) -> ...)
+        items, step, initial = node.expressions
+        parts = [part.copy().transform(_to_spark) for part in (items, initial, step)]  # the new node is not revisited
+        return exp.Anonymous(this="AGGREGATE", expressions=parts)
+    if isinstance(node, exp.DataType) and node.this in (exp.DataType.Type.INT128, exp.DataType.Type.UINT128):
+        # DuckDB's HUGEINT (exact integer arithmetic on decimal digits): Spark's widest exact type
+        return exp.DataType.build("DECIMAL(38, 0)")
+    if isinstance(node, exp.IsInf):
+        return exp.maybe_parse("abs(__x) = CAST('Infinity' AS DOUBLE)", dialect="spark").transform(
+            lambda n: node.this.copy() if isinstance(n, exp.Column) and n.name == "__x" else n)
+    return node
+
+
+def _spark_schema(arrow_schema: pa.Schema):
+    from pyspark.sql import types as T
+
+    def convert(arrow_type):
+        if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+            return T.StringType()
+        if pa.types.is_float64(arrow_type):
+            return T.DoubleType()
+        if pa.types.is_boolean(arrow_type):
+            return T.BooleanType()
+        if pa.types.is_date32(arrow_type):
+            return T.DateType()
+        if pa.types.is_int32(arrow_type):
+            return T.IntegerType()
+        if pa.types.is_int64(arrow_type):
+            return T.LongType()
+        if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+            return T.ArrayType(convert(arrow_type.value_type))
+        if pa.types.is_struct(arrow_type):
+            return T.StructType([T.StructField(f.name, convert(f.type), True) for f in arrow_type])
+        raise TypeError(f"no Spark type for {arrow_type}")
+
+    return T.StructType([T.StructField(f.name, convert(f.type), True) for f in arrow_schema])

@@ -1,0 +1,219 @@
+"""NDJSON ingestion by DuckDB (screening.population.ingest) against the Python loader.
+
+For every line the two must agree on whether it is refused (and say so with its line number), and
+the tables must be equal, compared as sorted Arrow tables: the Python loader
+(screening.population.loader.TableBuilder over the per-patient reader) is the reference.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+duckdb = pytest.importorskip("duckdb")
+
+from screening.errors import DataError  # noqa: E402
+from screening.patient.load import parse_json  # noqa: E402
+from screening.population import ingest, schema  # noqa: E402
+from screening.population.ingest import ingest_ndjson, read_line_chunks  # noqa: E402
+from screening.population.loader import TableBuilder  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SORT_KEYS = ("patient_id", "kind", "seq", "name")
+
+
+def _population(n: int, seed: int) -> list[dict]:
+    spec = importlib.util.spec_from_file_location("population", ROOT / "benchmarks" / "population.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.generate(n, seed=seed))
+
+
+def reference(path: Path, display: str) -> tuple[dict, dict]:
+    """What the per-patient reader makes of each line: refused lines (line -> messages) and tables."""
+    builder, refused, first = TableBuilder(), {}, {}
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), 1):
+        if not raw.strip():
+            continue
+        key = f"{display}:{number}"
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            refused[number] = ["not UTF-8 text"]
+            continue
+        text = text.removeprefix("\ufeff")
+        try:
+            document = parse_json(text.rstrip("\r\n"), key, one_line=True)
+            probe = TableBuilder()
+            probe.add_document(document, key)
+        except DataError as exc:
+            refused[number] = [p.message for p in exc.problems]
+            continue
+        pid = probe.rows["patients"][0]["patient_id"]
+        if pid in first:
+            refused[number] = [f"duplicate patient id {pid!r}: already given by {display}:{first[pid]}; "
+                               "this line is not screened"]
+            continue
+        first[pid] = number
+        builder.add_document(document, key)
+    return refused, builder.tables()
+
+
+def ingested(path: Path, display: str, **options) -> tuple[dict, dict, object]:
+    con = duckdb.connect()
+    errors: list[dict] = []
+    summary = ingest_ndjson(con, path, on_error=errors.append, display=display, **options)
+    refused = {e["line"]: [p["message"] for p in e["problems"]] for e in errors}
+    assert len(refused) == len(errors), "a line was reported twice"
+    tables = {name: con.sql(f"SELECT * FROM {name}").to_arrow_table() for name in schema.TABLES}
+    return refused, tables, summary
+
+
+def _sorted(table):
+    keys = [(k, "ascending") for k in SORT_KEYS if k in table.schema.names]
+    return table.sort_by(keys).to_pylist()
+
+
+def assert_same(path: Path, display: str = "pop.ndjson", **options):
+    want_refused, want = reference(path, display)
+    got_refused, got, summary = ingested(path, display, **options)
+    assert got_refused == want_refused
+    for name in schema.TABLES:
+        assert [(f.name, f.type) for f in got[name].schema] == [(f.name, f.type) for f in schema.TABLES[name]], name
+        assert _sorted(got[name]) == _sorted(want[name]), name
+    assert summary.patients == want["patients"].num_rows
+    assert summary.bad == len(want_refused)
+    return summary
+
+
+def write_lines(tmp_path: Path, lines: list, name: str = "pop.ndjson") -> Path:
+    path = tmp_path / name
+    path.write_bytes(b"\n".join(line if isinstance(line, bytes) else line.encode("utf-8") for line in lines) + b"\n")
+    return path
+
+
+def test_generated_population_is_stored_by_sql_exactly_as_the_python_loader(tmp_path):
+    patients = _population(400, seed=7)
+    path = write_lines(tmp_path, [json.dumps(p) for p in patients])
+    summary = assert_same(path)
+    assert summary.patients == 400 and summary.bad == 0
+    assert summary.python_path == 0  # the whole synthetic population is proven valid in SQL
+
+
+P = '{"id":"%s"%s}'
+EDGE_LINES = [
+    P % ("a1", ',"birth_date":"1980","sex":"female","observations":[],"conditions":[]'),
+    "",  # blank lines count in line numbers
+    "   \t",
+    P % ("a2", ',"birth_date":"1980-02","deceased":true,"facts":{"smoker":true,"ecog":1,"x":null,"w":2.5,"s":"yes"}'),
+    P % ("a3", ',"birth_date":"1980-02-29T10:00:00+01:00","deceased":"2024-05","version":1'),
+    P % ("a4", ',"observations":[{"code":"LOINC:2160-0","value":7,"unit":"mg/dL","date":"2026-01-01"},'
+               '{"code":"LOINC:2160-0","value":7.0,"comparator":">","reference_range":{"low":0,"high":1.2}},'
+               '{"code":"LOINC:2160-0","value":"<5","codes":["LOCAL:x"]},{"code":"LOINC:1","value":true},'
+               '{"code":"LOINC:1","value":null,"display":"x","reference_range":{"text":"n","unit":"mg/dL"}},'
+               '{"code":"LOINC:1","value":1e2},{"code":"LOINC:1","value":12345678901234567890}]'),
+    P % ("a5", ',"conditions":[{"code":"ICD10:C50.9","onset":"2019-03","end":"2020","status":"Active",'
+               '"verification":"provisional","stage":"II","histology":["SNOMED:1","SNOMED:2"],"n":3,"f":2.5,'
+               '"z":null,"recorded_date":"2019-04-01"},{"unreadable":"coded only as text","display":"breast ca",'
+               '"recorded_date":"yesterday"}]'),
+    P % ("a6", ',"medications":[{"code":"ATC:B01AA03","start":"2026-01-01","route":"oral","response":null,'
+               '"dose":{"value":5,"unit":"mg"},"frequency":2,"investigational":false},'
+               '{"code":"RXNORM:1","frequency":{"frequency":1,"period":12,"period_unit":"h"},'
+               '"daily_dose":{"value":10.5,"unit":"mg/d"}},{"code":"RXNORM:2","frequency":{"as_needed":true}}]'),
+    P % ("a7", ',"procedures":[{"code":"CPT:92928","date":"2026-05-01","result":"class IV"}],'
+               '"allergies":[{"code":"SNOMED:1","criticality":"high","category":"food","onset":"2001"}],'
+               '"immunizations":[{"code":"CVX:140","date":"2025-10-01","end":"x","lot":"A1"}]'),
+    # extra fields SQL does not store itself: read by the per-patient reader, stored by the Python loader
+    P % ("a8", ',"conditions":[{"code":"ICD10:I10","detail":{"a":1}},{"code":"ICD10:I11","e":1e-7}]'),
+    P % ("a9", ',"conditions":[{"code":"ICD10:I10","codes":[]}],"observations":[{"code":"LOINC:1","codes":[]}]'),
+    # refused lines
+    P % ("b1", ',"birth_date":"1980-02-30"'),
+    P % ("b2", ',"birth_date":"0000"'),
+    P % ("b3", ',"observations":[{"code":"LOINC:1","value":NaN}]'),
+    P % ("b4", ',"facts":{"x":Infinity}'),
+    P % ("b5", ',"facts":{"x":1e999}'),
+    '{"id":"b6","id":"b6x"}',
+    P % ("b7", ',"observations":[{"code":"LOINC:1","value":1,"value":2}]'),
+    P % ("b8", ',"conditions":[{"code":"ICD9:174.9"}]'),
+    P % ("b9", ',"conditions":[{"display":"no code"}]'),
+    P % ("c1", ',"sex":"F"'),
+    P % ("c2", ',"gender":"female"'),
+    P % ("c3", ',"observations":{"code":"LOINC:1"}'),
+    P % ("c4", ',"observations":[{"code":"LOINC:1","value":[1]}]'),
+    P % ("c5", ',"observations":[{"code":"LOINC:1","comparator":"~"}]'),
+    P % ("c6", ',"medications":[{"code":"ATC:X","frequency":0}]'),
+    P % ("c7", ',"medications":[{"code":"ATC:X","dose":{"value":"5"}}]'),
+    P % ("c8", ',"version":2'),
+    P % ("c9", ',"version":true'),
+    '{"id":""}',
+    '{"id":5}',
+    "not json",
+    "[1,2]",
+    P % ("d1", ',"observations":[{"code":"LOINC: ","value":1}]'),
+    P % ("d2", ',"birth_date":" 1980"'),
+    P % ("d3", ',"birth_date":"1980-01-01 10:00"'),
+    P % ("d4", ',"observations":[{"code":"LOINC:1","value":1,"reference_range":{"low":"x"}}]'),
+    P % ("d5", ',"medications":[{"code":"ATC:X","investigational":"yes"}]'),
+    P % ("a1", ''),  # a duplicate id: the first line wins
+    '{"id":"e1","observations":[{"code":"LOINC:1","value":nan}]}',
+    '{"id":"e2","observations":[{"code":"LOINC:1","value":-Infinity}]}',
+    '{"id":"e3","x":"\\ud800"}',
+    # a FHIR bundle on one line: read by the per-patient reader (FHIR conversion)
+    json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "f1", "birthDate": "1970-01-01", "gender": "male"}},
+        {"resource": {"resourceType": "Condition", "id": "c", "subject": {"reference": "Patient/f1"},
+                      "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "E11.9"}]}}}]}),
+    b'{"id":"u1","display":"\xff"}',  # not UTF-8
+    '\ufeff{"id":"g1"}',  # a byte-order mark
+    '{"id":"g2"}\r',  # CRLF line ending
+    '{"id":"g3","facts":{"on dialysis":false,"quote\\"d":1}}',
+]
+
+
+def test_edge_cases_are_accepted_and_refused_exactly_as_the_per_patient_reader_does(tmp_path):
+    path = write_lines(tmp_path, EDGE_LINES)
+    summary = assert_same(path)
+    assert summary.bad >= 30
+    assert summary.python_path < len(EDGE_LINES) // 1.3  # most valid lines were proven in SQL
+
+
+def test_a_refused_line_is_reported_with_its_line_number_and_message(tmp_path):
+    path = write_lines(tmp_path, ['{"id":"p1"}', "", '{"id":"p2","birth_date":"1980-02-30"}', '{"id":"p1"}',
+                                  '{"id":"p3"}'])
+    errors: list[dict] = []
+    con = duckdb.connect()
+    summary = ingest_ndjson(con, path, on_error=errors.append, display="pop.ndjson")
+    assert [e["input"] for e in errors] == ["pop.ndjson:3", "pop.ndjson:4"]
+    assert errors[0]["line"] == 3
+    assert errors[0]["error"] == "$.birth_date: '1980-02-30' is not a real date (day is out of range for month)"
+    assert errors[1]["problems"][0]["code"] == "duplicate-id"
+    assert "already given by pop.ndjson:1" in errors[1]["error"]
+    assert sorted(r[0] for r in con.sql("SELECT patient_id FROM patients").fetchall()) == ["p1", "p2", "p3"] or \
+        sorted(r[0] for r in con.sql("SELECT patient_id FROM patients").fetchall()) == ["p1", "p3"]
+    assert sorted(r[0] for r in con.sql("SELECT source FROM patients").fetchall()) == ["pop.ndjson:1", "pop.ndjson:5"]
+    assert (summary.records, summary.patients, summary.bad, summary.lines) == (4, 2, 2, 5)
+
+
+def test_chunks_cut_anywhere_give_the_same_store(tmp_path):
+    lines = [json.dumps(p) for p in _population(6, seed=3)] + EDGE_LINES
+    path = write_lines(tmp_path, lines)
+    whole = ingested(path, "pop.ndjson")
+    for size in (2000, 9000):
+        parts = ingested(path, "pop.ndjson", chunk_bytes=size)
+        assert parts[0] == whole[0]
+        for name in schema.TABLES:
+            assert _sorted(parts[1][name]) == _sorted(whole[1][name]), (size, name)
+
+
+def test_an_oversized_line_is_refused_without_being_held(tmp_path, monkeypatch):
+    monkeypatch.setattr(ingest, "MAX_DOCUMENT_BYTES", 1000)
+    big = '{"id":"big","facts":{"x":"' + "y" * 5000 + '"}}'
+    path = write_lines(tmp_path, ['{"id":"p1"}', big, '{"id":"p2"}'])
+    chunks = list(read_line_chunks(path, chunk_bytes=64))
+    assert all(len(c.text) <= 64 + 1000 for c in chunks)
+    refused, tables, summary = ingested(path, "pop.ndjson", chunk_bytes=64)
+    assert list(refused) == [2]
+    assert refused[2][0].startswith("line is 5,")
+    assert sorted(tables["patients"].column("patient_id").to_pylist()) == ["p1", "p2"]
