@@ -1538,8 +1538,10 @@ def _lab_source(gen: Generator, key: str, start: str, end: str) -> str:
     kept = (f"SELECT * FROM dobs WHERE key = {q(key)} AND hi <= {end} AND oldest >= {start} "
             f"AND patient_id NOT IN ({measured})")
     columns = ", ".join(_OBS_COLUMNS)
-    return (f"(WITH dk AS ({kept}) SELECT {columns}, CAST(NULL AS DOUBLE) AS value_high FROM nobs WHERE key = {q(key)} "
-            f"AND patient_id NOT IN (SELECT patient_id FROM dk) UNION ALL SELECT {columns}, value_high FROM dk)")
+    # no WITH here: Spark's rendering hoists every WITH to the top of the query, where names must differ
+    return (f"(SELECT {columns}, CAST(NULL AS DOUBLE) AS value_high FROM nobs WHERE key = {q(key)} "
+            f"AND patient_id NOT IN (SELECT patient_id FROM ({kept}) dk) UNION ALL SELECT {columns}, value_high "
+            f"FROM ({kept}) dk)")
 
 
 _OBS_COLUMNS = ("patient_id", "seq", "key", "lo", "hi", "comparator", "unit", "kind", "text", "problem", "value",
