@@ -179,6 +179,7 @@ def _derive(derivation: Derivation, record) -> list:
         obs.dimension = analyte.unit.dimension
         obs.lo, obs.hi = lo, hi
         obs.value_high = None
+        obs.raw_value = None  # set with the value; a derived result with a problem has none
         obs.oldest = lo
         problems, picked = [], []
         if lo != hi:  # an input dated only to a month or year: used for nothing, but named

@@ -429,6 +429,9 @@ def lab_text(node: ir.LabText, patient, ctx: Context):
             value, problem = None, obs.problem or ("a numeric result where a grade is needed" if node.op != "is"
                                                    else "a numeric result where a text result is needed")
         if inside is None:
+            if value is True:  # it meets the test, but may lie outside the window: say so, not nothing
+                when = show(obs.lo, obs.hi) if obs.lo is not None else "undated"
+                problem = f"{node.label} result of {when}: date uncertain relative to the window"
             value = None if value is not False else False
             if value is None and problem is None:  # unknown only for its date: say so (never an unnamed unknown)
                 when = show(obs.lo, obs.hi) if obs.lo is not None else "undated"

@@ -478,7 +478,8 @@ def _aggregate_detail(info, as_of: str) -> str:
         which += f" within {lab.window}"
     listed = []
     for obs, _interval, problem in used[:12]:
-        shown = (f"{obs.comparator or ''}{_num(obs.value)}" if obs.value is not None else repr(obs.raw_value))
+        shown = (f"{obs.comparator or ''}{_num(obs.value)}" if obs.value is not None
+                 else "no value" if obs.derived is not None else repr(obs.raw_value))
         if obs.value_high is not None:
             shown += f" to {_num(obs.value_high)}"
         how = f", {derived_text(obs)}" if obs.derived is not None and obs.value is not None else ""

@@ -10,6 +10,7 @@ every type, missing and empty lists, death.
 """
 from __future__ import annotations
 
+import datetime
 import random
 
 AS_OF_YEAR = 2026
@@ -26,6 +27,16 @@ LABS = {
     "LOINC:718-7": [("g/dL", (7, 17, 1)), ("g/L", (70, 170, 0)), ("mmol/L", (4, 11, 1))],  # hemoglobin
     "LOINC:8310-5": [("Cel", (35, 40, 1)), ("[degF]", (95, 104, 1)), ("degF", (95, 104, 0))],  # temperature
     "LOINC:99999-1": [("mg/L", (1, 50, 1)), ("g/L", (0.001, 0.05, 3))],  # a code outside the catalogue
+}
+# the inputs of derived values (BMI, creatinine clearance, eGFR, corrected calcium): a separate stream
+DERIVED_INPUTS = {
+    "LOINC:29463-7": [("kg", (30, 160, 1)), ("[lb_av]", (70, 350, 0)), ("g", (30000, 160000, -3)), ("kg", (0, 0, 0))],
+    "LOINC:8302-2": [("cm", (140, 200, 0)), ("m", (1.4, 2.0, 2)), ("[in_i]", (55, 78, 0)), ("cm", (0, 0, 0))],
+    "LOINC:17861-6": [("mg/dL", (7, 13, 1)), ("mmol/L", (1.8, 3.2, 2)), ("mg/dL", (400, 900, 0))],  # calcium
+    "LOINC:1751-7": [("g/dL", (1.5, 5, 1)), ("g/L", (15, 50, 0))],  # albumin
+    "LOINC:2160-0": [("mg/dL", (0.3, 4.0, 2)), ("umol/L", (30, 350, 0)), ("mg/dL", (0, 0, 0)), ("mg/dL", (1e-9, 1e-8, 10))],
+    "LOINC:33914-3": [("mL/min/1.73m2", (10, 120, 0))],  # a measured eGFR wins over a derived one
+    "LOINC:39156-5": [("kg/m2", (18, 45, 1))],  # a measured BMI
 }
 SCORES = {"LOINC:89247-1": [0, 1, 2, 3, 4, 5, 7, "ECOG 1", "grade 2", "0-1", "unknown"]}
 TEXTS = {"LOINC:5196-1": ["Positive", "negative", "Reactive", "non-reactive", "indeterminate", "weird text",
@@ -177,6 +188,61 @@ def _dosed(rng: random.Random, record: dict) -> dict:
     return record
 
 
+def _derived_inputs(index: int, doc: dict) -> None:
+    """Inputs of derived values on shared and nearby dates (same day, days apart, months apart), some
+    partial, some bounds or texts, some in the future; from their own random stream, so that adding them
+    leaves the rest of the population as it was."""
+    rng = random.Random(f"derived-{index}")
+    if "observations" not in doc or rng.random() < 0.3:
+        return
+    base = rng.choice([(AS_OF_YEAR, 11, 20), (AS_OF_YEAR, 10, 1), (AS_OF_YEAR, 6, 15), (AS_OF_YEAR - 1, 12, 30)])
+    for _ in range(rng.randint(2, 9)):
+        code = rng.choice(list(DERIVED_INPUTS))
+        unit, spec = rng.choice(DERIVED_INPUTS[code])
+        obs = {"code": code, "value": _number(rng, *spec), "unit": unit}
+        roll = rng.random()
+        when = datetime.date(*base) - datetime.timedelta(days=rng.choice([0, 0, 0, 0, 0, 0, 1, 5, 20, 29, 30, 31, 45, 200]))
+        year, month, day = when.year, when.month, when.day
+        if roll < 0.06:
+            obs["date"] = f"{year}-{month:02d}"
+        elif roll < 0.08:
+            obs["date"] = f"{AS_OF_YEAR}-12-{rng.randint(1, 28):02d}"  # after the as-of date
+        elif roll < 0.1:
+            pass  # undated
+        else:
+            obs["date"] = f"{year}-{month:02d}-{day:02d}"
+        roll = rng.random()
+        if roll < 0.05:
+            obs["comparator"] = rng.choice(["<", ">"])
+        elif roll < 0.08:
+            obs["value"] = "pending"
+            del obs["unit"]
+        doc["observations"].append(obs)
+
+
+def _dose_history(index: int, doc: dict) -> None:
+    """A run of records of one drug (for dose trends and treatment courses): consecutive, overlapping or with
+    a gap, doses the same, rising or falling, the last one open or ended; from its own random stream."""
+    rng = random.Random(f"doses-{index}")
+    if "medications" not in doc or rng.random() < 0.6:
+        return
+    code = rng.choice(["ATC:A10AB01", "ATC:B01AA03", "ATC:L01AA01"])
+    day = datetime.date(AS_OF_YEAR, 11, 25) - datetime.timedelta(days=rng.choice([40, 100, 200, 400]))
+    for step in range(rng.randint(1, 3)):
+        length = rng.choice([10, 30, 60, 120])
+        record = {"code": code, "start": day.isoformat(),
+                  "dose": {"value": rng.choice([5, 10, 10, 20]), "unit": "mg"}, "frequency": rng.choice([1, 1, 2])}
+        end = day + datetime.timedelta(days=length)
+        if end.isoformat() < f"{AS_OF_YEAR}-11-25" or rng.random() < 0.3:
+            record["end"] = end.isoformat()
+        else:
+            record["status"] = rng.choice(["active", "active", "on-hold", "intended"])
+        if rng.random() < 0.1:
+            del record["dose"]
+        doc["medications"].append(record)
+        day = end + datetime.timedelta(days=rng.choice([1, 1, 1, 0, -5, 3]))
+
+
 def patient(rng: random.Random, index: int) -> dict:
     """One random patient document."""
     doc: dict = {"id": f"P{index:05d}"}
@@ -233,6 +299,8 @@ def patient(rng: random.Random, index: int) -> dict:
         doc["deceased"] = rng.choice(["2026", "2026-11", "2026-11-20", "2026-12-01", "2020-05-05"])
     elif roll < 0.08:
         doc["deceased"] = False
+    _derived_inputs(index, doc)
+    _dose_history(index, doc)
     return doc
 
 

@@ -219,3 +219,14 @@ def test_an_implausible_derived_value_decides_nothing():
     c = one(t, p)
     assert (c.verdict, c.value) == ("unknown", None)
     assert "the inputs cannot be right" in c.explanation
+
+
+def test_a_derived_result_without_value_in_a_mean_is_explained_not_a_crash():
+    # the latest eGFR cannot be derived (no sex): the mean of the latest 2 is unknown, named, and the
+    # explanation lists that result as "no value" (it used to raise AttributeError on raw_value)
+    p = patient(birth_date=born(50), observations=[obs(CREATININE, 1.0, "mg/dL"),
+                                                   obs(CREATININE, 1.1, "mg/dL", day="2026-10-01")])
+    result = one(crit("mean eGFR of the latest 2 < 45 mL/min/1.73m2"), p)
+    assert result.verdict == "unknown"
+    assert result.missing == ["eGFR result of 2026-11-10: cannot derive by CKD-EPI 2021: sex not recorded"]
+    assert "no value" in str(result.evidence)

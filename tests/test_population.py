@@ -267,3 +267,33 @@ def test_a_text_result_unknown_only_for_its_date_is_named_in_both_engines():
     docs = [{"id": "a", "observations": [{**hbs, "value": "negative", "date": "2024-11"},
                                          {**hbs, "value": "Negative (positive control failed)", "date": "2024-11-26"}]}]
     assert _both(rules, docs)["a"] == (None, ["HBsAg result of 2024-11: date uncertain relative to the window"])
+
+
+def test_derived_values_in_sql_are_the_published_equations():
+    """CKD-EPI 2021, female 50 years, creatinine 1.0 mg/dL: 68.63 mL/min/1.73m2 (tests/test_derived_values.py);
+    Cockcroft-Gault, male 60 years, 72 kg, 1.0 mg/dL: 80.0 mL/min; a measured eGFR in the window wins; an input
+    that is only a bound names what is missing."""
+    trial = compile_text('trial "T"\n'
+                         'inclusion I1 "eGFR" = eGFR >= 68.6 mL/min/1.73m2\n'
+                         'inclusion I2 "eGFR" = eGFR >= 68.7 mL/min/1.73m2\n'
+                         'inclusion I3 "CrCl" = creatinine_clearance >= 80 mL/min\n'
+                         'inclusion I4 "CrCl" = creatinine_clearance > 80 mL/min\n', "t.crit")
+    creatinine = {"code": "LOINC:2160-0", "value": 1.0, "unit": "mg/dL", "date": "2026-11-10"}
+    docs = [{"id": "F", "sex": "female", "birth_date": "1976-01-01", "observations": [creatinine]},
+            {"id": "M", "sex": "male", "birth_date": "1966-01-01", "observations": [
+                creatinine, {"code": "LOINC:29463-7", "value": 72, "unit": "kg", "date": "2026-11-01"}]},
+            {"id": "W", "sex": "female", "birth_date": "1976-01-01", "observations": [
+                creatinine, {"code": "LOINC:33914-3", "value": 50, "unit": "mL/min/1.73m2", "date": "2026-11-01"}]},
+            {"id": "B", "sex": "female", "birth_date": "1976-01-01", "observations": [
+                dict(creatinine, comparator="<")]}]
+    rows = {r["patient_id"]: r for r in popduck.screen_trial(popduck.connect(tables_from_documents(docs)), trial,
+                                                              AS_OF).to_pylist()}
+    assert (rows["F"]["I1"], rows["F"]["I2"]) == (True, False)
+    assert (rows["M"]["I3"], rows["M"]["I4"]) == (True, False)
+    assert (rows["W"]["I1"], rows["W"]["I2"]) == (False, False)  # the measured 50 wins over the derived 68.63
+    assert rows["B"]["I1"] is None
+    assert rows["B"]["I1__missing"] == ["eGFR result of 2026-11-10: cannot derive by CKD-EPI 2021: creatinine result "
+                                        "of 2026-11-10 cannot be used: reported only as a bound (< 1 mg/dL)"]
+    for doc in docs:
+        result = trial.screen(patient_from_document(doc), AS_OF)
+        assert [c.value for c in result.criteria] == [rows[doc["id"]][i] for i in ("I1", "I2", "I3", "I4")]

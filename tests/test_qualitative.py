@@ -2,6 +2,8 @@
 
 Every verdict is asserted on both engines (helpers.one checks the fast path agrees).
 """
+from datetime import date
+
 import pytest
 
 from screening import SourceError
@@ -116,3 +118,14 @@ def test_a_longer_text_whose_rest_contradicts_or_hedges_its_first_word_is_unknow
     p = patient(observations=[obs(HBSAG, text)])
     for rules in (POSITIVE, NOT_POSITIVE):
         assert one(rules, p).value is None
+
+
+def test_a_text_result_that_may_lie_outside_the_window_is_unknown_and_named():
+    # dated only "2026", as of 2026-11-25 with a 2-year window: it may be after the as-of date. It meets the
+    # test, so the answer is unknown, and the missing item says why (it used to name nothing)
+    t = trial('inclusion I1 "x" = any HBsAg is negative within 2 years\n')
+    p = patient(observations=[obs(HBSAG, "non-reactive", day="2026"),
+                              obs(HBSAG, "indeterminate", day="2026")])
+    result = one(t, p, as_of=date(2026, 11, 25))
+    assert result.verdict == "unknown"
+    assert result.missing == ["HBsAg result of 2026: date uncertain relative to the window"]

@@ -197,6 +197,7 @@ class Generator:
         self.counter = 0
         self.plan = Plan(checked.trial_id, as_of, [c.id for c in checked.criteria], "")
         self.uses_obs = False
+        self.derived_keys: set[str] = set()  # derived analytes read (the dobs table)
 
     # ---- helpers
     def fresh(self) -> int:
@@ -270,6 +271,8 @@ class Generator:
         self.joins = joins
         if self.uses_obs:  # materialised once by the runner (a CTE would be planned once per reference)
             self.plan.prepare.append(("nobs", _normalised_observations(sorted(self.plan.keys))))
+        if self.derived_keys:
+            self.plan.prepare.append(("dobs", _derived_observations(sorted(self.derived_keys))))
         base = (f"SELECT p.patient_id, p.deceased, p.deceased_lo, p.deceased_hi{''.join(', ' + c for c in self.columns)} "
                 f"FROM patients p {' '.join(self.joins)}")
         ctes.append(("layer0", base))
@@ -706,9 +709,10 @@ class _Compare:
 
 
 def _missing_lab(node) -> str:
+    extra = derived.missing_inputs(node.key) if isinstance(node, ir.LabCompare) and node.key in derived.DERIVATIONS else ""
     if node.window is not None:
-        return f"{node.label} result within {node.window}"
-    return f"{node.label} result"
+        return f"{node.label} result within {node.window}{extra}"
+    return f"{node.label} result{extra}"
 
 
 def _lab_item(label: str, problem: str) -> str:
@@ -718,18 +722,18 @@ def _lab_item(label: str, problem: str) -> str:
 
 
 def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
-    if node.key in derived.DERIVATIONS:
-        raise Unsupported(f"derived values ({node.key}, measured or derived from its inputs) are not translated to SQL "
-                          f"yet: {node.source_text}")
     gen.uses_obs = True
     gen.plan.keys.add(node.key)
     start, end = gen.start(node.window), gen.end
     value, problem = _Compare(node, gen.ctx.ranges).sql()
+    source = _lab_source(gen, node.key, start, end)
+    if source != "nobs":
+        value, problem = _both_ends(value, problem)
     inside = _in_window("o.lo", "o.hi", start, end)
     rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, o.value AS val, o.resolution AS res, {inside} AS ins, "
             f"{value} AS cv, {problem} AS pr, "
             f"{_lab_item(node.label, problem)} AS item "
-            f"FROM nobs o JOIN patients p ON p.patient_id = o.patient_id "
+            f"FROM {source} o JOIN patients p ON p.patient_id = o.patient_id "
             f"WHERE o.key = {q(node.key)} AND (o.lo IS NULL OR o.lo <= {end})")
     name = f"a{k}"
     if node.selector == "latest":
@@ -1159,17 +1163,18 @@ def _plain_name(noun: str, e: str = "x") -> str:
 def _record_count(gen: Generator, node: ir.RecordCount, k: int):
     """evaluate.record_count: each record tested alone; the count lies between the true records and the true
     plus unknown ones."""
-    if node.courses:
-        raise Unsupported(f"counting treatment courses (distinct start dates) is not translated to SQL yet: "
-                          f"{node.source_text}")
     test = node.test
     rows, _ = _record_rows(gen, test)
     name = f"a{k}"
     who = _plain_name(test.noun).replace("x.kind", q(test.kind))
     gen.ctes.append((f"{name}r", f"SELECT x.*, {who} AS who FROM ({rows}) x"))
-    gen.ctes.append((name, f"SELECT patient_id, count(*) FILTER (WHERE v IS TRUE) AS low, count(*) AS high, "
-                           f"coalesce(list(who || ': ' || array_to_string(reasons, ', ') ORDER BY seq) "
-                           f"FILTER (WHERE v IS NULL), {EMPTY}) AS m FROM {name}r WHERE v IS NOT FALSE GROUP BY patient_id"))
+    if node.courses:
+        _courses(gen, name)
+    else:
+        gen.ctes.append((name, f"SELECT patient_id, count(*) FILTER (WHERE v IS TRUE) AS low, count(*) AS high, "
+                               f"coalesce(list(who || ': ' || array_to_string(reasons, ', ') ORDER BY seq) "
+                               f"FILTER (WHERE v IS NULL), {EMPTY}) AS m FROM {name}r WHERE v IS NOT FALSE "
+                               f"GROUP BY patient_id"))
     gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
     low, high, n = f"coalesce({name}.low, 0)", f"coalesce({name}.high, 0)", int(node.count)
     if node.mode == "at_least":
@@ -1180,6 +1185,30 @@ def _record_count(gen: Generator, node: ir.RecordCount, k: int):
     missing = (f"(CASE WHEN NOT p.has_{test.kind} THEN [{q(test.kind + ' (not provided)')}] "
                f"ELSE coalesce({name}.m, {EMPTY}) END)")
     return value, missing, EMPTY
+
+
+def _courses(gen: Generator, name: str) -> None:
+    """evaluate.record_count with courses: distinct full start dates of the true records; a true record with a
+    partial or missing start adds a course for sure only when its dates overlap no other course, else it may
+    be one; an unknown record may add a course unless it starts on a day already counted."""
+    full = "(start_lo IS NOT NULL AND start_lo = start_hi)"
+    gen.ctes.append((f"{name}d", f"SELECT DISTINCT patient_id, start_lo AS d FROM {name}r WHERE v IS TRUE AND {full}"))
+    gen.ctes.append((f"{name}v", f"SELECT * FROM {name}r WHERE v IS TRUE AND NOT {full}"))
+    alone = (f"(e.start_lo IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {name}d d WHERE d.patient_id = e.patient_id "
+             f"AND d.d BETWEEN e.start_lo AND e.start_hi) AND NOT EXISTS (SELECT 1 FROM {name}v o "
+             f"WHERE o.patient_id = e.patient_id AND o.seq <> e.seq AND (o.start_lo IS NULL OR "
+             f"(o.start_lo <= e.start_hi AND e.start_lo <= o.start_hi))))")
+    new = (f"(e.start_lo IS NULL OR e.start_lo <> e.start_hi OR NOT EXISTS (SELECT 1 FROM {name}d d "
+           f"WHERE d.patient_id = e.patient_id AND d.d = e.start_lo))")
+    counted = (f"SELECT e.patient_id, count(*) FILTER (WHERE e.v IS TRUE AND NOT {full.replace('start_', 'e.start_')} "
+               f"AND {alone}) AS alone, count(*) FILTER (WHERE e.v IS TRUE AND NOT {full.replace('start_', 'e.start_')}) "
+               f"AS vague, count(*) FILTER (WHERE e.v IS NULL AND {new}) AS maybe, "
+               f"coalesce(list(e.who || ': ' || array_to_string(e.reasons, ', ') ORDER BY e.seq) FILTER (WHERE e.v IS NULL), "
+               f"{EMPTY}) AS m FROM {name}r e WHERE e.v IS NOT FALSE GROUP BY e.patient_id")
+    gen.ctes.append((name, f"SELECT c.patient_id, coalesce(n.days, 0) + c.alone AS low, "
+                           f"coalesce(n.days, 0) + c.vague + c.maybe AS high, c.m FROM ({counted}) c LEFT JOIN "
+                           f"(SELECT patient_id, count(*) AS days FROM {name}d GROUP BY patient_id) n "
+                           f"ON n.patient_id = c.patient_id"))
 
 
 def _investigational(gen: Generator, node: ir.InvestigationalTest, k: int):
@@ -1467,9 +1496,6 @@ def _interval_holds_sql(lab: ir.LabCompare, low: str, high: str) -> str:
 def _lab_aggregate(gen: Generator, node: ir.LabAggregate, k: int):
     """evaluate.lab_aggregate: the mean, lowest or highest of the latest N results (or of every result in the window)."""
     lab = node.lab
-    if lab.key in derived.DERIVATIONS:
-        raise Unsupported(f"derived values ({lab.key}, measured or derived from its inputs) are not translated to SQL "
-                          f"yet: {node.source_text}")
     if lab.bound.kind != "value" or (lab.upper is not None and lab.upper.kind != "value"):
         raise Unsupported(f"a multiple of ULN/LLN in a mean/min/max is not translated to SQL yet: {node.source_text}")
     gen.uses_obs = True
@@ -1481,10 +1507,13 @@ def _lab_aggregate(gen: Generator, node: ir.LabAggregate, k: int):
                f"WHEN {dim_bad} THEN coalesce(o.unit, 'None') || ' cannot be compared with the threshold''s unit' END)")
     lo_end = "(CASE WHEN o.comparator IN ('<', '<=') THEN CAST('-inf' AS DOUBLE) ELSE o.value END)"
     hi_end = "(CASE WHEN o.comparator IN ('>', '>=') THEN CAST('inf' AS DOUBLE) ELSE o.value END)"
+    source = _lab_source(gen, lab.key, start, end)
+    if source != "nobs":  # a derived value may be an interval (the age is uncertain)
+        hi_end = "(CASE WHEN o.comparator IN ('>', '>=') THEN CAST('inf' AS DOUBLE) ELSE coalesce(o.value_high, o.value) END)"
     name = f"a{k}"
     rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, {inside} AS ins, {problem} AS pr, {lo_end} AS x_lo, {hi_end} AS x_hi, "
             f"row_number() OVER (PARTITION BY o.patient_id ORDER BY o.hi DESC NULLS LAST, o.lo DESC NULLS LAST, o.seq) AS rn "
-            f"FROM nobs o WHERE o.key = {q(lab.key)} AND (o.lo IS NULL OR o.lo <= {end})")
+            f"FROM {source} o WHERE o.key = {q(lab.key)} AND (o.lo IS NULL OR o.lo <= {end})")
     gen.ctes.append((f"{name}r", rows))
     # results before the first one outside the window; with N, the first N of them (and the next, for ties)
     stop = f"(SELECT patient_id, min(rn) AS stop FROM {name}r WHERE ins IS FALSE GROUP BY patient_id)"
@@ -1680,6 +1709,322 @@ def _dose_total(gen: Generator, node: ir.DoseTotal, k: int):
     return value, missing, EMPTY
 
 
+# ---------------------------------------------------------------- derived values (screening.derived)
+_DERIVED_FORMULA = {
+    "BMI": "({weight} / (({height} / 100.0) * ({height} / 100.0)))",
+    "creatinine_clearance": ("((CAST(140 - {age} AS DOUBLE) * {weight} * (CASE WHEN p.sex = 'female' THEN 0.85 ELSE 1.0 END)) "
+                             "/ (72.0 * {creatinine}))"),
+    "eGFR": ("(142.0 * pow(least({creatinine} / (CASE WHEN p.sex = 'female' THEN 0.7 ELSE 0.9 END), 1.0), "
+             "(CASE WHEN p.sex = 'female' THEN -0.241 ELSE -0.302 END)) "
+             "* pow(greatest({creatinine} / (CASE WHEN p.sex = 'female' THEN 0.7 ELSE 0.9 END), 1.0), -1.200) "
+             "* pow(0.9938, CAST({age} AS DOUBLE)) * (CASE WHEN p.sex = 'female' THEN 1.012 ELSE 1.0 END))"),
+    "corrected_calcium": "({calcium} + 0.8 * (4.0 - {albumin}))",
+}
+"""derived.py's formulas, with the same operations in the same order (so the same floating-point results)."""
+
+
+def _surely_adult_sql(day_sql: str) -> str:
+    """derived._surely_adult_on."""
+    return (f"(p.birth_hi IS NOT NULL AND p.birth_hi <= {day_sql} AND "
+            f"{_whole('years', 'p.birth_hi', day_sql)} >= {derived.ADULT_YEARS})")
+
+
+def _derivation_sql(d: derived.Derivation) -> str:
+    """derived._derive for one derivation over every patient: one row per derived result (value or problem)."""
+    from ..analytes import catalogue
+
+    analyte = catalogue().lookup(d.key)
+    keys = ", ".join(q(i.key) for i in d.inputs)
+    days = f"SELECT DISTINCT patient_id, lo, hi FROM nobs WHERE key IN ({keys}) AND lo IS NOT NULL"
+    ranked = ("SELECT patient_id, seq, lo, hi, value, comparator, problem, unit, "
+              "(CASE WHEN factor IS NULL OR factor = 0 THEN value ELSE (value - addend) / factor END) AS own, "
+              "row_number() OVER (PARTITION BY patient_id ORDER BY hi DESC NULLS LAST, lo DESC NULLS LAST, seq) AS rn "
+              "FROM nobs WHERE key = {key}")
+    picks, joins = [], []
+    for j, spec in enumerate(d.inputs):
+        cand = (f"SELECT d.patient_id, d.lo, d.hi, arg_min(struct_pack(seq := i.seq, lo := i.lo, hi := i.hi, "
+                f"value := i.value, comparator := i.comparator, problem := i.problem, unit := i.unit, own := i.own), i.rn) AS c "
+                f"FROM ({days}) d JOIN ({ranked.format(key=q(spec.key))}) i ON i.patient_id = d.patient_id "
+                f"AND i.hi IS NOT NULL AND i.hi <= d.lo WHERE d.lo = d.hi GROUP BY d.patient_id, d.lo, d.hi")
+        joins.append(f"LEFT JOIN ({cand}) c{j} ON c{j}.patient_id = d.patient_id AND c{j}.lo = d.lo AND c{j}.hi = d.hi")
+        picks.append(f"c{j}.c AS i{j}")
+    base = f"SELECT d.*, {', '.join(picks)} FROM ({days}) d {' '.join(joins)}"
+    found, problems = [], []
+    for j, spec in enumerate(d.inputs):
+        c = f"i{j}"
+        close = f"date_diff('day', {c}.hi, x.lo) <= {spec.days}"
+        if spec.adult_any_time:
+            close = f"({close} OR {_surely_adult_sql(f'{c}.lo')})"
+        found.append(f"({c} IS NOT NULL AND {close})")
+        usable = f"({c}.value IS NOT NULL AND {c}.comparator IS NULL AND {c}.lo = {c}.hi)"
+        bound = (f"rtrim(rtrim('reported only as a bound (' || {c}.comparator || ' ' || printf('%.6g', {c}.own) || ' ' "
+                 f"|| coalesce({c}.unit, '') || ')', ')'), ' ') || ')'")
+        why = (f"(CASE WHEN {c}.lo <> {c}.hi THEN 'dated only ' || {show(f'{c}.lo', f'{c}.hi')} "
+               f"WHEN {c}.comparator IS NOT NULL AND {c}.value IS NOT NULL THEN {bound} "
+               f"ELSE coalesce({c}.problem, 'not a number') END)")
+        limit = "on the same day" if spec.days == 0 else f"within {spec.days} days before"
+        extra = " (or any height taken as an adult)" if spec.adult_any_time else ""
+        problems.append(f"(CASE WHEN NOT {found[j]} THEN {q(f'no {spec.key} result {limit}{extra}')} "
+                        f"WHEN NOT {usable} THEN {q(spec.key + ' result of ')} || {show(f'{c}.lo', f'{c}.hi')} "
+                        f"|| ' cannot be used: ' || {why} END)")
+    listed = [f"(CASE WHEN x.lo <> x.hi THEN 'an input is dated only ' || {show('x.lo', 'x.hi')} END)"]
+    listed += [f"(CASE WHEN x.lo = x.hi THEN {p} END)" for p in problems]
+    if d.needs_sex:
+        listed.append("(CASE WHEN p.sex IS NULL OR p.sex = 'unknown' THEN 'sex not recorded' "
+                      "WHEN p.sex NOT IN ('female', 'male') THEN 'sex ' || p.sex || ': the formula needs female or male' END)")
+    young = _whole("years", "least(p.birth_hi, x.lo)", "x.lo")
+    old = _whole("years", "p.birth_lo", "x.lo")
+    if d.needs_age or d.adults_only:
+        adults = ""
+        if d.adults_only:
+            adults = (f"WHEN {young} < {derived.ADULT_YEARS} THEN {q(d.method + ' is for adults; age on ')} || "
+                      f"{show('x.lo', 'x.hi')} || ' is ' || (CASE WHEN {young} = {old} THEN CAST({young} AS VARCHAR) "
+                      f"ELSE CAST({young} AS VARCHAR) || ' to ' || CAST({old} AS VARCHAR) END) ")
+        listed.append(f"(CASE WHEN p.birth_lo IS NULL THEN 'birth_date not recorded' WHEN p.birth_lo > x.lo THEN "
+                      f"'birth_date ' || {show('p.birth_lo', 'p.birth_hi')} || ' is after the result' {adults}END)")
+    pre = f"list_filter([{', '.join(listed)}], lambda s: s IS NOT NULL)"
+    identity = ", ".join(f"i{j}.seq" for j in range(len(d.inputs)))
+    # a date whose inputs (all of them) are the same as an earlier date's gives no new value
+    rows = (f"SELECT x.*, p.sex, {pre} AS pre, {young} AS young, {old} AS old FROM ({base}) x "
+            f"JOIN patients p ON p.patient_id = x.patient_id "
+            f"WHERE x.lo <> x.hi OR {found[0]}")
+    kept = (f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY patient_id, len(pre) = 0, {identity} "
+            f"ORDER BY lo) AS dup FROM ({rows})) WHERE len(pre) > 0 OR dup = 1")
+    values = {spec.key: f"i{j}.value" for j, spec in enumerate(d.inputs)}
+    formula = _DERIVED_FORMULA[d.key].replace("p.sex", "sex")  # the row carries the sex
+    if d.needs_age:
+        r_young = formula.format(age="young", **values)
+        r_old = formula.format(age="old", **values)
+        two = "(young <> old)"
+    else:
+        r_young = r_old = formula.format(**values)
+        two = "FALSE"
+    low, high = d.plausible
+    top = "CAST('inf' AS DOUBLE)" if high == float("inf") else num(high)
+    unit = analyte.unit_text
+    computed = (f"SELECT *, least(ry, ro) AS r_lo, greatest(ry, ro) AS r_hi FROM (SELECT *, "
+                f"(CASE WHEN len(pre) = 0 THEN {r_young} END) AS ry, (CASE WHEN len(pre) = 0 THEN {r_old} END) AS ro "
+                f"FROM ({kept}))")
+    shown = (f"(CASE WHEN {two} THEN printf('%.4g', r_lo) || ', ' || printf('%.4g', r_hi) ELSE printf('%.4g', r_lo) END)")
+    no_value = " OR ".join(f"({r} IS NULL OR isnan({r}) OR isinf({r}) OR {r} < 0)" for r in ("ry", "ro"))
+    outside = " OR ".join(f"(NOT ({num(low)} <= {r} AND {r} <= {top}))" for r in ("ry", "ro"))
+    post = (f"(CASE WHEN len(pre) > 0 THEN NULL WHEN {no_value} THEN {q(d.method + ' gives no value for these inputs')} "
+            f"WHEN {outside} THEN {q(d.method + ' gives ')} || {shown} || "
+            f"{q(f', outside {low:g} to {high:g} {unit}: the inputs cannot be right')} END)")
+    fresh = [f"i{j}.lo" for j, spec in enumerate(d.inputs) if spec.fresh]
+    oldest = f"least({', '.join(fresh)})" if fresh else "lo"
+    dimension = str(analyte.unit.dimension)
+    final = (f"SELECT patient_id, lo, hi, problems, {q(d.key)} AS key, "
+             f"CASE WHEN len(problems) = 0 THEN r_lo END AS value, "
+             f"CASE WHEN len(problems) = 0 AND {two} AND r_hi <> r_lo THEN r_hi END AS value_high, "
+             f"CASE WHEN len(problems) = 0 THEN {oldest} ELSE lo END AS oldest "
+             f"FROM (SELECT *, list_filter(list_append(pre, {post}), lambda s: s IS NOT NULL) AS problems FROM ({computed}))")
+    return (f"SELECT patient_id, CAST(-1 - row_number() OVER (PARTITION BY patient_id ORDER BY lo, hi) AS INTEGER) AS seq, "
+            f"key, lo, hi, CAST(NULL AS VARCHAR) AS comparator, {q(unit)} AS unit, 'number' AS kind, "
+            f"CAST(NULL AS VARCHAR) AS text, "
+            f"CASE WHEN len(problems) > 0 THEN {q(f'cannot derive by {d.method}: ')} || array_to_string(problems, '; ') END "
+            f"AS problem, value, CASE WHEN value IS NOT NULL THEN {q(dimension)} END AS dimension, "
+            f"CAST(NULL AS DOUBLE) AS factor, CAST(NULL AS DOUBLE) AS addend, value AS raw_value, "
+            f"CAST(0.0 AS DOUBLE) AS resolution, CAST(NULL AS DOUBLE) AS ref_low, CAST(NULL AS DOUBLE) AS ref_high, "
+            f"CAST(NULL AS DOUBLE) AS raw_ref_low, CAST(NULL AS DOUBLE) AS raw_ref_high, "
+            f"CAST(NULL AS VARCHAR) AS ref_problem_low, CAST(NULL AS VARCHAR) AS ref_problem_high, value_high, oldest "
+            f"FROM ({final})")
+
+
+def _derived_observations(keys: list[str]) -> str:
+    """The derived results (screening.derived.derive_all) of the analytes in ``keys``, as rows shaped like nobs
+    plus ``value_high`` (the top of an interval when the age is uncertain) and ``oldest`` (the oldest fresh input)."""
+    return " UNION ALL ".join(_derivation_sql(derived.DERIVATIONS[k]) for k in keys)
+
+
+def _use_derived(gen: Generator, key: str) -> None:
+    """A test of a derived analyte reads its measured results and, from its inputs, its derived ones."""
+    gen.derived_keys.add(key)
+    gen.plan.keys.update(i.key for i in derived.DERIVATIONS[key].inputs)
+
+
+def _lab_source(gen: Generator, key: str, start: str, end: str) -> str:
+    """The results a test of ``key`` reads (derived.series_for): every measured result when one is in the window
+    [start, end], else the derived results usable in the window when there are any, else the measured ones."""
+    if key not in derived.DERIVATIONS:
+        return "nobs"
+    _use_derived(gen, key)
+    measured = (f"SELECT DISTINCT patient_id FROM nobs WHERE key = {q(key)} AND lo IS NOT NULL AND lo <= {end} "
+                f"AND hi >= {start}")
+    kept = (f"SELECT * FROM dobs WHERE key = {q(key)} AND hi <= {end} AND oldest >= {start} "
+            f"AND patient_id NOT IN ({measured})")
+    columns = ", ".join(_OBS_COLUMNS)
+    # no WITH here: Spark's rendering hoists every WITH to the top of the query, where names must differ
+    return (f"(SELECT {columns}, CAST(NULL AS DOUBLE) AS value_high FROM nobs WHERE key = {q(key)} "
+            f"AND patient_id NOT IN (SELECT patient_id FROM ({kept}) dk) UNION ALL SELECT {columns}, value_high "
+            f"FROM ({kept}) dk)")
+
+
+_OBS_COLUMNS = ("patient_id", "seq", "key", "lo", "hi", "comparator", "unit", "kind", "text", "problem", "value",
+                "dimension", "factor", "addend", "raw_value", "resolution", "ref_low", "ref_high", "raw_ref_low",
+                "raw_ref_high", "ref_problem_low", "ref_problem_high")
+"""The columns of nobs a lab test reads (a derived series is read in their place: a union by position, which
+every dialect has)."""
+
+
+def _both_ends(value: str, problem: str) -> tuple[str, str]:
+    """evaluate._compare_interval: a derived value known as an interval decides only when both ends agree."""
+    high = re.sub(r"\bo\.raw_value\b", "o.value_high", re.sub(r"\bo\.value\b", "o.value_high", value))
+    same = f"(o.value_high IS NULL OR {value} IS NOT DISTINCT FROM {high})"
+    between = ("'derived value lies between ' || printf('%.6g', o.value) || ' and ' || printf('%.6g', o.value_high) "
+               "|| ' depending on the age (birth_date not exact), on both sides of the limit'")
+    return f"(CASE WHEN {same} THEN {value} END)", f"(CASE WHEN {same} THEN {problem} ELSE {between} END)"
+
+
+# ---------------------------------------------------------------- per-visit occasions
+def _visit_occasions(gen: Generator, node: ir.VisitOccasions, k: int):
+    """evaluate.visit_occasions: the expression decided on each date with a result of one of its analytes
+    (evaluate._on_day), then the dates counted as `on at least N occasions` counts results."""
+    gen.uses_obs = True
+    gen.plan.keys.update(node.keys)
+    start, end = gen.start(node.window), gen.end
+    name = f"a{k}"
+    keys = ", ".join(q(key) for key in node.keys)
+    inside = _in_window("o.lo", "o.hi", start, end)
+    gen.ctes.append((f"{name}d", f"SELECT DISTINCT o.patient_id, o.lo, o.hi, {inside} AS ins FROM nobs o "
+                                 f"WHERE o.key IN ({keys}) AND o.lo IS NOT NULL AND o.lo <= {end} AND {inside} IS NOT FALSE"))
+    joins, leaves = [], {}
+
+    def walk(n) -> tuple[str, str]:
+        if isinstance(n, ir.LabCompare):
+            if id(n) not in leaves:
+                i = leaves[id(n)] = len(leaves)
+                value, problem = _Compare(n, gen.ctx.ranges).sql()
+                item = f"{q(n.label + ' result of ')} || {show('o.lo', 'o.hi')} || ': ' || {problem}"
+                rows = (f"SELECT o.patient_id, o.lo, o.hi, {value} AS cv, {problem} AS pr, {item} AS item "
+                        f"FROM nobs o JOIN patients p ON p.patient_id = o.patient_id WHERE o.key = {q(n.key)} "
+                        f"AND o.lo IS NOT NULL AND o.lo <= {end} AND {inside} IS NOT FALSE")
+                kinds = ("((count(*) FILTER (WHERE cv IS TRUE) > 0)::INTEGER + (count(*) FILTER (WHERE cv IS FALSE) > 0)"
+                         "::INTEGER + (count(*) FILTER (WHERE cv IS NULL) > 0)::INTEGER)")
+                probs = f"coalesce(list(item) FILTER (WHERE cv IS NULL AND pr IS NOT NULL), {EMPTY})"
+                disagree = f"{q(n.label + ' results of ')} || {show('lo', 'hi')} || ' disagree'"
+                gen.ctes.append((f"{name}l{i}", (
+                    f"SELECT patient_id, lo, hi, CASE WHEN {kinds} > 1 THEN NULL ELSE bool_or(cv) END AS v, "
+                    f"CASE WHEN {kinds} > 1 AND len({probs}) = 0 THEN [{disagree}] "
+                    f"WHEN {kinds} > 1 OR bool_or(cv) IS NULL THEN {probs} ELSE {EMPTY} END AS m "
+                    f"FROM ({rows}) GROUP BY patient_id, lo, hi")))
+                joins.append(f"LEFT JOIN {name}l{i} l{i} ON l{i}.patient_id = d.patient_id AND l{i}.lo = d.lo "
+                             f"AND l{i}.hi = d.hi")
+            i = leaves[id(n)]
+            return (f"l{i}.v", f"(CASE WHEN l{i}.patient_id IS NULL THEN [{q(n.label + ' on ')} || {show('d.lo', 'd.hi')}] "
+                               f"ELSE l{i}.m END)")
+        if isinstance(n, ir.Not):
+            value, missing = walk(n.operand)
+            return f"(NOT {value})", missing
+        if isinstance(n, (ir.And, ir.Or)):
+            parts = [walk(child) for child in n.operands]
+            value = "(" + f" {'OR' if isinstance(n, ir.Or) else 'AND'} ".join(v for v, _ in parts) + ")"
+            missing = cat(*[f"(CASE WHEN {v} IS NULL THEN {m} ELSE {EMPTY} END)" for v, m in parts])
+            return value, f"(CASE WHEN {value} IS NULL THEN {missing} ELSE {EMPTY} END)"
+        raise Unsupported(f"{type(n).__name__} inside per-visit occasions has no SQL translation: {node.source_text}")
+
+    value, missing = walk(node.expr)
+    partial = f"'the results of ' || {show('lo', 'hi')} || ': a date known only to the month or year'"
+    uncertain = f"'the results of ' || {show('lo', 'hi')} || ': date uncertain relative to the window'"
+    day = (f"SELECT d.patient_id, d.lo, d.hi, d.ins, {value} AS v0, {missing} AS m0 FROM {name}d d {' '.join(joins)}")
+    adjusted = (f"SELECT patient_id, lo, hi, ins, CASE WHEN lo <> hi AND v0 IS NOT FALSE THEN NULL ELSE v0 END AS v1, "
+                f"CASE WHEN lo <> hi AND v0 IS NOT FALSE THEN list_append(m0, {partial}) ELSE m0 END AS m1 "
+                f"FROM ({day})")
+    final = (f"SELECT patient_id, lo, hi, CASE WHEN ins IS NULL THEN NULL ELSE v1 END AS v, "
+             f"CASE WHEN ins IS NULL THEN list_append(m1, {uncertain}) ELSE m1 END AS m "
+             f"FROM ({adjusted}) WHERE NOT (ins IS NULL AND v1 IS FALSE)")
+    gen.ctes.append((f"{name}s", final))
+    need = node.count
+    within = f" within {node.window}" if node.window is not None else ""
+    repeat = f"a repeat visit with {', '.join(node.keys)} results{within}"
+    counted = (f"SELECT patient_id, count(*) FILTER (WHERE v IS TRUE) AS t, count(*) FILTER (WHERE v IS NULL) AS u, "
+               f"count(*) FILTER (WHERE v IS NOT FALSE) AS pending, max(hi) FILTER (WHERE v IS NOT FALSE) AS latest, "
+               f"coalesce(flatten(list(m) FILTER (WHERE v IS NULL)), {EMPTY}) AS dm FROM {name}s GROUP BY patient_id")
+    ruled = (f"(pending = 0 OR EXISTS (SELECT 1 FROM {name}s x WHERE x.patient_id = c.patient_id AND x.v IS FALSE "
+             f"AND x.lo > c.latest))")
+    gen.ctes.append((name, f"SELECT c.patient_id, CASE WHEN t >= {need} THEN TRUE WHEN t + u >= {need} THEN NULL "
+                           f"WHEN {ruled} THEN FALSE ELSE NULL END AS v, "
+                           f"CASE WHEN t >= {need} THEN {EMPTY} WHEN t + u >= {need} THEN dm WHEN {ruled} THEN {EMPTY} "
+                           f"ELSE list_concat([{q(repeat)}], dm) END AS m FROM ({counted}) c"))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    none_found = f"results of {', '.join(node.keys)}{within}"
+    value = f"(CASE WHEN NOT p.has_observations THEN NULL ELSE {name}.v END)"
+    missing = (f"(CASE WHEN NOT p.has_observations THEN ['observations (not provided)'] "
+               f"WHEN {name}.patient_id IS NULL THEN [{q(none_found)}] "
+               f"ELSE {name}.m END)")
+    return value, missing, EMPTY
+
+
+# ---------------------------------------------------------------- dose trends
+def _dose_trend(gen: Generator, node: ir.DoseTrend, k: int):
+    """evaluate.dose_trend: over the last N the drug is taken every day, by records with exact dates, at a daily
+    dose that never changes (stable) or never rises (not increasing); false needs proof, unknown otherwise."""
+    index = gen.matcher(node.matcher)
+    as_of, start = gen.end, gen.start(node.duration)
+    name = f"a{k}"
+    who = _plain_name("medication", "e").replace("e.kind", q("medications"))
+    verification = "lower(regexp_replace(e.verification, '^\\s+|\\s+$', '', 'g'))"
+    never = ", ".join(q(x) for x in _NEVER_HAPPENED)
+    on = " AND ".join(f"dd.{c} IS NOT DISTINCT FROM e.{c}" for c in DOSE_COLUMNS)
+    status = "lower(e.status)"
+    active = f"(CASE WHEN {status} = 'intended' THEN NULL ELSE {_active_sql('medications', as_of)} END)"
+    sure = f"(dc.m{index} IS TRUE)"
+    doubt = (f"(CASE WHEN NOT {sure} THEN {who} || ': ' || e.unreadable || {q(': cannot tell whether it is in ' + node.matcher.name)} "
+             f"WHEN {verification} <> '' AND {verification} <> 'confirmed' THEN {who} || ': verification status ' "
+             f"|| {verification} || ', not confirmed' "
+             f"WHEN {status} = 'on-hold' THEN {who} || ': on hold' "
+             f"WHEN e.start_lo IS NULL THEN {who} || ': start date not recorded' "
+             f"WHEN e.start_lo <> e.start_hi THEN {who} || ': start date not a full date' "
+             f"WHEN e.end_lo IS NOT NULL AND e.end_lo <> e.end_hi THEN {who} || ': end date not a full date' "
+             f"WHEN e.end_lo IS NULL AND {active} IS FALSE THEN {who} || ': stopped, end date not recorded' "
+             f"WHEN e.end_lo IS NULL AND {active} IS NULL THEN {who} || ': status and end date not recorded' END)")
+    path = "'$.medications[' || CAST(e.seq AS VARCHAR) || ']'"
+    dose_missing = (f"(CASE WHEN NOT dd.recorded THEN {who} || ': dose not recorded' WHEN dd.daily IS NULL THEN {who} "
+                    f"|| ': ' || coalesce(replace(dd.daily_problem, {q(DOSE_PATH)}, {path}), 'daily dose not recorded') END)")
+    rows = (f"SELECT e.patient_id, e.seq, {doubt} AS doubt, e.start_lo AS s, least(coalesce(e.end_lo, {as_of}), {as_of}) AS f, "
+            f"CASE WHEN dd.recorded THEN dd.daily END AS d, {dose_missing} AS dm, {who} AS who "
+            f"FROM medications e LEFT JOIN dict_record_codes dc ON dc.code IS NOT DISTINCT FROM e.code "
+            f"AND dc.codes IS NOT DISTINCT FROM e.codes LEFT JOIN dict_doses dd ON {on} "
+            f"WHERE NOT ((NOT {sure} AND e.unreadable IS NULL) OR coalesce({status} IN ({never}), FALSE)) "
+            f"AND NOT coalesce(e.start_lo > {as_of}, FALSE) AND NOT coalesce(e.end_hi < {start}, FALSE)")
+    gen.ctes.append((f"{name}r", rows))
+    gen.ctes.append((f"{name}s", f"SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY s, f, seq) AS idx "
+                                 f"FROM {name}r WHERE doubt IS NULL"))
+    stable = "TRUE" if node.trend == "stable" else "FALSE"
+    pairs = (f"SELECT a.patient_id, bool_or(b.s > a.f AND (b.d > a.d OR {stable})) AS falls, "
+             f"list(a.who || ' and ' || b.who || ' overlap in time with different doses (' || printf('%g', a.d) || ' and ' "
+             f"|| printf('%g', b.d) || ' mg/day)' ORDER BY a.idx, b.idx) FILTER (WHERE b.s <= a.f) AS om "
+             f"FROM {name}s a JOIN {name}s b ON b.patient_id = a.patient_id AND b.idx > a.idx "
+             f"AND a.d IS NOT NULL AND b.d IS NOT NULL AND a.d <> b.d GROUP BY a.patient_id")
+    before = f"CAST({start} - INTERVAL 1 DAY AS DATE)"
+    prev = (f"greatest({before}, coalesce(max(f) OVER (PARTITION BY patient_id ORDER BY idx ROWS BETWEEN UNBOUNDED "
+            f"PRECEDING AND 1 PRECEDING), {before}))")
+    covered = (f"SELECT patient_id, arg_min(struct_pack(lo := CAST(prev + INTERVAL 1 DAY AS DATE), "
+               f"hi := CAST(s - INTERVAL 1 DAY AS DATE)), idx) FILTER (WHERE s > CAST(prev + INTERVAL 1 DAY AS DATE)) AS hole, "
+               f"greatest({before}, max(f)) AS reach, list(dm ORDER BY idx) FILTER (WHERE dm IS NOT NULL) AS dms "
+               f"FROM (SELECT *, {prev} AS prev FROM {name}s) GROUP BY patient_id")
+    doubts = f"SELECT patient_id, list(doubt ORDER BY seq) AS ds FROM {name}r WHERE doubt IS NOT NULL GROUP BY patient_id"
+    gap = (f"(CASE WHEN c.hole IS NOT NULL THEN c.hole WHEN coalesce(c.reach, {before}) < {as_of} THEN "
+           f"struct_pack(lo := CAST(coalesce(c.reach, {before}) + INTERVAL 1 DAY AS DATE), hi := {as_of}) END)")
+    when = (f"(CASE WHEN gap.lo = gap.hi THEN {show('gap.lo', 'gap.lo')} ELSE {show('gap.lo', 'gap.lo')} || ' to ' "
+            f"|| {show('gap.hi', 'gap.hi')} END)")
+    matcher = node.matcher.name
+    body = (f"SELECT patient_id, falls, gap, ds, "
+            f"list_concat(coalesce(ds, {EMPTY}), coalesce(dms, {EMPTY}), coalesce(om, {EMPTY}), "
+            f"CASE WHEN gap IS NOT NULL THEN [{q('no ' + matcher + ' record with full dates covers ')} || "
+            f"{when}] ELSE {EMPTY} END) AS missing FROM ("
+            f"SELECT p.patient_id, pr.falls, {gap} AS gap, d.ds, c.dms, pr.om FROM patients p "
+            f"LEFT JOIN ({covered}) c ON c.patient_id = p.patient_id LEFT JOIN ({pairs}) pr ON pr.patient_id = p.patient_id "
+            f"LEFT JOIN ({doubts}) d ON d.patient_id = p.patient_id WHERE p.has_medications)")
+    gen.ctes.append((name, f"SELECT patient_id, CASE WHEN falls IS TRUE THEN FALSE "
+                           f"WHEN gap IS NOT NULL AND ds IS NULL THEN FALSE WHEN len(missing) > 0 THEN NULL ELSE TRUE END AS v, "
+                           f"list_distinct(missing) AS m FROM ({body})"))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    value = f"(CASE WHEN NOT p.has_medications THEN NULL ELSE {name}.v END)"
+    missing = f"(CASE WHEN NOT p.has_medications THEN ['medications (not provided)'] ELSE {name}.m END)"
+    return value, missing, EMPTY
+
+
 def _refuse(what: str):
     def translate(gen, node, k):
         raise Unsupported(f"{what} is not translated to SQL yet: {node.source_text}")
@@ -1701,6 +2046,8 @@ ATOMS = {
     ir.AnchoredLabTest: _anchored_lab,
     ir.LabAggregate: _lab_aggregate,
     ir.DoseTotal: _dose_total,
+    ir.VisitOccasions: _visit_occasions,
+    ir.DoseTrend: _dose_trend,
 }
 """Atom node type -> translation ``f(generator, node, k) -> (value, missing, reviews)`` SQL expressions over the
 patient row ``p`` and the CTEs the function adds."""
