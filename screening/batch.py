@@ -135,6 +135,14 @@ def csv_header(trials: list[Trial]) -> list[str]:
     return header
 
 
+def make_out_dir(out_dir: Path) -> None:
+    """Create a run's output folder (and its parents); a folder that cannot be made is a UsageError."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{out_dir}: cannot create the output folder: {exc.strerror}") from None
+
+
 # ============================================================================ inputs
 @dataclass
 class Chunk:
@@ -731,10 +739,7 @@ class BatchRun:
 
     # ------------------------------------------------------------------ the run
     def execute(self) -> int:
-        try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"{self.out_dir}: cannot create the output folder: {exc.strerror}") from None
+        make_out_dir(self.out_dir)
         state = self.read_progress() if self.resume else None
         if state is not None and state.get("state") == "complete":
             self.tally = state["tally"]

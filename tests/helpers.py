@@ -48,3 +48,13 @@ def one(trial_obj, patient_obj, as_of: date = AS_OF):
     else:
         assert value == criterion.value or criterion.applicable is None
     return criterion
+
+
+def named_fhir_bundle(uuid: str = "8f14e45f-ceea-467f-a0e6-5c1a3e6b1b7d", mrn: str = "12345", family: str = "Doe",
+                      given: str = "Jane") -> dict:
+    """A FHIR bundle of one Patient with an MRN (identifier typed MR) and an official name, for label tests."""
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"fullUrl": f"urn:uuid:{uuid}", "resource": {
+        "resourceType": "Patient", "id": uuid, "gender": "female", "birthDate": "1990-01-01",
+        "identifier": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+                        "value": mrn}],
+        "name": [{"use": "official", "family": family, "given": [given]}]}}]}

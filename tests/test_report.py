@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import run
+from helpers import named_fhir_bundle
 from report_helpers import (AS_OF, HOSTILE, HOSTILE_FILE, HOSTILE_PATIENT, HOSTILE_RULES, NCT, ROOT, SAMPLES,
                             TERMINOLOGY, Document)
 from screening.reports.view import limits_of
@@ -346,11 +347,7 @@ def test_a_results_file_that_changes_while_the_report_is_written_is_a_clean_erro
 
 def test_a_fhir_patient_is_named_by_name_and_mrn(tmp_path):
     uuid = "8f14e45f-ceea-467f-a0e6-5c1a3e6b1b7d"
-    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"fullUrl": f"urn:uuid:{uuid}", "resource": {
-        "resourceType": "Patient", "id": uuid, "gender": "female", "birthDate": "1990-01-01",
-        "identifier": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
-                        "value": "12345"}],
-        "name": [{"use": "official", "family": "Doe", "given": ["Jane"]}]}}]}
+    bundle = named_fhir_bundle(uuid)
     path = tmp_path / "bundle.json"
     path.write_text(json.dumps(bundle), encoding="utf-8")
     html = tmp_path / "r.html"

@@ -12,7 +12,7 @@ from screening.analytes import catalogue
 from screening.render import print_analytes, print_explanation, print_results
 
 from cli_helpers import run
-from helpers import AS_OF, ROOT
+from helpers import AS_OF, ROOT, named_fhir_bundle
 
 CRIT = ROOT / "trials" / "NCT00659217.crit"
 SAMPLES = ROOT / "patient_samples"
@@ -157,11 +157,7 @@ def test_worklist_table_fits_the_width_and_cuts_nothing(width):
 
 def test_check_names_a_fhir_patient_by_name_and_mrn_not_uuid(tmp_path):
     uuid = "8f14e45f-ceea-467f-a0e6-5c1a3e6b1b7d"
-    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"fullUrl": f"urn:uuid:{uuid}", "resource": {
-        "resourceType": "Patient", "id": uuid, "gender": "female", "birthDate": "1990-01-01",
-        "identifier": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
-                        "value": "12345"}],
-        "name": [{"use": "official", "family": "Doe", "given": ["Jane"]}]}}]}
+    bundle = named_fhir_bundle(uuid)
     path = _write(tmp_path / "bundle.json", bundle)
     proc = run("check", CRIT, path, "--as-of", "2026-11-25", "--terminology", "none", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..batch import DECISIONS, ERRORS, PROGRESS, RESULTS, SUMMARY, load_trials, missing_key, peak_memory
+from ..batch import (DECISIONS, ERRORS, PROGRESS, RESULTS, SUMMARY, load_trials, make_out_dir, missing_key,
+                     peak_memory)
 from ..errors import DataError, ScreeningError, UsageError
 from . import schema
 
@@ -176,10 +177,7 @@ class ColumnarRun:
 
     # ------------------------------------------------------------------ the run
     def execute(self) -> int:
-        try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"{self.out_dir}: cannot create the output folder: {exc.strerror}") from None
+        make_out_dir(self.out_dir)
         state = self.read_progress() if self.resume else None
         if state is None:
             for name in (RESULTS, SUMMARY, ERRORS, RESULTS_PARQUET, EXPLANATIONS, PROGRESS):
