@@ -173,10 +173,13 @@ def judge(criterion, lines) -> tuple[str, str]:
         return "read", "no annotated line matched"
     if any(line["computable"] != "yes" for line in lines):
         return "read", "annotated computable: " + "/".join(sorted({line["computable"] for line in lines}))
-    if "condition " in criterion.rule:
+    if "condition " in criterion.rule or "medication " in criterion.rule:
         # the thresholds could be compared, but not the subgroup or exemption (liver metastases,
-        # Gilbert syndrome): the inventory records no structured value for it
-        return "read", "subgroup or exemption by a condition: not in the inventory's lab entries"
+        # Gilbert syndrome, a patient on warfarin): the inventory records no structured value for it
+        return "read", "subgroup or exemption by a condition or medication: not in the inventory's lab entries"
+    if criterion.rule.startswith("applies if") or criterion.comment:
+        # a premise (an age group, a lab-defined subgroup of a heading) or a reading the comment explains
+        return "read", "a premise or a reading explained in a comment: not in the inventory's lab entries"
     ours = rule_tests(criterion.rule)
     theirs = [t for line in lines for e in line["labs"] for t in entry_tests(e)]
     if not ours:

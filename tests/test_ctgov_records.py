@@ -25,6 +25,11 @@ def verdict(result, patient: dict) -> str:
     return trial.screen(patient_from_document({"id": "p", **patient}), AS_OF).criterion(ident).verdict
 
 
+CHEMO_QUESTION = ('"is the antineoplastic agent on record chemotherapy as the protocol means it (kinase inhibitors, '
+                  'antibodies and the other L01 agents may or may not be)?"')
+GCSF_QUESTION = '"is the colony-stimulating factor on record a granulocyte colony-stimulating factor (G-CSF)?"'
+TRANSPLANT_QUESTION = '"is the transplant on record (other or unspecified organ or tissue) a solid organ?"'
+
 # One registry line per lexicon entry (the entry name -> (section, line, rule)).
 LEXICON_LINES = {
     "myocardial_infarction": ("exclusion", "Myocardial infarction within 6 months prior to Cycle 1 Day 1.",
@@ -85,6 +90,21 @@ LEXICON_LINES = {
                                 "medication systemic_corticosteroid within 14 days"),
     "proton_pump_inhibitor": ("exclusion", "Current use of proton pump inhibitors",
                               "current medication proton_pump_inhibitor"),
+    # issue 9, session 2: classes with a review branch, procedures, transplants
+    "chemotherapy": ("inclusion", "No prior chemotherapy",
+                     f"not (medication chemotherapy or (medication chemotherapy_unsure and review {CHEMO_QUESTION}))"),
+    "nitrosourea": ("inclusion", "At least 6 weeks since prior nitrosoureas", "not medication nitrosourea within 6 weeks"),
+    "mitomycin": ("exclusion", "Mitomycin C within 6 weeks prior to registration", "medication mitomycin within 6 weeks"),
+    "therapeutic_radiopharmaceutical": ("exclusion", "Prior therapy with radium-223 or systemic radiotherapy (such as "
+                                        "samarium, strontium).", "medication therapeutic_radiopharmaceutical"),
+    "g_csf": ("exclusion", "G-CSF within 2 weeks prior to enrollment",
+              f"medication g_csf within 2 weeks or (medication g_csf_unsure within 2 weeks and review {GCSF_QUESTION})"),
+    "solid_organ_transplant": ("exclusion", "History of solid organ transplantation.",
+                               f"condition solid_organ_transplant or (condition solid_organ_transplant_unsure and review "
+                               f"{TRANSPLANT_QUESTION})"),
+    "surgery": ("inclusion", "At least 2 weeks must have elapsed from any prior surgery",
+                "not procedure surgery within 2 weeks"),
+    "radiotherapy": ("inclusion", "More than 4 weeks since prior radiotherapy", "not procedure radiotherapy within 4 weeks"),
 }
 
 
@@ -125,8 +145,8 @@ def test_value_sets_carry_their_codes():
 @pytest.mark.parametrize("line, section", [
     ("Pulmonary embolism", "exclusion"),                 # alone: now, or ever? (an event)
     ("Unstable angina.", "exclusion"),
-    ("Chemotherapy within 4 weeks prior to first dose", "exclusion"),   # ATC L01 is wider than chemotherapy
-    ("Major surgery within 4 weeks prior to the first dose", "exclusion"),
+    ("Myelosuppressive chemotherapy within 4 weeks prior to first dose", "exclusion"),   # a property, not an ATC group
+    ("Prior major surgery", "exclusion"),                # a procedure without a window: ever?
     ("Known bleeding diathesis", "exclusion"),           # D65-D69 holds every thrombocytopenia
     ("Known positive serology for the human immunodeficiency virus (HIV), Hepatitis B and/or Hepatitis C",
      "exclusion"),                                       # a serology is not a diagnosis
@@ -277,7 +297,7 @@ def test_protein_ratios_dipstick_grades_and_more_age_forms(line, section, rule):
 
 
 @pytest.mark.parametrize("line, section", [
-    ("Urine protein < 1,000 mg on 24-hour urine collection", "inclusion"),   # a 24-hour quantity, not a grade
+    ("24-hour urine protein < 1 g/L", "inclusion"),                         # a concentration for a daily amount
     ("Platelets < 2+", "inclusion"),                                         # a grade for a count
     ("Urine protein:creatinine ratio < 1.0 mg/mmol", "inclusion"),            # implausible: below normal urine
     ("Weight loss of < 10%", "inclusion"),                                   # a change, not a weight

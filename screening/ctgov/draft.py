@@ -19,7 +19,7 @@ class Draft:
 
     rule: str
     valuesets: dict[str, str] = field(default_factory=dict)
-    family: str = "labs"            # "labs", "age", "history", "medications", "scores", "investigational"
+    family: str = "labs"            # "labs", "age", "history", "medications", "procedures", "scores", "investigational"
     comment: str | None = None      # written above the draft: how the rule reads the text, where not obvious
 
 
@@ -31,7 +31,8 @@ class _NotUnderstood(Exception):
 _OPERATOR_PHRASES = [
     (r"(?:greater|more|higher)\s+than\s+or\s+equals?\s+(?:to\s+)?|(?:greater|more)\s+than\s+equals?\s+(?:to\s+)?"
      r"|(?:greater|more)\s+or\s+equal\s+(?:to\s+)?|equal\s+to\s+or\s+(?:greater|more|higher)\s+than\s+"
-     r"|equal\s+or\s+(?:greater|more)\s+than\s+|at\s+least\s+|not\s+less\s+than\s+|no\s+less\s+than\s+"
+     r"|equal\s+or\s+(?:greater|more)\s+than\s+|(?:above|over)\s+or\s+equal\s+(?:to\s+)?|at\s+least\s+"
+     r"|not\s+less\s+than\s+|no\s+less\s+than\s+"
      r"|(?:a\s+)?minimum\s+(?:of\s+)?(?=\d)", ">= "),
     (r"less\s+than\s+or\s+equals?\s+(?:to\s+)?|less\s+than\s+equals?\s+(?:to\s+)?|less\s+or\s+equal\s+(?:to\s+)?"
      r"|equal\s+to\s+or\s+(?:less|lower)\s+than\s+|equal\s+or\s+less\s+than\s+"
@@ -73,6 +74,12 @@ def _normalise(text: str) -> str:
     s = re.sub(r"(?<![A-Za-z])(?:" + _LLN + r")(?![A-Za-z])", " LLN ", s, flags=re.I)
     s = re.sub(r"\b(ULN|LLN)\s*[(\[]\s*\1\s*[)\]]", r"\1", s)      # "ULN (upper limit of normal)"
     s = re.sub(r"\b(ULN|LLN)\s+for\s+the\s+institution\b", r"\1", s, flags=re.I)   # "... (ULN) for the institution"
+    s = re.sub(r"\bmg\s*/\s*mg\s+creatinine\b", "mg/mg", s, flags=re.I)   # "UPC ratio <= 2 mg/mg creatinine"
+    # "Urine protein < 1,000 mg on 24-hour urine collection": the 24-hour protein
+    s = re.sub(r"\burine\s+protein\s*((?:<=|>=|<|>)\s*[\d,.]+\s*(?:mg|g|grams?))\s+(?:on|in|by)\s+(?:a\s+)?24[\s-]*h(?:ou)?rs?"
+               r"\s+urine\s+(?:collection|sample)\b", r"24-hour urine protein \1", s, flags=re.I)
+    s = re.sub(r"\b(ULN|LLN)\s+range\b", r"\1", s)                # "<= 1.5 x the ULN range"
+    s = re.sub(r"\(\s*\[([^()\[\]]{1,120})\]\s*\)", r"(\1)", s)     # "AST/SGOT ([Aspartate Amino Transferase/...])"
     return re.sub(r"\s+", " ", s).strip()
 
 
@@ -95,6 +102,8 @@ _ANALYTES: list[tuple[str, list[str]]] = [
     # normal urine, so the written rule says mg/mg for the author to see
     ("UPCR", [r"urine\s+protein\s*(?::|/|\s+to\s+|-to-)\s*creatinine\s+ratio(?:\s*\(\s*UPCR?\s*\))?",
               r"urine\s+protein\s*(?::|/|\s+to\s+|-to-)\s*creatinine\s*\(\s*UPCR?\s*\)\s*ratio"]),
+    # protein in a 24-hour urine collection (issue 9): "24-hour urine protein < 2 g", a mass per day
+    ("proteinuria", [r"24[\s-]*h(?:ou)?r?s?\s+urine\s+protein(?:\s+(?:value|excretion))?"]),
     ("urine_protein", [r"urine\s+protein(?:\s+by\s+dipstick)?", r"dipstick\s+(?:urine\s+)?protein"]),
     ("potassium", [r"potassium"]),
     # blood pressure (issue 9): "Uncontrolled high blood pressure (i.e., systolic blood pressure >= 160 mmHg,
@@ -140,12 +149,13 @@ _PLAUSIBLE = {
     "bilirubin": (0.1, 20), "direct_bilirubin": (0.05, 10), "albumin": (1, 7), "INR": (0.5, 10),
     "HbA1c": (3, 20), "BMI": (10, 80), "ALT": (5, 2000), "AST": (5, 2000), "ALP": (5, 3000),
     "fasting_glucose": (40, 600), "QTc": (300, 700), "QTcF": (300, 700), "QTcB": (300, 700),
-    "corrected_calcium": (5, 20), "potassium": (2, 8), "sodium": (100, 180), "UPCR": (0.1, 20),
+    "corrected_calcium": (5, 20), "potassium": (2, 8), "sodium": (100, 180), "UPCR": (0.1, 20), "proteinuria": (0.05, 20),
     "weight": (2, 300), "systolic_bp": (70, 250), "diastolic_bp": (40, 150),
 }
 # Which way is abnormal: an inclusion line sets a floor on LOW analytes and a ceiling on HIGH ones.
 _LOW_IS_BAD = {"platelets", "ANC", "WBC", "lymphocytes", "hemoglobin", "albumin", "creatinine_clearance", "eGFR"}
 _HIGH_IS_BAD = {"creatinine", "bilirubin", "direct_bilirubin", "ALT", "AST", "ALP", "INR", "QTc", "QTcF", "QTcB", "UPCR",
+                "proteinuria",
                 "urine_protein", "systolic_bp", "diastolic_bp"}
 # Analytes whose unit may go unwritten, and the unit it then is.
 # (blood pressure is only ever written in mmHg in registry text)
@@ -206,6 +216,11 @@ _UNITS: list[tuple[str, str]] = [
     (r"(?:umol|micromol(?:es)?)\s*/\s*l\b", "umol/L"),
     (r"(?:mmol|millimol(?:es)?)\s*/\s*l\b", "mmol/L"),
     (r"mmol\s*/\s*mol\b", "mmol/mol"),
+    (r"mg\s*/\s*mg(?:\s+creatinine)?\b", "mg/mg"),
+    (r"(?:g|grams?)\s*(?:/|per)\s*24\s*h(?:ou)?rs?\b|(?:g|grams?)\s*(?:/|per)\s*day\b", "g/d"),
+    (r"(?:mg|milligrams?)\s*(?:/|per)\s*24\s*h(?:ou)?rs?\b|(?:mg|milligrams?)\s*(?:/|per)\s*day\b", "mg/d"),
+    (r"(?:mg|milligrams?)(?![A-Za-z/])", "mg"),
+    (r"(?:g|grams?)(?![A-Za-z/])", "g"),
     (r"(?:ml|cc)\s*/\s*min(?:ute)?s?\s*(?:/|per)\s*1[.,]73\s*(?:m\s*\^?\s*2|sq\.?\s*m|square\s+met(?:er|re)s?)"
      r"(?:\s+(?:bsa|body\s+surface\s+area))?", "mL/min/1.73m2"),
     (r"(?:ml|cc)\s*/\s*min(?:ute)?s?\b", "mL/min"),
@@ -254,6 +269,7 @@ class _Cursor:
     def __init__(self, s: str):
         self.s = s
         self.pos = 0
+        self.premises: list = []
 
     @property
     def rest(self) -> str:
@@ -294,7 +310,8 @@ def _read_bound(cur: _Cursor, allow_bare_limit: bool = True) -> _Bound | None:
     if re.fullmatch(r"[1-4]", value) and cur.s.startswith("+", cur.pos):     # a dipstick grade: "< 1+"
         cur.pos += 1
         return _Bound(value + "+", "grade")
-    if cur.take(_MULTIPLIER) and (limit := cur.take(r"(ULN|LLN)\b", 0)):
+    cur.take(_MULTIPLIER)
+    if limit := cur.take(r"(ULN|LLN)\b", 0):      # "1.5 x ULN", and "1.5 ULN" (no multiplier written)
         return _Bound(value, limit.group(1), limit=True)
     cur.pos = after_number
     cur.skip_space()
@@ -356,6 +373,10 @@ def _check_bound(analyte: str, bound: _Bound) -> _Bound:
         if not 0.1 <= float(bound.value or 1) <= 50:
             raise _NotUnderstood("implausible multiple of a limit of normal")
         return bound
+    if bound.unit in ("g", "mg"):
+        if analyte != "proteinuria":
+            raise _NotUnderstood(f"a mass without a volume for {analyte}")
+        bound = _Bound(bound.value, bound.unit + "/d")      # "24-hour urine protein < 2 g": per collection day
     if not bound.unit:
         if analyte not in _IMPLIED_UNIT:
             raise _NotUnderstood(f"no unit for {analyte}")
@@ -403,6 +424,10 @@ _LEAD_FILLER_EXCLUSION = re.compile(
     r"\b(?:inadequate|insufficient|abnormal|impaired|impairment|severe|poor|reduced|decreased)\b|"
     r"\b(?:uncontrolled|poorly\s+controlled|inadequately\s+controlled)\s+(?:type\s+[12]\s+)?diabetes(?:\s+mellitus)?"
     r"\s*[(,]?\s*(?=defined\s+as|i\.e\.)|\bi\.e\.,?|[()]|"
+    # "Diabetes mellitus: Patients with diabetes mellitus with inadequate control, based on either a glycosylated
+    # hemoglobin (Hgb A1c) of > 7.0 or fasting blood glucose above or equal to 130 mg/dL": the labs define the state
+    r"(?:\bdiabetes(?:\s+mellitus)?\s*:\s*)?(?:\b(?:patients|subjects|participants)\s+with\s+)?\bdiabetes(?:\s+mellitus)?\s+with\s+"
+    r"(?:inadequate|poor)\s+(?:glycemic\s+|glycaemic\s+)?control\s*,?\s*(?:based\s+on|defined\s+(?:as|by))\s+(?:either\s+)?|"
     # "Uncontrolled hypertension: SBP >= 160, DBP >= 90": a state the line defines by its blood pressures
     r"\b(?:uncontrolled|poorly\s+controlled)\s+(?:high\s+blood\s+pressure|hypertension)\s*(?::|[(,]?\s*(?=i\.e\.|defined\s+as))",
     re.I)
@@ -447,15 +472,21 @@ _TRAILER = re.compile(
     # a permission that restricts nothing: the threshold holds with or without a transfusion
     r"|\(\s*(?:(?:red\s+blood\s+cell\s*(?:\[\s*RBC\s*\]\s*)?|RBC\s+)?transfusions?\s+(?:are\s+)?(?:allowed|permitted)"
     r"|may\s+be\s+transfused)\s*\)|with\s+or\s+without\s+(?:a\s+)?transfusions?"
+    # "Fasting blood sugar > 160 mg/dL despite standard of supportive care. Patients may start or adjust anti-diabetic
+    # medications to meet eligibility": the value as measured, and a permission that restricts nothing
+    r"|despite\s+(?:the\s+)?standard\s+(?:of\s+)?supportive\s+care(?:\s*\.\s*(?:patients|subjects|participants)\s+may\s+"
+    r"start\s+or\s+adjust\s+anti-?\s*diabetic\s+medications?\s+to\s+meet\s+eligibility)?"
     r"|\(\s*(?:subjects|patients|participants)\s+may\s+be\s+receiving\s+(?:red\s+blood\s+cell\s*(?:\[\s*RBC\s*\]\s*)?|RBC\s+)?"
     r"transfusions?\s+in\s+accordance\s+with\s+institutional\s+guidelines\s*\))", re.I)
 _SUBGROUP_WHO = (
     r"(?:(?:for|in)\s+(?:patients|subjects|participants|those|cases)\s+(?:with|who\s+have)\s+"
     r"|if\s+(?:there\s+(?:are|is)\s+)?|"
-    r"in\s+the\s+(?:presence|case)\s+of\s+|in\s+case\s+of\s+|with\s+|for\s+)"
-    r"(?:known\s+|documented\s+|confirmed\s+)?(?:(?P<liver>(?:liver|hepatic)\s+metastas[ie]s|liver\s+mets)|"
+    r"in\s+the\s+(?:presence|case)\s+of\s+|in\s+case\s+of\s+|with\s+|for\s+|(?:patients|subjects|participants)\s+with\s+)"
+    r"(?:known\s+|documented\s+|confirmed\s+)?(?:(?P<liver>(?:liver|hepatic)\s+metastas[ie]s|liver\s+mets|"
+    r"metastatic\s+disease\s+(?:to|of|in)\s+the\s+liver)|(?P<bone>bone\s+metastas[ie]s)|"
     r"(?P<gilbert>gilbert'?s?(?:'s)?\s+(?:syndrome|disease)))(?:\s+(?:are|is)\s+present)?")
-_SUBGROUP_THRESHOLD = r"(?P<op>>=|<=|>|<)\s*(?P<number>" + _NUMBER + r")\s*(?:x|\*|times|-?\s*fold)\s*ULN"
+_SUBGROUP_THRESHOLD = (r"(?P<op>>=|<=|>|<)\s*(?P<number>" + _NUMBER + r")\s*(?:(?:x|\*|times|-?\s*fold)(?:\s*ULN)?|ULN)"
+                       r"(?:\s+(?:is|are)\s+(?:allowed|permitted|acceptable))?")
 # "(<= 5 x ULN for patients with liver metastases)", "or > 5 x ULN in the presence of liver metastases"
 _SUBGROUP = re.compile(
     r"(?:(?:,|;)?\s*(?:for\s+(?:patients|subjects|participants)\s+without|if\s+no|in\s+the\s+absence\s+of|without)\s+"
@@ -465,7 +496,9 @@ _SUBGROUP = re.compile(
 )
 # "; if liver metastases, <= 5 x ULN"
 _SUBGROUP_FIRST = re.compile(
-    r"\s*[,;]?\s*[(\[]?\s*(?:or\s+)?" + _SUBGROUP_WHO + r"\s*[,:]?\s*" + _SUBGROUP_THRESHOLD + r"\s*[)\]]?", re.I)
+    r"\s*[,;.]?\s*[(\[]?\s*(?:or\s+)?" + _SUBGROUP_WHO + r"\s*[,:]?\s*(?:then\s+)?"
+    r"(?:alkaline\s+phosphatases?\s+)?" + _SUBGROUP_THRESHOLD
+    + r"(?:\s+(?:is|are)\s+(?:allowed|permitted|acceptable))?\s*[)\]]?", re.I)
 _GILBERT = r"(?:known\s+|documented\s+)?gilbert'?s?(?:'s)?\s+(?:syndrome|disease)"
 # "; unless patient has Gilbert disease", "except for participants with Gilbert's disease"
 _GILBERT_EXEMPT = re.compile(
@@ -477,18 +510,53 @@ _GILBERT_EXEMPT = re.compile(
 _GILBERT_ALTERNATIVE = re.compile(
     r"\s*[,;.]?\s*(?:[(\[]\s*)?(?:(?:for|in)\s+|except\s+(?:for\s+)?)(?:patients|participants|subjects)\s+with\s+" + _GILBERT
     + r"\s*,?\s*(?:who\s+must\s+have\s+(?:a\s+)?(?:total\s+)?(?:serum\s+)?bilirubin\s*(?:of\s+)?)?", re.I)
+# "OR calculated creatinine clearance >= 60 mL/min for patients with creatinine levels > 1.5 x ULN": the
+# alternative's premise restates that the first test failed (read, then checked against the first test)
+_FALLBACK = re.compile(
+    r"\s*,?\s*(?:for|in)\s+(?:patients?|subjects?|participants?)\s+with\s+(?:(?:serum|total|plasma)\s+)*(?P<name>"
+    r"creatinine|bilirubin)\s+(?:levels?\s+)?(?P<op>>=|>)\s*(?P<number>" + _NUMBER + r")\s*(?:(?:x|\*|times)\s*)?ULN", re.I)
+# "or AST and ALT <= 5 x ULN (for subjects with documented metastatic disease to the liver)": the subgroup of a
+# threshold that repeats the labs of the one before it
+_SUBGROUP_ONLY = re.compile(r"\s*[(\[]\s*" + _SUBGROUP_WHO + r"\s*[)\]]", re.I)
+# "(counts shall be rounded to the nearest tenth. (e.g. 0.96 will be rounded to 1.0 x 109/L))"
+_ROUNDING = re.compile(
+    r"\s*\(\s*(?:the\s+)?counts?\s+(?:shall|will|should|are\s+to)\s+be\s+rounded\s+to\s+the\s+nearest\s+tenth\s*\.?\s*"
+    r"(?:\(\s*e\.?\s*g\.?,?[^()]*\)\s*)?\)", re.I)
+# "(< 4.9 mmol/L; prior red blood cell transfusion or recombinant human erythropoietin use is permitted)": a
+# permission inside a restatement's bracket, which restricts nothing
+_BRACKET_PERMISSION = re.compile(
+    r"\s*;\s*(?:prior\s+)?(?:red\s+blood\s+cell\s*(?:\(\s*RBC\s*\)\s*)?|RBC\s+)?transfusions?(?:\s+or\s+(?:recombinant\s+"
+    r"human\s+)?erythropoietin)?(?:\s+use)?\s+(?:is|are)\s+(?:permitted|allowed)\s*(?=[)\]])", re.I)
+# "(without use of G-CSF 4 weeks prior to enrollment)": a count reached without the drug in that period
+_WITHOUT_DRUG = re.compile(
+    r"\s*[(\[]\s*without\s+(?:the\s+)?(?:use\s+of|support\s+(?:of|from)|receiving)\s+(?P<drug>[A-Za-z][\w\s-]*?)\s+"
+    r"(?:within\s+(?:the\s+)?)?(?P<n>\d+)\s+(?P<unit>day|week|month)s?\s+(?:prior\s+to|before)\s+(?:the\s+)?(?:study\s+)?"
+    r"(?:enrol?lment|registration|randomi[sz]ation|screening|first\s+dose)\s*[)\]]\s*\.?", re.I)
 # "if with liver metastases", "if without liver metastases": the whole line is for that subgroup
 _APPLIES_LIVER = re.compile(r"\s*,?\s*if\s+(with|without)\s+(?:known\s+)?(?:liver|hepatic)\s+metastas[ie]s", re.I)
 # "=< 1.5 x ULN for age": the observation's own reference range is the one for the patient's age
 _FOR_AGE = re.compile(r"\s*for\s+(?:the\s+patient'?s\s+)?age\b", re.I)
+# "INR <= 1.5 (3 if receiving warfarin)": the limit for patients on the anticoagulant (issue 9)
+_INR_ON_WARFARIN = re.compile(
+    r"\s*[(\[]\s*(?:(?P<op>>=|<=|>|<)\s*)?(?P<number>" + _NUMBER + r")\s+(?:if|for\s+patients|in\s+patients)\s+"
+    r"(?:receiving|on|taking|treated\s+with)\s+(?:warfarin|coumadin)(?:\s+therapy)?\s*[)\]]", re.I)
 _SUBGROUP_SETS = {
     "liver": ("liver_metastases", 'valueset liver_metastases "secondary malignant neoplasm of liver" = ICD10:C78.7'),
     "gilbert": ("gilbert_syndrome", 'valueset gilbert_syndrome "Gilbert syndrome" = ICD10:E80.4'),
+    "warfarin": ("warfarin", 'valueset warfarin "warfarin" = ATC:B01AA03'),
+    # WHO C79.5 is bone and bone marrow; ICD-10-CM splits C79.51 bone, C79.52 bone marrow: a record under the WHO
+    # code (or an unspecified C79.5) may be a marrow metastasis only and leaves the subgroup unknown
+    "bone": ("bone_metastases", 'valueset bone_metastases "secondary malignant neoplasm of bone" = ICD10:C79.51\n'
+                                'valueset bone_metastases_unsure "secondary malignant neoplasm of bone or bone marrow: '
+                                'bone or marrow not said" = ICD10:C79.5 except ICD10:C79.51, ICD10:C79.52'),
 }
 # How each subgroup is tested: liver metastases "present" / "in patients with" are a state now (a
 # resected or resolved C78.7 record must not earn the looser limit: independent review, round 1);
 # Gilbert syndrome is lifelong, any record of it.
-_SUBGROUP_TEST = {"liver": "active condition liver_metastases", "gilbert": "condition gilbert_syndrome"}
+_SUBGROUP_TEST = {"liver": "active condition liver_metastases", "gilbert": "condition gilbert_syndrome",
+                  "warfarin": "current medication warfarin",
+                  "bone": "(active condition bone_metastases or (active condition bone_metastases_unsure and review "
+                          "\"is the bone or marrow metastasis on record a bone metastasis?\"))"}
 
 
 def _skip_lead(text: str, kind: str) -> None:
@@ -514,6 +582,12 @@ class _Clause:
     connector: str                  # what follows the clause: "", ",", "and", "or"
     exempt: str | None = None       # "gilbert": patients with Gilbert syndrome are exempt ("unless Gilbert's")
     applies: str | None = None      # "with"/"without": the line is for patients with/without liver metastases
+    fallback: tuple[str, str, _Bound] | None = None   # "for patients with creatinine > 1.5 x ULN": (analyte, op, bound)
+    subgroup_only: str | None = None  # "(for subjects with metastatic disease to the liver)" with no threshold of its own
+    extra: str | None = None        # a test the subgroup adds: "..., with direct bilirubin <= 1.5 x ULN"
+    rounding: bool = False          # "counts shall be rounded to the nearest tenth"
+    gfr: tuple[str, _Bound] | None = None   # "GFR can also be used in place of ... creatinine clearance"
+    without: tuple[str, str] | None = None  # "(without use of G-CSF 4 weeks prior to enrollment)": (drug phrase, window)
 
 
 # "Total bilirubin normal", "Potassium = in normal range", "... within normal limits" (the whole clause):
@@ -587,6 +661,8 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
                     _check_bound(name, upper)
     while True:
         mark = cur.pos
+        if _SUBGROUP.match(cur.s, cur.pos) or _SUBGROUP_FIRST.match(cur.s, cur.pos):
+            break
         # a restatement in other units: "(1,500/mm3)", "[7 mmol/L]", "or 133 umol/L", "(or 1*109/L)"
         restated = cur.take(r"[(\[]\s*(?:or\s+|i\.e\.,?\s+|=\s*)?" + _OP + r"?")
         if restated is None:
@@ -594,7 +670,17 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
         if restated is not None:
             bound = _read_bound(cur, allow_bare_limit=False)
             op = restated.group(1)
-            closing = cur.take(r"[)\]]") if restated.group(0).lstrip(",").strip()[:1] in "([" else True
+            bracketed_restatement = restated.group(0).lstrip(",").strip()[:1] in "(["
+            if bracketed_restatement and bound is not None:
+                cur.take(_BRACKET_PERMISSION)
+            closing = cur.take(r"[)\]]") if bracketed_restatement else True
+            if bound is not None and closing and op is None and not bracketed_restatement and tests[-1][1].limit \
+                    and not bound.limit and bound.unit and tests[-1][0] != "between" and len(tests) == 1 \
+                    and restated.group(0).strip().lstrip(",").strip().lower().startswith("or"):
+                # "Serum albumin >= LLN or 3 g/dl": a limit of normal or an absolute value, whichever passes
+                tests.append((tests[-1][0], _check_bound(key, bound), None))
+                tie = "or"
+                continue
             if bound is not None and closing and (op is None or op == tests[-1][0]) and tests[-1][0] != "between":
                 if not bound.unit and bound.value:
                     raise _NotUnderstood("a restated threshold without a unit")
@@ -624,7 +710,9 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
     subgroup = exempt = None
     match = cur.take(_SUBGROUP) or cur.take(_SUBGROUP_FIRST)
     if match:
-        kind = "liver" if match.group("liver") else "gilbert"
+        kind = "liver" if match.group("liver") else "bone" if match.group("bone") else "gilbert"
+        if kind == "bone" and set(analytes) != {"ALP"}:
+            raise _NotUnderstood("a bone-metastasis threshold for a lab other than alkaline phosphatase")
         bound = _Bound(_number_text(match.group("number")), "ULN", limit=True)
         subgroup = (kind, match.group("op"), _check_bound(key, bound))
         if len(tests) != 1 or not tests[0][1].limit or tests[0][0] != subgroup[1]:
@@ -645,6 +733,25 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
             subgroup = ("gilbert", comparison[0], comparison[1])
         elif cur.take(_GILBERT_EXEMPT):
             exempt = "gilbert"
+    elif analytes == ("INR",) and len(tests) == 1 and tests[0][0] in ("<=", "<") and (
+            on_warfarin := cur.take(_INR_ON_WARFARIN)):
+        op = on_warfarin.group("op") or tests[0][0]
+        if op != tests[0][0]:
+            raise _NotUnderstood("a warfarin limit that is not a bound like the main one")
+        subgroup = ("warfarin", op, _check_bound("INR", _Bound(_number_text(on_warfarin.group("number")))))
+    fallback = subgroup_only = None
+    rounding = False
+    if subgroup is None and exempt is None:
+        match = cur.take(r"premise(\d+)token\b")
+        if match:
+            fallback = cur.premises[int(match.group(1))]
+        elif match := cur.take(_SUBGROUP_ONLY):
+            subgroup_only = "liver" if match.group("liver") else "bone" if match.group("bone") else "gilbert"
+        elif cur.take(_ROUNDING):
+            rounding = True
+    without = None
+    if match := cur.take(_WITHOUT_DRUG):
+        without = (match.group("drug"), f"within {match.group('n')} {match.group('unit').lower()}s")
     clearance = key == "creatinine_clearance" and len(analytes) == 1
     while cur.take(_METHOD) or clearance and cur.take(_CLEARANCE_METHOD) or cur.take(_TRAILER):
         pass
@@ -669,7 +776,8 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
     if not cur.at_end():
         raise _NotUnderstood(f"unread text: {cur.rest!r}")
     analytes = _by_method(analytes, tests, cur.s[start:])
-    return _Clause(analytes, joiner, tests, tie, window, subgroup, word, exempt, applies)
+    return _Clause(analytes, joiner, tests, tie, window, subgroup, word, exempt, applies, fallback, subgroup_only,
+                   rounding=rounding, without=without)
 
 
 def _by_method(analytes: tuple[str, ...], tests, text: str) -> tuple[str, ...]:
@@ -711,8 +819,47 @@ def _bp_pair(m: re.Match) -> str:
     return f"systolic blood pressure {op} {sbp} mmHg {glue} diastolic blood pressure {op} {dbp} mmHg"
 
 
-def _lab_clauses(text: str, kind: str) -> tuple[list[_Clause], str | None]:
-    s = _remove_alias_parentheses(_QTC_FORMULA.sub("", _BP_PAIR.sub(_bp_pair, _normalise(text))))
+# "measured or calculated creatinine clearance (glomerular filtration rate [GFR] can also be used in place of
+# creatinine or creatinine clearance [CrCl]) >= 60 mL/min": a GFR passes as the clearance does
+_GFR_ALTERNATIVE = re.compile(
+    r"\s*\(\s*(?:glomerular\s+filtration\s+rate\s*[(\[]\s*GFR\s*[)\]]|GFR)\s+can\s+also\s+be\s+used\s+in\s+place\s+of\s+"
+    r"creatinine\s+or\s+creatinine\s+clearance\s*(?:[(\[]\s*CrCl\s*[)\]])?\s*\)", re.I)
+_MEASURED_OR_CALCULATED = re.compile(r"\b(?:measured|calculated)\s+or\s+(?:measured|calculated)\s+(?=creatinine\s+clearance)",
+                                     re.I)
+# "(in patients with known Gilbert Syndrome, a total bilirubin <= 3.0 x ULN, with direct bilirubin <= 1.5 x ULN)",
+# "(except patients with Gilbert's Syndrome, who must have a total bilirubin less than 3.0 mg/dL)": a threshold
+# of its own for the Gilbert subgroup, which names bilirubin again
+_GILBERT_BLOCK = re.compile(
+    r"\s*[,;.]?\s*[(\[]\s*(?:except\s+(?:for\s+)?|(?:for|in)\s+)(?:patients|participants|subjects)\s+with\s+" + _GILBERT
+    + r"\s*,?\s*(?:who\s+must\s+have\s+)?(?:an?\s+)?(?:total\s+)?(?:serum\s+)?bilirubin\s*(?:level\s+)?(?:of\s+)?"
+    r"(?P<op>>=|<=|>|<)\s*(?P<bound>[^,;()\[\]]+?)"
+    r"(?:\s*,?\s*(?:with|and)\s+(?:a\s+)?direct\s+bilirubin\s*(?P<dop><=|<)\s*(?P<dbound>[^,;()\[\]]+?))?\s*[)\]]", re.I)
+
+
+def _bound_text(analyte: str, text: str) -> _Bound:
+    cur = _Cursor(text)
+    bound = _read_bound(cur)
+    if bound is None or not cur.at_end():
+        raise _NotUnderstood(f"an unreadable threshold {text!r}")
+    return _check_bound(analyte, bound)
+
+
+def _lab_clauses(text: str, kind: str) -> tuple[list[_Clause], str | None, bool]:
+    s = _normalise(text)
+    gfr = bool(_GFR_ALTERNATIVE.search(s))
+    s = _MEASURED_OR_CALCULATED.sub("", _GFR_ALTERNATIVE.sub(" ", s))
+    s = _remove_alias_parentheses(_QTC_FORMULA.sub("", _BP_PAIR.sub(_bp_pair, s)))
+    gilbert = _GILBERT_BLOCK.search(s)
+    if gilbert:
+        s = s[:gilbert.start()] + " " + s[gilbert.end():]
+    premises = []
+    # the premise names its lab again ("for patients with creatinine levels > 1.5 x ULN"): a token stands for it, so
+    # that the name is not read as the next lab of the line
+    def _premise(match: re.Match) -> str:
+        bound = _Bound(_number_text(match.group("number")), "ULN", limit=True)
+        premises.append((_analyte_of(_ANALYTE_RE.fullmatch(match.group("name"))), match.group("op"), bound))
+        return f" premise{len(premises) - 1}token "
+    s = _FALLBACK.sub(_premise, s)
     mentions = list(_ANALYTE_RE.finditer(s))
     if not mentions:
         raise _NotUnderstood("no lab named")
@@ -733,29 +880,52 @@ def _lab_clauses(text: str, kind: str) -> tuple[list[_Clause], str | None]:
     while i < len(mentions):
         names = list(_names(_analyte_of(mentions[i])))
         joiner = "/" if len(names) > 1 else None
+        commas = False
         j = i
         while j + 1 < len(mentions):
             between = s[mentions[j].end():mentions[j + 1].start()]
-            link = re.fullmatch(r"\s*,?\s*(and\s*/\s*or|/|and|or|&)\s*", between, re.I)
+            link = re.fullmatch(r"\s*,?\s*(and\s*/\s*or|/|and|or|&|(?<=,)\s*)\s*", between, re.I)
             if link is None:
                 break
             following = _names(_analyte_of(mentions[j + 1]))
             j += 1
             if link.group(1) == "/" and following == _names(_analyte_of(mentions[j - 1])):
                 continue                    # "AST/SGOT": two names of one lab
+            if not link.group(1).strip():   # "AST, ALT and ALP <= 3 x ULN": a list, joined by its last word
+                commas = True
+                names.extend(following)
+                continue
             word = re.sub(r"\s+", "", link.group(1).lower()).replace("&", "and")
             if joiner not in (None, word):
                 raise _NotUnderstood("mixed and/or between lab names")
             joiner = word
             names.extend(following)
+        if commas and joiner is None:
+            raise _NotUnderstood("a list of lab names without 'and'/'or'")
         if len(set(names)) != len(names):
             raise _NotUnderstood("a lab named twice")
         end = mentions[j + 1].start() if j + 1 < len(mentions) else len(s)
         cur = _Cursor(s)
         cur.pos = mentions[j].end()
+        cur.premises = premises
         clauses.append(_read_clause(cur, tuple(names), joiner, end))
+        if gilbert and end >= gilbert.start() and mentions[j].end() <= gilbert.start():
+            # the Gilbert threshold follows this clause (it was cut out above)
+            clause = clauses[-1]
+            if set(names) != {"bilirubin"} or clause.subgroup or clause.exempt or len(clause.tests) != 1 \
+                    or clause.tests[0][0] not in ("<=", "<"):
+                raise _NotUnderstood("a Gilbert threshold after something other than a bilirubin ceiling")
+            clause.subgroup = ("gilbert", gilbert.group("op"), _bound_text("bilirubin", gilbert.group("bound")))
+            if clause.subgroup[1] not in ("<=", "<"):
+                raise _NotUnderstood("a Gilbert threshold that is not a ceiling")
+            if gilbert.group("dop"):
+                bound = _bound_text("direct_bilirubin", gilbert.group("dbound"))
+                clause.extra = f"direct_bilirubin {gilbert.group('dop')} {bound.text()}"
+            gilbert = None
         i = j + 1
-    return clauses, lead_window
+    if gilbert:
+        raise _NotUnderstood("a Gilbert threshold without its bilirubin")
+    return clauses, lead_window, gfr
 
 
 def _clause_expr(clause: _Clause, kind: str, window: str | None) -> tuple[str, list[str]]:
@@ -792,11 +962,16 @@ def _clause_expr(clause: _Clause, kind: str, window: str | None) -> tuple[str, l
         if kind == "inclusion":
             return f"{body} or {test}", [declaration]
         return f"{body} and not {test}", [declaration]
+    if clause.gfr:
+        op, bound = clause.gfr
+        body += " or " + _Test("eGFR", op, bound, None, window).text()
     if clause.subgroup is None:
         return body, []
     key, op, bound = clause.subgroup
     _, declaration = _SUBGROUP_SETS[key]
     special = tests_for([(op, bound, None)])
+    if clause.extra:
+        special += f" and {clause.extra}{f' {window}' if window else ''}"
     return f"if {_SUBGROUP_TEST[key]} then ({special}) else ({body})", [declaration]
 
 
@@ -810,9 +985,60 @@ def _check_direction(analyte: str, op: str, kind: str) -> None:
         raise _NotUnderstood(f"{analyte} {op} in an {kind} line reads backwards")
 
 
+def _merge_alternatives(clauses: list[_Clause], kind: str) -> list[_Clause]:
+    """Fold what a clause says about the one before it into that clause (issue 9):
+
+    * "creatinine <= 1.5 x ULN OR CrCl >= 60 mL/min for patients with creatinine > 1.5 x ULN": the premise
+      restates that the first test failed, so `creatinine <= 1.5 x ULN or creatinine_clearance >= 60 mL/min`
+      says it (a patient whose creatinine is within the first limit passes either way);
+    * "AST and ALT <= 2.5 x ULN or AST and ALT <= 5 x ULN (for subjects with ... liver metastases)": the second
+      threshold is the subgroup's, as in "(<= 5 x ULN for patients with liver metastases)".
+    """
+    out: list[_Clause] = []
+    for clause in clauses:
+        if clause.fallback or clause.subgroup_only:
+            previous = out[-1] if out else None
+            if previous is None or previous.connector != "or" or len(previous.tests) != 1:
+                raise _NotUnderstood("an alternative's premise without the test it restates")
+            op, bound, _ = previous.tests[0]
+            if clause.fallback:
+                analyte, premise_op, premise = clause.fallback
+                if previous.analytes != (analyte,) or not bound.limit or \
+                        (op, premise_op) not in (("<=", ">"), ("<", ">=")) or \
+                        float(bound.value or 1) != float(premise.value or 1):
+                    raise _NotUnderstood("an alternative's premise that is not the first test failing")
+                clause.fallback = None
+            else:
+                if set(previous.analytes) != set(clause.analytes) or previous.subgroup or previous.exempt or \
+                        len(clause.tests) != 1 or clause.tests[0][0] != op or not bound.limit or \
+                        not clause.tests[0][1].limit or clause.window and previous.window:
+                    raise _NotUnderstood("a subgroup threshold that does not mirror the main one")
+                previous.subgroup = (clause.subgroup_only, op, clause.tests[0][1])
+                previous.connector = clause.connector
+                previous.window = previous.window or clause.window
+                continue
+        out.append(clause)
+    for clause in out:
+        if clause.rounding:
+            clause.tests = [_rounded(op, bound, upper) for op, bound, upper in clause.tests]
+    return out
+
+
+def _rounded(op: str, bound: _Bound, upper: _Bound | None) -> tuple[str, _Bound, _Bound | None]:
+    """A threshold on a count rounded to the nearest tenth (half up), as a threshold on the count itself:
+    rounded < 1.0 is count < 0.95; rounded <= 1.0 is count < 1.05."""
+    if upper is not None or bound.limit or not re.fullmatch(r"\d+\.\d", bound.value):
+        raise _NotUnderstood("a rounding rule for a threshold that is not in tenths")
+    value = float(bound.value)
+    new_op, shifted = {"<": ("<", value - 0.05), "<=": ("<", value + 0.05), ">": (">=", value + 0.05),
+                       ">=": (">=", value - 0.05)}[op]
+    return new_op, _Bound(f"{shifted:.2f}", bound.unit), None
+
+
 def _draft_labs(text: str, kind: str) -> Draft | None:
     """Lab and vital thresholds: "ANC >= 1,500/mm3, platelets >= 100 x 10^9/L", "ALT <= 2.5 x ULN"."""
-    clauses, lead_window = _lab_clauses(text, kind)
+    clauses, lead_window, gfr = _lab_clauses(text, kind)
+    clauses = _merge_alternatives(clauses, kind)
     if kind == "exclusion" and any(upper is not None and upper.limit and bound.limit
                                    for c in clauses for _, bound, upper in c.tests):
         raise _NotUnderstood("a reference range in an exclusion: 'normal' is what admits")
@@ -842,6 +1068,15 @@ def _draft_labs(text: str, kind: str) -> Draft | None:
         else:
             raise _NotUnderstood("'and' between labs in an exclusion line")
     parts, valuesets = [], []
+    comment = None
+    if gfr:
+        clearance = [c for c in clauses if c.analytes == ("creatinine_clearance",) and len(c.tests) == 1]
+        if len(clearance) != 1 or kind != "inclusion" or glue != "or":
+            raise _NotUnderstood("a GFR alternative without one clearance alternative")
+        op, bound, _ = clearance[0].tests[0]
+        clearance[0].gfr = (op, bound)
+        comment = ("'GFR can also be used in place of creatinine or creatinine clearance': a GFR (eGFR: reported, else "
+                   "CKD-EPI 2021) at the clearance's threshold passes too")
     for clause in clauses:
         expr, sets = _clause_expr(clause, kind, clause.window or common)
         valuesets += sets
@@ -849,6 +1084,20 @@ def _draft_labs(text: str, kind: str) -> Draft | None:
         parts.append(f"({expr})" if needs_parens and (glue == "and" and " or " in expr or expr.startswith("if ")
                                                       or glue == "or" and " and " in expr) else expr)
     rule = f" {glue} ".join(parts)
+    withouts = [c.without for c in clauses if c.without]
+    if withouts:
+        # "ANC >= 1500/mm3 (without use of G-CSF 4 weeks prior to enrollment)": and no such drug in the period
+        if len(clauses) != 1 or kind != "inclusion":
+            raise _NotUnderstood("a drug-free period with more than one lab")
+        from .lexicon import lexicon
+        from .records import _medication_rule
+        phrase, window = withouts[0]
+        found = lexicon().match("medication", phrase, 0)
+        if found is None or found.end != len(phrase):
+            raise _NotUnderstood(f"a drug the lexicon does not hold: {phrase!r}")
+        medication = _medication_rule([(found.entries, False)], "medication {} " + window)
+        rule = f"{rule} and not ({medication.rule})" if " or " in medication.rule else f"{rule} and not {medication.rule}"
+        valuesets += list(medication.valuesets.values())
     premises = [c.applies for c in clauses if c.applies]
     if premises:
         # "AST/ALT =< 2.5 x ULN if with liver metastases": a criterion for that subgroup only
@@ -858,7 +1107,7 @@ def _draft_labs(text: str, kind: str) -> Draft | None:
         premise = _SUBGROUP_TEST["liver"] if premises[0] == "with" else f"not {_SUBGROUP_TEST['liver']}"
         rule = f"applies if {premise}: {rule}"
         valuesets.append(declaration)
-    return Draft(rule, {d.split()[1]: d for d in valuesets}, "labs")
+    return Draft(rule, {d.split()[1]: d for decl in valuesets for d in decl.splitlines()}, "labs", comment)
 
 
 # ---------------------------------------------------------------- age
@@ -871,7 +1120,8 @@ _AGE_TAIL = re.compile(
     r"(?:\s*(?:,|;|\.)?\s*(?:\(?\s*(?:inclusive|included)\s*\)?|at\s+(?:the\s+)?(?:time\s+of\s+)?(?:signing\s+(?:the\s+)?|the\s+)?"
     r"(?:informed\s+consent(?:\s+form)?(?:\s*\(\s*ICF\s*\))?|ICF|consent|screening|screening\s+visit|enrol?lment|"
     r"registration|randomi[sz]ation)"
-    r"|on\s+the\s+day\s+of\s+signing\s+(?:the\s+)?informed\s+consent(?:\s+form)?|old|of\s+age)\s*)*[.;,]?\s*$",
+    r"|on\s+the\s+day\s+of\s+signing\s+(?:the\s+)?informed\s+consent(?:\s+form)?|old|of\s+age"
+    r"|\(\s*at\s+the\s+time\s+of\s+(?:giving|signing)\s+(?:the\s+)?(?:informed\s+)?consent\s*\))\s*)*[.;,]?\s*$",
     re.I,
 )
 
@@ -900,6 +1150,9 @@ def _draft_age(text: str, kind: str) -> Draft | None:
         # between 18 and 75 years of age
         (r"\bbetween\s+(\d+)\s*" + unit_re + r"?\s*(?:and|-|to)\s*(\d+)\s*" + unit_re + r"\s*(?:of\s+age|old)",
          "range"),
+        # "Male or female; >= 20 years (at the time of giving consent)": a bound in years and nothing else but
+        # sex words before it (the lead and tail checks below)
+        (r"(?<![A-Za-z0-9])" + _OP + r"\s*(\d+)\s*(years?|yrs?)\b", "of-age"),
     ]
     for pattern, form in forms:
         match = re.search(pattern, s, re.I)
@@ -960,6 +1213,7 @@ def _with_sex(rule: str, sex: str | None, kind: str) -> str:
 # The lexicon-driven drafters live in records.py (issue 9); dated events ("Myocardial infarction
 # within 6 months") are one of their forms.
 from .records import draft_conditions as _draft_history, draft_medications as _draft_medications  # noqa: E402
+from .records import draft_procedures as _draft_procedures  # noqa: E402
 
 
 # ---------------------------------------------------------------- performance status (issue 9)
@@ -985,11 +1239,52 @@ _PS_VALUE = re.compile(
     re.I)
 
 
+# "(patients > 16 years of age)" after a Karnofsky/Lansky value: the scale for an age group (issue 9)
+_PS_AGE_GROUP = re.compile(
+    r"\s*\(\s*(?:for\s+)?(?:patients|subjects|participants|children|those)\s+(?P<op>>=|<=|>|<)\s*(?P<n>\d+)\s*"
+    r"(?:years?|yrs?)(?:\s+(?:of\s+age|old))?\s*\)", re.I)
+# Karnofsky points an ECOG grade corresponds to (Oken et al. 1982; the usual conversion table): ECOG 0 = KPS
+# 90-100, 1 = 70-80, 2 = 50-60, 3 = 30-40, 4 = 10-20. "ECOG =< 2 (Karnofsky >= 60%)" restates one floor in
+# the other scale only where the Karnofsky floor lies in the band of the ECOG ceiling.
+_ECOG_KPS_BAND = {0: (90, 100), 1: (70, 80), 2: (50, 60), 3: (30, 40), 4: (10, 20)}
+_ECOG_WITH_KPS = re.compile(
+    r"\s*(?:(?:the\s+)?(?:patients?|subjects?|participants?)\s+(?:must\s+)?(?:have|has)\s+(?:an?\s+)?)?ECOG\s+"
+    r"(?:performance\s+status\s+|PS\s+)?(?:of\s+)?(?:(?P<eop><=|<)\s*(?P<e>[0-4])|0\s*(?:-|to)\s*(?P<erange>[0-4]))\s*"
+    r"[(\[]\s*(?:or\s+)?(?:karnofsky|KPS)(?:\s+performance\s+status)?\s*(?:of\s+)?(?P<kop>>=|>)\s*(?P<k>\d{2,3})\s*%?\s*[)\]]"
+    r"\s*[.;]?\s*", re.I)
+
+
+def _draft_ecog_with_karnofsky(s: str, kind: str) -> Draft | None:
+    """"ECOG performance status =< 2 (Karnofsky >= 60%)": one requirement on either scale (a site records one)."""
+    m = _ECOG_WITH_KPS.fullmatch(s)
+    if m is None or kind != "inclusion":
+        return None
+    ecog = int(m["e"]) - (1 if m["eop"] == "<" else 0) if m["e"] else int(m["erange"])
+    karnofsky = int(m["k"]) + (10 if m["kop"] == ">" else 0)
+    low, high = _ECOG_KPS_BAND.get(ecog, (None, None))
+    if low is None or not low <= karnofsky <= high:
+        return None
+    return Draft(f"ECOG <= {ecog} or Karnofsky >= {karnofsky} %", family="scores",
+                 comment="the ECOG ceiling and the Karnofsky floor in brackets say one thing on two scales: either "
+                         "recorded score meeting it passes")
+
+
 def _draft_performance(text: str, kind: str) -> Draft | None:
     """Performance status: "ECOG performance status 0-1" -> ``ECOG <= 1``; "KPS >= 70%" -> ``Karnofsky >= 70 %``."""
     s = re.sub(r"\(\s*(?:see\s+)?appendix\s+[A-Z0-9]+\s*\)|\bsee\s+appendix\s+[A-Z0-9]+|\bat\s+(?:the\s+)?"
                r"(?:screening|baseline)(?:\s+visit)?\b", " ", _normalise(text), flags=re.I)
-    s = re.sub(r"\beastern\s+co-?\s*operative\s+oncology\s+group\b", "ECOG", s, flags=re.I)
+    s = re.sub(r"\beastern\s+co-?\s*operative\s+oncology(?:\s+group)?\b", "ECOG", s, flags=re.I)
+    # "... according to the Eastern Cooperative Oncology at the time of signing the informed consent": the score at
+    # screening, the latest in the window
+    s = re.sub(r"\s+at\s+the\s+time\s+of\s+(?:signing|giving)\s+(?:the\s+)?(?:informed\s+)?consent(?:\s+form)?\s*\.?\s*$", " ",
+               s, flags=re.I)
+    s = re.sub(r"\bECOG\s*\(\s*ECOG\s*\)", "ECOG", s, flags=re.I)
+    two = _draft_ecog_with_karnofsky(s, kind)
+    if two is not None:
+        return two
+    age_group = _PS_AGE_GROUP.search(s)
+    if age_group:
+        s = s[:age_group.start()] + " " + s[age_group.end():]
     scales = list(_SCALE_RE.finditer(s))
     if len({_SCALES[int(m.lastgroup[1:])][0] for m in scales}) != 1:
         return None
@@ -1035,6 +1330,12 @@ def _draft_performance(text: str, kind: str) -> Draft | None:
             rule = f"{scale} >= {lo}{pct}" if hi == top else f"{scale} between {lo} and {hi}"
     if value["window"]:
         rule += f" within {value['wn']} {value['wu'].lower()}s"
+    if age_group:
+        # "Karnofsky 50-100% (patients > 16 years of age)", "Lansky 50-100% (patients =< 16 years of age)": the
+        # scale is the one for that age group, the criterion applies to it alone
+        if scale == "ECOG":
+            return None
+        rule = f"applies if age {age_group['op']} {age_group['n']} years: {rule}"
     return Draft(rule, family="scores")
 
 
@@ -1100,6 +1401,35 @@ def _draft_nyha(text: str, kind: str) -> Draft | None:
     return Draft(f"not {rule}" if negated else rule, family="scores")
 
 
+# ---------------------------------------------------------------- Child-Pugh class (issue 9)
+_CHILD_PUGH = r"child[\s-]*pugh(?:[\s-]*turcotte)?"
+_CHILD_PUGH_VALUE = re.compile(
+    _CHILD_PUGH + r"\s*(?:class(?:ification)?\s+|score\s+)?(?P<low>[ABC])\s*(?:or|/|-|to|and)\s*(?P<high>[ABC])\b", re.I)
+_CHILD_PUGH_FILLER = re.compile(
+    r"\b(?:currently|current|active|clinically|significant|hepatic|liver|impairment|dysfunction|insufficiency|"
+    r"moderate|severe|to|according|the|classification|class|defined|as|by|of|with|patients?|subjects?|known|"
+    r"or|a|an|has|have)\b|" + _CHILD_PUGH + r"|[:,;.()\[\]-]", re.I)
+
+
+def _draft_child_pugh(text: str, kind: str) -> Draft | None:
+    """"Moderate to severe hepatic impairment (Child-Pugh B or C)" (an exclusion) -> ``Child_Pugh >= B``: the
+    latest Child-Pugh class in the rule set's lab window (a dated score, like NYHA)."""
+    if kind != "exclusion":
+        return None
+    s = _normalise(text)
+    values = list(_CHILD_PUGH_VALUE.finditer(s))
+    if len(values) != 1:
+        return None
+    value = values[0]
+    low, high = value["low"].upper(), value["high"].upper()
+    if high != "C" or low not in ("B",):
+        return None
+    rest = s[:value.start()] + " " + s[value.end():]
+    if _CHILD_PUGH_FILLER.sub(" ", rest).strip():
+        return None
+    return Draft("Child_Pugh >= B", family="scores")
+
+
 # ---------------------------------------------------------------- investigational agents (issue 9)
 _INVESTIGATIONAL_AGENT = r"(?:(?:an?|any)\s+)?(?:other\s+)?investigational\s+(?:agents?|drugs?|products?|medications?|compounds?)"
 _INVESTIGATIONAL_TAIL = (
@@ -1138,7 +1468,8 @@ def _draft_investigational(text: str, kind: str) -> Draft | None:
 
 
 # ---------------------------------------------------------------- the drafter
-_DRAFTERS = (_draft_age, _draft_history, _draft_medications, _draft_performance, _draft_nyha, _draft_investigational, _draft_labs)
+_DRAFTERS = (_draft_age, _draft_history, _draft_medications, _draft_procedures, _draft_performance, _draft_nyha, _draft_child_pugh,
+             _draft_investigational, _draft_labs)
 _CONTEXT_OK = re.compile(
     r"(?:\b(?:adequate|normal|organ|organs|and|bone|marrow|reserve|function|functions|hematologic(?:al)?|"
     r"haematologic(?:al)?|hematopoietic|haematopoietic|hematopoetic|hepatic|renal|liver|kidney|laboratory|lab|"
@@ -1150,7 +1481,8 @@ _CONTEXT_OK = re.compile(
     re.I,
 )
 _CONTEXT_OK_EXCLUSION = re.compile(
-    r"\b(?:inadequate|insufficient|any|abnormal|abnormalities|laboratory|excluded|exclusion|from|not|ineligible)\b",
+    r"\b(?:inadequate|insufficient|any|abnormal|abnormalities|laboratory|biochemical|excluded|exclusion|from|not|"
+    r"ineligible)\b",
     re.I)
 
 
@@ -1158,6 +1490,19 @@ _CONTEXT_OK_EXCLUSION = re.compile(
 # conditions:"): a category whose items are its instances; each item excludes on its own
 _CONTEXT_OK_CARDIAC = re.compile(r"\b(?:cardiac|cardiovascular|co[\s-]?morbidit(?:y|ies)|pre[\s-]?existing|conditions?|with)\b",
                                  re.I)
+# "The subject has uncontrolled, significant intercurrent or recent illness including, but not limited to, the
+# following conditions: Other clinically significant disorders such as:": the items are instances, each excluding
+# on its own (as under the cardiac topical headers)
+_CONTEXT_OK_ILLNESS = re.compile(
+    r"\b(?:subject|has|uncontrolled|significant|intercurrent|or|recent|illness(?:es)?|including|but|not|limited|to|the|"
+    r"following|conditions?|other|clinically|disorders?|diseases?|such|as|cardiovascular|gastrointestinal|hepatic)\b",
+    re.I)
+# "Any of the following biochemical values within 14 days prior to inclusion and prior to the first dose of study
+# drug :": a window for the lab items of the list
+_CONTEXT_WINDOW = re.compile(
+    r"\bwithin\s+(\d+)\s+(day|week|month)s?((?:\s+(?:and\s+)?(?:prior\s+to|before)\s+(?:the\s+)?(?:study\s+)?"
+    r"(?:inclusion|enrol?lment|registration|randomi[sz]ation|screening|first\s+dose\s+of\s+(?:the\s+)?study\s+"
+    r"(?:drug|treatment)))*)", re.I)
 # An inclusion-section header whose items exclude: "Patient history: patients who have any of the following
 # are NOT eligible:"
 _NOT_ELIGIBLE_HEADER = re.compile(
@@ -1166,6 +1511,31 @@ _NOT_ELIGIBLE_HEADER = re.compile(
     # an organ-system sub-heading under it ("Cardiac and vascular disorders:"): a category of the same list
     r"(?:(?:cardiac|vascular|cardiovascular|and|disorders?|diseases?|gastrointestinal|\(GI\)|hepatic|renal|"
     r"pulmonary|heme|central|nervous|system|\(CNS\)|\s)+:\s*)?", re.I)
+
+
+# A restricting heading that names its subgroup by a lab (issue 9): "Additional inclusion criteria for subjects with
+# abnormal liver function determined by elevation of serum total bilirubin are:", "Additional exclusion criteria for
+# subjects with elevation of serum bilirubin > UNL:" -> `applies if bilirubin > ULN: ...`
+_LAB_HEADING = re.compile(
+    r"\s*additional\s+(?:inclusion|exclusion)\s+criteria\s+for\s+(?:subjects|patients|participants)\s+with\s+"
+    r"(?:abnormal\s+(?:liver|hepatic)\s+function\s+(?:determined|defined)\s+by\s+)?(?:an?\s+)?elevat(?:ion|ed)\s+(?:of\s+)?"
+    r"(?:serum\s+)?(?:total\s+)?bilirubin(?:\s*(?:>|above)\s*(?:the\s+)?(?:ULN|UNL|upper\s+limit\s+of\s+normal))?"
+    r"(?:\s+are)?\s*:?\s*", re.I)
+
+
+def heading_premise(heading: str) -> str | None:
+    """The premise of a restricting heading that names its subgroup by a lab, or None (the heading blocks drafting)."""
+    if _LAB_HEADING.fullmatch(heading):
+        return "bilirubin > ULN"
+    return None
+
+
+# Sub-headings of sponsor protocol templates that registry text glues to the end of the bullet before them
+# ("CrCl < 60 ml/min by Cockcroft-Gault Formula Prior Therapy or Surgery", NCT02655458): not part of the criterion
+_GLUED_HEADING = re.compile(
+    r"\s+(?:Target Disease(?: Exceptions)?|Medical History and Concurrent Diseases|Physical and Laboratory Test Findings|"
+    r"Allergies and Adverse Drug Reactions?|Prior Therapy or Surgery|Prohibited Treatments and/or Therapies|"
+    r"Sex and Reproductive Status|Age and Reproductive Status|Other Exclusion Criteria)\s*$")
 
 
 def draft_rule(text: str, kind: str, context: str | None = None) -> Draft | None:
@@ -1177,6 +1547,15 @@ def draft_rule(text: str, kind: str, context: str | None = None) -> Draft | None
     function as defined below:"). Nothing is drafted from a line with a part the drafter does
     not understand: the whole line must be read, or it stays for review.
     """
+    text = _GLUED_HEADING.sub("", text)
+    both = re.fullmatch(r"(.+?\byears?\s+(?:of\s+age|old))\s+with\s+(?:a\s+diagnosis\s+of\s+)?(?:an?\s+)?(.*\bperformance\s+status\b.*)",
+                        text, re.I | re.S)
+    if both and context is None:
+        # "Male or female >=18 years of age with a diagnosis of Performance Status score of 0 or 1 according to the
+        # Eastern Cooperative Oncology ...": an age and a performance status, both required
+        age, score = _draft_age(both.group(1), kind), _draft_performance(both.group(2), kind)
+        if kind == "inclusion" and age is not None and score is not None:
+            return Draft(f"{age.rule} and {score.rule}", family="scores")
     if context is not None and kind == "inclusion" and _NOT_ELIGIBLE_HEADER.fullmatch(context):
         # "Patient history: patients who have any of the following are NOT eligible:" in an inclusion
         # section: each item is an exclusion, so the criterion is that the patient does not have it
@@ -1188,10 +1567,18 @@ def draft_rule(text: str, kind: str, context: str | None = None) -> Draft | None
         return Draft(f"not ({draft.rule})" if compound else f"not {draft.rule}",
                      draft.valuesets, draft.family)
     if context is not None:
+        window = _CONTEXT_WINDOW.search(context)
+        if window and not re.search(r"\bwithin\b", text, re.I):
+            # the header's window applies to its lab items: read as a window in the line's lead
+            draft = draft_rule(f"Within {window.group(1)} {window.group(2).lower()}s: {text}", kind,
+                               context[:window.start()] + " " + context[window.end():])
+            return draft if draft is not None and draft.family == "labs" and " within " in draft.rule else None
         leftover = _CONTEXT_OK.sub(" ", context)
         if kind == "exclusion":
             leftover = _CONTEXT_OK_EXCLUSION.sub(" ", leftover)
             leftover = _CONTEXT_OK_CARDIAC.sub(" ", leftover)
+            leftover = _CONTEXT_OK_ILLNESS.sub(" ", leftover) if re.search(
+                r"\bincluding,?\s+but\s+not\s+limited\s+to\b", context, re.I) else leftover
         if leftover.strip():
             return None
     for drafter in _DRAFTERS:

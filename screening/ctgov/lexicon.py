@@ -21,7 +21,7 @@ class Entry:
 
     name: str
     display: str
-    record: str                     # "condition" or "medication"
+    record: str                     # "condition", "medication" or "procedure"
     codes: tuple[str, ...]
     kind: str = "disease"           # conditions: "lifelong", "disease", "event"
     history_codes: tuple[str, ...] = ()
@@ -71,7 +71,7 @@ class Lexicon:
 
     def __init__(self, data: dict):
         self.entries: dict[str, Entry] = {}
-        for record in ("condition", "medication"):
+        for record in ("condition", "medication", "procedure"):
             for raw in data.get(record, []):
                 kind = raw.get("kind", "disease")
                 if record == "condition" and kind not in _KINDS:
@@ -88,7 +88,8 @@ class Lexicon:
                 if not entry.source:
                     raise ValueError(f"lexicon entry {entry.name} has no source")
                 self.entries[entry.name] = entry
-        self._patterns: dict[str, list[tuple[re.Pattern, tuple[Entry, ...]]]] = {"condition": [], "medication": []}
+        self._patterns: dict[str, list[tuple[re.Pattern, tuple[Entry, ...]]]] = {
+            "condition": [], "medication": [], "procedure": []}
         for entry in self.entries.values():
             for phrase in entry.phrases:
                 self._patterns[entry.record].append((re.compile(rf"\b(?:{phrase})(?![\w-])", re.I), (entry,)))
@@ -97,7 +98,7 @@ class Lexicon:
             self._patterns[entries[0].record].append((re.compile(rf"\b(?:{raw['phrase']})(?![\w-])", re.I), entries))
 
     def match(self, record: str, text: str, pos: int) -> Match | None:
-        """The longest phrase of a ``record`` entry ("condition"/"medication") starting at ``pos``."""
+        """The longest phrase of a ``record`` entry ("condition"/"medication"/"procedure") starting at ``pos``."""
         best = None
         for pattern, entries in self._patterns[record]:
             m = pattern.match(text, pos)

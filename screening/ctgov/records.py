@@ -30,7 +30,7 @@ _ANCHOR = (
     r"(?:\s+study)?(?:\s+(?:drug|treatment|therapy|medication|dosing))?"
     r"(?:\s+of\s+(?:the\s+)?(?:study\s+(?:drug|treatment|medication)|investigational\s+(?:product|drug|agent)|"
     r"[A-Za-z][\w-]*))?|"
-    r"(?:study\s+)?(?:drug|treatment|therapy)))?")
+    r"(?:study\s+|protocol\s+)?(?:drug|treatment|therapy)))?")
 _END_TEXT = (
     r"\s*(?:[.;,]\s*)?(?:(?:are|is)\s+(?:excluded|not\s+eligible)(?:\s+for\s+(?:this|the)\s+(?:trial|study))?"
     r"|whatever\s+the\s+anteriority)?\s*[.;]?\s*$")
@@ -139,7 +139,7 @@ _NEGATION = re.compile(r"\s*no\s+", re.I)
 _SUBJECT = re.compile(
     r"\s*(?:(?:patients|subjects|participants)\s+(?:with|who\s+have|who\s+are|known\s+to\s+(?:have|be))\s+"
     r"|(?:(?:the\s+)?(?:patient|subject|participant)\s+)?(?:has|have)\s+(?:an?\s+)?|known\s+to\s+(?:have|be)\s+)?", re.I)
-_MARKERS = r"(?:(?:known|documented|prior|previous|past|medical|any|an?)\s+)*"
+_MARKERS = r"(?:(?:known|documented|prior|previous|past|medical|any|an?|received)\s+)*"
 _HISTORY = re.compile(
     r"\s*(?P<pre>" + _MARKERS + r")(?:(?P<history>history|hx)\s+of\s+|(?:diagnosis|infection)\s+(?:of|with)\s+)?"
     r"(?P<post>" + _MARKERS + r")", re.I)
@@ -252,9 +252,19 @@ _PERMITTED = re.compile(
     r"(?:is|are)\s+(?:permitted|allowed)\s*\)?", re.I)
 _EXPOSED = re.compile(
     r"\s*(?:(?:treatment|therapy)\s+with\s+|use\s+of\s+|receipt\s+of\s+|(?:has\s+)?received\s+(?:an?\s+)?)?", re.I)
+# "(6 weeks for nitrosoureas or mitomycin)" after a washout: a longer one for some drugs
+_SECOND_WASHOUT = re.compile(r"\s*\(\s*(?:>=|>|at\s+least|more\s+than)?\s*" + _AMOUNT + r"\s+" + _UNIT + r"\s+for\s+", re.I)
+# "Chronic concomitant treatment with proton pump inhibitors must discontinue the drug for 7 days prior to registration"
+_DISCONTINUE_LEAD = re.compile(
+    r"\s*(?:chronic\s+)?(?:concomitant|concurrent)\s+(?:treatment|use|therapy)\s+(?:with|of)\s+", re.I)
+_DISCONTINUE = re.compile(
+    r"\s+must\s+(?:discontinue|stop|be\s+discontinued|be\s+stopped)\s+(?:the\s+drugs?\s+|them\s+|it\s+)?(?:for\s+)?"
+    r"(?:at\s+least\s+)?" + _AMOUNT + r"\s+" + _UNIT + r"\s+(?:prior\s+to|before)\s+(?:the\s+)?(?:study\s+)?"
+    r"(?:registration|enrol?lment|randomi[sz]ation|screening|start\s+of\s+(?:the\s+)?study\s+treatment)"
+    r"(?:\s+on\s+(?:the\s+)?study)?", re.I)
 _SINCE = re.compile(
     r"\s*(?:>=|>|at\s+least|more\s+than)\s*" + _AMOUNT + r"\s+" + _UNIT + r"\s+(?:must\s+have\s+elapsed\s+)?"
-    r"(?:since|from)\s+(?:the\s+)?(?:prior|previous|last)\s+(?:dose\s+of\s+|treatment\s+with\s+|therapy\s+with\s+)?",
+    r"(?:since|from)\s+(?:the\s+)?(?:any\s+)?(?:prior|previous|last)\s+(?:dose\s+of\s+|treatment\s+with\s+|therapy\s+with\s+)?",
     re.I)
 
 
@@ -264,10 +274,40 @@ def _medication_rule(items, template: str) -> Draft:
         for entry in entries:
             name, declaration = entry.declaration()
             test = template.format(name)
+            unsure = entry.unsure_declaration()
+            if unsure is not None:
+                # a class wider than its sure codes ("chemotherapy"): a record under the rest of the group makes
+                # the test unknown, never true or false
+                test = f"{test} or ({template.format(unsure[0])} and review {_quote(entry.unsure_question)})"
+                sets[unsure[0]] = unsure[1]
             if test not in tests:
                 tests.append(test)
             sets[name] = declaration
     return Draft(" or ".join(tests), sets, "medications")
+
+
+def _closes_at_end(rule: str, start: int) -> bool:
+    """Whether the bracket opening at ``start`` closes at the end of ``rule`` (quoted text skipped)."""
+    depth, quoted = 0, False
+    for i in range(start, len(rule)):
+        ch = rule[i]
+        if ch == '"' and rule[i - 1] != "\\":
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+            if depth == 0:
+                return i == len(rule) - 1
+    return False
+
+
+def _join(a: Draft, b: Draft, glue: str) -> Draft:
+    def part(rule: str) -> str:
+        if rule.startswith("not (") and _closes_at_end(rule, 4):
+            return rule                 # one negation of a bracket: `not` binds tighter than `and`
+        return f"({rule})" if " or " in rule or " and " in rule else rule
+    return Draft(f"{part(a.rule)} {glue} {part(b.rule)}", {**a.valuesets, **b.valuesets}, a.family)
 
 
 def _negate(draft: Draft) -> Draft:
@@ -275,19 +315,62 @@ def _negate(draft: Draft) -> Draft:
     return Draft(rule, draft.valuesets, draft.family)
 
 
+# "Steroids within 3 weeks of enrollment, except: 1. <= 10 mg prednisone or equivalent per day 2. Steroid with little
+# to no systemic absorption (ie, topical or inhaled steroids)": a daily dose above the exception, in the window
+_STEROID_DOSE = re.compile(
+    r"\s*(?:systemic\s+)?(?:cortico)?steroids?(?:\s+(?:therapy|treatment))?\s+within\s+(?:the\s+)?(?:past\s+|last\s+)?"
+    + _AMOUNT + r"\s+" + _UNIT + r"(?:\s+(?:of|prior\s+to|before)\s+(?:the\s+)?(?:study\s+)?(?:enrol?lment|registration|"
+    r"randomi[sz]ation|screening|first\s+dose))?\s*,?\s*except\s*:?\s*(?:1\s*[.)]\s*)?(?:<=|up\s+to)\s*(?P<dose>\d+(?:\.\d+)?)\s*"
+    r"mg\s+(?:of\s+)?prednisone\s+or\s+(?:its\s+)?equivalent\s+(?:per\s+day|daily|/\s*day)\s*[,;]?\s*"
+    r"(?:(?:2\s*[.)]|and)\s*(?:cortico)?steroids?\s+with\s+little\s+(?:to|or)\s+no\s+systemic\s+absorption\s*"
+    r"(?:\(\s*(?:i\.?\s*e\.?|e\.?\s*g\.?)\s*,?\s*topical\s+(?:or|and|/)\s+inhaled\s+(?:cortico)?steroids?\s*\))?)?\s*[.;]?\s*$", re.I)
+
+
+def _draft_steroid_dose(s: str, kind: str) -> Draft | None:
+    m = _STEROID_DOSE.fullmatch(s)
+    if m is None or kind != "exclusion":
+        return None
+    name, declaration = lexicon().entries["systemic_corticosteroid"].declaration()
+    window = f"within {_amount(m.group(1))} {m.group(2).lower()}s"
+    return Draft(f"medication {name} with dose > {m.group('dose')} mg/day prednisone equivalent {window}",
+                 {name: declaration}, "medications",
+                 "the daily total in prednisone equivalents (docs/language.md, Doses) on some day of the window; "
+                 "topical and inhaled steroids are outside ATC H02, as the exception says")
+
+
 def draft_medications(text: str, kind: str) -> Draft | None:
     """Medications and drug classes the lexicon names: ever, now, or within a window."""
     if len(text) > _MAX_LINE:
         return None
     s = _prepare(text)
+    steroid = _draft_steroid_dose(s, kind)
+    if steroid is not None:
+        return steroid
     if kind == "inclusion":
         r = _Reader(s)
         since = r.take(_SINCE)
         if since:
             items = _items(r, "medication", status_words=False)
             r.take(_TREATMENT_TAIL)
+            second = None
+            if items and (longer := r.take(_SECOND_WASHOUT)):
+                # "More than 4 weeks since prior chemotherapy (6 weeks for nitrosoureas or mitomycin)"
+                more = _items(r, "medication", status_words=False)
+                if more is None or not r.take(r"\s*\)"):
+                    return None
+                second = _negate(_medication_rule(
+                    more, "medication {} " + f"within {_amount(longer.group(1))} {longer.group(2).lower()}s"))
             if items and r.ended():
                 window = f"within {_amount(since.group(1))} {since.group(2).lower()}s"
+                draft = _negate(_medication_rule(items, "medication {} " + window))
+                return _join(draft, second, "and") if second else draft
+            return None
+        r = _Reader(s)
+        if r.take(_DISCONTINUE_LEAD):
+            items = _items(r, "medication", status_words=False)
+            stop = r.take(_DISCONTINUE) if items else None
+            if stop and r.ended():
+                window = f"within {_amount(stop.group(1))} {stop.group(2).lower()}s"
                 return _negate(_medication_rule(items, "medication {} " + window))
             return None
         r = _Reader(s)
@@ -317,3 +400,69 @@ def draft_medications(text: str, kind: str) -> Draft | None:
             draft = _medication_rule(items, "medication {} " + _window(window))
             return _negate(draft) if kind == "inclusion" else draft
     return None
+
+
+# ---------------------------------------------------------------- procedures (issue 9, session 2)
+_MAJOR = re.compile(r"\s*major\s+(?=surgery|surgical|operation)", re.I)
+_MAJOR_QUESTION = "was the surgery on record major surgery as the protocol means it?"
+# a named operation no code list here holds: any surgery in the window is unknown until a person says which it was
+_NAMED_SURGERY = re.compile(r"\s*(?P<name>craniotom(?:y|ies)|laparotom(?:y|ies)|thoracotom(?:y|ies))", re.I)
+_PROCEDURE_LEAD = re.compile(
+    r"\s*(?:(?:any|has(?:\s+had)?(?:\s+an?)?|had(?:\s+an?)?|prior|previous|recent|treatment\s+with|"
+    r"received|receipt\s+of)\s+)*", re.I)
+
+
+def _procedure_test(entry: Entry, major: bool | str, window: str) -> tuple[str, dict]:
+    name, declaration = entry.declaration()
+    test = f"procedure {name}{f' {window}' if window else ''}"
+    if major:
+        # no code says "major" (or "craniotomy"): a surgery in the window is unknown until a person says
+        question = _MAJOR_QUESTION if major is True else f"was the surgery on record a {major.lower()}?"
+        test = f"({test} and review {_quote(question)})"
+    return test, {name: declaration}
+
+
+def draft_procedures(text: str, kind: str) -> Draft | None:
+    """Procedures the lexicon names, in a window: "Major surgery within 4 weeks prior to the first dose",
+    "At least 2 weeks must have elapsed from any prior surgery", "More than 4 weeks since prior radiotherapy",
+    "No treatment with radiation therapy =< 28 days before study registration"."""
+    if len(text) > _MAX_LINE:
+        return None
+    s = _prepare(text)
+    lex = lexicon()
+    r = _Reader(s)
+    if kind == "inclusion":
+        since = r.take(_SINCE)
+        negated = since is None and r.take(_NEGATION) is not None
+        if since is None and not negated:
+            return None
+    else:
+        since = negated = None
+    r.take(_PROCEDURE_LEAD)
+    major = bool(r.take(_MAJOR))
+    named = None if major else r.take(_NAMED_SURGERY)
+    if named:
+        major, entry = named.group("name"), lex.entries["surgery"]
+    else:
+        m = lex.match("procedure", r.s, r.pos)
+        if m is None or len(m.entries) != 1:
+            return None
+        entry = m.entries[0]
+        if major and entry.name != "surgery":
+            return None
+        r.pos = m.end
+    if since:
+        window = f"within {_amount(since.group(1))} {since.group(2).lower()}s"
+    else:
+        found = r.take(_WINDOW)
+        if found is None:
+            return None                 # "Prior surgery": ever? a procedure without a window is not drafted
+        window = _window(found)
+    if not r.ended():
+        return None
+    test, sets = _procedure_test(entry, major, window)
+    if kind == "inclusion":
+        rule = f"not {test}"
+    else:
+        rule = test[1:-1] if test.startswith("(") else test
+    return Draft(rule, sets, "procedures")

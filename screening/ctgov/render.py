@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError, DataProblem, SourceError
-from .draft import construct_hint, draft_rule
+from .draft import Draft, construct_hint, draft_rule, heading_premise
 from .read import StudyRecord, parse_document, read_record
 from ..limits import forbidden_char
 from .split import Bullet, Note, _collapse, split_document
@@ -124,10 +124,58 @@ def _structured(record: StudyRecord) -> list[ImportedCriterion]:
     return out
 
 
-def _criterion(bullet: Bullet) -> ImportedCriterion:
+# "Subjects eligible for enrollment in the Pilot Part of the study must meet all of the following criteria:": a
+# header that restricts its items to one part of the study
+_PART_CONTEXT = re.compile(
+    r"\s*(?:subjects|patients|participants)\s+(?:eligible\s+for\s+(?:enrol?lment|entry)\s+)?in(?:to)?\s+the\s+"
+    r"(?P<part>[\w-]+(?:\s+[\w-]+)?)\s+part\s+of\s+the\s+study\s+must\s+meet\s+all\s+(?:of\s+)?the\s+following"
+    r"(?:\s+criteria)?\s*:?\s*", re.I)
+
+
+def _every_part(bullets: list[Bullet]) -> dict[int, Draft]:
+    """Drafts for items under a part header ("... in the Pilot Part of the study must meet all of the following
+    criteria:") that every part of the study lists with the same rule: the restriction to one part then changes
+    nothing, as every patient, whatever the part, must meet it (issue 9)."""
+    parts: dict[str, dict[str, list[tuple[Bullet, Draft]]]] = {}
+    for bullet in bullets:
+        match = _PART_CONTEXT.fullmatch(bullet.context or "")
+        if match is None or bullet.heading or bullet.lead_in:
+            continue
+        section = parts.setdefault(bullet.section, {})
+        items = section.setdefault(match.group("part").lower(), [])
+        draft = draft_rule(bullet.text, bullet.section)
+        if draft is not None:
+            items.append((bullet, draft))
+    out = {}
+    for section in parts.values():
+        if len(section) < 2:
+            continue
+        keys = [{(d.rule, tuple(sorted(d.valuesets.items()))) for _, d in items} for items in section.values()]
+        shared = set.intersection(*keys)
+        for items in section.values():
+            for bullet, draft in items:
+                if (draft.rule, tuple(sorted(draft.valuesets.items()))) in shared:
+                    out[id(bullet)] = Draft(draft.rule, draft.valuesets, draft.family,
+                                            "every part of the study lists this criterion with the same rule: it "
+                                            "applies whatever the part")
+    return out
+
+
+def _criterion(bullet: Bullet, every_part: dict[int, Draft] | None = None) -> ImportedCriterion:
     text = f"{bullet.context} {bullet.text}" if bullet.context else bullet.text
     context = " ".join(c for c in (bullet.lead_in, bullet.context) if c) or None
     draft = None if bullet.heading else draft_rule(bullet.text, bullet.section, context)
+    if draft is None and every_part and id(bullet) in every_part:
+        draft = every_part[id(bullet)]
+    premise = heading_premise(bullet.heading) if bullet.heading else None
+    if premise:
+        # a heading that names its subgroup by a lab: the line's rule applies to that subgroup only
+        draft = draft_rule(bullet.text, bullet.section, context)
+        if draft is not None and (draft.family not in ("labs", "scores") or draft.rule.startswith("applies if")):
+            draft = None
+        if draft is not None:
+            draft = Draft(f"applies if {premise}: {draft.rule}", draft.valuesets, draft.family,
+                          f"under the heading {bullet.heading!r}: the rule applies where {premise}")
     if draft is None:
         return ImportedCriterion(bullet.ident, bullet.section, text, f"review {_string(_review_reason(text))}", False,
                                  bullet.text, bullet.context, bullet.heading, comment=construct_hint(text))
@@ -203,7 +251,8 @@ def convert(record: StudyRecord, check: bool = True) -> ImportResult:
     replaced by ``review`` and the text compiled again, so the result always compiles.
     """
     bullets, notes = split_document(record.criteria)
-    criteria = _structured(record) + [_criterion(b) for b in bullets]
+    every_part = _every_part(bullets)
+    criteria = _structured(record) + [_criterion(b, every_part) for b in bullets]
     if not any(c.ident not in ("AGE", "SEX") for c in criteria):
         raise DataError(record.source, [DataProblem("criteria", "no criteria found in the eligibility text",
                                                     code="ctgov")])
