@@ -31,6 +31,11 @@ replace by `review`; both counts are printed and must be 0.
 ``../judge/round2.jsonl``, the drafts an independent reader has judged, one file per round): the drafts that are
 new or changed since the last review that saw them.
 
+``--drafts FILE`` (default ``benchmarks/out/ctgov_drafts_all.jsonl``) receives every draft of the 70 trials (trial, id,
+section, family, text, rule, value sets), and ``--baseline FILE`` names such a file from an earlier run: the drafts the
+automatic check accepts that are not in it (new or changed since then) are added to ``--new`` too, marked
+``"automatic_check": "right"``, so that a reader sees every new draft.
+
 ``--judge FILE`` (default ``benchmarks/out/ctgov_drafts_to_judge.jsonl``) writes every draft the
 automatic check does not accept -- in the 35 annotated trials and in the 35 others -- one JSON
 object a line: trial, id, section, family, registry text (with its header context), the draft rule,
@@ -218,6 +223,11 @@ def main() -> None:
                              "per review round")
     parser.add_argument("--new", type=Path, default=ROOT / "benchmarks" / "out" / "ctgov_drafts_new.jsonl",
                         help="where to write the drafts to judge that are not in --reviewed (new or changed)")
+    parser.add_argument("--drafts", type=Path, default=ROOT / "benchmarks" / "out" / "ctgov_drafts_all.jsonl",
+                        help="where to write every draft (JSON lines)")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="every draft of an earlier run (--drafts output): automatically accepted drafts not in it "
+                             "are listed in --new too")
     parser.add_argument("--undrafted", type=Path, default=ROOT / "benchmarks" / "out" / "undrafted.txt",
                         help="where to write the annotated lines marked computable that no draft covers")
     args = parser.parse_args()
@@ -238,6 +248,8 @@ def main() -> None:
     judge_rows = []
     undrafted = []
     fallbacks = alone_failures = 0
+    all_rows = []
+    automatic_rows = []
     for row in rows:
         result = convert(parse_document(json.dumps(row), f"{row['nctid']}.json"))
         lines = result.registry_lines
@@ -245,6 +257,7 @@ def main() -> None:
         drafted += len(result.drafted)
         fallbacks += sum(c.comment == FALLBACK for c in lines)
         for c in result.drafted:
+            all_rows.append(judge_row(row["nctid"], c, row["nctid"] in annotated_trials, None))
             families[c.family] += 1
             alone_failures += not compiles_alone(row["nctid"], c)
             if c.family in ("labs", "scores"):
@@ -271,6 +284,8 @@ def main() -> None:
             if verdict == "read":
                 to_read.append((row["nctid"], c, reason))
                 judge_rows.append(judge_row(row["nctid"], c, True, reason))
+            else:
+                automatic_rows.append({**judge_row(row["nctid"], c, True, None), "automatic_check": "right"})
 
     args.judge.parent.mkdir(parents=True, exist_ok=True)
     args.judge.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in judge_rows), encoding="utf-8")
@@ -280,10 +295,18 @@ def main() -> None:
         reviewed |= {reviewed_key(r) for r in map(json.loads, filter(str.strip, path.read_text(
             encoding="utf-8").splitlines()))}
     new_rows = [r for r in judge_rows if reviewed_key(r) not in reviewed]
+    new_automatic = []
+    if args.baseline is not None and args.baseline.is_file():
+        earlier = {reviewed_key(r) for r in map(json.loads, filter(str.strip, args.baseline.read_text(
+            encoding="utf-8").splitlines()))}
+        new_automatic = [r for r in automatic_rows if reviewed_key(r) not in earlier]
+    args.drafts.parent.mkdir(parents=True, exist_ok=True)
+    args.drafts.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in all_rows), encoding="utf-8")
     args.undrafted.parent.mkdir(parents=True, exist_ok=True)
     args.undrafted.write_text("".join(u + "\n" for u in undrafted), encoding="utf-8")
     args.new.parent.mkdir(parents=True, exist_ok=True)
-    args.new.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in new_rows), encoding="utf-8")
+    args.new.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in new_rows + new_automatic),
+                        encoding="utf-8")
     print(f"trials: {len(rows)} ({len(annotated_trials)} annotated)")
     print(f"lines: {total}; drafted: {drafted} ({drafted / total:.1%}) "
           f"[{', '.join(f'{k} {v}' for k, v in families.most_common())}]")
@@ -300,6 +323,9 @@ def main() -> None:
     print(f"drafts to judge not in {' + '.join(p.name for p in read_files) or '(no reviewed file)'} "
           f"(new or changed since that review): {len(new_rows)} "
           f"({sum(r['annotated_trial'] for r in new_rows)} in annotated trials) -> {args.new}")
+    if args.baseline is not None:
+        print(f"drafts the automatic check accepts that are not in {args.baseline.name} (new or changed): "
+              f"{len(new_automatic)} -> {args.new} (marked automatic_check: right)")
     if args.list:
         for nct, c, reason in to_read:
             print(f"\n{nct} {c.ident} ({c.kind}, {c.family}): {reason}\n  text: {c.text}\n  rule: {c.rule}")
