@@ -98,6 +98,12 @@ def lab(code: str, value, unit: str, day: str = "2026-11-20", low=None, high=Non
      "permitted).", "exclusion", "hemoglobin < 8 g/dL"),
     ("Fasting blood sugar > 160 mg/dL despite standard of supportive care. Patients may start or adjust anti-diabetic "
      "medications to meet eligibility.", "exclusion", "fasting_glucose > 160 mg/dL"),
+    # the protocol fixes the ULN: the absolute value it gives, checked (3 x 45 = 135)
+    ("Serum glutamate pyruvate transaminase (SGPT) (alanine aminotransferase [ALT]) =< 3 x upper limit of normal (ULN) = "
+     "135 U/l; for the purpose of this study, the ULN for SGPT is 45 U/l (within 7 days prior to enrollment)",
+     "inclusion", "ALT <= 135 U/L within 7 days"),
+    ("Bilirubin (sum of conjugated + conjugated) =< 1.5 x upper limit of normal (ULN) for age (within 7 days prior to "
+     "enrollment)", "inclusion", "bilirubin <= 1.5 x ULN within 7 days"),
     # "counts shall be rounded to the nearest tenth": a rounded count below 1.0 is a count below 0.95
     ("Absolute lymphocyte count <1.0 x 109/L (counts shall be rounded to the nearest tenth. (e.g. 0.96 will be rounded to "
      "1.0 x 109/L))", "exclusion", "lymphocytes < 0.95 x 10^9/L"),
@@ -133,6 +139,7 @@ def test_the_gfr_alternative_says_how_it_reads_in_a_comment():
     ("24-hour urine protein < 1 g/L", "inclusion"),
     ("Serum creatinine =< 1.5 mg/dL or 13 umol/L", "inclusion"),        # a restatement that disagrees
     ("AST, ALT <= 2.5 x ULN", "inclusion"),                            # a list without its "and"/"or"
+    ("ALT =< 3 x ULN = 130 U/l; for the purpose of this study, the ULN for SGPT is 45 U/l", "inclusion"),   # 3 x 45 != 130
 ])
 def test_lab_lines_saying_more_stay_review(line, section):
     assert draft_rule(line, section) is None

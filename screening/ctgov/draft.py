@@ -78,7 +78,13 @@ def _normalise(text: str) -> str:
     # "Urine protein < 1,000 mg on 24-hour urine collection": the 24-hour protein
     s = re.sub(r"\burine\s+protein\s*((?:<=|>=|<|>)\s*[\d,.]+\s*(?:mg|g|grams?))\s+(?:on|in|by)\s+(?:a\s+)?24[\s-]*h(?:ou)?rs?"
                r"\s+urine\s+(?:collection|sample)\b", r"24-hour urine protein \1", s, flags=re.I)
-    s = re.sub(r"\b(ULN|LLN)\s+range\b", r"\1", s)                # "<= 1.5 x the ULN range"
+    s = re.sub(r"\b(ULN|LLN)\s+range\b", r"\1", s)
+    # "for the purpose of this study, the ULN for SGPT is 45 U/l": the lab is the line's own (not a second lab)
+    s = re.sub(r"(for\s+the\s+purposes?\s+of\s+this\s+study\s*,?\s*(?:the\s+)?ULN)\s+for\s+(?:SGPT|SGOT|ALT|AST)\s+is\b",
+               r"\1 is", s, flags=re.I)
+    # "Bilirubin (sum of conjugated + conjugated)": the total (the registry's typo for conjugated + unconjugated)
+    s = re.sub(r"\b(bilirubin)\s*\(\s*sum\s+of\s+(?:un)?conjugated\s*(?:\+|and)\s*(?:un)?conjugated\s*\)", r"total \1", s,
+               flags=re.I)                # "<= 1.5 x the ULN range"
     s = re.sub(r"\(\s*\[([^()\[\]]{1,120})\]\s*\)", r"(\1)", s)     # "AST/SGOT ([Aspartate Amino Transferase/...])"
     return re.sub(r"\s+", " ", s).strip()
 
@@ -431,6 +437,11 @@ _LEAD_FILLER_EXCLUSION = re.compile(
     # "Uncontrolled hypertension: SBP >= 160, DBP >= 90": a state the line defines by its blood pressures
     r"\b(?:uncontrolled|poorly\s+controlled)\s+(?:high\s+blood\s+pressure|hypertension)\s*(?::|[(,]?\s*(?=i\.e\.|defined\s+as))",
     re.I)
+# "=< 3 x ULN = 135 U/l; for the purpose of this study, the ULN for SGPT is 45 U/l": the protocol fixes the limit,
+# so the rule is the absolute value it gives (checked: the multiple times the fixed limit)
+_FIXED_ULN = re.compile(
+    r"\s*=\s*(?P<value>" + _NUMBER + r")\s*(?P<unit>U/l|U/L|IU/L)\s*;?\s*for\s+the\s+purposes?\s+of\s+this\s+study\s*,?\s*"
+    r"(?:the\s+)?ULN\s+is\s+(?P<uln>" + _NUMBER + r")\s*(?:U/l|U/L|IU/L)", re.I)
 _CLAUSE_FILLER = re.compile(
     r"(?:\b(?:counts?|levels?|values?|concentrations?|of|is|are|must|should|be|serum|plasma|total|result)\b|:|"
     r"\b(?:with)?in\s+the\s+range\s+(?:of\s+)?(?=\d)|,(?=\s*(?:>=|<=|>|<)))",
@@ -707,6 +718,13 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
             continue
         cur.pos = mark
         break
+    fixed = cur.take(_FIXED_ULN) if len(tests) == 1 and tests[0][1].limit and tests[0][1].unit == "ULN" else None
+    if fixed:
+        op, bound, _ = tests[0]
+        value, uln = float(_number_text(fixed.group("value"))), float(_number_text(fixed.group("uln")))
+        if abs(float(bound.value or 1) * uln - value) > 1e-6:
+            raise _NotUnderstood("a fixed ULN that does not give the stated value")
+        tests = [(op, _check_bound(key, _Bound(_number_text(fixed.group("value")), "U/L")), None)]
     subgroup = exempt = None
     match = cur.take(_SUBGROUP) or cur.take(_SUBGROUP_FIRST)
     if match:
@@ -766,7 +784,8 @@ def _read_clause(cur: _Cursor, analytes: tuple[str, ...], joiner: str | None, en
     relative = all(bound.limit for _, bound, _ in tests)
     while cur.take(_TRAILER) or cur.take(_METHOD) or clearance and cur.take(_CLEARANCE_METHOD) or \
             relative and cur.take(_FOR_AGE):
-        pass
+        if window is None and (match := cur.take(_WINDOW)):
+            window = f"within {match.group(1)} {match.group(2).lower()}s"    # "... for age (within 7 days ...)"
     connector = cur.take(r"(?:[,;.]\s*)?(?:(and|or)\b)?\s*[,;.]?"
                          r"(?:\s*\b(?:serum|plasma|blood|total|absolute|peripheral|calculated|estimated|measured|"
                          r"the|a|an)\b)*")
