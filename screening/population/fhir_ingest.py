@@ -218,7 +218,7 @@ class FhirBulkIngester:
                     progress(self.summary)
             done += path.stat().st_size
         con.execute("DELETE FROM _fl WHERE regexp_full_match(text, '[ \\t\\r\\x0b\\x0c]*')")
-        self.summary.records = con.execute("SELECT count(*) FROM _fl").fetchall()[0][0]
+        self.summary.records = con.execute("SELECT count(*) FROM _fl").fetchall()[0][0]  # resources, until _link
         self._parse()
         self._link()
         python = self._prove()
