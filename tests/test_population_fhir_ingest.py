@@ -318,9 +318,11 @@ def test_bad_lines_and_strangers_are_reported_and_skipped(tmp_path):
     assert "names no patient" in by_input["Observation.ndjson:4"]
     # the per-patient reader's own message, at the resource's file:line: patient a is not screened
     assert by_input["Condition.ndjson:1"].startswith("$.onsetDateTime: not a valid date: '2017-02-30T10:00:00Z'")
-    ids = [r[0] for r in con.execute("SELECT patient_id FROM patients ORDER BY 1").fetchall()]
-    assert ids == ["b"]
-    assert summary.bad == 5
+    # a line that cannot be read but names its patient: that patient is not screened without it
+    assert by_input["Patient.ndjson:2"] == ("$: patient 'b' is not screened: its resource at Observation.ndjson:3 "
+                                            "could not be read")
+    assert con.execute("SELECT count(*) FROM patients").fetchall() == [(0,)]
+    assert summary.bad == 6
 
 
 def test_input_detection(tmp_path):

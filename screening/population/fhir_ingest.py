@@ -46,6 +46,13 @@ READ_TYPES = ("Observation", "Condition", "MedicationRequest", "MedicationStatem
 PYTHON_TYPES = ("List", "AdverseEvent")
 """Resource types the reader uses that SQL does not map: their patients go through the Python reader."""
 
+CONTEXT_TYPES = ("MedicationAdministration",)
+"""Resource types the reader does not map but may resolve a reference to (an AdverseEvent's suspect):
+kept, with their patient, for the bundles the Python reader reads; Medication and Substance by id."""
+
+_LINKED = READ_TYPES + PYTHON_TYPES + CONTEXT_TYPES
+_KEPT = ("Patient", "Medication", "Substance") + _LINKED
+
 _KIND = {"Condition": "conditions", "MedicationRequest": "medications", "MedicationStatement": "medications",
          "Procedure": "procedures", "AllergyIntolerance": "allergies", "Immunization": "immunizations"}
 
@@ -58,6 +65,35 @@ _FHIR_DATE = (r"[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-
 
 _PATIENT_ID = r"[A-Za-z0-9\-\.]{1,64}"
 """A FHIR id: the Patient ids SQL keys by as written (others go through the Python reader)."""
+
+
+MEMBERS = ("resourceType", "id", "subject", "patient", "status", "verificationStatus", "clinicalStatus", "code",
+           "vaccineCode", "medicationCodeableConcept", "extension", "stage", "severity", "bodySite", "component",
+           "effectiveDateTime", "effectivePeriod", "issued", "valueQuantity", "valueCodeableConcept", "valueString",
+           "valueBoolean", "valueInteger", "referenceRange", "onsetDateTime", "onsetPeriod", "abatementDateTime",
+           "abatementPeriod", "recordedDate", "authoredOn", "dispenseRequest", "dosageInstruction", "dosage",
+           "reasonCode", "reasonReference", "performedDateTime", "performedPeriod", "occurrenceDateTime", "criticality",
+           "category", "birthDate", "gender", "deceasedDateTime", "deceasedBoolean")
+"""The top-level members SQL reads: each line is parsed once into a struct of these (as JSON; a JSON null
+becomes SQL NULL, so presence is read from the line's keys)."""
+
+_MEMBERS = "{" + ",".join(f'"{name}":"JSON"' for name in MEMBERS) + "}"
+
+
+_NESTED_KEYS = ("system", "code", "display", "text", "coding", "value", "unit", "comparator", "low", "high", "start",
+                "end", "reference", "frequency", "period", "periodUnit", "doseQuantity", "doseAndRate", "timing",
+                "repeat", "asNeededBoolean", "asNeededCodeableConcept", "url", "valueBoolean", "validityPeriod",
+                "referenceRange", "valueQuantity", "valueCodeableConcept", "valueString", "valueInteger", "id",
+                "resourceType")
+_FLAT_DUPLICATE = "|".join(f'[{{,]"{key}":[^{{}}]*[,]"{key}":' for key in _NESTED_KEYS)
+"""A key given twice in one object with no object between (in DuckDB's minified JSON text)."""
+
+
+def _member(path: str, _fdate_fine: bool = False) -> str:
+    """SQL for a member path of the parsed struct ``d``: ``effectivePeriod.start`` -> its start."""
+    head, _, rest = path.partition(".")
+    sql = f"json_extract(d.{head}, '$.{rest}')" if rest else f"d.{head}"
+    return f"_fdate_fine({sql})" if _fdate_fine else sql
 
 
 def _sql_str(text: str) -> str:
@@ -234,56 +270,75 @@ class FhirBulkIngester:
         refuses (NaN, Infinity, a duplicate key, a number too large), is read by that reader alone."""
         con = self.con
         relevant = ", ".join(map(_sql_str, ("Patient", "Medication") + READ_TYPES + PYTHON_TYPES))
+        kept = ", ".join(map(_sql_str, _KEPT))
+        # a JSON number is preceded by ':', ',' or '['; NaN, Infinity and overflowing exponents are refused by Python;
+        # integers of 20 digits or more (beyond 64 bits) keep their spelling only in Python (`big`)
         con.execute(rf"""
 CREATE OR REPLACE TEMP TABLE _fr AS
-SELECT f, line, j, NOT ok OR (_fstr(json_extract(j, 'resourceType')) IN ({relevant})
-                              AND regexp_matches(t, '(NaN|Infinity|[0-9][eE]\+?[0-9]{{3}})')) AS doubt
-FROM (SELECT f, line, t, json_valid(t) AS ok, CASE WHEN json_valid(t) THEN json(t) END AS j
-      FROM (SELECT f, line, CASE WHEN text[1] = chr(65279) THEN text[2:] ELSE text END AS t FROM _fl))""")
-        # a duplicate key (Python keeps the last, DuckDB the first) in a resource whose content is read
+SELECT f, line, j, d, k, rt, doubt, big
+FROM (SELECT *, NOT ok OR (rt IN ({relevant}) AND regexp_matches(t, '[:,\[]\s*-?(NaN|Infinity|[0-9.]+[eE]\+?[0-9]{{3}})')) AS doubt,
+             regexp_matches(t, '[:,\[]\s*-?[0-9]{{20,}}[.eE,}}\]\s]') AS big
+      FROM (SELECT *, CASE WHEN rt IN ({kept}) AND json_type(j) = 'OBJECT' THEN from_json(j, '{_MEMBERS}') END AS d,
+                   CASE WHEN rt IN ({kept}) THEN coalesce(json_keys(j), []) END AS k
+            FROM (SELECT *, _fstr(json_extract(j, 'resourceType')) AS rt
+                  FROM (SELECT f, line, t, json_valid(t) AS ok, CASE WHEN json_valid(t) THEN json(t) END AS j
+                        FROM (SELECT f, line, CASE WHEN text[1] = chr(65279) THEN text[2:] ELSE text END AS t FROM _fl)))))""")
+        # a duplicate key (Python keeps the last, DuckDB the first) in what is read: among the resource's keys,
+        # in a member object, or in a flat object anywhere (a coding, a quantity, a period, a reference ...)
+        objects = " OR ".join(f"NOT coalesce(list_unique(json_keys(d.{name})) = len(json_keys(d.{name})), TRUE)"
+                              for name in MEMBERS if name not in ("resourceType", "id"))
         con.execute(f"""
-UPDATE _fr SET doubt = TRUE WHERE NOT doubt AND (f, line) IN (
-  SELECT DISTINCT f, line FROM (SELECT f, line, j FROM _fr
-                                WHERE NOT doubt AND _fstr(json_extract(j, 'resourceType')) IN ({relevant})), json_tree(j) t
-  WHERE t.parent IS NOT NULL GROUP BY f, line, t.parent, t.key HAVING count(*) > 1)""")
+UPDATE _fr SET doubt = TRUE WHERE NOT doubt AND rt IN ({relevant}) AND (list_unique(k) <> len(k) OR {objects}
+  OR regexp_matches(j::VARCHAR, '{_FLAT_DUPLICATE}'))""")
+        refused, accepted = [], []
         for f, line, text in con.execute("SELECT r.f, r.line, l.text FROM _fr r JOIN _fl l USING (f, line) "
                                          "WHERE doubt ORDER BY r.f, r.line").fetchall():
             try:
                 document = parse_json(text.removeprefix("\ufeff").rstrip("\r\n"), self._where(f, line), one_line=True)
             except DataError as exc:
                 self._refuse(f, line, exc.problems)
-                con.execute("DELETE FROM _fr WHERE f = ? AND line = ?", [f, line])
-                # the patient it names (if it can be told from the text) is not screened without it
+                refused.append((f, line))
+                # the patient it names (if the text tells) is not screened without it
                 found = re.search(r'"(?:subject|patient)"\s*:\s*\{[^{}]*"reference"\s*:\s*"([^"]*)"', text)
                 if found:
                     self.unreadable_refs.append((f, line, found.group(1)))
                 continue
-            con.execute("UPDATE _fr SET j = json(?), doubt = FALSE WHERE f = ? AND line = ?",
-                        [json.dumps(document, ensure_ascii=False), f, line])
+            accepted.append((f, line, json.dumps(document, ensure_ascii=False)))
+        if refused or accepted:
+            con.register("_doubts", pa.table({
+                "f": pa.array([r[0] for r in refused + accepted], pa.int32()),
+                "line": pa.array([r[1] for r in refused + accepted], pa.int64()),
+                "text": pa.array([None] * len(refused) + [a[2] for a in accepted], pa.string())}))
+            con.execute("CREATE OR REPLACE TEMP TABLE _dt AS SELECT * FROM _doubts")
+            con.unregister("_doubts")
+            con.execute("DELETE FROM _fr WHERE (f, line) IN (SELECT f, line FROM _dt WHERE text IS NULL)")
+            con.execute(f"UPDATE _fr SET j = json(_dt.text), doubt = FALSE, big = TRUE, "
+                        f"d = CASE WHEN json_type(_dt.text) = 'OBJECT' THEN from_json(_dt.text, '{_MEMBERS}') END, "
+                        f"k = coalesce(json_keys(_dt.text), []), rt = _fstr(json_extract(_dt.text, 'resourceType')) "
+                        "FROM _dt WHERE _fr.f = _dt.f AND _fr.line = _dt.line AND _dt.text IS NOT NULL")
         con.execute("""
-CREATE OR REPLACE TEMP TABLE _res AS
-SELECT f, line, j, _fstr(json_extract(j, 'resourceType')) AS rt, json_type(j) AS jt,
-       json_extract(CASE WHEN json_exists(j, '$.subject') THEN json_extract(j, 'subject') ELSE json_extract(j, 'patient') END,
-                    'reference') AS ref
+CREATE OR REPLACE TEMP VIEW _res AS
+SELECT f, line, d, k, big, rt, json_type(j) AS jt,
+       json_extract(CASE WHEN list_contains(k, 'subject') THEN d.subject ELSE d.patient END, 'reference') AS ref
 FROM _fr""")
         for f, line, jt in con.execute("SELECT f, line, jt FROM _res WHERE rt IS NULL ORDER BY f, line").fetchall():
             what = "no resourceType" if jt == "OBJECT" else "not a JSON object"
             self._refuse(f, line, [DataProblem("$" if jt != "OBJECT" else "$.resourceType",
                                                f"not a FHIR resource ({what}); skipped", "fhir")])
-        for rt, n in con.execute("SELECT rt, count(*) FROM _res WHERE rt IS NOT NULL AND rt NOT IN "
-                                 f"({', '.join(map(_sql_str, ('Patient', 'Medication') + READ_TYPES + PYTHON_TYPES))}) "
+        for rt, n in con.execute(f"SELECT rt, count(*) FROM _fr WHERE rt IS NOT NULL AND rt NOT IN ({kept}) "
                                  "GROUP BY rt ORDER BY rt").fetchall():
             self.summary.dropped[rt] = n
+        con.execute(f"DELETE FROM _fr WHERE rt IS NULL OR rt NOT IN ({kept})")
 
     def _link(self) -> None:
         """Patients by id (the first line of an id wins); every resource read linked to its patient."""
         con = self.con
         con.execute("""
 CREATE OR REPLACE TEMP TABLE _pat AS
-SELECT f, line, j, pid, row_number() OVER (PARTITION BY pid ORDER BY f, line) AS nth,
+SELECT f, line, d, k, big, pid, row_number() OVER (PARTITION BY pid ORDER BY f, line) AS nth,
        first_value(f) OVER (PARTITION BY pid ORDER BY f, line) AS f0,
        first_value(line) OVER (PARTITION BY pid ORDER BY f, line) AS line0
-FROM (SELECT f, line, j, _fstr(json_extract(j, 'id')) AS pid FROM _res WHERE rt = 'Patient')""")
+FROM (SELECT f, line, d, k, big, _fstr(d.id) AS pid FROM _res WHERE rt = 'Patient')""")
         for f, line in con.execute("SELECT f, line FROM _pat WHERE pid IS NULL OR trim(pid) = '' "
                                    "ORDER BY f, line").fetchall():
             self._refuse(f, line, [DataProblem("$.id", "a Patient in bulk NDJSON needs an id (its resources name "
@@ -294,16 +349,17 @@ FROM (SELECT f, line, j, _fstr(json_extract(j, 'id')) AS pid FROM _res WHERE rt 
                                                        f"{self._where(f0, line0)}; this line is not screened",
                                                "duplicate-id")])
         con.execute("DELETE FROM _pat WHERE nth > 1 OR pid IS NULL OR trim(pid) = ''")
-        types = ", ".join(map(_sql_str, READ_TYPES + PYTHON_TYPES))
+        types = ", ".join(map(_sql_str, _LINKED))
         con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _link AS
-SELECT f, line, j, rt, ref, CASE
+SELECT f, line, d, k, big, rt, ref, CASE
     WHEN starts_with(r, 'urn:uuid:') THEN substr(r, 10)
     ELSE nullif(regexp_extract(r, '(^|/)Patient/([^/]+)$', 2), '') END AS pid
 FROM (SELECT *, split_part(_fstr(ref), '/_history/', 1) AS r FROM _res WHERE rt IN ({types}))""")
         rows = con.execute("""
 SELECT l.f, l.line, l.rt, _fstr(l.ref), l.pid FROM _link l
-WHERE l.pid IS NULL OR l.pid NOT IN (SELECT pid FROM _pat) ORDER BY l.f, l.line""").fetchall()
+WHERE (l.pid IS NULL OR l.pid NOT IN (SELECT pid FROM _pat)) AND l.rt NOT IN (""" + ", ".join(map(_sql_str, CONTEXT_TYPES)) + """)
+ORDER BY l.f, l.line""").fetchall()
         for f, line, rt, ref, pid in rows:
             if pid is None:
                 message = (f"the {rt} names no patient (subject.reference)" if ref is None else
@@ -312,6 +368,17 @@ WHERE l.pid IS NULL OR l.pid NOT IN (SELECT pid FROM _pat) ORDER BY l.f, l.line"
                 message = f"the {rt} refers to Patient/{pid}, which is not among the input's Patient resources; skipped"
             self._refuse(f, line, [DataProblem("$.subject", message, "fhir-patient")])
         con.execute("DELETE FROM _link WHERE pid IS NULL OR pid NOT IN (SELECT pid FROM _pat)")
+        for f, line, reference in self.unreadable_refs:
+            head = reference.partition("/_history/")[0]
+            found = re.search(r"(?:^|/)Patient/([^/]+)$", head)
+            pid = head[9:] if head.startswith("urn:uuid:") else (found.group(1) if found else None)
+            row = con.execute("SELECT f, line FROM _pat WHERE pid = ?", [pid]).fetchall() if pid else []
+            if row:
+                self._refuse(row[0][0], row[0][1], [DataProblem("$", f"patient {pid!r} is not screened: its resource "
+                                                                     f"at {self._where(f, line)} could not be read",
+                                                                "fhir")])
+                con.execute("DELETE FROM _pat WHERE pid = ?", [pid])
+                con.execute("DELETE FROM _link WHERE pid = ?", [pid])
 
     # ------------------------------------------------------------------ SQL: what it can prove
     def _prove(self) -> list[str]:
@@ -329,17 +396,17 @@ WHERE l.pid IS NULL OR l.pid NOT IN (SELECT pid FROM _pat) ORDER BY l.f, l.line"
         }
         # a resource whose date elements are not all valid (the reader may raise, or not, depending on which it reads)
         date_checks = " ".join(
-            f"WHEN '{rt}' THEN " + " AND ".join(f"_fdate_fine(json_extract(j, '$.{p}'))" for p in paths)
+            f"WHEN '{rt}' THEN " + " AND ".join(_member(p, _fdate_fine=True) for p in paths)
             for rt, paths in bad_dates.items())
         con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _lr AS
-SELECT f, line, j, rt, pid, _fstr(json_extract(j, 'status')) AS status,
-       CASE WHEN rt IN ('Condition', 'AllergyIntolerance') THEN _fstatus(json_extract(j, 'verificationStatus')) END AS verif,
+SELECT f, line, d, k, big, rt, pid, _fstr(d.status) AS status,
+       CASE WHEN rt IN ('Condition', 'AllergyIntolerance') THEN _fstatus(d.verificationStatus) END AS verif,
        CASE rt {date_checks} ELSE TRUE END AS dates_ok,
-       json_exists(j, '$.contained') OR _fjt(json_extract(j, 'status')) NOT IN ('MISSING', 'NULL', 'VARCHAR')
-         OR _fodd_system(json_extract(j, 'code')) OR _fodd_system(json_extract(j, 'vaccineCode')) OR _fodd_system(json_extract(j, 'medicationCodeableConcept'))
-         OR (rt <> 'Observation' AND (_fstatement(json_extract(j, 'code')) OR _fstatement(json_extract(j, 'vaccineCode'))
-                                      OR _fstatement(json_extract(j, 'medicationCodeableConcept')))) AS odd
+       list_contains(k, 'contained') OR _fjt(d.status) NOT IN ('MISSING', 'NULL', 'VARCHAR')
+         OR _fodd_system(d.code) OR _fodd_system(d.vaccineCode) OR _fodd_system(d.medicationCodeableConcept)
+         OR (rt <> 'Observation' AND (_fstatement(d.code) OR _fstatement(d.vaccineCode)
+                                      OR _fstatement(d.medicationCodeableConcept))) AS odd
 FROM _link""")
         # the records the reader drops before reading them (entered-in-error, refuted, cancelled, not-done)
         con.execute("""
@@ -351,12 +418,12 @@ FROM _lr""")
         self._records()
         rows = con.execute("""
 SELECT DISTINCT pid FROM (
-  SELECT pid FROM _lr2 WHERE odd OR (NOT dropped AND NOT dates_ok) OR rt IN ('List', 'AdverseEvent')
+  SELECT pid FROM _lr2 WHERE odd OR big OR (NOT dropped AND NOT dates_ok) OR rt IN ('List', 'AdverseEvent')
   UNION ALL SELECT pid FROM _oel WHERE NOT fine
   UNION ALL SELECT pid FROM _rec WHERE NOT fine
-  UNION ALL SELECT pid FROM _pat WHERE NOT (regexp_full_match(pid, '""" + _PATIENT_ID + """')
-      AND _fdate_fine(json_extract(j, 'birthDate')) AND _fdate_fine(json_extract(j, 'deceasedDateTime'))
-      AND (_fjt(json_extract(j, 'gender')) IN ('MISSING', 'NULL') OR _fstr(json_extract(j, 'gender')) IN (""" + ", ".join(map(_sql_str, GENDERS)) + """))))
+  UNION ALL SELECT pid FROM _pat WHERE big OR NOT (regexp_full_match(pid, '""" + _PATIENT_ID + """')
+      AND _fdate_fine(d.birthDate) AND _fdate_fine(d.deceasedDateTime)
+      AND (_fjt(d.gender) IN ('MISSING', 'NULL') OR _fstr(d.gender) IN (""" + ", ".join(map(_sql_str, GENDERS)) + """))))
 ORDER BY pid""").fetchall()
         python = [r[0] for r in rows]
         con.execute("CREATE OR REPLACE TEMP TABLE _py (pid VARCHAR)")
@@ -367,23 +434,27 @@ ORDER BY pid""").fetchall()
     def _observations(self) -> None:
         """Each valued element of an Observation (itself, then each component object) as an observation."""
         con = self.con
-        con.execute("""
+        # the element's pieces: from the parsed struct for the Observation, from the component's JSON for a component
+        pieces = ("code", "valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean", "valueInteger",
+                  "referenceRange")
+        date = ("coalesce(_fdate(d.effectiveDateTime), _fdate(json_extract(d.effectivePeriod, '$.start')), "
+                "_fdate(d.issued))")
+        con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _oel AS
-SELECT pid, f, line, ci, e, date, vkeys, len(vkeys) AS nv, vkeys[1] AS vk,
-       _floinc_first(_fcodes(json_extract(e, 'code'))) AS codes, _fdisplay(json_extract(e, 'code')) AS display,
-       json_extract(e, 'valueQuantity') AS q, json_extract(e, 'valueCodeableConcept') AS vc,
-       CASE WHEN _fjt(json_extract(e, 'referenceRange')) = 'ARRAY' THEN _farr(json_extract(e, 'referenceRange'))[1] END AS rr
-FROM (SELECT pid, f, line, ci, e, date,
-             list_filter(coalesce(json_keys(e), []), lambda k: starts_with(k, 'value')) AS vkeys
-      FROM (SELECT pid, f, line, -1 AS ci, j AS e,
-                   coalesce(_fdate(json_extract(j, 'effectiveDateTime')), _fdate(json_extract(j, '$.effectivePeriod.start')), _fdate(json_extract(j, 'issued'))) AS date
-            FROM _lr2 WHERE rt = 'Observation' AND NOT dropped
-            UNION ALL
-            SELECT pid, f, line, ci, e, date FROM (
-              SELECT pid, f, line, unnest(_farr(json_extract(j, 'component'))) AS e, generate_subscripts(_farr(json_extract(j, 'component')), 1) - 1 AS ci,
-                     coalesce(_fdate(json_extract(j, 'effectiveDateTime')), _fdate(json_extract(j, '$.effectivePeriod.start')), _fdate(json_extract(j, 'issued'))) AS date
-              FROM _lr2 WHERE rt = 'Observation' AND NOT dropped AND _fjt(json_extract(j, 'component')) = 'ARRAY')
-            WHERE json_type(e) = 'OBJECT'))""")
+SELECT pid, f, line, ci, date, vkeys, len(vkeys) AS nv, vkeys[1] AS vk,
+       _floinc_first(_fcodes(code)) AS codes, _fdisplay(code) AS display,
+       valueQuantity AS q, valueCodeableConcept AS vc, valueString AS vs, valueBoolean AS vb, valueInteger AS vi,
+       CASE WHEN _fjt(referenceRange) = 'ARRAY' THEN _farr(referenceRange)[1] END AS rr
+FROM (SELECT pid, f, line, -1 AS ci, {date} AS date, list_filter(k, lambda x: starts_with(x, 'value')) AS vkeys,
+             {", ".join(f"d.{n} AS {n}" for n in pieces)}
+      FROM _lr2 WHERE rt = 'Observation' AND NOT dropped
+      UNION ALL
+      SELECT pid, f, line, ci, date, list_filter(json_keys(e), lambda x: starts_with(x, 'value')),
+             {", ".join(f"json_extract(e, '{n}')" for n in pieces)}
+      FROM (SELECT pid, f, line, unnest(_farr(d.component)) AS e, generate_subscripts(_farr(d.component), 1) - 1 AS ci,
+                   {date} AS date
+            FROM _lr2 WHERE rt = 'Observation' AND NOT dropped AND _fjt(d.component) = 'ARRAY')
+      WHERE json_type(e) = 'OBJECT')""")
         cc_text = ("coalesce(_fclean(json_extract(vc, 'text')), list_filter(list_transform(_fcodings(vc), lambda x: _fclean(json_extract(x, 'display'))), "
                    "lambda x: x IS NOT NULL)[1], list_filter(list_transform(_fcodings(vc), lambda x: _fclean(json_extract(x, 'code'))), "
                    "lambda x: x IS NOT NULL)[1])")
@@ -398,17 +469,17 @@ CREATE OR REPLACE TEMP TABLE _oel2 AS
 SELECT *, CASE vk
     WHEN 'valueQuantity' THEN _fjt(q) = 'OBJECT' AND _fvalued(q)
     WHEN 'valueCodeableConcept' THEN {cc_text} IS NOT NULL
-    WHEN 'valueString' THEN _fclean(json_extract(e, 'valueString')) IS NOT NULL
-    WHEN 'valueBoolean' THEN _fjt(json_extract(e, 'valueBoolean')) = 'BOOLEAN'
+    WHEN 'valueString' THEN _fclean(vs) IS NOT NULL
+    WHEN 'valueBoolean' THEN _fjt(vb) = 'BOOLEAN'
     WHEN 'valueInteger' THEN TRUE ELSE FALSE END AS valued,
-  CASE vk WHEN 'valueQuantity' THEN json_extract(q, 'value') WHEN 'valueInteger' THEN json_extract(e, 'valueInteger') END AS num,
-  CASE vk WHEN 'valueCodeableConcept' THEN {cc_text} WHEN 'valueString' THEN _fclean(json_extract(e, 'valueString')) END AS vstr,
+  CASE vk WHEN 'valueQuantity' THEN json_extract(q, 'value') WHEN 'valueInteger' THEN vi END AS num,
+  CASE vk WHEN 'valueCodeableConcept' THEN {cc_text} WHEN 'valueString' THEN _fclean(vs) END AS vstr,
   CASE vk WHEN 'valueCodeableConcept' THEN {answer} END AS vcode,
   CASE WHEN _fjt(rr) = 'OBJECT' AND _fvalued(json_extract(rr, 'low')) THEN json_extract(rr, '$.low.value') END AS lo,
   CASE WHEN _fjt(rr) = 'OBJECT' AND _fvalued(json_extract(rr, 'high')) THEN json_extract(rr, '$.high.value') END AS hi,
   nv <= 1 AND (nv = 0 OR vk IN ('valueQuantity', 'valueCodeableConcept', 'valueString', 'valueBoolean', 'valueInteger'))
     AND {q_ok}
-    AND (vk IS DISTINCT FROM 'valueInteger' OR _fnum_ok(json_extract(e, 'valueInteger')))
+    AND (vk IS DISTINCT FROM 'valueInteger' OR _fnum_ok(vi))
     AND (_fjt(rr) <> 'OBJECT' OR ((NOT _fvalued(json_extract(rr, 'low')) OR _fnum_ok(json_extract(rr, '$.low.value')))
                                  AND (NOT _fvalued(json_extract(rr, 'high')) OR _fnum_ok(json_extract(rr, '$.high.value'))))) AS fine
 FROM _oel""")
@@ -419,44 +490,63 @@ FROM _oel""")
         """Conditions, medications, procedures, allergies and immunizations, one row each (``fine``: SQL
         proves the mapping)."""
         con = self.con
-        concept = ("CASE rt WHEN 'Immunization' THEN json_extract(j, 'vaccineCode') "
-                   "WHEN 'MedicationRequest' THEN json_extract(j, 'medicationCodeableConcept') "
-                   "WHEN 'MedicationStatement' THEN json_extract(j, 'medicationCodeableConcept') ELSE json_extract(j, 'code') END")
-        start = ("CASE rt WHEN 'Condition' THEN coalesce(_fdate(json_extract(j, 'onsetDateTime')), _fdate(json_extract(j, '$.onsetPeriod.start'))) "
-                 "WHEN 'AllergyIntolerance' THEN coalesce(_fdate(json_extract(j, 'onsetDateTime')), _fdate(json_extract(j, '$.onsetPeriod.start'))) "
-                 "WHEN 'MedicationRequest' THEN _fdate(json_extract(j, 'authoredOn')) "
-                 "WHEN 'MedicationStatement' THEN coalesce(_fdate(json_extract(j, '$.effectivePeriod.start')), _fdate(json_extract(j, 'effectiveDateTime'))) "
-                 "WHEN 'Procedure' THEN coalesce(_fdate(json_extract(j, 'performedDateTime')), _fdate(json_extract(j, '$.performedPeriod.start'))) "
-                 "WHEN 'Immunization' THEN _fdate(json_extract(j, 'occurrenceDateTime')) END")
-        end = ("CASE rt WHEN 'Condition' THEN coalesce(_fdate(json_extract(j, 'abatementDateTime')), _fdate(json_extract(j, '$.abatementPeriod.end'))) "
-               "WHEN 'MedicationRequest' THEN _fdate(json_extract(j, '$.dispenseRequest.validityPeriod.end')) "
-               "WHEN 'MedicationStatement' THEN _fdate(json_extract(j, '$.effectivePeriod.end')) "
-               "WHEN 'Procedure' THEN _fdate(json_extract(j, '$.performedPeriod.end')) END")
-        investigational = ("len(list_filter(_farr(json_extract(j, 'extension')), lambda x: ends_with(lower(_fstr(json_extract(x, 'url'))), "
+        concept = ("CASE rt WHEN 'Immunization' THEN d.vaccineCode "
+                   "WHEN 'MedicationRequest' THEN d.medicationCodeableConcept "
+                   "WHEN 'MedicationStatement' THEN d.medicationCodeableConcept ELSE d.code END")
+        start = ("CASE rt WHEN 'Condition' THEN coalesce(_fdate(d.onsetDateTime), _fdate(json_extract(d.onsetPeriod, '$.start'))) "
+                 "WHEN 'AllergyIntolerance' THEN coalesce(_fdate(d.onsetDateTime), _fdate(json_extract(d.onsetPeriod, '$.start'))) "
+                 "WHEN 'MedicationRequest' THEN _fdate(d.authoredOn) "
+                 "WHEN 'MedicationStatement' THEN coalesce(_fdate(json_extract(d.effectivePeriod, '$.start')), _fdate(d.effectiveDateTime)) "
+                 "WHEN 'Procedure' THEN coalesce(_fdate(d.performedDateTime), _fdate(json_extract(d.performedPeriod, '$.start'))) "
+                 "WHEN 'Immunization' THEN _fdate(d.occurrenceDateTime) END")
+        end = ("CASE rt WHEN 'Condition' THEN coalesce(_fdate(d.abatementDateTime), _fdate(json_extract(d.abatementPeriod, '$.end'))) "
+               "WHEN 'MedicationRequest' THEN _fdate(json_extract(d.dispenseRequest, '$.validityPeriod.end')) "
+               "WHEN 'MedicationStatement' THEN _fdate(json_extract(d.effectivePeriod, '$.end')) "
+               "WHEN 'Procedure' THEN _fdate(json_extract(d.performedPeriod, '$.end')) END")
+        investigational = ("len(list_filter(_farr(d.extension), lambda x: ends_with(lower(_fstr(json_extract(x, 'url'))), "
                            "'investigational'))) > 0")
         con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _rec AS
-SELECT pid, f, line, rt, j, {concept} AS c, status, verif, {start} AS start, {end} AS end_,
-       CASE WHEN rt = 'Condition' THEN _fdate(json_extract(j, 'recordedDate')) END AS recorded,
+SELECT pid, f, line, rt, d, k, {concept} AS c, status, verif, {start} AS start, {end} AS end_,
+       CASE WHEN rt = 'Condition' THEN _fdate(d.recordedDate) END AS recorded,
        CASE WHEN rt IN ('MedicationRequest', 'MedicationStatement') THEN
-         CASE WHEN rt = 'MedicationRequest' THEN json_extract(j, 'dosageInstruction') ELSE json_extract(j, 'dosage') END END AS dosage
+         CASE WHEN rt = 'MedicationRequest' THEN d.dosageInstruction ELSE d.dosage END END AS dosage
 FROM _lr2 WHERE rt <> 'Observation' AND rt IN ({', '.join(map(_sql_str, READ_TYPES))}) AND NOT dropped AND NOT odd""")
-        # Python's _reason: each reasonCode concept's codes, else its text (or "reason coded only as text")
-        reason = ("list_filter(flatten(list_transform(_farr(json_extract(j, 'reasonCode')), lambda r: CASE WHEN len(_fcodes(r)) > 0 "
-                  "THEN _fcodes(r) ELSE [coalesce(_fdisplay(r), 'reason coded only as text')] END)), lambda x: x IS NOT NULL)")
+        # Python's _reason: each reasonCode concept's codes, else its text (or "reason coded only as text"),
+        # then each reasonReference: the codes of the patient's Condition it names (the last of that id),
+        # else "reason '<reference>' not read" (SQL spells Python's repr of plain ASCII only: `safe`)
+        con.execute(r"""
+CREATE OR REPLACE TEMP TABLE _rr AS
+SELECT m.f, m.line,
+       flatten(list(CASE WHEN len(c.codes) > 0 THEN c.codes ELSE ['reason ' || chr(39) || m.t || chr(39) || ' not read'] END
+                    ORDER BY m.k)) AS parts,
+       bool_and(coalesce(regexp_full_match(m.t, '[ -~]*') AND NOT regexp_matches(m.t, '[\x27\\]'), FALSE)) AS safe
+FROM (SELECT f, line, pid, k, t, split_part(t, '/_history/', 1) AS key
+      FROM (SELECT f, line, pid, generate_subscripts(items, 1) AS k,
+                   unnest(list_transform(items, lambda x: _fstr(json_extract(x, 'reference')))) AS t
+            FROM (SELECT f, line, pid, _farr(d.reasonReference) AS items FROM _rec
+                  WHERE rt IN ('MedicationRequest', 'MedicationStatement') AND list_contains(k, 'reasonReference')))) m
+LEFT JOIN (SELECT pid, 'Condition/' || _fstr(d.id) AS key,
+                  arg_max(_fcodes(d.code), f * 10000000000 + line) AS codes
+           FROM _lr2 WHERE rt = 'Condition' AND _fjt(d.id) = 'VARCHAR' GROUP BY ALL) c
+  ON c.pid = m.pid AND c.key = m.key
+GROUP BY m.f, m.line""")
+        reason = ("list_filter(list_concat(flatten(list_transform(_farr(d.reasonCode), lambda r: "
+                  "CASE WHEN len(_fcodes(r)) > 0 THEN _fcodes(r) ELSE [coalesce(_fdisplay(r), 'reason coded only as text')] "
+                  "END)), coalesce(parts, [])), lambda x: x IS NOT NULL)")
         con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _rec2 AS
-SELECT *, _fcodes(c) AS codes, _fdisplay(c) AS display,
-  CASE WHEN rt = 'Condition' THEN _fstatus(json_extract(j, 'clinicalStatus')) WHEN rt = 'AllergyIntolerance'
-       THEN _fstatus(json_extract(j, 'clinicalStatus')) ELSE _ftext(json_extract(j, 'status')) END AS status_out,
+SELECT *, coalesce(safe, TRUE) AS reasons_ok, _fcodes(c) AS codes, _fdisplay(c) AS display,
+  CASE WHEN rt = 'Condition' THEN _fstatus(d.clinicalStatus) WHEN rt = 'AllergyIntolerance'
+       THEN _fstatus(d.clinicalStatus) ELSE _ftext(d.status) END AS status_out,
   CASE WHEN verif IS NOT NULL AND verif <> 'confirmed' THEN verif END AS verification,
   CASE WHEN rt IN ('MedicationRequest', 'MedicationStatement') THEN {reason} END AS reasons,
-  CASE WHEN rt = 'AllergyIntolerance' THEN _ftext(json_extract(j, 'criticality')) END AS criticality,
-  CASE WHEN rt = 'AllergyIntolerance' THEN nullif(array_to_string(list_filter(list_transform(_farr(json_extract(j, 'category')),
+  CASE WHEN rt = 'AllergyIntolerance' THEN _ftext(d.criticality) END AS criticality,
+  CASE WHEN rt = 'AllergyIntolerance' THEN nullif(array_to_string(list_filter(list_transform(_farr(d.category),
        lambda x: _ftext(x)), lambda x: x IS NOT NULL), ', '), '') END AS category,
   CASE WHEN _fjt(dosage) = 'ARRAY' AND json_array_length(dosage) = 1 AND json_type(json_extract(dosage, '$[0]')) = 'OBJECT'
        THEN json_extract(dosage, '$[0]') END AS d1
-FROM _rec""")
+FROM _rec LEFT JOIN _rr USING (f, line)""")
         con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _rec3 AS
 SELECT *, CASE WHEN _fjt(json_extract(d1, 'doseAndRate')) = 'ARRAY' AND json_array_length(json_extract(d1, 'doseAndRate')) = 1
@@ -475,14 +565,14 @@ SELECT *,
   CASE WHEN dq IS NOT NULL AND _fjt(rep) = 'OBJECT' AND _ftext(json_extract(rep, 'periodUnit')) IN ('s', 'min', 'h', 'd', 'wk', 'mo', 'a')
        THEN _ftext(json_extract(rep, 'periodUnit')) END AS funit,
   len(codes) > 0
-  AND NOT (rt = 'Condition' AND (json_exists(j, '$.extension') OR _fjt(json_extract(j, 'stage')) NOT IN ('MISSING', 'NULL')
-           OR _fjt(json_extract(j, 'severity')) NOT IN ('MISSING', 'NULL') OR _fjt(json_extract(j, 'bodySite')) NOT IN ('MISSING', 'NULL')))
-  AND NOT (rt IN ('MedicationRequest', 'MedicationStatement') AND (NOT json_exists(j, '$.medicationCodeableConcept')
-           OR {investigational} OR json_exists(j, '$.reasonReference')))
+  AND NOT (rt = 'Condition' AND (list_contains(k, 'extension') OR _fjt(d.stage) NOT IN ('MISSING', 'NULL')
+           OR _fjt(d.severity) NOT IN ('MISSING', 'NULL') OR _fjt(d.bodySite) NOT IN ('MISSING', 'NULL')))
+  AND NOT (rt IN ('MedicationRequest', 'MedicationStatement') AND (NOT list_contains(k, 'medicationCodeableConcept')
+           OR {investigational} OR NOT reasons_ok))
   AND (dq IS NULL OR (_fnum_ok(json_extract(dq, 'value')) AND (_fjt(rep) <> 'OBJECT' OR _fjt(json_extract(rep, 'period')) IN ('MISSING', 'NULL')
                                                   OR _fnum_ok(json_extract(rep, 'period'))))) AS fine
 FROM _rec3""")
-        for name in ("_rec", "_rec2", "_rec3"):
+        for name in ("_rec", "_rec2", "_rec3", "_rr"):
             con.execute(f"DROP TABLE {name}")
         con.execute("ALTER TABLE _rec4 RENAME TO _rec")
 
@@ -496,18 +586,18 @@ FROM _rec3""")
         files = "[" + ", ".join(_sql_str(name) for name in self.files) + "]"
         con.execute(f"""
 INSERT INTO {p}patients
-SELECT pid, {files}[f + 1] || ':' || line, birth, _fdlo(birth), _fdhi(birth), _fstr(json_extract(j, 'gender')),
-       CASE WHEN died IS NOT NULL OR _fjt(json_extract(j, 'deceasedBoolean')) = 'BOOLEAN' AND (json_extract(j, 'deceasedBoolean'))::BOOLEAN THEN TRUE END,
+SELECT pid, {files}[f + 1] || ':' || line, birth, _fdlo(birth), _fdhi(birth), _fstr(d.gender),
+       CASE WHEN died IS NOT NULL OR _fjt(d.deceasedBoolean) = 'BOOLEAN' AND (d.deceasedBoolean)::BOOLEAN THEN TRUE END,
        died, _fdlo(died), _fdhi(died),
        EXISTS (SELECT 1 FROM _oel o WHERE o.pid = pt.pid AND o.valued AND len(o.codes) > 0), {has}, TRUE
-FROM (SELECT *, _fdate(json_extract(j, 'birthDate')) AS birth,
-             CASE WHEN _fjt(json_extract(j, 'deceasedDateTime')) NOT IN ('MISSING', 'NULL') THEN _fdate(json_extract(j, 'deceasedDateTime')) END AS died
+FROM (SELECT *, _fdate(d.birthDate) AS birth,
+             CASE WHEN _fjt(d.deceasedDateTime) NOT IN ('MISSING', 'NULL') THEN _fdate(d.deceasedDateTime) END AS died
       FROM _pat WHERE pid NOT IN (SELECT pid FROM _py)) pt""")
         con.execute(f"""
 INSERT INTO {p}observations
 SELECT pid, (row_number() OVER (PARTITION BY pid ORDER BY f, line, ci) - 1)::INTEGER, codes[1], codes, display,
        CASE WHEN num IS NOT NULL THEN num::DOUBLE END, _fint(num), vstr,
-       CASE WHEN vk = 'valueBoolean' THEN (json_extract(e, 'valueBoolean'))::BOOLEAN END,
+       CASE WHEN vk = 'valueBoolean' THEN vb::BOOLEAN END,
        CASE WHEN vstr IS NOT NULL THEN vcode END,
        CASE WHEN vk = 'valueQuantity' THEN _funit(q) END,
        CASE WHEN vk = 'valueQuantity' THEN _fstr(json_extract(q, 'comparator')) END,
@@ -566,8 +656,9 @@ FROM ({query})""")
         con = self.con
         self.summary.python_path += len(python)
         rows = con.execute("""
-SELECT p.pid, 0 AS pass, p.f, p.line, p.j FROM _pat p JOIN _py USING (pid)
-UNION ALL SELECT l.pid, 1, l.f, l.line, l.j FROM _link l JOIN _py USING (pid)
+SELECT x.pid, x.pass, x.f, x.line, r.j FROM (
+  SELECT pid, 0 AS pass, f, line FROM _pat JOIN _py USING (pid)
+  UNION ALL SELECT pid, 1, f, line FROM _link JOIN _py USING (pid)) x JOIN _fr r USING (f, line)
 ORDER BY 1, 2, 3, 4""").fetchall()
         medications = self._medications_for(python)
         builder = TableBuilder()
@@ -592,15 +683,15 @@ ORDER BY 1, 2, 3, 4""").fetchall()
                 con.unregister("_py_rows")
 
     def _medications_for(self, python: list[str]) -> dict[str, list]:
-        """The Medication resources each Python-path patient's resources reference (by ``Medication/<id>``)."""
+        """The Medication and Substance resources each Python-path patient's resources reference (``Medication/<id>``)."""
         con = self.con
         rows = con.execute(r"""
 WITH refs AS (
-  SELECT DISTINCT l.pid, regexp_extract(split_part(r, '/_history/', 1), '(^|/)Medication/([^/]+)$', 2) AS mid
-  FROM (SELECT pid, unnest(regexp_extract_all(j::VARCHAR, '"reference":"([^"]*)"', 1)) AS r
-        FROM _link JOIN _py USING (pid)) l)
+  SELECT DISTINCT l.pid, regexp_extract(split_part(ref, '/_history/', 1), '(^|/)((Medication|Substance)/[^/]+)$', 2) AS mid
+  FROM (SELECT pid, unnest(regexp_extract_all(fr.j::VARCHAR, '"reference":"([^"]*)"', 1)) AS ref
+        FROM _link JOIN _py USING (pid) JOIN _fr fr USING (f, line)) l)
 SELECT refs.pid, m.f, m.line, m.j FROM refs
-JOIN (SELECT f, line, j, _fstr(json_extract(j, 'id')) AS mid FROM _res WHERE rt = 'Medication') m USING (mid)
+JOIN (SELECT f, line, j, rt || '/' || _fstr(d.id) AS mid FROM _fr WHERE rt IN ('Medication', 'Substance')) m USING (mid)
 WHERE refs.mid <> '' ORDER BY 1, 2, 3""").fetchall()
         found: dict[str, list] = {}
         for pid, f, line, text in rows:
