@@ -85,7 +85,7 @@ _NESTED_KEYS = ("system", "code", "display", "text", "coding", "value", "unit", 
                 "repeat", "asNeededBoolean", "asNeededCodeableConcept", "url", "valueBoolean", "validityPeriod",
                 "referenceRange", "valueQuantity", "valueCodeableConcept", "valueString", "valueInteger", "id",
                 "resourceType")
-_FLAT_DUPLICATE = "|".join(f'[{{,]"{key}":[^{{}}]*[,]"{key}":' for key in _NESTED_KEYS)
+_FLAT_DUPLICATE = "|".join(f'[{{,]\\s*"{key}"\\s*:[^{{}}]*,\\s*"{key}"\\s*:' for key in _NESTED_KEYS)
 """A key given twice in one object with no object between (in DuckDB's minified JSON text)."""
 
 
@@ -132,6 +132,8 @@ CREATE OR REPLACE TEMP MACRO _fint(x) AS CASE WHEN _fjt(x) IN ('UBIGINT', 'BIGIN
 CREATE OR REPLACE TEMP MACRO _fcodings(c) AS _farr(json_extract(c, 'coding'));
 CREATE OR REPLACE TEMP MACRO _fcodes_all(c) AS list_filter(list_transform(_fcodings(c),
     lambda x: _fsys(_fstr(json_extract(x, 'system'))) || ':' || _ftext(json_extract(x, 'code'))), lambda x: x IS NOT NULL);
+-- first occurrences in order (call it on a column: the lambda reads `l` once per item)
+CREATE OR REPLACE TEMP MACRO _fdedupe(l) AS list_filter(l, lambda x, i: list_position(l, x) = i);
 CREATE OR REPLACE TEMP MACRO _fcodes(c) AS list_filter(_fcodes_all(c), lambda x, i: list_position(_fcodes_all(c), x) = i);
 CREATE OR REPLACE TEMP MACRO _floinc_first(l) AS list_concat(list_filter(l, lambda x: starts_with(x, 'LOINC:')),
     list_filter(l, lambda x: NOT starts_with(x, 'LOINC:')));
@@ -266,30 +268,29 @@ class FhirBulkIngester:
         return self.summary
 
     def _parse(self) -> None:
-        """Every line parsed once; a line DuckDB cannot parse, or that may hold what Python's JSON reader
-        refuses (NaN, Infinity, a duplicate key, a number too large), is read by that reader alone."""
+        """Every line of a type that is read parsed once into a struct of the members read (``d``) and its keys
+        (``k``); the other types are only counted (their type read from the line's start when it is there).
+        A line DuckDB cannot parse, or that may hold what Python's JSON reader refuses (NaN, Infinity, an
+        overflowing number, a duplicate key), is read by that reader alone: refused with its message, or used."""
         con = self.con
         relevant = ", ".join(map(_sql_str, ("Patient", "Medication") + READ_TYPES + PYTHON_TYPES))
         kept = ", ".join(map(_sql_str, _KEPT))
-        # a JSON number is preceded by ':', ',' or '['; NaN, Infinity and overflowing exponents are refused by Python;
-        # integers of 20 digits or more (beyond 64 bits) keep their spelling only in Python (`big`)
-        con.execute(rf"""
-CREATE OR REPLACE TEMP TABLE _fr AS
-SELECT f, line, j, d, k, rt, doubt, big
-FROM (SELECT *, NOT ok OR (rt IN ({relevant}) AND regexp_matches(t, '[:,\[]\s*-?(NaN|Infinity|[0-9.]+[eE]\+?[0-9]{{3}})')) AS doubt,
-             regexp_matches(t, '[:,\[]\s*-?[0-9]{{20,}}[.eE,}}\]\s]') AS big
-      FROM (SELECT *, CASE WHEN rt IN ({kept}) AND json_type(j) = 'OBJECT' THEN from_json(j, '{_MEMBERS}') END AS d,
-                   CASE WHEN rt IN ({kept}) THEN coalesce(json_keys(j), []) END AS k
-            FROM (SELECT *, _fstr(json_extract(j, 'resourceType')) AS rt
-                  FROM (SELECT f, line, t, json_valid(t) AS ok, CASE WHEN json_valid(t) THEN json(t) END AS j
-                        FROM (SELECT f, line, CASE WHEN text[1] = chr(65279) THEN text[2:] ELSE text END AS t FROM _fl)))))""")
-        # a duplicate key (Python keeps the last, DuckDB the first) in what is read: among the resource's keys,
-        # in a member object, or in a flat object anywhere (a coding, a quantity, a period, a reference ...)
+        # a JSON number follows ':', ',' or '['; integers of 20 digits or more (beyond 64 bits) keep their
+        # spelling only in Python (`big`: the patient goes to the Python reader)
         objects = " OR ".join(f"NOT coalesce(list_unique(json_keys(d.{name})) = len(json_keys(d.{name})), TRUE)"
                               for name in MEMBERS if name not in ("resourceType", "id"))
-        con.execute(f"""
-UPDATE _fr SET doubt = TRUE WHERE NOT doubt AND rt IN ({relevant}) AND (list_unique(k) <> len(k) OR {objects}
-  OR regexp_matches(j::VARCHAR, '{_FLAT_DUPLICATE}'))""")
+        con.execute(rf"""
+CREATE OR REPLACE TEMP TABLE _fr AS
+SELECT f, line, d, k, rt, doubt OR (rt IN ({relevant}) AND (list_unique(k) <> len(k) OR {objects}
+                                   OR regexp_matches(t, '{_FLAT_DUPLICATE}'))) AS doubt, big
+FROM (SELECT f, line, t, d, rt, CASE WHEN d IS NOT NULL THEN json_keys(t) END AS k,
+             d IS NULL OR (rt IN ({relevant}) AND regexp_matches(t, '[:,\[]\s*-?(NaN|Infinity|[0-9.]+[eE]\+?[0-9]{{3}})')) AS doubt,
+             rt IN ({relevant}) AND regexp_matches(t, '[:,\[]\s*-?[0-9]{{20,}}[.eE,}}\]\s]') AS big
+      FROM (SELECT f, line, t, rt, CASE WHEN rt IN ({kept}) THEN try(from_json(t, '{_MEMBERS}')) END AS d
+            FROM (SELECT f, line, t, coalesce(nullif(regexp_extract(t, '^\s*\{{\s*"resourceType"\s*:\s*"([A-Za-z]+)"[,}}]', 1), ''),
+                                                 CASE WHEN json_valid(t) THEN _fstr(json_extract(t, 'resourceType')) END) AS rt
+                  FROM (SELECT f, line, CASE WHEN text[1] = chr(65279) THEN text[2:] ELSE text END AS t FROM _fl))
+            WHERE rt IS NULL OR rt IN ({kept})))""")
         refused, accepted = [], []
         for f, line, text in con.execute("SELECT r.f, r.line, l.text FROM _fr r JOIN _fl l USING (f, line) "
                                          "WHERE doubt ORDER BY r.f, r.line").fetchall():
@@ -312,23 +313,28 @@ UPDATE _fr SET doubt = TRUE WHERE NOT doubt AND rt IN ({relevant}) AND (list_uni
             con.execute("CREATE OR REPLACE TEMP TABLE _dt AS SELECT * FROM _doubts")
             con.unregister("_doubts")
             con.execute("DELETE FROM _fr WHERE (f, line) IN (SELECT f, line FROM _dt WHERE text IS NULL)")
-            con.execute(f"UPDATE _fr SET j = json(_dt.text), doubt = FALSE, big = TRUE, "
+            con.execute(f"UPDATE _fr SET doubt = FALSE, big = TRUE, "
                         f"d = CASE WHEN json_type(_dt.text) = 'OBJECT' THEN from_json(_dt.text, '{_MEMBERS}') END, "
                         f"k = coalesce(json_keys(_dt.text), []), rt = _fstr(json_extract(_dt.text, 'resourceType')) "
                         "FROM _dt WHERE _fr.f = _dt.f AND _fr.line = _dt.line AND _dt.text IS NOT NULL")
         con.execute("""
 CREATE OR REPLACE TEMP VIEW _res AS
-SELECT f, line, d, k, big, rt, json_type(j) AS jt,
+SELECT f, line, d, k, big, rt, CASE WHEN d IS NULL THEN 'not an object' END AS jt,
        json_extract(CASE WHEN list_contains(k, 'subject') THEN d.subject ELSE d.patient END, 'reference') AS ref
 FROM _fr""")
-        for f, line, jt in con.execute("SELECT f, line, jt FROM _res WHERE rt IS NULL ORDER BY f, line").fetchall():
-            what = "no resourceType" if jt == "OBJECT" else "not a JSON object"
-            self._refuse(f, line, [DataProblem("$" if jt != "OBJECT" else "$.resourceType",
+        for f, line, rt in con.execute("SELECT f, line, rt FROM _fr WHERE rt IS NULL OR d IS NULL ORDER BY f, line").fetchall():
+            what = "no resourceType" if rt is None else "not a JSON object"
+            self._refuse(f, line, [DataProblem("$.resourceType" if rt is None else "$",
                                                f"not a FHIR resource ({what}); skipped", "fhir")])
-        for rt, n in con.execute(f"SELECT rt, count(*) FROM _fr WHERE rt IS NOT NULL AND rt NOT IN ({kept}) "
-                                 "GROUP BY rt ORDER BY rt").fetchall():
+        con.execute("DELETE FROM _fr WHERE rt IS NULL OR d IS NULL")
+        # the types the reader does not use: counted, never parsed
+        for rt, n in con.execute(rf"""
+SELECT rt, count(*) FROM (
+  SELECT coalesce(nullif(regexp_extract(t, '^\s*\{{\s*"resourceType"\s*:\s*"([A-Za-z]+)"[,}}]', 1), ''),
+                  CASE WHEN json_valid(t) THEN _fstr(json_extract(t, 'resourceType')) END) AS rt
+  FROM (SELECT CASE WHEN text[1] = chr(65279) THEN text[2:] ELSE text END AS t FROM _fl))
+WHERE rt NOT IN ({kept}) GROUP BY rt ORDER BY rt""").fetchall():
             self.summary.dropped[rt] = n
-        con.execute(f"DELETE FROM _fr WHERE rt IS NULL OR rt NOT IN ({kept})")
 
     def _link(self) -> None:
         """Patients by id (the first line of an id wins); every resource read linked to its patient."""
@@ -352,7 +358,7 @@ FROM (SELECT f, line, d, k, big, _fstr(d.id) AS pid FROM _res WHERE rt = 'Patien
         types = ", ".join(map(_sql_str, _LINKED))
         con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _link AS
-SELECT f, line, d, k, big, rt, ref, CASE
+SELECT f, line, big, rt, ref, CASE
     WHEN starts_with(r, 'urn:uuid:') THEN substr(r, 10)
     ELSE nullif(regexp_extract(r, '(^|/)Patient/([^/]+)$', 2), '') END AS pid
 FROM (SELECT *, split_part(_fstr(ref), '/_history/', 1) AS r FROM _res WHERE rt IN ({types}))""")
@@ -400,20 +406,29 @@ ORDER BY l.f, l.line""").fetchall()
             for rt, paths in bad_dates.items())
         con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _lr AS
-SELECT f, line, d, k, big, rt, pid, _fstr(d.status) AS status,
-       CASE WHEN rt IN ('Condition', 'AllergyIntolerance') THEN _fstatus(d.verificationStatus) END AS verif,
-       CASE rt {date_checks} ELSE TRUE END AS dates_ok,
-       list_contains(k, 'contained') OR _fjt(d.status) NOT IN ('MISSING', 'NULL', 'VARCHAR')
-         OR _fodd_system(d.code) OR _fodd_system(d.vaccineCode) OR _fodd_system(d.medicationCodeableConcept)
-         OR (rt <> 'Observation' AND (_fstatement(d.code) OR _fstatement(d.vaccineCode)
-                                      OR _fstatement(d.medicationCodeableConcept))) AS odd
-FROM _link""")
+SELECT f, line, big, rt, pid, status, verif, dates_ok,
+       list_contains(k, 'contained') OR _fjt(d.status) NOT IN ('MISSING', 'NULL', 'VARCHAR') OR _fodd_system(concept)
+         OR (rt NOT IN ('Observation', 'MedicationAdministration') AND (_fstatement(concept)
+             -- the reader looks for "no known" codes in the first of these present: exactly the type's own
+             OR len(list_filter(k, lambda x: x IN ('code', 'vaccineCode', 'medicationCodeableConcept'))) > 1
+             OR (NOT list_contains(k, concept_key) AND len(list_filter(k, lambda x: x IN ('code', 'vaccineCode',
+                                                                      'medicationCodeableConcept'))) > 0)))
+         OR (rt IN ('MedicationRequest', 'MedicationStatement')
+             AND len(list_filter(_farr(d.reasonCode), lambda r: _fodd_system(r))) > 0) AS odd
+FROM (SELECT *, _fstr(d.status) AS status,
+             CASE WHEN rt IN ('Condition', 'AllergyIntolerance') THEN _fstatus(d.verificationStatus) END AS verif,
+             CASE rt {date_checks} ELSE TRUE END AS dates_ok,
+             CASE rt WHEN 'Immunization' THEN 'vaccineCode' WHEN 'MedicationRequest' THEN 'medicationCodeableConcept'
+                     WHEN 'MedicationStatement' THEN 'medicationCodeableConcept' ELSE 'code' END AS concept_key,
+             CASE rt WHEN 'Immunization' THEN d.vaccineCode WHEN 'MedicationRequest' THEN d.medicationCodeableConcept
+                     WHEN 'MedicationStatement' THEN d.medicationCodeableConcept ELSE d.code END AS concept
+      FROM _link JOIN _fr USING (f, line, rt, big))""")
         # the records the reader drops before reading them (entered-in-error, refuted, cancelled, not-done)
         con.execute("""
 CREATE OR REPLACE TEMP TABLE _lr2 AS
-SELECT *, NOT odd AND coalesce(status = 'entered-in-error' OR (rt = 'Observation' AND status = 'cancelled')
-            OR (rt = 'Immunization' AND status = 'not-done') OR verif IN ('entered-in-error', 'refuted'), FALSE) AS dropped
-FROM _lr""")
+SELECT _lr.*, _fr.d, _fr.k, NOT odd AND coalesce(status = 'entered-in-error' OR (_lr.rt = 'Observation' AND status = 'cancelled')
+            OR (_lr.rt = 'Immunization' AND status = 'not-done') OR verif IN ('entered-in-error', 'refuted'), FALSE) AS dropped
+FROM _lr JOIN _fr USING (f, line)""")
         self._observations()
         self._records()
         rows = con.execute("""
@@ -442,7 +457,8 @@ ORDER BY pid""").fetchall()
         con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _oel AS
 SELECT pid, f, line, ci, date, vkeys, len(vkeys) AS nv, vkeys[1] AS vk,
-       _floinc_first(_fcodes(code)) AS codes, _fdisplay(code) AS display,
+       _floinc_first(_fdedupe(ca)) AS codes, display, code, q, vc, vs, vb, vi, rr
+FROM (SELECT *, _fcodes_all(code) AS ca, _fdisplay(code) AS display,
        valueQuantity AS q, valueCodeableConcept AS vc, valueString AS vs, valueBoolean AS vb, valueInteger AS vi,
        CASE WHEN _fjt(referenceRange) = 'ARRAY' THEN _farr(referenceRange)[1] END AS rr
 FROM (SELECT pid, f, line, -1 AS ci, {date} AS date, list_filter(k, lambda x: starts_with(x, 'value')) AS vkeys,
@@ -454,7 +470,7 @@ FROM (SELECT pid, f, line, -1 AS ci, {date} AS date, list_filter(k, lambda x: st
       FROM (SELECT pid, f, line, unnest(_farr(d.component)) AS e, generate_subscripts(_farr(d.component), 1) - 1 AS ci,
                    {date} AS date
             FROM _lr2 WHERE rt = 'Observation' AND NOT dropped AND _fjt(d.component) = 'ARRAY')
-      WHERE json_type(e) = 'OBJECT')""")
+      WHERE json_type(e) = 'OBJECT'))""")
         cc_text = ("coalesce(_fclean(json_extract(vc, 'text')), list_filter(list_transform(_fcodings(vc), lambda x: _fclean(json_extract(x, 'display'))), "
                    "lambda x: x IS NOT NULL)[1], list_filter(list_transform(_fcodings(vc), lambda x: _fclean(json_extract(x, 'code'))), "
                    "lambda x: x IS NOT NULL)[1])")
@@ -477,7 +493,7 @@ SELECT *, CASE vk
   CASE vk WHEN 'valueCodeableConcept' THEN {answer} END AS vcode,
   CASE WHEN _fjt(rr) = 'OBJECT' AND _fvalued(json_extract(rr, 'low')) THEN json_extract(rr, '$.low.value') END AS lo,
   CASE WHEN _fjt(rr) = 'OBJECT' AND _fvalued(json_extract(rr, 'high')) THEN json_extract(rr, '$.high.value') END AS hi,
-  nv <= 1 AND (nv = 0 OR vk IN ('valueQuantity', 'valueCodeableConcept', 'valueString', 'valueBoolean', 'valueInteger'))
+  NOT _fodd_system(code) AND nv <= 1 AND (nv = 0 OR vk IN ('valueQuantity', 'valueCodeableConcept', 'valueString', 'valueBoolean', 'valueInteger'))
     AND {q_ok}
     AND (vk IS DISTINCT FROM 'valueInteger' OR _fnum_ok(vi))
     AND (_fjt(rr) <> 'OBJECT' OR ((NOT _fvalued(json_extract(rr, 'low')) OR _fnum_ok(json_extract(rr, '$.low.value')))
@@ -536,7 +552,7 @@ GROUP BY m.f, m.line""")
                   "END)), coalesce(parts, [])), lambda x: x IS NOT NULL)")
         con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _rec2 AS
-SELECT *, coalesce(safe, TRUE) AS reasons_ok, _fcodes(c) AS codes, _fdisplay(c) AS display,
+SELECT *, coalesce(safe, TRUE) AS reasons_ok, _fdedupe(ca) AS codes, _fdisplay(c) AS display,
   CASE WHEN rt = 'Condition' THEN _fstatus(d.clinicalStatus) WHEN rt = 'AllergyIntolerance'
        THEN _fstatus(d.clinicalStatus) ELSE _ftext(d.status) END AS status_out,
   CASE WHEN verif IS NOT NULL AND verif <> 'confirmed' THEN verif END AS verification,
@@ -546,7 +562,7 @@ SELECT *, coalesce(safe, TRUE) AS reasons_ok, _fcodes(c) AS codes, _fdisplay(c) 
        lambda x: _ftext(x)), lambda x: x IS NOT NULL), ', '), '') END AS category,
   CASE WHEN _fjt(dosage) = 'ARRAY' AND json_array_length(dosage) = 1 AND json_type(json_extract(dosage, '$[0]')) = 'OBJECT'
        THEN json_extract(dosage, '$[0]') END AS d1
-FROM _rec LEFT JOIN _rr USING (f, line)""")
+FROM (SELECT *, _fcodes_all(c) AS ca FROM _rec) LEFT JOIN _rr USING (f, line)""")
         con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _rec3 AS
 SELECT *, CASE WHEN _fjt(json_extract(d1, 'doseAndRate')) = 'ARRAY' AND json_array_length(json_extract(d1, 'doseAndRate')) = 1
@@ -656,9 +672,9 @@ FROM ({query})""")
         con = self.con
         self.summary.python_path += len(python)
         rows = con.execute("""
-SELECT x.pid, x.pass, x.f, x.line, r.j FROM (
+SELECT x.pid, x.pass, x.f, x.line, r.text FROM (
   SELECT pid, 0 AS pass, f, line FROM _pat JOIN _py USING (pid)
-  UNION ALL SELECT pid, 1, f, line FROM _link JOIN _py USING (pid)) x JOIN _fr r USING (f, line)
+  UNION ALL SELECT pid, 1, f, line FROM _link JOIN _py USING (pid)) x JOIN _fl r USING (f, line)
 ORDER BY 1, 2, 3, 4""").fetchall()
         medications = self._medications_for(python)
         builder = TableBuilder()
@@ -673,7 +689,7 @@ ORDER BY 1, 2, 3, 4""").fetchall()
             if pid != current:
                 flush()
                 current, entries = pid, []
-            entries.append((f, line, json.loads(text)))
+            entries.append((f, line, json.loads(text.removeprefix("\ufeff"))))
         flush()
         tables = builder.tables()
         for name, table in tables.items():
@@ -688,14 +704,15 @@ ORDER BY 1, 2, 3, 4""").fetchall()
         rows = con.execute(r"""
 WITH refs AS (
   SELECT DISTINCT l.pid, regexp_extract(split_part(ref, '/_history/', 1), '(^|/)((Medication|Substance)/[^/]+)$', 2) AS mid
-  FROM (SELECT pid, unnest(regexp_extract_all(fr.j::VARCHAR, '"reference":"([^"]*)"', 1)) AS ref
-        FROM _link JOIN _py USING (pid) JOIN _fr fr USING (f, line)) l)
-SELECT refs.pid, m.f, m.line, m.j FROM refs
-JOIN (SELECT f, line, j, rt || '/' || _fstr(d.id) AS mid FROM _fr WHERE rt IN ('Medication', 'Substance')) m USING (mid)
+  FROM (SELECT pid, unnest(regexp_extract_all(fr.text, '"reference"\s*:\s*"([^"]*)"', 1)) AS ref
+        FROM _link JOIN _py USING (pid) JOIN _fl fr USING (f, line)) l)
+SELECT refs.pid, m.f, m.line, l.text FROM refs
+JOIN (SELECT f, line, rt || '/' || _fstr(d.id) AS mid FROM _fr WHERE rt IN ('Medication', 'Substance')) m USING (mid)
+JOIN _fl l ON l.f = m.f AND l.line = m.line
 WHERE refs.mid <> '' ORDER BY 1, 2, 3""").fetchall()
         found: dict[str, list] = {}
         for pid, f, line, text in rows:
-            found.setdefault(pid, []).append((f, line, json.loads(text)))
+            found.setdefault(pid, []).append((f, line, json.loads(text.removeprefix("\ufeff"))))
         return found
 
     def _read_patient(self, pid, entries, medications, builder, fhir_to_patient, FhirError, Patient,
