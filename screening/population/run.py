@@ -139,8 +139,9 @@ class ColumnarRun:
                 raise UsageError(f"{item.path}: --engine {engine} cannot screen this rule set yet: {exc}; "
                                  "use --engine python") from None
         if self.explain is not None and self.input["kind"] != "ndjson":
-            raise UsageError("--explain needs the patients' documents: give --patients as an NDJSON file "
-                             "(a Parquet store holds no document to explain)")
+            raise UsageError("--explain needs the patients' documents: give --patients as an NDJSON file of patient "
+                             "documents (a Parquet store holds none; a FHIR bulk export is not explained yet: "
+                             "screening check one patient's bundle)")
         self.state: dict = {}
         self.errors_echoed = 0
         self.con = None
