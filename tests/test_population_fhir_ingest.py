@@ -353,3 +353,83 @@ def test_batch_reads_a_bulk_export_folder(tmp_path):
                 for b in bundles}
     assert {r["patient"]: r["decision"] for r in results} == expected
     assert all(r["input"].startswith("Patient.ndjson:") for r in results)
+
+
+def _edge_cases() -> list[list[dict]]:
+    """One patient's resources each: spellings at the edge of what SQL maps (each either mapped by SQL as
+    the reader maps it, or handed to the reader)."""
+    q = {"system": UCUM, "code": "mg/dL"}
+    obs = {"resourceType": "Observation", "status": "final", "code": _concept(LOINC, "2160-0")}
+    cases = [
+        [{**obs, "valueQuantity": {"value": None, **q}}],                      # no value: dropped
+        [{**obs, "valueQuantity": {"value": 1.0, **q, "comparator": "ad"}}],  # 'ad': a text value (reader)
+        [{**obs, "valueQuantity": {"value": 1, **q, "comparator": "~"}}],     # an unknown comparator: refused
+        [{**obs, "valueQuantity": {"value": "1.2", **q}}],                    # a string number: refused
+        [{**obs, "valueInteger": None}],                                      # refused by the reader
+        [{**obs, "valueQuantity": {"value": 1e-7, "unit": " mg/dL "}}],       # unit trimmed
+        [{**obs, "valueQuantity": {"value": 2, "unit": "\u00a0mg/dL\u2003\t\x1c\u2028"}}],  # as str.strip trims
+        [{**obs, "valueQuantity": {"value": 12345678901234567890123, **q}}],  # a 23-digit integer
+        [{**obs, "valueString": "\u200b \u00a0"}],                            # blank after cleaning: no value
+        [{**obs, "valueString": "\u2003positive\u200b\n"}],                    # cleaned as str.strip does
+        [{**obs, "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": " 260385009 "}]}}],
+        [{**obs, "valueBoolean": "yes"}],                                     # not a boolean: no value
+        [{**obs, "valueQuantity": {"value": 3, **q}, "referenceRange": [{"high": {"value": 1.2}},
+                                                                          {"low": {"value": 9}}]}],
+        [{**obs, "valueQuantity": {"value": 3, **q}, "referenceRange": [{"low": {"value": "x"}}]}],  # refused
+        [{**obs, "component": ["x", {"code": _concept(LOINC, "8480-6"), "valueInteger": 120}]}],
+        [{**obs, "code": {"coding": [{"system": ["http://loinc.org"], "code": "1"}]}, "valueInteger": 1}],
+        [{**obs, "effectiveDateTime": "2019-02-30", "valueInteger": 1}],     # refused
+        [{**obs, "effectiveDateTime": "2019-02-28T25:00:00Z", "valueInteger": 1}],  # not a FHIR date: refused
+        [{**obs, "status": "cancelled", "effectiveDateTime": "bad", "valueInteger": 1}],  # dropped before dates
+        [{"resourceType": "Condition", "code": _concept(SNOMED, "254637007"), "verificationStatus": _status(" refuted ")}],
+        [{"resourceType": "Condition", "code": _concept(SNOMED, "254637007"), "clinicalStatus": {"coding": [{"code": ""}, {"code": "active"}]}}],
+        [{"resourceType": "Condition", "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-9-cm", "code": "174.9"}]}}],
+        [{"resourceType": "Condition", "status": "entered-in-error", "code": _concept(SNOMED, "1")}],
+        [{"resourceType": "MedicationStatement", "status": "active", "medicationCodeableConcept": _concept(RX, "1"),
+          "dosage": [{"doseAndRate": [{"doseQuantity": {"value": 5, "unit": "mg"}}],
+                      "timing": {"repeat": {"frequency": 2.0, "period": None, "periodUnit": " d "}}}]}],
+        [{"resourceType": "MedicationStatement", "status": "active", "medicationCodeableConcept": _concept(RX, "1"),
+          "dosage": [{"doseAndRate": [{"doseQuantity": {"value": None}}]}]}],  # refused
+        [{"resourceType": "MedicationRequest", "status": "active", "medicationCodeableConcept": _concept(RX, "1"),
+          "dosageInstruction": [{"asNeededCodeableConcept": None, "doseAndRate": [{"doseQuantity": {"value": 1}}],
+                                 "timing": {"repeat": {"frequency": True, "period": 0, "periodUnit": "h"}}}]}],
+        [{"resourceType": "MedicationRequest", "status": "active", "medicationCodeableConcept": _concept(RX, "1"),
+          "reasonReference": [{"reference": "Condition/c1"}, {"reference": "Condition/nope"}, {"display": "x"}]},
+         {"resourceType": "Condition", "id": "c1", "code": _concept(SNOMED, "44054006")}],
+        [{"resourceType": "MedicationRequest", "status": None, "medicationCodeableConcept": None}],
+        [{"resourceType": "Immunization", "status": "not-done", "vaccineCode": _concept("http://hl7.org/fhir/sid/cvx", "140")}],
+        [{"resourceType": "AllergyIntolerance", "code": _concept(SNOMED, "409137002")}],  # no known drug allergy
+        [{"resourceType": "Procedure", "status": 3, "code": _concept(SNOMED, "1")}],
+    ]
+    return cases
+
+
+def test_edge_cases_are_mapped_or_refused_as_the_per_patient_reader_does(tmp_path):
+    from screening.errors import DataError
+
+    differences = []
+    for n, resources in enumerate(_edge_cases()):
+        pid = f"e{n}"
+        entries = [{"resource": {"resourceType": "Patient", "id": pid, "birthDate": "1970"}}]
+        for resource in resources:
+            resource = {**copy.deepcopy(resource), "subject": {"reference": f"Patient/{pid}"}}
+            entries.append({"resource": resource})
+        bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+        folder = tmp_path / pid
+        bundles_to_bulk([copy.deepcopy(bundle)], folder)
+        errors: list = []
+        got = tables_from_bulk(folder, errors.append)
+        try:
+            want = tables_from_documents([in_file_order(bundle)])
+        except DataError as exc:
+            refused = " ".join(f"{p.path}: {p.message}" for p in exc.problems)
+            if got["patients"].num_rows or len(errors) != 1 or exc.problems[0].message not in errors[0]["error"]:
+                differences.append(f"case {n}: the reader refuses ({refused}); bulk gave {errors}")
+            continue
+        if errors:
+            differences.append(f"case {n}: the reader accepts; bulk refused {errors}")
+            continue
+        for name in want:
+            if _rows(got, name) != _rows(want, name):
+                differences.append(f"case {n}: table {name}: {_rows(got, name)} != {_rows(want, name)}")
+    assert not differences, "\n".join(differences)
