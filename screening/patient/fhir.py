@@ -231,7 +231,7 @@ def _none_known(resource: dict, key: str) -> bool | str | None:
     concept = resource.get("vaccineCode") or resource.get("medicationCodeableConcept") or resource.get("code")
     for coding in _list(_dict(concept).get("coding")):
         coding = _dict(coding)
-        pair = (coding.get("system"), _text(coding.get("code")))
+        pair = (_system(coding), _text(coding.get("code")))
         if NONE_KNOWN.get(pair) == key:
             if _status_code(resource.get("verificationStatus")) in REJECTED_VERIFICATION:
                 return "refuted"
@@ -246,9 +246,9 @@ def _none_known(resource: dict, key: str) -> bool | str | None:
 def _list_resource(entry: _Entry, context: _Context, lists: dict[str, list]) -> None:
     """A List with ``emptyReason`` nilknown says its section is known to be empty."""
     resource = entry.resource
-    section = next((LIST_SECTIONS[(c.get("system"), c.get("code"))]
+    section = next((LIST_SECTIONS[(_system(c), c.get("code"))]
                     for c in map(_dict, _list(_dict(resource.get("code")).get("coding")))
-                    if (c.get("system"), c.get("code")) in LIST_SECTIONS), None)
+                    if isinstance(c.get("code"), str) and (_system(c), c.get("code")) in LIST_SECTIONS), None)
     if section is None or not context.belongs_to_patient(resource):
         context.report.drop("List" if section is None else "List of another patient")
         return
@@ -909,7 +909,7 @@ def _codes(concept: object, report: ConversionReport, prefer: str | None = None)
     codes = []
     for coding in _list(_dict(concept).get("coding")):
         coding = _dict(coding)
-        system = SYSTEMS.get(coding.get("system"))
+        system = SYSTEMS.get(_system(coding))
         code = _text(coding.get("code"))
         if system is None:
             report.drop("coding of an unknown system")
@@ -949,7 +949,7 @@ def _unreadable_reason(concept: object) -> str:
         return "coded only as text" if _clean(concept.get("text")) else "has no code"
     systems = []
     for coding in codings:
-        system = coding.get("system")
+        system = _system(coding)
         name = UNREAD_SYSTEMS.get(system) or (f"{system}" if isinstance(system, str) else "no code system")
         shown = f"{name} {_text(coding.get('code'))}"
         if shown not in systems:
@@ -1027,6 +1027,12 @@ def _put(record: dict, key: str, value: object) -> None:
     """Set ``record[key]`` unless the value is absent."""
     if value is not None:
         record[key] = value
+
+
+def _system(coding: dict) -> str | None:
+    """A coding's system URI; a system that is not a string (a list, an object) is no system."""
+    system = coding.get("system")
+    return system if isinstance(system, str) else None
 
 
 def _dict(value: object) -> dict:

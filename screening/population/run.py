@@ -66,6 +66,12 @@ def _input_of(patients: Path) -> dict:
     """What kind of input ``--patients`` is, for the columnar engines: an NDJSON file or a store folder."""
     if not patients.exists():
         raise UsageError(f"{patients}: no such file or folder")
+    from .fhir_ingest import bulk_files, looks_like_bulk
+
+    if looks_like_bulk(patients) and not (patients.is_dir() and (patients / "patients.parquet").is_file()):
+        files = bulk_files(patients)  # FHIR bulk NDJSON: a $export folder, or one file of resources
+        return {"kind": "fhir", "path": str(patients.resolve()), "size": sum(p.stat().st_size for p in files),
+                "files": {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files}}
     if patients.is_file():
         if patients.suffix.lower() in (".ndjson", ".jsonl"):
             stat = patients.stat()
@@ -91,7 +97,10 @@ def choose_engine(trial_paths, patients: Path, as_of: date, terminology: Path | 
     if patients.is_file() and patients.suffix.lower() not in (".ndjson", ".jsonl"):
         return "python", None
     if patients.is_dir() and not (patients / "patients.parquet").is_file():
-        return "python", None
+        from .fhir_ingest import looks_like_bulk
+
+        if not looks_like_bulk(patients):
+            return "python", None
     try:
         from .sql import Unsupported, plan
     except ImportError:
@@ -130,8 +139,9 @@ class ColumnarRun:
                 raise UsageError(f"{item.path}: --engine {engine} cannot screen this rule set yet: {exc}; "
                                  "use --engine python") from None
         if self.explain is not None and self.input["kind"] != "ndjson":
-            raise UsageError("--explain needs the patients' documents: give --patients as an NDJSON file "
-                             "(a Parquet store holds no document to explain)")
+            raise UsageError("--explain needs the patients' documents: give --patients as an NDJSON file of patient "
+                             "documents (a Parquet store holds none; a FHIR bulk export is not explained yet: "
+                             "screening check one patient's bundle)")
         self.state: dict = {}
         self.errors_echoed = 0
         self.con = None
@@ -241,8 +251,14 @@ class ColumnarRun:
                 errors.write((json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace"))
                 self.echo(entry)
 
-            summary = ingest_ndjson(self.con, self.patients, on_error=on_error, display=display,
-                                    progress=lambda s: bar.update(s.bytes_read, f"{s.patients:,} patients"))
+            if self.input["kind"] == "fhir":
+                from .fhir_ingest import ingest_fhir_bulk
+
+                summary = ingest_fhir_bulk(self.con, self.patients, on_error=on_error,
+                                           progress=lambda s: bar.update(s.bytes_read, f"{s.records:,} resources"))
+            else:
+                summary = ingest_ndjson(self.con, self.patients, on_error=on_error, display=display,
+                                        progress=lambda s: bar.update(s.bytes_read, f"{s.patients:,} patients"))
             errors.flush()
             os.fsync(errors.fileno())
         parts = store.with_name(STORE + ".tmp")
