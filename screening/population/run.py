@@ -197,9 +197,11 @@ class ColumnarRun:
             self.con = duckdb.connect()
             tmp = self.out_dir / ".tmp"
             self.con.execute(f"SET temp_directory = '{_sql_text(str(tmp))}'")
+            built = False
             if not state["stages"].get("store"):
                 self.build_store()
-            self.open_store()
+                built = self.input["kind"] == "ndjson"
+            self.open_store(built)
             self.screen_trials()
             self.write_outputs()
         except KeyboardInterrupt:
@@ -256,9 +258,13 @@ class ColumnarRun:
                                          "python_path": summary.python_path}
         self.checkpoint()
 
-    def open_store(self) -> None:
+    def open_store(self, built: bool = False) -> None:
+        """The store's tables in the connection: read from its Parquet files, unless ``built`` (ingested by this
+        process) and already there with the schema's columns and types."""
         folder = Path(self.input["path"]) if self.input["kind"] == "parquet" else self.out_dir / STORE
         for name, table_schema in schema.TABLES.items():
+            if built and self._has_table(name, table_schema):
+                continue
             path = folder / f"{name}.parquet"
             self.con.execute(f"DROP TABLE IF EXISTS {name}")
             if path.is_file():
@@ -281,6 +287,11 @@ class ColumnarRun:
             count = self.con.execute("SELECT count(*) FROM patients").fetchall()[0][0]
             self.state["stages"]["store"] = {"records": count, "patients": count, "bad": 0}
 
+    def _has_table(self, name: str, table_schema) -> bool:
+        found = self.con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+                                 "AND table_schema = 'main' ORDER BY ordinal_position", [name]).fetchall()
+        return found == [(f.name, _duck_type(f.type)) for f in table_schema]
+
     # ------------------------------------------------------------------ stage 2: the trials
     def screen_trials(self) -> None:
         parts = self.out_dir / PARTS
@@ -293,12 +304,12 @@ class ColumnarRun:
             bar.update(len(self.trials) - len(todo), "")
             for index, item in todo:
                 wide = runner(item.trial)
-                self.con.register("_wide", wide)
-                self.con.execute(f"CREATE OR REPLACE TEMP TABLE _long AS {self._long_sql(index, item.trial)}")
-                self.con.unregister("_wide")
                 target = parts / f"{index}.parquet"
                 temp = parts / f"{index}.parquet.tmp"
-                self.con.execute(f"COPY _long TO '{_sql_text(str(temp))}' (FORMAT parquet)")
+                self.con.register("_wide", wide)
+                self.con.execute(f"COPY ({self._long_sql(index, item.trial)}) TO '{_sql_text(str(temp))}' "
+                                 "(FORMAT parquet)")
+                self.con.unregister("_wide")
                 os.replace(temp, target)
                 self.state["trials_done"][item.trial.id] = str(target.name)
                 self.checkpoint()
