@@ -8,10 +8,16 @@ stage method and each output file timed: ingestion (``build_store``), ``open_sto
 generated SQL and the per-trial parts), then the outputs (results.parquet, results.jsonl, summary.csv, the
 tally), plus the import time of the CLI module `batch` needs. Figures are wall seconds on this machine, one
 run each; compare stages measured in the same run.
+
+    .venv/bin/python benchmarks/population_outputs.py --before /tmp/base   # also time another checkout, side by side
+
+``--before DIR`` times the same stages with the code of another checkout of the project (e.g. ``git archive
+COMMIT | tar -x -C DIR``), each run in a fresh process, alternating before/after per population size.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +26,6 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 AS_OF = date(2026, 11, 25)
@@ -74,22 +79,42 @@ def import_time() -> float:
     return float(done.stdout.strip() or "nan")
 
 
+def one(source: Path, trial: Path, path: Path, out: Path) -> dict:
+    """The stage timings of one checkout, in a fresh process (its own imports)."""
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    done = subprocess.run([sys.executable, __file__, "--child", str(trial), str(path), str(out)], env=env,
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(done.stderr)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> int:
+    if argv is None and len(sys.argv) == 5 and sys.argv[1] == "--child":
+        print(json.dumps(timed_run(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, action="append", help="population sizes (default 10000 and 100000)")
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--trial", type=Path, default=ROOT / "benchmarks" / "bench_rules.crit")
     parser.add_argument("--out", type=Path, default=Path("/tmp/screening-population-outputs"))
+    parser.add_argument("--before", type=Path, help="another checkout of the project, timed the same way")
     args = parser.parse_args(argv)
     from population_engines import population_file
 
     print(f"load average {os.getloadavg()[0]:.1f}; import screening.cli: {import_time():.2f} s", flush=True)
     for n in args.patients or [10_000, 100_000]:
         path = population_file(n, None, args.seed)
-        times = timed_run(args.trial, path, args.out / f"run-{n}")
-        print(f"{n:,} patients, {args.trial.name}:", flush=True)
-        for key, seconds in times.items():
-            print(f"  {key:<32} {seconds:8.2f} s", flush=True)
+        columns = {}
+        if args.before:
+            columns["before"] = one(args.before.resolve(), args.trial, path, args.out / f"before-{n}")
+        columns["after" if args.before else "seconds"] = one(ROOT, args.trial, path, args.out / f"run-{n}")
+        print(f"{n:,} patients, {args.trial.name} (load average {os.getloadavg()[0]:.1f}):", flush=True)
+        print(f"  {'stage':<32}" + "".join(f"{name:>10}" for name in columns), flush=True)
+        keys = list(dict.fromkeys(k for times in columns.values() for k in times))
+        for key in keys:
+            print(f"  {key:<32}" + "".join(f"{times[key]:10.2f}" if key in times else f"{'-':>10}"
+                                          for times in columns.values()), flush=True)
     return 0
 
 

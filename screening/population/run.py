@@ -438,7 +438,7 @@ class ColumnarRun:
         rows = con.execute("SELECT trial, item, count(*) AS n FROM (SELECT DISTINCT trial, patient, "
                            "regexp_replace(item, ' (of|on) ([0-9]{4}(-[0-9]{2}){0,2}|undated)\\b', '', 'g') AS item "
                            "FROM (SELECT trial, patient, unnest(flatten(list_transform(criteria, lambda c: c.missing))) "
-                           "AS item FROM results)) GROUP BY ALL ORDER BY n DESC LIMIT 1000").fetchall()
+                           "AS item FROM results)) GROUP BY ALL ORDER BY n DESC, trial, item LIMIT 1000").fetchall()
         for trial, item, n in rows:
             tally["trials"][trial]["missing"][missing_key(item)] = n
         return tally
