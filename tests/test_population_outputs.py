@@ -84,7 +84,7 @@ CRAFTED = [
     ("", "P,4", 0, "ineligible", "patient died on 2020-05-05",
      [C("I1", "fail", ["x"]), C("I2", "fail", applicable=False), C("E1", "fail")]),
     (None, None, 0, "ineligible", None, [C("I1", "unknown", ["a"]), C("I2", "pass"), C("E1", "fail", [" ", "\tb\n c"])]),
-    ("x/P6", "P6", 1, "undetermined", None, [C("J1", "review", reviews=["look"]), C("J2", "unknown", ["@name", "+1"])]),
+    ("x/P6", "P6", 1, "undetermined", None, [C("J1", "review", reviews=["look"]), C("J2", "unknown", ["@name", "+1", "e\u0301tat", "\u0149x"])]),
     ("pop.ndjson:7", "", 1, "undetermined", "  \u3000 ", [C("J1", "pass"), C("J2", "pass")]),
     ("pop.ndjson:8", "P8", 1, "eligible", "died after", [C("J1", "pass"), C("J2", "pass", applicable=False)]),
 ]
@@ -118,7 +118,7 @@ def test_summary_rows_equal_the_per_row_writer_on_crafted_results(tmp_path):
                             "2026)); \u00c9, \"quoted\", a,b"]
     assert rows[4][2] == "P,4" and rows[4][6:8] == ["0", "I1 fail: missing: x; I2 fail: does not apply; E1 fail"]
     assert rows[5][1:3] == ["", "None"] and rows[5][7] == "E1 fail: missing: , b c"
-    assert rows[6][2:4] == ["P6", "'=T2"] and rows[6][8] == "'@name; +1"
+    assert rows[6][2:4] == ["P6", "'=T2"] and rows[6][8] == "'@name; +1; E\u0301tat; \u02bcNx"
     assert rows[7][2] == " (pop.ndjson:7)" and rows[7][6:9] == ["1", "  \u3000 ", "Is the patient alive? ()"]
     assert rows[0][10:] == ["T-1:I1", "T-1:I2 (draft)", "T-1:E1", "'=T2:J1", "'=T2:J2"]
     assert rows[1][10:] == ["pass", "n/a", "pass", "", ""] and rows[6][10:] == ["", "", "", "review", "unknown"]
