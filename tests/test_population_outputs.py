@@ -176,6 +176,10 @@ def test_summary_csv_of_a_run_equals_the_per_row_writer(runs, tmp_path):
     assert {r["decision"] for r in rows} == {"eligible", "ineligible", "undetermined"}
     assert any(v == "n/a" for r in rows for v in r.values())
     assert any(r["to_obtain"].startswith("Is the patient alive?") for r in rows)
+    # in input order, then the trials in the order given
+    order = [(int(r["input"].rsplit(":", 1)[1]), r["trial"]) for r in rows]
+    ids = [t.id for t in trials]
+    assert order == sorted(order, key=lambda o: (o[0], ids.index(o[1])))
     hostile = [r for r in rows if r["input"] == "'=pop, 1.ndjson:241"]
     assert hostile[0]["patient"] == "'=cmd()" and hostile[0]["label"] == "'=cmd() (=pop, 1.ndjson:241)"
 
