@@ -306,10 +306,15 @@ class ColumnarRun:
                 wide = runner(item.trial)
                 target = parts / f"{index}.parquet"
                 temp = parts / f"{index}.parquet.tmp"
-                self.con.register("_wide", wide)
-                self.con.execute(f"COPY ({self._long_sql(index, item.trial)}) TO '{_sql_text(str(temp))}' "
+                if isinstance(wide, str):  # DuckDB: the trial's query itself, streamed into the part
+                    source = f"({wide})"
+                else:  # Spark: its result as Arrow
+                    self.con.register("_wide", wide)
+                    source = "_wide"
+                self.con.execute(f"COPY ({self._long_sql(index, item.trial, source)}) TO '{_sql_text(str(temp))}' "
                                  "(FORMAT parquet)")
-                self.con.unregister("_wide")
+                if not isinstance(wide, str):
+                    self.con.unregister("_wide")
                 os.replace(temp, target)
                 self.state["trials_done"][item.trial.id] = str(target.name)
                 self.checkpoint()
@@ -317,16 +322,26 @@ class ColumnarRun:
 
     def _runner(self):
         if self.engine == "duckdb":
-            from .duckdb import build_dictionaries, screen_trial
+            from .duckdb import build_dictionaries, build_plan_dictionaries
+            from .sql import plan as make_plan
 
             build_dictionaries(self.con)
-            return lambda trial: screen_trial(self.con, trial, self.as_of, shared_ready=True)
+
+            def query(trial) -> str:
+                """screen_trial's steps, but the trial's query is returned as SQL for the part's COPY to read,
+                never materialised as Arrow in this process (memory bounded by DuckDB's limit)."""
+                plan = make_plan(trial.checked, self.as_of)
+                build_plan_dictionaries(self.con, plan)
+                for name, prepared in plan.prepare:
+                    self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {prepared}")
+                return plan.sql
+            return query
         from .spark import SparkScreener
 
         screener = SparkScreener.from_duckdb(self.con)
         return lambda trial: screener.screen_trial(trial, self.as_of)
 
-    def _long_sql(self, index: int, trial) -> str:
+    def _long_sql(self, index: int, trial, source: str = "_wide") -> str:
         """One trial's wide result -> one row per patient with the criteria as a list of structs."""
         parts = []
         for criterion in trial.criteria:
@@ -337,7 +352,7 @@ class ColumnarRun:
         return (f"SELECT {index} AS trial_index, {_sql_literal(trial.id)} AS trial, w.patient_id AS patient, "
                 f"p.source AS input, try_cast(regexp_extract(p.source, ':([0-9]+)$', 1) AS BIGINT) AS line, "
                 f"DATE '{self.as_of.isoformat()}' AS as_of, w.decision, w.decision_reason, "
-                f"[{', '.join(parts)}] AS criteria FROM _wide w JOIN patients p USING (patient_id)")
+                f"[{', '.join(parts)}] AS criteria FROM {source} w JOIN patients p USING (patient_id)")
 
     # ------------------------------------------------------------------ stage 3: the outputs
     def write_outputs(self) -> None:
