@@ -207,9 +207,11 @@ class ColumnarRun:
             self.con = duckdb.connect()
             tmp = self.out_dir / ".tmp"
             self.con.execute(f"SET temp_directory = '{_sql_text(str(tmp))}'")
+            built = False
             if not state["stages"].get("store"):
                 self.build_store()
-            self.open_store()
+                built = self.input["kind"] == "ndjson"
+            self.open_store(built)
             self.screen_trials()
             self.write_outputs()
         except KeyboardInterrupt:
@@ -272,9 +274,13 @@ class ColumnarRun:
                                          "python_path": summary.python_path}
         self.checkpoint()
 
-    def open_store(self) -> None:
+    def open_store(self, built: bool = False) -> None:
+        """The store's tables in the connection: read from its Parquet files, unless ``built`` (ingested by this
+        process) and already there with the schema's columns and types."""
         folder = Path(self.input["path"]) if self.input["kind"] == "parquet" else self.out_dir / STORE
         for name, table_schema in schema.TABLES.items():
+            if built and self._has_table(name, table_schema):
+                continue
             path = folder / f"{name}.parquet"
             self.con.execute(f"DROP TABLE IF EXISTS {name}")
             if path.is_file():
@@ -297,6 +303,11 @@ class ColumnarRun:
             count = self.con.execute("SELECT count(*) FROM patients").fetchall()[0][0]
             self.state["stages"]["store"] = {"records": count, "patients": count, "bad": 0}
 
+    def _has_table(self, name: str, table_schema) -> bool:
+        found = self.con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+                                 "AND table_schema = 'main' ORDER BY ordinal_position", [name]).fetchall()
+        return found == [(f.name, _duck_type(f.type)) for f in table_schema]
+
     # ------------------------------------------------------------------ stage 2: the trials
     def screen_trials(self) -> None:
         parts = self.out_dir / PARTS
@@ -309,12 +320,17 @@ class ColumnarRun:
             bar.update(len(self.trials) - len(todo), "")
             for index, item in todo:
                 wide = runner(item.trial)
-                self.con.register("_wide", wide)
-                self.con.execute(f"CREATE OR REPLACE TEMP TABLE _long AS {self._long_sql(index, item.trial)}")
-                self.con.unregister("_wide")
                 target = parts / f"{index}.parquet"
                 temp = parts / f"{index}.parquet.tmp"
-                self.con.execute(f"COPY _long TO '{_sql_text(str(temp))}' (FORMAT parquet)")
+                if isinstance(wide, str):  # DuckDB: the trial's query itself, streamed into the part
+                    source = f"({wide})"
+                else:  # Spark: its result as Arrow
+                    self.con.register("_wide", wide)
+                    source = "_wide"
+                self.con.execute(f"COPY ({self._long_sql(index, item.trial, source)}) TO '{_sql_text(str(temp))}' "
+                                 "(FORMAT parquet)")
+                if not isinstance(wide, str):
+                    self.con.unregister("_wide")
                 os.replace(temp, target)
                 self.state["trials_done"][item.trial.id] = str(target.name)
                 self.checkpoint()
@@ -322,16 +338,26 @@ class ColumnarRun:
 
     def _runner(self):
         if self.engine == "duckdb":
-            from .duckdb import build_dictionaries, screen_trial
+            from .duckdb import build_dictionaries, build_plan_dictionaries
+            from .sql import plan as make_plan
 
             build_dictionaries(self.con)
-            return lambda trial: screen_trial(self.con, trial, self.as_of, shared_ready=True)
+
+            def query(trial) -> str:
+                """screen_trial's steps, but the trial's query is returned as SQL for the part's COPY to read,
+                never materialised as Arrow in this process (memory bounded by DuckDB's limit)."""
+                plan = make_plan(trial.checked, self.as_of)
+                build_plan_dictionaries(self.con, plan)
+                for name, prepared in plan.prepare:
+                    self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {prepared}")
+                return plan.sql
+            return query
         from .spark import SparkScreener
 
         screener = SparkScreener.from_duckdb(self.con)
         return lambda trial: screener.screen_trial(trial, self.as_of)
 
-    def _long_sql(self, index: int, trial) -> str:
+    def _long_sql(self, index: int, trial, source: str = "_wide") -> str:
         """One trial's wide result -> one row per patient with the criteria as a list of structs."""
         parts = []
         for criterion in trial.criteria:
@@ -342,21 +368,14 @@ class ColumnarRun:
         return (f"SELECT {index} AS trial_index, {_sql_literal(trial.id)} AS trial, w.patient_id AS patient, "
                 f"p.source AS input, try_cast(regexp_extract(p.source, ':([0-9]+)$', 1) AS BIGINT) AS line, "
                 f"DATE '{self.as_of.isoformat()}' AS as_of, w.decision, w.decision_reason, "
-                f"[{', '.join(parts)}] AS criteria FROM _wide w JOIN patients p USING (patient_id)")
+                f"[{', '.join(parts)}] AS criteria FROM {source} w JOIN patients p USING (patient_id)")
 
     # ------------------------------------------------------------------ stage 3: the outputs
     def write_outputs(self) -> None:
-        con, out = self.con, self.out_dir
-        files = ", ".join(f"'{_sql_text(str(out / PARTS / f'{i}.parquet'))}'" for i in range(len(self.trials)))
-        con.execute(f"CREATE OR REPLACE TEMP TABLE results AS SELECT * FROM read_parquet([{files}]) "
-                    "ORDER BY line NULLS LAST, patient, trial_index")
-        final = "SELECT input, patient, trial, as_of, decision, decision_reason, criteria FROM results " \
-                "ORDER BY line NULLS LAST, patient, trial_index"
-        _copy(con, final, out / RESULTS_PARQUET, "FORMAT parquet")
-        _copy(con, f"SELECT input, patient, trial, strftime(as_of, '%Y-%m-%d') AS as_of, decision, decision_reason, "
-                   f"list_transform(criteria, lambda c: {{'id': c.id, 'verdict': c.verdict, 'missing': c.missing, "
-                   f"'reviews': c.reviews}}) AS criteria FROM results ORDER BY line NULLS LAST, patient, trial_index",
-              out / RESULTS, "FORMAT json")
+        """Every output by DuckDB itself, from one sorted table of the results: no Python per row."""
+        self._sorted_results()
+        self._write_results_parquet()
+        self._write_results_jsonl()
         self._write_summary()
         if self.explain is not None:
             self._write_explanations()
@@ -364,51 +383,26 @@ class ColumnarRun:
         self.state["stages"]["outputs"] = True
         self.checkpoint()
 
+    def _sorted_results(self) -> None:
+        """The trials' parts as one table in output order (input line, patient, trial as given), sorted once:
+        the outputs scan it in that order (DuckDB keeps a table's insertion order in COPY)."""
+        files = ", ".join(f"'{_sql_text(str(self.out_dir / PARTS / f'{i}.parquet'))}'" for i in range(len(self.trials)))
+        self.con.execute("SET preserve_insertion_order = true")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE results AS SELECT * FROM read_parquet([{files}]) "
+                         "ORDER BY line NULLS LAST, patient, trial_index")
+
+    def _write_results_parquet(self) -> None:
+        _copy(self.con, "SELECT input, patient, trial, as_of, decision, decision_reason, criteria FROM results",
+              self.out_dir / RESULTS_PARQUET, "FORMAT parquet")
+
+    def _write_results_jsonl(self) -> None:
+        _copy(self.con, "SELECT input, patient, trial, strftime(as_of, '%Y-%m-%d') AS as_of, decision, decision_reason, "
+                        "list_transform(criteria, lambda c: {'id': c.id, 'verdict': c.verdict, 'missing': c.missing, "
+                        "'reviews': c.reviews}) AS criteria FROM results",
+              self.out_dir / RESULTS, "FORMAT json")
+
     def _write_summary(self) -> None:
-        """summary.csv with the python engine's columns (docs/batch.md): the worklist's columns come from
-        the same :func:`~screening.reports.worklist.row_from_result`, reading the missing items as the SQL
-        engine names them (their text; the per-patient engine's questions need its explanations)."""
-        import csv
-        import io
-
-        from ..batch import NOT_APPLICABLE, csv_header, csv_row
-        from ..reports.worklist import row_from_result
-
-        trials = [t.trial for t in self.trials]
-        header = csv_header(trials)
-        offsets, width = [], 0
-        for trial in trials:
-            offsets.append(width)
-            width += len(trial.criteria)
-        temp = self.out_dir / (SUMMARY + ".tmp")
-        with temp.open("wb") as stream:
-            text = io.StringIO()
-            csv.writer(text, lineterminator="\n").writerow(csv_row(header))
-            stream.write(text.getvalue().encode("utf-8"))
-            cursor = self.con.execute("SELECT input, patient, trial_index, trial, strftime(as_of, '%Y-%m-%d'), "
-                                      "decision, decision_reason, criteria FROM results "
-                                      "ORDER BY line NULLS LAST, patient, trial_index")
-            while True:
-                rows = cursor.fetchmany(10000)
-                if not rows:
-                    break
-                text = io.StringIO()
-                writer = csv.writer(text, lineterminator="\n")
-                for key, patient, index, trial_id, as_of, decision, reason, criteria in rows:
-                    cells = [""] * width
-                    for position, criterion in enumerate(criteria):
-                        cells[offsets[index] + position] = (NOT_APPLICABLE if criterion["applicable"] is False
-                                                            else criterion["verdict"])
-                    work = row_from_result({"input": key, "patient": patient, "trial": trial_id, "as_of": as_of,
-                                            "decision": decision, "decision_reason": reason,
-                                            "criteria": criteria}).cells()
-                    writer.writerow(csv_row(["" if v is None else v for v in (
-                        key, patient, work["label"], trial_id, as_of, decision, work["items_missing"],
-                        work["deciding"], work["to_obtain"], work["review_questions"], *cells)]))
-                stream.write(text.getvalue().encode("utf-8", "backslashreplace"))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, self.out_dir / SUMMARY)
+        write_summary(self.con, [t.trial for t in self.trials], self.out_dir / SUMMARY)
 
     def _write_explanations(self) -> None:
         """The per-patient engine's full result (``check --format json``) for the patients asked for."""
@@ -475,7 +469,7 @@ class ColumnarRun:
         rows = con.execute("SELECT trial, item, count(*) AS n FROM (SELECT DISTINCT trial, patient, "
                            "regexp_replace(item, ' (of|on) ([0-9]{4}(-[0-9]{2}){0,2}|undated)\\b', '', 'g') AS item "
                            "FROM (SELECT trial, patient, unnest(flatten(list_transform(criteria, lambda c: c.missing))) "
-                           "AS item FROM results)) GROUP BY ALL ORDER BY n DESC LIMIT 1000").fetchall()
+                           "AS item FROM results)) GROUP BY ALL ORDER BY n DESC, trial, item LIMIT 1000").fetchall()
         for trial, item, n in rows:
             tally["trials"][trial]["missing"][missing_key(item)] = n
         return tally
@@ -518,6 +512,127 @@ def _sql_text(text: str) -> str:
 
 def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+# Python's whitespace (str.isspace, what str.split() splits on), as an RE2 class: _one_line in SQL is
+# reports.worklist._one_line, " ".join(text.split()) (tests/test_population_outputs.py checks the set)
+PYTHON_SPACE = "".join(f"\\x{{{c:x}}}" for c in (
+    0x9, 0xA, 0xB, 0xC, 0xD, 0x1C, 0x1D, 0x1E, 0x1F, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028,
+    0x2029, 0x202F, 0x205F, 0x3000))
+# summary.csv as Python's csv module writes it (QUOTE_MINIMAL, "" doubled, \n), with two differences that
+# only make the file more correct: a cell holding a carriage return is quoted (Python 3.11 left it bare,
+# which splits the row for every CSV reader), and no comment character (DuckDB would quote '#')
+CSV_OPTIONS = "FORMAT csv, HEADER false, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NEW_LINE '\n', COMMENT ''"
+
+
+def _define_text_macros(con) -> None:
+    """``_one_line(s)`` (whitespace runs -> one space, ends trimmed, as Python's ``" ".join(s.split())``) and
+    ``_cell(s)``, a summary.csv cell: empty -> NULL (written bare, as Python writes ""), and the formula
+    guard of :func:`screening.batch.csv_cell`."""
+    con.execute(f"CREATE OR REPLACE TEMP MACRO _one_line(s) AS regexp_replace(regexp_replace(s, "
+                f"'^[{PYTHON_SPACE}]+|[{PYTHON_SPACE}]+$', '', 'g'), '[{PYTHON_SPACE}]+', ' ', 'g')")
+    con.execute(r"CREATE OR REPLACE TEMP MACRO _cell(s) AS CASE WHEN s IS NULL OR s = '' THEN NULL "
+                r"WHEN regexp_matches(s, '^[=+@\x{9}\x{d}-]') THEN '''' || s ELSE s END")
+
+
+def write_summary(con, trials, path: Path) -> None:
+    """summary.csv with the python engine's columns (docs/batch.md) from the ``results`` table, written by
+    DuckDB's CSV writer.
+
+    The worklist columns are what :func:`~screening.reports.worklist.row_from_result` makes of a result
+    in this engine's contract (the missing items as the SQL engine words them), computed in SQL
+    (:func:`summary_sql`); the only Python is per distinct first letter of a question (its capital, as
+    Python's ``str.upper`` writes it). The header is written by Python's csv module, as before."""
+    import csv
+    import io
+
+    from ..batch import csv_header, csv_row
+
+    header = csv_header(trials)
+    capitals = _capitals(con)
+    temp = path.with_name(path.name + ".tmp")
+    body = path.with_name(path.name + ".body.tmp")
+    try:
+        con.execute(f"COPY ({summary_sql(trials, capitals)}) TO '{_sql_text(str(body))}' ({CSV_OPTIONS})")
+        with temp.open("wb") as stream:
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerow(csv_row(header))
+            stream.write(text.getvalue().encode("utf-8", "backslashreplace"))
+            with body.open("rb") as rows:
+                shutil.copyfileobj(rows, stream, 1 << 20)
+            stream.flush()
+            os.fsync(stream.fileno())
+    finally:
+        body.unlink(missing_ok=True)
+    os.replace(temp, path)
+
+
+def _capitals(con) -> dict[str, str]:
+    """Python's capital of every distinct first character of a missing item (``str.upper`` can give
+    several characters, ``ß`` -> ``SS``, which DuckDB's ``upper`` does not)."""
+    _define_text_macros(con)
+    rows = con.execute(
+        "SELECT DISTINCT substring(_one_line(t), 1, 1) FROM (SELECT unnest(flatten(list_transform("
+        "list_filter(criteria, lambda c: c.verdict IN ('unknown', 'review')), "
+        "lambda c: coalesce(c.missing, []::VARCHAR[])))) AS t FROM results WHERE decision <> 'ineligible')"
+    ).fetchall()
+    return {ch: ch.upper() for (ch,) in rows if ch and ch.upper() != ch}
+
+
+def summary_sql(trials, capitals: dict[str, str]) -> str:
+    """The rows of summary.csv (after its header) from the ``results`` table, in its order.
+
+    The worklist cells are :func:`screening.reports.worklist.row_from_result` of a result whose criteria
+    carry ``id``, ``verdict``, ``applicable`` and ``missing`` (this engine's contract):
+
+    * ``label``: ``make_label(patient, input)``: "P1 (pop.ndjson:3)";
+    * ``deciding``: the failing criteria of an ineligible result, else the unknown and review ones, each
+      "ID verdict" (a failing one with "fail: missing: ..." when it lists missing items, "fail: does not
+      apply" when it does not apply), joined by "; "; none: the decision's reason;
+    * ``to_obtain``: "Is the patient alive? (reason)" for an undetermined result with a reason, then the
+      distinct missing items of the unknown and review criteria in order, each on one line with its first
+      letter capitalised (``capitals``: Python's capital of each first letter that has one), unless the
+      result is ineligible; ``items_missing`` counts them;
+    * ``review_questions``: empty (this contract names no review reasons: a criterion's ``reviews``).
+    """
+    def lit(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    capital = ("CASE substring(t, 1, 1) " + " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in sorted(capitals.items()))
+               + " ELSE substring(t, 1, 1) END || substring(t, 2)") if capitals else "t"
+    undecided = "list_filter(criteria, lambda c: c.verdict IN ('unknown', 'review'))"
+    texts = (f"CASE WHEN decision = 'ineligible' THEN []::VARCHAR[] ELSE flatten(list_transform({undecided}, "
+             "lambda c: list_transform(coalesce(c.missing, []::VARCHAR[]), lambda m: _one_line(m)))) END")
+    holding = ("list_filter(criteria, lambda c: CASE WHEN decision = 'ineligible' THEN c.verdict = 'fail' "
+               "ELSE c.verdict IN ('unknown', 'review') END)")
+    reason = ("CASE WHEN c.applicable IS FALSE THEN 'does not apply' WHEN len(c.missing) > 0 THEN "
+              "'missing: ' || _one_line(array_to_string(c.missing, ', ')) ELSE '' END")
+    line = f"CASE WHEN c.verdict = 'fail' AND ({reason}) <> '' THEN c.id || ' fail: ' || ({reason}) " \
+           "ELSE c.id || ' ' || c.verdict END"
+    source = "nullif(input, '')"
+    file = (f"CASE WHEN {source} IS NULL OR (starts_with({source}, '<') AND ends_with({source}, '>')) THEN NULL "
+            f"ELSE regexp_extract(replace({source}, '\\', '/'), '[^/]*$') END")
+    who = "coalesce(patient, 'None')"
+    label = f"CASE WHEN coalesce({file}, '') NOT IN ('', {who}) THEN {who} || ' (' || {file} || ')' ELSE {who} END"
+    cells = []
+    for index, trial in enumerate(trials):
+        for position in range(1, len(trial.criteria) + 1):
+            c = f"criteria[{position}]"
+            cells.append(f"_cell(CASE WHEN trial_index = {index} THEN (CASE WHEN struct_extract({c}, 'applicable') "
+                         f"IS FALSE THEN 'n/a' ELSE struct_extract({c}, 'verdict') END) END)")
+    return (
+        f"WITH a AS (SELECT input, patient, trial_index, trial, as_of, decision, decision_reason, criteria, "
+        f"{texts} AS texts FROM results), "
+        f"b AS (SELECT *, list_transform(texts, lambda t: {capital}) AS questions FROM a), "
+        f"c AS (SELECT *, list_filter(questions, lambda q, i: list_position(questions, q) = i) AS obtain, "
+        f"CASE WHEN decision = 'undetermined' AND coalesce(decision_reason, '') <> '' THEN "
+        f"'Is the patient alive? (' || _one_line(decision_reason) || ')' END AS alive, "
+        f"list_transform({holding}, lambda c: {line}) AS deciding FROM b) "
+        f"SELECT _cell(input), _cell(patient), _cell({label}), _cell(trial), _cell(strftime(as_of, '%Y-%m-%d')), "
+        f"_cell(decision), _cell(CAST(len(obtain) + CASE WHEN alive IS NULL THEN 0 ELSE 1 END AS VARCHAR)), "
+        f"_cell(CASE WHEN len(deciding) > 0 THEN array_to_string(deciding, '; ') ELSE decision_reason END), "
+        f"_cell(array_to_string(CASE WHEN alive IS NULL THEN obtain ELSE list_prepend(alive, obtain) END, '; ')), "
+        f"NULL{''.join(', ' + cell for cell in cells)} FROM c")
 
 
 def _duck_type(arrow_type) -> str:
