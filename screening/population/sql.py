@@ -620,7 +620,11 @@ def _interval_test(comparator: str, bound: str, op: str, low: str, high: str | N
 
 
 class _Compare:
-    """evaluate.compare_obs for one LabCompare node, as SQL over a normalised observation ``o`` and patient ``p``."""
+    """evaluate.compare_obs for one LabCompare node, as SQL over a normalised observation ``o`` and patient ``p``.
+
+    :meth:`rows` is the form the atoms use: the rows of a source with the comparison's value ``cv`` and problem
+    ``pr`` as columns, computed in stages (the limits, then the operands, then the test) so that no expression
+    is written out inside another (the query's text, and DuckDB's planning time, grow with each copy)."""
 
     def __init__(self, node: ir.LabCompare, ranges: ir.RangeTable):
         self.node = node
@@ -644,55 +648,85 @@ class _Compare:
                    f"coalesce(': ' || o.ref_problem_{side}, '')")
         return limit, missing
 
-    def operands(self, bound: ir.Bound, limit: str) -> tuple[str, str]:
+    def operands(self, bound: ir.Bound, limit: str, val: str = "o.value", raw: str = "o.raw_value") -> tuple[str, str]:
         if bound.kind == "value":
             if bound.source is not None:
                 same = f"(o.factor = {num(bound.source.factor)} AND o.addend = {num(bound.source.offset)})"
-                return (f"(CASE WHEN {same} THEN o.raw_value ELSE o.value END)",
+                return (f"(CASE WHEN {same} THEN {raw} ELSE {val} END)",
                         f"(CASE WHEN {same} THEN {num(bound.raw)} ELSE {limit} END)")
-            return "o.value", limit
+            return val, limit
         side = "high" if bound.kind == "ULN" else "low"
         own = f"(o.raw_ref_{side} IS NOT NULL AND {limit} IS NOT NULL)"
-        return (f"(CASE WHEN {own} THEN o.raw_value ELSE o.value END)",
+        return (f"(CASE WHEN {own} THEN {raw} ELSE {val} END)",
                 f"(CASE WHEN {own} THEN o.raw_ref_{side} * {num(bound.value)} ELSE {limit} END)")
 
-    def sql(self) -> tuple[str, str]:
-        """(value, problem) expressions of compare_obs."""
+    def _bounds(self) -> list[ir.Bound]:
+        return [self.node.bound] + ([self.node.upper] if self.node.op == "between" else [])
+
+    def _value(self, limits, xs, ts, val: str = "o.value", raw: str = "o.raw_value") -> str:
+        """compare_obs's value, given the limits and operands (expressions or columns)."""
         node = self.node
-        low, low_missing = self.limit(node.bound)
+        dim = f" WHEN o.dimension IS DISTINCT FROM {q(node.dimension)} THEN NULL" if node.dimension else ""
+        if node.op == "between":
+            (low, high), (x_low, x_high), (t_low, t_high) = limits, xs, ts
+            raw_test = _interval_test("o.comparator", raw, "between", t_low, t_high)
+            canon = _interval_test("o.comparator", val, "between", low, high)
+            censored_value = f"(CASE WHEN {self._raw_both(node)} THEN {raw_test} ELSE {canon} END)"
+            plain = f"({t_low} <= {x_low} AND {x_high} <= {t_high})"
+            return (f"(CASE WHEN {val} IS NULL THEN NULL{dim} WHEN {low} IS NULL OR {high} IS NULL THEN NULL "
+                    f"WHEN o.comparator IS NOT NULL THEN {censored_value} ELSE {plain} END)")
+        (low,), (x,), (t,) = limits, xs, ts
+        return (f"(CASE WHEN {val} IS NULL THEN NULL{dim} WHEN {low} IS NULL THEN NULL "
+                f"WHEN o.comparator IS NOT NULL THEN {_interval_test('o.comparator', x, node.op, t, None)} "
+                f"ELSE {x} {_SQL_OPS[node.op]} {t} END)")
+
+    def _problem(self, limits) -> str:
+        """compare_obs's problem, given the limits (expressions or columns)."""
+        node = self.node
         unit = "coalesce(o.unit, 'None')"
         censored = (f"'reported only as ' || o.comparator || ' ' || printf('%.6g', (o.value - o.addend) / o.factor) "
                     f"|| coalesce(' ' || o.unit, '') || ', which lies on both sides of the limit'")
-        dim = f" WHEN o.dimension IS DISTINCT FROM {q(node.dimension)} THEN NULL" if node.dimension else ""
         dim_problem = (f" WHEN o.dimension IS DISTINCT FROM {q(node.dimension)} THEN {unit} || "
                        "' cannot be compared with the threshold''s unit'") if node.dimension else ""
-        if node.op == "between":
-            high, high_missing = self.limit(node.upper)
-            x_low, t_low = self.operands(node.bound, low)
-            x_high, t_high = self.operands(node.upper, high)
-            both_raw = f"({x_low} IS NOT DISTINCT FROM o.raw_value AND {x_high} IS NOT DISTINCT FROM o.raw_value)"
-            if node.bound.kind == "value" and node.bound.source is None:
-                both_raw = "FALSE"
-            if node.upper.kind == "value" and node.upper.source is None:
-                both_raw = "FALSE"
-            raw_test = _interval_test("o.comparator", "o.raw_value", "between", t_low, t_high)
-            canon = _interval_test("o.comparator", "o.value", "between", low, high)
-            censored_value = f"(CASE WHEN {self._raw_both(node)} THEN {raw_test} ELSE {canon} END)"
-            plain = f"({t_low} <= {x_low} AND {x_high} <= {t_high})"
-            value = (f"(CASE WHEN o.value IS NULL THEN NULL{dim} WHEN {low} IS NULL OR {high} IS NULL THEN NULL "
-                     f"WHEN o.comparator IS NOT NULL THEN {censored_value} ELSE {plain} END)")
-            problem = (f"(CASE WHEN o.value IS NULL THEN coalesce(o.problem, 'a text result where a number is needed'){dim_problem} "
-                       f"WHEN {low} IS NULL THEN {low_missing} WHEN {high} IS NULL THEN {high_missing} "
-                       f"WHEN o.comparator IS NOT NULL THEN {censored} END)")
-            return value, problem
-        x, t = self.operands(node.bound, low)
-        op = _SQL_OPS[node.op]
-        value = (f"(CASE WHEN o.value IS NULL THEN NULL{dim} WHEN {low} IS NULL THEN NULL "
-                 f"WHEN o.comparator IS NOT NULL THEN {_interval_test('o.comparator', x, node.op, t, None)} "
-                 f"ELSE {x} {op} {t} END)")
-        problem = (f"(CASE WHEN o.value IS NULL THEN coalesce(o.problem, 'a text result where a number is needed'){dim_problem} "
-                   f"WHEN {low} IS NULL THEN {low_missing} WHEN o.comparator IS NOT NULL THEN {censored} END)")
-        return value, problem
+        missing = "".join(f" WHEN {limit} IS NULL THEN {self.limit(bound)[1]}"
+                          for limit, bound in zip(limits, self._bounds()))
+        return (f"(CASE WHEN o.value IS NULL THEN coalesce(o.problem, 'a text result where a number is needed'){dim_problem}"
+                f"{missing} WHEN o.comparator IS NOT NULL THEN {censored} END)")
+
+    def sql(self) -> tuple[str, str]:
+        """(value, problem) expressions of compare_obs over ``o`` and ``p`` (written out inline; :meth:`rows`
+        is the staged form)."""
+        bounds = self._bounds()
+        limits = [self.limit(b)[0] for b in bounds]
+        operands = [self.operands(b, limit) for b, limit in zip(bounds, limits)]
+        return (self._value(limits, [x for x, _ in operands], [t for _, t in operands]), self._problem(limits))
+
+    def rows(self, source: str, where: str, *, interval: bool = False) -> str:
+        """The rows of ``source`` (as ``o``, with the patient ``p``) meeting ``where``: their columns plus ``cv``
+        (the comparison's Kleene value) and ``pr`` (its problem). ``interval``: the source is a derived series
+        whose value may be an interval [value, value_high] (evaluate._compare_interval: it decides only when
+        both ends agree)."""
+        bounds = self._bounds()
+        limits = [f"o.lim{i}" for i in range(len(bounds))]
+        first = ", ".join(f"{self.limit(b)[0]} AS lim{i}" for i, b in enumerate(bounds))
+        stage1 = f"SELECT o.*, {first} FROM {source} o JOIN patients p ON p.patient_id = o.patient_id WHERE {where}"
+        variants = [("", "o.value", "o.raw_value")] + ([("_h", "o.value_high", "o.value_high")] if interval else [])
+        second = []
+        for suffix, val, raw in variants:
+            for i, bound in enumerate(bounds):
+                x, t = self.operands(bound, limits[i], val, raw)
+                second += [f"{x} AS x{i}{suffix}", f"{t} AS t{i}{suffix}"]
+        stage2 = f"SELECT o.*, {', '.join(second)} FROM ({stage1}) o"
+        third = [f"{self._value(limits, [f'o.x{i}{s}' for i in range(len(bounds))], [f'o.t{i}{s}' for i in range(len(bounds))], val, raw)} AS cv{s}"
+                 for s, val, raw in variants]
+        stage3 = f"SELECT o.*, {', '.join(third)}, {self._problem(limits)} AS pr FROM ({stage2}) o"
+        if not interval:
+            return stage3
+        between = ("'derived value lies between ' || printf('%.6g', o.value) || ' and ' || printf('%.6g', o.value_high) "
+                   "|| ' depending on the age (birth_date not exact), on both sides of the limit'")
+        same = "(o.value_high IS NULL OR o.cv IS NOT DISTINCT FROM o.cv_h)"
+        return (f"SELECT o.* REPLACE ((CASE WHEN {same} THEN o.cv END) AS cv, "
+                f"(CASE WHEN {same} THEN o.pr ELSE {between} END) AS pr) FROM ({stage3}) o")
 
     def _raw_both(self, node) -> str:
         """Both limits of `between` compare in the observation's own unit (evaluate: x_low is x_high is raw_value)."""
@@ -725,16 +759,12 @@ def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
     gen.uses_obs = True
     gen.plan.keys.add(node.key)
     start, end = gen.start(node.window), gen.end
-    value, problem = _Compare(node, gen.ctx.ranges).sql()
     source = _lab_source(gen, node.key, start, end)
-    if source != "nobs":
-        value, problem = _both_ends(value, problem)
+    compared = _Compare(node, gen.ctx.ranges).rows(source, f"o.key = {q(node.key)} AND (o.lo IS NULL OR o.lo <= {end})",
+                                                    interval=source != "nobs")
     inside = _in_window("o.lo", "o.hi", start, end)
     rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, o.value AS val, o.resolution AS res, {inside} AS ins, "
-            f"{value} AS cv, {problem} AS pr, "
-            f"{_lab_item(node.label, problem)} AS item "
-            f"FROM {source} o JOIN patients p ON p.patient_id = o.patient_id "
-            f"WHERE o.key = {q(node.key)} AND (o.lo IS NULL OR o.lo <= {end})")
+            f"o.cv, o.pr, {_lab_item(node.label, 'o.pr')} AS item FROM ({compared}) o")
     name = f"a{k}"
     if node.selector == "latest":
         gen.ctes.append((f"{name}r", rows))
@@ -1282,15 +1312,15 @@ def _anchor_rows(gen: Generator, node) -> tuple[str, str, str, str, str, str]:
                               f"yet: {node.source_text}")
         gen.uses_obs = True
         gen.plan.keys.add(anchor.key)
-        value, problem = _Compare(anchor, gen.ctx.ranges).sql()
+        compared = _Compare(anchor, gen.ctx.ranges).rows(
+            "nobs", f"o.key = {q(anchor.key)} AND (o.lo IS NULL OR o.lo <= {as_of})")
         late = "(o.lo IS NOT NULL AND o.hi > " + as_of + ")"
-        rows = (f"SELECT o.patient_id, o.seq, CASE WHEN {late} THEN NULL ELSE {value} END AS v, "
-                f"list_concat(CASE WHEN {value} IS TRUE THEN {EMPTY} ELSE [coalesce({problem}, 'may meet the comparison')] END, "
+        rows = (f"SELECT o.patient_id, o.seq, CASE WHEN {late} THEN NULL ELSE o.cv END AS v, "
+                f"list_concat(CASE WHEN o.cv IS TRUE THEN {EMPTY} ELSE [coalesce(o.pr, 'may meet the comparison')] END, "
                 f"CASE WHEN {late} THEN ['its date may fall after the as-of date'] ELSE {EMPTY} END) AS reasons, "
                 f"o.lo, o.hi, {q(anchor.label + ' result of ')} || (CASE WHEN o.lo IS NULL THEN 'no date' "
                 f"ELSE {show('o.lo', 'o.hi')} END) AS named "
-                f"FROM nobs o JOIN patients p ON p.patient_id = o.patient_id "
-                f"WHERE o.key = {q(anchor.key)} AND (o.lo IS NULL OR o.lo <= {as_of}) AND {value} IS NOT FALSE")
+                f"FROM ({compared}) o WHERE o.cv IS NOT FALSE")
         has = (f"(NOT p.has_observations)", q("observations (not provided, needed as the anchor)"))
         series = f"(SELECT DISTINCT patient_id FROM nobs WHERE key = {q(anchor.key)})"
         return rows, has[0], has[1], series, q(f"{anchor.label} result (needed as the anchor)"), "date"
@@ -1406,13 +1436,12 @@ def _anchored_lab(gen: Generator, node: ir.AnchoredLabTest, k: int):
     first = _shift("a.lo", node.before, False) if node.before else "a.lo"
     last = _shift("a.lo", node.after, True) if node.after else "a.lo"
     gen.ctes.append((f"{name}a", f"SELECT a.*, {first} AS w_lo, least({last}, {as_of}) AS w_hi FROM ({rows_a}) a"))
-    value, problem = _Compare(lab, gen.ctx.ranges).sql()
+    compared = _Compare(lab, gen.ctx.ranges).rows("nobs", f"o.key = {q(lab.key)} AND (o.lo IS NULL OR o.lo <= {as_of})")
     inside = _in_window("o.lo", "o.hi", "a.w_lo", "a.w_hi")
     # each result against each anchor dated to the day (results after the window's last day are not looked at)
     gen.ctes.append((f"{name}r", f"SELECT a.patient_id, a.seq AS aseq, o.seq, o.lo, o.hi, {inside} AS ins, "
-                                 f"{value} AS cv, {_lab_item(lab.label, problem)} AS item "
-                                 f"FROM {name}a a JOIN nobs o ON o.patient_id = a.patient_id AND o.key = {q(lab.key)} "
-                                 f"JOIN patients p ON p.patient_id = o.patient_id "
+                                 f"o.cv, {_lab_item(lab.label, 'o.pr')} AS item "
+                                 f"FROM {name}a a JOIN ({compared}) o ON o.patient_id = a.patient_id "
                                  f"WHERE a.lo = a.hi AND (o.lo IS NULL OR o.lo <= a.w_hi)"))
     if lab.selector == "latest":
         gen.ctes.append((f"{name}s", f"SELECT *, row_number() OVER (PARTITION BY patient_id, aseq ORDER BY hi DESC NULLS "
@@ -1867,15 +1896,6 @@ _OBS_COLUMNS = ("patient_id", "seq", "key", "lo", "hi", "comparator", "unit", "k
 every dialect has)."""
 
 
-def _both_ends(value: str, problem: str) -> tuple[str, str]:
-    """evaluate._compare_interval: a derived value known as an interval decides only when both ends agree."""
-    high = re.sub(r"\bo\.raw_value\b", "o.value_high", re.sub(r"\bo\.value\b", "o.value_high", value))
-    same = f"(o.value_high IS NULL OR {value} IS NOT DISTINCT FROM {high})"
-    between = ("'derived value lies between ' || printf('%.6g', o.value) || ' and ' || printf('%.6g', o.value_high) "
-               "|| ' depending on the age (birth_date not exact), on both sides of the limit'")
-    return f"(CASE WHEN {same} THEN {value} END)", f"(CASE WHEN {same} THEN {problem} ELSE {between} END)"
-
-
 # ---------------------------------------------------------------- per-visit occasions
 def _visit_occasions(gen: Generator, node: ir.VisitOccasions, k: int):
     """evaluate.visit_occasions: the expression decided on each date with a result of one of its analytes
@@ -1894,11 +1914,10 @@ def _visit_occasions(gen: Generator, node: ir.VisitOccasions, k: int):
         if isinstance(n, ir.LabCompare):
             if id(n) not in leaves:
                 i = leaves[id(n)] = len(leaves)
-                value, problem = _Compare(n, gen.ctx.ranges).sql()
-                item = f"{q(n.label + ' result of ')} || {show('o.lo', 'o.hi')} || ': ' || {problem}"
-                rows = (f"SELECT o.patient_id, o.lo, o.hi, {value} AS cv, {problem} AS pr, {item} AS item "
-                        f"FROM nobs o JOIN patients p ON p.patient_id = o.patient_id WHERE o.key = {q(n.key)} "
-                        f"AND o.lo IS NOT NULL AND o.lo <= {end} AND {inside} IS NOT FALSE")
+                compared = _Compare(n, gen.ctx.ranges).rows(
+                    "nobs", f"o.key = {q(n.key)} AND o.lo IS NOT NULL AND o.lo <= {end} AND {inside} IS NOT FALSE")
+                item = f"(CASE WHEN o.pr IS NOT NULL THEN {q(n.label + ' result of ')} || {show('o.lo', 'o.hi')} || ': ' || o.pr END)"
+                rows = f"SELECT o.patient_id, o.lo, o.hi, o.cv, o.pr, {item} AS item FROM ({compared}) o"
                 kinds = ("((count(*) FILTER (WHERE cv IS TRUE) > 0)::INTEGER + (count(*) FILTER (WHERE cv IS FALSE) > 0)"
                          "::INTEGER + (count(*) FILTER (WHERE cv IS NULL) > 0)::INTEGER)")
                 probs = f"coalesce(list(item) FILTER (WHERE cv IS NULL AND pr IS NOT NULL), {EMPTY})"
