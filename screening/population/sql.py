@@ -198,6 +198,15 @@ class Generator:
         self.plan = Plan(checked.trial_id, as_of, [c.id for c in checked.criteria], "")
         self.uses_obs = False
         self.derived_keys: set[str] = set()  # derived analytes read (the dobs table)
+        self.key_tables: dict[str, str] = {}  # analyte key -> its results table (nk<i>), ranked once
+
+    def results(self, key: str) -> str:
+        """The table of the normalised results of one analyte dated on or before the as-of date (or undated),
+        each with its rank ``rn`` newest first (evaluate's order: hi, lo descending, then seq): materialised
+        once per query, read by every atom of that analyte instead of nobs."""
+        self.uses_obs = True
+        self.plan.keys.add(key)
+        return self.key_tables.setdefault(key, f"nk{len(self.key_tables)}")
 
     # ---- helpers
     def fresh(self) -> int:
@@ -271,6 +280,10 @@ class Generator:
         self.joins = joins
         if self.uses_obs:  # materialised once by the runner (a CTE would be planned once per reference)
             self.plan.prepare.append(("nobs", _normalised_observations(sorted(self.plan.keys))))
+        for key, table in self.key_tables.items():
+            self.plan.prepare.append((table, f"SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY hi DESC NULLS "
+                                             f"LAST, lo DESC NULLS LAST, seq) AS rn FROM nobs WHERE key = {q(key)} "
+                                             f"AND (lo IS NULL OR lo <= {self.end})"))
         if self.derived_keys:
             self.plan.prepare.append(("dobs", _derived_observations(sorted(self.derived_keys))))
         base = (f"SELECT p.patient_id, p.deceased, p.deceased_lo, p.deceased_hi{''.join(', ' + c for c in self.columns)} "
@@ -709,7 +722,9 @@ class _Compare:
         bounds = self._bounds()
         limits = [f"o.lim{i}" for i in range(len(bounds))]
         first = ", ".join(f"{self.limit(b)[0]} AS lim{i}" for i, b in enumerate(bounds))
-        stage1 = f"SELECT o.*, {first} FROM {source} o JOIN patients p ON p.patient_id = o.patient_id WHERE {where}"
+        sexed = any(b.kind != "value" for b in bounds)
+        patient = " JOIN patients p ON p.patient_id = o.patient_id" if sexed else ""
+        stage1 = f"SELECT o.*, {first} FROM {source} o{patient} WHERE {where}"
         variants = [("", "o.value", "o.raw_value")] + ([("_h", "o.value_high", "o.value_high")] if interval else [])
         second = []
         for suffix, val, raw in variants:
@@ -760,17 +775,18 @@ def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
     gen.plan.keys.add(node.key)
     start, end = gen.start(node.window), gen.end
     source = _lab_source(gen, node.key, start, end)
+    measured = node.key not in derived.DERIVATIONS
     compared = _Compare(node, gen.ctx.ranges).rows(source, f"o.key = {q(node.key)} AND (o.lo IS NULL OR o.lo <= {end})",
-                                                    interval=source != "nobs")
+                                                    interval=not measured)
     inside = _in_window("o.lo", "o.hi", start, end)
     rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, o.value AS val, o.resolution AS res, {inside} AS ins, "
-            f"o.cv, o.pr, {_lab_item(node.label, 'o.pr')} AS item FROM ({compared}) o")
+            f"o.cv, o.pr, {_lab_item(node.label, 'o.pr')} AS item{', o.rn' if measured else ''} FROM ({compared}) o")
     name = f"a{k}"
     if node.selector == "latest":
         gen.ctes.append((f"{name}r", rows))
         ranked = (f"SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY hi DESC NULLS LAST, lo DESC NULLS LAST, "
                   f"seq) AS rn FROM {name}r")
-        gen.ctes.append((f"{name}s", ranked))
+        gen.ctes.append((f"{name}s", f"SELECT * FROM {name}r" if measured else ranked))
         uncertain = q(f"{node.label} result of ") + f" || {show('c.lo', 'c.hi')} || ': date uncertain relative to the window'"
         tie = (q(f"{node.label} result of ") + f" || {show('c.lo', 'c.hi')} || "
                "': which result is the latest depends on a date known only to the month or year'")
@@ -815,34 +831,40 @@ def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
 
 def _occasions(node: ir.LabCompare, name: str, need: int) -> str:
     """evaluate.lab_compare for `on at least N occasions`: results collapsed into occasions (evaluate._occasions,
-    a fold over the results newest first), then counted; false only when evaluate._ruled_out says so."""
+    a fold over the results newest first), then counted; false only when evaluate._ruled_out says so.
+
+    Two results can be the same occasion only when both carry the same dates (lo, hi): the fold runs within each
+    group of results sharing them (results without a date are each an occasion of their own), and only for the
+    few groups of more than one result; the occasions are then counted with plain aggregates."""
     same = ("(k.lo IS NOT NULL AND k.lo = x.lo AND k.hi = x.hi AND k.ev IS NOT DISTINCT FROM x.ev "
             "AND k.val IS NOT NULL AND x.val IS NOT NULL AND abs(x.val - k.val) <= greatest(x.res, k.res) * (1 + 1e-9))")
     another = (f"{q(node.label + ' result of ')} || {show('x.lo', 'x.hi')} || "
                "': may be another specimen than a result of the same month or year'")
-    collapsed = ("struct_pack(lo := x.lo, hi := x.hi, val := x.val, res := x.res, ev := CAST(NULL AS BOOLEAN), "
+    collapsed = ("struct_pack(seq := x.seq, lo := x.lo, hi := x.hi, val := x.val, res := x.res, ev := CAST(NULL AS BOOLEAN), "
                  f"item := {another})")
     step = (f"CASE WHEN NOT coalesce(list_bool_or(list_transform(acc, lambda k: {same})), FALSE) THEN list_append(acc, x) "
             f"WHEN x.lo IS DISTINCT FROM x.hi AND x.ev IS NOT FALSE THEN list_append(acc, {collapsed}) ELSE acc END")
-    results = ("list(struct_pack(lo := lo, hi := hi, val := val, res := res, ev := ev, item := item) "
-               "ORDER BY hi DESC NULLS LAST, lo DESC NULLS LAST, seq)")
-    folded = (f"SELECT patient_id, list_reduce(l, lambda acc, x: {step}, list_filter(l, lambda y: false)) AS kept "
-              f"FROM (SELECT patient_id, {results} AS l FROM {name}k GROUP BY patient_id)")
-    counted = ("SELECT patient_id, kept, len(list_filter(kept, lambda k: k.ev IS TRUE)) AS t, "
-               "len(list_filter(kept, lambda k: k.ev IS NULL)) AS u, "
-               "list_filter(kept, lambda k: k.ev IS NOT FALSE) AS pending, "
-               "list_max(list_transform(list_filter(kept, lambda k: k.ev IS NOT FALSE), lambda k: k.hi)) AS latest "
-               f"FROM ({folded})")
-    ruled_out = ("(CASE WHEN len(pending) = 0 THEN TRUE "
-                 "WHEN coalesce(list_bool_or(list_transform(pending, lambda k: k.hi IS NULL)), FALSE) THEN FALSE "
-                 "ELSE coalesce(list_bool_or(list_transform(kept, lambda k: k.ev IS FALSE AND k.lo IS NOT NULL "
-                 "AND k.lo > latest)), FALSE) END)")
+    results = ("list(struct_pack(seq := seq, lo := lo, hi := hi, val := val, res := res, ev := ev, item := item) "
+               "ORDER BY seq)")
+    groups = (f"SELECT patient_id, {results} AS l FROM {name}k "
+              f"GROUP BY patient_id, lo, hi, (CASE WHEN lo IS NULL THEN seq END)")
+    folded = (f"SELECT patient_id, unnest(CASE WHEN len(l) = 1 THEN l "
+              f"ELSE list_reduce(l, lambda acc, x: {step}, list_filter(l, lambda y: false)) END) AS k FROM ({groups})")
+    counted = ("SELECT patient_id, count(*) FILTER (WHERE k.ev IS TRUE) AS t, count(*) FILTER (WHERE k.ev IS NULL) AS u, "
+               "count(*) FILTER (WHERE k.ev IS NOT FALSE) AS pending, "
+               "coalesce(bool_or(k.hi IS NULL) FILTER (WHERE k.ev IS NOT FALSE), FALSE) AS undated, "
+               "max(k.hi) FILTER (WHERE k.ev IS NOT FALSE) AS latest, "
+               "max(k.lo) FILTER (WHERE k.ev IS FALSE) AS last_false, "
+               f"coalesce(list(k.item ORDER BY k.hi DESC NULLS LAST, k.lo DESC NULLS LAST, k.seq) "
+               f"FILTER (WHERE k.ev IS NULL AND k.item IS NOT NULL), {EMPTY}) AS items "
+               f"FROM ({folded}) GROUP BY patient_id")
+    ruled_out = ("(CASE WHEN pending = 0 THEN TRUE WHEN undated THEN FALSE "
+                 "ELSE coalesce(last_false > latest, FALSE) END)")
     repeat = f"a repeat {node.label} result" + (f" within {node.window}" if node.window is not None else "")
-    items = "list_transform(list_filter(kept, lambda k: k.ev IS NULL AND k.item IS NOT NULL), lambda k: k.item)"
     return (f"SELECT patient_id, CASE WHEN t >= {need} THEN TRUE WHEN t + u >= {need} THEN NULL "
             f"WHEN {ruled_out} THEN FALSE ELSE NULL END AS v, "
             f"CASE WHEN t >= {need} THEN {EMPTY} WHEN t + u < {need} AND NOT {ruled_out} "
-            f"THEN list_concat([{q(repeat)}], {items}) ELSE {items} END AS m FROM ({counted})")
+            f"THEN list_concat([{q(repeat)}], items) ELSE items END AS m FROM ({counted})")
 
 
 def _lab_text(gen: Generator, node: ir.LabText, k: int):
@@ -875,7 +897,7 @@ def _lab_text(gen: Generator, node: ir.LabText, k: int):
     inside = _in_window("o.lo", "o.hi", start, end)
     name = f"a{k}"
     rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, {inside} AS ins, {value} AS cv, {problem} AS pr "
-            f"FROM nobs o JOIN patients p ON p.patient_id = o.patient_id LEFT JOIN dict_lt{index} lt ON lt.text = o.text "
+            f"FROM {gen.results(node.key)} o JOIN patients p ON p.patient_id = o.patient_id LEFT JOIN dict_lt{index} lt ON lt.text = o.text "
             f"WHERE o.key = {q(node.key)} AND (o.lo IS NULL OR o.lo <= {end})")
     gen.ctes.append((f"{name}r", rows))
     ev = "(CASE WHEN ins IS NULL AND cv IS NOT FALSE THEN NULL ELSE cv END)"
@@ -1313,7 +1335,7 @@ def _anchor_rows(gen: Generator, node) -> tuple[str, str, str, str, str, str]:
         gen.uses_obs = True
         gen.plan.keys.add(anchor.key)
         compared = _Compare(anchor, gen.ctx.ranges).rows(
-            "nobs", f"o.key = {q(anchor.key)} AND (o.lo IS NULL OR o.lo <= {as_of})")
+            gen.results(anchor.key), f"o.key = {q(anchor.key)} AND (o.lo IS NULL OR o.lo <= {as_of})")
         late = "(o.lo IS NOT NULL AND o.hi > " + as_of + ")"
         rows = (f"SELECT o.patient_id, o.seq, CASE WHEN {late} THEN NULL ELSE o.cv END AS v, "
                 f"list_concat(CASE WHEN o.cv IS TRUE THEN {EMPTY} ELSE [coalesce(o.pr, 'may meet the comparison')] END, "
@@ -1436,7 +1458,7 @@ def _anchored_lab(gen: Generator, node: ir.AnchoredLabTest, k: int):
     first = _shift("a.lo", node.before, False) if node.before else "a.lo"
     last = _shift("a.lo", node.after, True) if node.after else "a.lo"
     gen.ctes.append((f"{name}a", f"SELECT a.*, {first} AS w_lo, least({last}, {as_of}) AS w_hi FROM ({rows_a}) a"))
-    compared = _Compare(lab, gen.ctx.ranges).rows("nobs", f"o.key = {q(lab.key)} AND (o.lo IS NULL OR o.lo <= {as_of})")
+    compared = _Compare(lab, gen.ctx.ranges).rows(gen.results(lab.key), f"o.key = {q(lab.key)} AND (o.lo IS NULL OR o.lo <= {as_of})")
     inside = _in_window("o.lo", "o.hi", "a.w_lo", "a.w_hi")
     # each result against each anchor dated to the day (results after the window's last day are not looked at)
     gen.ctes.append((f"{name}r", f"SELECT a.patient_id, a.seq AS aseq, o.seq, o.lo, o.hi, {inside} AS ins, "
@@ -1537,7 +1559,7 @@ def _lab_aggregate(gen: Generator, node: ir.LabAggregate, k: int):
     lo_end = "(CASE WHEN o.comparator IN ('<', '<=') THEN CAST('-inf' AS DOUBLE) ELSE o.value END)"
     hi_end = "(CASE WHEN o.comparator IN ('>', '>=') THEN CAST('inf' AS DOUBLE) ELSE o.value END)"
     source = _lab_source(gen, lab.key, start, end)
-    if source != "nobs":  # a derived value may be an interval (the age is uncertain)
+    if lab.key in derived.DERIVATIONS:  # a derived value may be an interval (the age is uncertain)
         hi_end = "(CASE WHEN o.comparator IN ('>', '>=') THEN CAST('inf' AS DOUBLE) ELSE coalesce(o.value_high, o.value) END)"
     name = f"a{k}"
     rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, {inside} AS ins, {problem} AS pr, {lo_end} AS x_lo, {hi_end} AS x_hi, "
@@ -1876,7 +1898,7 @@ def _lab_source(gen: Generator, key: str, start: str, end: str) -> str:
     """The results a test of ``key`` reads (derived.series_for): every measured result when one is in the window
     [start, end], else the derived results usable in the window when there are any, else the measured ones."""
     if key not in derived.DERIVATIONS:
-        return "nobs"
+        return gen.results(key)
     _use_derived(gen, key)
     measured = (f"SELECT DISTINCT patient_id FROM nobs WHERE key = {q(key)} AND lo IS NOT NULL AND lo <= {end} "
                 f"AND hi >= {start}")
@@ -1915,7 +1937,7 @@ def _visit_occasions(gen: Generator, node: ir.VisitOccasions, k: int):
             if id(n) not in leaves:
                 i = leaves[id(n)] = len(leaves)
                 compared = _Compare(n, gen.ctx.ranges).rows(
-                    "nobs", f"o.key = {q(n.key)} AND o.lo IS NOT NULL AND o.lo <= {end} AND {inside} IS NOT FALSE")
+                    gen.results(n.key), f"o.key = {q(n.key)} AND o.lo IS NOT NULL AND o.lo <= {end} AND {inside} IS NOT FALSE")
                 item = f"(CASE WHEN o.pr IS NOT NULL THEN {q(n.label + ' result of ')} || {show('o.lo', 'o.hi')} || ': ' || o.pr END)"
                 rows = f"SELECT o.patient_id, o.lo, o.hi, o.cv, o.pr, {item} AS item FROM ({compared}) o"
                 kinds = ("((count(*) FILTER (WHERE cv IS TRUE) > 0)::INTEGER + (count(*) FILTER (WHERE cv IS FALSE) > 0)"
