@@ -199,6 +199,16 @@ class Generator:
         self.uses_obs = False
         self.derived_keys: set[str] = set()  # derived analytes read (the dobs table)
         self.key_tables: dict[str, str] = {}  # analyte key -> its results table (nk<i>), ranked once
+        self.record_kinds: list[str] = []  # record kinds read with their code classes (rc_<kind>)
+        self.record_tests: dict[str, list] = {}  # kind -> the record tests decided in one pass (rt_<kind>)
+
+    def records(self, kind: str) -> str:
+        """The records of one kind as the per-patient loader reads them, each with its codes classified against
+        every value set of the rule set (``dc_has_codes``, ``dc_m<i>``, ``dc_w<i>``): the join with
+        dict_record_codes made once per query, not once per atom."""
+        if kind not in self.record_kinds:
+            self.record_kinds.append(kind)
+        return f"rc_{kind}"
 
     def results(self, key: str) -> str:
         """The table of the normalised results of one analyte dated on or before the as-of date (or undated),
@@ -286,6 +296,13 @@ class Generator:
                                              f"AND (lo IS NULL OR lo <= {self.end})"))
         if self.derived_keys:
             self.plan.prepare.append(("dobs", _derived_observations(sorted(self.derived_keys))))
+        passes = [(f"rt_{kind}", _record_pass(self, kind, tests)) for kind, tests in self.record_tests.items()]
+        classes = ", ".join(["dc.has_codes AS dc_has_codes"] + [f"dc.m{i} AS dc_m{i}, dc.w{i} AS dc_w{i}"
+                                                               for i in range(len(self.plan.matchers))])
+        for kind in self.record_kinds:
+            self.plan.prepare.append((f"rc_{kind}", f"SELECT e.*, {classes} FROM {_records(kind)} e LEFT JOIN dict_record_codes dc "
+                                                    f"ON dc.code IS NOT DISTINCT FROM e.code AND dc.codes IS NOT DISTINCT FROM e.codes"))
+        self.plan.prepare += passes
         base = (f"SELECT p.patient_id, p.deceased, p.deceased_lo, p.deceased_hi{''.join(', ' + c for c in self.columns)} "
                 f"FROM patients p {' '.join(self.joins)}")
         ctes.append(("layer0", base))
@@ -995,9 +1012,9 @@ def _qualifier(gen: Generator, kind: str, qualifier, joins: list[str]) -> tuple[
     if isinstance(qualifier, ir.OtherThan):
         # ir.OtherThan.test: a record whose codes cannot be read, or that the terminology cannot place, is unknown
         index = gen.matcher(qualifier.matcher)
-        value = f"(CASE WHEN NOT dc.has_codes THEN NULL ELSE NOT dc.m{index} END)"
-        reason = (f"(CASE WHEN dc.has_codes THEN {q(f'whether it is other than {qualifier.matcher.name} cannot be told (')} "
-                  f"|| coalesce(dc.w{index}, 'terminology') || ')' ELSE {q(qualifier.unknown_reason(None))} END)")
+        value = f"(CASE WHEN NOT e.dc_has_codes THEN NULL ELSE NOT e.dc_m{index} END)"
+        reason = (f"(CASE WHEN e.dc_has_codes THEN {q(f'whether it is other than {qualifier.matcher.name} cannot be told (')} "
+                  f"|| coalesce(e.dc_w{index}, 'terminology') || ')' ELSE {q(qualifier.unknown_reason(None))} END)")
         return value, reason
     if isinstance(qualifier, ir.DoseQualifier):
         if not any(j.startswith("LEFT JOIN dict_doses") for j in joins):
@@ -1138,12 +1155,26 @@ def _records(kind: str) -> str:
 
 def _record_rows(gen: Generator, node: ir.RecordTest) -> tuple[str, str]:
     """(the rows of node.kind with each record's Kleene value v and its reasons, the record's name) for record_test."""
+    value, reasons, joins, member, name = _record_parts(gen, node)
+    kind, as_of = node.kind, gen.end
+    never = ", ".join(q(s) for s in _NEVER_HAPPENED)
+    rows = (f"SELECT e.patient_id, e.seq, e.code, e.display, e.start_lo, e.start_hi, e.unreadable, e.end_lo, e.end_hi, "
+            f"e.recorded_hi, {_active_sql(kind, as_of)} AS act, ({value}) AS v, "
+            f"{reasons} AS reasons FROM {gen.records(kind)} e {' '.join(joins)} "
+            f"WHERE NOT ({member} IS FALSE AND e.unreadable IS NULL) AND (e.status IS NULL OR lower(e.status) NOT IN ({never})) "
+            f"AND (e.start_lo IS NULL OR e.start_lo <= {as_of})")
+    return rows, name("x.reasons")
+
+
+def _record_parts(gen: Generator, node: ir.RecordTest):
+    """The parts of record_test over one record ``e`` of node.kind: (Kleene value, list of reasons, joins it needs,
+    the value-set membership, how a record is named given its reasons column)."""
     kind = node.kind
     index = gen.matcher(node.matcher)
     as_of = gen.end
     start = gen.start(node.window)
-    joins = [f"LEFT JOIN dict_record_codes dc ON dc.code IS NOT DISTINCT FROM e.code AND dc.codes IS NOT DISTINCT FROM e.codes"]
-    member = f"dc.m{index}"
+    joins = []
+    member = f"e.dc_m{index}"
     conditions: list[tuple[str, str]] = []  # (Kleene value, reason when NULL)
     event = node.window is not None and node.status is None and kind == "conditions"
     active = _active_sql(kind, as_of) if (node.status or node.window) and not event else "NULL"
@@ -1170,39 +1201,60 @@ def _record_rows(gen: Generator, node: ir.RecordTest) -> tuple[str, str]:
     conditions.append((f"(CASE WHEN e.verification IS NOT NULL AND {verification} <> '' AND {verification} <> 'confirmed' "
                        f"THEN NULL ELSE TRUE END)", f"'verification status ' || {verification} || ', not confirmed'"))
     terminology = (f"(CASE WHEN {member} IS NULL THEN {q(TERMINOLOGY_REASON + ' ' + node.matcher.name)} || "
-                   f"(CASE WHEN dc.w{index} LIKE 'without %' THEN ' ' ELSE ': ' END) || dc.w{index} "
+                   f"(CASE WHEN e.dc_w{index} LIKE 'without %' THEN ' ' ELSE ': ' END) || e.dc_w{index} "
                    f"ELSE e.unreadable || ': ' || {q(TERMINOLOGY_REASON + ' ' + node.matcher.name)} END)")
     conditions.append((f"(CASE WHEN {member} IS TRUE THEN TRUE ELSE NULL END)", terminology))
-    never = ", ".join(q(s) for s in _NEVER_HAPPENED)
     value = " AND ".join(c for c, _ in conditions)
     reasons = lst(*[f"CASE WHEN {c} IS NULL THEN {r} END" for c, r in conditions])
-    displayed = f"list_bool_or(list_transform(x.reasons, lambda r: starts_with(r, {q(TERMINOLOGY_REASON)})))"
     noun = q(node.noun + " ")
-    name = (f"(CASE WHEN x.code IS NOT NULL THEN (CASE WHEN {displayed} AND x.display IS NOT NULL THEN "
-            f"{noun} || x.display || ' (' || x.code || ')' ELSE {noun} || x.code END) "
-            f"ELSE {q(node.noun)} || coalesce(' ' || chr(39) || x.display || chr(39), '') || "
-            f"' ($.{kind}[' || CAST(x.seq AS VARCHAR) || '])' END)")
-    rows = (f"SELECT e.patient_id, e.seq, e.code, e.display, e.start_lo, e.start_hi, e.unreadable, e.end_lo, e.end_hi, "
-            f"e.recorded_hi, {_active_sql(kind, as_of)} AS act, ({value}) AS v, "
-            f"{reasons} AS reasons FROM {_records(kind)} e {' '.join(joins)} "
-            f"WHERE NOT ({member} IS FALSE AND e.unreadable IS NULL) AND (e.status IS NULL OR lower(e.status) NOT IN ({never})) "
-            f"AND (e.start_lo IS NULL OR e.start_lo <= {as_of})")
-    return rows, name
+
+    def name(reasons_column: str) -> str:
+        displayed = f"list_bool_or(list_transform({reasons_column}, lambda r: starts_with(r, {q(TERMINOLOGY_REASON)})))"
+        return (f"(CASE WHEN x.code IS NOT NULL THEN (CASE WHEN {displayed} AND x.display IS NOT NULL THEN "
+                f"{noun} || x.display || ' (' || x.code || ')' ELSE {noun} || x.code END) "
+                f"ELSE {q(node.noun)} || coalesce(' ' || chr(39) || x.display || chr(39), '') || "
+                f"' ($.{kind}[' || CAST(x.seq AS VARCHAR) || '])' END)")
+    return value, reasons, joins, member, name
 
 
 def _record_test(gen: Generator, node: ir.RecordTest, k: int):
-    rows, entry_name = _record_rows(gen, node)
-    name = f"a{k}"
-    gen.ctes.append((f"{name}r", f"SELECT x.*, {entry_name} AS who FROM ({rows}) x"))
-    body = (f"SELECT patient_id, CASE WHEN bool_or(v IS TRUE) THEN TRUE WHEN bool_or(v IS NULL) THEN NULL ELSE FALSE END AS v, "
-            f"coalesce(list(who || ': ' || array_to_string(reasons, ', ') ORDER BY seq) "
-            f"FILTER (WHERE v IS NULL), {EMPTY}) AS m FROM {name}r WHERE v IS NOT FALSE GROUP BY patient_id")
-    gen.ctes.append((name, body))
-    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
-    value = f"(CASE WHEN NOT p.has_{node.kind} THEN NULL WHEN {name}.patient_id IS NULL THEN FALSE ELSE {name}.v END)"
+    """evaluate.record_test: some record of the kind meets the test (TRUE), some may (NULL), none does (FALSE).
+    Every record test of one kind is decided in one pass over its records (:func:`_record_pass`); this atom
+    reads its two columns."""
+    value, reasons, joins, member, name = _record_parts(gen, node)
+    group = gen.record_tests.setdefault(node.kind, [])
+    group.append((k, value, reasons, joins, member, name))
+    table = f"rt_{node.kind}"
+    join = f"LEFT JOIN {table} ON {table}.patient_id = p.patient_id"
+    if join not in gen.joins:
+        gen.joins.append(join)
+    value = (f"(CASE WHEN NOT p.has_{node.kind} THEN NULL WHEN {table}.patient_id IS NULL THEN FALSE "
+             f"ELSE {table}.v{k} END)")
     missing = (f"(CASE WHEN NOT p.has_{node.kind} THEN [{q(node.kind + ' (not provided)')}] "
-               f"ELSE coalesce({name}.m, {EMPTY}) END)")
+               f"ELSE coalesce({table}.m{k}, {EMPTY}) END)")
     return value, missing, EMPTY
+
+
+def _record_pass(gen: Generator, kind: str, tests) -> str:
+    """Every record test of one kind over its records at once: per patient, each test's value v<k> and the
+    records that leave it open m<k> (what evaluate.record_test lists), from one scan and one grouping."""
+    as_of = gen.end
+    never = ", ".join(q(s) for s in _NEVER_HAPPENED)
+    joins, columns, wanted, aggregates = [], [], [], []
+    for k, value, reasons, own_joins, member, name in tests:
+        joins += [j for j in own_joins if j not in joins]
+        counted = f"NOT ({member} IS FALSE AND e.unreadable IS NULL)"
+        wanted.append(f"({counted})")
+        columns += [f"(CASE WHEN {counted} THEN ({value}) ELSE FALSE END) AS v{k}",
+                    f"(CASE WHEN {counted} THEN {reasons} END) AS reasons{k}"]
+        aggregates += [f"(CASE WHEN bool_or(v{k} IS TRUE) THEN TRUE WHEN bool_or(v{k} IS NULL) THEN NULL ELSE FALSE END) "
+                       f"AS v{k}",
+                       f"coalesce(list({name(f'x.reasons{k}')} || ': ' || array_to_string(x.reasons{k}, ', ') "
+                       f"ORDER BY x.seq) FILTER (WHERE v{k} IS NULL), {EMPTY}) AS m{k}"]
+    rows = (f"SELECT e.patient_id, e.seq, e.code, e.display, {', '.join(columns)} FROM {gen.records(kind)} e "
+            f"{' '.join(joins)} WHERE ({' OR '.join(wanted)}) AND (e.status IS NULL OR lower(e.status) NOT IN ({never})) "
+            f"AND (e.start_lo IS NULL OR e.start_lo <= {as_of})")
+    return f"SELECT x.patient_id, {', '.join(aggregates)} FROM ({rows}) x GROUP BY x.patient_id"
 
 
 def _plain_name(noun: str, e: str = "x") -> str:
