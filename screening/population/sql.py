@@ -198,7 +198,6 @@ class Generator:
         self.plan = Plan(checked.trial_id, as_of, [c.id for c in checked.criteria], "")
         self.uses_obs = False
         self.derived_keys: set[str] = set()  # derived analytes read (the dobs table)
-        self.key_tables: dict[str, str] = {}  # analyte key -> its results table (nk<i>), ranked once
         self.record_kinds: list[str] = []  # record kinds read with their code classes (rc_<kind>)
         self.record_tests: dict[str, list] = {}  # kind -> the record tests decided in one pass (rt_<kind>)
 
@@ -211,12 +210,12 @@ class Generator:
         return f"rc_{kind}"
 
     def results(self, key: str) -> str:
-        """The table of the normalised results of one analyte dated on or before the as-of date (or undated),
-        each with its rank ``rn`` newest first (evaluate's order: hi, lo descending, then seq): materialised
-        once per query, read by every atom of that analyte instead of nobs."""
+        """The table of the normalised results (nobs) an atom of analyte ``key`` reads; among the results of one
+        patient and analyte dated on or before the as-of date (or undated), ``rn`` ranks them newest first
+        (evaluate's order: hi, lo descending, then seq), computed once when nobs is built."""
         self.uses_obs = True
         self.plan.keys.add(key)
-        return self.key_tables.setdefault(key, f"nk{len(self.key_tables)}")
+        return "nobs"
 
     # ---- helpers
     def fresh(self) -> int:
@@ -289,11 +288,10 @@ class Generator:
             joins.append(join)
         self.joins = joins
         if self.uses_obs:  # materialised once by the runner (a CTE would be planned once per reference)
-            self.plan.prepare.append(("nobs", _normalised_observations(sorted(self.plan.keys))))
-        for key, table in self.key_tables.items():
-            self.plan.prepare.append((table, f"SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY hi DESC NULLS "
-                                             f"LAST, lo DESC NULLS LAST, seq) AS rn FROM nobs WHERE key = {q(key)} "
-                                             f"AND (lo IS NULL OR lo <= {self.end})"))
+            current = f"(lo IS NULL OR lo <= {self.end})"
+            self.plan.prepare.append(("nobs", f"SELECT *, CASE WHEN {current} THEN row_number() OVER (PARTITION BY "
+                                              f"patient_id, key, {current} ORDER BY hi DESC NULLS LAST, lo DESC NULLS LAST, "
+                                              f"seq) END AS rn FROM ({_normalised_observations(sorted(self.plan.keys))})"))
         if self.derived_keys:
             self.plan.prepare.append(("dobs", _derived_observations(sorted(self.derived_keys))))
         passes = [(f"rt_{kind}", _record_pass(self, kind, tests)) for kind, tests in self.record_tests.items()]
@@ -309,7 +307,7 @@ class Generator:
         for index, layer in enumerate(self.layers):
             ctes.append((f"layer{index + 1}", f"SELECT *, {', '.join(layer)} FROM layer{index}"))
         last = f"layer{len(self.layers)}"
-        crit_cols, verdict_cols = [], []
+        crit_cols, verdict_cols, sets = [], [], []
         for i, (criterion, a, c) in enumerate(criteria):
             inclusion = criterion.kind == "inclusion"
             moot = f"v{c} IS TRUE" if inclusion else f"v{c} IS FALSE"
@@ -321,14 +319,18 @@ class Generator:
                 value = f"CASE WHEN v{a} IS FALSE OR {open_} THEN NULL ELSE v{c} END"
                 missing = f"CASE WHEN v{a} IS FALSE THEN {EMPTY} WHEN {open_} THEN list_concat(m{a}, m{c}) ELSE m{c} END"
                 reviews = f"CASE WHEN v{a} IS FALSE THEN {EMPTY} WHEN {open_} THEN list_concat(r{a}, r{c}) ELSE r{c} END"
+            # missing items and review reasons are sets: listed once each, in sorted order (the same whatever
+            # order the engine's parallel aggregates gathered them in)
             crit_cols += [f"{value} AS c{i}_value", f"{applies} AS c{i}_applies",
-                          f"list_distinct({missing}) AS c{i}_missing", f"list_distinct({reviews}) AS c{i}_reviews"]
+                          f"{missing} AS c{i}_m", f"{reviews} AS c{i}_r"]
+            sets += [f"{_as_set(f'c{i}_m')} AS c{i}_missing", f"{_as_set(f'c{i}_r')} AS c{i}_reviews"]
             met = f"c{i}_value" if inclusion else f"NOT c{i}_value"
             verdict_cols.append(
                 f"CASE WHEN c{i}_applies IS FALSE THEN 'pass' WHEN c{i}_value IS NULL THEN "
                 f"CASE WHEN len(c{i}_reviews) > 0 AND len(c{i}_missing) = 0 THEN 'review' ELSE 'unknown' END "
                 f"WHEN {met} THEN 'pass' ELSE 'fail' END AS c{i}_verdict")
-        ctes.append(("crit", f"SELECT patient_id, deceased, deceased_lo, deceased_hi, {', '.join(crit_cols)} FROM {last}"))
+        ctes.append(("crit0", f"SELECT patient_id, deceased, deceased_lo, deceased_hi, {', '.join(crit_cols)} FROM {last}"))
+        ctes.append(("crit", f"SELECT *, {', '.join(sets)} FROM crit0" if sets else "SELECT * FROM crit0"))
         ctes.append(("verdicts", f"SELECT *, {', '.join(verdict_cols)} FROM crit"))
         words = [f"c{i}_verdict" for i in range(len(criteria))]
         fail = " OR ".join(f"{w} = 'fail'" for w in words) or "FALSE"
@@ -352,6 +354,13 @@ class Generator:
         with_ = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
         self.plan.sql = f"WITH {with_}\nSELECT {', '.join(select)} FROM verdicts ORDER BY patient_id"
         return self.plan
+
+
+def _as_set(column: str) -> str:
+    """A list of texts as a set: each once, sorted (whatever order the parallel aggregates gathered them in);
+    the sort only for the lists of more than one item, the few."""
+    return (f"(CASE WHEN len({column}) = 0 OR (len({column}) = 1 AND {column}[1] IS NOT NULL) THEN {column} "
+            f"ELSE list_sort(list_distinct({column})) END)")
 
 
 # ---------------------------------------------------------------- connectives
@@ -807,17 +816,19 @@ def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
         uncertain = q(f"{node.label} result of ") + f" || {show('c.lo', 'c.hi')} || ': date uncertain relative to the window'"
         tie = (q(f"{node.label} result of ") + f" || {show('c.lo', 'c.hi')} || "
                "': which result is the latest depends on a date known only to the month or year'")
+        # the patients whose latest result has a rival: an older one whose dates overlap it, with another answer
+        gen.ctes.append((f"{name}x", f"SELECT c.patient_id FROM {name}s c JOIN {name}s r ON r.patient_id = c.patient_id "
+                                     f"AND r.rn > 1 AND r.hi IS NOT NULL AND r.hi >= c.lo AND r.ins IS NOT FALSE "
+                                     f"AND r.cv IS DISTINCT FROM c.cv WHERE c.rn = 1 GROUP BY c.patient_id"))
         body = f"""
             SELECT c.patient_id,
                 CASE WHEN c.ins IS FALSE THEN NULL WHEN c.ins IS NULL THEN NULL WHEN c.cv IS NULL THEN NULL
-                     WHEN coalesce(bool_or(r.patient_id IS NOT NULL AND r.cv IS DISTINCT FROM c.cv), FALSE) THEN NULL ELSE c.cv END AS v,
+                     WHEN x.patient_id IS NOT NULL THEN NULL ELSE c.cv END AS v,
                 CASE WHEN c.ins IS FALSE THEN [{q(_missing_lab(node))}] WHEN c.ins IS NULL THEN (CASE WHEN c.cv IS NULL THEN [{uncertain}] ELSE {EMPTY} END)
                      WHEN c.cv IS NULL THEN {lst('c.item')}
-                     WHEN coalesce(bool_or(r.patient_id IS NOT NULL AND r.cv IS DISTINCT FROM c.cv), FALSE) THEN [{tie}] ELSE {EMPTY} END AS m
-            FROM {name}s c LEFT JOIN {name}s r ON r.patient_id = c.patient_id AND r.rn > 1 AND r.hi IS NOT NULL
-                AND r.hi >= c.lo AND r.ins IS NOT FALSE
-            WHERE c.rn = 1
-            GROUP BY c.patient_id, c.ins, c.cv, c.item, c.lo, c.hi"""
+                     WHEN x.patient_id IS NOT NULL THEN [{tie}] ELSE {EMPTY} END AS m
+            FROM {name}s c LEFT JOIN {name}x x ON x.patient_id = c.patient_id
+            WHERE c.rn = 1"""
     else:
         every = node.selector == "every"
         skip = "c.cv IS TRUE" if every else "c.cv IS FALSE"
@@ -861,8 +872,8 @@ def _occasions(node: ir.LabCompare, name: str, need: int) -> str:
                  f"item := {another})")
     step = (f"CASE WHEN NOT coalesce(list_bool_or(list_transform(acc, lambda k: {same})), FALSE) THEN list_append(acc, x) "
             f"WHEN x.lo IS DISTINCT FROM x.hi AND x.ev IS NOT FALSE THEN list_append(acc, {collapsed}) ELSE acc END")
-    results = ("list(struct_pack(seq := seq, lo := lo, hi := hi, val := val, res := res, ev := ev, item := item) "
-               "ORDER BY seq)")
+    # sorted after (by seq, the struct's first field): an ordered aggregate costs a sort per group
+    results = "list_sort(list(struct_pack(seq := seq, lo := lo, hi := hi, val := val, res := res, ev := ev, item := item)))"
     groups = (f"SELECT patient_id, {results} AS l FROM {name}k "
               f"GROUP BY patient_id, lo, hi, (CASE WHEN lo IS NULL THEN seq END)")
     folded = (f"SELECT patient_id, unnest(CASE WHEN len(l) = 1 THEN l "
@@ -1240,21 +1251,24 @@ def _record_pass(gen: Generator, kind: str, tests) -> str:
     records that leave it open m<k> (what evaluate.record_test lists), from one scan and one grouping."""
     as_of = gen.end
     never = ", ".join(q(s) for s in _NEVER_HAPPENED)
-    joins, columns, wanted, aggregates = [], [], [], []
+    joins, columns, wanted, aggregates, items = [], [], [], [], []
     for k, value, reasons, own_joins, member, name in tests:
         joins += [j for j in own_joins if j not in joins]
         counted = f"NOT ({member} IS FALSE AND e.unreadable IS NULL)"
         wanted.append(f"({counted})")
+        # the reasons and the record's name are built only for the records that leave the test open
         columns += [f"(CASE WHEN {counted} THEN ({value}) ELSE FALSE END) AS v{k}",
-                    f"(CASE WHEN {counted} THEN {reasons} END) AS reasons{k}"]
+                    f"(CASE WHEN {counted} AND ({value}) IS NULL THEN {reasons} END) AS reasons{k}"]
+        items.append(f"(CASE WHEN x.v{k} IS NULL THEN {name(f'x.reasons{k}')} || ': ' || "
+                     f"array_to_string(x.reasons{k}, ', ') END) AS item{k}")
         aggregates += [f"(CASE WHEN bool_or(v{k} IS TRUE) THEN TRUE WHEN bool_or(v{k} IS NULL) THEN NULL ELSE FALSE END) "
                        f"AS v{k}",
-                       f"coalesce(list({name(f'x.reasons{k}')} || ': ' || array_to_string(x.reasons{k}, ', ') "
-                       f"ORDER BY x.seq) FILTER (WHERE v{k} IS NULL), {EMPTY}) AS m{k}"]
+                       f"coalesce(list(item{k}) FILTER (WHERE item{k} IS NOT NULL), {EMPTY}) AS m{k}"]
     rows = (f"SELECT e.patient_id, e.seq, e.code, e.display, {', '.join(columns)} FROM {gen.records(kind)} e "
             f"{' '.join(joins)} WHERE ({' OR '.join(wanted)}) AND (e.status IS NULL OR lower(e.status) NOT IN ({never})) "
             f"AND (e.start_lo IS NULL OR e.start_lo <= {as_of})")
-    return f"SELECT x.patient_id, {', '.join(aggregates)} FROM ({rows}) x GROUP BY x.patient_id"
+    named = f"SELECT x.*, {', '.join(items)} FROM ({rows}) x"
+    return f"SELECT patient_id, {', '.join(aggregates)} FROM ({named}) GROUP BY patient_id"
 
 
 def _plain_name(noun: str, e: str = "x") -> str:
