@@ -198,6 +198,7 @@ class Generator:
         self.plan = Plan(checked.trial_id, as_of, [c.id for c in checked.criteria], "")
         self.uses_obs = False
         self.derived_keys: set[str] = set()  # derived analytes read (the dobs table)
+        self.empty: set[tuple[str, int]] = set()  # ("m" | "r", k): lists empty for every patient (no column)
         self.record_kinds: list[str] = []  # record kinds read with their code classes (rc_<kind>)
         self.record_tests: dict[str, list] = {}  # kind -> the record tests decided in one pass (rt_<kind>)
 
@@ -234,7 +235,9 @@ class Generator:
 
     # ---- nodes
     def node(self, node: ir.Node) -> int:
-        """The column number k holding node's value v<k>, missing items m<k> and review reasons r<k>."""
+        """The column number k holding node's value v<k>, missing items m<k> and review reasons r<k> (a list that
+        is empty for every patient, such as the review reasons of a node without a review, gets no column:
+        :meth:`ref` spells it as the empty list)."""
         key = ("define", node.name) if isinstance(node, ir.Define) else id(node)
         if key in self.done:
             return self.done[key]
@@ -242,8 +245,10 @@ class Generator:
         if atom is not None:
             k = self.fresh()
             value, missing, reviews = atom(self, node, k)
-            self.columns += [f"{value} AS v{k}", f"CASE WHEN {value} IS NULL THEN {missing} ELSE {EMPTY} END AS m{k}",
-                             f"{reviews} AS r{k}"]
+            self.columns.append(f"{value} AS v{k}")
+            self._list_column(self.columns, "m", k,
+                              EMPTY if missing == EMPTY else f"CASE WHEN {value} IS NULL THEN {missing} ELSE {EMPTY} END")
+            self._list_column(self.columns, "r", k, reviews)
             self.depth[k] = 0
             self.done[key] = k
             return k
@@ -256,10 +261,28 @@ class Generator:
         depth = 1 + max((self.depth[p] for p in parts), default=0)
         while len(self.layers) < depth:
             self.layers.append([])
-        self.layers[depth - 1] += [f"{value} AS v{k}", f"{missing} AS m{k}", f"{reviews} AS r{k}"]
+        layer = self.layers[depth - 1]
+        layer.append(f"{value} AS v{k}")
+        for letter, text in (("m", missing), ("r", reviews)):
+            if all((letter, p) in self.empty for p in parts):
+                text = EMPTY  # a combination of lists that are all empty
+            else:
+                text = re.sub(rf"\b{letter}(\d+)\b",
+                              lambda found: EMPTY if (letter, int(found.group(1))) in self.empty else found.group(0), text)
+            self._list_column(layer, letter, k, text)
         self.depth[k] = depth
         self.done[key] = k
         return k
+
+    def _list_column(self, columns: list[str], letter: str, k: int, text: str) -> None:
+        if text == EMPTY:
+            self.empty.add((letter, k))
+        else:
+            columns.append(f"{text} AS {letter}{k}")
+
+    def ref(self, letter: str, k: int) -> str:
+        """The column m<k> or r<k>, or the empty list when it has none."""
+        return EMPTY if (letter, k) in self.empty else f"{letter}{k}"
 
     def build(self) -> Plan:
         criteria = []
@@ -311,14 +334,17 @@ class Generator:
         for i, (criterion, a, c) in enumerate(criteria):
             inclusion = criterion.kind == "inclusion"
             moot = f"v{c} IS TRUE" if inclusion else f"v{c} IS FALSE"
+            m, r = self.ref("m", c), self.ref("r", c)
             if a is None:
-                applies, value, missing, reviews = "TRUE", f"v{c}", f"m{c}", f"r{c}"
+                applies, value, missing, reviews = "TRUE", f"v{c}", m, r
             else:
                 open_ = f"(v{a} IS NULL AND NOT ({moot}))"
                 applies = f"v{a}"
                 value = f"CASE WHEN v{a} IS FALSE OR {open_} THEN NULL ELSE v{c} END"
-                missing = f"CASE WHEN v{a} IS FALSE THEN {EMPTY} WHEN {open_} THEN list_concat(m{a}, m{c}) ELSE m{c} END"
-                reviews = f"CASE WHEN v{a} IS FALSE THEN {EMPTY} WHEN {open_} THEN list_concat(r{a}, r{c}) ELSE r{c} END"
+                missing = (f"CASE WHEN v{a} IS FALSE THEN {EMPTY} WHEN {open_} THEN {cat(self.ref('m', a), m)} "
+                           f"ELSE {m} END")
+                reviews = (f"CASE WHEN v{a} IS FALSE THEN {EMPTY} WHEN {open_} THEN {cat(self.ref('r', a), r)} "
+                           f"ELSE {r} END")
             # missing items and review reasons are sets: listed once each, in sorted order (the same whatever
             # order the engine's parallel aggregates gathered them in)
             crit_cols += [f"{value} AS c{i}_value", f"{applies} AS c{i}_applies",
