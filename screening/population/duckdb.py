@@ -7,6 +7,7 @@ from the store's distinct values (:mod:`screening.population.dictionaries`) and 
 """
 from __future__ import annotations
 
+import warnings
 from datetime import date
 
 import duckdb
@@ -97,7 +98,10 @@ def screen_trial(con, trial, as_of: date, *, shared_ready: bool = False) -> pa.T
     build_plan_dictionaries(con, plan)
     for name, query in plan.prepare:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
-    return con.sql(plan.sql).to_arrow_table()
+    # con.execute, not con.sql: the relation API binds the (long) query a second time to describe it first
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
+        return con.execute(plan.sql).to_arrow_table()
 
 
 def screen_tables(con, trials, as_of: date) -> pa.Table:
@@ -116,11 +120,16 @@ def screen_tables(con, trials, as_of: date) -> pa.Table:
                  wide[f"{cid}__applies"].combine_chunks(), wide[f"{cid}__verdict"].combine_chunks(),
                  wide[f"{cid}__missing"].combine_chunks(), wide[f"{cid}__reviews"].combine_chunks()],
                 ["id", "value", "applicable", "verdict", "missing", "reviews"]))
-        rows = [[c[i] for c in criteria] for i in range(wide.num_rows)]
+        n, width = wide.num_rows, len(criteria)
         struct_type = criteria[0].type if criteria else pa.struct([])
+        # row i's list: criterion c's struct at c * n + i of the criteria laid end to end (no Python per value)
+        laid = pa.concat_arrays(criteria) if criteria else pa.array([], struct_type)
+        order = pa.array([c * n + i for i in range(n) for c in range(width)], pa.int64())
+        lists = pa.ListArray.from_arrays(pa.array(range(0, n * width + 1, width) if width else [0] * (n + 1), pa.int32()),
+                                         laid.take(order))
         parts.append(pa.table({
-            "trial": pa.array([checked.trial_id] * wide.num_rows, pa.string()),
+            "trial": pa.array([checked.trial_id] * n, pa.string()),
             "patient_id": wide["patient_id"], "decision": wide["decision"], "decision_reason": wide["decision_reason"],
-            "criteria": pa.array([[x.as_py() for x in row] for row in rows], pa.list_(struct_type)),
+            "criteria": lists,
         }))
     return pa.concat_tables(parts) if parts else pa.table({})
