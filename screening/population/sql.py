@@ -320,9 +320,15 @@ class Generator:
         passes = [(f"rt_{kind}", _record_pass(self, kind, tests)) for kind, tests in self.record_tests.items()]
         classes = ", ".join(["dc.has_codes AS dc_has_codes"] + [f"dc.m{i} AS dc_m{i}, dc.w{i} AS dc_w{i}"
                                                                for i in range(len(self.plan.matchers))])
+        # only the records some test may count: every reader keeps a record that is in (or may be in) its value set
+        # or cannot be read, that may have happened, and that does not start after the as-of date
+        never = ", ".join(q(x) for x in _NEVER_HAPPENED)
+        some = " OR ".join(["e.unreadable IS NOT NULL"] + [f"dc.m{i} IS NOT FALSE" for i in range(len(self.plan.matchers))])
         for kind in self.record_kinds:
             self.plan.prepare.append((f"rc_{kind}", f"SELECT e.*, {classes} FROM {_records(kind)} e LEFT JOIN dict_record_codes dc "
-                                                    f"ON dc.code IS NOT DISTINCT FROM e.code AND dc.codes IS NOT DISTINCT FROM e.codes"))
+                                                    f"ON dc.code IS NOT DISTINCT FROM e.code AND dc.codes IS NOT DISTINCT FROM e.codes "
+                                                    f"WHERE ({some}) AND (e.status IS NULL OR lower(e.status) NOT IN ({never})) "
+                                                    f"AND (e.start_lo IS NULL OR e.start_lo <= {self.end})"))
         self.plan.prepare += passes
         base = (f"SELECT p.patient_id, p.deceased, p.deceased_lo, p.deceased_hi{''.join(', ' + c for c in self.columns)} "
                 f"FROM patients p {' '.join(self.joins)}")
