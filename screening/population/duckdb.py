@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from ..analytes import catalogue
 from . import dictionaries, schema
-from .sql import FIELD_COLUMNS, Plan, plan as make_plan
+from .sql import Plan, field_column, plan as make_plan
 
 
 def connect(tables: dict[str, pa.Table] | None = None) -> "duckdb.DuckDBPyConnection":
@@ -79,8 +79,9 @@ def build_plan_dictionaries(con, plan: Plan) -> None:
         for index, node in enumerate(plan.lab_texts):
             _put(con, f"dict_lt{index}", dictionaries.lab_text_table(node, texts))
     for index, (kind, name, qualifier) in enumerate(plan.code_fields):
-        if name in FIELD_COLUMNS:
-            query = f"SELECT DISTINCT CAST(to_json({FIELD_COLUMNS[name]}) AS VARCHAR) FROM {kind} e"
+        column = field_column(kind, name)
+        if column is not None:
+            query = f"SELECT DISTINCT CAST(to_json({column}) AS VARCHAR) FROM {kind} e"
             rows = con.execute(query).fetchall()
         else:
             rows = con.execute("SELECT DISTINCT value_json FROM record_fields WHERE kind = ? AND name = ?",

@@ -1030,17 +1030,28 @@ FIELD_COLUMNS = {"display": "e.display", "status": "nullif(lower(e.status), '')"
 """Fields an Entry reads from its own columns (Entry.field), not from record_fields, as SQL over the record e."""
 
 
+def field_column(kind: str, name: str) -> str | None:
+    """The column of the store holding field ``name`` of a ``kind`` record as Entry.field gives it (SQL over the
+    record e), or None when the field is in record_fields. ``verification`` is a column of every record kind and
+    ``investigational`` of medications, both as written (Entry.field gives the written value; the record test's own
+    verification rule reads its normalised form)."""
+    if name in FIELD_COLUMNS:
+        return FIELD_COLUMNS[name]
+    if name == "verification" or (name == "investigational" and kind == "medications"):
+        return f"e.{name}"
+    return None
+
+
 def _field_set(gen: Generator, kind: str, qualifier, joins: list[str]) -> tuple[str, str]:
     """ir.CodeQualifier (``with FIELD in / not in VALUESET``, ``caused by KIND X``) and ir.TextSetQualifier (``with
     FIELD in ("a", "b")``): the qualifier's own test over each distinct JSON value of the field, in a dictionary
     table (dict_cf<i>) joined on the record's value."""
     name = qualifier.field_name
-    if name in ("verification", "investigational"):
-        raise Unsupported(f"a set test on the {name} field is not translated to SQL: {qualifier}")
     index = len(gen.plan.code_fields)
     gen.plan.code_fields.append((kind, name, qualifier))
-    if name in FIELD_COLUMNS:
-        value_json = f"coalesce(CAST(to_json({FIELD_COLUMNS[name]}) AS VARCHAR), 'null')"
+    column = field_column(kind, name)
+    if column is not None:
+        value_json = f"coalesce(CAST(to_json({column}) AS VARCHAR), 'null')"
     else:
         join, alias = _field_value(gen, kind, name)
         joins.append(join)
