@@ -211,9 +211,9 @@ class Generator:
         return f"rc_{kind}"
 
     def results(self, key: str) -> str:
-        """The table of the normalised results (nobs) an atom of analyte ``key`` reads; among the results of one
-        patient and analyte dated on or before the as-of date (or undated), ``rn`` ranks them newest first
-        (evaluate's order: hi, lo descending, then seq), computed once when nobs is built."""
+        """The table of the normalised results (nobs) an atom of analyte ``key`` reads. (A rank of every result
+        computed once in nobs was tried: a window over all of nobs, with its wide rows, costs more than one over
+        each latest test's narrow rows.)"""
         self.uses_obs = True
         self.plan.keys.add(key)
         return "nobs"
@@ -311,10 +311,7 @@ class Generator:
             joins.append(join)
         self.joins = joins
         if self.uses_obs:  # materialised once by the runner (a CTE would be planned once per reference)
-            current = f"(lo IS NULL OR lo <= {self.end})"
-            self.plan.prepare.append(("nobs", f"SELECT *, CASE WHEN {current} THEN row_number() OVER (PARTITION BY "
-                                              f"patient_id, key, {current} ORDER BY hi DESC NULLS LAST, lo DESC NULLS LAST, "
-                                              f"seq) END AS rn FROM ({_normalised_observations(sorted(self.plan.keys))})"))
+            self.plan.prepare.append(("nobs", _normalised_observations(sorted(self.plan.keys))))
         if self.derived_keys:
             self.plan.prepare.append(("dobs", _derived_observations(sorted(self.derived_keys))))
         passes = [(f"rt_{kind}", _record_pass(self, kind, tests)) for kind, tests in self.record_tests.items()]
@@ -838,13 +835,13 @@ def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
                                                     interval=not measured)
     inside = _in_window("o.lo", "o.hi", start, end)
     rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, o.value AS val, o.resolution AS res, {inside} AS ins, "
-            f"o.cv, o.pr, {_lab_item(node.label, 'o.pr')} AS item{', o.rn' if measured else ''} FROM ({compared}) o")
+            f"o.cv, o.pr, {_lab_item(node.label, 'o.pr')} AS item FROM ({compared}) o")
     name = f"a{k}"
     if node.selector == "latest":
         gen.ctes.append((f"{name}r", rows))
         ranked = (f"SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY hi DESC NULLS LAST, lo DESC NULLS LAST, "
                   f"seq) AS rn FROM {name}r")
-        gen.ctes.append((f"{name}s", f"SELECT * FROM {name}r" if measured else ranked))
+        gen.ctes.append((f"{name}s", ranked))
         uncertain = q(f"{node.label} result of ") + f" || {show('c.lo', 'c.hi')} || ': date uncertain relative to the window'"
         tie = (q(f"{node.label} result of ") + f" || {show('c.lo', 'c.hi')} || "
                "': which result is the latest depends on a date known only to the month or year'")
