@@ -84,10 +84,10 @@ inclusion X4 "both" = condition t2 and not condition heart
 def test_every_record_test_of_a_kind_is_one_pass_over_its_records():
     checked = compile_text(RECORDS, "t.crit").checked
     query = plan(checked, AS_OF)
-    passes = [name for name, _ in query.prepare if name.startswith("rt_")]
-    assert passes == ["rt_conditions"]
-    assert query.sql.count("JOIN rt_conditions") == 1
-    assert "dict_record_codes" not in query.sql  # joined once, in rc_conditions
+    assert query.sql.startswith("WITH rc_conditions AS (")  # the records with their code classes, first
+    assert query.sql.count("rt_conditions AS (") == 1 and query.sql.count("JOIN rt_conditions") == 1
+    assert query.sql.count("dict_record_codes") == 1  # joined once, in rc_conditions
+    assert not [name for name, _ in query.prepare if name.startswith(("rc_", "rt_"))]  # nothing for a runner to do
 
 
 def test_record_tests_decided_in_one_pass_keep_their_own_answers_and_reasons():

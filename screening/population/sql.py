@@ -322,11 +322,13 @@ class Generator:
         never = ", ".join(q(x) for x in _NEVER_HAPPENED)
         some = " OR ".join(["e.unreadable IS NOT NULL"] + [f"dc.m{i} IS NOT FALSE" for i in range(len(self.plan.matchers))])
         for kind in self.record_kinds:
-            self.plan.prepare.append((f"rc_{kind}", f"SELECT e.*, {classes} FROM {_records(kind)} e LEFT JOIN dict_record_codes dc "
+            ctes.append((f"rc_{kind}", f"SELECT e.*, {classes} FROM {_records(kind)} e LEFT JOIN dict_record_codes dc "
                                                     f"ON dc.code IS NOT DISTINCT FROM e.code AND dc.codes IS NOT DISTINCT FROM e.codes "
                                                     f"WHERE ({some}) AND (e.status IS NULL OR lower(e.status) NOT IN ({never})) "
                                                     f"AND (e.start_lo IS NULL OR e.start_lo <= {self.end})"))
-        self.plan.prepare += passes
+        # the record tables lead the query's own WITH (not Plan.prepare: a runner that only runs the query, such as
+        # the Spark one, needs nothing more for them); DuckDB materialises a common table expression read twice
+        ctes += passes
         base = (f"SELECT p.patient_id, p.deceased, p.deceased_lo, p.deceased_hi{''.join(', ' + c for c in self.columns)} "
                 f"FROM patients p {' '.join(self.joins)}")
         ctes.append(("layer0", base))
