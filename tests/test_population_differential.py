@@ -155,6 +155,10 @@ inclusion I55 "at most courses" = at most 0 courses of medication insulin or at 
 inclusion I56 "stable" = medication insulin dose stable for at least 4 weeks
 inclusion I57 "not increasing" = medication anticoag dose not increasing for at least 3 months
 exclusion E54 "visits 3" = (HbA1c > 7 % or creatinine >= 1 mg/dL or temperature > 38 Cel) on at least 3 occasions within 2 years
+exclusion E56 "verification set" = condition t2 with verification in ("provisional", "Differential")
+exclusion E57 "verification not in" = condition ca with verification not in ("confirmed")
+exclusion E58 "investigational set" = medication insulin with investigational in ("true")
+inclusion I58 "investigational not in" = medication anticoag with investigational not in ("True")
 '''
 
 

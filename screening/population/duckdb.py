@@ -7,6 +7,8 @@ from the store's distinct values (:mod:`screening.population.dictionaries`) and 
 """
 from __future__ import annotations
 
+import contextlib
+import warnings
 from datetime import date
 
 import duckdb
@@ -14,7 +16,7 @@ import pyarrow as pa
 
 from ..analytes import catalogue
 from . import dictionaries, schema
-from .sql import FIELD_COLUMNS, Plan, plan as make_plan
+from .sql import Plan, field_column, plan as make_plan
 
 
 def connect(tables: dict[str, pa.Table] | None = None) -> "duckdb.DuckDBPyConnection":
@@ -77,8 +79,9 @@ def build_plan_dictionaries(con, plan: Plan) -> None:
         for index, node in enumerate(plan.lab_texts):
             _put(con, f"dict_lt{index}", dictionaries.lab_text_table(node, texts))
     for index, (kind, name, qualifier) in enumerate(plan.code_fields):
-        if name in FIELD_COLUMNS:
-            query = f"SELECT DISTINCT CAST(to_json({FIELD_COLUMNS[name]}) AS VARCHAR) FROM {kind} e"
+        column = field_column(kind, name)
+        if column is not None:
+            query = f"SELECT DISTINCT CAST(to_json({column}) AS VARCHAR) FROM {kind} e"
             rows = con.execute(query).fetchall()
         else:
             rows = con.execute("SELECT DISTINCT value_json FROM record_fields WHERE kind = ? AND name = ?",
@@ -97,7 +100,27 @@ def screen_trial(con, trial, as_of: date, *, shared_ready: bool = False) -> pa.T
     build_plan_dictionaries(con, plan)
     for name, query in plan.prepare:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
-    return con.sql(plan.sql).to_arrow_table()
+    # con.execute, not con.sql: the relation API binds the (long) query a second time to describe it first
+    with warnings.catch_warnings(), _optimizers_off(con, SLOW_OPTIMIZERS):
+        warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
+        return con.execute(plan.sql).to_arrow_table()
+
+
+SLOW_OPTIMIZERS = ("projection_pullup",)
+"""DuckDB optimizer passes switched off while a rule set's query runs. projection_pullup spends seconds on the
+benchmark rule set's query (its time grows faster than the query: 1-3 s for 20 criteria, a few ms for each
+alone), for no gain in execution; it only moves projections, so the results are the same without it."""
+
+
+@contextlib.contextmanager
+def _optimizers_off(con, names):
+    before = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0] or ""
+    wanted = sorted({n.strip() for n in before.split(",") if n.strip()} | set(names))
+    con.execute(f"SET disabled_optimizers = '{','.join(wanted)}'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET disabled_optimizers = '{before}'")
 
 
 def screen_tables(con, trials, as_of: date) -> pa.Table:
@@ -116,11 +139,16 @@ def screen_tables(con, trials, as_of: date) -> pa.Table:
                  wide[f"{cid}__applies"].combine_chunks(), wide[f"{cid}__verdict"].combine_chunks(),
                  wide[f"{cid}__missing"].combine_chunks(), wide[f"{cid}__reviews"].combine_chunks()],
                 ["id", "value", "applicable", "verdict", "missing", "reviews"]))
-        rows = [[c[i] for c in criteria] for i in range(wide.num_rows)]
+        n, width = wide.num_rows, len(criteria)
         struct_type = criteria[0].type if criteria else pa.struct([])
+        # row i's list: criterion c's struct at c * n + i of the criteria laid end to end (no Python per value)
+        laid = pa.concat_arrays(criteria) if criteria else pa.array([], struct_type)
+        order = pa.array([c * n + i for i in range(n) for c in range(width)], pa.int64())
+        lists = pa.ListArray.from_arrays(pa.array(range(0, n * width + 1, width) if width else [0] * (n + 1), pa.int32()),
+                                         laid.take(order))
         parts.append(pa.table({
-            "trial": pa.array([checked.trial_id] * wide.num_rows, pa.string()),
+            "trial": pa.array([checked.trial_id] * n, pa.string()),
             "patient_id": wide["patient_id"], "decision": wide["decision"], "decision_reason": wide["decision_reason"],
-            "criteria": pa.array([[x.as_py() for x in row] for row in rows], pa.list_(struct_type)),
+            "criteria": lists,
         }))
     return pa.concat_tables(parts) if parts else pa.table({})

@@ -198,6 +198,25 @@ class Generator:
         self.plan = Plan(checked.trial_id, as_of, [c.id for c in checked.criteria], "")
         self.uses_obs = False
         self.derived_keys: set[str] = set()  # derived analytes read (the dobs table)
+        self.empty: set[tuple[str, int]] = set()  # ("m" | "r", k): lists empty for every patient (no column)
+        self.record_kinds: list[str] = []  # record kinds read with their code classes (rc_<kind>)
+        self.record_tests: dict[str, list] = {}  # kind -> the record tests decided in one pass (rt_<kind>)
+
+    def records(self, kind: str) -> str:
+        """The records of one kind as the per-patient loader reads them, each with its codes classified against
+        every value set of the rule set (``dc_has_codes``, ``dc_m<i>``, ``dc_w<i>``): the join with
+        dict_record_codes made once per query, not once per atom."""
+        if kind not in self.record_kinds:
+            self.record_kinds.append(kind)
+        return f"rc_{kind}"
+
+    def results(self, key: str) -> str:
+        """The table of the normalised results (nobs) an atom of analyte ``key`` reads. (A rank of every result
+        computed once in nobs was tried: a window over all of nobs, with its wide rows, costs more than one over
+        each latest test's narrow rows.)"""
+        self.uses_obs = True
+        self.plan.keys.add(key)
+        return "nobs"
 
     # ---- helpers
     def fresh(self) -> int:
@@ -216,7 +235,9 @@ class Generator:
 
     # ---- nodes
     def node(self, node: ir.Node) -> int:
-        """The column number k holding node's value v<k>, missing items m<k> and review reasons r<k>."""
+        """The column number k holding node's value v<k>, missing items m<k> and review reasons r<k> (a list that
+        is empty for every patient, such as the review reasons of a node without a review, gets no column:
+        :meth:`ref` spells it as the empty list)."""
         key = ("define", node.name) if isinstance(node, ir.Define) else id(node)
         if key in self.done:
             return self.done[key]
@@ -224,8 +245,10 @@ class Generator:
         if atom is not None:
             k = self.fresh()
             value, missing, reviews = atom(self, node, k)
-            self.columns += [f"{value} AS v{k}", f"CASE WHEN {value} IS NULL THEN {missing} ELSE {EMPTY} END AS m{k}",
-                             f"{reviews} AS r{k}"]
+            self.columns.append(f"{value} AS v{k}")
+            self._list_column(self.columns, "m", k,
+                              EMPTY if missing == EMPTY else f"CASE WHEN {value} IS NULL THEN {missing} ELSE {EMPTY} END")
+            self._list_column(self.columns, "r", k, reviews)
             self.depth[k] = 0
             self.done[key] = k
             return k
@@ -238,10 +261,28 @@ class Generator:
         depth = 1 + max((self.depth[p] for p in parts), default=0)
         while len(self.layers) < depth:
             self.layers.append([])
-        self.layers[depth - 1] += [f"{value} AS v{k}", f"{missing} AS m{k}", f"{reviews} AS r{k}"]
+        layer = self.layers[depth - 1]
+        layer.append(f"{value} AS v{k}")
+        for letter, text in (("m", missing), ("r", reviews)):
+            if all((letter, p) in self.empty for p in parts):
+                text = EMPTY  # a combination of lists that are all empty
+            else:
+                text = re.sub(rf"\b{letter}(\d+)\b",
+                              lambda found: EMPTY if (letter, int(found.group(1))) in self.empty else found.group(0), text)
+            self._list_column(layer, letter, k, text)
         self.depth[k] = depth
         self.done[key] = k
         return k
+
+    def _list_column(self, columns: list[str], letter: str, k: int, text: str) -> None:
+        if text == EMPTY:
+            self.empty.add((letter, k))
+        else:
+            columns.append(f"{text} AS {letter}{k}")
+
+    def ref(self, letter: str, k: int) -> str:
+        """The column m<k> or r<k>, or the empty list when it has none."""
+        return EMPTY if (letter, k) in self.empty else f"{letter}{k}"
 
     def build(self) -> Plan:
         criteria = []
@@ -273,32 +314,54 @@ class Generator:
             self.plan.prepare.append(("nobs", _normalised_observations(sorted(self.plan.keys))))
         if self.derived_keys:
             self.plan.prepare.append(("dobs", _derived_observations(sorted(self.derived_keys))))
+        passes = [(f"rt_{kind}", _record_pass(self, kind, tests)) for kind, tests in self.record_tests.items()]
+        classes = ", ".join(["dc.has_codes AS dc_has_codes"] + [f"dc.m{i} AS dc_m{i}, dc.w{i} AS dc_w{i}"
+                                                               for i in range(len(self.plan.matchers))])
+        # only the records some test may count: every reader keeps a record that is in (or may be in) its value set
+        # or cannot be read, that may have happened, and that does not start after the as-of date
+        never = ", ".join(q(x) for x in _NEVER_HAPPENED)
+        some = " OR ".join(["e.unreadable IS NOT NULL"] + [f"dc.m{i} IS NOT FALSE" for i in range(len(self.plan.matchers))])
+        for kind in self.record_kinds:
+            ctes.append((f"rc_{kind}", f"SELECT e.*, {classes} FROM {_records(kind)} e LEFT JOIN dict_record_codes dc "
+                                                    f"ON dc.code IS NOT DISTINCT FROM e.code AND dc.codes IS NOT DISTINCT FROM e.codes "
+                                                    f"WHERE ({some}) AND (e.status IS NULL OR lower(e.status) NOT IN ({never})) "
+                                                    f"AND (e.start_lo IS NULL OR e.start_lo <= {self.end})"))
+        # the record tables lead the query's own WITH (not Plan.prepare: a runner that only runs the query, such as
+        # the Spark one, needs nothing more for them); DuckDB materialises a common table expression read twice
+        ctes += passes
         base = (f"SELECT p.patient_id, p.deceased, p.deceased_lo, p.deceased_hi{''.join(', ' + c for c in self.columns)} "
                 f"FROM patients p {' '.join(self.joins)}")
         ctes.append(("layer0", base))
         for index, layer in enumerate(self.layers):
             ctes.append((f"layer{index + 1}", f"SELECT *, {', '.join(layer)} FROM layer{index}"))
         last = f"layer{len(self.layers)}"
-        crit_cols, verdict_cols = [], []
+        crit_cols, verdict_cols, sets = [], [], []
         for i, (criterion, a, c) in enumerate(criteria):
             inclusion = criterion.kind == "inclusion"
             moot = f"v{c} IS TRUE" if inclusion else f"v{c} IS FALSE"
+            m, r = self.ref("m", c), self.ref("r", c)
             if a is None:
-                applies, value, missing, reviews = "TRUE", f"v{c}", f"m{c}", f"r{c}"
+                applies, value, missing, reviews = "TRUE", f"v{c}", m, r
             else:
                 open_ = f"(v{a} IS NULL AND NOT ({moot}))"
                 applies = f"v{a}"
                 value = f"CASE WHEN v{a} IS FALSE OR {open_} THEN NULL ELSE v{c} END"
-                missing = f"CASE WHEN v{a} IS FALSE THEN {EMPTY} WHEN {open_} THEN list_concat(m{a}, m{c}) ELSE m{c} END"
-                reviews = f"CASE WHEN v{a} IS FALSE THEN {EMPTY} WHEN {open_} THEN list_concat(r{a}, r{c}) ELSE r{c} END"
+                missing = (f"CASE WHEN v{a} IS FALSE THEN {EMPTY} WHEN {open_} THEN {cat(self.ref('m', a), m)} "
+                           f"ELSE {m} END")
+                reviews = (f"CASE WHEN v{a} IS FALSE THEN {EMPTY} WHEN {open_} THEN {cat(self.ref('r', a), r)} "
+                           f"ELSE {r} END")
+            # missing items and review reasons are sets: listed once each, in sorted order (the same whatever
+            # order the engine's parallel aggregates gathered them in)
             crit_cols += [f"{value} AS c{i}_value", f"{applies} AS c{i}_applies",
-                          f"list_distinct({missing}) AS c{i}_missing", f"list_distinct({reviews}) AS c{i}_reviews"]
+                          f"{missing} AS c{i}_m", f"{reviews} AS c{i}_r"]
+            sets += [f"{_as_set(f'c{i}_m')} AS c{i}_missing", f"{_as_set(f'c{i}_r')} AS c{i}_reviews"]
             met = f"c{i}_value" if inclusion else f"NOT c{i}_value"
             verdict_cols.append(
                 f"CASE WHEN c{i}_applies IS FALSE THEN 'pass' WHEN c{i}_value IS NULL THEN "
                 f"CASE WHEN len(c{i}_reviews) > 0 AND len(c{i}_missing) = 0 THEN 'review' ELSE 'unknown' END "
                 f"WHEN {met} THEN 'pass' ELSE 'fail' END AS c{i}_verdict")
-        ctes.append(("crit", f"SELECT patient_id, deceased, deceased_lo, deceased_hi, {', '.join(crit_cols)} FROM {last}"))
+        ctes.append(("crit0", f"SELECT patient_id, deceased, deceased_lo, deceased_hi, {', '.join(crit_cols)} FROM {last}"))
+        ctes.append(("crit", f"SELECT *, {', '.join(sets)} FROM crit0" if sets else "SELECT * FROM crit0"))
         ctes.append(("verdicts", f"SELECT *, {', '.join(verdict_cols)} FROM crit"))
         words = [f"c{i}_verdict" for i in range(len(criteria))]
         fail = " OR ".join(f"{w} = 'fail'" for w in words) or "FALSE"
@@ -322,6 +385,13 @@ class Generator:
         with_ = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
         self.plan.sql = f"WITH {with_}\nSELECT {', '.join(select)} FROM verdicts ORDER BY patient_id"
         return self.plan
+
+
+def _as_set(column: str) -> str:
+    """A list of texts as a set: each once, sorted (whatever order the parallel aggregates gathered them in);
+    the sort only for the lists of more than one item, the few."""
+    return (f"(CASE WHEN len({column}) = 0 OR (len({column}) = 1 AND {column}[1] IS NOT NULL) THEN {column} "
+            f"ELSE list_sort(list_distinct({column})) END)")
 
 
 # ---------------------------------------------------------------- connectives
@@ -620,7 +690,11 @@ def _interval_test(comparator: str, bound: str, op: str, low: str, high: str | N
 
 
 class _Compare:
-    """evaluate.compare_obs for one LabCompare node, as SQL over a normalised observation ``o`` and patient ``p``."""
+    """evaluate.compare_obs for one LabCompare node, as SQL over a normalised observation ``o`` and patient ``p``.
+
+    :meth:`rows` is the form the atoms use: the rows of a source with the comparison's value ``cv`` and problem
+    ``pr`` as columns, computed in stages (the limits, then the operands, then the test) so that no expression
+    is written out inside another (the query's text, and DuckDB's planning time, grow with each copy)."""
 
     def __init__(self, node: ir.LabCompare, ranges: ir.RangeTable):
         self.node = node
@@ -644,55 +718,87 @@ class _Compare:
                    f"coalesce(': ' || o.ref_problem_{side}, '')")
         return limit, missing
 
-    def operands(self, bound: ir.Bound, limit: str) -> tuple[str, str]:
+    def operands(self, bound: ir.Bound, limit: str, val: str = "o.value", raw: str = "o.raw_value") -> tuple[str, str]:
         if bound.kind == "value":
             if bound.source is not None:
                 same = f"(o.factor = {num(bound.source.factor)} AND o.addend = {num(bound.source.offset)})"
-                return (f"(CASE WHEN {same} THEN o.raw_value ELSE o.value END)",
+                return (f"(CASE WHEN {same} THEN {raw} ELSE {val} END)",
                         f"(CASE WHEN {same} THEN {num(bound.raw)} ELSE {limit} END)")
-            return "o.value", limit
+            return val, limit
         side = "high" if bound.kind == "ULN" else "low"
         own = f"(o.raw_ref_{side} IS NOT NULL AND {limit} IS NOT NULL)"
-        return (f"(CASE WHEN {own} THEN o.raw_value ELSE o.value END)",
+        return (f"(CASE WHEN {own} THEN {raw} ELSE {val} END)",
                 f"(CASE WHEN {own} THEN o.raw_ref_{side} * {num(bound.value)} ELSE {limit} END)")
 
-    def sql(self) -> tuple[str, str]:
-        """(value, problem) expressions of compare_obs."""
+    def _bounds(self) -> list[ir.Bound]:
+        return [self.node.bound] + ([self.node.upper] if self.node.op == "between" else [])
+
+    def _value(self, limits, xs, ts, val: str = "o.value", raw: str = "o.raw_value") -> str:
+        """compare_obs's value, given the limits and operands (expressions or columns)."""
         node = self.node
-        low, low_missing = self.limit(node.bound)
+        dim = f" WHEN o.dimension IS DISTINCT FROM {q(node.dimension)} THEN NULL" if node.dimension else ""
+        if node.op == "between":
+            (low, high), (x_low, x_high), (t_low, t_high) = limits, xs, ts
+            raw_test = _interval_test("o.comparator", raw, "between", t_low, t_high)
+            canon = _interval_test("o.comparator", val, "between", low, high)
+            censored_value = f"(CASE WHEN {self._raw_both(node)} THEN {raw_test} ELSE {canon} END)"
+            plain = f"({t_low} <= {x_low} AND {x_high} <= {t_high})"
+            return (f"(CASE WHEN {val} IS NULL THEN NULL{dim} WHEN {low} IS NULL OR {high} IS NULL THEN NULL "
+                    f"WHEN o.comparator IS NOT NULL THEN {censored_value} ELSE {plain} END)")
+        (low,), (x,), (t,) = limits, xs, ts
+        return (f"(CASE WHEN {val} IS NULL THEN NULL{dim} WHEN {low} IS NULL THEN NULL "
+                f"WHEN o.comparator IS NOT NULL THEN {_interval_test('o.comparator', x, node.op, t, None)} "
+                f"ELSE {x} {_SQL_OPS[node.op]} {t} END)")
+
+    def _problem(self, limits) -> str:
+        """compare_obs's problem, given the limits (expressions or columns)."""
+        node = self.node
         unit = "coalesce(o.unit, 'None')"
         censored = (f"'reported only as ' || o.comparator || ' ' || printf('%.6g', (o.value - o.addend) / o.factor) "
                     f"|| coalesce(' ' || o.unit, '') || ', which lies on both sides of the limit'")
-        dim = f" WHEN o.dimension IS DISTINCT FROM {q(node.dimension)} THEN NULL" if node.dimension else ""
         dim_problem = (f" WHEN o.dimension IS DISTINCT FROM {q(node.dimension)} THEN {unit} || "
                        "' cannot be compared with the threshold''s unit'") if node.dimension else ""
-        if node.op == "between":
-            high, high_missing = self.limit(node.upper)
-            x_low, t_low = self.operands(node.bound, low)
-            x_high, t_high = self.operands(node.upper, high)
-            both_raw = f"({x_low} IS NOT DISTINCT FROM o.raw_value AND {x_high} IS NOT DISTINCT FROM o.raw_value)"
-            if node.bound.kind == "value" and node.bound.source is None:
-                both_raw = "FALSE"
-            if node.upper.kind == "value" and node.upper.source is None:
-                both_raw = "FALSE"
-            raw_test = _interval_test("o.comparator", "o.raw_value", "between", t_low, t_high)
-            canon = _interval_test("o.comparator", "o.value", "between", low, high)
-            censored_value = f"(CASE WHEN {self._raw_both(node)} THEN {raw_test} ELSE {canon} END)"
-            plain = f"({t_low} <= {x_low} AND {x_high} <= {t_high})"
-            value = (f"(CASE WHEN o.value IS NULL THEN NULL{dim} WHEN {low} IS NULL OR {high} IS NULL THEN NULL "
-                     f"WHEN o.comparator IS NOT NULL THEN {censored_value} ELSE {plain} END)")
-            problem = (f"(CASE WHEN o.value IS NULL THEN coalesce(o.problem, 'a text result where a number is needed'){dim_problem} "
-                       f"WHEN {low} IS NULL THEN {low_missing} WHEN {high} IS NULL THEN {high_missing} "
-                       f"WHEN o.comparator IS NOT NULL THEN {censored} END)")
-            return value, problem
-        x, t = self.operands(node.bound, low)
-        op = _SQL_OPS[node.op]
-        value = (f"(CASE WHEN o.value IS NULL THEN NULL{dim} WHEN {low} IS NULL THEN NULL "
-                 f"WHEN o.comparator IS NOT NULL THEN {_interval_test('o.comparator', x, node.op, t, None)} "
-                 f"ELSE {x} {op} {t} END)")
-        problem = (f"(CASE WHEN o.value IS NULL THEN coalesce(o.problem, 'a text result where a number is needed'){dim_problem} "
-                   f"WHEN {low} IS NULL THEN {low_missing} WHEN o.comparator IS NOT NULL THEN {censored} END)")
-        return value, problem
+        missing = "".join(f" WHEN {limit} IS NULL THEN {self.limit(bound)[1]}"
+                          for limit, bound in zip(limits, self._bounds()))
+        return (f"(CASE WHEN o.value IS NULL THEN coalesce(o.problem, 'a text result where a number is needed'){dim_problem}"
+                f"{missing} WHEN o.comparator IS NOT NULL THEN {censored} END)")
+
+    def sql(self) -> tuple[str, str]:
+        """(value, problem) expressions of compare_obs over ``o`` and ``p`` (written out inline; :meth:`rows`
+        is the staged form)."""
+        bounds = self._bounds()
+        limits = [self.limit(b)[0] for b in bounds]
+        operands = [self.operands(b, limit) for b, limit in zip(bounds, limits)]
+        return (self._value(limits, [x for x, _ in operands], [t for _, t in operands]), self._problem(limits))
+
+    def rows(self, source: str, where: str, *, interval: bool = False) -> str:
+        """The rows of ``source`` (as ``o``, with the patient ``p``) meeting ``where``: their columns plus ``cv``
+        (the comparison's Kleene value) and ``pr`` (its problem). ``interval``: the source is a derived series
+        whose value may be an interval [value, value_high] (evaluate._compare_interval: it decides only when
+        both ends agree)."""
+        bounds = self._bounds()
+        limits = [f"o.lim{i}" for i in range(len(bounds))]
+        first = ", ".join(f"{self.limit(b)[0]} AS lim{i}" for i, b in enumerate(bounds))
+        sexed = any(b.kind != "value" for b in bounds)
+        patient = " JOIN patients p ON p.patient_id = o.patient_id" if sexed else ""
+        stage1 = f"SELECT o.*, {first} FROM {source} o{patient} WHERE {where}"
+        variants = [("", "o.value", "o.raw_value")] + ([("_h", "o.value_high", "o.value_high")] if interval else [])
+        second = []
+        for suffix, val, raw in variants:
+            for i, bound in enumerate(bounds):
+                x, t = self.operands(bound, limits[i], val, raw)
+                second += [f"{x} AS x{i}{suffix}", f"{t} AS t{i}{suffix}"]
+        stage2 = f"SELECT o.*, {', '.join(second)} FROM ({stage1}) o"
+        third = [f"{self._value(limits, [f'o.x{i}{s}' for i in range(len(bounds))], [f'o.t{i}{s}' for i in range(len(bounds))], val, raw)} AS cv{s}"
+                 for s, val, raw in variants]
+        stage3 = f"SELECT o.*, {', '.join(third)}, {self._problem(limits)} AS pr FROM ({stage2}) o"
+        if not interval:
+            return stage3
+        between = ("'derived value lies between ' || printf('%.6g', o.value) || ' and ' || printf('%.6g', o.value_high) "
+                   "|| ' depending on the age (birth_date not exact), on both sides of the limit'")
+        same = "(o.value_high IS NULL OR o.cv IS NOT DISTINCT FROM o.cv_h)"
+        return (f"SELECT o.* REPLACE ((CASE WHEN {same} THEN o.cv END) AS cv, "
+                f"(CASE WHEN {same} THEN o.pr ELSE {between} END) AS pr) FROM ({stage3}) o")
 
     def _raw_both(self, node) -> str:
         """Both limits of `between` compare in the observation's own unit (evaluate: x_low is x_high is raw_value)."""
@@ -725,16 +831,13 @@ def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
     gen.uses_obs = True
     gen.plan.keys.add(node.key)
     start, end = gen.start(node.window), gen.end
-    value, problem = _Compare(node, gen.ctx.ranges).sql()
     source = _lab_source(gen, node.key, start, end)
-    if source != "nobs":
-        value, problem = _both_ends(value, problem)
+    measured = node.key not in derived.DERIVATIONS
+    compared = _Compare(node, gen.ctx.ranges).rows(source, f"o.key = {q(node.key)} AND (o.lo IS NULL OR o.lo <= {end})",
+                                                    interval=not measured)
     inside = _in_window("o.lo", "o.hi", start, end)
     rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, o.value AS val, o.resolution AS res, {inside} AS ins, "
-            f"{value} AS cv, {problem} AS pr, "
-            f"{_lab_item(node.label, problem)} AS item "
-            f"FROM {source} o JOIN patients p ON p.patient_id = o.patient_id "
-            f"WHERE o.key = {q(node.key)} AND (o.lo IS NULL OR o.lo <= {end})")
+            f"o.cv, o.pr, {_lab_item(node.label, 'o.pr')} AS item FROM ({compared}) o")
     name = f"a{k}"
     if node.selector == "latest":
         gen.ctes.append((f"{name}r", rows))
@@ -744,17 +847,19 @@ def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
         uncertain = q(f"{node.label} result of ") + f" || {show('c.lo', 'c.hi')} || ': date uncertain relative to the window'"
         tie = (q(f"{node.label} result of ") + f" || {show('c.lo', 'c.hi')} || "
                "': which result is the latest depends on a date known only to the month or year'")
+        # the patients whose latest result has a rival: an older one whose dates overlap it, with another answer
+        gen.ctes.append((f"{name}x", f"SELECT c.patient_id FROM {name}s c JOIN {name}s r ON r.patient_id = c.patient_id "
+                                     f"AND r.rn > 1 AND r.hi IS NOT NULL AND r.hi >= c.lo AND r.ins IS NOT FALSE "
+                                     f"AND r.cv IS DISTINCT FROM c.cv WHERE c.rn = 1 GROUP BY c.patient_id"))
         body = f"""
             SELECT c.patient_id,
                 CASE WHEN c.ins IS FALSE THEN NULL WHEN c.ins IS NULL THEN NULL WHEN c.cv IS NULL THEN NULL
-                     WHEN coalesce(bool_or(r.patient_id IS NOT NULL AND r.cv IS DISTINCT FROM c.cv), FALSE) THEN NULL ELSE c.cv END AS v,
+                     WHEN x.patient_id IS NOT NULL THEN NULL ELSE c.cv END AS v,
                 CASE WHEN c.ins IS FALSE THEN [{q(_missing_lab(node))}] WHEN c.ins IS NULL THEN (CASE WHEN c.cv IS NULL THEN [{uncertain}] ELSE {EMPTY} END)
                      WHEN c.cv IS NULL THEN {lst('c.item')}
-                     WHEN coalesce(bool_or(r.patient_id IS NOT NULL AND r.cv IS DISTINCT FROM c.cv), FALSE) THEN [{tie}] ELSE {EMPTY} END AS m
-            FROM {name}s c LEFT JOIN {name}s r ON r.patient_id = c.patient_id AND r.rn > 1 AND r.hi IS NOT NULL
-                AND r.hi >= c.lo AND r.ins IS NOT FALSE
-            WHERE c.rn = 1
-            GROUP BY c.patient_id, c.ins, c.cv, c.item, c.lo, c.hi"""
+                     WHEN x.patient_id IS NOT NULL THEN [{tie}] ELSE {EMPTY} END AS m
+            FROM {name}s c LEFT JOIN {name}x x ON x.patient_id = c.patient_id
+            WHERE c.rn = 1"""
     else:
         every = node.selector == "every"
         skip = "c.cv IS TRUE" if every else "c.cv IS FALSE"
@@ -785,34 +890,40 @@ def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
 
 def _occasions(node: ir.LabCompare, name: str, need: int) -> str:
     """evaluate.lab_compare for `on at least N occasions`: results collapsed into occasions (evaluate._occasions,
-    a fold over the results newest first), then counted; false only when evaluate._ruled_out says so."""
+    a fold over the results newest first), then counted; false only when evaluate._ruled_out says so.
+
+    Two results can be the same occasion only when both carry the same dates (lo, hi): the fold runs within each
+    group of results sharing them (results without a date are each an occasion of their own), and only for the
+    few groups of more than one result; the occasions are then counted with plain aggregates."""
     same = ("(k.lo IS NOT NULL AND k.lo = x.lo AND k.hi = x.hi AND k.ev IS NOT DISTINCT FROM x.ev "
             "AND k.val IS NOT NULL AND x.val IS NOT NULL AND abs(x.val - k.val) <= greatest(x.res, k.res) * (1 + 1e-9))")
     another = (f"{q(node.label + ' result of ')} || {show('x.lo', 'x.hi')} || "
                "': may be another specimen than a result of the same month or year'")
-    collapsed = ("struct_pack(lo := x.lo, hi := x.hi, val := x.val, res := x.res, ev := CAST(NULL AS BOOLEAN), "
+    collapsed = ("struct_pack(seq := x.seq, lo := x.lo, hi := x.hi, val := x.val, res := x.res, ev := CAST(NULL AS BOOLEAN), "
                  f"item := {another})")
     step = (f"CASE WHEN NOT coalesce(list_bool_or(list_transform(acc, lambda k: {same})), FALSE) THEN list_append(acc, x) "
             f"WHEN x.lo IS DISTINCT FROM x.hi AND x.ev IS NOT FALSE THEN list_append(acc, {collapsed}) ELSE acc END")
-    results = ("list(struct_pack(lo := lo, hi := hi, val := val, res := res, ev := ev, item := item) "
-               "ORDER BY hi DESC NULLS LAST, lo DESC NULLS LAST, seq)")
-    folded = (f"SELECT patient_id, list_reduce(l, lambda acc, x: {step}, list_filter(l, lambda y: false)) AS kept "
-              f"FROM (SELECT patient_id, {results} AS l FROM {name}k GROUP BY patient_id)")
-    counted = ("SELECT patient_id, kept, len(list_filter(kept, lambda k: k.ev IS TRUE)) AS t, "
-               "len(list_filter(kept, lambda k: k.ev IS NULL)) AS u, "
-               "list_filter(kept, lambda k: k.ev IS NOT FALSE) AS pending, "
-               "list_max(list_transform(list_filter(kept, lambda k: k.ev IS NOT FALSE), lambda k: k.hi)) AS latest "
-               f"FROM ({folded})")
-    ruled_out = ("(CASE WHEN len(pending) = 0 THEN TRUE "
-                 "WHEN coalesce(list_bool_or(list_transform(pending, lambda k: k.hi IS NULL)), FALSE) THEN FALSE "
-                 "ELSE coalesce(list_bool_or(list_transform(kept, lambda k: k.ev IS FALSE AND k.lo IS NOT NULL "
-                 "AND k.lo > latest)), FALSE) END)")
+    # sorted after (by seq, the struct's first field): an ordered aggregate costs a sort per group
+    results = "list_sort(list(struct_pack(seq := seq, lo := lo, hi := hi, val := val, res := res, ev := ev, item := item)))"
+    groups = (f"SELECT patient_id, {results} AS l FROM {name}k "
+              f"GROUP BY patient_id, lo, hi, (CASE WHEN lo IS NULL THEN seq END)")
+    folded = (f"SELECT patient_id, unnest(CASE WHEN len(l) = 1 THEN l "
+              f"ELSE list_reduce(l, lambda acc, x: {step}, list_filter(l, lambda y: false)) END) AS k FROM ({groups})")
+    counted = ("SELECT patient_id, count(*) FILTER (WHERE k.ev IS TRUE) AS t, count(*) FILTER (WHERE k.ev IS NULL) AS u, "
+               "count(*) FILTER (WHERE k.ev IS NOT FALSE) AS pending, "
+               "coalesce(bool_or(k.hi IS NULL) FILTER (WHERE k.ev IS NOT FALSE), FALSE) AS undated, "
+               "max(k.hi) FILTER (WHERE k.ev IS NOT FALSE) AS latest, "
+               "max(k.lo) FILTER (WHERE k.ev IS FALSE) AS last_false, "
+               f"coalesce(list(k.item ORDER BY k.hi DESC NULLS LAST, k.lo DESC NULLS LAST, k.seq) "
+               f"FILTER (WHERE k.ev IS NULL AND k.item IS NOT NULL), {EMPTY}) AS items "
+               f"FROM ({folded}) GROUP BY patient_id")
+    ruled_out = ("(CASE WHEN pending = 0 THEN TRUE WHEN undated THEN FALSE "
+                 "ELSE coalesce(last_false > latest, FALSE) END)")
     repeat = f"a repeat {node.label} result" + (f" within {node.window}" if node.window is not None else "")
-    items = "list_transform(list_filter(kept, lambda k: k.ev IS NULL AND k.item IS NOT NULL), lambda k: k.item)"
     return (f"SELECT patient_id, CASE WHEN t >= {need} THEN TRUE WHEN t + u >= {need} THEN NULL "
             f"WHEN {ruled_out} THEN FALSE ELSE NULL END AS v, "
             f"CASE WHEN t >= {need} THEN {EMPTY} WHEN t + u < {need} AND NOT {ruled_out} "
-            f"THEN list_concat([{q(repeat)}], {items}) ELSE {items} END AS m FROM ({counted})")
+            f"THEN list_concat([{q(repeat)}], items) ELSE items END AS m FROM ({counted})")
 
 
 def _lab_text(gen: Generator, node: ir.LabText, k: int):
@@ -845,7 +956,7 @@ def _lab_text(gen: Generator, node: ir.LabText, k: int):
     inside = _in_window("o.lo", "o.hi", start, end)
     name = f"a{k}"
     rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, {inside} AS ins, {value} AS cv, {problem} AS pr "
-            f"FROM nobs o JOIN patients p ON p.patient_id = o.patient_id LEFT JOIN dict_lt{index} lt ON lt.text = o.text "
+            f"FROM {gen.results(node.key)} o JOIN patients p ON p.patient_id = o.patient_id LEFT JOIN dict_lt{index} lt ON lt.text = o.text "
             f"WHERE o.key = {q(node.key)} AND (o.lo IS NULL OR o.lo <= {end})")
     gen.ctes.append((f"{name}r", rows))
     ev = "(CASE WHEN ins IS NULL AND cv IS NOT FALSE THEN NULL ELSE cv END)"
@@ -918,17 +1029,28 @@ FIELD_COLUMNS = {"display": "e.display", "status": "nullif(lower(e.status), '')"
 """Fields an Entry reads from its own columns (Entry.field), not from record_fields, as SQL over the record e."""
 
 
+def field_column(kind: str, name: str) -> str | None:
+    """The column of the store holding field ``name`` of a ``kind`` record as Entry.field gives it (SQL over the
+    record e), or None when the field is in record_fields. ``verification`` is a column of every record kind and
+    ``investigational`` of medications, both as written (Entry.field gives the written value; the record test's own
+    verification rule reads its normalised form)."""
+    if name in FIELD_COLUMNS:
+        return FIELD_COLUMNS[name]
+    if name == "verification" or (name == "investigational" and kind == "medications"):
+        return f"e.{name}"
+    return None
+
+
 def _field_set(gen: Generator, kind: str, qualifier, joins: list[str]) -> tuple[str, str]:
     """ir.CodeQualifier (``with FIELD in / not in VALUESET``, ``caused by KIND X``) and ir.TextSetQualifier (``with
     FIELD in ("a", "b")``): the qualifier's own test over each distinct JSON value of the field, in a dictionary
     table (dict_cf<i>) joined on the record's value."""
     name = qualifier.field_name
-    if name in ("verification", "investigational"):
-        raise Unsupported(f"a set test on the {name} field is not translated to SQL: {qualifier}")
     index = len(gen.plan.code_fields)
     gen.plan.code_fields.append((kind, name, qualifier))
-    if name in FIELD_COLUMNS:
-        value_json = f"coalesce(CAST(to_json({FIELD_COLUMNS[name]}) AS VARCHAR), 'null')"
+    column = field_column(kind, name)
+    if column is not None:
+        value_json = f"coalesce(CAST(to_json({column}) AS VARCHAR), 'null')"
     else:
         join, alias = _field_value(gen, kind, name)
         joins.append(join)
@@ -943,9 +1065,9 @@ def _qualifier(gen: Generator, kind: str, qualifier, joins: list[str]) -> tuple[
     if isinstance(qualifier, ir.OtherThan):
         # ir.OtherThan.test: a record whose codes cannot be read, or that the terminology cannot place, is unknown
         index = gen.matcher(qualifier.matcher)
-        value = f"(CASE WHEN NOT dc.has_codes THEN NULL ELSE NOT dc.m{index} END)"
-        reason = (f"(CASE WHEN dc.has_codes THEN {q(f'whether it is other than {qualifier.matcher.name} cannot be told (')} "
-                  f"|| coalesce(dc.w{index}, 'terminology') || ')' ELSE {q(qualifier.unknown_reason(None))} END)")
+        value = f"(CASE WHEN NOT e.dc_has_codes THEN NULL ELSE NOT e.dc_m{index} END)"
+        reason = (f"(CASE WHEN e.dc_has_codes THEN {q(f'whether it is other than {qualifier.matcher.name} cannot be told (')} "
+                  f"|| coalesce(e.dc_w{index}, 'terminology') || ')' ELSE {q(qualifier.unknown_reason(None))} END)")
         return value, reason
     if isinstance(qualifier, ir.DoseQualifier):
         if not any(j.startswith("LEFT JOIN dict_doses") for j in joins):
@@ -1086,12 +1208,26 @@ def _records(kind: str) -> str:
 
 def _record_rows(gen: Generator, node: ir.RecordTest) -> tuple[str, str]:
     """(the rows of node.kind with each record's Kleene value v and its reasons, the record's name) for record_test."""
+    value, reasons, joins, member, name = _record_parts(gen, node)
+    kind, as_of = node.kind, gen.end
+    never = ", ".join(q(s) for s in _NEVER_HAPPENED)
+    rows = (f"SELECT e.patient_id, e.seq, e.code, e.display, e.start_lo, e.start_hi, e.unreadable, e.end_lo, e.end_hi, "
+            f"e.recorded_hi, {_active_sql(kind, as_of)} AS act, ({value}) AS v, "
+            f"{reasons} AS reasons FROM {gen.records(kind)} e {' '.join(joins)} "
+            f"WHERE NOT ({member} IS FALSE AND e.unreadable IS NULL) AND (e.status IS NULL OR lower(e.status) NOT IN ({never})) "
+            f"AND (e.start_lo IS NULL OR e.start_lo <= {as_of})")
+    return rows, name("x.reasons")
+
+
+def _record_parts(gen: Generator, node: ir.RecordTest):
+    """The parts of record_test over one record ``e`` of node.kind: (Kleene value, list of reasons, joins it needs,
+    the value-set membership, how a record is named given its reasons column)."""
     kind = node.kind
     index = gen.matcher(node.matcher)
     as_of = gen.end
     start = gen.start(node.window)
-    joins = [f"LEFT JOIN dict_record_codes dc ON dc.code IS NOT DISTINCT FROM e.code AND dc.codes IS NOT DISTINCT FROM e.codes"]
-    member = f"dc.m{index}"
+    joins = []
+    member = f"e.dc_m{index}"
     conditions: list[tuple[str, str]] = []  # (Kleene value, reason when NULL)
     event = node.window is not None and node.status is None and kind == "conditions"
     active = _active_sql(kind, as_of) if (node.status or node.window) and not event else "NULL"
@@ -1118,39 +1254,63 @@ def _record_rows(gen: Generator, node: ir.RecordTest) -> tuple[str, str]:
     conditions.append((f"(CASE WHEN e.verification IS NOT NULL AND {verification} <> '' AND {verification} <> 'confirmed' "
                        f"THEN NULL ELSE TRUE END)", f"'verification status ' || {verification} || ', not confirmed'"))
     terminology = (f"(CASE WHEN {member} IS NULL THEN {q(TERMINOLOGY_REASON + ' ' + node.matcher.name)} || "
-                   f"(CASE WHEN dc.w{index} LIKE 'without %' THEN ' ' ELSE ': ' END) || dc.w{index} "
+                   f"(CASE WHEN e.dc_w{index} LIKE 'without %' THEN ' ' ELSE ': ' END) || e.dc_w{index} "
                    f"ELSE e.unreadable || ': ' || {q(TERMINOLOGY_REASON + ' ' + node.matcher.name)} END)")
     conditions.append((f"(CASE WHEN {member} IS TRUE THEN TRUE ELSE NULL END)", terminology))
-    never = ", ".join(q(s) for s in _NEVER_HAPPENED)
     value = " AND ".join(c for c, _ in conditions)
     reasons = lst(*[f"CASE WHEN {c} IS NULL THEN {r} END" for c, r in conditions])
-    displayed = f"list_bool_or(list_transform(x.reasons, lambda r: starts_with(r, {q(TERMINOLOGY_REASON)})))"
     noun = q(node.noun + " ")
-    name = (f"(CASE WHEN x.code IS NOT NULL THEN (CASE WHEN {displayed} AND x.display IS NOT NULL THEN "
-            f"{noun} || x.display || ' (' || x.code || ')' ELSE {noun} || x.code END) "
-            f"ELSE {q(node.noun)} || coalesce(' ' || chr(39) || x.display || chr(39), '') || "
-            f"' ($.{kind}[' || CAST(x.seq AS VARCHAR) || '])' END)")
-    rows = (f"SELECT e.patient_id, e.seq, e.code, e.display, e.start_lo, e.start_hi, e.unreadable, e.end_lo, e.end_hi, "
-            f"e.recorded_hi, {_active_sql(kind, as_of)} AS act, ({value}) AS v, "
-            f"{reasons} AS reasons FROM {_records(kind)} e {' '.join(joins)} "
-            f"WHERE NOT ({member} IS FALSE AND e.unreadable IS NULL) AND (e.status IS NULL OR lower(e.status) NOT IN ({never})) "
-            f"AND (e.start_lo IS NULL OR e.start_lo <= {as_of})")
-    return rows, name
+
+    def name(reasons_column: str) -> str:
+        displayed = f"list_bool_or(list_transform({reasons_column}, lambda r: starts_with(r, {q(TERMINOLOGY_REASON)})))"
+        return (f"(CASE WHEN x.code IS NOT NULL THEN (CASE WHEN {displayed} AND x.display IS NOT NULL THEN "
+                f"{noun} || x.display || ' (' || x.code || ')' ELSE {noun} || x.code END) "
+                f"ELSE {q(node.noun)} || coalesce(' ' || chr(39) || x.display || chr(39), '') || "
+                f"' ($.{kind}[' || CAST(x.seq AS VARCHAR) || '])' END)")
+    return value, reasons, joins, member, name
 
 
 def _record_test(gen: Generator, node: ir.RecordTest, k: int):
-    rows, entry_name = _record_rows(gen, node)
-    name = f"a{k}"
-    gen.ctes.append((f"{name}r", f"SELECT x.*, {entry_name} AS who FROM ({rows}) x"))
-    body = (f"SELECT patient_id, CASE WHEN bool_or(v IS TRUE) THEN TRUE WHEN bool_or(v IS NULL) THEN NULL ELSE FALSE END AS v, "
-            f"coalesce(list(who || ': ' || array_to_string(reasons, ', ') ORDER BY seq) "
-            f"FILTER (WHERE v IS NULL), {EMPTY}) AS m FROM {name}r WHERE v IS NOT FALSE GROUP BY patient_id")
-    gen.ctes.append((name, body))
-    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
-    value = f"(CASE WHEN NOT p.has_{node.kind} THEN NULL WHEN {name}.patient_id IS NULL THEN FALSE ELSE {name}.v END)"
+    """evaluate.record_test: some record of the kind meets the test (TRUE), some may (NULL), none does (FALSE).
+    Every record test of one kind is decided in one pass over its records (:func:`_record_pass`); this atom
+    reads its two columns."""
+    value, reasons, joins, member, name = _record_parts(gen, node)
+    group = gen.record_tests.setdefault(node.kind, [])
+    group.append((k, value, reasons, joins, member, name))
+    table = f"rt_{node.kind}"
+    join = f"LEFT JOIN {table} ON {table}.patient_id = p.patient_id"
+    if join not in gen.joins:
+        gen.joins.append(join)
+    value = (f"(CASE WHEN NOT p.has_{node.kind} THEN NULL WHEN {table}.patient_id IS NULL THEN FALSE "
+             f"ELSE {table}.v{k} END)")
     missing = (f"(CASE WHEN NOT p.has_{node.kind} THEN [{q(node.kind + ' (not provided)')}] "
-               f"ELSE coalesce({name}.m, {EMPTY}) END)")
+               f"ELSE coalesce({table}.m{k}, {EMPTY}) END)")
     return value, missing, EMPTY
+
+
+def _record_pass(gen: Generator, kind: str, tests) -> str:
+    """Every record test of one kind over its records at once: per patient, each test's value v<k> and the
+    records that leave it open m<k> (what evaluate.record_test lists), from one scan and one grouping."""
+    as_of = gen.end
+    never = ", ".join(q(s) for s in _NEVER_HAPPENED)
+    joins, columns, wanted, aggregates, items = [], [], [], [], []
+    for k, value, reasons, own_joins, member, name in tests:
+        joins += [j for j in own_joins if j not in joins]
+        counted = f"NOT ({member} IS FALSE AND e.unreadable IS NULL)"
+        wanted.append(f"({counted})")
+        # the reasons and the record's name are built only for the records that leave the test open
+        columns += [f"(CASE WHEN {counted} THEN ({value}) ELSE FALSE END) AS v{k}",
+                    f"(CASE WHEN {counted} AND ({value}) IS NULL THEN {reasons} END) AS reasons{k}"]
+        items.append(f"(CASE WHEN x.v{k} IS NULL THEN {name(f'x.reasons{k}')} || ': ' || "
+                     f"array_to_string(x.reasons{k}, ', ') END) AS item{k}")
+        aggregates += [f"(CASE WHEN bool_or(v{k} IS TRUE) THEN TRUE WHEN bool_or(v{k} IS NULL) THEN NULL ELSE FALSE END) "
+                       f"AS v{k}",
+                       f"coalesce(list(item{k}) FILTER (WHERE item{k} IS NOT NULL), {EMPTY}) AS m{k}"]
+    rows = (f"SELECT e.patient_id, e.seq, e.code, e.display, {', '.join(columns)} FROM {gen.records(kind)} e "
+            f"{' '.join(joins)} WHERE ({' OR '.join(wanted)}) AND (e.status IS NULL OR lower(e.status) NOT IN ({never})) "
+            f"AND (e.start_lo IS NULL OR e.start_lo <= {as_of})")
+    named = f"SELECT x.*, {', '.join(items)} FROM ({rows}) x"
+    return f"SELECT patient_id, {', '.join(aggregates)} FROM ({named}) GROUP BY patient_id"
 
 
 def _plain_name(noun: str, e: str = "x") -> str:
@@ -1282,15 +1442,15 @@ def _anchor_rows(gen: Generator, node) -> tuple[str, str, str, str, str, str]:
                               f"yet: {node.source_text}")
         gen.uses_obs = True
         gen.plan.keys.add(anchor.key)
-        value, problem = _Compare(anchor, gen.ctx.ranges).sql()
+        compared = _Compare(anchor, gen.ctx.ranges).rows(
+            gen.results(anchor.key), f"o.key = {q(anchor.key)} AND (o.lo IS NULL OR o.lo <= {as_of})")
         late = "(o.lo IS NOT NULL AND o.hi > " + as_of + ")"
-        rows = (f"SELECT o.patient_id, o.seq, CASE WHEN {late} THEN NULL ELSE {value} END AS v, "
-                f"list_concat(CASE WHEN {value} IS TRUE THEN {EMPTY} ELSE [coalesce({problem}, 'may meet the comparison')] END, "
+        rows = (f"SELECT o.patient_id, o.seq, CASE WHEN {late} THEN NULL ELSE o.cv END AS v, "
+                f"list_concat(CASE WHEN o.cv IS TRUE THEN {EMPTY} ELSE [coalesce(o.pr, 'may meet the comparison')] END, "
                 f"CASE WHEN {late} THEN ['its date may fall after the as-of date'] ELSE {EMPTY} END) AS reasons, "
                 f"o.lo, o.hi, {q(anchor.label + ' result of ')} || (CASE WHEN o.lo IS NULL THEN 'no date' "
                 f"ELSE {show('o.lo', 'o.hi')} END) AS named "
-                f"FROM nobs o JOIN patients p ON p.patient_id = o.patient_id "
-                f"WHERE o.key = {q(anchor.key)} AND (o.lo IS NULL OR o.lo <= {as_of}) AND {value} IS NOT FALSE")
+                f"FROM ({compared}) o WHERE o.cv IS NOT FALSE")
         has = (f"(NOT p.has_observations)", q("observations (not provided, needed as the anchor)"))
         series = f"(SELECT DISTINCT patient_id FROM nobs WHERE key = {q(anchor.key)})"
         return rows, has[0], has[1], series, q(f"{anchor.label} result (needed as the anchor)"), "date"
@@ -1406,13 +1566,12 @@ def _anchored_lab(gen: Generator, node: ir.AnchoredLabTest, k: int):
     first = _shift("a.lo", node.before, False) if node.before else "a.lo"
     last = _shift("a.lo", node.after, True) if node.after else "a.lo"
     gen.ctes.append((f"{name}a", f"SELECT a.*, {first} AS w_lo, least({last}, {as_of}) AS w_hi FROM ({rows_a}) a"))
-    value, problem = _Compare(lab, gen.ctx.ranges).sql()
+    compared = _Compare(lab, gen.ctx.ranges).rows(gen.results(lab.key), f"o.key = {q(lab.key)} AND (o.lo IS NULL OR o.lo <= {as_of})")
     inside = _in_window("o.lo", "o.hi", "a.w_lo", "a.w_hi")
     # each result against each anchor dated to the day (results after the window's last day are not looked at)
     gen.ctes.append((f"{name}r", f"SELECT a.patient_id, a.seq AS aseq, o.seq, o.lo, o.hi, {inside} AS ins, "
-                                 f"{value} AS cv, {_lab_item(lab.label, problem)} AS item "
-                                 f"FROM {name}a a JOIN nobs o ON o.patient_id = a.patient_id AND o.key = {q(lab.key)} "
-                                 f"JOIN patients p ON p.patient_id = o.patient_id "
+                                 f"o.cv, {_lab_item(lab.label, 'o.pr')} AS item "
+                                 f"FROM {name}a a JOIN ({compared}) o ON o.patient_id = a.patient_id "
                                  f"WHERE a.lo = a.hi AND (o.lo IS NULL OR o.lo <= a.w_hi)"))
     if lab.selector == "latest":
         gen.ctes.append((f"{name}s", f"SELECT *, row_number() OVER (PARTITION BY patient_id, aseq ORDER BY hi DESC NULLS "
@@ -1508,7 +1667,7 @@ def _lab_aggregate(gen: Generator, node: ir.LabAggregate, k: int):
     lo_end = "(CASE WHEN o.comparator IN ('<', '<=') THEN CAST('-inf' AS DOUBLE) ELSE o.value END)"
     hi_end = "(CASE WHEN o.comparator IN ('>', '>=') THEN CAST('inf' AS DOUBLE) ELSE o.value END)"
     source = _lab_source(gen, lab.key, start, end)
-    if source != "nobs":  # a derived value may be an interval (the age is uncertain)
+    if lab.key in derived.DERIVATIONS:  # a derived value may be an interval (the age is uncertain)
         hi_end = "(CASE WHEN o.comparator IN ('>', '>=') THEN CAST('inf' AS DOUBLE) ELSE coalesce(o.value_high, o.value) END)"
     name = f"a{k}"
     rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, {inside} AS ins, {problem} AS pr, {lo_end} AS x_lo, {hi_end} AS x_hi, "
@@ -1847,7 +2006,7 @@ def _lab_source(gen: Generator, key: str, start: str, end: str) -> str:
     """The results a test of ``key`` reads (derived.series_for): every measured result when one is in the window
     [start, end], else the derived results usable in the window when there are any, else the measured ones."""
     if key not in derived.DERIVATIONS:
-        return "nobs"
+        return gen.results(key)
     _use_derived(gen, key)
     measured = (f"SELECT DISTINCT patient_id FROM nobs WHERE key = {q(key)} AND lo IS NOT NULL AND lo <= {end} "
                 f"AND hi >= {start}")
@@ -1865,15 +2024,6 @@ _OBS_COLUMNS = ("patient_id", "seq", "key", "lo", "hi", "comparator", "unit", "k
                 "raw_ref_high", "ref_problem_low", "ref_problem_high")
 """The columns of nobs a lab test reads (a derived series is read in their place: a union by position, which
 every dialect has)."""
-
-
-def _both_ends(value: str, problem: str) -> tuple[str, str]:
-    """evaluate._compare_interval: a derived value known as an interval decides only when both ends agree."""
-    high = re.sub(r"\bo\.raw_value\b", "o.value_high", re.sub(r"\bo\.value\b", "o.value_high", value))
-    same = f"(o.value_high IS NULL OR {value} IS NOT DISTINCT FROM {high})"
-    between = ("'derived value lies between ' || printf('%.6g', o.value) || ' and ' || printf('%.6g', o.value_high) "
-               "|| ' depending on the age (birth_date not exact), on both sides of the limit'")
-    return f"(CASE WHEN {same} THEN {value} END)", f"(CASE WHEN {same} THEN {problem} ELSE {between} END)"
 
 
 # ---------------------------------------------------------------- per-visit occasions
@@ -1894,11 +2044,10 @@ def _visit_occasions(gen: Generator, node: ir.VisitOccasions, k: int):
         if isinstance(n, ir.LabCompare):
             if id(n) not in leaves:
                 i = leaves[id(n)] = len(leaves)
-                value, problem = _Compare(n, gen.ctx.ranges).sql()
-                item = f"{q(n.label + ' result of ')} || {show('o.lo', 'o.hi')} || ': ' || {problem}"
-                rows = (f"SELECT o.patient_id, o.lo, o.hi, {value} AS cv, {problem} AS pr, {item} AS item "
-                        f"FROM nobs o JOIN patients p ON p.patient_id = o.patient_id WHERE o.key = {q(n.key)} "
-                        f"AND o.lo IS NOT NULL AND o.lo <= {end} AND {inside} IS NOT FALSE")
+                compared = _Compare(n, gen.ctx.ranges).rows(
+                    gen.results(n.key), f"o.key = {q(n.key)} AND o.lo IS NOT NULL AND o.lo <= {end} AND {inside} IS NOT FALSE")
+                item = f"(CASE WHEN o.pr IS NOT NULL THEN {q(n.label + ' result of ')} || {show('o.lo', 'o.hi')} || ': ' || o.pr END)"
+                rows = f"SELECT o.patient_id, o.lo, o.hi, o.cv, o.pr, {item} AS item FROM ({compared}) o"
                 kinds = ("((count(*) FILTER (WHERE cv IS TRUE) > 0)::INTEGER + (count(*) FILTER (WHERE cv IS FALSE) > 0)"
                          "::INTEGER + (count(*) FILTER (WHERE cv IS NULL) > 0)::INTEGER)")
                 probs = f"coalesce(list(item) FILTER (WHERE cv IS NULL AND pr IS NOT NULL), {EMPTY})"

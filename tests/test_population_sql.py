@@ -1,0 +1,142 @@
+"""The shape of the generated query where it was restructured for speed, and the verdicts those parts decide.
+
+Each restructuring (one pass over a record kind for all its record tests, occasions folded per group of
+results sharing their dates, lab comparisons computed in stages, missing items as sorted sets) is
+checked against the per-patient engine on patients built to hit it, with the values a user reads.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+pytest.importorskip("duckdb")
+pytest.importorskip("sqlglot")
+
+from screening import compile_text, patient_from_document  # noqa: E402
+from screening.population import plan  # noqa: E402
+from screening.population import duckdb as popduck  # noqa: E402
+from screening.population.loader import tables_from_documents  # noqa: E402
+
+AS_OF = date(2026, 11, 25)
+
+
+def _screen(rules: str, docs: list[dict]) -> tuple[dict, dict]:
+    """(SQL rows by patient, per-patient criteria by patient), each criterion checked equal in both engines."""
+    trial = compile_text(rules, "t.crit")
+    rows = {r["patient_id"]: r for r in popduck.screen_trial(popduck.connect(tables_from_documents(docs)), trial,
+                                                              AS_OF).to_pylist()}
+    python = {}
+    for doc in docs:
+        result = trial.screen(patient_from_document(doc), AS_OF)
+        row = rows[doc["id"]]
+        for c in result.criteria:
+            assert (row[c.id], row[f"{c.id}__verdict"], sorted(row[f"{c.id}__missing"])) == \
+                (c.value, c.verdict, sorted(set(c.missing))), (doc["id"], c.id)
+        assert row["decision"] == result.decision, doc["id"]
+        python[doc["id"]] = {c.id: c for c in result.criteria}
+    return rows, python
+
+
+def _wbc(date_: str, value: float) -> dict:
+    return {"code": "LOINC:6690-2", "value": value, "unit": "10*3/uL", "date": date_}
+
+
+OCCASIONS = 'trial "T"\nexclusion X1 "low WBC twice" = WBC < 3 x 10^9/L on at least 2 occasions within 12 months\n'
+
+
+def test_results_on_the_same_day_are_one_occasion_and_partial_dates_may_be_another():
+    docs = [
+        # two low results of the same day and value: one occasion, no proof of a second
+        {"id": "same-day", "observations": [_wbc("2026-10-01", 2.1), _wbc("2026-10-01", 2.1)]},
+        # two low results on different days: two occasions
+        {"id": "two-days", "observations": [_wbc("2026-10-01", 2.1), _wbc("2026-10-05", 2.4)]},
+        # the same month twice: the second may be another specimen (unknown)
+        {"id": "same-month", "observations": [_wbc("2026-09", 2.1), _wbc("2026-09", 2.1)]},
+        # one low result, then a normal one after it: ruled out
+        {"id": "recovered", "observations": [_wbc("2026-08-01", 2.1), _wbc("2026-10-01", 6.0)]},
+        # one low result dated and one undated: the undated one is an occasion of its own (outside a window: unknown)
+        {"id": "undated", "observations": [_wbc("2026-08-01", 2.1), {"code": "LOINC:6690-2", "value": 2.2,
+                                                                      "unit": "10*3/uL"}]},
+    ]
+    rows, _ = _screen(OCCASIONS, docs)
+    assert rows["same-day"]["X1"] is None
+    assert rows["same-day"]["X1__missing"] == ["a repeat WBC result within 12 months"]
+    assert (rows["two-days"]["X1"], rows["two-days"]["X1__verdict"]) == (True, "fail")
+    assert rows["same-month"]["X1"] is None
+    assert rows["same-month"]["X1__missing"] == [
+        "WBC result of 2026-09: may be another specimen than a result of the same month or year"]
+    assert (rows["recovered"]["X1"], rows["recovered"]["X1__verdict"]) == (False, "pass")
+    assert rows["undated"]["X1"] is None
+
+
+RECORDS = '''trial "T"
+valueset t2 "type 2 diabetes" = ICD10:E11
+valueset ca "malignancy" = ICD10:C00-C96
+valueset heart "heart" = ICD10:I50
+inclusion X1 "t2" = condition t2
+exclusion X2 "cancer" = active condition ca within 5 years
+exclusion X3 "heart" = condition heart with stage = "IV"
+inclusion X4 "both" = condition t2 and not condition heart
+'''
+
+
+def test_every_record_test_of_a_kind_is_one_pass_over_its_records():
+    checked = compile_text(RECORDS, "t.crit").checked
+    query = plan(checked, AS_OF)
+    assert query.sql.startswith("WITH rc_conditions AS (")  # the records with their code classes, first
+    assert query.sql.count("rt_conditions AS (") == 1 and query.sql.count("JOIN rt_conditions") == 1
+    assert query.sql.count("dict_record_codes") == 1  # joined once, in rc_conditions
+    assert not [name for name, _ in query.prepare if name.startswith(("rc_", "rt_"))]  # nothing for a runner to do
+
+
+def test_record_tests_decided_in_one_pass_keep_their_own_answers_and_reasons():
+    docs = [
+        {"id": "t2", "conditions": [{"code": "ICD10:E11.9", "onset": "2020-01-01"}]},
+        {"id": "t2-heart", "conditions": [{"code": "ICD10:E11.9", "onset": "2020-01-01"},
+                                          {"code": "ICD10:I50.9", "onset": "2021-01-01", "stage": "IV"}]},
+        {"id": "ca-old", "conditions": [{"code": "ICD10:C50.9", "onset": "2015-01-01", "status": "resolved",
+                                         "end": "2016-01-01"}]},
+        {"id": "ca-text", "conditions": [{"display": "breast ca", "unreadable": "coded only as text",
+                                          "onset": "2025-01-01"}]},
+        {"id": "heart-no-stage", "conditions": [{"code": "ICD10:I50.9", "onset": "2021-01-01"}]},
+        {"id": "none", "conditions": []},
+        {"id": "absent"},
+    ]
+    rows, _ = _screen(RECORDS, docs)
+    assert [rows["t2"][x] for x in ("X1", "X2", "X3", "X4")] == [True, False, False, True]
+    assert [rows["t2-heart"][x] for x in ("X1", "X3", "X4")] == [True, True, False]
+    assert rows["t2-heart"]["decision"] == "ineligible"
+    assert rows["ca-old"]["X2"] is False
+    assert rows["ca-text"]["X1"] is None and rows["ca-text"]["X2"] is None
+    assert rows["ca-text"]["X2__missing"] == [
+        "condition 'breast ca' ($.conditions[0]): coded only as text: cannot tell whether it is in malignancy"]
+    assert rows["heart-no-stage"]["X3"] is None
+    assert [rows["none"][x] for x in ("X1", "X2", "X3")] == [False, False, False]
+    assert rows["absent"]["X1__missing"] == ["conditions (not provided)"]
+
+
+def test_missing_items_are_a_sorted_set():
+    rules = ('trial "T"\ninclusion X1 "labs" = creatinine <= 1.5 mg/dL and HbA1c <= 9 % and ALT <= 2 x ULN '
+             'and fact consent\n')
+    docs = [{"id": "empty", "observations": [], "facts": {}}]
+    rows, _ = _screen(rules, docs)
+    assert rows["empty"]["X1__missing"] == ["ALT result", "HbA1c result", "creatinine result", "fact consent"]
+
+
+def test_a_latest_result_with_an_overlapping_older_one_of_another_answer_is_unknown():
+    rules = 'trial "T"\ninclusion X1 "creatinine" = creatinine <= 1.5 mg/dL\n'
+    cr = "LOINC:2160-0"
+    docs = [
+        # the month's result may be older or newer than the one of the 10th: the answer depends on it
+        {"id": "tie", "observations": [{"code": cr, "value": 1.0, "unit": "mg/dL", "date": "2026-10-10"},
+                                       {"code": cr, "value": 2.0, "unit": "mg/dL", "date": "2026-10"}]},
+        # the same, with the same answer: decided
+        {"id": "agree", "observations": [{"code": cr, "value": 1.0, "unit": "mg/dL", "date": "2026-10-10"},
+                                         {"code": cr, "value": 1.2, "unit": "mg/dL", "date": "2026-10"}]},
+    ]
+    rows, _ = _screen(rules, docs)
+    assert rows["tie"]["X1"] is None
+    assert rows["tie"]["X1__missing"] == [
+        "creatinine result of 2026-10: which result is the latest depends on a date known only to the month or year"]
+    assert rows["agree"]["X1"] is True
