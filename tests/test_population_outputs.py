@@ -109,9 +109,10 @@ def test_summary_rows_equal_the_per_row_writer_on_crafted_results(tmp_path):
     assert columnar_summary(con, trials, tmp_path) == expected
     rows = list(csv.reader(io.StringIO(expected.decode())))
     # the values a user reads: the worklist columns and the guard, as the per-row writer gave them
-    assert rows[2][:9] == ["dir/sub\\pop.ndjson:2", "'=HYPERLINK(\"x\")", "'=HYPERLINK(\"x\") (pop.ndjson:2)", "T-1",
-                           "2026-11-25", "undetermined", "5", "I1 unknown; I2 review",
-                           "Fact consent given; ALT result of 2026-01: no value; SS-hCG result; \u01c4 thing; "]
+    assert rows[2][:10] == ["dir/sub\\pop.ndjson:2", "'=HYPERLINK(\"x\")", "'=HYPERLINK(\"x\") (pop.ndjson:2)", "T-1",
+                            "2026-11-25", "undetermined", "6", "I1 unknown; I2 review",
+                            "Fact consent given; ALT result of 2026-01: no value; SS-hCG result; \u01c4 thing; ",
+                            "Judge it (review)"]  # the SQL engines' review reasons are review questions too
     assert rows[3][:3] == ["<patient>", "'-1", "'-1"]  # no file to name
     assert rows[3][6:9] == ["2", "I2 unknown; E1 unknown",
                             "Is the patient alive? (patient may have died on or before the as-of date (date of death "
@@ -119,6 +120,7 @@ def test_summary_rows_equal_the_per_row_writer_on_crafted_results(tmp_path):
     assert rows[4][2] == "P,4" and rows[4][6:8] == ["0", "I1 fail: missing: x; I2 fail: does not apply; E1 fail"]
     assert rows[5][1:3] == ["", "None"] and rows[5][7] == "E1 fail: missing: , b c"
     assert rows[6][2:4] == ["P6", "'=T2"] and rows[6][8] == "'@name; +1; E\u0301tat; \u02bcNx"
+    assert rows[6][6] == "5" and rows[6][9] == "Look (review)"
     assert rows[7][2] == " (pop.ndjson:7)" and rows[7][6:9] == ["1", "  \u3000 ", "Is the patient alive? ()"]
     assert rows[0][10:] == ["T-1:I1", "T-1:I2 (draft)", "T-1:E1", "'=T2:J1", "'=T2:J2"]
     assert rows[1][10:] == ["pass", "n/a", "pass", "", ""] and rows[6][10:] == ["", "", "", "review", "unknown"]

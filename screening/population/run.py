@@ -574,7 +574,8 @@ def _capitals(con) -> dict[str, str]:
     rows = con.execute(
         "SELECT DISTINCT substring(_one_line(t), 1, 1) FROM (SELECT unnest(flatten(list_transform("
         "list_filter(criteria, lambda c: c.verdict IN ('unknown', 'review')), "
-        "lambda c: coalesce(c.missing, []::VARCHAR[])))) AS t FROM results WHERE decision <> 'ineligible')"
+        "lambda c: coalesce(c.missing, []::VARCHAR[]) || coalesce(c.reviews, []::VARCHAR[])))) AS t FROM results "
+        "WHERE decision <> 'ineligible')"
     ).fetchall()
     return {ch: ch.upper() for (ch,) in rows if ch and ch.upper() != ch}
 
@@ -593,7 +594,8 @@ def summary_sql(trials, capitals: dict[str, str]) -> str:
       distinct missing items of the unknown and review criteria in order, each on one line with its first
       letter capitalised (``capitals``: Python's capital of each first letter that has one), unless the
       result is ineligible; ``items_missing`` counts them;
-    * ``review_questions``: empty (this contract names no review reasons: a criterion's ``reviews``).
+    * ``review_questions``: the distinct review reasons of the unknown and review criteria (per criterion),
+      each capitalised with " (review)" after it, unless the result is ineligible; counted in ``items_missing``.
     """
     def lit(text: str) -> str:
         return "'" + text.replace("'", "''") + "'"
@@ -603,6 +605,10 @@ def summary_sql(trials, capitals: dict[str, str]) -> str:
     undecided = "list_filter(criteria, lambda c: c.verdict IN ('unknown', 'review'))"
     texts = (f"CASE WHEN decision = 'ineligible' THEN []::VARCHAR[] ELSE flatten(list_transform({undecided}, "
              "lambda c: list_transform(coalesce(c.missing, []::VARCHAR[]), lambda m: _one_line(m)))) END")
+    # review reasons, one item per (criterion, question) as row_from_result keys them
+    review_texts = (f"CASE WHEN decision = 'ineligible' THEN [] ELSE flatten(list_transform({undecided}, "
+                    "lambda c: list_transform(coalesce(c.reviews, []::VARCHAR[]), "
+                    "lambda r: {'id': c.id, 't': _one_line(r)}))) END")
     holding = ("list_filter(criteria, lambda c: CASE WHEN decision = 'ineligible' THEN c.verdict = 'fail' "
                "ELSE c.verdict IN ('unknown', 'review') END)")
     reason = ("CASE WHEN c.applicable IS FALSE THEN 'does not apply' WHEN len(c.missing) > 0 THEN "
@@ -622,17 +628,23 @@ def summary_sql(trials, capitals: dict[str, str]) -> str:
                          f"IS FALSE THEN 'n/a' ELSE struct_extract({c}, 'verdict') END) END)")
     return (
         f"WITH a AS (SELECT input, patient, trial_index, trial, as_of, decision, decision_reason, criteria, "
-        f"{texts} AS texts FROM results), "
-        f"b AS (SELECT *, list_transform(texts, lambda t: {capital}) AS questions FROM a), "
+        f"{texts} AS texts, {review_texts} AS review_texts FROM results), "
+        f"b AS (SELECT *, list_transform(texts, lambda t: {capital}) AS questions, "
+        f"list_transform(review_texts, lambda r: {{'id': r.id, 'q': {capital.replace('(t,', '(r.t,') if capitals else 'r.t'} "
+        f"|| ' (review)'}}) AS review_items FROM a), "
         f"c AS (SELECT *, list_filter(questions, lambda q, i: list_position(questions, q) = i) AS obtain, "
+        f"list_transform(list_filter(review_items, lambda q, i: list_position(review_items, q) = i), "
+        f"lambda r: r.q) AS review_questions, "
         f"CASE WHEN decision = 'undetermined' AND coalesce(decision_reason, '') <> '' THEN "
         f"'Is the patient alive? (' || _one_line(decision_reason) || ')' END AS alive, "
         f"list_transform({holding}, lambda c: {line}) AS deciding FROM b) "
         f"SELECT _cell(input), _cell(patient), _cell({label}), _cell(trial), _cell(strftime(as_of, '%Y-%m-%d')), "
-        f"_cell(decision), _cell(CAST(len(obtain) + CASE WHEN alive IS NULL THEN 0 ELSE 1 END AS VARCHAR)), "
+        f"_cell(decision), _cell(CAST(len(obtain) + len(review_questions) + CASE WHEN alive IS NULL THEN 0 ELSE 1 END "
+        f"AS VARCHAR)), "
         f"_cell(CASE WHEN len(deciding) > 0 THEN array_to_string(deciding, '; ') ELSE decision_reason END), "
         f"_cell(array_to_string(CASE WHEN alive IS NULL THEN obtain ELSE list_prepend(alive, obtain) END, '; ')), "
-        f"NULL{''.join(', ' + cell for cell in cells)} FROM c")
+        f"_cell(array_to_string(review_questions, '; '))"
+        f"{''.join(', ' + cell for cell in cells)} FROM c")
 
 
 def _duck_type(arrow_type) -> str:

@@ -111,7 +111,7 @@ def criterion_reason(c: dict) -> str:
     """One line saying why a criterion has its verdict (for tables and the worklist)."""
     if c.get("applicable") is False:
         return _one_line(c.get("explanation") or "does not apply")
-    reviews = _list(c.get("review_reasons"))
+    reviews = _reviews(c)
     if c.get("verdict") == "review" and reviews:
         return "review: " + _one_line("; ".join(map(str, reviews)))
     items = [i for i in _list(c.get("missing_items")) if isinstance(i, dict) and i.get("kind") != "review"]
@@ -141,8 +141,13 @@ def _items(c: dict) -> list[MissingItem]:
              for t in _list(c.get("missing"))]
     found += [MissingItem("review", str(c.get("id", "")), _one_line(r), None,
                           _one_line(r)[:1].upper() + _one_line(r)[1:] + " (review)", str(r))
-              for r in _list(c.get("review_reasons"))]
+              for r in _reviews(c)]
     return found
+
+
+def _reviews(c: dict) -> list:
+    """A criterion's review reasons: ``review_reasons`` (the per-patient engine), ``reviews`` (the SQL engines)."""
+    return _list(c.get("review_reasons")) or _list(c.get("reviews"))
 
 
 def row_from_result(data: dict) -> Row:
