@@ -729,6 +729,14 @@ class _Checker:
                           negated=node.negated, value=value, op=node.op,
                           window=self._window(node.window) or self._default_window(), span=node.span)
 
+    def _LabRecorded(self, node: ast.LabRecorded):
+        analyte, key = self._analyte(node.analyte)
+        if key is None:
+            return ir.Const(False, span=node.span)
+        # no default `lab window`: "on record" is at any date unless the rule says when
+        return ir.LabRecorded(key=key, label=analyte.name if analyte else key, window=self._window(node.window),
+                              span=node.span)
+
     def _AgeTest(self, node: ast.AgeTest):
         if node.op == "between" and node.upper is not None and node.value > node.upper:
             self.error("bad-range", "`age between` bounds run backwards: write the lower one first", node.span)
@@ -915,20 +923,24 @@ class _Checker:
         if not isinstance(test, ir.LabCompare) or not isinstance(anchor, (ir.RecordTest, ir.LabCompare)):
             return ir.Const(False, span=node.span)
         test.window = None  # the anchor's window replaces it (and the rule set's default lab window)
-        return ir.AnchoredLabTest(
-            test=test, anchor=anchor, span=node.span, anchor_at=node.anchor_at,
-            before=ir.Duration(node.before.amount, node.before.unit) if node.before else None,
-            after=ir.Duration(node.after.amount, node.after.unit) if node.after else None)
+        return ir.AnchoredLabTest(test=test, anchor=anchor, span=node.span, anchor_at=node.anchor_at,
+                                  **self._offsets(node))
 
     def _AnchoredRecordTest(self, node: ast.AnchoredRecordTest):
         test = self._record_expr(node.test, total=False)
         anchor = self._anchor(node)
         if not isinstance(test, ir.RecordTest) or not isinstance(anchor, (ir.RecordTest, ir.LabCompare)):
             return ir.Const(False, span=node.span)  # an unknown value set, already reported
-        return ir.AnchoredRecordTest(
-            test=test, anchor=anchor, relation=node.relation, span=node.span, anchor_at=node.anchor_at,
-            before=ir.Duration(node.before.amount, node.before.unit) if node.before else None,
-            after=ir.Duration(node.after.amount, node.after.unit) if node.after else None)
+        return ir.AnchoredRecordTest(test=test, anchor=anchor, relation=node.relation, span=node.span,
+                                     anchor_at=node.anchor_at, **self._offsets(node))
+
+    @staticmethod
+    def _offsets(node) -> dict:
+        """The window's offsets from the anchor's date, as IR durations."""
+        def duration(d):
+            return ir.Duration(d.amount, d.unit) if d is not None else None
+        return {"before": duration(node.before), "after": duration(node.after),
+                "start_after": duration(node.start_after), "end_before": duration(node.end_before)}
 
     def _record_expr(self, node: ast.RecordTest, total: bool = True) -> ir.Node:
         """A record test checked as an operand (a daily dose per record, not a total over records)."""
@@ -971,6 +983,17 @@ class _Checker:
                 if duration.amount <= 0:
                     self.error("window", "a time window must be at least 1 day long", duration.span)
                 self._duration_limit(duration)
+        near, far = ((node.start_after, node.after) if node.start_after is not None
+                     else (node.end_before, node.before) if node.end_before is not None else (None, None))
+        if near is not None:
+            self._duration_limit(near)
+            # calendar lengths: a month is 28 to 31 days, a year 365 or 366; the near end must come first whatever
+            # the anchor's date (so the window is never empty)
+            if _days(near)[1] >= _days(far)[0]:
+                side = "after" if node.start_after is not None else "before"
+                self.error("bad-range", f"`between {near.amount} {near.unit} and {far.amount} {far.unit} {side}`: the "
+                           "first amount must be the smaller one (and shorter whatever the month)", near.span,
+                           f"write the nearer end first, e.g. `between 4 and 12 weeks {side}`")
         return anchor
 
     def _code_ref(self, valueset: str | None, code: ast.CodeLiteral | None, span, noun: str | None = None
@@ -1122,6 +1145,15 @@ class _Checker:
 
 _NUMBER_TEXT = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)")
 _RANGE_TEXTS = re.compile(r"=\s*(" + _NUMBER_TEXT.pattern + r")\s*to\s*(" + _NUMBER_TEXT.pattern + ")")
+
+
+_DAYS = {"days": (1, 1), "weeks": (7, 7), "months": (28, 31), "years": (365, 366)}
+
+
+def _days(duration: ast.Duration) -> tuple[int, int]:
+    """The fewest and most days a calendar duration can span."""
+    low, high = _DAYS[duration.unit]
+    return duration.amount * low, duration.amount * high
 
 
 def _per_visit_problem(expr: ast.Expr):

@@ -450,6 +450,42 @@ def lab_text(node: ir.LabText, patient, ctx: Context):
     return result, ("text", node, decisive, None, problem if result is None else None)
 
 
+NO_VALUE = "no value recorded"  # record.Obs.problem of an observation that holds no result
+
+
+def lab_recorded(node: ir.LabRecorded, patient, ctx: Context):
+    """``X on record [within W]``: a result of X dated in W (or at any date up to the as-of date), whatever its
+    value (a number, a text, a code, one no test can read). info = ("recorded", node, obs or None, missing,
+    ((obs, problem), ...)).
+
+    True: such a result with a date surely in W. False: the observation list is present and holds none that
+    may be one (a list that is present is the record; its silence is the answer here, unlike a lab
+    comparison, which needs a result to compare). Unknown: no observation list; or only results whose date is
+    not recorded or may lie outside W, or that hold no value (a test recorded without a result), each named."""
+    labs = patient.labs
+    if labs is None:
+        return None, ("recorded", node, None, f"{node.label}: no observations provided", ())
+    start, end = ctx.window_start(node.window), ctx.as_of
+    doubts = []
+    for obs in labs.get(node.key) or ():
+        if obs.lo is not None and obs.lo > end:
+            continue  # after the as-of date
+        inside = _in_window(obs.lo, obs.hi, start, end)
+        if inside is False:
+            continue
+        problems = []
+        if obs.problem == NO_VALUE:
+            problems.append(NO_VALUE)
+        if inside is None:
+            problems.append("date not recorded" if obs.lo is None else "date uncertain relative to the window")
+        if not problems:
+            return True, ("recorded", node, obs, None, ())
+        doubts.append((obs, "; ".join(problems)))
+    if doubts:
+        return None, ("recorded", node, None, None, tuple(doubts))
+    return False, ("recorded", node, None, None, ())
+
+
 def text_result(node: ir.LabText, text: str):
     """One normalised text result against `is VALUE` or a grade comparison: (truth, problem).
 
@@ -976,17 +1012,9 @@ def _anchored(node: ir.AnchoredRecordTest, span, anchor_lo: int, anchor_hi: int)
         return True if e_lo > anchor_hi else (False if e_hi < anchor_lo else None)
     if node.relation == "before":
         return True if s_hi < anchor_lo else (False if s_lo > anchor_hi else None)
-    w1_lo = w1_hi = None
-    if node.before is not None:
-        b = node.before
-        w1_lo, w1_hi = moved(anchor_lo, b.amount, b.unit, False), moved(anchor_hi, b.amount, b.unit, False)
-    else:
-        w1_lo, w1_hi = anchor_lo, anchor_hi
-    if node.after is not None:
-        a = node.after
-        w2_lo, w2_hi = moved(anchor_lo, a.amount, a.unit, True), moved(anchor_hi, a.amount, a.unit, True)
-    else:
-        w2_lo, w2_hi = anchor_lo, anchor_hi
+    # the window's first day is in [w1_lo, w1_hi], its last in [w2_lo, w2_hi] (the anchor's date may be partial)
+    # (never empty: the checker refuses a one-sided window whose near end may come after its far end)
+    w1_lo, w1_hi, w2_lo, w2_hi = ir.window_around(node, anchor_lo, anchor_hi)
     if s_hi <= w2_lo and e_lo >= w1_hi:
         return True
     if s_lo > w2_hi or e_hi < w1_lo:
@@ -1136,8 +1164,7 @@ def anchored_lab_test(node: ir.AnchoredLabTest, patient, ctx: Context):
                 why.append(f"{_anchor_date_name(node)} of the anchor {shown}")
             possible.append((other, None, tuple(why)))
             continue
-        first = moved(lo, node.before.amount, node.before.unit, False) if node.before else lo
-        last = moved(lo, node.after.amount, node.after.unit, True) if node.after else lo
+        first, _, last, _ = ir.window_around(node, lo, lo)
         # a window that runs past the as-of date is cut at it, as every window is (results after it are ignored)
         value, info = lab_compare(node.test, patient, ctx, (first, min(last, ctx.as_of)))
         if value is True and other_value is True:
@@ -1524,6 +1551,7 @@ def review(node: ir.Review, patient, ctx: Context):
 ATOMS = {
     ir.LabCompare: lab_compare,
     ir.LabText: lab_text,
+    ir.LabRecorded: lab_recorded,
     ir.LabAggregate: lab_aggregate,
     ir.RecordCount: record_count,
     ir.VisitOccasions: visit_occasions,
@@ -1578,6 +1606,11 @@ def _atom_missing(info) -> list[str]:
                     when = show(obs.lo, obs.hi) if obs.lo is not None else "undated"
                     missing.append(f"{info[1].label} result of {when}: {problem}")
         return list(dict.fromkeys(missing))
+    if kind == "recorded":
+        if info[3]:
+            return [info[3]]
+        return [f"{info[1].label} result of {show(obs.lo, obs.hi) if obs.lo is not None else 'undated'}: {problem}"
+                for obs, problem in info[4]]
     if kind == "aggregate":
         return [info[4]] if info[4] else []
     if kind == "visits":

@@ -598,6 +598,10 @@ class _ToAst(Transformer_NonRecursive):
         return ast.LabText(selector=selector, analyte=analyte, negated=negated, value=value, window=window,
                            span=Span.from_meta(meta))
 
+    def lab_recorded(self, meta, children):
+        analyte, *rest = children
+        return ast.LabRecorded(analyte=analyte, window=rest[0] if rest else None, span=Span.from_meta(meta))
+
     def text_value(self, meta, children):
         token = children[0]
         return _unquote(token) if token.type == "STRING" else str(token)
@@ -745,6 +749,29 @@ class _ToAst(Transformer_NonRecursive):
 
     def anchor_around(self, meta, children):
         return self._anchor("interval", children[0], children[1], children[2])
+
+    @staticmethod
+    def _near(first, far: ast.Duration) -> ast.Duration:
+        """The nearer end of a one-sided window; a bare number (`between 4 and 12 weeks`) takes the far end's unit."""
+        if isinstance(first, ast.Duration):
+            return first
+        amount, span = first
+        return ast.Duration(amount=amount, unit=far.unit, span=span)
+
+    def bare_amount(self, meta, children):
+        return _int(children[0]), Span.from_token(children[0])
+
+    def anchor_between_after(self, meta, children):
+        near, far, target = children
+        found = self._anchor("interval", None, far, target)
+        found["start_after"] = self._near(near, far)
+        return found
+
+    def anchor_between_before(self, meta, children):
+        near, far, target = children
+        found = self._anchor("interval", far, None, target)
+        found["end_before"] = self._near(near, far)
+        return found
 
     def valueset_use(self, meta, children):
         return str(children[0])

@@ -364,6 +364,19 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         if missing:
             details.append(f"no normal repeat after the last: {missing} could still decide")
         return "; ".join(details)
+    if kind == "recorded":
+        _, node, obs, missing, doubts = info
+        window = f" within {node.window}" if node.window is not None else ""
+        if missing:
+            return missing
+        if obs is not None:
+            shown = (repr(obs.raw_value) if obs.raw_value is not None else repr(obs.text) if obs.text is not None
+                     else _num(obs.value) if obs.value is not None else "no value")
+            return f"{node.label} result on record: {shown} {_when(obs)}"
+        if doubts:
+            return "; ".join(f"{node.label} result {_when(o)} may be on record{window}: {problem}"
+                             for o, problem in doubts[:3])
+        return f"no {node.label} result on record{window} on or before {as_of}"
     if kind == "aggregate":
         return _aggregate_detail(info, as_of)
     if kind == "count":

@@ -155,6 +155,12 @@ inclusion I55 "at most courses" = at most 0 courses of medication insulin or at 
 inclusion I56 "stable" = medication insulin dose stable for at least 4 weeks
 inclusion I57 "not increasing" = medication anticoag dose not increasing for at least 3 months
 exclusion E54 "visits 3" = (HbA1c > 7 % or creatinine >= 1 mg/dL or temperature > 38 Cel) on at least 3 occasions within 2 years
+inclusion I60 "on record" = HBsAg on record
+exclusion E60 "on record in a window" = creatinine on record within 6 months and not ECOG on record within 2 years
+exclusion E61 "between after" = condition ca between 2 and 26 weeks after procedure biopsy
+exclusion E62 "between before" = medication insulin between 5 and 30 days before the end of procedure biopsy
+inclusion I61 "lab between after" = any ALT <= 2 x ULN from 1 to 3 months after medication insulin
+inclusion I62 "lab between before" = creatinine <= 1.5 mg/dL between 1 and 8 weeks before procedure biopsy
 '''
 
 

@@ -27,7 +27,7 @@ import sqlglot
 
 from .. import derived, ir
 from ..dates import NEVER
-from ..evaluate import Context, TERMINOLOGY_REASON
+from ..evaluate import NO_VALUE, Context, TERMINOLOGY_REASON
 from .dictionaries import DOSE_COLUMNS, DOSE_PATH
 
 _ACTIVE = ("active", "recurrence", "relapse", "in-progress", "on-hold")
@@ -1269,6 +1269,24 @@ def _shift(day_sql: str, duration: ir.Duration, forward: bool) -> str:
     return f"(CASE WHEN {day_sql} = {_NEVER} THEN {day_sql} ELSE CAST({day_sql} {sign} INTERVAL {int(amount)} {unit} AS DATE) END)"
 
 
+def _window_around_sql(node, lo: str, hi: str) -> tuple[str, str, str, str]:
+    """ir.window_around in SQL: the ranges of the first and the last day of an anchored window around an anchor
+    dated [lo, hi] (``between N and M after R`` starts past the anchor, ``... before R`` ends ahead of it)."""
+    if node.before is not None:
+        first = _shift(lo, node.before, False), _shift(hi, node.before, False)
+    elif node.start_after is not None:
+        first = _shift(lo, node.start_after, True), _shift(hi, node.start_after, True)
+    else:
+        first = lo, hi
+    if node.after is not None:
+        last = _shift(lo, node.after, True), _shift(hi, node.after, True)
+    elif node.end_before is not None:
+        last = _shift(lo, node.end_before, False), _shift(hi, node.end_before, False)
+    else:
+        last = lo, hi
+    return first[0], first[1], last[0], last[1]
+
+
 def _anchor_rows(gen: Generator, node) -> tuple[str, str, str, str, str, str]:
     """evaluate._anchor_events in SQL: (rows, their name, what is missing when there is nothing to look at or NULL,
     date name) for the anchors of an anchored window. Each row: patient_id, seq, v (TRUE, or NULL when the event
@@ -1343,10 +1361,7 @@ def _anchored_record(gen: Generator, node: ir.AnchoredRecordTest, k: int):
     elif node.relation == "before":
         inside = f"(CASE WHEN {s_hi} < {a_lo} THEN TRUE WHEN {s_lo} > {a_hi} THEN FALSE ELSE NULL END)"
     else:
-        w1_lo, w1_hi = ((_shift(a_lo, node.before, False), _shift(a_hi, node.before, False)) if node.before
-                        else (a_lo, a_hi))
-        w2_lo, w2_hi = ((_shift(a_lo, node.after, True), _shift(a_hi, node.after, True)) if node.after
-                        else (a_lo, a_hi))
+        w1_lo, w1_hi, w2_lo, w2_hi = _window_around_sql(node, a_lo, a_hi)
         inside = (f"(CASE WHEN {s_hi} <= {w2_lo} AND {e_lo} >= {w1_hi} THEN TRUE "
                   f"WHEN {s_lo} > {w2_hi} OR {e_hi} < {w1_lo} THEN FALSE ELSE NULL END)")
     value = f"(CASE WHEN {s_lo} IS NULL OR {a_lo} IS NULL THEN NULL ELSE {inside} END)"
@@ -1403,8 +1418,7 @@ def _anchored_lab(gen: Generator, node: ir.AnchoredLabTest, k: int):
     gen.uses_obs = True
     gen.plan.keys.add(lab.key)
     name = f"a{k}"
-    first = _shift("a.lo", node.before, False) if node.before else "a.lo"
-    last = _shift("a.lo", node.after, True) if node.after else "a.lo"
+    first, _, last, _ = _window_around_sql(node, "a.lo", "a.lo")
     gen.ctes.append((f"{name}a", f"SELECT a.*, {first} AS w_lo, least({last}, {as_of}) AS w_hi FROM ({rows_a}) a"))
     value, problem = _Compare(lab, gen.ctx.ranges).sql()
     inside = _in_window("o.lo", "o.hi", "a.w_lo", "a.w_hi")
@@ -2025,6 +2039,30 @@ def _dose_trend(gen: Generator, node: ir.DoseTrend, k: int):
     return value, missing, EMPTY
 
 
+def _lab_recorded(gen: Generator, node: ir.LabRecorded, k: int):
+    """evaluate.lab_recorded: a result of the analyte dated in the window (any value); FALSE when the observation
+    list holds none that may be one; NULL, naming each, when only undated, partly dated or empty results may be."""
+    gen.uses_obs = True
+    gen.plan.keys.add(node.key)
+    start, end = gen.start(node.window), gen.end
+    name = f"a{k}"
+    inside = _in_window("o.lo", "o.hi", start, end)
+    empty = f"(o.problem IS NOT DISTINCT FROM {q(NO_VALUE)})"
+    date_why = ("(CASE WHEN o.lo IS NULL THEN 'date not recorded' ELSE 'date uncertain relative to the window' END)")
+    why = f"array_to_string({lst(f'CASE WHEN {empty} THEN {q(NO_VALUE)} END', f'CASE WHEN {inside} IS NULL THEN {date_why} END')}, '; ')"
+    rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, {inside} IS TRUE AND NOT {empty} AS yes, "
+            f"{q(node.label + ' result of ')} || {show('o.lo', 'o.hi')} || ': ' || {why} AS item "
+            f"FROM nobs o WHERE o.key = {q(node.key)} AND (o.lo IS NULL OR o.lo <= {end}) AND {inside} IS NOT FALSE")
+    gen.ctes.append((name, f"SELECT patient_id, bool_or(yes) AS yes, list(item ORDER BY hi DESC NULLS LAST, "
+                           f"lo DESC NULLS LAST, seq) FILTER (WHERE NOT yes) AS m FROM ({rows}) GROUP BY patient_id"))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    value = (f"(CASE WHEN NOT p.has_observations THEN NULL WHEN {name}.yes IS TRUE THEN TRUE "
+             f"WHEN len(coalesce({name}.m, {EMPTY})) > 0 THEN NULL ELSE FALSE END)")
+    missing = (f"(CASE WHEN NOT p.has_observations THEN [{q(node.label + ': no observations provided')}] "
+               f"ELSE coalesce({name}.m, {EMPTY}) END)")
+    return value, missing, EMPTY
+
+
 def _refuse(what: str):
     def translate(gen, node, k):
         raise Unsupported(f"{what} is not translated to SQL yet: {node.source_text}")
@@ -2039,6 +2077,7 @@ ATOMS = {
     ir.Review: _review,
     ir.LabCompare: _lab_compare,
     ir.LabText: _lab_text,
+    ir.LabRecorded: _lab_recorded,
     ir.RecordTest: _record_test,
     ir.RecordCount: _record_count,
     ir.InvestigationalTest: _investigational,
