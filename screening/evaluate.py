@@ -199,7 +199,7 @@ def lab_compare(node: ir.LabCompare, patient, ctx: Context, days: tuple[int, int
                 break  # the newest usable one is too old
             value, limits, problem = compare_obs(node, obs, sex, ranges)
             if inside is None:
-                return None, ("lab", node, ((obs, value, limits, "date uncertain relative to the window"),), None)
+                return None, ("lab", node, ((obs, value, limits, _and_date(value, problem)),), None)
             if series.overlaps and value is not None and _rival_disagrees(node, series, index, value, sex, ranges,
                                                                          start, end):
                 return None, ("lab", node, ((obs, None, limits, "which result is the latest depends on a date "
@@ -222,7 +222,7 @@ def lab_compare(node: ir.LabCompare, patient, ctx: Context, days: tuple[int, int
                 continue
             if value is True and node.selector == "every":
                 continue
-            value, problem = None, "date uncertain relative to the window"
+            value, problem = None, _and_date(value, problem)
         seen.append((obs, value, limits, problem))
         if value is True:
             true_count += 1
@@ -249,6 +249,15 @@ def lab_compare(node: ir.LabCompare, patient, ctx: Context, days: tuple[int, int
     # too few on record, and the newest of them is not a normal repeat: a repeat could still decide
     repeat = f"a repeat {node.label} result" + (f" within {node.window}" if node.window is not None else "")
     return None, ("lab", node, tuple(seen), repeat)
+
+
+UNCERTAIN_DATE = "date uncertain relative to the window"
+
+
+def _and_date(value, problem: str | None) -> str:
+    """Why a result whose date may lie outside the window is unknown: the date, and what else is wrong with
+    it when its value cannot be used either (an unknown unit on an undated result names both)."""
+    return f"{problem}; {UNCERTAIN_DATE}" if value is None and problem else UNCERTAIN_DATE
 
 
 def _same_occasion(a, b) -> bool:
@@ -429,12 +438,13 @@ def lab_text(node: ir.LabText, patient, ctx: Context):
             value, problem = None, obs.problem or ("a numeric result where a grade is needed" if node.op != "is"
                                                    else "a numeric result where a text result is needed")
         if inside is None:
+            when = show(obs.lo, obs.hi) if obs.lo is not None else "undated"
             if value is True:  # it meets the test, but may lie outside the window: say so, not nothing
-                when = show(obs.lo, obs.hi) if obs.lo is not None else "undated"
                 problem = f"{node.label} result of {when}: date uncertain relative to the window"
+            elif value is None and problem is not None:  # unreadable and maybe outside the window: both
+                problem = f"{problem}; its date ({when}) is uncertain relative to the window"
             value = None if value is not False else False
             if value is None and problem is None:  # unknown only for its date: say so (never an unnamed unknown)
-                when = show(obs.lo, obs.hi) if obs.lo is not None else "undated"
                 problem = f"{node.label} result of {when}: date uncertain relative to the window"
         results.append((obs, value, problem))
         if node.selector == "latest":

@@ -27,7 +27,7 @@ import sqlglot
 
 from .. import derived, ir
 from ..dates import NEVER
-from ..evaluate import NO_VALUE, Context, TERMINOLOGY_REASON
+from ..evaluate import NO_VALUE, UNCERTAIN_DATE, Context, TERMINOLOGY_REASON
 from .dictionaries import DOSE_COLUMNS, DOSE_PATH
 
 _ACTIVE = ("active", "recurrence", "relapse", "in-progress", "on-hold")
@@ -721,6 +721,16 @@ def _lab_item(label: str, problem: str) -> str:
             f"ELSE {q(label + ' result of ')} || {show('o.lo', 'o.hi')} || ': ' || {problem} END)")
 
 
+def _uncertain_item(label: str, alias: str = "c") -> str:
+    """evaluate._and_date in SQL: the missing item of a result whose date may lie outside the window, naming what
+    else is wrong with it when its value cannot be used either (``alias``: a row with lo, hi, cv and pr)."""
+    problem = f"(CASE WHEN {alias}.cv IS NULL THEN {alias}.pr END)"
+    combined = (f"(CASE WHEN {problem} IS NULL THEN {q(UNCERTAIN_DATE)} "
+                f"ELSE {problem} || {q('; ' + UNCERTAIN_DATE)} END)")
+    return (f"(CASE WHEN {problem} LIKE 'reference range%' THEN {combined} ELSE {q(label + ' result of ')} || "
+            f"{show(alias + '.lo', alias + '.hi')} || ': ' || {combined} END)")
+
+
 def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
     gen.uses_obs = True
     gen.plan.keys.add(node.key)
@@ -741,7 +751,7 @@ def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
         ranked = (f"SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY hi DESC NULLS LAST, lo DESC NULLS LAST, "
                   f"seq) AS rn FROM {name}r")
         gen.ctes.append((f"{name}s", ranked))
-        uncertain = q(f"{node.label} result of ") + f" || {show('c.lo', 'c.hi')} || ': date uncertain relative to the window'"
+        uncertain = _uncertain_item(node.label)
         tie = (q(f"{node.label} result of ") + f" || {show('c.lo', 'c.hi')} || "
                "': which result is the latest depends on a date known only to the month or year'")
         body = f"""
@@ -754,14 +764,13 @@ def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
             FROM {name}s c LEFT JOIN {name}s r ON r.patient_id = c.patient_id AND r.rn > 1 AND r.hi IS NOT NULL
                 AND r.hi >= c.lo AND r.ins IS NOT FALSE
             WHERE c.rn = 1
-            GROUP BY c.patient_id, c.ins, c.cv, c.item, c.lo, c.hi"""
+            GROUP BY c.patient_id, c.ins, c.cv, c.pr, c.item, c.lo, c.hi"""
     else:
         every = node.selector == "every"
         skip = "c.cv IS TRUE" if every else "c.cv IS FALSE"
         kept = f"(c.ins IS TRUE OR (c.ins IS NULL AND NOT ({skip})))"
         ev = "CASE WHEN c.ins IS NULL THEN NULL ELSE c.cv END"
-        uncertain = (f"CASE WHEN c.ins IS NULL THEN {q(node.label + ' result of ')} || {show('c.lo', 'c.hi')} "
-                     f"|| ': date uncertain relative to the window' ELSE c.item END")
+        uncertain = f"CASE WHEN c.ins IS NULL THEN {_uncertain_item(node.label)} ELSE c.item END"
         gen.ctes.append((f"{name}r", rows))
         if every:
             value = ("CASE WHEN bool_or(ev IS FALSE) THEN FALSE WHEN bool_or(ev IS NULL) THEN NULL ELSE TRUE END")
@@ -862,8 +871,10 @@ def _lab_text(gen: Generator, node: ir.LabText, k: int):
         agg = "CASE WHEN bool_or(ev IS TRUE) THEN TRUE WHEN bool_or(ev IS NULL) THEN NULL ELSE FALSE END"
     # the problem of the first result whose value is the answer (evaluate: `decisive`), when the answer is unknown
     # (a struct, so that a first unknown result without a problem is not skipped for a later one with one)
+    when = f"(CASE WHEN lo IS NULL THEN 'undated' ELSE {show('lo', 'hi')} END)"
     dated = (f"(CASE WHEN ins IS NULL AND cv IS NOT FALSE AND pr IS NULL THEN {q(node.label + ' result of ')} || "
-             f"(CASE WHEN lo IS NULL THEN 'undated' ELSE {show('lo', 'hi')} END) || ': date uncertain relative to the "
+             f"{when} || ': date uncertain relative to the window' "
+             f"WHEN ins IS NULL AND cv IS NULL THEN pr || '; its date (' || {when} || ') is uncertain relative to the "
              f"window' ELSE pr END)")
     body = (f"SELECT patient_id, {agg} AS v, "
             f"struct_extract(arg_min(struct_pack(p := {dated}), rn) FILTER (WHERE ev IS NULL), 'p') AS pr "
@@ -1424,14 +1435,14 @@ def _anchored_lab(gen: Generator, node: ir.AnchoredLabTest, k: int):
     inside = _in_window("o.lo", "o.hi", "a.w_lo", "a.w_hi")
     # each result against each anchor dated to the day (results after the window's last day are not looked at)
     gen.ctes.append((f"{name}r", f"SELECT a.patient_id, a.seq AS aseq, o.seq, o.lo, o.hi, {inside} AS ins, "
-                                 f"{value} AS cv, {_lab_item(lab.label, problem)} AS item "
+                                 f"{value} AS cv, {problem} AS pr, {_lab_item(lab.label, problem)} AS item "
                                  f"FROM {name}a a JOIN nobs o ON o.patient_id = a.patient_id AND o.key = {q(lab.key)} "
                                  f"JOIN patients p ON p.patient_id = o.patient_id "
                                  f"WHERE a.lo = a.hi AND (o.lo IS NULL OR o.lo <= a.w_hi)"))
     if lab.selector == "latest":
         gen.ctes.append((f"{name}s", f"SELECT *, row_number() OVER (PARTITION BY patient_id, aseq ORDER BY hi DESC NULLS "
                                      f"LAST, lo DESC NULLS LAST, seq) AS rn FROM {name}r"))
-        uncertain = q(f"{lab.label} result of ") + f" || {show('c.lo', 'c.hi')} || ': date uncertain relative to the window'"
+        uncertain = _uncertain_item(lab.label)
         tie = (q(f"{lab.label} result of ") + f" || {show('c.lo', 'c.hi')} || "
                "': which result is the latest depends on a date known only to the month or year'")
         rival = "coalesce(bool_or(r.patient_id IS NOT NULL AND r.cv IS DISTINCT FROM c.cv), FALSE)"
@@ -1443,14 +1454,13 @@ def _anchored_lab(gen: Generator, node: ir.AnchoredLabTest, k: int):
             FROM {name}s c LEFT JOIN {name}s r ON r.patient_id = c.patient_id AND r.aseq = c.aseq AND r.rn > 1
                 AND r.hi IS NOT NULL AND r.hi >= c.lo AND r.ins IS NOT FALSE
             WHERE c.rn = 1
-            GROUP BY c.patient_id, c.aseq, c.ins, c.cv, c.item, c.lo, c.hi"""
+            GROUP BY c.patient_id, c.aseq, c.ins, c.cv, c.pr, c.item, c.lo, c.hi"""
     else:
         every = lab.selector == "every"
         skip = "c.cv IS TRUE" if every else "c.cv IS FALSE"
         kept = f"(c.ins IS TRUE OR (c.ins IS NULL AND NOT ({skip})))"
         ev = "CASE WHEN c.ins IS NULL THEN NULL ELSE c.cv END"
-        item = (f"CASE WHEN c.ins IS NULL THEN {q(lab.label + ' result of ')} || {show('c.lo', 'c.hi')} "
-                f"|| ': date uncertain relative to the window' ELSE c.item END")
+        item = f"CASE WHEN c.ins IS NULL THEN {_uncertain_item(lab.label)} ELSE c.item END"
         if every:
             agg = "CASE WHEN bool_or(ev IS FALSE) THEN FALSE WHEN bool_or(ev IS NULL) THEN NULL ELSE TRUE END"
         else:
