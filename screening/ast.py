@@ -408,6 +408,15 @@ class Criterion(Node):
 
 
 @dataclass(frozen=True)
+class IndexDeclaration(Node):
+    """`index date first_dose "first dose of study drug"`: the trial's own index event, named for anchors."""
+
+    name: str
+    description: str
+    name_span: Span = field(compare=False)
+
+
+@dataclass(frozen=True)
 class RuleSetSyntax(Node):
     """A parsed rule file, before names, units and dimensions are checked."""
 
@@ -420,3 +429,4 @@ class RuleSetSyntax(Node):
     defines: tuple[Define, ...]
     criteria: tuple[Criterion, ...]
     facts: tuple[FactDeclaration, ...] = ()  # fact declarations (descriptions and questions)
+    indexes: tuple[IndexDeclaration, ...] = ()  # `index date NAME "..."` (at most one is allowed)

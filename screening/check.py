@@ -55,6 +55,7 @@ class _Checker:
         self.checking: list[str] = []
         self.lines = self.source.text.split("\n")
         self.hints_left = 50
+        self.index: ir.IndexDate | None = None  # `index date NAME "..."`
 
     # ------------------------------------------------------------ helpers
     def did_you_mean(self, name: str, candidates) -> str | None:
@@ -93,6 +94,16 @@ class _Checker:
             if syntax.lab_window.amount <= 0:
                 self.error("window", "a time window must be at least 1 day long", syntax.lab_window.span)
             self._duration_limit(syntax.lab_window)
+        for declaration in syntax.indexes:
+            if self.index is not None:
+                self.error("duplicate", "a rule set has one index date", declaration.span)
+            elif declaration.name in self.define_syntax or declaration.name in self.valueset_syntax:
+                self.error("duplicate", f"`{declaration.name}` is already a defined name or a value set",
+                           declaration.name_span)
+            elif not declaration.description.strip():
+                self.error("empty", "the index date needs a description", declaration.span)
+            else:
+                self.index = ir.IndexDate(declaration.name, declaration.description.strip())
         for define in syntax.defines:
             self._define(define.name, define.span)
         criteria = []
@@ -121,7 +132,7 @@ class _Checker:
             source_name=self.source.name, warnings=sorted(self.warnings, key=lambda d: (d.span.line, d.span.column)),
             matchers=[m for m in self.matchers.values() if m is not None] + self.inline_matchers,
             terminology=self.expander.sources(),
-            facts=dict(self.fact_infos),
+            facts=dict(self.fact_infos), index=self.index,
         )
 
     def _fact_declarations(self) -> None:
@@ -920,7 +931,7 @@ class _Checker:
                        node.span, "write `within N before R`, `within N after R` or `from N before to M after R`")
             return ir.Const(False, span=node.span)
         anchor = self._anchor(node)
-        if not isinstance(test, ir.LabCompare) or not isinstance(anchor, (ir.RecordTest, ir.LabCompare)):
+        if not isinstance(test, ir.LabCompare) or not isinstance(anchor, (ir.RecordTest, ir.LabCompare, ir.IndexDate)):
             return ir.Const(False, span=node.span)
         test.window = None  # the anchor's window replaces it (and the rule set's default lab window)
         return ir.AnchoredLabTest(test=test, anchor=anchor, span=node.span, anchor_at=node.anchor_at,
@@ -929,7 +940,7 @@ class _Checker:
     def _AnchoredRecordTest(self, node: ast.AnchoredRecordTest):
         test = self._record_expr(node.test, total=False)
         anchor = self._anchor(node)
-        if not isinstance(test, ir.RecordTest) or not isinstance(anchor, (ir.RecordTest, ir.LabCompare)):
+        if not isinstance(test, ir.RecordTest) or not isinstance(anchor, (ir.RecordTest, ir.LabCompare, ir.IndexDate)):
             return ir.Const(False, span=node.span)  # an unknown value set, already reported
         return ir.AnchoredRecordTest(test=test, anchor=anchor, relation=node.relation, span=node.span,
                                      anchor_at=node.anchor_at, **self._offsets(node))
@@ -952,6 +963,8 @@ class _Checker:
     def _anchor(self, node) -> ir.Node | None:
         """The checked anchor of an anchored test (an inline record test or a name defined as one); None on error."""
         anchor_syntax = node.anchor
+        if anchor_syntax is None and self.index is not None and node.anchor_name == self.index.name:
+            return self._index_anchor(node, self.index)
         if anchor_syntax is None:
             found = self.define_syntax.get(node.anchor_name)
             if found is None:
@@ -959,7 +972,9 @@ class _Checker:
                     hint = (f"`{node.anchor_name}` is a value set: say which records, e.g. "
                             f"`procedure {node.anchor_name}` or `medication {node.anchor_name}`")
                 else:
-                    hint = self.did_you_mean(node.anchor_name, self.define_syntax)
+                    hint = self.did_you_mean(node.anchor_name, self.define_syntax) or (
+                        f"if `{node.anchor_name}` is the trial's own index event (a first dose, enrolment), declare it "
+                        f'after the title: `index date {node.anchor_name} "first dose of study drug"`')
                 self.error("unknown-name", f"unknown name `{node.anchor_name}`: an anchor is a record test "
                            "(`procedure surgery`) or a name defined as one", node.anchor_span, hint)
                 return None
@@ -995,6 +1010,27 @@ class _Checker:
                            "first amount must be the smaller one (and shorter whatever the month)", near.span,
                            f"write the nearer end first, e.g. `between 4 and 12 weeks {side}`")
         return anchor
+
+    def _index_anchor(self, node, index: ir.IndexDate) -> ir.IndexDate | None:
+        """The index date as an anchor: only windows that end on or before it (nothing later is on record when
+        screening as of it)."""
+        if node.anchor_at == "end":
+            self.error("anchor", f"`{index.name}` is a date: it has no end", node.anchor_span)
+            return None
+        if node.relation == "after" or node.after is not None or node.start_after is not None:
+            self.error("anchor", f"`{index.name}` ({index.description}) is the as-of date: nothing after it is on "
+                       "record when screening", node.anchor_span,
+                       f"write a window before it, e.g. `within 14 days before {index.name}`")
+            return None
+        for duration in (node.before, node.end_before):
+            if duration is not None:
+                if duration.amount <= 0 and duration is node.before:
+                    self.error("window", "a time window must be at least 1 day long", duration.span)
+                self._duration_limit(duration)
+        if node.end_before is not None and _days(node.end_before)[1] >= _days(node.before)[0]:
+            self.error("bad-range", "the first amount must be the smaller one (and shorter whatever the month)",
+                       node.end_before.span)
+        return index
 
     def _code_ref(self, valueset: str | None, code: ast.CodeLiteral | None, span, noun: str | None = None
                   ) -> CodeMatcher | None:

@@ -1032,8 +1032,16 @@ def _anchored(node: ir.AnchoredRecordTest, span, anchor_lo: int, anchor_hi: int)
     return None
 
 
+class IndexEvent(str):
+    """The index date as an anchor event: its words (``the first dose of study drug (index date, as of ...)``)."""
+
+    __slots__ = ()
+
+
 def anchor_label(node, thing) -> str:
-    """How explanations name one anchor event: a record, or a lab result with its date."""
+    """How explanations name one anchor event: a record, a lab result with its date, or the index date."""
+    if isinstance(thing, IndexEvent):
+        return str(thing)
     anchor = node.anchor
     if isinstance(anchor, ir.LabCompare):
         when = show(thing.lo, thing.hi) if thing.lo is not None else "no date"
@@ -1052,6 +1060,8 @@ def _anchor_events(node, patient, ctx: Context):
     ended one without an end date has an unknown end. A lab anchor is each result meeting the comparison,
     on its date (results after the as-of date are ignored, as everywhere)."""
     anchor = node.anchor
+    if isinstance(anchor, ir.IndexDate):  # the trial's own index event: the as-of date stands for it
+        return ((IndexEvent(anchor.shown(ctx.as_of_text)), True, (), ctx.as_of, ctx.as_of),), None
     if isinstance(anchor, ir.LabCompare):
         labs = patient.labs
         if labs is None:
@@ -1091,7 +1101,7 @@ def _anchor_events(node, patient, ctx: Context):
 
 
 def _anchor_date_name(node) -> str:
-    if isinstance(node.anchor, ir.LabCompare):
+    if isinstance(node.anchor, (ir.LabCompare, ir.IndexDate)):
         return "date"
     return "end date" if node.anchor_at == "end" else _START_NAMES[node.anchor.kind]
 

@@ -414,7 +414,8 @@ class AnchoredRecordTest(Node):
     """
 
     test: RecordTest  # without a window
-    anchor: "RecordTest | LabCompare"  # a record (without a window), or each result meeting a lab comparison
+    # a record (without a window), each result meeting a lab comparison, or the trial's index date
+    anchor: "RecordTest | LabCompare | IndexDate"
     relation: str  # after | before | interval
     before: Duration | None
     after: Duration | None
@@ -430,6 +431,19 @@ class AnchoredRecordTest(Node):
         text = (self.relation if self.relation in ("after", "before")
                 else around_text(self.before, self.after, self.start_after, self.end_before))
         return text + (" the end of" if self.anchor_at == "end" else "")
+
+
+@dataclass(frozen=True)
+class IndexDate:
+    """The trial's own index event as an anchor (`index date first_dose "first dose of study drug"`): no patient
+    record holds it; the as-of date stands for it (screen as of the planned date). See docs/language.md."""
+
+    name: str
+    description: str
+
+    def shown(self, as_of_text: str) -> str:
+        """How explanations name it: ``the first dose of study drug (index date, as of 2026-11-25)``."""
+        return f"the {self.description} (index date, as of {as_of_text})"
 
 
 def around_text(before: Duration | None, after: Duration | None, start_after: Duration | None = None,
@@ -454,7 +468,7 @@ class AnchoredLabTest(Node):
     past it (None: its date) meet ``test``."""
 
     test: LabCompare  # its window unused
-    anchor: "RecordTest | LabCompare"
+    anchor: "RecordTest | LabCompare | IndexDate"
     before: Duration | None
     after: Duration | None
     anchor_at: str = "start"  # start | end, as for AnchoredRecordTest
@@ -605,6 +619,7 @@ class CheckedRuleSet:
     matchers: list = field(default_factory=list)  # every value set and inline code of the rule set
     terminology: list | None = None  # the store's sources the value sets were expanded with; None: no store
     facts: dict = field(default_factory=dict)  # fact name -> FactInfo (declared facts)
+    index: IndexDate | None = None  # `index date NAME "..."`: what the as-of date stands for
 
 
 def children(node: Node) -> list[Node]:

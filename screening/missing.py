@@ -158,8 +158,8 @@ def _not_provided(node: ir.RecordTest, text: str) -> MissingItem:
 
 
 def _anchor_shown(node, other) -> str:
-    """The anchor event as a person reads it: a record by its display, a lab result by its date."""
-    if isinstance(node.anchor, ir.LabCompare):
+    """The anchor event as a person reads it: a record by its display, a lab result by its date (or the index date)."""
+    if isinstance(node.anchor, (ir.LabCompare, ir.IndexDate)):
         return anchor_label(node, other)
     return entry_name(node.anchor.noun, other, True)
 

@@ -360,32 +360,40 @@ class _ToAst(Transformer_NonRecursive):
     # ---- header and declarations
     def start(self, meta, children):
         header, *declarations = children
-        trial_id, title, lab_window = header
+        trial_id, title, lab_window, indexes = header
         by_type = {t: tuple(d for d in declarations if isinstance(d, t))
                    for t in (ast.ValueSet, ast.ReferenceRange, ast.Define, ast.Criterion, ast.FactDeclaration)}
         return ast.RuleSetSyntax(
             source=self.source, trial_id=trial_id, title=title, lab_window=lab_window,
             valuesets=by_type[ast.ValueSet], ranges=by_type[ast.ReferenceRange],
             defines=by_type[ast.Define], criteria=by_type[ast.Criterion], facts=by_type[ast.FactDeclaration],
-            span=Span.from_meta(meta),
+            indexes=indexes, span=Span.from_meta(meta),
         )
 
     def header(self, meta, children):
         trial_id = _unquote(children[0])
         title = None
         lab_window = None
+        indexes = []
         for child in children[1:]:
             if isinstance(child, tuple) and child[0] == "title":
                 title = child[1]
             elif isinstance(child, ast.Duration):
                 lab_window = child
-        return trial_id, title, lab_window
+            elif isinstance(child, ast.IndexDeclaration):
+                indexes.append(child)
+        return trial_id, title, lab_window, tuple(indexes)
 
     def title(self, meta, children):
         return ("title", _unquote(children[0]))
 
     def lab_window(self, meta, children):
         return children[0]
+
+    def index_date(self, meta, children):
+        name, description = children
+        return ast.IndexDeclaration(name=str(name), description=_unquote(description), name_span=Span.from_token(name),
+                                    span=Span.from_meta(meta))
 
     def valueset(self, meta, children):
         name = str(children[0])

@@ -523,6 +523,8 @@ def _no_result(missing: str, as_of: str) -> str:
 def _anchor_text(node, thing) -> str:
     """An anchor event in words: the record with its dates, or the lab result with its value and date."""
     anchor = node.anchor
+    if isinstance(anchor, ir.IndexDate):
+        return str(thing)
     if isinstance(anchor, ir.LabCompare):
         value = (f"{thing.comparator or ''}{_num(thing.in_own_unit(thing.value))} {thing.unit or ''}".strip()
                  if thing.value is not None else repr(thing.raw_value))
@@ -536,6 +538,8 @@ def _anchor_text(node, thing) -> str:
 
 def _anchor_kind(node) -> str:
     anchor = node.anchor
+    if isinstance(anchor, ir.IndexDate):
+        return f"the {anchor.description} (the index date)"
     if isinstance(anchor, ir.LabCompare):
         return f"a result meeting {anchor.source_text or anchor.label}"
     return f"a {anchor.noun} in {anchor.matcher.name}"

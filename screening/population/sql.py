@@ -83,7 +83,7 @@ def show(lo: str, hi: str) -> str:
             f"WHEN month({lo}) = 1 AND day({lo}) = 1 AND month({hi}) = 12 AND day({hi}) = 31 "
             f"AND year({lo}) = year({hi}) THEN CAST(year({lo}) AS VARCHAR) "
             f"WHEN day({lo}) = 1 AND year({lo}) = year({hi}) AND month({lo}) = month({hi}) "
-            f"AND {hi} = last_day({lo}) THEN strftime({lo}, '%Y-%m') "
+            f"THEN strftime({lo}, '%Y-%m') "
             f"ELSE CAST({lo} AS VARCHAR) || '..' || CAST({hi} AS VARCHAR) END)")
 
 
@@ -1305,6 +1305,8 @@ def _anchor_rows(gen: Generator, node) -> tuple[str, str, str, str, str, str]:
     name it); the events that are none (a record still going on, for its end) are left out."""
     anchor = node.anchor
     as_of = gen.end
+    if isinstance(anchor, ir.IndexDate):  # the trial's own index event: the as-of date stands for it
+        return _index_anchor_rows(gen, anchor)
     if isinstance(anchor, ir.LabCompare):
         if anchor.key in derived.DERIVATIONS:
             raise Unsupported(f"a derived value ({anchor.key}) as the anchor of a window is not translated to SQL "
@@ -1348,6 +1350,13 @@ def _anchor_rows(gen: Generator, node) -> tuple[str, str, str, str, str, str]:
     date_name = "end date" if node.anchor_at == "end" else _START_NAMES[anchor.kind]
     return (rows, f"(NOT p.has_{anchor.kind})", q(anchor.kind + " (not provided, needed as the anchor)"), None, None,
             date_name)
+
+
+def _index_anchor_rows(gen: Generator, anchor: ir.IndexDate) -> tuple[str, str, str, str | None, str | None, str]:
+    """_anchor_rows for the index date (evaluate._anchor_events): one event per patient, on the as-of date."""
+    rows = (f"SELECT p.patient_id, 0 AS seq, TRUE AS v, {EMPTY} AS reasons, {gen.end} AS lo, {gen.end} AS hi, "
+            f"{q(anchor.shown(gen.ctx.as_of_text))} AS named FROM patients p")
+    return rows, "FALSE", q(""), None, None, "date"
 
 
 def _anchored_record(gen: Generator, node: ir.AnchoredRecordTest, k: int):
@@ -1465,10 +1474,12 @@ def _anchored_lab(gen: Generator, node: ir.AnchoredLabTest, k: int):
             agg = "CASE WHEN bool_or(ev IS FALSE) THEN FALSE WHEN bool_or(ev IS NULL) THEN NULL ELSE TRUE END"
         else:
             agg = "CASE WHEN bool_or(ev IS TRUE) THEN TRUE WHEN bool_or(ev IS NULL) THEN NULL ELSE FALSE END"
+        # items in the interpreter's order: newest result first (evaluate.lab_compare walks the series so)
         body = (f"SELECT patient_id, aseq, FALSE AS nores, {agg} AS v, "
-                f"coalesce(list(item) FILTER (WHERE ev IS NULL AND item IS NOT NULL), {EMPTY}) AS m "
-                f"FROM (SELECT c.patient_id, c.aseq, {ev} AS ev, {item} AS item FROM {name}r c WHERE {kept}) "
-                f"GROUP BY patient_id, aseq")
+                f"coalesce(list(item ORDER BY hi DESC NULLS LAST, lo DESC NULLS LAST, seq) "
+                f"FILTER (WHERE ev IS NULL AND item IS NOT NULL), {EMPTY}) AS m "
+                f"FROM (SELECT c.patient_id, c.aseq, c.seq, c.lo, c.hi, {ev} AS ev, {item} AS item FROM {name}r c "
+                f"WHERE {kept}) GROUP BY patient_id, aseq")
     gen.ctes.append((f"{name}l", body))
     shown = _shown_sql("a.lo", "a.hi")
     date_why = (f"(CASE WHEN a.lo IS NULL THEN {'NULL' if node.anchor_at == 'end' else q(date_name + ' of the anchor not recorded')} "
