@@ -108,3 +108,20 @@ def test_declaration_problems(header, message):
     with pytest.raises(SourceError) as info:
         trial(SETS + 'inclusion I1 "x" = age >= 18\n', header)
     assert any(message in d.message for d in info.value.diagnostics)
+
+
+@pytest.mark.parametrize("marker", ["NCT02267707", "NCT02888665", "NCT01476137"])
+def test_the_documented_examples_compile(marker):
+    """The registry examples of docs/language.md for results on record, one-sided windows and the index date."""
+    import re
+
+    from helpers import ROOT
+
+    text = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```\n(.*?)```", text, re.S) if marker in b]
+    if block.startswith("trial "):
+        header, _, body = block.partition("valueset ")
+        compiled = trial("valueset " + body, header)
+    else:
+        compiled = trial(block)
+    assert compiled.criteria

@@ -76,3 +76,15 @@ def test_sql_names_both_problems_too():
             assert sorted(row[f"{c.id}__missing"]) == sorted(c.missing), (name, c.id)
             if c.id in expected:
                 assert row[f"{c.id}__missing"] == [expected[c.id]], (name, c.id)
+
+
+def test_an_nyha_result_coded_with_a_loinc_answer_code_is_unknown_never_read_from_its_text():
+    """No LOINC answer code of 88020-3 was confirmed (docs/semantics.md): the objective-assessment list of 88021-1
+    (LA28408-5 ...) is another scale; an LA code on an NYHA result stays unknown, its display text unread."""
+    rule = trial('exclusion E1 "NYHA III-IV" = any NYHA >= III\n')
+    coded = {"code": "LOINC:88020-3", "date": "2026-11-01", "value": "Class I", "value_code": "LOINC:LA28408-5"}
+    c = one(rule, patient(observations=[coded]))
+    assert c.value is None
+    assert "answer code LOINC:LA28408-5 is not one the catalogue knows" in c.missing[0]
+    snomed = {"code": "LOINC:88020-3", "date": "2026-11-01", "value_code": "SNOMED:420913000"}  # class III
+    assert one(rule, patient(observations=[snomed])).value is True
