@@ -56,6 +56,7 @@ class _Checker:
         self.lines = self.source.text.split("\n")
         self.hints_left = 50
         self.index: ir.IndexDate | None = None  # `index date NAME "..."`
+        self.index_used = False
 
     # ------------------------------------------------------------ helpers
     def did_you_mean(self, name: str, candidates) -> str | None:
@@ -166,6 +167,10 @@ class _Checker:
             if decl.name not in self.used_facts:
                 self.warn("unused-fact", f"fact {decl.name} is declared and never used", decl.span,
                           "check the spelling: a rule tests it as `fact NAME`")
+        if self.index is not None and not self.index_used:
+            declaration = self.syntax.indexes[0]
+            self.warn("unused-index", f"index date {self.index.name} is declared and no window is anchored at it",
+                      declaration.span, f"anchor a window at it, e.g. `within 14 days before {self.index.name}`")
         medication_sets = {name for name, nouns in self.used_valuesets.items() if "medication" in nouns}
         frontier = list(medication_sets)
         while frontier:  # value sets included by a medication value set are medication value sets too
@@ -1030,6 +1035,7 @@ class _Checker:
         if node.end_before is not None and _days(node.end_before)[1] >= _days(node.before)[0]:
             self.error("bad-range", "the first amount must be the smaller one (and shorter whatever the month)",
                        node.end_before.span)
+        self.index_used = True
         return index
 
     def _code_ref(self, valueset: str | None, code: ast.CodeLiteral | None, span, noun: str | None = None

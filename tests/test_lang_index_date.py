@@ -125,3 +125,11 @@ def test_the_documented_examples_compile(marker):
     else:
         compiled = trial(block)
     assert compiled.criteria
+
+
+def test_an_index_date_no_window_uses_is_a_lint_warning():
+    unused = trial('inclusion I1 "x" = age >= 18\n', HEADER)
+    (warning,) = [w for w in unused.warnings if w.code == "unused-index"]
+    assert warning.message == "index date first_dose is declared and no window is anchored at it"
+    assert (warning.span.line, warning.span.column) == (2, 1)
+    assert not [w for w in CHEMO.warnings if w.code == "unused-index"]
