@@ -1193,7 +1193,10 @@ def anchored_lab_test(node: ir.AnchoredLabTest, patient, ctx: Context):
             ruled_out = ruled_out or (other, info)
             continue
         if info[3] and patient.labs is not None:  # no result in the window: say which days
-            why.append(f"no {node.test.label} result from {show(first)} to {show(min(last, ctx.as_of))}")
+            if first > ctx.as_of:  # `between 4 and 12 weeks after` an anchor of last week: not begun yet
+                why.append(f"the window begins on {show(first)}, after the as-of date")
+            else:
+                why.append(f"no {node.test.label} result from {show(first)} to {show(min(last, ctx.as_of))}")
             info = None
         possible.append((other, info, tuple(why)))
     if possible:

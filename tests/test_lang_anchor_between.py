@@ -135,3 +135,10 @@ def test_a_window_whose_near_end_may_come_last_is_a_positioned_error(window):
 def test_the_longest_window_is_200_years():
     with pytest.raises(SourceError, match="at most 200 years"):
         trial(HEADER + 'exclusion E1 "x" = condition infection between 1 and 201 years after procedure surgery\n')
+
+
+def test_a_lab_window_that_begins_after_the_as_of_date_is_unknown_and_says_so():
+    stent = {"code": "SNOMED:69620002", "date": "2026-11-22"}  # 5 days after it is 2026-11-27
+    c = one(LAB, patient(procedures=[stent], observations=[_bilirubin(1.0, "2026-11-24")]))
+    assert (c.value, c.missing) == (None, ["bilirubin between 5 days and 14 days after procedure SNOMED:69620002: "
+                                           "the window begins on 2026-11-27, after the as-of date"])

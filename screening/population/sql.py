@@ -1486,9 +1486,11 @@ def _anchored_lab(gen: Generator, node: ir.AnchoredLabTest, k: int):
                 f"WHEN a.lo <> a.hi THEN {q(date_name + ' of the anchor ')} || {shown} || ', not a full date' END)")
     # a result-less window (or only results ruled out of it) says which days; with no observations list at all,
     # lab_compare's own missing item
-    no_result = (f"(CASE WHEN l.aseq IS NULL OR l.nores THEN (CASE WHEN p.has_observations THEN "
+    no_result = (f"(CASE WHEN l.aseq IS NULL OR l.nores THEN (CASE WHEN NOT p.has_observations THEN "
+                 f"{q(lab.label + ': no observations provided')} WHEN a.w_lo > {as_of} THEN 'the window begins on ' || "
+                 f"CAST(a.w_lo AS VARCHAR) || ', after the as-of date' ELSE "
                  f"{q('no ' + lab.label + ' result from ')} || CAST(a.w_lo AS VARCHAR) || ' to ' || CAST(a.w_hi AS VARCHAR) "
-                 f"ELSE {q(lab.label + ': no observations provided')} END) END)")
+                 f"END) END)")
     full = "(a.lo IS NOT NULL AND a.lo = a.hi)"
     lv = f"(CASE WHEN {full} THEN l.v END)"
     why = (f"list_concat(list_transform(a.reasons, lambda r: 'anchor: ' || r), "
