@@ -228,6 +228,14 @@ class LabText(Expr):
 
 
 @dataclass(frozen=True)
+class LabRecorded(Expr):
+    """`HIV_test on record [within 5 years]`: a result of the analyte is on record, whatever its value."""
+
+    analyte: AnalyteRef
+    window: Window | None = None
+
+
+@dataclass(frozen=True)
 class AgeTest(Expr):
     op: str  # comparison operator or "between"
     value: float
@@ -276,6 +284,10 @@ class AnchoredRecordTest(Expr):
     anchor_name: str | None = None
     anchor_span: Span | None = field(default=None, compare=False)
     anchor_at: str = "start"  # start | end (`the end of procedure radiotherapy`)
+    # a window on one side of the anchor (`between 4 and 12 weeks after R`): its first day is ``start_after`` past
+    # the anchor's date (with ``after``), or its last day ``end_before`` ahead of it (with ``before``)
+    start_after: Duration | None = None
+    end_before: Duration | None = None
 
 
 @dataclass(frozen=True)
@@ -290,6 +302,8 @@ class AnchoredLabTest(Expr):
     anchor_name: str | None = None
     anchor_span: Span | None = field(default=None, compare=False)
     anchor_at: str = "start"  # start | end
+    start_after: Duration | None = None  # as for AnchoredRecordTest
+    end_before: Duration | None = None
 
 
 @dataclass(frozen=True)
@@ -394,6 +408,15 @@ class Criterion(Node):
 
 
 @dataclass(frozen=True)
+class IndexDeclaration(Node):
+    """`index date first_dose "first dose of study drug"`: the trial's own index event, named for anchors."""
+
+    name: str
+    description: str
+    name_span: Span = field(compare=False)
+
+
+@dataclass(frozen=True)
 class RuleSetSyntax(Node):
     """A parsed rule file, before names, units and dimensions are checked."""
 
@@ -406,3 +429,4 @@ class RuleSetSyntax(Node):
     defines: tuple[Define, ...]
     criteria: tuple[Criterion, ...]
     facts: tuple[FactDeclaration, ...] = ()  # fact declarations (descriptions and questions)
+    indexes: tuple[IndexDeclaration, ...] = ()  # `index date NAME "..."` (at most one is allowed)

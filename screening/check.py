@@ -55,6 +55,8 @@ class _Checker:
         self.checking: list[str] = []
         self.lines = self.source.text.split("\n")
         self.hints_left = 50
+        self.index: ir.IndexDate | None = None  # `index date NAME "..."`
+        self.index_used = False
 
     # ------------------------------------------------------------ helpers
     def did_you_mean(self, name: str, candidates) -> str | None:
@@ -93,6 +95,16 @@ class _Checker:
             if syntax.lab_window.amount <= 0:
                 self.error("window", "a time window must be at least 1 day long", syntax.lab_window.span)
             self._duration_limit(syntax.lab_window)
+        for declaration in syntax.indexes:
+            if self.index is not None:
+                self.error("duplicate", "a rule set has one index date", declaration.span)
+            elif declaration.name in self.define_syntax or declaration.name in self.valueset_syntax:
+                self.error("duplicate", f"`{declaration.name}` is already a defined name or a value set",
+                           declaration.name_span)
+            elif not declaration.description.strip():
+                self.error("empty", "the index date needs a description", declaration.span)
+            else:
+                self.index = ir.IndexDate(declaration.name, declaration.description.strip())
         for define in syntax.defines:
             self._define(define.name, define.span)
         criteria = []
@@ -121,7 +133,7 @@ class _Checker:
             source_name=self.source.name, warnings=sorted(self.warnings, key=lambda d: (d.span.line, d.span.column)),
             matchers=[m for m in self.matchers.values() if m is not None] + self.inline_matchers,
             terminology=self.expander.sources(),
-            facts=dict(self.fact_infos),
+            facts=dict(self.fact_infos), index=self.index,
         )
 
     def _fact_declarations(self) -> None:
@@ -155,6 +167,10 @@ class _Checker:
             if decl.name not in self.used_facts:
                 self.warn("unused-fact", f"fact {decl.name} is declared and never used", decl.span,
                           "check the spelling: a rule tests it as `fact NAME`")
+        if self.index is not None and not self.index_used:
+            declaration = self.syntax.indexes[0]
+            self.warn("unused-index", f"index date {self.index.name} is declared and no window is anchored at it",
+                      declaration.span, f"anchor a window at it, e.g. `within 14 days before {self.index.name}`")
         medication_sets = {name for name, nouns in self.used_valuesets.items() if "medication" in nouns}
         frontier = list(medication_sets)
         while frontier:  # value sets included by a medication value set are medication value sets too
@@ -729,6 +745,14 @@ class _Checker:
                           negated=node.negated, value=value, op=node.op,
                           window=self._window(node.window) or self._default_window(), span=node.span)
 
+    def _LabRecorded(self, node: ast.LabRecorded):
+        analyte, key = self._analyte(node.analyte)
+        if key is None:
+            return ir.Const(False, span=node.span)
+        # no default `lab window`: "on record" is at any date unless the rule says when
+        return ir.LabRecorded(key=key, label=analyte.name if analyte else key, window=self._window(node.window),
+                              span=node.span)
+
     def _AgeTest(self, node: ast.AgeTest):
         if node.op == "between" and node.upper is not None and node.value > node.upper:
             self.error("bad-range", "`age between` bounds run backwards: write the lower one first", node.span)
@@ -912,23 +936,27 @@ class _Checker:
                        node.span, "write `within N before R`, `within N after R` or `from N before to M after R`")
             return ir.Const(False, span=node.span)
         anchor = self._anchor(node)
-        if not isinstance(test, ir.LabCompare) or not isinstance(anchor, (ir.RecordTest, ir.LabCompare)):
+        if not isinstance(test, ir.LabCompare) or not isinstance(anchor, (ir.RecordTest, ir.LabCompare, ir.IndexDate)):
             return ir.Const(False, span=node.span)
         test.window = None  # the anchor's window replaces it (and the rule set's default lab window)
-        return ir.AnchoredLabTest(
-            test=test, anchor=anchor, span=node.span, anchor_at=node.anchor_at,
-            before=ir.Duration(node.before.amount, node.before.unit) if node.before else None,
-            after=ir.Duration(node.after.amount, node.after.unit) if node.after else None)
+        return ir.AnchoredLabTest(test=test, anchor=anchor, span=node.span, anchor_at=node.anchor_at,
+                                  **self._offsets(node))
 
     def _AnchoredRecordTest(self, node: ast.AnchoredRecordTest):
         test = self._record_expr(node.test, total=False)
         anchor = self._anchor(node)
-        if not isinstance(test, ir.RecordTest) or not isinstance(anchor, (ir.RecordTest, ir.LabCompare)):
+        if not isinstance(test, ir.RecordTest) or not isinstance(anchor, (ir.RecordTest, ir.LabCompare, ir.IndexDate)):
             return ir.Const(False, span=node.span)  # an unknown value set, already reported
-        return ir.AnchoredRecordTest(
-            test=test, anchor=anchor, relation=node.relation, span=node.span, anchor_at=node.anchor_at,
-            before=ir.Duration(node.before.amount, node.before.unit) if node.before else None,
-            after=ir.Duration(node.after.amount, node.after.unit) if node.after else None)
+        return ir.AnchoredRecordTest(test=test, anchor=anchor, relation=node.relation, span=node.span,
+                                     anchor_at=node.anchor_at, **self._offsets(node))
+
+    @staticmethod
+    def _offsets(node) -> dict:
+        """The window's offsets from the anchor's date, as IR durations."""
+        def duration(d):
+            return ir.Duration(d.amount, d.unit) if d is not None else None
+        return {"before": duration(node.before), "after": duration(node.after),
+                "start_after": duration(node.start_after), "end_before": duration(node.end_before)}
 
     def _record_expr(self, node: ast.RecordTest, total: bool = True) -> ir.Node:
         """A record test checked as an operand (a daily dose per record, not a total over records)."""
@@ -940,6 +968,8 @@ class _Checker:
     def _anchor(self, node) -> ir.Node | None:
         """The checked anchor of an anchored test (an inline record test or a name defined as one); None on error."""
         anchor_syntax = node.anchor
+        if anchor_syntax is None and self.index is not None and node.anchor_name == self.index.name:
+            return self._index_anchor(node, self.index)
         if anchor_syntax is None:
             found = self.define_syntax.get(node.anchor_name)
             if found is None:
@@ -947,7 +977,9 @@ class _Checker:
                     hint = (f"`{node.anchor_name}` is a value set: say which records, e.g. "
                             f"`procedure {node.anchor_name}` or `medication {node.anchor_name}`")
                 else:
-                    hint = self.did_you_mean(node.anchor_name, self.define_syntax)
+                    hint = self.did_you_mean(node.anchor_name, self.define_syntax) or (
+                        f"if `{node.anchor_name}` is the trial's own index event (a first dose, enrolment), declare it "
+                        f'after the title: `index date {node.anchor_name} "first dose of study drug"`')
                 self.error("unknown-name", f"unknown name `{node.anchor_name}`: an anchor is a record test "
                            "(`procedure surgery`) or a name defined as one", node.anchor_span, hint)
                 return None
@@ -971,7 +1003,40 @@ class _Checker:
                 if duration.amount <= 0:
                     self.error("window", "a time window must be at least 1 day long", duration.span)
                 self._duration_limit(duration)
+        near, far = ((node.start_after, node.after) if node.start_after is not None
+                     else (node.end_before, node.before) if node.end_before is not None else (None, None))
+        if near is not None:
+            self._duration_limit(near)
+            # calendar lengths: a month is 28 to 31 days, a year 365 or 366; the near end must come first whatever
+            # the anchor's date (so the window is never empty)
+            if _days(near)[1] >= _days(far)[0]:
+                side = "after" if node.start_after is not None else "before"
+                self.error("bad-range", f"`between {near.amount} {near.unit} and {far.amount} {far.unit} {side}`: the "
+                           "first amount must be the smaller one (and shorter whatever the month)", near.span,
+                           f"write the nearer end first, e.g. `between 4 and 12 weeks {side}`")
         return anchor
+
+    def _index_anchor(self, node, index: ir.IndexDate) -> ir.IndexDate | None:
+        """The index date as an anchor: only windows that end on or before it (nothing later is on record when
+        screening as of it)."""
+        if node.anchor_at == "end":
+            self.error("anchor", f"`{index.name}` is a date: it has no end", node.anchor_span)
+            return None
+        if node.relation == "after" or node.after is not None or node.start_after is not None:
+            self.error("anchor", f"`{index.name}` ({index.description}) is the as-of date: nothing after it is on "
+                       "record when screening", node.anchor_span,
+                       f"write a window before it, e.g. `within 14 days before {index.name}`")
+            return None
+        for duration in (node.before, node.end_before):
+            if duration is not None:
+                if duration.amount <= 0 and duration is node.before:
+                    self.error("window", "a time window must be at least 1 day long", duration.span)
+                self._duration_limit(duration)
+        if node.end_before is not None and _days(node.end_before)[1] >= _days(node.before)[0]:
+            self.error("bad-range", "the first amount must be the smaller one (and shorter whatever the month)",
+                       node.end_before.span)
+        self.index_used = True
+        return index
 
     def _code_ref(self, valueset: str | None, code: ast.CodeLiteral | None, span, noun: str | None = None
                   ) -> CodeMatcher | None:
@@ -1122,6 +1187,15 @@ class _Checker:
 
 _NUMBER_TEXT = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)")
 _RANGE_TEXTS = re.compile(r"=\s*(" + _NUMBER_TEXT.pattern + r")\s*to\s*(" + _NUMBER_TEXT.pattern + ")")
+
+
+_DAYS = {"days": (1, 1), "weeks": (7, 7), "months": (28, 31), "years": (365, 366)}
+
+
+def _days(duration: ast.Duration) -> tuple[int, int]:
+    """The fewest and most days a calendar duration can span."""
+    low, high = _DAYS[duration.unit]
+    return duration.amount * low, duration.amount * high
 
 
 def _per_visit_problem(expr: ast.Expr):

@@ -199,7 +199,7 @@ def lab_compare(node: ir.LabCompare, patient, ctx: Context, days: tuple[int, int
                 break  # the newest usable one is too old
             value, limits, problem = compare_obs(node, obs, sex, ranges)
             if inside is None:
-                return None, ("lab", node, ((obs, value, limits, "date uncertain relative to the window"),), None)
+                return None, ("lab", node, ((obs, value, limits, _and_date(value, problem)),), None)
             if series.overlaps and value is not None and _rival_disagrees(node, series, index, value, sex, ranges,
                                                                          start, end):
                 return None, ("lab", node, ((obs, None, limits, "which result is the latest depends on a date "
@@ -222,7 +222,7 @@ def lab_compare(node: ir.LabCompare, patient, ctx: Context, days: tuple[int, int
                 continue
             if value is True and node.selector == "every":
                 continue
-            value, problem = None, "date uncertain relative to the window"
+            value, problem = None, _and_date(value, problem)
         seen.append((obs, value, limits, problem))
         if value is True:
             true_count += 1
@@ -249,6 +249,15 @@ def lab_compare(node: ir.LabCompare, patient, ctx: Context, days: tuple[int, int
     # too few on record, and the newest of them is not a normal repeat: a repeat could still decide
     repeat = f"a repeat {node.label} result" + (f" within {node.window}" if node.window is not None else "")
     return None, ("lab", node, tuple(seen), repeat)
+
+
+UNCERTAIN_DATE = "date uncertain relative to the window"
+
+
+def _and_date(value, problem: str | None) -> str:
+    """Why a result whose date may lie outside the window is unknown: the date, and what else is wrong with
+    it when its value cannot be used either (an unknown unit on an undated result names both)."""
+    return f"{problem}; {UNCERTAIN_DATE}" if value is None and problem else UNCERTAIN_DATE
 
 
 def _same_occasion(a, b) -> bool:
@@ -429,12 +438,13 @@ def lab_text(node: ir.LabText, patient, ctx: Context):
             value, problem = None, obs.problem or ("a numeric result where a grade is needed" if node.op != "is"
                                                    else "a numeric result where a text result is needed")
         if inside is None:
+            when = show(obs.lo, obs.hi) if obs.lo is not None else "undated"
             if value is True:  # it meets the test, but may lie outside the window: say so, not nothing
-                when = show(obs.lo, obs.hi) if obs.lo is not None else "undated"
                 problem = f"{node.label} result of {when}: date uncertain relative to the window"
+            elif value is None and problem is not None:  # unreadable and maybe outside the window: both
+                problem = f"{problem}; its date ({when}) is uncertain relative to the window"
             value = None if value is not False else False
             if value is None and problem is None:  # unknown only for its date: say so (never an unnamed unknown)
-                when = show(obs.lo, obs.hi) if obs.lo is not None else "undated"
                 problem = f"{node.label} result of {when}: date uncertain relative to the window"
         results.append((obs, value, problem))
         if node.selector == "latest":
@@ -448,6 +458,42 @@ def lab_text(node: ir.LabText, patient, ctx: Context):
         result = True if True in values else (None if None in values else False)
     decisive, _, problem = next((r for r in results if r[1] is result), results[0])
     return result, ("text", node, decisive, None, problem if result is None else None)
+
+
+NO_VALUE = "no value recorded"  # record.Obs.problem of an observation that holds no result
+
+
+def lab_recorded(node: ir.LabRecorded, patient, ctx: Context):
+    """``X on record [within W]``: a result of X dated in W (or at any date up to the as-of date), whatever its
+    value (a number, a text, a code, one no test can read). info = ("recorded", node, obs or None, missing,
+    ((obs, problem), ...)).
+
+    True: such a result with a date surely in W. False: the observation list is present and holds none that
+    may be one (a list that is present is the record; its silence is the answer here, unlike a lab
+    comparison, which needs a result to compare). Unknown: no observation list; or only results whose date is
+    not recorded or may lie outside W, or that hold no value (a test recorded without a result), each named."""
+    labs = patient.labs
+    if labs is None:
+        return None, ("recorded", node, None, f"{node.label}: no observations provided", ())
+    start, end = ctx.window_start(node.window), ctx.as_of
+    doubts = []
+    for obs in labs.get(node.key) or ():
+        if obs.lo is not None and obs.lo > end:
+            continue  # after the as-of date
+        inside = _in_window(obs.lo, obs.hi, start, end)
+        if inside is False:
+            continue
+        problems = []
+        if obs.problem == NO_VALUE:
+            problems.append(NO_VALUE)
+        if inside is None:
+            problems.append("date not recorded" if obs.lo is None else "date uncertain relative to the window")
+        if not problems:
+            return True, ("recorded", node, obs, None, ())
+        doubts.append((obs, "; ".join(problems)))
+    if doubts:
+        return None, ("recorded", node, None, None, tuple(doubts))
+    return False, ("recorded", node, None, None, ())
 
 
 def text_result(node: ir.LabText, text: str):
@@ -976,17 +1022,9 @@ def _anchored(node: ir.AnchoredRecordTest, span, anchor_lo: int, anchor_hi: int)
         return True if e_lo > anchor_hi else (False if e_hi < anchor_lo else None)
     if node.relation == "before":
         return True if s_hi < anchor_lo else (False if s_lo > anchor_hi else None)
-    w1_lo = w1_hi = None
-    if node.before is not None:
-        b = node.before
-        w1_lo, w1_hi = moved(anchor_lo, b.amount, b.unit, False), moved(anchor_hi, b.amount, b.unit, False)
-    else:
-        w1_lo, w1_hi = anchor_lo, anchor_hi
-    if node.after is not None:
-        a = node.after
-        w2_lo, w2_hi = moved(anchor_lo, a.amount, a.unit, True), moved(anchor_hi, a.amount, a.unit, True)
-    else:
-        w2_lo, w2_hi = anchor_lo, anchor_hi
+    # the window's first day is in [w1_lo, w1_hi], its last in [w2_lo, w2_hi] (the anchor's date may be partial)
+    # (never empty: the checker refuses a one-sided window whose near end may come after its far end)
+    w1_lo, w1_hi, w2_lo, w2_hi = ir.window_around(node, anchor_lo, anchor_hi)
     if s_hi <= w2_lo and e_lo >= w1_hi:
         return True
     if s_lo > w2_hi or e_hi < w1_lo:
@@ -994,8 +1032,16 @@ def _anchored(node: ir.AnchoredRecordTest, span, anchor_lo: int, anchor_hi: int)
     return None
 
 
+class IndexEvent(str):
+    """The index date as an anchor event: its words (``the first dose of study drug (index date, as of ...)``)."""
+
+    __slots__ = ()
+
+
 def anchor_label(node, thing) -> str:
-    """How explanations name one anchor event: a record, or a lab result with its date."""
+    """How explanations name one anchor event: a record, a lab result with its date, or the index date."""
+    if isinstance(thing, IndexEvent):
+        return str(thing)
     anchor = node.anchor
     if isinstance(anchor, ir.LabCompare):
         when = show(thing.lo, thing.hi) if thing.lo is not None else "no date"
@@ -1014,6 +1060,8 @@ def _anchor_events(node, patient, ctx: Context):
     ended one without an end date has an unknown end. A lab anchor is each result meeting the comparison,
     on its date (results after the as-of date are ignored, as everywhere)."""
     anchor = node.anchor
+    if isinstance(anchor, ir.IndexDate):  # the trial's own index event: the as-of date stands for it
+        return ((IndexEvent(anchor.shown(ctx.as_of_text)), True, (), ctx.as_of, ctx.as_of),), None
     if isinstance(anchor, ir.LabCompare):
         labs = patient.labs
         if labs is None:
@@ -1053,7 +1101,7 @@ def _anchor_events(node, patient, ctx: Context):
 
 
 def _anchor_date_name(node) -> str:
-    if isinstance(node.anchor, ir.LabCompare):
+    if isinstance(node.anchor, (ir.LabCompare, ir.IndexDate)):
         return "date"
     return "end date" if node.anchor_at == "end" else _START_NAMES[node.anchor.kind]
 
@@ -1136,8 +1184,7 @@ def anchored_lab_test(node: ir.AnchoredLabTest, patient, ctx: Context):
                 why.append(f"{_anchor_date_name(node)} of the anchor {shown}")
             possible.append((other, None, tuple(why)))
             continue
-        first = moved(lo, node.before.amount, node.before.unit, False) if node.before else lo
-        last = moved(lo, node.after.amount, node.after.unit, True) if node.after else lo
+        first, _, last, _ = ir.window_around(node, lo, lo)
         # a window that runs past the as-of date is cut at it, as every window is (results after it are ignored)
         value, info = lab_compare(node.test, patient, ctx, (first, min(last, ctx.as_of)))
         if value is True and other_value is True:
@@ -1146,7 +1193,10 @@ def anchored_lab_test(node: ir.AnchoredLabTest, patient, ctx: Context):
             ruled_out = ruled_out or (other, info)
             continue
         if info[3] and patient.labs is not None:  # no result in the window: say which days
-            why.append(f"no {node.test.label} result from {show(first)} to {show(min(last, ctx.as_of))}")
+            if first > ctx.as_of:  # `between 4 and 12 weeks after` an anchor of last week: not begun yet
+                why.append(f"the window begins on {show(first)}, after the as-of date")
+            else:
+                why.append(f"no {node.test.label} result from {show(first)} to {show(min(last, ctx.as_of))}")
             info = None
         possible.append((other, info, tuple(why)))
     if possible:
@@ -1524,6 +1574,7 @@ def review(node: ir.Review, patient, ctx: Context):
 ATOMS = {
     ir.LabCompare: lab_compare,
     ir.LabText: lab_text,
+    ir.LabRecorded: lab_recorded,
     ir.LabAggregate: lab_aggregate,
     ir.RecordCount: record_count,
     ir.VisitOccasions: visit_occasions,
@@ -1578,6 +1629,11 @@ def _atom_missing(info) -> list[str]:
                     when = show(obs.lo, obs.hi) if obs.lo is not None else "undated"
                     missing.append(f"{info[1].label} result of {when}: {problem}")
         return list(dict.fromkeys(missing))
+    if kind == "recorded":
+        if info[3]:
+            return [info[3]]
+        return [f"{info[1].label} result of {show(obs.lo, obs.hi) if obs.lo is not None else 'undated'}: {problem}"
+                for obs, problem in info[4]]
     if kind == "aggregate":
         return [info[4]] if info[4] else []
     if kind == "visits":

@@ -149,6 +149,16 @@ class LabText(Node):
 
 
 @dataclass(eq=False)
+class LabRecorded(Node):
+    """``HIV_test on record [within W]``: a result of the analyte is on record (dated in W, or at any date up
+    to the as-of date), whatever its value; see evaluate.lab_recorded and docs/semantics.md#results-on-record."""
+
+    key: str
+    label: str
+    window: Duration | None  # None: at any date (the rule set's `lab window` does not apply)
+
+
+@dataclass(eq=False)
 class AgeTest(Node):
     op: str
     value: float
@@ -404,20 +414,46 @@ class AnchoredRecordTest(Node):
     """
 
     test: RecordTest  # without a window
-    anchor: "RecordTest | LabCompare"  # a record (without a window), or each result meeting a lab comparison
+    # a record (without a window), each result meeting a lab comparison, or the trial's index date
+    anchor: "RecordTest | LabCompare | IndexDate"
     relation: str  # after | before | interval
     before: Duration | None
     after: Duration | None
     anchor_at: str = "start"  # start: the anchor record's date (onset, start); end: its end (a lab result: its date)
+    # a window on one side of the anchor (`between 4 and 12 weeks after R`, relation interval): its first day is
+    # ``start_after`` past the anchor's date (``before`` is then None), or its last day ``end_before`` ahead of it
+    # (``after`` is then None)
+    start_after: Duration | None = None
+    end_before: Duration | None = None
 
     @property
     def relation_text(self) -> str:
-        text = self.relation if self.relation in ("after", "before") else around_text(self.before, self.after)
+        text = (self.relation if self.relation in ("after", "before")
+                else around_text(self.before, self.after, self.start_after, self.end_before))
         return text + (" the end of" if self.anchor_at == "end" else "")
 
 
-def around_text(before: Duration | None, after: Duration | None) -> str:
-    """A window around an anchor's date as the rule wrote it: `within 3 days before`, `from ... to ...`."""
+@dataclass(frozen=True)
+class IndexDate:
+    """The trial's own index event as an anchor (`index date first_dose "first dose of study drug"`): no patient
+    record holds it; the as-of date stands for it (screen as of the planned date). See docs/language.md."""
+
+    name: str
+    description: str
+
+    def shown(self, as_of_text: str) -> str:
+        """How explanations name it: ``the first dose of study drug (index date, as of 2026-11-25)``."""
+        return f"the {self.description} (index date, as of {as_of_text})"
+
+
+def around_text(before: Duration | None, after: Duration | None, start_after: Duration | None = None,
+                end_before: Duration | None = None) -> str:
+    """A window around an anchor's date as the rule wrote it: `within 3 days before`, `from ... to ...`,
+    `between 4 weeks and 12 weeks after`."""
+    if start_after is not None:
+        return f"between {start_after} and {after} after"
+    if end_before is not None:
+        return f"between {end_before} and {before} before"
     if before is None:
         return f"within {after} after"
     if after is None:
@@ -432,14 +468,39 @@ class AnchoredLabTest(Node):
     past it (None: its date) meet ``test``."""
 
     test: LabCompare  # its window unused
-    anchor: "RecordTest | LabCompare"
+    anchor: "RecordTest | LabCompare | IndexDate"
     before: Duration | None
     after: Duration | None
     anchor_at: str = "start"  # start | end, as for AnchoredRecordTest
+    start_after: Duration | None = None  # as for AnchoredRecordTest
+    end_before: Duration | None = None
 
     @property
     def relation_text(self) -> str:
-        return around_text(self.before, self.after) + (" the end of" if self.anchor_at == "end" else "")
+        return (around_text(self.before, self.after, self.start_after, self.end_before)
+                + (" the end of" if self.anchor_at == "end" else ""))
+
+
+def window_around(node, lo: int, hi: int) -> tuple[int, int, int, int]:
+    """The window of an anchored test around an anchor dated [lo, hi] (day ordinals): the range of its first day
+    and the range of its last day, (first_lo, first_hi, last_lo, last_hi). Both ends included."""
+    from .dates import moved
+
+    if node.before is not None:
+        first = moved(lo, node.before.amount, node.before.unit, False), moved(hi, node.before.amount, node.before.unit, False)
+    elif node.start_after is not None:
+        d = node.start_after
+        first = moved(lo, d.amount, d.unit, True), moved(hi, d.amount, d.unit, True)
+    else:
+        first = lo, hi
+    if node.after is not None:
+        last = moved(lo, node.after.amount, node.after.unit, True), moved(hi, node.after.amount, node.after.unit, True)
+    elif node.end_before is not None:
+        d = node.end_before
+        last = moved(lo, d.amount, d.unit, False), moved(hi, d.amount, d.unit, False)
+    else:
+        last = lo, hi
+    return first[0], first[1], last[0], last[1]
 
 
 @dataclass(eq=False)
@@ -558,6 +619,7 @@ class CheckedRuleSet:
     matchers: list = field(default_factory=list)  # every value set and inline code of the rule set
     terminology: list | None = None  # the store's sources the value sets were expanded with; None: no store
     facts: dict = field(default_factory=dict)  # fact name -> FactInfo (declared facts)
+    index: IndexDate | None = None  # `index date NAME "..."`: what the as-of date stands for
 
 
 def children(node: Node) -> list[Node]:

@@ -158,8 +158,8 @@ def _not_provided(node: ir.RecordTest, text: str) -> MissingItem:
 
 
 def _anchor_shown(node, other) -> str:
-    """The anchor event as a person reads it: a record by its display, a lab result by its date."""
-    if isinstance(node.anchor, ir.LabCompare):
+    """The anchor event as a person reads it: a record by its display, a lab result by its date (or the index date)."""
+    if isinstance(node.anchor, (ir.LabCompare, ir.IndexDate)):
         return anchor_label(node, other)
     return entry_name(node.anchor.noun, other, True)
 
@@ -184,6 +184,17 @@ def atom_items(info) -> list[MissingItem]:
         question = (f"{_cap(count)}{lab.label} results{_last(lab.window)}" if not info[2]
                     else f"Check the {lab.label} results: {texts[0]}")
         return [_lab(lab, texts[0], question, lab.window)]
+    if kind == "recorded":
+        node = info[1]
+        if info[3]:
+            return [_lab(node, texts[0], f"{node.label} results on record (the observation list)", node.window)]
+        items = []
+        for (obs, problem), text in zip(info[4], texts):
+            when = show(obs.lo, obs.hi) if obs.lo is not None else "undated"
+            question = (f"Full date of the {node.label} result of {when}" if problem.startswith("date")
+                        else f"Check the {node.label} result of {when}: {problem}")
+            items.append(_lab(node, text, question, node.window))
+        return items
     if kind == "visits":
         node = info[1]
         code = ", ".join(lab_code(k) for k in node.keys)

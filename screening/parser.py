@@ -360,32 +360,40 @@ class _ToAst(Transformer_NonRecursive):
     # ---- header and declarations
     def start(self, meta, children):
         header, *declarations = children
-        trial_id, title, lab_window = header
+        trial_id, title, lab_window, indexes = header
         by_type = {t: tuple(d for d in declarations if isinstance(d, t))
                    for t in (ast.ValueSet, ast.ReferenceRange, ast.Define, ast.Criterion, ast.FactDeclaration)}
         return ast.RuleSetSyntax(
             source=self.source, trial_id=trial_id, title=title, lab_window=lab_window,
             valuesets=by_type[ast.ValueSet], ranges=by_type[ast.ReferenceRange],
             defines=by_type[ast.Define], criteria=by_type[ast.Criterion], facts=by_type[ast.FactDeclaration],
-            span=Span.from_meta(meta),
+            indexes=indexes, span=Span.from_meta(meta),
         )
 
     def header(self, meta, children):
         trial_id = _unquote(children[0])
         title = None
         lab_window = None
+        indexes = []
         for child in children[1:]:
             if isinstance(child, tuple) and child[0] == "title":
                 title = child[1]
             elif isinstance(child, ast.Duration):
                 lab_window = child
-        return trial_id, title, lab_window
+            elif isinstance(child, ast.IndexDeclaration):
+                indexes.append(child)
+        return trial_id, title, lab_window, tuple(indexes)
 
     def title(self, meta, children):
         return ("title", _unquote(children[0]))
 
     def lab_window(self, meta, children):
         return children[0]
+
+    def index_date(self, meta, children):
+        name, description = children
+        return ast.IndexDeclaration(name=str(name), description=_unquote(description), name_span=Span.from_token(name),
+                                    span=Span.from_meta(meta))
 
     def valueset(self, meta, children):
         name = str(children[0])
@@ -598,6 +606,10 @@ class _ToAst(Transformer_NonRecursive):
         return ast.LabText(selector=selector, analyte=analyte, negated=negated, value=value, window=window,
                            span=Span.from_meta(meta))
 
+    def lab_recorded(self, meta, children):
+        analyte, *rest = children
+        return ast.LabRecorded(analyte=analyte, window=rest[0] if rest else None, span=Span.from_meta(meta))
+
     def text_value(self, meta, children):
         token = children[0]
         return _unquote(token) if token.type == "STRING" else str(token)
@@ -745,6 +757,29 @@ class _ToAst(Transformer_NonRecursive):
 
     def anchor_around(self, meta, children):
         return self._anchor("interval", children[0], children[1], children[2])
+
+    @staticmethod
+    def _near(first, far: ast.Duration) -> ast.Duration:
+        """The nearer end of a one-sided window; a bare number (`between 4 and 12 weeks`) takes the far end's unit."""
+        if isinstance(first, ast.Duration):
+            return first
+        amount, span = first
+        return ast.Duration(amount=amount, unit=far.unit, span=span)
+
+    def bare_amount(self, meta, children):
+        return _int(children[0]), Span.from_token(children[0])
+
+    def anchor_between_after(self, meta, children):
+        near, far, target = children
+        found = self._anchor("interval", None, far, target)
+        found["start_after"] = self._near(near, far)
+        return found
+
+    def anchor_between_before(self, meta, children):
+        near, far, target = children
+        found = self._anchor("interval", far, None, target)
+        found["end_before"] = self._near(near, far)
+        return found
 
     def valueset_use(self, meta, children):
         return str(children[0])

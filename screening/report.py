@@ -364,6 +364,19 @@ def describe_atom(node: ir.Node, value, info, patient, ctx) -> str:
         if missing:
             details.append(f"no normal repeat after the last: {missing} could still decide")
         return "; ".join(details)
+    if kind == "recorded":
+        _, node, obs, missing, doubts = info
+        window = f" within {node.window}" if node.window is not None else ""
+        if missing:
+            return missing
+        if obs is not None:
+            shown = (repr(obs.raw_value) if obs.raw_value is not None else repr(obs.text) if obs.text is not None
+                     else _num(obs.value) if obs.value is not None else "no value")
+            return f"{node.label} result on record: {shown} {_when(obs)}"
+        if doubts:
+            return "; ".join(f"{node.label} result {_when(o)} may be on record{window}: {problem}"
+                             for o, problem in doubts[:3])
+        return f"no {node.label} result on record{window} on or before {as_of}"
     if kind == "aggregate":
         return _aggregate_detail(info, as_of)
     if kind == "count":
@@ -510,6 +523,8 @@ def _no_result(missing: str, as_of: str) -> str:
 def _anchor_text(node, thing) -> str:
     """An anchor event in words: the record with its dates, or the lab result with its value and date."""
     anchor = node.anchor
+    if isinstance(anchor, ir.IndexDate):
+        return str(thing)
     if isinstance(anchor, ir.LabCompare):
         value = (f"{thing.comparator or ''}{_num(thing.in_own_unit(thing.value))} {thing.unit or ''}".strip()
                  if thing.value is not None else repr(thing.raw_value))
@@ -523,6 +538,8 @@ def _anchor_text(node, thing) -> str:
 
 def _anchor_kind(node) -> str:
     anchor = node.anchor
+    if isinstance(anchor, ir.IndexDate):
+        return f"the {anchor.description} (the index date)"
     if isinstance(anchor, ir.LabCompare):
         return f"a result meeting {anchor.source_text or anchor.label}"
     return f"a {anchor.noun} in {anchor.matcher.name}"

@@ -409,7 +409,7 @@ def test_egfr_by_cockcroft_gault_is_a_creatinine_clearance_and_mdrd_is_not_draft
 
 def test_a_serology_in_the_text_is_part_of_the_rule_or_the_line_is_not_drafted():
     result = imported("exclusion", "Has a known history of human immunodeficiency virus (HIV) (HIV 1/2 antibodies)")
-    assert result.registry_lines[0].rule.startswith("condition hiv or (known(any HIV_test is ")
+    assert result.registry_lines[0].rule.startswith("condition hiv or (HIV_test on record and any HIV_test is ")
     test = {"code": "LOINC:56888-1", "date": "2026-11-01"}
     # a positive HIV-1/2 antibody test and no coded diagnosis excludes
     assert verdict(result, {"conditions": [], "observations": [{**test, "value": "positive"}]}) == "fail"
@@ -525,8 +525,7 @@ def _hiv(value=None, when="2010-01-01", **extra) -> dict:
 def test_known_history_of_hiv_reads_the_antibody_results_of_a_lifetime_and_no_test_is_not_known_hiv():
     result = imported("exclusion", HIV_LINE)
     (criterion,) = result.registry_lines
-    assert criterion.rule == ('condition hiv or (known(any HIV_test is "(a text result)" within 200 years) '
-                              'and any HIV_test is positive within 200 years)')
+    assert criterion.rule == 'condition hiv or (HIV_test on record and any HIV_test is positive within 200 years)'
     # the file's lab window (28 days here, as in the trials with an ECOG draft) does not apply to a history
     text = result.text.replace('trial "NCT00000009"', 'trial "NCT00000009"\nlab window 28 days')
     assert "lab window 28 days" in text and "# known history: a positive HIV test at any date excludes" in text
@@ -542,6 +541,8 @@ def test_known_history_of_hiv_reads_the_antibody_results_of_a_lifetime_and_no_te
     # a result that may be positive is never read as "not known": unknown, named
     assert on(_hiv("indeterminate")) == "unknown"
     assert on(_hiv("HIV-1 reactive, HIV-2 non-reactive")) == "unknown"
+    assert on(_hiv(1.8, unit="{s_co_ratio}")) == "unknown"  # a numeric result is on record (no range: unknown)
+    assert on(_hiv(None, None)) == "unknown"                 # an undated HIV test without a value
     assert on({"conditions": [{"code": "ICD10:Z21", "onset": "2001-01-01"}]}) == "fail"
 
 

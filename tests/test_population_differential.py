@@ -36,6 +36,7 @@ SEED = int(os.environ.get("SCREENING_DIFF_SEED", "10"))
 
 CONSTRUCTS = '''trial "CONSTRUCTS"
 title "every construct the SQL generator translates"
+index date first_dose "first dose of study drug"
 lab window 12 months
 reference range ALT = 7 to 40 U/L
 reference range ALT for female = 7 to 35 U/L
@@ -159,6 +160,14 @@ exclusion E56 "verification set" = condition t2 with verification in ("provision
 exclusion E57 "verification not in" = condition ca with verification not in ("confirmed")
 exclusion E58 "investigational set" = medication insulin with investigational in ("true")
 inclusion I58 "investigational not in" = medication anticoag with investigational not in ("True")
+inclusion I60 "on record" = HBsAg on record
+exclusion E60 "on record in a window" = creatinine on record within 6 months and not ECOG on record within 2 years
+exclusion E61 "between after" = condition ca between 2 and 26 weeks after procedure biopsy
+exclusion E62 "between before" = medication insulin between 5 and 30 days before the end of procedure biopsy
+inclusion I61 "lab between after" = any ALT <= 2 x ULN from 1 to 3 months after medication insulin
+inclusion I62 "lab between before" = creatinine <= 1.5 mg/dL between 1 and 8 weeks before procedure biopsy
+exclusion E63 "before the index date" = medication cyclo within 8 weeks before first_dose or condition heart before first_dose
+inclusion I63 "lab before the index date" = any creatinine <= 1.5 mg/dL between 2 and 12 weeks before first_dose
 '''
 
 

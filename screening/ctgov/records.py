@@ -154,17 +154,13 @@ _EXAMPLE_TEST = re.compile(
 # "(HIV 1/2 antibodies)" after HIV: the catalogue's HIV screening test (HIV-1/2 antibody, with p24).
 # "Known history" is lifelong and excludes only what is known (independent review, round 2): the
 # results are read at any date (`within 200 years`, the language's longest window, not the file's
-# lab window), a positive one excludes, and a patient with no HIV test on record is not excluded.
-# The language has no "a result is on record" test and a missing lab is unknown, so the guard is
-# `known(any HIV_test is "<a text>")`: an exact-text test that every text result answers (true or
-# false) and that only "no result" leaves unknown. Unlike `known(any HIV_test is positive)`, it does
-# not turn an indeterminate or unreadable result into "not excluded": that stays unknown.
+# lab window), a positive one excludes, and a patient with no HIV test on record is not excluded
+# (`HIV_test on record`: false when the observation list holds no HIV test, docs/language.md). An
+# indeterminate or unreadable result is on record and stays unknown for `is positive`: never "not excluded".
 _HIV_ANTIBODIES = re.compile(r"\s*\(\s*HIV\s*-?\s*1\s*/\s*2\s+antibod(?:y|ies)\s*\)", re.I)
-_HIV_TEST = ('(known(any HIV_test is "(a text result)" within 200 years) '
-             'and any HIV_test is positive within 200 years)')
+_HIV_TEST = '(HIV_test on record and any HIV_test is positive within 200 years)'
 _HIV_COMMENT = ("known history: a positive HIV test at any date excludes; with no HIV test on record, not excluded; "
-                "an indeterminate or unreadable one is unknown. known(any HIV_test is \"...\") is true when a text "
-                "result is on record")
+                "an indeterminate or unreadable one is unknown")
 
 
 def draft_conditions(text: str, kind: str) -> Draft | None:

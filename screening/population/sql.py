@@ -25,7 +25,7 @@ from datetime import date
 
 from .. import derived, ir
 from ..dates import NEVER
-from ..evaluate import Context, TERMINOLOGY_REASON
+from ..evaluate import NO_VALUE, UNCERTAIN_DATE, Context, TERMINOLOGY_REASON
 from .dictionaries import DOSE_COLUMNS, DOSE_PATH
 
 _ACTIVE = ("active", "recurrence", "relapse", "in-progress", "on-hold")
@@ -81,7 +81,7 @@ def show(lo: str, hi: str) -> str:
             f"WHEN month({lo}) = 1 AND day({lo}) = 1 AND month({hi}) = 12 AND day({hi}) = 31 "
             f"AND year({lo}) = year({hi}) THEN CAST(year({lo}) AS VARCHAR) "
             f"WHEN day({lo}) = 1 AND year({lo}) = year({hi}) AND month({lo}) = month({hi}) "
-            f"AND {hi} = last_day({lo}) THEN strftime({lo}, '%Y-%m') "
+            f"THEN strftime({lo}, '%Y-%m') "
             f"ELSE CAST({lo} AS VARCHAR) || '..' || CAST({hi} AS VARCHAR) END)")
 
 
@@ -827,6 +827,16 @@ def _lab_item(label: str, problem: str) -> str:
             f"ELSE {q(label + ' result of ')} || {show('o.lo', 'o.hi')} || ': ' || {problem} END)")
 
 
+def _uncertain_item(label: str, alias: str = "c") -> str:
+    """evaluate._and_date in SQL: the missing item of a result whose date may lie outside the window, naming what
+    else is wrong with it when its value cannot be used either (``alias``: a row with lo, hi, cv and pr)."""
+    problem = f"(CASE WHEN {alias}.cv IS NULL THEN {alias}.pr END)"
+    combined = (f"(CASE WHEN {problem} IS NULL THEN {q(UNCERTAIN_DATE)} "
+                f"ELSE {problem} || {q('; ' + UNCERTAIN_DATE)} END)")
+    return (f"(CASE WHEN {problem} LIKE 'reference range%' THEN {combined} ELSE {q(label + ' result of ')} || "
+            f"{show(alias + '.lo', alias + '.hi')} || ': ' || {combined} END)")
+
+
 def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
     gen.uses_obs = True
     gen.plan.keys.add(node.key)
@@ -844,7 +854,7 @@ def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
         ranked = (f"SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY hi DESC NULLS LAST, lo DESC NULLS LAST, "
                   f"seq) AS rn FROM {name}r")
         gen.ctes.append((f"{name}s", ranked))
-        uncertain = q(f"{node.label} result of ") + f" || {show('c.lo', 'c.hi')} || ': date uncertain relative to the window'"
+        uncertain = _uncertain_item(node.label)
         tie = (q(f"{node.label} result of ") + f" || {show('c.lo', 'c.hi')} || "
                "': which result is the latest depends on a date known only to the month or year'")
         # the patients whose latest result has a rival: an older one whose dates overlap it, with another answer
@@ -865,8 +875,7 @@ def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
         skip = "c.cv IS TRUE" if every else "c.cv IS FALSE"
         kept = f"(c.ins IS TRUE OR (c.ins IS NULL AND NOT ({skip})))"
         ev = "CASE WHEN c.ins IS NULL THEN NULL ELSE c.cv END"
-        uncertain = (f"CASE WHEN c.ins IS NULL THEN {q(node.label + ' result of ')} || {show('c.lo', 'c.hi')} "
-                     f"|| ': date uncertain relative to the window' ELSE c.item END")
+        uncertain = f"CASE WHEN c.ins IS NULL THEN {_uncertain_item(node.label)} ELSE c.item END"
         gen.ctes.append((f"{name}r", rows))
         if every:
             value = ("CASE WHEN bool_or(ev IS FALSE) THEN FALSE WHEN bool_or(ev IS NULL) THEN NULL ELSE TRUE END")
@@ -973,8 +982,10 @@ def _lab_text(gen: Generator, node: ir.LabText, k: int):
         agg = "CASE WHEN bool_or(ev IS TRUE) THEN TRUE WHEN bool_or(ev IS NULL) THEN NULL ELSE FALSE END"
     # the problem of the first result whose value is the answer (evaluate: `decisive`), when the answer is unknown
     # (a struct, so that a first unknown result without a problem is not skipped for a later one with one)
+    when = f"(CASE WHEN lo IS NULL THEN 'undated' ELSE {show('lo', 'hi')} END)"
     dated = (f"(CASE WHEN ins IS NULL AND cv IS NOT FALSE AND pr IS NULL THEN {q(node.label + ' result of ')} || "
-             f"(CASE WHEN lo IS NULL THEN 'undated' ELSE {show('lo', 'hi')} END) || ': date uncertain relative to the "
+             f"{when} || ': date uncertain relative to the window' "
+             f"WHEN ins IS NULL AND cv IS NULL THEN pr || '; its date (' || {when} || ') is uncertain relative to the "
              f"window' ELSE pr END)")
     body = (f"SELECT patient_id, {agg} AS v, "
             f"struct_extract(arg_min(struct_pack(p := {dated}), rn) FILTER (WHERE ev IS NULL), 'p') AS pr "
@@ -1429,6 +1440,24 @@ def _shift(day_sql: str, duration: ir.Duration, forward: bool) -> str:
     return f"(CASE WHEN {day_sql} = {_NEVER} THEN {day_sql} ELSE CAST({day_sql} {sign} INTERVAL {int(amount)} {unit} AS DATE) END)"
 
 
+def _window_around_sql(node, lo: str, hi: str) -> tuple[str, str, str, str]:
+    """ir.window_around in SQL: the ranges of the first and the last day of an anchored window around an anchor
+    dated [lo, hi] (``between N and M after R`` starts past the anchor, ``... before R`` ends ahead of it)."""
+    if node.before is not None:
+        first = _shift(lo, node.before, False), _shift(hi, node.before, False)
+    elif node.start_after is not None:
+        first = _shift(lo, node.start_after, True), _shift(hi, node.start_after, True)
+    else:
+        first = lo, hi
+    if node.after is not None:
+        last = _shift(lo, node.after, True), _shift(hi, node.after, True)
+    elif node.end_before is not None:
+        last = _shift(lo, node.end_before, False), _shift(hi, node.end_before, False)
+    else:
+        last = lo, hi
+    return first[0], first[1], last[0], last[1]
+
+
 def _anchor_rows(gen: Generator, node) -> tuple[str, str, str, str, str, str]:
     """evaluate._anchor_events in SQL: (rows, their name, what is missing when there is nothing to look at or NULL,
     date name) for the anchors of an anchored window. Each row: patient_id, seq, v (TRUE, or NULL when the event
@@ -1436,6 +1465,8 @@ def _anchor_rows(gen: Generator, node) -> tuple[str, str, str, str, str, str]:
     name it); the events that are none (a record still going on, for its end) are left out."""
     anchor = node.anchor
     as_of = gen.end
+    if isinstance(anchor, ir.IndexDate):  # the trial's own index event: the as-of date stands for it
+        return _index_anchor_rows(gen, anchor)
     if isinstance(anchor, ir.LabCompare):
         if anchor.key in derived.DERIVATIONS:
             raise Unsupported(f"a derived value ({anchor.key}) as the anchor of a window is not translated to SQL "
@@ -1481,6 +1512,13 @@ def _anchor_rows(gen: Generator, node) -> tuple[str, str, str, str, str, str]:
             date_name)
 
 
+def _index_anchor_rows(gen: Generator, anchor: ir.IndexDate) -> tuple[str, str, str, str | None, str | None, str]:
+    """_anchor_rows for the index date (evaluate._anchor_events): one event per patient, on the as-of date."""
+    rows = (f"SELECT p.patient_id, 0 AS seq, TRUE AS v, {EMPTY} AS reasons, {gen.end} AS lo, {gen.end} AS hi, "
+            f"{q(anchor.shown(gen.ctx.as_of_text))} AS named FROM patients p")
+    return rows, "FALSE", q(""), None, None, "date"
+
+
 def _anchored_record(gen: Generator, node: ir.AnchoredRecordTest, k: int):
     """evaluate.anchored_record_test: some record meeting the test dated in the window around some anchor event
     (a record meeting the anchor, at its start or its end; or a result meeting a lab comparison)."""
@@ -1503,10 +1541,7 @@ def _anchored_record(gen: Generator, node: ir.AnchoredRecordTest, k: int):
     elif node.relation == "before":
         inside = f"(CASE WHEN {s_hi} < {a_lo} THEN TRUE WHEN {s_lo} > {a_hi} THEN FALSE ELSE NULL END)"
     else:
-        w1_lo, w1_hi = ((_shift(a_lo, node.before, False), _shift(a_hi, node.before, False)) if node.before
-                        else (a_lo, a_hi))
-        w2_lo, w2_hi = ((_shift(a_lo, node.after, True), _shift(a_hi, node.after, True)) if node.after
-                        else (a_lo, a_hi))
+        w1_lo, w1_hi, w2_lo, w2_hi = _window_around_sql(node, a_lo, a_hi)
         inside = (f"(CASE WHEN {s_hi} <= {w2_lo} AND {e_lo} >= {w1_hi} THEN TRUE "
                   f"WHEN {s_lo} > {w2_hi} OR {e_hi} < {w1_lo} THEN FALSE ELSE NULL END)")
     value = f"(CASE WHEN {s_lo} IS NULL OR {a_lo} IS NULL THEN NULL ELSE {inside} END)"
@@ -1563,20 +1598,19 @@ def _anchored_lab(gen: Generator, node: ir.AnchoredLabTest, k: int):
     gen.uses_obs = True
     gen.plan.keys.add(lab.key)
     name = f"a{k}"
-    first = _shift("a.lo", node.before, False) if node.before else "a.lo"
-    last = _shift("a.lo", node.after, True) if node.after else "a.lo"
+    first, _, last, _ = _window_around_sql(node, "a.lo", "a.lo")
     gen.ctes.append((f"{name}a", f"SELECT a.*, {first} AS w_lo, least({last}, {as_of}) AS w_hi FROM ({rows_a}) a"))
     compared = _Compare(lab, gen.ctx.ranges).rows(gen.results(lab.key), f"o.key = {q(lab.key)} AND (o.lo IS NULL OR o.lo <= {as_of})")
     inside = _in_window("o.lo", "o.hi", "a.w_lo", "a.w_hi")
     # each result against each anchor dated to the day (results after the window's last day are not looked at)
     gen.ctes.append((f"{name}r", f"SELECT a.patient_id, a.seq AS aseq, o.seq, o.lo, o.hi, {inside} AS ins, "
-                                 f"o.cv, {_lab_item(lab.label, 'o.pr')} AS item "
+                                 f"o.cv, o.pr, {_lab_item(lab.label, 'o.pr')} AS item "
                                  f"FROM {name}a a JOIN ({compared}) o ON o.patient_id = a.patient_id "
                                  f"WHERE a.lo = a.hi AND (o.lo IS NULL OR o.lo <= a.w_hi)"))
     if lab.selector == "latest":
         gen.ctes.append((f"{name}s", f"SELECT *, row_number() OVER (PARTITION BY patient_id, aseq ORDER BY hi DESC NULLS "
                                      f"LAST, lo DESC NULLS LAST, seq) AS rn FROM {name}r"))
-        uncertain = q(f"{lab.label} result of ") + f" || {show('c.lo', 'c.hi')} || ': date uncertain relative to the window'"
+        uncertain = _uncertain_item(lab.label)
         tie = (q(f"{lab.label} result of ") + f" || {show('c.lo', 'c.hi')} || "
                "': which result is the latest depends on a date known only to the month or year'")
         rival = "coalesce(bool_or(r.patient_id IS NOT NULL AND r.cv IS DISTINCT FROM c.cv), FALSE)"
@@ -1588,31 +1622,34 @@ def _anchored_lab(gen: Generator, node: ir.AnchoredLabTest, k: int):
             FROM {name}s c LEFT JOIN {name}s r ON r.patient_id = c.patient_id AND r.aseq = c.aseq AND r.rn > 1
                 AND r.hi IS NOT NULL AND r.hi >= c.lo AND r.ins IS NOT FALSE
             WHERE c.rn = 1
-            GROUP BY c.patient_id, c.aseq, c.ins, c.cv, c.item, c.lo, c.hi"""
+            GROUP BY c.patient_id, c.aseq, c.ins, c.cv, c.pr, c.item, c.lo, c.hi"""
     else:
         every = lab.selector == "every"
         skip = "c.cv IS TRUE" if every else "c.cv IS FALSE"
         kept = f"(c.ins IS TRUE OR (c.ins IS NULL AND NOT ({skip})))"
         ev = "CASE WHEN c.ins IS NULL THEN NULL ELSE c.cv END"
-        item = (f"CASE WHEN c.ins IS NULL THEN {q(lab.label + ' result of ')} || {show('c.lo', 'c.hi')} "
-                f"|| ': date uncertain relative to the window' ELSE c.item END")
+        item = f"CASE WHEN c.ins IS NULL THEN {_uncertain_item(lab.label)} ELSE c.item END"
         if every:
             agg = "CASE WHEN bool_or(ev IS FALSE) THEN FALSE WHEN bool_or(ev IS NULL) THEN NULL ELSE TRUE END"
         else:
             agg = "CASE WHEN bool_or(ev IS TRUE) THEN TRUE WHEN bool_or(ev IS NULL) THEN NULL ELSE FALSE END"
+        # items in the interpreter's order: newest result first (evaluate.lab_compare walks the series so)
         body = (f"SELECT patient_id, aseq, FALSE AS nores, {agg} AS v, "
-                f"coalesce(list(item) FILTER (WHERE ev IS NULL AND item IS NOT NULL), {EMPTY}) AS m "
-                f"FROM (SELECT c.patient_id, c.aseq, {ev} AS ev, {item} AS item FROM {name}r c WHERE {kept}) "
-                f"GROUP BY patient_id, aseq")
+                f"coalesce(list(item ORDER BY hi DESC NULLS LAST, lo DESC NULLS LAST, seq) "
+                f"FILTER (WHERE ev IS NULL AND item IS NOT NULL), {EMPTY}) AS m "
+                f"FROM (SELECT c.patient_id, c.aseq, c.seq, c.lo, c.hi, {ev} AS ev, {item} AS item FROM {name}r c "
+                f"WHERE {kept}) GROUP BY patient_id, aseq")
     gen.ctes.append((f"{name}l", body))
     shown = _shown_sql("a.lo", "a.hi")
     date_why = (f"(CASE WHEN a.lo IS NULL THEN {'NULL' if node.anchor_at == 'end' else q(date_name + ' of the anchor not recorded')} "
                 f"WHEN a.lo <> a.hi THEN {q(date_name + ' of the anchor ')} || {shown} || ', not a full date' END)")
     # a result-less window (or only results ruled out of it) says which days; with no observations list at all,
     # lab_compare's own missing item
-    no_result = (f"(CASE WHEN l.aseq IS NULL OR l.nores THEN (CASE WHEN p.has_observations THEN "
+    no_result = (f"(CASE WHEN l.aseq IS NULL OR l.nores THEN (CASE WHEN NOT p.has_observations THEN "
+                 f"{q(lab.label + ': no observations provided')} WHEN a.w_lo > {as_of} THEN 'the window begins on ' || "
+                 f"CAST(a.w_lo AS VARCHAR) || ', after the as-of date' ELSE "
                  f"{q('no ' + lab.label + ' result from ')} || CAST(a.w_lo AS VARCHAR) || ' to ' || CAST(a.w_hi AS VARCHAR) "
-                 f"ELSE {q(lab.label + ': no observations provided')} END) END)")
+                 f"END) END)")
     full = "(a.lo IS NOT NULL AND a.lo = a.hi)"
     lv = f"(CASE WHEN {full} THEN l.v END)"
     why = (f"list_concat(list_transform(a.reasons, lambda r: 'anchor: ' || r), "
@@ -2174,6 +2211,30 @@ def _dose_trend(gen: Generator, node: ir.DoseTrend, k: int):
     return value, missing, EMPTY
 
 
+def _lab_recorded(gen: Generator, node: ir.LabRecorded, k: int):
+    """evaluate.lab_recorded: a result of the analyte dated in the window (any value); FALSE when the observation
+    list holds none that may be one; NULL, naming each, when only undated, partly dated or empty results may be."""
+    gen.uses_obs = True
+    gen.plan.keys.add(node.key)
+    start, end = gen.start(node.window), gen.end
+    name = f"a{k}"
+    inside = _in_window("o.lo", "o.hi", start, end)
+    empty = f"(o.problem IS NOT DISTINCT FROM {q(NO_VALUE)})"
+    date_why = ("(CASE WHEN o.lo IS NULL THEN 'date not recorded' ELSE 'date uncertain relative to the window' END)")
+    why = f"array_to_string({lst(f'CASE WHEN {empty} THEN {q(NO_VALUE)} END', f'CASE WHEN {inside} IS NULL THEN {date_why} END')}, '; ')"
+    rows = (f"SELECT o.patient_id, o.seq, o.lo, o.hi, {inside} IS TRUE AND NOT {empty} AS yes, "
+            f"{q(node.label + ' result of ')} || {show('o.lo', 'o.hi')} || ': ' || {why} AS item "
+            f"FROM nobs o WHERE o.key = {q(node.key)} AND (o.lo IS NULL OR o.lo <= {end}) AND {inside} IS NOT FALSE")
+    gen.ctes.append((name, f"SELECT patient_id, bool_or(yes) AS yes, list(item ORDER BY hi DESC NULLS LAST, "
+                           f"lo DESC NULLS LAST, seq) FILTER (WHERE NOT yes) AS m FROM ({rows}) GROUP BY patient_id"))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    value = (f"(CASE WHEN NOT p.has_observations THEN NULL WHEN {name}.yes IS TRUE THEN TRUE "
+             f"WHEN len(coalesce({name}.m, {EMPTY})) > 0 THEN NULL ELSE FALSE END)")
+    missing = (f"(CASE WHEN NOT p.has_observations THEN [{q(node.label + ': no observations provided')}] "
+               f"ELSE coalesce({name}.m, {EMPTY}) END)")
+    return value, missing, EMPTY
+
+
 def _refuse(what: str):
     def translate(gen, node, k):
         raise Unsupported(f"{what} is not translated to SQL yet: {node.source_text}")
@@ -2188,6 +2249,7 @@ ATOMS = {
     ir.Review: _review,
     ir.LabCompare: _lab_compare,
     ir.LabText: _lab_text,
+    ir.LabRecorded: _lab_recorded,
     ir.RecordTest: _record_test,
     ir.RecordCount: _record_count,
     ir.InvestigationalTest: _investigational,
