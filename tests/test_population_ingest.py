@@ -237,3 +237,58 @@ def test_the_differential_population_is_stored_by_sql_exactly_as_the_python_load
     path = write_lines(tmp_path, [json.dumps(p) for p in population(300, 10)])
     summary = assert_same(path)
     assert summary.patients == 300 and summary.bad == 0
+
+
+# Lines DuckDB's JSON functions read more leniently than the per-patient reader (trailing commas), nulls,
+# unknown and duplicate keys at every level: each accepted or refused exactly as the per-patient reader does.
+COUNT_PROOF_LINES = [
+    '{"id":"t1",}',  # trailing commas: DuckDB's reader accepts them, the per-patient reader does not
+    '{"id":"t2","observations":[{"code":"LOINC:1","value":1},]}',
+    '{"id":"t3","observations":[{"code":"LOINC:1","codes":["LOCAL:1",],"value":1}]}',
+    '{"id":"t4","facts":{"x":1,}}',
+    '{"id":"n1","sex":null,"birth_date":null,"deceased":null,"facts":null,"observations":null}',  # nulls: second look
+    '{"id":"n2","observations":[{"code":"LOINC:1","value":null,"display":null,"unit":null,"reference_range":null}]}',
+    '{"id":"n3","observations":[{"code":"LOINC:1","value":1,"reference_range":{"low":null,"high":2,"unit":null}}]}',
+    '{"id":"n4","zzz":null}',  # an unknown key hidden behind a null value
+    '{"id":"n5","observations":[{"code":"LOINC:1","value":1,"zzz":null}]}',
+    '{"id":"n6","observations":[{"code":"LOINC:1","value":1,"reference_range":{"zzz":null}}]}',
+    '{"id":"n7","sex":"male","sex":null}',  # a duplicate key, one of them null
+    '{"id":"n8","observations":[{"code":"LOINC:1","value":1,"value":null}]}',
+    '{"id":"n9","conditions":[{"code":"ICD10:I10","display":null,"stage":null}]}',
+    '{"id" : "w1", "observations" : [{"code" : "LOINC:1", "value" : 1}]}',  # white space before colons
+    '{"id": "w2", "observations": [{"code": "LOINC:1", "value": 1.5, "unit": "mg/dL"}], "facts": {"a": 1}}',
+    '{"id":"s1","observations":[{"code":"LOINC:1","value":"a\\":b","display":":x"}]}',  # '":' inside strings
+    '{"id":"s2","observations":[{"code":"LOINC:1","value":1,"display":"\\":\\":"}],"zzz":1}',
+    '{"id":"s3","observations":[{"code":"LOINC:1","value":"\\u00e9\\n\\/x"}]}',  # escapes in a string value
+    '{"id":"r1","observations":[{"code":"LOINC:1","value":1,"reference_range":5}]}',  # a range that is no object
+    '{"id":"r2","observations":[{"code":"LOINC:1","value":1,"reference_range":"1-2"}]}',
+    '{"id":"r3","observations":[{"code":"LOINC:1","value":1,"reference_range":{"low":1,"low":2}}]}',
+    '{"id":"r4","observations":[{"code":"LOINC:1","value":1,"reference_range":{}}]}',
+    '{"id":"o1","observations":[5]}',  # items that are no objects
+    '{"id":"o2","observations":[null]}',
+    '{"id":"o3","conditions":[5]}',
+    '{"id":"o4","conditions":[{"code":"ICD10:I10","code":"ICD10:I11"}]}',
+    '{"id":"o5","observations":{"code":"LOINC:1","value":1}}',
+    '{"id":"o6","observations":[{"code":"LOINC:1","value":{"x":1}}]}',
+    '{"id":"m1","medications":[{"code":"ATC:X","dose":{"value":5,"unit":"mg","zzz":1}}]}',
+    '{"id":"m2","medications":[{"code":"ATC:X","dose":{"value":5,"value":6}}]}',
+    '{"id":"m3","medications":[{"code":"ATC:X","dose":{"value":5,"unit":null},"frequency":{"frequency":2,"period":1,"period_unit":"d"}}]}',
+    '{"id":"m4","medications":[{"code":"ATC:X","frequency":{"frequency":2,"zzz":null}}]}',
+    '{"id":"e1","conditions":[{"code":"ICD10:I10","recorded_date":5}]}',  # a recorded_date that is no text
+    '{"id":"e2","conditions":[{"code":"ICD10:I10","recorded_date":"2020-02","note":"a\\"b"}]}',
+    '{"id":"f1","facts":{"a":1,"a":2}}',
+    '{"id":"f2","facts":{"a":{"b":1}}}',
+    '{"id":"f3","facts":{"a":null,"b":"x"}}',
+]
+
+
+def test_lenient_json_and_hidden_keys_are_accepted_and_refused_exactly_as_the_per_patient_reader(tmp_path):
+    path = write_lines(tmp_path, COUNT_PROOF_LINES)
+    summary = assert_same(path)
+    refused = ingested(path, "pop.ndjson")[0]
+    lines = {line.split('"')[3]: number for number, line in enumerate(COUNT_PROOF_LINES, 1)}
+    for pid in ("t1", "t2", "t3", "t4", "n4", "n5", "n6", "n7", "n8", "r1", "r2", "r3", "o1", "o2", "o3", "o4",
+                "o5", "o6", "m1", "m2", "f1", "f2"):
+        assert lines[pid] in refused, pid
+    for pid in ("n1", "n2", "n3", "n9", "w1", "w2", "s1", "s3", "r4", "m3", "e1", "e2", "f3"):
+        assert lines[pid] not in refused, pid

@@ -42,6 +42,10 @@ _PARTIAL_DATE = (r"[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T([01][0-9]|2[0-3]):[0-5][0-9](:
 """screening.dates._PARTIAL in RE2 syntax: ISO 8601 dates, partial dates and date-times."""
 
 _CODE = "(" + "|".join(CODE_SYSTEMS) + "):.*[!-~].*"
+
+_TRAILING_COMMA = r",[ \t\r\n]*[\]}]"
+"""A comma before a closing bracket: DuckDB's JSON reader accepts ``[1,]`` and ``{"a":1,}``, the per-patient
+reader does not, so such a line (or a string that merely looks so) is left to the per-patient reader."""
 """A code SQL can prove valid: a known system, a colon, and at least one visible ASCII character."""
 
 # the fields of each object of patient JSON version 1 (screening/patient/model.py)
@@ -309,7 +313,8 @@ FROM (SELECT *, CASE WHEN json_type(f.reference_range) = 'OBJECT'
                 typed_more = ""
             con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _rec_{kind} AS
-SELECT line, seq, o, o_t, k, {_typed_all(fields, "f")}, json_extract_string(o, '$.recorded_date') AS recorded_s
+SELECT line, seq, o, o_t, k, {_typed_all(fields, "f")}, CASE WHEN json_type(o, '$.recorded_date') = 'VARCHAR'
+       THEN json_extract_string(o, '$.recorded_date') END AS recorded_s
        {typed_more}
 FROM (SELECT *{extra}
       FROM (SELECT line, seq, o, json_type(o) AS o_t, json_keys(o) AS k, from_json(o, '{_struct(names)}') AS f
@@ -334,6 +339,7 @@ SELECT line, name, v, coalesce(json_type(v), 'NULL') AS v_t FROM (
                    "OR (v_t IN ('UBIGINT', 'BIGINT', 'DOUBLE') AND isfinite(try_cast(v AS DOUBLE))))")
         con.execute(f"""
 UPDATE _docs SET ok = TRUE WHERE parsed AND {self._patient_ok()}
+  AND NOT regexp_matches(text, '{_TRAILING_COMMA}')
   AND line NOT IN ({' UNION ALL '.join(bad)})""")
 
     @staticmethod
