@@ -1,6 +1,6 @@
 """The per-user cache: data that is slow to compute and safe to keep between runs.
 
-Three things are kept, each as JSON data (never pickle, never code), each under a key that
+Four things are kept, each as JSON data (never pickle, never code), each under a key that
 changes whenever anything it was computed from changes:
 
 ``units-<key>.json``
@@ -16,6 +16,9 @@ changes whenever anything it was computed from changes:
     rule text, its file name, the code of the package, the interpreter and the installed libraries
     a compile runs through, and the identity of the terminology store; value-set files it read are
     recorded with their content hashes and checked on every load (:mod:`screening.ircache`).
+``terminology-<key>.json``
+    A small terminology store built from release files (``--terminology FOLDER``), its SQLite bytes in
+    base64, written to a temporary file when used. Keyed by the files' names and bytes and the code.
 
 Where: ``$SCREENING_CACHE_DIR``, else the per-user cache folder (``platformdirs.user_cache_dir``,
 e.g. ``~/.cache/screening``). Off: ``SCREENING_CACHE=off`` (or ``0``, ``no``, ``false``), the
@@ -139,7 +142,7 @@ def read(kind: str, key: str) -> object | None:
 
 
 #: Entries kept per kind; the least recently used beyond these are removed when one is written.
-KEEP = {"ruleset": 200, "parser": 4, "units": 4}
+KEEP = {"ruleset": 200, "parser": 4, "units": 4, "terminology": 8}
 
 
 def write(kind: str, key: str, value: object) -> bool:

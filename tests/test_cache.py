@@ -357,3 +357,23 @@ def test_cache_info_and_clear(tmp_path):
     finally:
         folder.chmod(0o700)
     assert "state: off" in run("--no-cache", "cache", "info", cache_dir=folder).stdout.decode()
+
+
+def test_a_store_built_from_release_files_is_taken_from_the_cache_and_a_damaged_entry_rebuilt(cache_dir, monkeypatch):
+    from screening.terminology import load as terminology_load
+    from screening.terminology import open_release_files
+
+    builds = []
+    real = terminology_load.load_paths
+    monkeypatch.setattr(terminology_load, "load_paths", lambda *a, **k: builds.append(1) or real(*a, **k))
+    first = open_release_files([ROOT / "trials" / "terminology"])
+    second = open_release_files([ROOT / "trials" / "terminology"])
+    assert len(builds) == 1  # the second store came from the cache
+    assert second.content_identity == first.content_identity
+    assert second.sources() == first.sources()  # the same releases, versions and dates
+    (entry,) = entries(cache_dir, "terminology")
+    data = bytearray(entry.read_bytes())
+    data[-5] ^= 0xFF  # its checksum no longer matches: built again, never read
+    entry.write_bytes(bytes(data))
+    third = open_release_files([ROOT / "trials" / "terminology"])
+    assert len(builds) == 2 and third.sources() == first.sources()

@@ -78,18 +78,42 @@ def load_paths(store_path: Path, paths: list[Path], progress: Progress = SILENT)
     return summary
 
 
-def build_release_store(paths: list[Path]) -> Path:
+FIXTURE_STORE_BYTES = 8 * 1024 * 1024
+"""A store built from release files is kept in the per-user cache only up to this size (the small fixtures
+rule sets keep beside them); a larger one is rebuilt on every run."""
+
+
+def build_release_store(paths: list[Path], identity: str | None = None) -> Path:
     """A store file built from release folders and FHIR files in a temporary folder (removed when
     the process ends), for the small fixtures a rule set or a case file keeps beside it: the same
-    loaders, checks and closure as ``screening terminology load``."""
+    loaders, checks and closure as ``screening terminology load``.
+
+    With ``identity`` (the release files' digest), a store of the same files and the same code built by an
+    earlier run is taken from the per-user cache (screening.cache: the bytes as written, checked by their
+    SHA-256) instead of being built again."""
     import atexit
+    import base64
     import shutil
     import tempfile
 
+    from .. import cache
+
     folder = Path(tempfile.mkdtemp(prefix="screening-terminology-"))
     atexit.register(shutil.rmtree, folder, True)
-    load_paths(folder / "terminology.sqlite", [Path(p) for p in paths])
-    return folder / "terminology.sqlite"
+    target = folder / "terminology.sqlite"
+    key = cache.digest(identity, cache.code_identity()) if identity else None
+    if key is not None:
+        cached = cache.read("terminology", key)
+        if isinstance(cached, str):
+            try:
+                target.write_bytes(base64.b64decode(cached, validate=True))
+                return target
+            except (ValueError, OSError):
+                target.unlink(missing_ok=True)
+    load_paths(target, [Path(p) for p in paths])
+    if key is not None and target.stat().st_size <= FIXTURE_STORE_BYTES:
+        cache.write("terminology", key, base64.b64encode(target.read_bytes()).decode("ascii"))
+    return target
 
 
 def open_release_files(paths: list[Path]) -> TerminologyStore:
@@ -97,6 +121,7 @@ def open_release_files(paths: list[Path]) -> TerminologyStore:
     ``content_identity`` (what a rule set compiled against it is cached under, see screening.ircache)."""
     from ..ircache import release_identity
 
-    store = TerminologyStore.open(build_release_store(paths))
-    store.content_identity = release_identity(paths)
+    identity = release_identity(paths)
+    store = TerminologyStore.open(build_release_store(paths, identity))
+    store.content_identity = identity
     return store
