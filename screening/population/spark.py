@@ -111,12 +111,25 @@ class SparkScreener:
         for (name,) in self.duck.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND "
                                          f"starts_with(table_name, '{DICTIONARY_PREFIX}')").fetchall():
             self._view(name, self.duck.sql(f"SELECT * FROM {name}").to_arrow_table())
+        for name, query in plan.prepare:  # the intermediate tables (normalised observations ...), computed once
+            self._stage(name, self.spark.sql(to_spark(query)))
         result = self.spark.sql(spark_sql(plan))
         return result.toArrow()
 
+    def _stage(self, name: str, frame) -> None:
+        """``frame`` computed now and registered as view ``name`` with its lineage cut (a local checkpoint): the
+        queries that read it see a scan of stored rows, not the query that made them, so their plans stay small."""
+        frame.localCheckpoint(eager=True).createOrReplaceTempView(name)
+
 
 def spark_sql(plan) -> str:
-    """The plan's query in Spark SQL: the DuckDB query parsed by sqlglot into one expression tree, the few
+    """The plan's main query in Spark SQL (its intermediate tables, ``plan.prepare``, are rendered apart by
+    :func:`to_spark` and materialised first): see :func:`to_spark`."""
+    return to_spark(plan.sql)
+
+
+def to_spark(query: str) -> str:
+    """A DuckDB query of the generator in Spark SQL: the DuckDB query parsed by sqlglot into one expression tree, the few
     DuckDB functions sqlglot has no Spark spelling for rewritten in the tree (:func:`_to_spark`), and the
     tree generated in the Spark dialect. sqlglot walks the tree recursively and a rule set's query nests
     deeply (one CASE per criterion and connective), so the recursion limit is raised for it."""
@@ -129,11 +142,38 @@ def spark_sql(plan) -> str:
     try:
         # DuckDB's len() is a list's length in the generated query; sqlglot reads len() as a string's
         # LENGTH, so it is spelled array_length() (the same function in DuckDB) before parsing
-        text = re.sub(r"\blen\(", "array_length(", plan.sql)
+        text = re.sub(r"\blen\(", "array_length(", query)
         tree = sqlglot.parse_one(text, read="duckdb")
-        return tree.transform(_to_spark).sql(dialect="spark")
+        return _generator().generate(tree.transform(_to_spark), copy=False)
     finally:
         sys.setrecursionlimit(limit)
+
+
+def _generator():
+    """sqlglot's Spark generator, keeping each nested WITH where the generator put it.
+
+    sqlglot's Hive-family generators move every nested WITH to the top of the statement (Hive could not nest
+    them); Spark 3 and later accept a WITH inside a subquery, and the generator gives each atom's helper
+    tables the same local names (``a7r``, ``base`` ...), which hoisted to one WITH would collide or come
+    after a reference. Anything sqlglot cannot say in Spark raises instead of being written approximately."""
+    from sqlglot.errors import ErrorLevel
+    from sqlglot.generators.spark import SparkGenerator
+
+    class NestedWithSpark(SparkGenerator):
+        EXPRESSIONS_WITHOUT_NESTED_CTES: set = set()
+
+    return NestedWithSpark(dialect="spark", unsupported_level=ErrorLevel.RAISE)
+
+
+def _substitute(template: str, **parts):
+    """A Spark expression written with placeholder columns ``__name``, each replaced by a copy of a subtree."""
+    from sqlglot import exp
+
+    def put(node):
+        if isinstance(node, exp.Column) and not node.table and node.name.startswith("__") and node.name[2:] in parts:
+            return parts[node.name[2:]].copy()
+        return node
+    return exp.maybe_parse(template, dialect="spark").transform(put)
 
 
 def _to_spark(node):
@@ -151,6 +191,12 @@ def _to_spark(node):
                 f"CASE WHEN size(filter(__l, __v -> __v IS NOT NULL)) = 0 THEN NULL "
                 f"ELSE {test}(filter(__l, __v -> __v IS NOT NULL), __v -> __v) END", dialect="spark"
             ).transform(lambda n: items.copy() if isinstance(n, exp.Column) and n.name == "__l" else n)
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "list_reduce" and len(node.expressions) == 2:
+        # DuckDB list_reduce(list, lambda acc, x: ...) starts from the first item: Spark's aggregate over the rest,
+        # starting from it. NULL list: NULL; an empty list is an error in DuckDB, and so it is here.
+        items, step = (part.copy().transform(_to_spark) for part in node.expressions)
+        return _substitute("CASE WHEN size(__l) = 0 THEN raise_error('Cannot perform list_reduce on an empty input list') "
+                           "ELSE aggregate(slice(__l, 2, size(__l)), element_at(__l, 1), __f) END", l=items, f=step)
     if isinstance(node, exp.Anonymous) and node.name.lower() == "list_reduce" and len(node.expressions) == 3:
         # DuckDB list_reduce(list, lambda acc, x: ..., initial) is Spark's aggregate(list, initial, (acc, x) -> ...)
         items, step, initial = node.expressions
@@ -159,10 +205,39 @@ def _to_spark(node):
     if isinstance(node, exp.DataType) and node.this in (exp.DataType.Type.INT128, exp.DataType.Type.UINT128):
         # DuckDB's HUGEINT (exact integer arithmetic on decimal digits): Spark's widest exact type
         return exp.DataType.build("DECIMAL(38, 0)")
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "printf" and len(node.expressions) == 2 \
+            and isinstance(node.expressions[0], exp.Literal) and re.fullmatch(r"%(\.\d+)?g", node.expressions[0].name):
+        # C's %g (DuckDB) drops trailing zeros ('77', '1e+06'); Java's (Spark) keeps them ('77.0000', '1.00000e+06')
+        number = node.expressions[1].copy().transform(_to_spark)
+        return _substitute(f"regexp_replace(regexp_replace(printf('{node.expressions[0].name}', CAST(__x AS DOUBLE)), "
+                           "'([.][0-9]*?)0+(e|$)', '$1$2'), '[.](e|$)', '$1')", x=number)
+    if isinstance(node, exp.Select):
+        _expand_star_replace(node)
+    if isinstance(node, (exp.Least, exp.Greatest)) and not node.expressions:
+        return node.this  # least(x) of one argument is x in DuckDB; Spark wants two or more
     if isinstance(node, exp.IsInf):
         return exp.maybe_parse("abs(__x) = CAST('Infinity' AS DOUBLE)", dialect="spark").transform(
             lambda n: node.this.copy() if isinstance(n, exp.Column) and n.name == "__x" else n)
     return node
+
+
+def _expand_star_replace(select) -> None:
+    """DuckDB's ``SELECT * REPLACE (expr AS col) FROM table`` has no Spark spelling: the star becomes the
+    store table's columns (:mod:`schema`), ``col`` computed by ``expr`` in its place. Changes ``select``."""
+    from sqlglot import exp
+
+    source = select.args.get("from_") or select.args.get("from")
+    for index, item in enumerate(select.expressions):
+        if not (isinstance(item, exp.Star) and item.args.get("replace")):
+            continue
+        table = source.this if source is not None else None
+        if not isinstance(table, exp.Table) or table.name not in schema.TABLES or select.args.get("joins"):
+            raise ValueError(f"no Spark spelling of {select.sql('duckdb')[:200]}")
+        replaced = {alias.alias: alias for alias in item.args["replace"]}
+        columns = [replaced[name].copy() if name in replaced else exp.column(name)
+                   for name in schema.TABLES[table.name].names]
+        select.set("expressions", select.expressions[:index] + columns + select.expressions[index + 1:])
+        return
 
 
 def _spark_schema(arrow_schema: pa.Schema):
