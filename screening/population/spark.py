@@ -68,6 +68,8 @@ class SparkScreener:
         self.spark = spark
         self.duck = duck  # a DuckDB connection over the same store: dictionaries from distinct values
         self.started = time.monotonic()
+        # each of the plan's intermediate tables computed apart (plan_stages); SCREENING_SPARK_STAGES=0: one query
+        self.staged = os.environ.get("SCREENING_SPARK_STAGES", "1") != "0"
 
     @classmethod
     def from_duckdb(cls, con, spark=None) -> "SparkScreener":
@@ -85,8 +87,11 @@ class SparkScreener:
         screener = cls(spark, con)
         for name, table_schema in schema.TABLES.items():
             path = os.path.join(str(folder), f"{name}.parquet")
-            if os.path.exists(path):
-                spark.read.parquet(path).createOrReplaceTempView(name)
+            if os.path.exists(path):  # the store's columns, of the store's types (as DuckDB's open_store reads them)
+                types = _spark_schema(table_schema)
+                frame = spark.read.parquet(path)
+                frame.select([frame[f.name].cast(f.dataType).alias(f.name) for f in types.fields]) \
+                    .createOrReplaceTempView(name)
             else:
                 screener._view(name, table_schema.empty_table())
         return screener
@@ -111,15 +116,22 @@ class SparkScreener:
         for (name,) in self.duck.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND "
                                          f"starts_with(table_name, '{DICTIONARY_PREFIX}')").fetchall():
             self._view(name, self.duck.sql(f"SELECT * FROM {name}").to_arrow_table())
-        for name, query in plan.prepare:  # the intermediate tables (normalised observations ...), computed once
-            self._stage(name, self.spark.sql(to_spark(query)))
-        result = self.spark.sql(spark_sql(plan))
-        return result.toArrow()
+        steps = plan_stages(plan, staged=self.staged)
+        kept = []
+        try:
+            for name, text in steps[:-1]:
+                kept.append(self._stage(name, self.spark.sql(text)))
+            return self.spark.sql(steps[-1][1]).toArrow()
+        finally:
+            for frame in kept:  # this rule set's intermediate tables: free their blocks for the next one
+                frame.unpersist()
 
-    def _stage(self, name: str, frame) -> None:
+    def _stage(self, name: str, frame):
         """``frame`` computed now and registered as view ``name`` with its lineage cut (a local checkpoint): the
         queries that read it see a scan of stored rows, not the query that made them, so their plans stay small."""
-        frame.localCheckpoint(eager=True).createOrReplaceTempView(name)
+        done = frame.localCheckpoint(eager=True)
+        done.createOrReplaceTempView(name)
+        return done
 
 
 def spark_sql(plan) -> str:
@@ -128,25 +140,112 @@ def spark_sql(plan) -> str:
     return to_spark(plan.sql)
 
 
+def plan_stages(plan, staged: bool = True) -> list[tuple[str, str]]:
+    """The plan as Spark statements run in order: (view name, Spark SQL) pairs, each computed and registered
+    as a view under its name before the next runs, the last one (name ``""``) the result.
+
+    ``staged``: every common table expression that joins, groups or reads a nested query (an atom's helper
+    tables, the normalised observations' steps, the per-patient row of atom values) is a statement of its
+    own, innermost first; the projections over one table (the logic layers, the verdicts) stay in the
+    statement that reads them. Spark's analyser and optimiser take time that grows faster than the
+    size of a plan (NCT00659217's single query is about 190 KB of SQL): many small plans cost less than
+    one large one, and a table read by several others is computed once. Without ``staged``: the plan's
+    intermediate tables, then the one main query."""
+    steps = []
+    for name, query in plan.prepare:
+        steps += _stages(_spark_tree(query), name) if staged else [(name, to_spark(query))]
+    steps += _stages(_spark_tree(plan.sql), "") if staged else [("", to_spark(plan.sql))]
+    return steps
+
+
+def _stages(tree, name: str) -> list[tuple[str, str]]:
+    from sqlglot import exp
+
+    ctes = [cte for cte in tree.find_all(exp.CTE)]
+    top = tree.args.get("with_")
+    inline = {cte.alias for cte in (top.expressions if top else []) if _projection(cte.this)}
+    staged_bodies = [cte.this for cte in ctes if cte.alias not in inline]
+    changed = True
+    while changed:  # a kept projection read by a staged table is staged too
+        changed = False
+        for body in staged_bodies:
+            for table in body.find_all(exp.Table):
+                if table.name in inline:
+                    inline.discard(table.name)
+                    staged_bodies.append(next(c.this for c in ctes if c.alias == table.name))
+                    changed = True
+    steps: list[tuple[str, str]] = []
+    generator = _generator()
+
+    def visit(node):
+        with_ = node.args.get("with_") if isinstance(node, exp.Query) else None
+        if with_ is not None:
+            for cte in list(with_.expressions):
+                if cte.alias in inline:
+                    continue
+                visit(cte.this)
+                steps.append((cte.alias, generator.generate(cte.this, copy=False)))
+                cte.pop()
+            if not with_.expressions:
+                node.set("with_", None)
+        for child in list(node.iter_expressions()):
+            if child is not with_:
+                visit(child)
+
+    with _deep():
+        visit(tree)
+        steps.append((name, generator.generate(tree, copy=False)))
+    return steps
+
+
+def _projection(query) -> bool:
+    """A SELECT over one table or view with no join, grouping, window, DISTINCT or subquery."""
+    from sqlglot import exp
+
+    if not isinstance(query, exp.Select) or query.args.get("joins") or query.args.get("group") \
+            or query.args.get("distinct") or query.args.get("with_"):
+        return False
+    source = query.args.get("from_")
+    if source is None or not isinstance(source.this, exp.Table):
+        return False
+    return not any(isinstance(n, (exp.Window, exp.Subquery, exp.AggFunc)) for n in query.find_all(exp.Expression))
+
+
+class _deep:
+    """sqlglot walks the tree recursively and a rule set's query nests deeply (one CASE per criterion and
+    connective): the recursion limit is raised while it works."""
+
+    def __enter__(self):
+        import sys
+
+        self.limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(self.limit, 20000))
+
+    def __exit__(self, *exc):
+        import sys
+
+        sys.setrecursionlimit(self.limit)
+
+
+def _spark_tree(query: str):
+    """The DuckDB query parsed by sqlglot, with the rewrites of :func:`_to_spark` applied (still a tree)."""
+    import sqlglot
+
+    with _deep():
+        # DuckDB's len() is a list's length in the generated query; sqlglot reads len() as a string's
+        # LENGTH, so it is spelled array_length() (the same function in DuckDB) before parsing
+        text = re.sub(r"\blen\(", "array_length(", query)
+        return sqlglot.parse_one(text, read="duckdb").transform(_to_spark)
+
+
 def to_spark(query: str) -> str:
     """A DuckDB query of the generator in Spark SQL: the DuckDB query parsed by sqlglot into one expression tree, the few
     DuckDB functions sqlglot has no Spark spelling for rewritten in the tree (:func:`_to_spark`), and the
     tree generated in the Spark dialect. sqlglot walks the tree recursively and a rule set's query nests
     deeply (one CASE per criterion and connective), so the recursion limit is raised for it."""
-    import sys
-
-    import sqlglot
-
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 20000))
-    try:
-        # DuckDB's len() is a list's length in the generated query; sqlglot reads len() as a string's
-        # LENGTH, so it is spelled array_length() (the same function in DuckDB) before parsing
-        text = re.sub(r"\blen\(", "array_length(", query)
-        tree = sqlglot.parse_one(text, read="duckdb")
-        return _generator().generate(tree.transform(_to_spark), copy=False)
-    finally:
-        sys.setrecursionlimit(limit)
+    tree = _spark_tree(query)
+    with _deep():
+        return _generator().generate(tree, copy=False)
 
 
 def _generator():
