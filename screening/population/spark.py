@@ -144,24 +144,27 @@ def plan_stages(plan, staged: bool = True) -> list[tuple[str, str]]:
     """The plan as Spark statements run in order: (view name, Spark SQL) pairs, each computed and registered
     as a view under its name before the next runs, the last one (name ``""``) the result.
 
-    ``staged``: every common table expression that joins, groups or reads a nested query (an atom's helper
-    tables, the normalised observations' steps, the per-patient row of atom values) is a statement of its
-    own, innermost first; the projections over one table (the logic layers, the verdicts) stay in the
-    statement that reads them. Spark's analyser and optimiser take time that grows faster than the
-    size of a plan (NCT00659217's single query is about 190 KB of SQL): many small plans cost less than
-    one large one, and a table read by several others is computed once. Without ``staged``: the plan's
-    intermediate tables, then the one main query."""
+    ``staged``: each step of an intermediate table (the normalised observations' joins and conversions,
+    innermost first) is a statement of its own, and so is the main query's per-patient row of atom values
+    (``layer0``, every atom's table joined to the patients, each atom's helper tables kept inline); the
+    projections over one table (the logic layers, the verdicts) stay in the statement that reads them.
+    Spark's analyser and optimiser take time that grows faster than the size of a plan (NCT00659217's
+    single query is about 190 KB of SQL) and a table read by several others is computed once; but each
+    statement is a Spark job with a fixed cost, so the atoms' own helper tables are not split out.
+    Without ``staged``: the plan's intermediate tables, then the one main query."""
     steps = []
     for name, query in plan.prepare:
-        steps += _stages(_spark_tree(query), name) if staged else [(name, to_spark(query))]
-    steps += _stages(_spark_tree(plan.sql), "") if staged else [("", to_spark(plan.sql))]
+        steps += _stages(_spark_tree(query), name, nested=True) if staged else [(name, to_spark(query))]
+    steps += _stages(_spark_tree(plan.sql), "", nested=False) if staged else [("", to_spark(plan.sql))]
     return steps
 
 
-def _stages(tree, name: str) -> list[tuple[str, str]]:
+def _stages(tree, name: str, nested: bool) -> list[tuple[str, str]]:
+    """``tree``'s common table expressions as statements (those of nested WITHs too when ``nested``), then
+    ``tree`` itself under ``name``."""
     from sqlglot import exp
 
-    ctes = [cte for cte in tree.find_all(exp.CTE)]
+    ctes = [cte for cte in tree.find_all(exp.CTE)] if nested else list(getattr(tree.args.get("with_"), "expressions", []))
     top = tree.args.get("with_")
     inline = {cte.alias for cte in (top.expressions if top else []) if _projection(cte.this)}
     staged_bodies = [cte.this for cte in ctes if cte.alias not in inline]
@@ -183,12 +186,13 @@ def _stages(tree, name: str) -> list[tuple[str, str]]:
             for cte in list(with_.expressions):
                 if cte.alias in inline:
                     continue
-                visit(cte.this)
+                if nested:
+                    visit(cte.this)
                 steps.append((cte.alias, generator.generate(cte.this, copy=False)))
                 cte.pop()
             if not with_.expressions:
                 node.set("with_", None)
-        for child in list(node.iter_expressions()):
+        for child in list(node.iter_expressions()) if nested else []:
             if child is not with_:
                 visit(child)
 
