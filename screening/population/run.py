@@ -354,7 +354,10 @@ class ColumnarRun:
             return query
         from .spark import SparkScreener
 
-        screener = SparkScreener.from_duckdb(self.con)
+        # Spark reads the store's Parquet files itself (shipping the tables through the driver would hold them all
+        # in its heap); the DuckDB connection only builds the small dictionary tables
+        folder = Path(self.input["path"]) if self.input["kind"] == "parquet" else self.out_dir / STORE
+        screener = SparkScreener.from_parquet(folder, self.con)
         return lambda trial: screener.screen_trial(trial, self.as_of)
 
     def _long_sql(self, index: int, trial, source: str = "_wide") -> str:

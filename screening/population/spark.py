@@ -68,6 +68,8 @@ class SparkScreener:
         self.spark = spark
         self.duck = duck  # a DuckDB connection over the same store: dictionaries from distinct values
         self.started = time.monotonic()
+        # each of the plan's intermediate tables computed apart (plan_stages); SCREENING_SPARK_STAGES=0: one query
+        self.staged = os.environ.get("SCREENING_SPARK_STAGES", "1") != "0"
 
     @classmethod
     def from_duckdb(cls, con, spark=None) -> "SparkScreener":
@@ -85,8 +87,11 @@ class SparkScreener:
         screener = cls(spark, con)
         for name, table_schema in schema.TABLES.items():
             path = os.path.join(str(folder), f"{name}.parquet")
-            if os.path.exists(path):
-                spark.read.parquet(path).createOrReplaceTempView(name)
+            if os.path.exists(path):  # the store's columns, of the store's types (as DuckDB's open_store reads them)
+                types = _spark_schema(table_schema)
+                frame = spark.read.parquet(path)
+                frame.select([frame[f.name].cast(f.dataType).alias(f.name) for f in types.fields]) \
+                    .createOrReplaceTempView(name)
             else:
                 screener._view(name, table_schema.empty_table())
         return screener
@@ -111,29 +116,167 @@ class SparkScreener:
         for (name,) in self.duck.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND "
                                          f"starts_with(table_name, '{DICTIONARY_PREFIX}')").fetchall():
             self._view(name, self.duck.sql(f"SELECT * FROM {name}").to_arrow_table())
-        result = self.spark.sql(spark_sql(plan))
-        return result.toArrow()
+        steps = plan_stages(plan, staged=self.staged)
+        kept = []
+        try:
+            for name, text in steps[:-1]:
+                kept.append(self._stage(name, self.spark.sql(text)))
+            return self.spark.sql(steps[-1][1]).toArrow()
+        finally:
+            for frame in kept:  # this rule set's intermediate tables: free their blocks for the next one
+                frame.unpersist()
+
+    def _stage(self, name: str, frame):
+        """``frame`` computed now and registered as view ``name`` with its lineage cut (a local checkpoint): the
+        queries that read it see a scan of stored rows, not the query that made them, so their plans stay small."""
+        done = frame.localCheckpoint(eager=True)
+        done.createOrReplaceTempView(name)
+        return done
 
 
 def spark_sql(plan) -> str:
-    """The plan's query in Spark SQL: the DuckDB query parsed by sqlglot into one expression tree, the few
+    """The plan's main query in Spark SQL (its intermediate tables, ``plan.prepare``, are rendered apart by
+    :func:`to_spark` and materialised first): see :func:`to_spark`."""
+    return to_spark(plan.sql)
+
+
+def plan_stages(plan, staged: bool = True) -> list[tuple[str, str]]:
+    """The plan as Spark statements run in order: (view name, Spark SQL) pairs, each computed and registered
+    as a view under its name before the next runs, the last one (name ``""``) the result.
+
+    ``staged``: each step of an intermediate table (the normalised observations' joins and conversions,
+    innermost first) is a statement of its own, and so is the main query's per-patient row of atom values
+    (``layer0``, every atom's table joined to the patients, each atom's helper tables kept inline); the
+    projections over one table (the logic layers, the verdicts) stay in the statement that reads them.
+    Spark's analyser and optimiser take time that grows faster than the size of a plan (NCT00659217's
+    single query is about 190 KB of SQL) and a table read by several others is computed once; but each
+    statement is a Spark job with a fixed cost, so the atoms' own helper tables are not split out.
+    Without ``staged``: the plan's intermediate tables, then the one main query."""
+    steps = []
+    for name, query in plan.prepare:
+        steps += _stages(_spark_tree(query), name, nested=True) if staged else [(name, to_spark(query))]
+    steps += _stages(_spark_tree(plan.sql), "", nested=False) if staged else [("", to_spark(plan.sql))]
+    return steps
+
+
+def _stages(tree, name: str, nested: bool) -> list[tuple[str, str]]:
+    """``tree``'s common table expressions as statements (those of nested WITHs too when ``nested``), then
+    ``tree`` itself under ``name``."""
+    from sqlglot import exp
+
+    ctes = [cte for cte in tree.find_all(exp.CTE)] if nested else list(getattr(tree.args.get("with_"), "expressions", []))
+    top = tree.args.get("with_")
+    inline = {cte.alias for cte in (top.expressions if top else []) if _projection(cte.this)}
+    staged_bodies = [cte.this for cte in ctes if cte.alias not in inline]
+    changed = True
+    while changed:  # a kept projection read by a staged table is staged too
+        changed = False
+        for body in staged_bodies:
+            for table in body.find_all(exp.Table):
+                if table.name in inline:
+                    inline.discard(table.name)
+                    staged_bodies.append(next(c.this for c in ctes if c.alias == table.name))
+                    changed = True
+    steps: list[tuple[str, str]] = []
+    generator = _generator()
+
+    def visit(node):
+        with_ = node.args.get("with_") if isinstance(node, exp.Query) else None
+        if with_ is not None:
+            for cte in list(with_.expressions):
+                if cte.alias in inline:
+                    continue
+                if nested:
+                    visit(cte.this)
+                steps.append((cte.alias, generator.generate(cte.this, copy=False)))
+                cte.pop()
+            if not with_.expressions:
+                node.set("with_", None)
+        for child in list(node.iter_expressions()) if nested else []:
+            if child is not with_:
+                visit(child)
+
+    with _deep():
+        visit(tree)
+        steps.append((name, generator.generate(tree, copy=False)))
+    return steps
+
+
+def _projection(query) -> bool:
+    """A SELECT over one table or view with no join, grouping, window, DISTINCT or subquery."""
+    from sqlglot import exp
+
+    if not isinstance(query, exp.Select) or query.args.get("joins") or query.args.get("group") \
+            or query.args.get("distinct") or query.args.get("with_"):
+        return False
+    source = query.args.get("from_")
+    if source is None or not isinstance(source.this, exp.Table):
+        return False
+    return not any(isinstance(n, (exp.Window, exp.Subquery, exp.AggFunc)) for n in query.find_all(exp.Expression))
+
+
+class _deep:
+    """sqlglot walks the tree recursively and a rule set's query nests deeply (one CASE per criterion and
+    connective): the recursion limit is raised while it works."""
+
+    def __enter__(self):
+        import sys
+
+        self.limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(self.limit, 20000))
+
+    def __exit__(self, *exc):
+        import sys
+
+        sys.setrecursionlimit(self.limit)
+
+
+def _spark_tree(query: str):
+    """The DuckDB query parsed by sqlglot, with the rewrites of :func:`_to_spark` applied (still a tree)."""
+    import sqlglot
+
+    with _deep():
+        # DuckDB's len() is a list's length in the generated query; sqlglot reads len() as a string's
+        # LENGTH, so it is spelled array_length() (the same function in DuckDB) before parsing
+        text = re.sub(r"\blen\(", "array_length(", query)
+        return sqlglot.parse_one(text, read="duckdb").transform(_to_spark)
+
+
+def to_spark(query: str) -> str:
+    """A DuckDB query of the generator in Spark SQL: the DuckDB query parsed by sqlglot into one expression tree, the few
     DuckDB functions sqlglot has no Spark spelling for rewritten in the tree (:func:`_to_spark`), and the
     tree generated in the Spark dialect. sqlglot walks the tree recursively and a rule set's query nests
     deeply (one CASE per criterion and connective), so the recursion limit is raised for it."""
-    import sys
+    tree = _spark_tree(query)
+    with _deep():
+        return _generator().generate(tree, copy=False)
 
-    import sqlglot
 
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 20000))
-    try:
-        # DuckDB's len() is a list's length in the generated query; sqlglot reads len() as a string's
-        # LENGTH, so it is spelled array_length() (the same function in DuckDB) before parsing
-        text = re.sub(r"\blen\(", "array_length(", plan.sql)
-        tree = sqlglot.parse_one(text, read="duckdb")
-        return tree.transform(_to_spark).sql(dialect="spark")
-    finally:
-        sys.setrecursionlimit(limit)
+def _generator():
+    """sqlglot's Spark generator, keeping each nested WITH where the generator put it.
+
+    sqlglot's Hive-family generators move every nested WITH to the top of the statement (Hive could not nest
+    them); Spark 3 and later accept a WITH inside a subquery, and the generator gives each atom's helper
+    tables the same local names (``a7r``, ``base`` ...), which hoisted to one WITH would collide or come
+    after a reference. Anything sqlglot cannot say in Spark raises instead of being written approximately."""
+    from sqlglot.errors import ErrorLevel
+    from sqlglot.generators.spark import SparkGenerator
+
+    class NestedWithSpark(SparkGenerator):
+        EXPRESSIONS_WITHOUT_NESTED_CTES: set = set()
+
+    return NestedWithSpark(dialect="spark", unsupported_level=ErrorLevel.RAISE)
+
+
+def _substitute(template: str, **parts):
+    """A Spark expression written with placeholder columns ``__name``, each replaced by a copy of a subtree."""
+    from sqlglot import exp
+
+    def put(node):
+        if isinstance(node, exp.Column) and not node.table and node.name.startswith("__") and node.name[2:] in parts:
+            return parts[node.name[2:]].copy()
+        return node
+    return exp.maybe_parse(template, dialect="spark").transform(put)
 
 
 def _to_spark(node):
@@ -151,6 +294,12 @@ def _to_spark(node):
                 f"CASE WHEN size(filter(__l, __v -> __v IS NOT NULL)) = 0 THEN NULL "
                 f"ELSE {test}(filter(__l, __v -> __v IS NOT NULL), __v -> __v) END", dialect="spark"
             ).transform(lambda n: items.copy() if isinstance(n, exp.Column) and n.name == "__l" else n)
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "list_reduce" and len(node.expressions) == 2:
+        # DuckDB list_reduce(list, lambda acc, x: ...) starts from the first item: Spark's aggregate over the rest,
+        # starting from it. NULL list: NULL; an empty list is an error in DuckDB, and so it is here.
+        items, step = (part.copy().transform(_to_spark) for part in node.expressions)
+        return _substitute("CASE WHEN size(__l) = 0 THEN raise_error('Cannot perform list_reduce on an empty input list') "
+                           "ELSE aggregate(slice(__l, 2, size(__l)), element_at(__l, 1), __f) END", l=items, f=step)
     if isinstance(node, exp.Anonymous) and node.name.lower() == "list_reduce" and len(node.expressions) == 3:
         # DuckDB list_reduce(list, lambda acc, x: ..., initial) is Spark's aggregate(list, initial, (acc, x) -> ...)
         items, step, initial = node.expressions
@@ -159,10 +308,39 @@ def _to_spark(node):
     if isinstance(node, exp.DataType) and node.this in (exp.DataType.Type.INT128, exp.DataType.Type.UINT128):
         # DuckDB's HUGEINT (exact integer arithmetic on decimal digits): Spark's widest exact type
         return exp.DataType.build("DECIMAL(38, 0)")
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "printf" and len(node.expressions) == 2 \
+            and isinstance(node.expressions[0], exp.Literal) and re.fullmatch(r"%(\.\d+)?g", node.expressions[0].name):
+        # C's %g (DuckDB) drops trailing zeros ('77', '1e+06'); Java's (Spark) keeps them ('77.0000', '1.00000e+06')
+        number = node.expressions[1].copy().transform(_to_spark)
+        return _substitute(f"regexp_replace(regexp_replace(printf('{node.expressions[0].name}', CAST(__x AS DOUBLE)), "
+                           "'([.][0-9]*?)0+(e|$)', '$1$2'), '[.](e|$)', '$1')", x=number)
+    if isinstance(node, exp.Select):
+        _expand_star_replace(node)
+    if isinstance(node, (exp.Least, exp.Greatest)) and not node.expressions:
+        return node.this  # least(x) of one argument is x in DuckDB; Spark wants two or more
     if isinstance(node, exp.IsInf):
         return exp.maybe_parse("abs(__x) = CAST('Infinity' AS DOUBLE)", dialect="spark").transform(
             lambda n: node.this.copy() if isinstance(n, exp.Column) and n.name == "__x" else n)
     return node
+
+
+def _expand_star_replace(select) -> None:
+    """DuckDB's ``SELECT * REPLACE (expr AS col) FROM table`` has no Spark spelling: the star becomes the
+    store table's columns (:mod:`schema`), ``col`` computed by ``expr`` in its place. Changes ``select``."""
+    from sqlglot import exp
+
+    source = select.args.get("from_") or select.args.get("from")
+    for index, item in enumerate(select.expressions):
+        if not (isinstance(item, exp.Star) and item.args.get("replace")):
+            continue
+        table = source.this if source is not None else None
+        if not isinstance(table, exp.Table) or table.name not in schema.TABLES or select.args.get("joins"):
+            raise ValueError(f"no Spark spelling of {select.sql('duckdb')[:200]}")
+        replaced = {alias.alias: alias for alias in item.args["replace"]}
+        columns = [replaced[name].copy() if name in replaced else exp.column(name)
+                   for name in schema.TABLES[table.name].names]
+        select.set("expressions", select.expressions[:index] + columns + select.expressions[index + 1:])
+        return
 
 
 def _spark_schema(arrow_schema: pa.Schema):
