@@ -789,16 +789,19 @@ class _Compare:
                 x, t = self.operands(bound, limits[i], val, raw)
                 second += [f"{x} AS x{i}{suffix}", f"{t} AS t{i}{suffix}"]
         stage2 = f"SELECT o.*, {', '.join(second)} FROM ({stage1}) o"
-        third = [f"{self._value(limits, [f'o.x{i}{s}' for i in range(len(bounds))], [f'o.t{i}{s}' for i in range(len(bounds))], val, raw)} AS cv{s}"
+        # an interval's ends are compared apart (cv_m, cv_h) and joined below into cv and pr (plain columns:
+        # no `* REPLACE`, which Spark does not have)
+        mine = "_m" if interval else ""
+        third = [f"{self._value(limits, [f'o.x{i}{s}' for i in range(len(bounds))], [f'o.t{i}{s}' for i in range(len(bounds))], val, raw)} AS cv{s or mine}"
                  for s, val, raw in variants]
-        stage3 = f"SELECT o.*, {', '.join(third)}, {self._problem(limits)} AS pr FROM ({stage2}) o"
+        stage3 = f"SELECT o.*, {', '.join(third)}, {self._problem(limits)} AS pr{mine} FROM ({stage2}) o"
         if not interval:
             return stage3
         between = ("'derived value lies between ' || printf('%.6g', o.value) || ' and ' || printf('%.6g', o.value_high) "
                    "|| ' depending on the age (birth_date not exact), on both sides of the limit'")
-        same = "(o.value_high IS NULL OR o.cv IS NOT DISTINCT FROM o.cv_h)"
-        return (f"SELECT o.* REPLACE ((CASE WHEN {same} THEN o.cv END) AS cv, "
-                f"(CASE WHEN {same} THEN o.pr ELSE {between} END) AS pr) FROM ({stage3}) o")
+        same = "(o.value_high IS NULL OR o.cv_m IS NOT DISTINCT FROM o.cv_h)"
+        return (f"SELECT o.*, (CASE WHEN {same} THEN o.cv_m END) AS cv, "
+                f"(CASE WHEN {same} THEN o.pr_m ELSE {between} END) AS pr FROM ({stage3}) o")
 
     def _raw_both(self, node) -> str:
         """Both limits of `between` compare in the observation's own unit (evaluate: x_low is x_high is raw_value)."""
