@@ -486,18 +486,19 @@ def window_around(node, lo: int, hi: int) -> tuple[int, int, int, int]:
     and the range of its last day, (first_lo, first_hi, last_lo, last_hi). Both ends included."""
     from .dates import moved
 
+    def shifted(duration, forward: bool) -> tuple:
+        return moved(lo, duration.amount, duration.unit, forward), moved(hi, duration.amount, duration.unit, forward)
+
     if node.before is not None:
-        first = moved(lo, node.before.amount, node.before.unit, False), moved(hi, node.before.amount, node.before.unit, False)
+        first = shifted(node.before, False)
     elif node.start_after is not None:
-        d = node.start_after
-        first = moved(lo, d.amount, d.unit, True), moved(hi, d.amount, d.unit, True)
+        first = shifted(node.start_after, True)
     else:
         first = lo, hi
     if node.after is not None:
-        last = moved(lo, node.after.amount, node.after.unit, True), moved(hi, node.after.amount, node.after.unit, True)
+        last = shifted(node.after, True)
     elif node.end_before is not None:
-        d = node.end_before
-        last = moved(lo, d.amount, d.unit, False), moved(hi, d.amount, d.unit, False)
+        last = shifted(node.end_before, False)
     else:
         last = lo, hi
     return first[0], first[1], last[0], last[1]
