@@ -840,6 +840,17 @@ def _uncertain_item(label: str, alias: str = "c") -> str:
             f"{show(alias + '.lo', alias + '.hi')} || ': ' || {combined} END)")
 
 
+def _lab_atom(gen: Generator, name: str, body: str, label: str, no_result: str, found: str):
+    """A lab atom decided per patient in the table ``name`` (``body``): NULL without an observations list,
+    ``no_result`` as the missing item when no row of it reached the patient, else ``found`` (a list)."""
+    gen.ctes.append((name, body))
+    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
+    value = f"(CASE WHEN NOT p.has_observations THEN NULL ELSE {name}.v END)"
+    missing = (f"(CASE WHEN NOT p.has_observations THEN [{q(label + ': no observations provided')}] "
+               f"WHEN {name}.patient_id IS NULL THEN [{q(no_result)}] ELSE {found} END)")
+    return value, missing, EMPTY
+
+
 def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
     gen.uses_obs = True
     gen.plan.keys.add(node.key)
@@ -892,12 +903,7 @@ def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
         need = node.occasions or 1
         if need > 1 and not every:
             body = _occasions(node, name, need)
-    gen.ctes.append((name, body))
-    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
-    value = f"(CASE WHEN NOT p.has_observations THEN NULL ELSE {name}.v END)"
-    missing = (f"(CASE WHEN NOT p.has_observations THEN [{q(node.label + ': no observations provided')}] "
-               f"WHEN {name}.patient_id IS NULL THEN [{q(_missing_lab(node))}] ELSE {name}.m END)")
-    return value, missing, EMPTY
+    return _lab_atom(gen, name, body, node.label, _missing_lab(node), f'{name}.m')
 
 
 def _occasions(node: ir.LabCompare, name: str, need: int) -> str:
@@ -993,12 +999,7 @@ def _lab_text(gen: Generator, node: ir.LabText, k: int):
     body = (f"SELECT patient_id, {agg} AS v, "
             f"struct_extract(arg_min(struct_pack(p := {dated}), rn) FILTER (WHERE ev IS NULL), 'p') AS pr "
             f"FROM {name}k GROUP BY patient_id")
-    gen.ctes.append((name, body))
-    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
-    value = f"(CASE WHEN NOT p.has_observations THEN NULL ELSE {name}.v END)"
-    missing = (f"(CASE WHEN NOT p.has_observations THEN [{q(node.label + ': no observations provided')}] "
-               f"WHEN {name}.patient_id IS NULL THEN [{q(_missing_lab(node))}] ELSE {lst(f'{name}.pr')} END)")
-    return value, missing, EMPTY
+    return _lab_atom(gen, name, body, node.label, _missing_lab(node), lst(f'{name}.pr'))
 
 
 # ---------------------------------------------------------------- records
@@ -1752,12 +1753,7 @@ def _lab_aggregate(gen: Generator, node: ir.LabAggregate, k: int):
             + (f"WHEN taken < {n} THEN [{few}] " if n is not None else "")
             + f"WHEN bad IS NOT NULL THEN [bad] WHEN {holds} IS NULL THEN [{both}] ELSE {EMPTY} END AS m "
             f"FROM (SELECT *, {low} AS lo_v, {high} AS hi_v FROM ({agg}))")
-    gen.ctes.append((name, body))
-    gen.joins.append(f"LEFT JOIN {name} ON {name}.patient_id = p.patient_id")
-    value = f"(CASE WHEN NOT p.has_observations THEN NULL ELSE {name}.v END)"
-    missing = (f"(CASE WHEN NOT p.has_observations THEN [{q(label + ': no observations provided')}] "
-               f"WHEN {name}.patient_id IS NULL THEN [{q(_missing_lab(lab))}] ELSE {name}.m END)")
-    return value, missing, EMPTY
+    return _lab_atom(gen, name, body, label, _missing_lab(lab), f'{name}.m')
 
 
 # ---------------------------------------------------------------- daily dose totals
