@@ -486,22 +486,34 @@ def window_around(node, lo: int, hi: int) -> tuple[int, int, int, int]:
     and the range of its last day, (first_lo, first_hi, last_lo, last_hi). Both ends included."""
     from .dates import moved
 
-    def shifted(duration, forward: bool) -> tuple:
+    def shifted(offset) -> tuple:
+        if offset is None:
+            return lo, hi
+        duration, forward = offset
         return moved(lo, duration.amount, duration.unit, forward), moved(hi, duration.amount, duration.unit, forward)
 
-    if node.before is not None:
-        first = shifted(node.before, False)
-    elif node.start_after is not None:
-        first = shifted(node.start_after, True)
-    else:
-        first = lo, hi
-    if node.after is not None:
-        last = shifted(node.after, True)
-    elif node.end_before is not None:
-        last = shifted(node.end_before, False)
-    else:
-        last = lo, hi
+    start, end = window_offsets(node)
+    first, last = shifted(start), shifted(end)
     return first[0], first[1], last[0], last[1]
+
+
+def window_offsets(node) -> tuple:
+    """How an anchored window's first and last day lie from the anchor: each (duration, forward), or None for the
+    anchor's own day (``within N before R`` starts N before it, ``between N and M after R`` starts N after it ...).
+    The one reading of the window fields that :func:`window_around` and the SQL generator share."""
+    if node.before is not None:
+        start = node.before, False
+    elif node.start_after is not None:
+        start = node.start_after, True
+    else:
+        start = None
+    if node.after is not None:
+        end = node.after, True
+    elif node.end_before is not None:
+        end = node.end_before, False
+    else:
+        end = None
+    return start, end
 
 
 @dataclass(eq=False)

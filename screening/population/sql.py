@@ -1447,18 +1447,9 @@ def _shift(day_sql: str, duration: ir.Duration, forward: bool) -> str:
 def _window_around_sql(node, lo: str, hi: str) -> tuple[str, str, str, str]:
     """ir.window_around in SQL: the ranges of the first and the last day of an anchored window around an anchor
     dated [lo, hi] (``between N and M after R`` starts past the anchor, ``... before R`` ends ahead of it)."""
-    if node.before is not None:
-        first = _shift(lo, node.before, False), _shift(hi, node.before, False)
-    elif node.start_after is not None:
-        first = _shift(lo, node.start_after, True), _shift(hi, node.start_after, True)
-    else:
-        first = lo, hi
-    if node.after is not None:
-        last = _shift(lo, node.after, True), _shift(hi, node.after, True)
-    elif node.end_before is not None:
-        last = _shift(lo, node.end_before, False), _shift(hi, node.end_before, False)
-    else:
-        last = lo, hi
+    start, end = ir.window_offsets(node)
+    first = (lo, hi) if start is None else (_shift(lo, start[0], start[1]), _shift(hi, start[0], start[1]))
+    last = (lo, hi) if end is None else (_shift(lo, end[0], end[1]), _shift(hi, end[0], end[1]))
     return first[0], first[1], last[0], last[1]
 
 
