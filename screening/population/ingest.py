@@ -1,8 +1,8 @@
 """Patient JSON version 1 NDJSON into the population store, parsed and validated by DuckDB.
 
-The input is read in chunks of about 32 MiB of whole lines (Python reads bytes, never a line at
-a time); DuckDB splits each chunk into lines, numbers them, parses each document once and
-validates it in SQL, then inserts the valid documents into the tables of
+The input is read in chunks of about 128 MiB of whole lines (Python reads bytes, never a line at
+a time); Arrow splits each chunk into numbered lines, handed to DuckDB in batches of 4,096 lines so
+that it parses them on every core; DuckDB parses each document once and validates it in SQL, then inserts the valid documents into the tables of
 :mod:`screening.population.schema`. No Python runs per line for the ordinary document.
 
 A line the SQL checks do not *prove* valid (not JSON, not an object, a wrong type, an unknown
@@ -34,7 +34,7 @@ from ..patient.model import CODE_SYSTEMS
 from .loader import TableBuilder
 from .schema import END_FIELD, RECORD_KINDS, START_FIELD, TABLES, duckdb_ddl
 
-CHUNK_BYTES = 32 * 1024 * 1024
+CHUNK_BYTES = 128 * 1024 * 1024
 """Bytes of whole lines read per chunk (the last line of a chunk is completed with ``readline``)."""
 
 _PARTIAL_DATE = (r"[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T([01][0-9]|2[0-3]):[0-5][0-9](:([0-5][0-9]|60)(\.[0-9]+)?)?"
@@ -187,6 +187,27 @@ def read_line_chunks(path: Path, offset: int = 0, line: int = 0, chunk_bytes: in
             yield LineChunk(text if data else "", first, end_offset, line, refused)
 
 
+LINE_BATCH = 4096
+"""Lines per Arrow batch handed to DuckDB: DuckDB scans batches in parallel, while a table of fewer than
+122,880 rows (one row group) would be scanned, parsed and typed by one thread."""
+
+
+def _line_table(chunk: LineChunk) -> pa.Table:
+    """The chunk's lines, numbered, as an Arrow table of small batches (split by Arrow, not per line in Python);
+    the lines refused before SQL are left out."""
+    import pyarrow.compute as pc
+
+    if not chunk.text:
+        return pa.table({"line": pa.array([], pa.int64()), "text": pa.array([], pa.string())})
+    text = pc.split_pattern(pa.array([chunk.text], pa.large_string()), "\n").flatten().cast(pa.string())
+    table = pa.table({"line": pa.array(range(chunk.first_line, chunk.first_line + len(text)), pa.int64()),
+                      "text": text})
+    if chunk.refused:
+        refused = pa.array([line for line, _ in chunk.refused], pa.int64())
+        table = table.filter(pc.invert(pc.is_in(table["line"], value_set=refused)))
+    return pa.Table.from_batches(table.to_batches(max_chunksize=LINE_BATCH))
+
+
 def _decode_lines(body: bytes, first: int, refused: list) -> str:
     """Decode line by line (only for a chunk that is not valid UTF-8): bad lines become blank."""
     out = []
@@ -217,7 +238,6 @@ class Ingester:
             for statement in duckdb_ddl(prefix):
                 con.execute(statement)
         con.execute(_MACROS)
-        con.execute("CREATE OR REPLACE TEMP TABLE _lines (line BIGINT, text VARCHAR)")
 
     # ------------------------------------------------------------------ one chunk
     def add_chunk(self, chunk: LineChunk) -> None:
@@ -225,14 +245,9 @@ class Ingester:
         con = self.con
         for line, problems in chunk.refused:
             self._refuse(line, problems)
-        con.execute("DELETE FROM _lines")
-        if chunk.text:
-            con.execute("INSERT INTO _lines SELECT ? + generate_subscripts(s, 1) - 1, unnest(s) "
-                        "FROM (SELECT string_split(?, chr(10)) AS s)", [chunk.first_line, chunk.text])
-        refused_lines = [line for line, _ in chunk.refused]
-        if refused_lines:
-            con.execute("DELETE FROM _lines WHERE line IN (SELECT unnest(?))", [refused_lines])
+        con.register("_lines", _line_table(chunk))
         self._parse()
+        con.unregister("_lines")
         doubtful = con.execute("SELECT line, text FROM _docs WHERE NOT ok ORDER BY line").fetchall()
         python_docs = []
         for line, text in doubtful:
