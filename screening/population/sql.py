@@ -1463,13 +1463,13 @@ def _anchor_rows(gen: Generator, node) -> tuple[str, str, str, str, str, str]:
     if isinstance(anchor, ir.IndexDate):  # the trial's own index event: the as-of date stands for it
         return _index_anchor_rows(gen, anchor)
     if isinstance(anchor, ir.LabCompare):
-        if anchor.key in derived.DERIVATIONS:
-            raise Unsupported(f"a derived value ({anchor.key}) as the anchor of a window is not translated to SQL "
-                              f"yet: {node.source_text}")
         gen.uses_obs = True
         gen.plan.keys.add(anchor.key)
+        # a derived analyte anchors at its measured results, else its derived ones (derived.series_for over all time)
+        source = _lab_source(gen, anchor.key, gen.start(None), as_of)
         compared = _Compare(anchor, gen.ctx.ranges).rows(
-            gen.results(anchor.key), f"o.key = {q(anchor.key)} AND (o.lo IS NULL OR o.lo <= {as_of})")
+            source, f"o.key = {q(anchor.key)} AND (o.lo IS NULL OR o.lo <= {as_of})",
+            interval=anchor.key in derived.DERIVATIONS)
         late = "(o.lo IS NOT NULL AND o.hi > " + as_of + ")"
         rows = (f"SELECT o.patient_id, o.seq, CASE WHEN {late} THEN NULL ELSE o.cv END AS v, "
                 f"list_concat(CASE WHEN o.cv IS TRUE THEN {EMPTY} ELSE [coalesce(o.pr, 'may meet the comparison')] END, "
@@ -1479,6 +1479,8 @@ def _anchor_rows(gen: Generator, node) -> tuple[str, str, str, str, str, str]:
                 f"FROM ({compared}) o WHERE o.cv IS NOT FALSE")
         has = (f"(NOT p.has_observations)", q("observations (not provided, needed as the anchor)"))
         series = f"(SELECT DISTINCT patient_id FROM nobs WHERE key = {q(anchor.key)})"
+        if anchor.key in derived.DERIVATIONS:
+            series = f"(SELECT DISTINCT patient_id FROM {source} s)"
         return rows, has[0], has[1], series, q(f"{anchor.label} result (needed as the anchor)"), "date"
     rows_a, _ = _record_rows(gen, anchor)
     named = _plain_name(anchor.noun, "a").replace("a.kind", q(anchor.kind))
@@ -1582,12 +1584,6 @@ def _anchored_lab(gen: Generator, node: ir.AnchoredLabTest, k: int):
     """evaluate.anchored_lab_test: the lab comparison (latest, any or every result) over the days of the window
     around each anchor event dated to the day; an anchor with a date not known to the day leaves it open."""
     lab = node.test
-    if lab.key in derived.DERIVATIONS:
-        raise Unsupported(f"derived values ({lab.key}) in an anchored window are not translated to SQL yet: "
-                          f"{node.source_text}")
-    if (lab.occasions or 1) > 1:
-        raise Unsupported(f"`on at least N occasions` in an anchored window is not translated to SQL yet: "
-                          f"{node.source_text}")
     as_of = gen.end
     rows_a, no_anchors, no_anchors_why, series, no_series_why, date_name = _anchor_rows(gen, node)
     gen.uses_obs = True
@@ -1595,13 +1591,17 @@ def _anchored_lab(gen: Generator, node: ir.AnchoredLabTest, k: int):
     name = f"a{k}"
     first, _, last, _ = _window_around_sql(node, "a.lo", "a.lo")
     gen.ctes.append((f"{name}a", f"SELECT a.*, {first} AS w_lo, least({last}, {as_of}) AS w_hi FROM ({rows_a}) a"))
-    compared = _Compare(lab, gen.ctx.ranges).rows(gen.results(lab.key), f"o.key = {q(lab.key)} AND (o.lo IS NULL OR o.lo <= {as_of})")
+    source, choose, chosen = gen.results(lab.key), "", "TRUE"
+    if lab.key in derived.DERIVATIONS:  # the series is chosen per anchor window (derived.series_for)
+        source, choose, chosen = _anchored_derived_source(gen, lab.key, name)
+    compared = _Compare(lab, gen.ctx.ranges).rows(source, f"o.key = {q(lab.key)} AND (o.lo IS NULL OR o.lo <= {as_of})",
+                                                  interval=lab.key in derived.DERIVATIONS)
     inside = _in_window("o.lo", "o.hi", "a.w_lo", "a.w_hi")
     # each result against each anchor dated to the day (results after the window's last day are not looked at)
     gen.ctes.append((f"{name}r", f"SELECT a.patient_id, a.seq AS aseq, o.seq, o.lo, o.hi, {inside} AS ins, "
-                                 f"o.cv, o.pr, {_lab_item(lab.label, 'o.pr')} AS item "
-                                 f"FROM {name}a a JOIN ({compared}) o ON o.patient_id = a.patient_id "
-                                 f"WHERE a.lo = a.hi AND (o.lo IS NULL OR o.lo <= a.w_hi)"))
+                                 f"o.cv, o.pr, {_lab_item(lab.label, 'o.pr')} AS item, o.value AS val, o.resolution AS res "
+                                 f"FROM {name}a a JOIN ({compared}) o ON o.patient_id = a.patient_id {choose}"
+                                 f"WHERE a.lo = a.hi AND (o.lo IS NULL OR o.lo <= a.w_hi) AND {chosen}"))
     if lab.selector == "latest":
         gen.ctes.append((f"{name}s", f"SELECT *, row_number() OVER (PARTITION BY patient_id, aseq ORDER BY hi DESC NULLS "
                                      f"LAST, lo DESC NULLS LAST, seq) AS rn FROM {name}r"))
@@ -1634,6 +1634,9 @@ def _anchored_lab(gen: Generator, node: ir.AnchoredLabTest, k: int):
                 f"FILTER (WHERE ev IS NULL AND item IS NOT NULL), {EMPTY}) AS m "
                 f"FROM (SELECT c.patient_id, c.aseq, c.seq, c.lo, c.hi, {ev} AS ev, {item} AS item FROM {name}r c "
                 f"WHERE {kept}) GROUP BY patient_id, aseq")
+        if (lab.occasions or 1) > 1 and not every:
+            body = _anchored_occasions(gen, lab, name, lab.occasions, f"SELECT c.patient_id, c.aseq, c.seq, c.lo, c.hi, c.val, "
+                                                                 f"c.res, {ev} AS ev, {item} AS item FROM {name}r c WHERE {kept}")
     gen.ctes.append((f"{name}l", body))
     shown = _shown_sql("a.lo", "a.hi")
     date_why = (f"(CASE WHEN a.lo IS NULL THEN {'NULL' if node.anchor_at == 'end' else q(date_name + ' of the anchor not recorded')} "
@@ -1666,6 +1669,66 @@ def _anchored_lab(gen: Generator, node: ir.AnchoredLabTest, k: int):
                + (f"WHEN {no_series} THEN [{no_series_why}] " if series is not None else "")
                + f"ELSE coalesce({name}.m, {EMPTY}) END)")
     return value, missing, EMPTY
+
+
+def _anchored_derived_source(gen: Generator, key: str, name: str) -> tuple[str, str, str]:
+    """derived.series_for per anchor window, for a derived analyte tested around an anchor: (the measured and derived
+    results as one source with ``drv`` and ``oldest``, the join to each window's choice, the condition keeping the
+    chosen results). A window reads the derived results usable in it (made on or before its last day, every fresh
+    input inside it) when no measured result is in it and some derived one is usable, else the measured ones."""
+    _use_derived(gen, key)
+    columns = ", ".join(_OBS_COLUMNS)
+    source = (f"(SELECT {columns}, CAST(NULL AS DOUBLE) AS value_high, CAST(NULL AS DATE) AS oldest, FALSE AS drv "
+              f"FROM nobs WHERE key = {q(key)} UNION ALL SELECT {columns}, value_high, oldest, TRUE AS drv "
+              f"FROM dobs WHERE key = {q(key)})")
+    gen.ctes.append((f"{name}u", f"SELECT a.patient_id, a.seq AS aseq FROM {name}a a WHERE a.lo = a.hi "
+                                 f"AND NOT EXISTS (SELECT 1 FROM nobs m WHERE m.patient_id = a.patient_id AND m.key = {q(key)} "
+                                 f"AND m.lo IS NOT NULL AND m.lo <= a.w_hi AND m.hi >= a.w_lo) "
+                                 f"AND EXISTS (SELECT 1 FROM dobs d WHERE d.patient_id = a.patient_id AND d.key = {q(key)} "
+                                 f"AND d.hi <= a.w_hi AND d.oldest >= a.w_lo)"))
+    join = f"LEFT JOIN {name}u u ON u.patient_id = a.patient_id AND u.aseq = a.seq "
+    chosen = "(CASE WHEN u.aseq IS NOT NULL THEN o.drv AND o.hi <= a.w_hi AND o.oldest >= a.w_lo ELSE NOT o.drv END)"
+    return source, join, chosen
+
+
+def _anchored_occasions(gen: Generator, lab: ir.LabCompare, name: str, need: int, rows: str) -> str:
+    """:func:`_occasions` per anchor window (``rows``: the results kept in each window, by patient_id and aseq), for
+    evaluate.anchored_lab_test over lab_compare's `on at least N occasions`. Too few occasions with none ruled out
+    (lab_compare's "a repeat ... result") is said as the window's "no result from ... to ..." (``nores``), as the
+    interpreter says it."""
+    same = ("(k.lo IS NOT NULL AND k.lo = x.lo AND k.hi = x.hi AND k.ev IS NOT DISTINCT FROM x.ev "
+            "AND k.val IS NOT NULL AND x.val IS NOT NULL AND abs(x.val - k.val) <= greatest(x.res, k.res) * (1 + 1e-9))")
+    another = (f"{q(lab.label + ' result of ')} || {show('x.lo', 'x.hi')} || "
+               "': may be another specimen than a result of the same month or year'")
+    collapsed = ("struct_pack(seq := x.seq, lo := x.lo, hi := x.hi, val := x.val, res := x.res, ev := CAST(NULL AS BOOLEAN), "
+                 f"item := {another})")
+    step = (f"CASE WHEN NOT coalesce(list_bool_or(list_transform(acc, lambda k: {same})), FALSE) THEN list_append(acc, x) "
+            f"WHEN x.lo IS DISTINCT FROM x.hi AND x.ev IS NOT FALSE THEN list_append(acc, {collapsed}) ELSE acc END")
+    results = "list_sort(list(struct_pack(seq := seq, lo := lo, hi := hi, val := val, res := res, ev := ev, item := item)))"
+    groups = (f"SELECT patient_id, aseq, {results} AS l FROM ({rows}) "
+              f"GROUP BY patient_id, aseq, lo, hi, (CASE WHEN lo IS NULL THEN seq END)")
+    folded = (f"SELECT patient_id, aseq, unnest(CASE WHEN len(l) = 1 THEN l "
+              f"ELSE list_reduce(l, lambda acc, x: {step}, list_filter(l, lambda y: false)) END) AS k FROM ({groups})")
+    gen.ctes.append((f"{name}f", folded))
+    # the items newest result first, each once (evaluate._atom_missing: dict.fromkeys over the series order)
+    order = "hi DESC NULLS LAST, lo DESC NULLS LAST, seq"
+    firsts = (f"SELECT patient_id, aseq, k.item AS item, k.hi AS hi, k.lo AS lo, k.seq AS seq, row_number() OVER "
+              f"(PARTITION BY patient_id, aseq, k.item ORDER BY k.hi DESC NULLS LAST, k.lo DESC NULLS LAST, k.seq) AS n "
+              f"FROM {name}f WHERE k.ev IS NULL AND k.item IS NOT NULL")
+    items = f"SELECT patient_id, aseq, list(item ORDER BY {order}) AS items FROM ({firsts}) WHERE n = 1 GROUP BY patient_id, aseq"
+    counts = ("SELECT patient_id, aseq, count(*) FILTER (WHERE k.ev IS TRUE) AS t, "
+              "count(*) FILTER (WHERE k.ev IS NULL) AS u, count(*) FILTER (WHERE k.ev IS NOT FALSE) AS pending, "
+              "coalesce(bool_or(k.hi IS NULL) FILTER (WHERE k.ev IS NOT FALSE), FALSE) AS undated, "
+              "max(k.hi) FILTER (WHERE k.ev IS NOT FALSE) AS latest, max(k.lo) FILTER (WHERE k.ev IS FALSE) AS last_false "
+              f"FROM {name}f GROUP BY patient_id, aseq")
+    counted = (f"SELECT c.*, coalesce(i.items, {EMPTY}) AS items FROM ({counts}) c LEFT JOIN ({items}) i "
+               f"ON i.patient_id = c.patient_id AND i.aseq = c.aseq")
+    ruled_out = ("(CASE WHEN pending = 0 THEN TRUE WHEN undated THEN FALSE "
+                 "ELSE coalesce(last_false > latest, FALSE) END)")
+    few = f"(t < {need} AND t + u < {need} AND NOT {ruled_out})"
+    return (f"SELECT patient_id, aseq, {few} AS nores, CASE WHEN t >= {need} THEN TRUE WHEN t + u >= {need} THEN NULL "
+            f"WHEN {ruled_out} THEN FALSE ELSE NULL END AS v, "
+            f"CASE WHEN t >= {need} OR {few} THEN {EMPTY} ELSE items END AS m FROM ({counted})")
 
 
 def _interval_holds_sql(lab: ir.LabCompare, low: str, high: str) -> str:
