@@ -148,28 +148,38 @@ def test_bad_arguments_exit_2_with_one_message(tmp_path, extra, message):
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_a_rule_set_the_generator_cannot_translate(tmp_path):
+def test_a_rule_set_the_generator_cannot_translate(tmp_path, monkeypatch):
+    # every construct of the language is translated today: take one translation out (in this process, so the
+    # command runs in-process) to see what a rule set with a construct the generator refuses gets
+    from datetime import date
+
+    from typer.testing import CliRunner
+
+    from screening import ir
+    from screening.cli import app
+    from screening.compile import compile_trial
+    from screening.population import sql as popsql
+    from screening.population.sql import Unsupported, plan
+
     pop = write_population(tmp_path)
     rules = tmp_path / "occasions.crit"
     rules.write_text('trial "OCC"\nvalueset biopsy = LOCAL:biopsy\ninclusion I1 "x" = '
                      'ALT > 2 x ULN on at least 2 occasions within 7 days after procedure biopsy\n', encoding="utf-8")
-    from datetime import date
-
-    from screening.compile import compile_trial
-    from screening.population.sql import Unsupported, plan
-
-    with pytest.raises(Unsupported, match="on at least N occasions` in an anchored window"):
+    monkeypatch.delitem(popsql.ATOMS, ir.AnchoredLabTest)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Unsupported, match="AnchoredLabTest .* has no SQL translation"):
         plan(compile_trial(rules).checked, date(2026, 11, 25))
+    runner = CliRunner()
     # asked for explicitly: refused before any work
-    refused = run("batch", rules, "--patients", pop, "--out", tmp_path / "a", "--as-of", "2026-11-25",
-                  "--engine", "duckdb", cwd=tmp_path)
-    assert refused.returncode == 2
+    refused = runner.invoke(app, ["batch", str(rules), "--patients", str(pop), "--out", str(tmp_path / "a"),
+                                  "--as-of", "2026-11-25", "--engine", "duckdb"])
+    assert refused.exit_code == 2
     assert "cannot screen this rule set yet" in refused.stderr and "use --engine python" in refused.stderr
     assert not (tmp_path / "a" / "store").exists()
     # by default: the python engine screens it, and says why
-    fallback = run("batch", rules, "--patients", pop, "--out", tmp_path / "b", "--as-of", "2026-11-25",
-                   "--workers", "1", cwd=tmp_path)
-    assert fallback.returncode == 1, fallback.stderr  # the bad line
+    fallback = runner.invoke(app, ["batch", str(rules), "--patients", str(pop), "--out", str(tmp_path / "b"),
+                                   "--as-of", "2026-11-25", "--workers", "1"])
+    assert fallback.exit_code == 1, fallback.stderr  # the bad line
     assert "note: " in fallback.stderr and "screening with --engine python" in fallback.stderr
     assert len((tmp_path / "b" / "results.jsonl").read_text().splitlines()) == 4
 
