@@ -1711,11 +1711,15 @@ def _anchored_occasions(gen: Generator, lab: ir.LabCompare, name: str, need: int
               f"ELSE list_reduce(l, lambda acc, x: {step}, list_filter(l, lambda y: false)) END) AS k FROM ({groups})")
     gen.ctes.append((f"{name}f", folded))
     # the items newest result first, each once (evaluate._atom_missing: dict.fromkeys over the series order)
-    order = "hi DESC NULLS LAST, lo DESC NULLS LAST, seq"
     firsts = (f"SELECT patient_id, aseq, k.item AS item, k.hi AS hi, k.lo AS lo, k.seq AS seq, row_number() OVER "
               f"(PARTITION BY patient_id, aseq, k.item ORDER BY k.hi DESC NULLS LAST, k.lo DESC NULLS LAST, k.seq) AS n "
               f"FROM {name}f WHERE k.ev IS NULL AND k.item IS NOT NULL")
-    items = f"SELECT patient_id, aseq, list(item ORDER BY {order}) AS items FROM ({firsts}) WHERE n = 1 GROUP BY patient_id, aseq"
+    # sorted after, on a struct whose fields are the order (an ordered aggregate is not kept by every dialect)
+    key = ("struct_pack(h := (CASE WHEN hi IS NULL THEN 1 ELSE 0 END), d := -date_diff('day', DATE '1970-01-01', "
+           "coalesce(hi, DATE '1970-01-01')), l := (CASE WHEN lo IS NULL THEN 1 ELSE 0 END), "
+           "e := -date_diff('day', DATE '1970-01-01', coalesce(lo, DATE '1970-01-01')), s := seq, item := item)")
+    items = (f"SELECT patient_id, aseq, list_transform(list_sort(list({key})), lambda x: x.item) AS items "
+             f"FROM ({firsts}) WHERE n = 1 GROUP BY patient_id, aseq")
     counts = ("SELECT patient_id, aseq, count(*) FILTER (WHERE k.ev IS TRUE) AS t, "
               "count(*) FILTER (WHERE k.ev IS NULL) AS u, count(*) FILTER (WHERE k.ev IS NOT FALSE) AS pending, "
               "coalesce(bool_or(k.hi IS NULL) FILTER (WHERE k.ev IS NOT FALSE), FALSE) AS undated, "
