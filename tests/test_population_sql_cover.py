@@ -178,3 +178,94 @@ def test_the_population_reaches_every_truth_value_of_each_criterion(trial, wide)
         if seen != {True, False, None}:
             thin[criterion.id] = seen
     assert not thin, f"criteria that do not reach true, false and unknown on the population: {thin}"
+
+
+def _screen_both(rules: str, documents: list[dict]) -> dict:
+    """{patient: {criterion: (value, verdict, missing)}} from DuckDB, after checking the per-patient engine agrees."""
+    trial = compile_text(rules, "rules.crit")
+    con = popduck.connect(tables_from_documents(documents))
+    try:
+        popduck.build_dictionaries(con)
+        rows = popduck.screen_trial(con, trial.checked, AS_OF, shared_ready=True).to_pylist()
+    finally:
+        con.close()
+    found = {}
+    for row, document in zip(rows, sorted(documents, key=lambda d: d["id"])):
+        result = trial.screen(patient_from_document(document, f"{document['id']}.json"), AS_OF)
+        found[row["patient_id"]] = {}
+        for c in result.criteria:
+            sql = (row[c.id], row[f"{c.id}__verdict"], sorted(row[f"{c.id}__missing"]))
+            assert sql == (c.value, c.verdict, sorted(c.missing)), f"{document['id']} {c.id}"
+            found[row["patient_id"]][c.id] = sql
+    return found
+
+
+STENT = '''trial "STENT"
+valueset biliary_stent "biliary stent insertion" = SNOMED:69620002
+inclusion I5 "2 stable bilirubin readings at least 5 and not more than 14 days post-stenting" =
+    bilirubin <= 1.5 x ULN on at least 2 occasions between 5 and 14 days after procedure biliary_stent
+'''
+
+
+def _bilirubin(day: str, value: float, unit: str = "mg/dL") -> dict:
+    return {"code": "LOINC:1975-2", "value": value, "unit": unit, "date": day,
+            "reference_range": {"low": 0.3, "high": 1.2, "unit": "mg/dL"}}
+
+
+def test_occasions_around_an_anchor_the_language_docs_example():
+    stent = {"code": "SNOMED:69620002", "date": "2026-06-01"}
+    where = "bilirubin between 5 days and 14 days after procedure SNOMED:69620002: "
+    found = _screen_both(STENT, [
+        {"id": "S1", "procedures": [stent], "observations": [_bilirubin("2026-06-07", 1.0), _bilirubin("2026-06-10", 1.1)]},
+        {"id": "S2", "procedures": [stent], "observations": [_bilirubin("2026-06-07", 1.0)]},
+        {"id": "S3", "procedures": [stent], "observations": [_bilirubin("2026-06-07", 1.0), _bilirubin("2026-06-12", 2.5)]},
+        {"id": "S4", "procedures": [stent],  # one specimen in two units: one occasion
+         "observations": [_bilirubin("2026-06-07", 1.0), _bilirubin("2026-06-07", 17.1, "umol/L")]},
+        {"id": "S5", "procedures": [{"code": "SNOMED:69620002", "date": "2026-06"}],
+         "observations": [_bilirubin("2026-06-07", 1.0)]},
+        {"id": "S6", "procedures": [stent]},
+    ])
+    assert found["S1"]["I5"] == (True, "pass", [])
+    assert found["S2"]["I5"] == (None, "unknown", [where + "no bilirubin result from 2026-06-06 to 2026-06-15"])
+    assert found["S3"]["I5"] == (False, "fail", [])  # the later reading is high: the first is not confirmed
+    assert found["S4"]["I5"] == (None, "unknown", [where + "no bilirubin result from 2026-06-06 to 2026-06-15"])
+    assert found["S5"]["I5"] == (None, "unknown", [where + "date of the anchor 2026-06, not a full date"])
+    assert found["S6"]["I5"] == (None, "unknown", [where + "bilirubin: no observations provided"])
+
+
+DERIVED = '''trial "DERIVED"
+valueset biopsy "renal biopsy" = CPT:50200
+inclusion I1 "eGFR before the biopsy" = eGFR >= 60 mL/min/1.73m2 within 3 months before procedure biopsy
+exclusion E1 "biopsy before a low eGFR" = procedure biopsy within 6 months before eGFR < 60 mL/min/1.73m2
+'''
+
+
+def _result(code: str, day: str, value: float, unit: str) -> dict:
+    return {"code": code, "value": value, "unit": unit, "date": day}
+
+
+def test_derived_values_around_an_anchor_and_as_the_anchor():
+    biopsy = {"code": "CPT:50200", "date": "2026-09-01"}
+    old_egfr = _result("LOINC:33914-3", "2026-01-01", 50, "mL/min/1.73m2")
+    found = _screen_both(DERIVED, [
+        # no measured eGFR in the window: the derived one (creatinine 0.8 mg/dL, a woman of 56) is read
+        {"id": "D1", "birth_date": "1970-01-01", "sex": "female", "procedures": [biopsy],
+         "observations": [old_egfr, _result("LOINC:2160-0", "2026-08-15", 0.8, "mg/dL")]},
+        # a measured eGFR in the window wins over the derived one
+        {"id": "D2", "birth_date": "1970-01-01", "sex": "female", "procedures": [biopsy],
+         "observations": [_result("LOINC:33914-3", "2026-08-20", 50, "mL/min/1.73m2"),
+                          _result("LOINC:2160-0", "2026-08-15", 0.8, "mg/dL")]},
+        # no sex: the derived result has no value, and says why
+        {"id": "D3", "birth_date": "1970-01-01", "procedures": [biopsy],
+         "observations": [_result("LOINC:2160-0", "2026-08-15", 0.8, "mg/dL")]},
+        # a low derived eGFR a month after the biopsy is an anchor of E1
+        {"id": "D4", "birth_date": "1950-01-01", "sex": "male", "procedures": [biopsy],
+         "observations": [_result("LOINC:2160-0", "2026-10-01", 2.5, "mg/dL")]},
+    ])
+    assert found["D1"] == {"I1": (True, "pass", []), "E1": (False, "pass", [])}
+    assert found["D2"]["I1"] == (False, "fail", [])
+    assert found["D3"]["I1"] == (None, "unknown", ["eGFR within 3 months before procedure CPT:50200: eGFR result of "
+                                                   "2026-08-15: cannot derive by CKD-EPI 2021: sex not recorded"])
+    assert found["D4"] == {"I1": (None, "unknown", ["eGFR within 3 months before procedure CPT:50200: no eGFR result "
+                                                    "from 2026-06-01 to 2026-09-01"]),
+                           "E1": (True, "fail", [])}
