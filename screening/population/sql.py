@@ -1635,8 +1635,9 @@ def _anchored_lab(gen: Generator, node: ir.AnchoredLabTest, k: int):
                 f"FROM (SELECT c.patient_id, c.aseq, c.seq, c.lo, c.hi, {ev} AS ev, {item} AS item FROM {name}r c "
                 f"WHERE {kept}) GROUP BY patient_id, aseq")
         if (lab.occasions or 1) > 1 and not every:
-            body = _anchored_occasions(gen, lab, name, lab.occasions, f"SELECT c.patient_id, c.aseq, c.seq, c.lo, c.hi, c.val, "
-                                                                 f"c.res, {ev} AS ev, {item} AS item FROM {name}r c WHERE {kept}")
+            kept_rows = (f"SELECT c.patient_id, c.aseq, c.seq, c.lo, c.hi, c.val, c.res, {ev} AS ev, {item} AS item "
+                         f"FROM {name}r c WHERE {kept}")
+            body = _anchored_occasions(gen, lab, name, lab.occasions, kept_rows)
     gen.ctes.append((f"{name}l", body))
     shown = _shown_sql("a.lo", "a.hi")
     date_why = (f"(CASE WHEN a.lo IS NULL THEN {'NULL' if node.anchor_at == 'end' else q(date_name + ' of the anchor not recorded')} "
