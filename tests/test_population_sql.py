@@ -140,3 +140,24 @@ def test_a_latest_result_with_an_overlapping_older_one_of_another_answer_is_unkn
     assert rows["tie"]["X1__missing"] == [
         "creatinine result of 2026-10: which result is the latest depends on a date known only to the month or year"]
     assert rows["agree"]["X1"] is True
+
+
+def test_the_unordered_query_gives_the_same_rows_without_the_final_sort():
+    """`screening batch` joins each trial's rows to the patients and sorts every trial's rows once: it runs the
+    query without its ORDER BY (a sort of every wide row for nothing); the rows are the same."""
+    rules = 'trial "T"\ninclusion X1 "HbA1c" = HbA1c <= 9 %\n'
+    docs = [{"id": f"p{i}", "observations": [{"code": "LOINC:4548-4", "value": 7.0 + i, "unit": "%",
+                                               "date": "2026-10-01"}]} for i in (3, 0, 2, 1)]
+    trial = compile_text(rules, "t.crit")
+    query = plan(trial.checked, AS_OF)
+    assert query.sql.endswith(" ORDER BY patient_id")
+    assert query.unordered_sql == query.sql[:-len(" ORDER BY patient_id")]
+    assert "ORDER BY patient_id" not in query.unordered_sql[-200:]
+    con = popduck.connect(tables_from_documents(docs))
+    popduck.screen_trial(con, trial, AS_OF)  # dictionaries and intermediate tables
+    ordered = con.execute(query.sql).fetchall()
+    unordered = con.execute(query.unordered_sql).fetchall()
+    assert [r[0] for r in ordered] == ["p0", "p1", "p2", "p3"]
+    assert sorted(unordered) == ordered
+    # the values a user reads: 7 % and 8 % and 9 % pass, 10 % fails
+    assert {r[0]: r[1] for r in ordered} == {"p0": "eligible", "p1": "eligible", "p2": "eligible", "p3": "ineligible"}

@@ -350,7 +350,7 @@ class ColumnarRun:
                 build_plan_dictionaries(self.con, plan)
                 for name, prepared in plan.prepare:
                     self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {prepared}")
-                return plan.sql
+                return plan.unordered_sql  # joined to the patients below, and sorted once with every trial's rows
             return query
         from .spark import SparkScreener
 

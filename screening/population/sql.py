@@ -151,6 +151,10 @@ def conversion_stages(source: str, quantities: dict[str, tuple[str, str, str, st
 
 
 # ---------------------------------------------------------------- the plan
+ORDER_CLAUSE = " ORDER BY patient_id"
+"""The end of every plan's query (:attr:`Plan.unordered_sql` is the query without it)."""
+
+
 @dataclass
 class Plan:
     """One rule set compiled for one as-of date: the query and the dictionary tables it joins."""
@@ -164,6 +168,14 @@ class Plan:
     lab_texts: list = field(default_factory=list)  # LabText nodes (dictionary lt<i>)
     code_fields: list = field(default_factory=list)  # (kind, field name, matcher): with FIELD in VALUESET
     prepare: list = field(default_factory=list)  # (table, query): intermediate tables to materialise first
+
+    @property
+    def unordered_sql(self) -> str:
+        """:attr:`sql` without its final ``ORDER BY patient_id``, for a runner that joins the rows to something else
+        or sorts them itself (``screening batch`` joins them to the patients' input lines and sorts all trials'
+        rows once): DuckDB keeps an ORDER BY inside such a subquery, a sort of every patient's wide row for nothing
+        (about 0.1-0.3 s of CPU per rule set on 100,000 patients)."""
+        return self.sql[:-len(ORDER_CLAUSE)] if self.sql.endswith(ORDER_CLAUSE) else self.sql
 
     def single_query(self) -> str:
         """The whole computation as one query (the intermediate tables as common table expressions)."""
@@ -383,7 +395,7 @@ class Generator:
                        f'c{i}_verdict AS "{ident}__verdict"', f'c{i}_missing AS "{ident}__missing"',
                        f'c{i}_reviews AS "{ident}__reviews"']
         with_ = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
-        self.plan.sql = f"WITH {with_}\nSELECT {', '.join(select)} FROM verdicts ORDER BY patient_id"
+        self.plan.sql = f"WITH {with_}\nSELECT {', '.join(select)} FROM verdicts{ORDER_CLAUSE}"
         return self.plan
 
 
