@@ -58,8 +58,22 @@ def spark_session(app: str = "screening"):
                .config("spark.driver.memory", os.environ.get("SCREENING_SPARK_DRIVER_MEMORY", "2g"))
                .getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
+    _quiet_codegen_fallback(session)
     _configure(session)
     return session
+
+
+def _quiet_codegen_fallback(session) -> None:
+    """A wide statement's whole-stage generated Java can exceed the JVM's 64 KB method limit; Spark then runs
+    that stage without whole-stage code generation (``spark.sql.codegen.fallback``, on by default; same rows)
+    but logs the compiler's failure as an ERROR with a 250-line stack trace on stderr. That logger alone is
+    silenced: any other failure still ends the run with Spark's message."""
+    try:
+        jvm = session.sparkContext._jvm
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
+            "org.apache.spark.sql.catalyst.expressions.codegen.CodeGenerator", jvm.org.apache.logging.log4j.Level.OFF)
+    except Exception:  # noqa: BLE001 - only the log's noise is at stake (another logging backend, a remote JVM)
+        pass
 
 
 # Spark SQL settings the generated statements need, set on every session that runs them (spark_session's and one
