@@ -33,12 +33,9 @@ if not spark_engine.java_available():
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = date(2026, 11, 25)
 N = int(os.environ.get("SCREENING_SPARK_N", "24"))
-# Known bug (2026-12-06, docs/population.md "Spark"): since the generated SQL computes lab comparisons in staged
-# projections and record tests in one pass per kind, Spark's optimizer runs out of heap on the bundled rule sets
-# with lab tests (trials/NCT00659217.crit, benchmarks/bench_rules.crit; they passed on the SQL before that change).
-# An out-of-heap driver takes the shared session down with it, so they are not run here until that is fixed;
-# the rule set below (records, facts, age, sex, review) runs on Spark and is held to DuckDB and the interpreter.
-BUNDLED = [ROOT / "tests" / "data" / "population_tiny.crit"]
+# every bundled rule set, and the test rule set of records, facts, age, sex and review
+BUNDLED = sorted((ROOT / "trials").glob("*.crit")) + [ROOT / "benchmarks" / "bench_rules.crit",
+                                                      ROOT / "tests" / "data" / "population_tiny.crit"]
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +129,9 @@ def test_the_spark_statements_are_the_duckdb_plan_transpiled_by_sqlglot():
     names = [name for name, _ in steps]
     assert names[-1] == "" and "nobs" in names and "layer0" in names  # the result last, intermediate tables first
     assert names.index("nobs") < names.index("layer0")  # read after it is made
+    atoms = [name for name in names if name.startswith("a") and name[1:].isdigit()]
+    assert atoms and max(names.index(a) for a in atoms) < names.index("layer0")  # each atom's table its own statement
+    assert all(f"JOIN {a} AS {a} ON" in dict(steps)["layer0"] for a in atoms)  # and layer0 joins its stored rows
     assert len(names) == len(set(names))
     text = " ".join(sql for _, sql in steps)
     assert "list_bool" in the_plan.sql and "list_reduce" not in text.lower() and "LIST_BOOL" not in text.upper()

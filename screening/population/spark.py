@@ -58,7 +58,36 @@ def spark_session(app: str = "screening"):
                .config("spark.driver.memory", os.environ.get("SCREENING_SPARK_DRIVER_MEMORY", "2g"))
                .getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
+    _quiet_codegen_fallback(session)
+    _configure(session)
     return session
+
+
+def _quiet_codegen_fallback(session) -> None:
+    """A wide statement's whole-stage generated Java can exceed the JVM's 64 KB method limit; Spark then runs
+    that stage without whole-stage code generation (``spark.sql.codegen.fallback``, on by default; same rows)
+    but logs the compiler's failure as an ERROR with a 250-line stack trace on stderr. That logger alone is
+    silenced: any other failure still ends the run with Spark's message."""
+    try:
+        jvm = session.sparkContext._jvm
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
+            "org.apache.spark.sql.catalyst.expressions.codegen.CodeGenerator", jvm.org.apache.logging.log4j.Level.OFF)
+    except Exception:  # noqa: BLE001 - only the log's noise is at stake (another logging backend, a remote JVM)
+        pass
+
+
+# Spark SQL settings the generated statements need, set on every session that runs them (spark_session's and one
+# handed to SparkScreener). Constraint propagation off: a Project's constraints substitute each of its aliases into
+# every constraint below it, so a record-code table (``rc_<kind>``: a filter OR-ing the rule set's value-set columns
+# dc.m0..dc.mN, then ``dc.mI AS dc_mI`` for each) has 2^N variants of that OR; a local checkpoint computes the
+# checkpointed plan's constraints (LogicalRDD.fromDataset), so NCT00659217's 20 value sets exhausted a 6 GB heap.
+# Constraints only feed optional rewrites (inferred IS NOT NULL filters, pruned filters): results are the same.
+SESSION_SETTINGS = {"spark.sql.constraintPropagation.enabled": "false"}
+
+
+def _configure(session) -> None:
+    for key, value in SESSION_SETTINGS.items():
+        session.conf.set(key, value)
 
 
 class SparkScreener:
@@ -66,6 +95,7 @@ class SparkScreener:
 
     def __init__(self, spark, duck):
         self.spark = spark
+        _configure(spark)
         self.duck = duck  # a DuckDB connection over the same store: dictionaries from distinct values
         self.started = time.monotonic()
         # each of the plan's intermediate tables computed apart (plan_stages); SCREENING_SPARK_STAGES=0: one query
@@ -145,12 +175,16 @@ def plan_stages(plan, staged: bool = True) -> list[tuple[str, str]]:
     as a view under its name before the next runs, the last one (name ``""``) the result.
 
     ``staged``: each step of an intermediate table (the normalised observations' joins and conversions,
-    innermost first) is a statement of its own, and so is the main query's per-patient row of atom values
-    (``layer0``, every atom's table joined to the patients, each atom's helper tables kept inline); the
-    projections over one table (the logic layers, the verdicts) stay in the statement that reads them.
-    Spark's analyser and optimiser take time that grows faster than the size of a plan (NCT00659217's
-    single query is about 190 KB of SQL) and a table read by several others is computed once; but each
-    statement is a Spark job with a fixed cost, so the atoms' own helper tables are not split out.
+    innermost first) is a statement of its own, and so are the record tables (``rc_``/``rt_``), each atom's
+    table joined into the main query's per-patient row (``a<k>``, its helper tables kept inline) and that
+    row (``layer0``, the atoms' stored rows joined to the patients); the projections over one table (the
+    logic layers, the verdicts) stay in the statement that reads them. Spark's analyser and optimiser take
+    time that grows faster than the size of a plan (NCT00659217's single query is about 190 KB of SQL), a
+    table read by several others is computed once, and ``layer0`` with its atoms inline is one Spark stage
+    holding a sorter per sort-merge join and window (bench_rules: 77 sorts), which exhausts a task's execution
+    memory (``UNABLE_TO_ACQUIRE_MEMORY``) even on 24 patients. Each statement is a Spark job with a fixed
+    cost, so the atoms' own helper tables are not split out. ``SCREENING_SPARK_ATOMS=0`` keeps the atoms
+    inline in ``layer0`` (for comparison).
     Without ``staged``: the plan's intermediate tables, then the one main query."""
     steps = []
     for name, query in plan.prepare:
@@ -188,6 +222,12 @@ def _stages(tree, name: str, nested: bool) -> list[tuple[str, str]]:
                     continue
                 if nested:
                     visit(cte.this)
+                elif os.environ.get("SCREENING_SPARK_ATOMS", "1") != "0":
+                    for join in cte.this.args.get("joins") or []:
+                        if isinstance(join.this, exp.Subquery) and join.this.alias:
+                            alias = join.this.alias
+                            steps.append((alias, generator.generate(join.this.this, copy=False)))
+                            join.set("this", exp.to_table(alias).as_(alias))
                 steps.append((cte.alias, generator.generate(cte.this, copy=False)))
                 cte.pop()
             if not with_.expressions:
