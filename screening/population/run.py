@@ -380,8 +380,14 @@ class ColumnarRun:
                 else:  # Spark: its result as Arrow
                     self.con.register("_wide", wide)
                     source = "_wide"
-                self.con.execute(f"COPY ({self._long_sql(index, item.trial, source)}) TO '{_sql_text(str(temp))}' "
-                                 "(FORMAT parquet)")
+                copy = f"COPY ({self._long_sql(index, item.trial, source)}) TO '{_sql_text(str(temp))}' (FORMAT parquet)"
+                if isinstance(wide, str):  # planned without the optimizer passes screen_trial leaves out
+                    from .duckdb import SLOW_OPTIMIZERS, _optimizers_off
+
+                    with _optimizers_off(self.con, SLOW_OPTIMIZERS):
+                        self.con.execute(copy)
+                else:
+                    self.con.execute(copy)
                 if not isinstance(wide, str):
                     self.con.unregister("_wide")
                 os.replace(temp, target)
