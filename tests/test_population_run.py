@@ -114,3 +114,28 @@ def test_a_failing_store_write_stops_the_run_with_one_message(tmp_path, monkeypa
     assert "completed stages are kept" in str(caught.value)
     state = json.loads((tmp_path / "run" / "progress.json").read_text())
     assert "store" not in state["stages"] and state["trials_done"] == {}
+
+
+def test_ctrl_c_while_duckdb_runs_a_statement_is_an_interruption_not_an_error(tmp_path, monkeypatch):
+    """DuckDB stops a statement on Ctrl-C and raises its own exception: the run says it was interrupted
+    (exit 130, resumable), as for a Ctrl-C between statements, never "internal error"."""
+    import threading
+
+    write_population(tmp_path)
+    messages = io.StringIO()
+
+    def long_statement(self):
+        threading.Timer(0.2, self.con.interrupt).start()
+        self.con.execute("SELECT count(*) FROM range(20000000000) t(i) WHERE i % 7 = 3").fetchall()
+
+    monkeypatch.setattr(popruns.ColumnarRun, "_sorted_results", long_statement)
+    run = popruns.ColumnarRun([TINY], tmp_path / "pop.ndjson", tmp_path / "run", AS_OF, engine="duckdb", resume=True,
+                              explain=None, out=Console(file=io.StringIO()), err=Console(file=messages))
+    assert run.execute() == 130
+    assert messages.getvalue().splitlines()[-1] == "interrupted; run the same command again to resume (completed stages are kept)"
+    assert "internal error" not in messages.getvalue()
+    assert popruns._interrupted(RuntimeError("Query interrupted"))  # what the Python client raises on SIGINT
+    assert not popruns._interrupted(RuntimeError("Query failed"))
+    monkeypatch.undo()
+    assert columnar(tmp_path).execute() == 1
+    assert json.loads((tmp_path / "run" / "progress.json").read_text())["stages"]["outputs"] is True

@@ -243,6 +243,9 @@ class ColumnarRun:
         except ScreeningError:
             raise
         except Exception as exc:  # an engine failure: one message, exit 2, the completed stages kept
+            if _interrupted(exc):  # Ctrl-C while DuckDB ran a statement: it stops it and raises this instead
+                _say(self.err, "interrupted; run the same command again to resume (completed stages are kept)")
+                return 130
             first = (str(exc).strip().splitlines() or [""])[0][:500]
             raise ScreeningError(f"internal error on --engine {self.engine}: {type(exc).__name__}: {first}; "
                                  "completed stages are kept; please report this (--engine python screens the "
@@ -767,6 +770,14 @@ def _atomic_write(path: Path, data: bytes) -> None:
         stream.flush()
         os.fsync(stream.fileno())
     os.replace(temp, path)
+
+
+def _interrupted(exc: Exception) -> bool:
+    """Is this DuckDB's answer to Ctrl-C (SIGINT while a statement ran)?"""
+    import duckdb
+
+    return isinstance(exc, duckdb.InterruptException) or (
+        isinstance(exc, RuntimeError) and str(exc).strip() == "Query interrupted")
 
 
 class _Background:
