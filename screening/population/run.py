@@ -224,9 +224,13 @@ class ColumnarRun:
             if not state["stages"].get("store"):
                 with self._timed("ingestion"):
                     self.build_store()
-                built = self.input["kind"] == "ndjson"
+                built = self.input["kind"] in ("ndjson", "fhir")
+            if built and not all(self._has_table(name, columns) for name, columns in schema.TABLES.items()):
+                built = False  # not the schema's columns and types: read back from the store's files, written first
+                self._start_store_write()
+                self._finish_store()
+            self._start_store_write()  # the tables are not replaced from here on: a second connection may read them
             self.open_store(built)
-            self._start_store_write()
             if self.engine == "spark":  # Spark reads the store's files
                 self._finish_store()
             with self._timed("screening"):
