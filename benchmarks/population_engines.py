@@ -25,9 +25,8 @@ the other:
   validation, screening, writing results), per rule set. A rule set the SQL generator cannot
   translate yet is reported as such. Spark's JVM start-up is measured apart. For the columnar
   engines a ``phases:`` line follows, from the stage timings the run records in its progress.json:
-  ingestion, the wait for the store's files (written beside the screening; their own time is shown
-  in brackets), screening, outputs, and the rest of the wall time (start-up: imports, compiling the
-  rule sets; and exit).
+  ingestion, writing the store's Parquet files, screening, outputs, and the rest of the wall time
+  (start-up: imports, compiling the rule sets; and exit).
 
 Ratios are throughput ratios (baseline time / engine time): the issue asks `batch --engine duckdb` for
 at least 2x the hand-written Python screener (json.loads + dicts) and 0.5x the hand-written query.
@@ -185,16 +184,14 @@ def batch(engine: str, trial: Path, patients: Path, out: Path, extra=()) -> dict
 
 def phases(progress: Path, wall: float) -> dict[str, float]:
     """Where a columnar run's time went, from the stage timings it records in progress.json (docs/population.md):
-    ingestion, the store's files (written beside the screening: only the wait for them is on the way),
-    screening, outputs, and the rest of the wall time (start-up: imports, compiling the rule sets, exit)."""
+    ingestion, writing the store's Parquet files, screening, outputs, and the rest of the wall time (start-up:
+    imports, compiling the rule sets; exit)."""
     try:
         timings = json.loads(progress.read_text(encoding="utf-8")).get("timings") or {}
     except (OSError, ValueError):
         return {}
-    shown = {name: timings[name] for name in ("ingestion", "store wait", "screening", "outputs") if name in timings}
+    shown = {name: timings[name] for name in ("ingestion", "store write", "screening", "outputs") if name in timings}
     shown["start-up and the rest"] = max(0.0, wall - sum(shown.values()))
-    if "store write" in timings:
-        shown["(store write, beside the screening)"] = timings["store write"]
     return shown
 
 

@@ -1,5 +1,5 @@
-"""screening.population.run.ColumnarRun in this process: the store written beside the screening, the outputs
-written side by side, the stage timings, and what an interruption at each point leaves for the resume."""
+"""screening.population.run.ColumnarRun in this process: the store, the stage timings, and what an interruption
+at each point leaves for the resume."""
 from __future__ import annotations
 
 import io
@@ -39,12 +39,12 @@ def test_a_run_records_its_stage_timings_and_the_store(tmp_path):
     out = tmp_path / "run"
     state = json.loads((out / "progress.json").read_text())
     timings = state["timings"]
-    assert {"ingestion", "store write", "store wait", "screening", "outputs"} <= set(timings)
+    assert {"ingestion", "store write", "screening", "outputs"} <= set(timings)
     assert all(isinstance(v, float) and v >= 0 for v in timings.values())
     assert state["stages"]["store"] == {"records": 5, "patients": 4, "bad": 1, "python_path": 1}
     assert sorted(p.name for p in (out / "store").iterdir()) == sorted(f"{n}.parquet" for n in schema.TABLES)
     assert not (out / "store.tmp").exists() and not (out / "errors.jsonl.tmp").exists()
-    # the store written beside the screening is the ingested population, reusable as --patients
+    # the store is the ingested population, reusable as --patients
     again = popruns.ColumnarRun([TINY], out / "store", tmp_path / "from-store", AS_OF, engine="duckdb", resume=True,
                                 explain=None, out=Console(file=io.StringIO()), err=Console(file=io.StringIO()))
     assert again.execute() == 0
@@ -88,13 +88,13 @@ def test_interrupted_anywhere_the_resume_gives_the_same_files(tmp_path, monkeypa
         patch.setattr(popruns.ColumnarRun, where, stop)
         assert columnar(tmp_path).execute() == 130
     out = tmp_path / "run"
-    state = json.loads((out / "progress.json").read_text()) if (out / "progress.json").exists() else {"stages": {}}
-    assert "outputs" not in state["stages"]
-    if where in ("screen_trials", "_long_sql"):  # before a trial is saved: the store is not recorded, nor in place
-        assert "store" not in state["stages"] and not (out / "store").exists()
-        assert (out / "parts").is_dir() == (where == "_long_sql")
+    state = json.loads((out / "progress.json").read_text())
+    assert "outputs" not in state["stages"] and state["stages"]["store"]["patients"] == 4
+    assert (out / "store" / "patients.parquet").is_file()
+    if where in ("screen_trials", "_long_sql"):  # before a trial is saved
+        assert state["trials_done"] == {} and (out / "parts").is_dir() == (where == "_long_sql")
     else:
-        assert state["stages"]["store"]["patients"] == 4 and state["trials_done"] == {"TINY-001": "0.parquet"}
+        assert state["trials_done"] == {"TINY-001": "0.parquet"}
     assert columnar(tmp_path).execute() == 1
     assert outputs(out) == whole
 
@@ -103,10 +103,7 @@ def test_a_failing_store_write_stops_the_run_with_one_message(tmp_path, monkeypa
     write_population(tmp_path)
 
     def broken(self):
-        folder = self.out_dir / "store.tmp"
-        folder.mkdir()
-        self._store_pending["folder"] = folder
-        self._store_pending["job"] = self._background(lambda con: con.execute("COPY patients TO '/nonexistent/x/y.parquet'"))
+        self.con.execute("COPY patients TO '/nonexistent/x/y.parquet'")
 
     monkeypatch.setattr(popruns.ColumnarRun, "_start_store_write", broken)
     with pytest.raises(popruns.ScreeningError, match="internal error on --engine duckdb: IOException") as caught:
@@ -114,6 +111,7 @@ def test_a_failing_store_write_stops_the_run_with_one_message(tmp_path, monkeypa
     assert "completed stages are kept" in str(caught.value)
     state = json.loads((tmp_path / "run" / "progress.json").read_text())
     assert "store" not in state["stages"] and state["trials_done"] == {}
+    assert not (tmp_path / "run" / "store").exists()
 
 
 def test_ctrl_c_while_duckdb_runs_a_statement_is_an_interruption_not_an_error(tmp_path, monkeypatch):

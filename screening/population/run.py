@@ -3,14 +3,12 @@
 A columnar run has three stages, each recorded in ``progress.json`` when it is complete:
 
 1. **store**: the patients are read into the store's tables (:mod:`.ingest` for NDJSON; a folder of
-   Parquet tables is used as it is) and saved as ``OUT/store/<table>.parquet`` (written by a second
-   DuckDB connection while the trials are screened; the stage is recorded once the files are complete,
-   before any trial is); bad lines go to ``errors.jsonl``;
+   Parquet tables is used as it is) and saved as ``OUT/store/<table>.parquet``; bad lines go to
+   ``errors.jsonl``;
 2. **trials**: each trial is screened over the store by the SQL generated from its rule set and its
    results saved as ``OUT/parts/<n>.parquet``, one file per trial;
-3. **outputs**: ``results.parquet``, ``results.jsonl``, ``summary.csv`` (written at the same time, each
-   by its own DuckDB connection) and, for the patients asked for with ``--explain``,
-   ``explanations.jsonl`` from the per-patient engine.
+3. **outputs**: ``results.parquet``, ``results.jsonl``, ``summary.csv`` and, for the patients asked
+   for with ``--explain``, ``explanations.jsonl`` from the per-patient engine.
 
 The seconds each stage took in this process are recorded in ``progress.json`` (``timings``).
 
@@ -24,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -151,8 +148,7 @@ class ColumnarRun:
         self.errors_echoed = 0
         self.con = None
         self.timings: dict[str, float] = {}
-        self._store_pending: dict | None = None  # the store's files being written (see _finish_store)
-        self._jobs: list[_Background] = []
+        self._store_pending: dict | None = None  # the store ingested, its files not written yet
 
     # ------------------------------------------------------------------ progress.json
     def identity(self) -> dict:
@@ -205,9 +201,7 @@ class ColumnarRun:
                 shutil.rmtree(self.out_dir / name, ignore_errors=True)
             state = {"stages": {}, "trials_done": {}}
             self.state = state
-            # recorded from the start: the store is written while the first trial is screened, so parts/ can
-            # exist before the store stage is recorded, and a run repeated after a stop there resumes
-            self.checkpoint()
+            self.checkpoint()  # recorded from the start: a run stopped at any point is resumed, never refused
         self.state = state
         if state["stages"].get("outputs"):
             _say(self.out, f"nothing to do: the run in {self.out_dir} is complete; use --restart to run it again")
@@ -225,17 +219,11 @@ class ColumnarRun:
                 with self._timed("ingestion"):
                     self.build_store()
                 built = self.input["kind"] in ("ndjson", "fhir")
-            if built and not all(self._has_table(name, columns) for name, columns in schema.TABLES.items()):
-                built = False  # not the schema's columns and types: read back from the store's files, written first
                 self._start_store_write()
                 self._finish_store()
-            self._start_store_write()  # the tables are not replaced from here on: a second connection may read them
             self.open_store(built)
-            if self.engine == "spark":  # Spark reads the store's files
-                self._finish_store()
             with self._timed("screening"):
                 self.screen_trials()
-            self._finish_store()
             self.write_outputs()
         except KeyboardInterrupt:
             _say(self.err, "interrupted; run the same command again to resume (completed stages are kept)")
@@ -255,8 +243,6 @@ class ColumnarRun:
                                  "completed stages are kept; please report this (--engine python screens the "
                                  "same rule set)") from None
         finally:
-            for job in self._jobs:  # interrupted or failed: stop what runs beside, before the connection goes
-                job.cancel()
             if self.con is not None:
                 self.con.close()
             shutil.rmtree(self.out_dir / ".tmp", ignore_errors=True)
@@ -296,10 +282,12 @@ class ColumnarRun:
             "python_path": summary.python_path}}
 
     def _start_store_write(self) -> None:
-        """Start writing the ingested tables to ``store/`` (for resuming, and reusable as ``--patients``): by a
-        second connection in a thread, while this one screens the trials (DuckDB's Parquet writer keeps one
-        core busy for seconds; the trials' planning leaves one idle). The stage is recorded by
-        :meth:`_finish_store`, before the first trial is."""
+        """Write the ingested tables to ``store.tmp/`` (for resuming, and reusable as ``--patients``); the stage is
+        recorded by :meth:`_finish_store`.
+
+        Measured and left out (2026-12-06, 100,000 patients, load 1.6): writing them by a second connection in a
+        thread while the trials are screened made the screening 6.8 s slower for the 2.9 s it hid (two DuckDB
+        workloads on two cores); other compressions cost the same CPU (the cost is encoding)."""
         if self._store_pending is None:
             return
         folder = self.out_dir / (STORE + ".tmp")
@@ -307,28 +295,16 @@ class ColumnarRun:
         folder.mkdir()
         started = time.perf_counter()
 
-        def write(con) -> None:
-            for name in schema.TABLES:
-                con.execute(f"COPY {name} TO '{_sql_text(str(folder / (name + '.parquet')))}' (FORMAT parquet)")
-            self.timings["store write"] = time.perf_counter() - started
-
-        shared = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
-                                                 "AND schema_name = 'main'").fetchall()}
-        if set(schema.TABLES) <= shared:
-            self._store_pending["job"] = self._background(write)
-        else:  # tables another connection cannot see (temporary): written here and now
-            write(self.con)
+        for name in schema.TABLES:
+            self.con.execute(f"COPY {name} TO '{_sql_text(str(folder / (name + '.parquet')))}' (FORMAT parquet)")
+        self.timings["store write"] = time.perf_counter() - started
         self._store_pending["folder"] = folder
 
     def _finish_store(self) -> None:
-        """Wait for the store's files, then record the stage (``errors.jsonl`` and ``store/`` renamed into place)."""
+        """Record the store stage (``errors.jsonl`` and ``store/`` renamed into place)."""
         pending, self._store_pending = self._store_pending, None
-        if pending is None:
+        if pending is None or "folder" not in pending:
             return
-        if "job" in pending:
-            started = time.perf_counter()
-            pending["job"].join()
-            self.timings["store wait"] = time.perf_counter() - started
         os.replace(pending["errors"], self.out_dir / ERRORS)
         os.replace(pending["folder"], self.out_dir / STORE)
         self.state["stages"]["store"] = pending["summary"]
@@ -398,7 +374,6 @@ class ColumnarRun:
                 if not isinstance(wide, str):
                     self.con.unregister("_wide")
                 os.replace(temp, target)
-                self._finish_store()  # a trial is recorded only after the store it was screened from
                 self.state["trials_done"][item.trial.id] = str(target.name)
                 self.checkpoint()
                 bar.update(index + 1, item.trial.id)
@@ -442,19 +417,18 @@ class ColumnarRun:
 
     # ------------------------------------------------------------------ stage 3: the outputs
     def write_outputs(self) -> None:
-        """Every output by DuckDB itself, from one sorted table of the results: no Python per row. The three
-        files are written at the same time, each by its own connection (DuckDB's writers of one file use
-        about one core each), while this one counts the tally and writes the explanations."""
+        """Every output by DuckDB itself, from one sorted table of the results: no Python per row.
+
+        Measured and left out (2026-12-06, 100,000 patients, load 1.6): the three files written at the same
+        time by three connections took as long as one after the other (3.72 s wall for 3.66 s of CPU)."""
         started = time.perf_counter()
         self._sorted_results()
-        jobs = [self._background(job) for job in (self._write_summary, self._write_results_jsonl,
-                                                   self._write_results_parquet)]
+        self._write_results_parquet()
+        self._write_results_jsonl()
+        self._write_summary()
         if self.explain is not None:
             self._write_explanations()
-        tally = self._tally()
-        for job in jobs:
-            job.join()
-        self.state["tally"] = tally
+        self.state["tally"] = self._tally()
         self.state["stages"]["outputs"] = True
         self.timings["outputs"] = time.perf_counter() - started
         self.checkpoint()
@@ -464,8 +438,7 @@ class ColumnarRun:
         the outputs scan it in that order (DuckDB keeps a table's insertion order in COPY)."""
         files = ", ".join(f"'{_sql_text(str(self.out_dir / PARTS / f'{i}.parquet'))}'" for i in range(len(self.trials)))
         self.con.execute("SET preserve_insertion_order = true")
-        # a table of the database, not a temporary one: the outputs' connections read it
-        self.con.execute(f"CREATE OR REPLACE TABLE results AS SELECT * FROM read_parquet([{files}]) "
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE results AS SELECT * FROM read_parquet([{files}]) "
                          "ORDER BY line NULLS LAST, patient, trial_index")
 
     def _write_results_parquet(self, con=None) -> None:
@@ -480,11 +453,6 @@ class ColumnarRun:
 
     def _write_summary(self, con=None) -> None:
         write_summary(con or self.con, [t.trial for t in self.trials], self.out_dir / SUMMARY)
-
-    def _background(self, work) -> "_Background":
-        job = _Background(self.con, work)
-        self._jobs.append(job)
-        return job
 
     def _timed(self, name: str):
         return _Timer(self.timings, name)
@@ -782,40 +750,6 @@ def _interrupted(exc: Exception) -> bool:
 
     return isinstance(exc, duckdb.InterruptException) or (
         isinstance(exc, RuntimeError) and str(exc).strip() == "Query interrupted")
-
-
-class _Background:
-    """``work(con)`` in a thread, on a connection of its own to the same DuckDB database (``con.cursor()``):
-    it sees the database's tables, not the temporary ones. :meth:`join` waits and raises what it raised;
-    :meth:`cancel` interrupts it (the run stops on an error or Ctrl-C: nothing of it is recorded)."""
-
-    def __init__(self, con, work):
-        self.con = con.cursor()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(work,), daemon=True)
-        self.thread.start()
-
-    def _run(self, work) -> None:
-        try:
-            work(self.con)
-        except BaseException as exc:  # re-raised by join, in the main thread
-            self.error = exc
-
-    def join(self) -> None:
-        self.thread.join()
-        self.con.close()
-        if self.error is not None:
-            error, self.error = self.error, None
-            raise error
-
-    def cancel(self) -> None:
-        if self.thread.is_alive():
-            try:
-                self.con.interrupt()
-            except Exception:  # already finished
-                pass
-        self.thread.join()
-        self.con.close()
 
 
 class _Timer:
