@@ -23,7 +23,10 @@ the other:
   the part of `batch --engine duckdb` that does not depend on the rule set;
 * **batch --engine duckdb / python / spark**: the command itself (a subprocess, end to end: reading,
   validation, screening, writing results), per rule set. A rule set the SQL generator cannot
-  translate yet is reported as such. Spark's JVM start-up is measured apart.
+  translate yet is reported as such. Spark's JVM start-up is measured apart. For the columnar
+  engines a ``phases:`` line follows, from the stage timings the run records in its progress.json:
+  ingestion, writing the store's Parquet files, screening, outputs, and the rest of the wall time
+  (start-up: imports, compiling the rule sets; and exit).
 
 Ratios are throughput ratios (baseline time / engine time): the issue asks `batch --engine duckdb` for
 at least 2x the hand-written Python screener (json.loads + dicts) and 0.5x the hand-written query.
@@ -174,7 +177,26 @@ def batch(engine: str, trial: Path, patients: Path, out: Path, extra=()) -> dict
     memory = re.search(r"peak memory ([0-9,]+) MB", done.stdout)
     result["peak_mb"] = int(memory.group(1).replace(",", "")) if memory else None
     result["summary"] = out / "summary.csv"
+    if engine != "python":
+        result["phases"] = phases(out / "progress.json", wall)
     return result
+
+
+def phases(progress: Path, wall: float) -> dict[str, float]:
+    """Where a columnar run's time went, from the stage timings it records in progress.json (docs/population.md):
+    ingestion, writing the store's Parquet files, screening, outputs, and the rest of the wall time (start-up:
+    imports, compiling the rule sets; exit)."""
+    try:
+        timings = json.loads(progress.read_text(encoding="utf-8")).get("timings") or {}
+    except (OSError, ValueError):
+        return {}
+    shown = {name: timings[name] for name in ("ingestion", "store write", "screening", "outputs") if name in timings}
+    shown["start-up and the rest"] = max(0.0, wall - sum(shown.values()))
+    return shown
+
+
+def phases_text(result: dict) -> str:
+    return ", ".join(f"{name} {seconds:,.2f} s" for name, seconds in (result.get("phases") or {}).items())
 
 
 def spark_startup() -> float | None:
@@ -293,6 +315,8 @@ def main(argv=None) -> int:
             else:
                 say(f"batch --engine {engine}, {trial.name}: {rate(result['wall'])}, peak memory "
                     f"{result.get('peak_mb')} MB")
+                if result.get("phases"):
+                    say(f"  phases: {phases_text(result)}")
     # agreement with the per-patient engine (batch --engine python), by DuckDB over the decision files
     by = {(r["engine"], r["trial"]): r for r in runs if "error" not in r}
     for trial in trials:
@@ -355,6 +379,8 @@ def main(argv=None) -> int:
         figures["ten_million"]["patients"] = factor * n
         say(f"{factor * n:,} patients from Parquet x bench_rules.crit: {result.get('wall', 0):,.1f} s, peak memory "
             f"{result.get('peak_mb')} MB" if "error" not in result else f"{factor * n:,}: not measured: {result['error']}")
+        if result.get("phases"):
+            say(f"  phases: {phases_text(result)}")
     figures["runs"] = [{k: str(v) if isinstance(v, Path) else v for k, v in r.items()} for r in runs]
     figures["benchmark_peak_mb"] = round(peak_mb())
     say(f"this script's own peak memory: {figures['benchmark_peak_mb']:,} MB")

@@ -88,13 +88,14 @@ def open_store(path: str | Path | None):
 
 
 def load_trials(paths: list[Path], terminology: Path | None = None) -> list[TrialFile]:
-    """Read and compile every rule file once (errors as :func:`screening.compile.compile_trial`)."""
+    """Read and compile every rule file once (errors as :func:`screening.compile.compile_trial`), the checked
+    rule set taken from the per-user cache when nothing it depends on has changed (docs/caching.md)."""
     loaded: list[TrialFile] = []
     store = open_store(terminology)
     for path in map(Path, paths):
         raw = read_rule_file(path)
         text = raw.decode("utf-8")
-        trial = compile_text(text, str(path), store)
+        trial = compile_text(text, str(path), store, use_cache=True)
         loaded.append(TrialFile(path, text, hashlib.sha256(raw).hexdigest(), trial))
     seen: dict[str, Path] = {}
     for item in loaded:

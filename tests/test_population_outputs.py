@@ -126,6 +126,32 @@ def test_summary_rows_equal_the_per_row_writer_on_crafted_results(tmp_path):
     assert rows[1][10:] == ["pass", "n/a", "pass", "", ""] and rows[6][10:] == ["", "", "", "review", "unknown"]
 
 
+def test_items_already_on_one_line_give_the_same_summary(tmp_path):
+    """When every missing item and review reason is on one line (as rule sets word them) the query skips
+    collapsing their whitespace; the file is still the per-row writer's, capitals and fail reasons included."""
+    con = duckdb.connect()
+    trials = crafted_table(con)
+    assert popruns._item_texts(con)[1] is False  # the crafted rows hold items to collapse
+    con.execute("DELETE FROM results WHERE patient = '=HYPERLINK(\"x\")'")
+    capitals, one_line = popruns._item_texts(con)
+    assert one_line is True and capitals["é"] == "É" and capitals["ŉ"] == "ʼN" and "@" not in capitals
+    expected = reference_summary(con, trials)
+    assert columnar_summary(con, trials, tmp_path) == expected
+    rows = list(csv.reader(io.StringIO(expected.decode())))
+    assert rows[4][7] == "E1 fail: missing: , b c"  # a fail reason is still collapsed
+    assert rows[5][8] == "'@name; +1; E\u0301tat; \u02bcNx"
+
+
+def test_cells_led_by_a_tab_or_carriage_return_are_guarded(tmp_path):
+    con = duckdb.connect()
+    trials = crafted_table(con)
+    con.execute("UPDATE results SET patient = '\tP1' WHERE patient = 'P1'")
+    assert columnar_summary(con, trials, tmp_path) == reference_summary(con, trials)
+    con.execute("UPDATE results SET patient = '\rP8' WHERE patient = 'P8'")  # quoted, unlike Python 3.11 (above)
+    rows = list(csv.reader(io.StringIO(columnar_summary(con, trials, tmp_path).decode(), newline="")))
+    assert rows[1][1:3] == ["'\tP1", "'\tP1 (pop.ndjson:1)"] and rows[8][1:3] == ["'\rP8", "'\rP8 (pop.ndjson:8)"]
+
+
 def test_a_carriage_return_is_quoted(tmp_path):
     """Python 3.11's csv module leaves a bare carriage return in a cell, which ends the row for CSV readers;
     the columnar writer quotes it, so the cell reads back whole."""

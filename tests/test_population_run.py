@@ -1,0 +1,139 @@
+"""screening.population.run.ColumnarRun in this process: the store, the stage timings, and what an interruption
+at each point leaves for the resume."""
+from __future__ import annotations
+
+import io
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("duckdb")
+pytest.importorskip("sqlglot")
+
+from rich.console import Console  # noqa: E402
+from test_population_cli import TINY, write_population  # noqa: E402
+
+from screening.population import run as popruns  # noqa: E402
+from screening.population import schema  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks" / "bench_rules.crit"
+AS_OF = date(2026, 11, 25)
+
+
+def columnar(tmp_path, out="run", trials=(TINY,), resume=True, explain=None):
+    sink = Console(file=io.StringIO())
+    return popruns.ColumnarRun(list(trials), tmp_path / "pop.ndjson", tmp_path / out, AS_OF, engine="duckdb",
+                               resume=resume, explain=explain, out=sink, err=sink)
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    return {name: (folder / name).read_bytes() for name in ("results.jsonl", "summary.csv", "errors.jsonl")}
+
+
+def test_a_run_records_its_stage_timings_and_the_store(tmp_path):
+    write_population(tmp_path)
+    assert columnar(tmp_path, explain="eligible").execute() == 1
+    out = tmp_path / "run"
+    state = json.loads((out / "progress.json").read_text())
+    timings = state["timings"]
+    assert {"ingestion", "store write", "screening", "outputs"} <= set(timings)
+    assert all(isinstance(v, float) and v >= 0 for v in timings.values())
+    assert state["stages"]["store"] == {"records": 5, "patients": 4, "bad": 1, "python_path": 1}
+    assert sorted(p.name for p in (out / "store").iterdir()) == sorted(f"{n}.parquet" for n in schema.TABLES)
+    assert not (out / "store.tmp").exists() and not (out / "errors.jsonl.tmp").exists()
+    # the store is the ingested population, reusable as --patients
+    again = popruns.ColumnarRun([TINY], out / "store", tmp_path / "from-store", AS_OF, engine="duckdb", resume=True,
+                                explain=None, out=Console(file=io.StringIO()), err=Console(file=io.StringIO()))
+    assert again.execute() == 0
+    mine = (out / "summary.csv").read_text().splitlines()
+    theirs = (tmp_path / "from-store" / "summary.csv").read_text().splitlines()
+    assert [r.split(",")[1:] for r in mine] == [r.split(",")[1:] for r in theirs]  # the input column differs
+    assert len(mine) == 5 and (out / "explanations.jsonl").read_text().count("\n") == 1
+
+
+def test_a_trial_is_recorded_only_after_the_store_it_was_screened_from(tmp_path, monkeypatch):
+    write_population(tmp_path)
+    seen = []
+    original = popruns.ColumnarRun.checkpoint
+
+    def checkpoint(self):
+        original(self)
+        state = json.loads((self.out_dir / "progress.json").read_text())
+        seen.append(state)
+        if state["trials_done"]:
+            assert "store" in state["stages"] and (self.out_dir / "store" / "patients.parquet").is_file()
+            assert (self.out_dir / "errors.jsonl").is_file()
+
+    monkeypatch.setattr(popruns.ColumnarRun, "checkpoint", checkpoint)
+    assert columnar(tmp_path, trials=(TINY, BENCH)).execute() == 1
+    # the start, the store, each trial, the outputs
+    assert [(bool(s["stages"].get("store")), len(s["trials_done"])) for s in seen] == [
+        (False, 0), (True, 0), (True, 1), (True, 2), (True, 2)]
+    assert seen[-1]["stages"]["outputs"] is True
+
+
+@pytest.mark.parametrize("where", ["screen_trials", "_long_sql", "_sorted_results", "_tally", "_write_results_jsonl"])
+def test_interrupted_anywhere_the_resume_gives_the_same_files(tmp_path, monkeypatch, where):
+    write_population(tmp_path)
+    assert columnar(tmp_path, out="whole").execute() == 1
+    whole = outputs(tmp_path / "whole")
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(popruns.ColumnarRun, where, stop)
+        assert columnar(tmp_path).execute() == 130
+    out = tmp_path / "run"
+    state = json.loads((out / "progress.json").read_text())
+    assert "outputs" not in state["stages"] and state["stages"]["store"]["patients"] == 4
+    assert (out / "store" / "patients.parquet").is_file()
+    if where in ("screen_trials", "_long_sql"):  # before a trial is saved
+        assert state["trials_done"] == {} and (out / "parts").is_dir() == (where == "_long_sql")
+    else:
+        assert state["trials_done"] == {"TINY-001": "0.parquet"}
+    assert columnar(tmp_path).execute() == 1
+    assert outputs(out) == whole
+
+
+def test_a_failing_store_write_stops_the_run_with_one_message(tmp_path, monkeypatch):
+    write_population(tmp_path)
+
+    def broken(self):
+        self.con.execute("COPY patients TO '/nonexistent/x/y.parquet'")
+
+    monkeypatch.setattr(popruns.ColumnarRun, "_start_store_write", broken)
+    with pytest.raises(popruns.ScreeningError, match="internal error on --engine duckdb: IOException") as caught:
+        columnar(tmp_path).execute()
+    assert "completed stages are kept" in str(caught.value)
+    state = json.loads((tmp_path / "run" / "progress.json").read_text())
+    assert "store" not in state["stages"] and state["trials_done"] == {}
+    assert not (tmp_path / "run" / "store").exists()
+
+
+def test_ctrl_c_while_duckdb_runs_a_statement_is_an_interruption_not_an_error(tmp_path, monkeypatch):
+    """DuckDB stops a statement on Ctrl-C and raises its own exception: the run says it was interrupted
+    (exit 130, resumable), as for a Ctrl-C between statements, never "internal error"."""
+    import threading
+
+    write_population(tmp_path)
+    messages = io.StringIO()
+
+    def long_statement(self):
+        threading.Timer(0.2, self.con.interrupt).start()
+        self.con.execute("SELECT count(*) FROM range(20000000000) t(i) WHERE i % 7 = 3").fetchall()
+
+    monkeypatch.setattr(popruns.ColumnarRun, "_sorted_results", long_statement)
+    run = popruns.ColumnarRun([TINY], tmp_path / "pop.ndjson", tmp_path / "run", AS_OF, engine="duckdb", resume=True,
+                              explain=None, out=Console(file=io.StringIO()), err=Console(file=messages))
+    assert run.execute() == 130
+    assert messages.getvalue().splitlines()[-1] == "interrupted; run the same command again to resume (completed stages are kept)"
+    assert "internal error" not in messages.getvalue()
+    assert popruns._interrupted(RuntimeError("Query interrupted"))  # what the Python client raises on SIGINT
+    assert not popruns._interrupted(RuntimeError("Query failed"))
+    monkeypatch.undo()
+    assert columnar(tmp_path).execute() == 1
+    assert json.loads((tmp_path / "run" / "progress.json").read_text())["stages"]["outputs"] is True
