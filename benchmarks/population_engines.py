@@ -152,6 +152,31 @@ def disagreements(mine: Path, reference: Path) -> tuple[int, int]:
     return differ, total
 
 
+def verdict_disagreements(mine: Path, reference: Path) -> tuple[int, int, str]:
+    """Two summary.csv files (one column per criterion, its verdict) compared row for row by DuckDB: the patients
+    whose decision or any criterion's verdict differs (or who are in one file only), the number of criteria, and
+    the criteria that differ with their counts."""
+    import duckdb
+
+    con = duckdb.connect()
+    read = "read_csv('{}', header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"')"
+    con.execute(f"CREATE TEMP TABLE a AS SELECT * FROM {read.format(mine)}")
+    con.execute(f"CREATE TEMP TABLE b AS SELECT * FROM {read.format(reference)}")
+    columns = [row[0] for row in con.execute("DESCRIBE b").fetchall()]
+    # the decision and each criterion's verdict; the worklist's text columns (label, items_missing, deciding,
+    # to_obtain, review_questions) are worded from explanations by the per-patient engine only (batch.md)
+    compared = ["decision"] + columns[columns.index("review_questions") + 1:]
+    quoted = {c: '"' + c.replace('"', '""') + '"' for c in compared}
+    counts = con.execute(
+        "SELECT count(*) FILTER (a.patient IS NULL OR b.patient IS NULL OR "
+        + " OR ".join(f"a.{quoted[c]} IS DISTINCT FROM b.{quoted[c]}" for c in compared) + "), "
+        + ", ".join(f"count(*) FILTER (a.{quoted[c]} IS DISTINCT FROM b.{quoted[c]})" for c in compared)
+        + " FROM a FULL JOIN b USING (patient, trial)").fetchall()[0]
+    con.close()
+    by_column = ", ".join(f"{c}: {n:,}" for c, n in zip(compared, counts[1:]) if n)
+    return counts[0], len(compared) - 1, by_column
+
+
 def ingestion(path: Path) -> tuple[float, object]:
     import duckdb
 
@@ -337,6 +362,11 @@ def main(argv=None) -> int:
             differ, total = disagreements(decisions, reference["summary"])
             figures[f"{key}_disagreements"] = differ
             say(f"{name} vs {label}, {trial.name}: {differ:,} of {total:,} decisions differ")
+            if name.startswith("batch --engine") and label == "the per-patient engine":
+                rows, criteria, by_column = verdict_disagreements(decisions, reference["summary"])
+                figures[f"{key}_verdict_disagreements"] = rows
+                say(f"{name} vs {label}, {trial.name}: the verdicts of all {criteria} criteria: {rows:,} of {total:,} "
+                    f"patients differ in any" + (f" ({by_column})" if by_column else ""))
     for trial in trials:
         duck = by.get(("duckdb", trial.name))
         if not duck:
