@@ -135,15 +135,19 @@ def documents():
     return base + [_clustered(document, i) for i, document in enumerate(population(N, SEED + 1))]
 
 
-@pytest.fixture(scope="module")
-def wide(trial, documents):
+def _duckdb_rows(checked, documents: list[dict]) -> list[dict]:
+    """The wide rows DuckDB gives for ``documents`` (one per patient)."""
     con = popduck.connect(tables_from_documents(documents))
     try:
         popduck.build_dictionaries(con)
-        rows = popduck.screen_trial(con, trial.checked, AS_OF, shared_ready=True).to_pylist()
+        return popduck.screen_trial(con, checked, AS_OF, shared_ready=True).to_pylist()
     finally:
         con.close()
-    return {row["patient_id"]: row for row in rows}
+
+
+@pytest.fixture(scope="module")
+def wide(trial, documents):
+    return {row["patient_id"]: row for row in _duckdb_rows(trial.checked, documents)}
 
 
 def test_every_criterion_is_translated(trial):
@@ -183,12 +187,7 @@ def test_the_population_reaches_every_truth_value_of_each_criterion(trial, wide)
 def _screen_both(rules: str, documents: list[dict]) -> dict:
     """{patient: {criterion: (value, verdict, missing)}} from DuckDB, after checking the per-patient engine agrees."""
     trial = compile_text(rules, "rules.crit")
-    con = popduck.connect(tables_from_documents(documents))
-    try:
-        popduck.build_dictionaries(con)
-        rows = popduck.screen_trial(con, trial.checked, AS_OF, shared_ready=True).to_pylist()
-    finally:
-        con.close()
+    rows = _duckdb_rows(trial.checked, documents)
     found = {}
     for row, document in zip(rows, sorted(documents, key=lambda d: d["id"])):
         result = trial.screen(patient_from_document(document, f"{document['id']}.json"), AS_OF)

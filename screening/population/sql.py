@@ -918,6 +918,25 @@ def _lab_compare(gen: Generator, node: ir.LabCompare, k: int):
     return _lab_atom(gen, name, body, node.label, _missing_lab(node), f'{name}.m')
 
 
+OCCASION_RESULTS = "list_sort(list(struct_pack(seq := seq, lo := lo, hi := hi, val := val, res := res, ev := ev, item := item)))"
+"""A group's results as the occasions fold reads them, sorted after (by seq, the struct's first field): an
+ordered aggregate costs a sort per group."""
+
+
+def _occasion_step(label: str) -> str:
+    """The ``list_reduce`` step of the occasions fold (evaluate's occasions): a result that may be the same specimen
+    as one kept (same dates and outcome, values within the written precision) is dropped; one of a month or year
+    that might be another specimen is kept once, saying so."""
+    same = ("(k.lo IS NOT NULL AND k.lo = x.lo AND k.hi = x.hi AND k.ev IS NOT DISTINCT FROM x.ev "
+            "AND k.val IS NOT NULL AND x.val IS NOT NULL AND abs(x.val - k.val) <= greatest(x.res, k.res) * (1 + 1e-9))")
+    another = (f"{q(label + ' result of ')} || {show('x.lo', 'x.hi')} || "
+               "': may be another specimen than a result of the same month or year'")
+    collapsed = ("struct_pack(seq := x.seq, lo := x.lo, hi := x.hi, val := x.val, res := x.res, ev := CAST(NULL AS BOOLEAN), "
+                 f"item := {another})")
+    return (f"CASE WHEN NOT coalesce(list_bool_or(list_transform(acc, lambda k: {same})), FALSE) THEN list_append(acc, x) "
+            f"WHEN x.lo IS DISTINCT FROM x.hi AND x.ev IS NOT FALSE THEN list_append(acc, {collapsed}) ELSE acc END")
+
+
 def _occasions(node: ir.LabCompare, name: str, need: int) -> str:
     """evaluate.lab_compare for `on at least N occasions`: results collapsed into occasions (evaluate._occasions,
     a fold over the results newest first), then counted; false only when evaluate._ruled_out says so.
@@ -925,16 +944,8 @@ def _occasions(node: ir.LabCompare, name: str, need: int) -> str:
     Two results can be the same occasion only when both carry the same dates (lo, hi): the fold runs within each
     group of results sharing them (results without a date are each an occasion of their own), and only for the
     few groups of more than one result; the occasions are then counted with plain aggregates."""
-    same = ("(k.lo IS NOT NULL AND k.lo = x.lo AND k.hi = x.hi AND k.ev IS NOT DISTINCT FROM x.ev "
-            "AND k.val IS NOT NULL AND x.val IS NOT NULL AND abs(x.val - k.val) <= greatest(x.res, k.res) * (1 + 1e-9))")
-    another = (f"{q(node.label + ' result of ')} || {show('x.lo', 'x.hi')} || "
-               "': may be another specimen than a result of the same month or year'")
-    collapsed = ("struct_pack(seq := x.seq, lo := x.lo, hi := x.hi, val := x.val, res := x.res, ev := CAST(NULL AS BOOLEAN), "
-                 f"item := {another})")
-    step = (f"CASE WHEN NOT coalesce(list_bool_or(list_transform(acc, lambda k: {same})), FALSE) THEN list_append(acc, x) "
-            f"WHEN x.lo IS DISTINCT FROM x.hi AND x.ev IS NOT FALSE THEN list_append(acc, {collapsed}) ELSE acc END")
-    # sorted after (by seq, the struct's first field): an ordered aggregate costs a sort per group
-    results = "list_sort(list(struct_pack(seq := seq, lo := lo, hi := hi, val := val, res := res, ev := ev, item := item)))"
+    step = _occasion_step(node.label)
+    results = OCCASION_RESULTS
     groups = (f"SELECT patient_id, {results} AS l FROM {name}k "
               f"GROUP BY patient_id, lo, hi, (CASE WHEN lo IS NULL THEN seq END)")
     folded = (f"SELECT patient_id, unnest(CASE WHEN len(l) = 1 THEN l "
@@ -1709,15 +1720,8 @@ def _anchored_occasions(gen: Generator, lab: ir.LabCompare, name: str, need: int
     evaluate.anchored_lab_test over lab_compare's `on at least N occasions`. Too few occasions with none ruled out
     (lab_compare's "a repeat ... result") is said as the window's "no result from ... to ..." (``nores``), as the
     interpreter says it."""
-    same = ("(k.lo IS NOT NULL AND k.lo = x.lo AND k.hi = x.hi AND k.ev IS NOT DISTINCT FROM x.ev "
-            "AND k.val IS NOT NULL AND x.val IS NOT NULL AND abs(x.val - k.val) <= greatest(x.res, k.res) * (1 + 1e-9))")
-    another = (f"{q(lab.label + ' result of ')} || {show('x.lo', 'x.hi')} || "
-               "': may be another specimen than a result of the same month or year'")
-    collapsed = ("struct_pack(seq := x.seq, lo := x.lo, hi := x.hi, val := x.val, res := x.res, ev := CAST(NULL AS BOOLEAN), "
-                 f"item := {another})")
-    step = (f"CASE WHEN NOT coalesce(list_bool_or(list_transform(acc, lambda k: {same})), FALSE) THEN list_append(acc, x) "
-            f"WHEN x.lo IS DISTINCT FROM x.hi AND x.ev IS NOT FALSE THEN list_append(acc, {collapsed}) ELSE acc END")
-    results = "list_sort(list(struct_pack(seq := seq, lo := lo, hi := hi, val := val, res := res, ev := ev, item := item)))"
+    step = _occasion_step(lab.label)
+    results = OCCASION_RESULTS
     groups = (f"SELECT patient_id, aseq, {results} AS l FROM ({rows}) "
               f"GROUP BY patient_id, aseq, lo, hi, (CASE WHEN lo IS NULL THEN seq END)")
     folded = (f"SELECT patient_id, aseq, unnest(CASE WHEN len(l) = 1 THEN l "
