@@ -114,6 +114,31 @@ def test_a_failing_store_write_stops_the_run_with_one_message(tmp_path, monkeypa
     assert not (tmp_path / "run" / "store").exists()
 
 
+def test_a_jvm_error_is_named_by_the_java_exception_not_by_the_py4j_call(tmp_path, monkeypatch):
+    """py4j's first line only names the call (``An error occurred while calling o1277.localCheckpoint.``); the
+    message gives the Java exception's own first line, which says what to do about it."""
+    write_population(tmp_path)
+
+    class JavaException:
+        def toString(self):  # noqa: N802 (py4j's Java object)
+            return "java.lang.OutOfMemoryError: Java heap space\n\tat org.apache.spark.Something"
+
+    class Py4JJavaError(Exception):
+        java_exception = JavaException()
+
+        def __str__(self):
+            return "An error occurred while calling o1277.localCheckpoint.\n: java.lang.OutOfMemoryError"
+
+    def failing(self):
+        raise Py4JJavaError()
+
+    monkeypatch.setattr(popruns.ColumnarRun, "screen_trials", failing)
+    with pytest.raises(popruns.ScreeningError) as caught:
+        columnar(tmp_path).execute()
+    assert str(caught.value).startswith("internal error on --engine duckdb: Py4JJavaError: "
+                                        "java.lang.OutOfMemoryError: Java heap space; completed stages are kept")
+
+
 def test_ctrl_c_while_duckdb_runs_a_statement_is_an_interruption_not_an_error(tmp_path, monkeypatch):
     """DuckDB stops a statement on Ctrl-C and raises its own exception: the run says it was interrupted
     (exit 130, resumable), as for a Ctrl-C between statements, never "internal error"."""

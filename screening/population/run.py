@@ -238,7 +238,7 @@ class ColumnarRun:
             if _interrupted(exc):  # Ctrl-C while DuckDB ran a statement: it stops it and raises this instead
                 _say(self.err, "interrupted; run the same command again to resume (completed stages are kept)")
                 return 130
-            first = (str(exc).strip().splitlines() or [""])[0][:500]
+            first = _first_line(exc)
             raise ScreeningError(f"internal error on --engine {self.engine}: {type(exc).__name__}: {first}; "
                                  "completed stages are kept; please report this (--engine python screens the "
                                  "same rule set)") from None
@@ -555,6 +555,19 @@ class ColumnarRun:
 
 
 # ---------------------------------------------------------------- helpers
+def _first_line(exc: Exception) -> str:
+    """The first line of an engine's exception. For a JVM error (Spark through py4j), the Java exception's own
+    first line (``java.lang.OutOfMemoryError: Java heap space``): py4j's names only the call that failed."""
+    text = str(exc)
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        try:
+            text = str(java.toString())
+        except Exception:  # the JVM gateway is gone: py4j's own text
+            pass
+    return (text.strip().splitlines() or [""])[0][:500]
+
+
 def _say(console: Console, text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
