@@ -923,6 +923,16 @@ OCCASION_RESULTS = "list_sort(list(struct_pack(seq := seq, lo := lo, hi := hi, v
 ordered aggregate costs a sort per group."""
 
 
+def _occasions_folded(label: str, source: str, keys: str) -> str:
+    """The results of ``source`` folded into occasions (column ``k``), by ``keys`` (a patient, or a patient's
+    anchor window): the fold runs within each group of results sharing their dates (results without a date are
+    each an occasion of their own), and only for the groups of more than one result."""
+    groups = (f"SELECT {keys}, {OCCASION_RESULTS} AS l FROM {source} "
+              f"GROUP BY {keys}, lo, hi, (CASE WHEN lo IS NULL THEN seq END)")
+    return (f"SELECT {keys}, unnest(CASE WHEN len(l) = 1 THEN l ELSE list_reduce(l, lambda acc, x: "
+            f"{_occasion_step(label)}, list_filter(l, lambda y: false)) END) AS k FROM ({groups})")
+
+
 def _occasion_step(label: str) -> str:
     """The ``list_reduce`` step of the occasions fold (evaluate's occasions): a result that may be the same specimen
     as one kept (same dates and outcome, values within the written precision) is dropped; one of a month or year
@@ -944,12 +954,7 @@ def _occasions(node: ir.LabCompare, name: str, need: int) -> str:
     Two results can be the same occasion only when both carry the same dates (lo, hi): the fold runs within each
     group of results sharing them (results without a date are each an occasion of their own), and only for the
     few groups of more than one result; the occasions are then counted with plain aggregates."""
-    step = _occasion_step(node.label)
-    results = OCCASION_RESULTS
-    groups = (f"SELECT patient_id, {results} AS l FROM {name}k "
-              f"GROUP BY patient_id, lo, hi, (CASE WHEN lo IS NULL THEN seq END)")
-    folded = (f"SELECT patient_id, unnest(CASE WHEN len(l) = 1 THEN l "
-              f"ELSE list_reduce(l, lambda acc, x: {step}, list_filter(l, lambda y: false)) END) AS k FROM ({groups})")
+    folded = _occasions_folded(node.label, f"{name}k", "patient_id")
     counted = ("SELECT patient_id, count(*) FILTER (WHERE k.ev IS TRUE) AS t, count(*) FILTER (WHERE k.ev IS NULL) AS u, "
                "count(*) FILTER (WHERE k.ev IS NOT FALSE) AS pending, "
                "coalesce(bool_or(k.hi IS NULL) FILTER (WHERE k.ev IS NOT FALSE), FALSE) AS undated, "
@@ -1720,12 +1725,7 @@ def _anchored_occasions(gen: Generator, lab: ir.LabCompare, name: str, need: int
     evaluate.anchored_lab_test over lab_compare's `on at least N occasions`. Too few occasions with none ruled out
     (lab_compare's "a repeat ... result") is said as the window's "no result from ... to ..." (``nores``), as the
     interpreter says it."""
-    step = _occasion_step(lab.label)
-    results = OCCASION_RESULTS
-    groups = (f"SELECT patient_id, aseq, {results} AS l FROM ({rows}) "
-              f"GROUP BY patient_id, aseq, lo, hi, (CASE WHEN lo IS NULL THEN seq END)")
-    folded = (f"SELECT patient_id, aseq, unnest(CASE WHEN len(l) = 1 THEN l "
-              f"ELSE list_reduce(l, lambda acc, x: {step}, list_filter(l, lambda y: false)) END) AS k FROM ({groups})")
+    folded = _occasions_folded(lab.label, f"({rows})", "patient_id, aseq")
     gen.ctes.append((f"{name}f", folded))
     # the items newest result first, each once (evaluate._atom_missing: dict.fromkeys over the series order)
     firsts = (f"SELECT patient_id, aseq, k.item AS item, k.hi AS hi, k.lo AS lo, k.seq AS seq, row_number() OVER "
