@@ -482,6 +482,10 @@ def batch(
     explain: Optional[str] = typer.Option(None, "--explain", help="duckdb/spark: write explanations.jsonl for these "
                                                                   "patients only: decisions (eligible,undetermined) "
                                                                   "and/or patient ids, comma-separated."),
+    slice_patients: Optional[int] = typer.Option(None, "--slice-patients", min=1,
+                                                 help="duckdb/spark: screen at most this many patients at a time, "
+                                                      "to bound memory (default: 1,000,000 on duckdb, 250,000 on "
+                                                      "spark)."),
 ) -> None:
     """Screen many patients against one or more trials, streaming results to files.
 
@@ -496,6 +500,9 @@ def batch(
         if engine == "python" and explain is not None:
             raise UsageError("--explain is for --engine duckdb or spark: the python engine explains every patient "
                              "in results.jsonl")
+        if engine == "python" and slice_patients is not None:
+            raise UsageError("--slice-patients is for --engine duckdb or spark: the python engine holds one patient "
+                             "at a time")
         day = as_of_option(as_of)
         store_path = terminology_path(terminology)
         if store_path is not None and (store_path.is_dir() or store_path.suffix.lower() == ".json"):
@@ -513,9 +520,11 @@ def batch(
                 engine, note = "python", f"the duckdb engine needs the population extra ({exc})"
             if note:
                 err.print(f"note: {note}; screening with --engine python", markup=False, highlight=False)
-            if engine == "python" and explain is not None:
-                raise UsageError("--explain needs the duckdb engine, which cannot run here"
-                                 + (f": {note}" if note else " (the input is not an NDJSON file or a Parquet store)"))
+            for given, name in ((explain, "--explain"), (slice_patients, "--slice-patients")):
+                if engine == "python" and given is not None:
+                    raise UsageError(f"{name} needs the duckdb engine, which cannot run here"
+                                     + (f": {note}" if note else " (the input is not an NDJSON file or a Parquet "
+                                                                 "store)"))
         if engine == "python":
             code = run_batch_command(trials, patients, out_dir, day, workers=workers, resume=resume, out=out, err=err,
                                      terminology=store_path)
@@ -526,7 +535,7 @@ def batch(
                 raise UsageError(f"--engine {engine} needs a module that is not installed (pyspark for --engine spark: pip install 'screening[spark]'): "
                                  f"{exc}") from None
             code = run_columnar_command(trials, patients, out_dir, day, engine=engine, resume=resume, explain=explain,
-                                        out=out, err=err, terminology=store_path)
+                                        out=out, err=err, terminology=store_path, slice_patients=slice_patients)
     except ScreeningError as exc:
         _fail(exc)
     raise typer.Exit(code)

@@ -141,6 +141,7 @@ def test_resume_after_the_store_stage(tmp_path):
     (("--engine", "sql"), "--engine: 'sql' is not one of duckdb, spark, python"),
     (("--engine", "python", "--explain", "eligible"), "--explain is for --engine duckdb or spark"),
     (("--explain", ""), "--explain: '' is not a list"),
+    (("--engine", "python", "--slice-patients", "10"), "--slice-patients is for --engine duckdb or spark"),
 ])
 def test_bad_arguments_exit_2_with_one_message(tmp_path, extra, message):
     proc = batch(tmp_path, *extra)

@@ -94,7 +94,7 @@ def test_interrupted_anywhere_the_resume_gives_the_same_files(tmp_path, monkeypa
     if where in ("screen_trials", "_long_sql"):  # before a trial is saved
         assert state["trials_done"] == {} and (out / "parts").is_dir() == (where == "_long_sql")
     else:
-        assert state["trials_done"] == {"TINY-001": "0.parquet"}
+        assert state["trials_done"] == {"TINY-001": 1}
     assert columnar(tmp_path).execute() == 1
     assert outputs(out) == whole
 
@@ -162,3 +162,77 @@ def test_ctrl_c_while_duckdb_runs_a_statement_is_an_interruption_not_an_error(tm
     monkeypatch.undo()
     assert columnar(tmp_path).execute() == 1
     assert json.loads((tmp_path / "run" / "progress.json").read_text())["stages"]["outputs"] is True
+
+
+def _sliced_population(tmp_path: Path, n: int = 61) -> Path:
+    from population_gen import population
+
+    path = tmp_path / "pop.ndjson"
+    documents = population(n, 5)
+    documents[3].pop("observations", None)  # a list not provided, in a slice of its own
+    path.write_text("".join(json.dumps(d) + "\n" for d in documents), encoding="utf-8")
+    return path
+
+
+SLICED_TRIALS = (BENCH, ROOT / "trials" / "NCT00659217.crit", TINY)
+
+
+def _run(tmp_path, out, slice_patients, patients=None, resume=True):
+    sink = Console(file=io.StringIO())
+    return popruns.ColumnarRun(list(SLICED_TRIALS), patients or tmp_path / "pop.ndjson", tmp_path / out, AS_OF,
+                               engine="duckdb", resume=resume, explain=None, out=sink, err=sink,
+                               slice_patients=slice_patients)
+
+
+def test_a_population_screened_in_slices_gives_the_files_of_one_screened_whole(tmp_path):
+    _sliced_population(tmp_path)
+    assert _run(tmp_path, "whole", None).execute() == 0
+    assert _run(tmp_path, "sliced", 7).execute() == 0
+    whole, sliced = tmp_path / "whole", tmp_path / "sliced"
+    assert outputs(sliced) == outputs(whole)
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(sliced / "results.parquet").equals(pq.read_table(whole / "results.parquet"))
+    state = json.loads((sliced / "progress.json").read_text())
+    ids = sorted(json.loads(line)["id"] for line in (tmp_path / "pop.ndjson").read_text().splitlines())
+    assert state["slices"] == ids[7::7]  # 9 slices: 8 of 7 patients and one of 5
+    assert state["trials_done"] == {t: 9 for t in ("BENCH-T2D-001", "NCT00659217", "TINY-001")}
+    assert len(list((sliced / "parts").glob("*.parquet"))) == 27
+    assert json.loads((whole / "progress.json").read_text())["slices"] == []
+    # a Parquet store as the input, opened as views and sliced the same way
+    assert _run(tmp_path, "from-store", 10, patients=sliced / "store").execute() == 0
+    mine = (tmp_path / "from-store" / "summary.csv").read_text().splitlines()
+    assert [r.split(",")[1:] for r in mine] == [r.split(",")[1:] for r in (whole / "summary.csv").read_text().splitlines()]
+    assert len(json.loads((tmp_path / "from-store" / "progress.json").read_text())["slices"]) == 6
+
+
+def test_a_run_interrupted_between_slices_resumes_with_the_same_slices(tmp_path, monkeypatch):
+    _sliced_population(tmp_path)
+    assert _run(tmp_path, "whole", None).execute() == 0
+    calls = []
+    original = popruns.ColumnarRun.checkpoint
+
+    def checkpoint(self):
+        original(self)
+        calls.append(dict(self.state["trials_done"]))
+        if self.state["trials_done"] == {"BENCH-T2D-001": 2, "NCT00659217": 2, "TINY-001": 1}:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(popruns.ColumnarRun, "checkpoint", checkpoint)
+        assert _run(tmp_path, "sliced", 20).execute() == 130
+    state = json.loads((tmp_path / "sliced" / "progress.json").read_text())
+    assert len(state["slices"]) == 3 and state["trials_done"] == {"BENCH-T2D-001": 2, "NCT00659217": 2, "TINY-001": 1}
+    # resumed with another slice size: the run keeps its own slices, and screens only what is left
+    resumed = _run(tmp_path, "sliced", 5)
+    screened = []
+    real = resumed._long_sql
+    resumed._long_sql = lambda index, trial, source="_wide": screened.append(trial.id) or real(index, trial, source)
+    assert resumed.execute() == 0
+    assert screened == ["TINY-001", "BENCH-T2D-001", "NCT00659217", "TINY-001", "BENCH-T2D-001", "NCT00659217", "TINY-001"]
+    assert outputs(tmp_path / "sliced") == outputs(tmp_path / "whole")
+
+
+def test_slice_patients_must_be_a_number_of_patients(tmp_path):
+    with pytest.raises(popruns.UsageError, match="--slice-patients: 0 is not a number of patients"):
+        _run(tmp_path, "x", 0)

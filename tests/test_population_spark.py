@@ -151,11 +151,14 @@ def test_batch_engine_spark_writes_the_results_of_duckdb(tmp_path, documents):
     path.write_text("".join(json.dumps(d) + "\n" for d in documents[:12]), encoding="utf-8")
     trial = ROOT / "tests" / "data" / "population_tiny.crit"
     summaries = {}
-    for engine in ("duckdb", "spark"):
+    for engine, extra in (("duckdb", []), ("spark", []), ("spark-sliced", ["--slice-patients", "5"])):
         out = tmp_path / engine
         done = CliRunner().invoke(app, ["batch", str(trial), "--patients", str(path), "--out", str(out),
-                                        "--engine", engine, "--as-of", AS_OF.isoformat()])
+                                        "--engine", engine.split("-")[0], "--as-of", AS_OF.isoformat(), *extra])
         assert done.exit_code in (0, 1), done.output
         summaries[engine] = (out / "summary.csv").read_text(encoding="utf-8")
     assert summaries["spark"] == summaries["duckdb"]
     assert summaries["spark"].count("\n") == 13
+    # three slices of patients (5, 5, 2), each read by Spark from the store's files narrowed to the slice
+    assert summaries["spark-sliced"] == summaries["duckdb"]
+    assert len(json.loads((tmp_path / "spark-sliced" / "progress.json").read_text())["slices"]) == 2

@@ -6,7 +6,11 @@ A columnar run has three stages, each recorded in ``progress.json`` when it is c
    Parquet tables is used as it is) and saved as ``OUT/store/<table>.parquet``; bad lines go to
    ``errors.jsonl``;
 2. **trials**: each trial is screened over the store by the SQL generated from its rule set and its
-   results saved as ``OUT/parts/<n>.parquet``, one file per trial;
+   results saved as ``OUT/parts/<trial>-<slice>.parquet``. A population larger than the slice size
+   (``--slice-patients``) is screened a slice of patients at a time (consecutive ranges of patient ids,
+   fixed when the stage starts and kept in ``progress.json``): each slice's rows are copied out of the
+   store into tables of their own and every trial screened over them, so the memory a run needs is
+   bounded by the slice, not the population; a smaller population is one slice, screened in place;
 3. **outputs**: ``results.parquet``, ``results.jsonl``, ``summary.csv`` and, for the patients asked
    for with ``--explain``, ``explanations.jsonl`` from the per-patient engine.
 
@@ -38,8 +42,12 @@ ENGINES = ("duckdb", "spark", "python")
 RESULTS_PARQUET = "results.parquet"
 EXPLANATIONS = "explanations.jsonl"
 STORE, PARTS = "store", "parts"
-PROGRESS_VERSION = 1
+PROGRESS_VERSION = 2  # 2: trials_done counts slices; parts are <trial>-<slice>.parquet
 EXPLAIN_DECISIONS = ("eligible", "ineligible", "undetermined")
+SLICE_PATIENTS = {"duckdb": 1_000_000, "spark": 250_000}
+"""Default ``--slice-patients`` per engine: the most patients screened at once (docs/population.md: the memory
+each needed when measured)."""
+SLICE_SCHEMA = "slice"
 
 
 @dataclass
@@ -119,9 +127,13 @@ class ColumnarRun:
     """One ``screening batch`` run on a columnar engine (see the module docstring)."""
 
     def __init__(self, trial_paths, patients: Path, out_dir: Path, as_of: date, *, engine: str, resume: bool,
-                 explain: str | None, out: Console, err: Console, terminology: Path | None = None):
+                 explain: str | None, out: Console, err: Console, terminology: Path | None = None,
+                 slice_patients: int | None = None):
         if engine not in ("duckdb", "spark"):
             raise UsageError(f"--engine: {engine!r} is not a columnar engine")
+        if slice_patients is not None and slice_patients < 1:
+            raise UsageError(f"--slice-patients: {slice_patients} is not a number of patients (give 1 or more)")
+        self.slice_patients = slice_patients or SLICE_PATIENTS[engine]
         self.engine, self.resume, self.out, self.err = engine, resume, out, err
         self.out_dir, self.as_of, self.patients = Path(out_dir), as_of, Path(patients)
         self.explain = ExplainSpec.parse(explain)
@@ -312,17 +324,20 @@ class ColumnarRun:
 
     def open_store(self, built: bool = False) -> None:
         """The store's tables in the connection: read from its Parquet files, unless ``built`` (ingested by this
-        process) and already there with the schema's columns and types."""
+        process) and already there with the schema's columns and types. A population screened in slices is opened
+        as views over the files instead (each slice is copied out of them; the whole store is never held)."""
         folder = Path(self.input["path"]) if self.input["kind"] == "parquet" else self.out_dir / STORE
+        sliced = self._sliced(folder)
         for name, table_schema in schema.TABLES.items():
-            if built and self._has_table(name, table_schema):
+            if built and not sliced and self._has_table(name, table_schema):
                 continue
             path = folder / f"{name}.parquet"
             self.con.execute(f"DROP TABLE IF EXISTS {name}")
             if path.is_file():
                 columns = ", ".join(f'CAST("{f.name}" AS {_duck_type(f.type)}) AS "{f.name}"' for f in table_schema)
+                kind = "VIEW" if sliced else "TABLE"
                 try:
-                    self.con.execute(f"CREATE TABLE {name} AS SELECT {columns} FROM read_parquet('{_sql_text(str(path))}')")
+                    self.con.execute(f"CREATE {kind} {name} AS SELECT {columns} FROM read_parquet('{_sql_text(str(path))}')")
                 except Exception as exc:  # a column missing or of another type
                     raise UsageError(f"{path}: not a table of the store (docs/population.md): "
                                      f"{str(exc).splitlines()[0]}") from None
@@ -338,6 +353,53 @@ class ColumnarRun:
                                  + ", ".join(repr(r[0]) for r in duplicates))
             count = self.con.execute("SELECT count(*) FROM patients").fetchall()[0][0]
             self.state["stages"]["store"] = {"records": count, "patients": count, "bad": 0}
+        if "slices" not in self.state:
+            self.state["slices"] = self._slice_bounds() if sliced else []
+
+    def _sliced(self, folder: Path) -> bool:
+        """Whether the population is screened in slices: as the run decided when it started, or because it holds
+        more patients than ``--slice-patients``."""
+        if "slices" in self.state:
+            return bool(self.state["slices"])
+        if self.input["kind"] != "parquet":
+            return (self.state["stages"]["store"].get("patients") or 0) > self.slice_patients
+        path = folder / "patients.parquet"
+        if not path.is_file():
+            return False
+        try:
+            count = self.con.execute(f"SELECT count(*) FROM read_parquet('{_sql_text(str(path))}')").fetchall()[0][0]
+        except Exception as exc:
+            raise UsageError(f"{path}: not a table of the store (docs/population.md): "
+                             f"{str(exc).splitlines()[0]}") from None
+        return count > self.slice_patients
+
+    def _slice_bounds(self) -> list[str]:
+        """The first patient id of every slice but the first: the ids in order, cut every ``--slice-patients``."""
+        return [row[0] for row in self.con.execute(
+            "SELECT patient_id FROM (SELECT patient_id, row_number() OVER (ORDER BY patient_id) - 1 AS r FROM patients) "
+            f"WHERE r > 0 AND r % {int(self.slice_patients)} = 0 ORDER BY patient_id").fetchall()]
+
+    def _slices(self) -> list[tuple[str | None, str | None]]:
+        """(first id, first id of the next slice) of each slice; None: open-ended."""
+        bounds = self.state.get("slices") or []
+        edges = [None, *bounds, None]
+        return list(zip(edges[:-1], edges[1:]))
+
+    def _enter_slice(self, low: str | None, high: str | None) -> None:
+        """The slice's rows of every table copied into schema ``slice``, which the trials' queries then read (it
+        leads the search path; the dictionaries are temporary tables, found first as always)."""
+        con = self.con
+        con.execute("SET search_path = 'main'")
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {SLICE_SCHEMA}")
+        where = " AND ".join([*([f"patient_id >= {_sql_literal(low)}"] if low is not None else []),
+                              *([f"patient_id < {_sql_literal(high)}"] if high is not None else [])]) or "TRUE"
+        for name in schema.TABLES:
+            con.execute(f"CREATE OR REPLACE TABLE {SLICE_SCHEMA}.{name} AS SELECT * FROM main.{name} WHERE {where}")
+        con.execute(f"SET search_path = '{SLICE_SCHEMA}'")
+
+    def _leave_slices(self) -> None:
+        self.con.execute("SET search_path = 'main'")
+        self.con.execute(f"DROP SCHEMA IF EXISTS {SLICE_SCHEMA} CASCADE")
 
     def _has_table(self, name: str, table_schema) -> bool:
         found = self.con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
@@ -348,42 +410,54 @@ class ColumnarRun:
     def screen_trials(self) -> None:
         parts = self.out_dir / PARTS
         parts.mkdir(exist_ok=True)
-        todo = [(i, t) for i, t in enumerate(self.trials) if not self.state["trials_done"].get(t.trial.id)]
-        if not todo:
+        slices = self._slices()
+        done = self.state["trials_done"]  # trial id -> how many slices it has been screened over
+        total = len(self.trials) * len(slices)
+        if all(done.get(t.trial.id, 0) >= len(slices) for t in self.trials):
             return
         runner = self._runner()
-        with _Progress(self.out, "screening", len(self.trials), "trials") as bar:
-            bar.update(len(self.trials) - len(todo), "")
-            for index, item in todo:
-                wide = runner(item.trial)
-                target = parts / f"{index}.parquet"
-                temp = parts / f"{index}.parquet.tmp"
-                if isinstance(wide, str):  # DuckDB: the trial's query itself, streamed into the part
-                    source = f"({wide})"
-                else:  # Spark: its result as Arrow
-                    self.con.register("_wide", wide)
-                    source = "_wide"
-                copy = f"COPY ({self._long_sql(index, item.trial, source)}) TO '{_sql_text(str(temp))}' (FORMAT parquet)"
-                if isinstance(wide, str):  # planned without the optimizer passes screen_trial leaves out
-                    from .duckdb import SLOW_OPTIMIZERS, _optimizers_off
+        with _Progress(self.out, "screening", total, "trial slices" if len(slices) > 1 else "trials") as bar:
+            bar.update(sum(min(done.get(t.trial.id, 0), len(slices)) for t in self.trials), "")
+            for number, (low, high) in enumerate(slices):
+                todo = [(i, t) for i, t in enumerate(self.trials) if done.get(t.trial.id, 0) <= number]
+                if not todo:
+                    continue
+                if len(slices) > 1:
+                    self._enter_slice(low, high)
+                runner.enter_slice(low, high)
+                for index, item in todo:
+                    wide = runner(item.trial)
+                    target = parts / f"{index}-{number}.parquet"
+                    temp = parts / f"{index}-{number}.parquet.tmp"
+                    if isinstance(wide, str):  # DuckDB: the trial's query itself, streamed into the part
+                        source = f"({wide})"
+                    else:  # Spark: its result as Arrow
+                        self.con.register("_wide", wide)
+                        source = "_wide"
+                    copy = (f"COPY ({self._long_sql(index, item.trial, source)}) TO '{_sql_text(str(temp))}' "
+                            "(FORMAT parquet)")
+                    if isinstance(wide, str):  # planned without the optimizer passes screen_trial leaves out
+                        from .duckdb import SLOW_OPTIMIZERS, _optimizers_off
 
-                    with _optimizers_off(self.con, SLOW_OPTIMIZERS):
+                        with _optimizers_off(self.con, SLOW_OPTIMIZERS):
+                            self.con.execute(copy)
+                    else:
                         self.con.execute(copy)
-                else:
-                    self.con.execute(copy)
-                if not isinstance(wide, str):
-                    self.con.unregister("_wide")
-                os.replace(temp, target)
-                self.state["trials_done"][item.trial.id] = str(target.name)
-                self.checkpoint()
-                bar.update(index + 1, item.trial.id)
+                    if not isinstance(wide, str):
+                        self.con.unregister("_wide")
+                    os.replace(temp, target)
+                    done[item.trial.id] = number + 1
+                    self.checkpoint()
+                    bar.update(sum(min(done.get(t.trial.id, 0), len(slices)) for t in self.trials), item.trial.id)
+        if len(slices) > 1:
+            self._leave_slices()
 
     def _runner(self):
+        """A callable screening one trial over the current slice (DuckDB: the trial's query, as SQL; Spark: its
+        rows, as Arrow), whose ``enter_slice(low, high)`` is called before each slice's trials."""
         if self.engine == "duckdb":
             from .duckdb import build_dictionaries, build_plan_dictionaries
             from .sql import plan as make_plan
-
-            build_dictionaries(self.con)
 
             def query(trial) -> str:
                 """screen_trial's steps, but the trial's query is returned as SQL for the part's COPY to read,
@@ -393,6 +467,8 @@ class ColumnarRun:
                 for name, prepared in plan.prepare:
                     self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {prepared}")
                 return plan.unordered_sql  # joined to the patients below, and sorted once with every trial's rows
+            # the dictionaries hold the slice's distinct values (the units of a slice's observations ...)
+            query.enter_slice = lambda low, high: build_dictionaries(self.con)
             return query
         from .spark import SparkScreener
 
@@ -400,7 +476,11 @@ class ColumnarRun:
         # in its heap); the DuckDB connection only builds the small dictionary tables
         folder = Path(self.input["path"]) if self.input["kind"] == "parquet" else self.out_dir / STORE
         screener = SparkScreener.from_parquet(folder, self.con)
-        return lambda trial: screener.screen_trial(trial, self.as_of)
+
+        def rows(trial):
+            return screener.screen_trial(trial, self.as_of)
+        rows.enter_slice = screener.select_patients
+        return rows
 
     def _long_sql(self, index: int, trial, source: str = "_wide") -> str:
         """One trial's wide result -> one row per patient with the criteria as a list of structs."""
@@ -436,7 +516,8 @@ class ColumnarRun:
     def _sorted_results(self) -> None:
         """The trials' parts as one table in output order (input line, patient, trial as given), sorted once:
         the outputs scan it in that order (DuckDB keeps a table's insertion order in COPY)."""
-        files = ", ".join(f"'{_sql_text(str(self.out_dir / PARTS / f'{i}.parquet'))}'" for i in range(len(self.trials)))
+        files = ", ".join(f"'{_sql_text(str(self.out_dir / PARTS / f'{i}-{n}.parquet'))}'"
+                          for n in range(len(self._slices())) for i in range(len(self.trials)))
         self.con.execute("SET preserve_insertion_order = true")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE results AS SELECT * FROM read_parquet([{files}]) "
                          "ORDER BY line NULLS LAST, patient, trial_index")
@@ -807,12 +888,13 @@ class _Progress:
 
 def run_columnar_command(trials: list[Path], patients: Path, out_dir: Path, as_of: date, *, engine: str,
                          resume: bool = True, explain: str | None = None, out: Console | None = None,
-                         err: Console | None = None, terminology: Path | None = None) -> int:
+                         err: Console | None = None, terminology: Path | None = None,
+                         slice_patients: int | None = None) -> int:
     """Run ``screening batch --engine duckdb|spark``; returns the exit status (0, 1 bad records, 130)."""
     out = out or Console(highlight=False)
     err = err or Console(stderr=True, highlight=False)
     run = ColumnarRun(trials, patients, out_dir, as_of, engine=engine, resume=resume, explain=explain, out=out,
-                      err=err, terminology=terminology)
+                      err=err, terminology=terminology, slice_patients=slice_patients)
     return run.execute()
 
 

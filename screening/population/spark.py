@@ -100,6 +100,7 @@ class SparkScreener:
         self.started = time.monotonic()
         # each of the plan's intermediate tables computed apart (plan_stages); SCREENING_SPARK_STAGES=0: one query
         self.staged = os.environ.get("SCREENING_SPARK_STAGES", "1") != "0"
+        self.tables: dict = {}  # the store's tables as Spark frames, by name (the views read a slice of them)
 
     @classmethod
     def from_duckdb(cls, con, spark=None) -> "SparkScreener":
@@ -120,11 +121,23 @@ class SparkScreener:
             if os.path.exists(path):  # the store's columns, of the store's types (as DuckDB's open_store reads them)
                 types = _spark_schema(table_schema)
                 frame = spark.read.parquet(path)
-                frame.select([frame[f.name].cast(f.dataType).alias(f.name) for f in types.fields]) \
-                    .createOrReplaceTempView(name)
+                screener.tables[name] = frame.select([frame[f.name].cast(f.dataType).alias(f.name)
+                                                      for f in types.fields])
+                screener.tables[name].createOrReplaceTempView(name)
             else:
                 screener._view(name, table_schema.empty_table())
         return screener
+
+    def select_patients(self, low: str | None, high: str | None) -> None:
+        """The store's views narrowed to the patients whose ids are from ``low`` up to (not including) ``high``
+        (None: no bound), the slice the next trials are screened over; Spark pushes the range into its Parquet
+        scans."""
+        for name, frame in self.tables.items():
+            if low is not None:
+                frame = frame.where(frame["patient_id"] >= low)
+            if high is not None:
+                frame = frame.where(frame["patient_id"] < high)
+            frame.createOrReplaceTempView(name)
 
     def _view(self, name: str, table: pa.Table) -> None:
         spark_schema = _spark_schema(table.schema)
@@ -133,6 +146,8 @@ class SparkScreener:
         else:
             frame = self.spark.createDataFrame(table, schema=spark_schema)  # PySpark 4 reads Arrow tables
         frame.createOrReplaceTempView(name)
+        if name in schema.TABLES:
+            self.tables[name] = frame
 
     def screen_trial(self, trial, as_of: date) -> pa.Table:
         """One rule set over the store on Spark: the same columns as the DuckDB runner's result."""
