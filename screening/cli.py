@@ -484,7 +484,7 @@ def batch(
                                                                   "and/or patient ids, comma-separated."),
     slice_patients: Optional[int] = typer.Option(None, "--slice-patients", min=1,
                                                  help="duckdb/spark: screen at most this many patients at a time, "
-                                                      "to bound memory (default: 1,000,000 on duckdb, 250,000 on "
+                                                      "to bound memory (default: 250,000 on duckdb, 100,000 on "
                                                       "spark)."),
 ) -> None:
     """Screen many patients against one or more trials, streaming results to files.

@@ -44,7 +44,7 @@ EXPLANATIONS = "explanations.jsonl"
 STORE, PARTS = "store", "parts"
 PROGRESS_VERSION = 2  # 2: trials_done counts slices; parts are <trial>-<slice>.parquet
 EXPLAIN_DECISIONS = ("eligible", "ineligible", "undetermined")
-SLICE_PATIENTS = {"duckdb": 1_000_000, "spark": 250_000}
+SLICE_PATIENTS = {"duckdb": 250_000, "spark": 100_000}
 """Default ``--slice-patients`` per engine: the most patients screened at once (docs/population.md: the memory
 each needed when measured)."""
 SLICE_SCHEMA = "slice"
