@@ -236,3 +236,21 @@ def test_a_run_interrupted_between_slices_resumes_with_the_same_slices(tmp_path,
 def test_slice_patients_must_be_a_number_of_patients(tmp_path):
     with pytest.raises(popruns.UsageError, match="--slice-patients: 0 is not a number of patients"):
         _run(tmp_path, "x", 0)
+
+
+def test_duckdbs_memory_limit_is_set_from_the_environment(tmp_path, monkeypatch):
+    write_population(tmp_path)
+    seen = []
+    original = popruns.ColumnarRun.screen_trials
+
+    def screen_trials(self):
+        seen.append(self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+        original(self)
+
+    monkeypatch.setattr(popruns.ColumnarRun, "screen_trials", screen_trials)
+    monkeypatch.setenv("SCREENING_DUCKDB_MEMORY", "512MB")
+    assert columnar(tmp_path).execute() == 1
+    assert seen == ["488.2 MiB"]
+    monkeypatch.setenv("SCREENING_DUCKDB_MEMORY", "lots")
+    with pytest.raises(popruns.UsageError, match="SCREENING_DUCKDB_MEMORY='lots': not a memory limit DuckDB takes"):
+        columnar(tmp_path, resume=False).execute()

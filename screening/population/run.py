@@ -226,6 +226,7 @@ class ColumnarRun:
             self.con = duckdb.connect()
             tmp = self.out_dir / ".tmp"
             self.con.execute(f"SET temp_directory = '{_sql_text(str(tmp))}'")
+            self._memory_limit()
             built = False
             if not state["stages"].get("store"):
                 with self._timed("ingestion"):
@@ -260,6 +261,18 @@ class ColumnarRun:
             shutil.rmtree(self.out_dir / ".tmp", ignore_errors=True)
         self.report(time.monotonic() - started)
         return 1 if self.state["stages"]["store"]["bad"] else 0
+
+    def _memory_limit(self) -> None:
+        """DuckDB's memory limit from ``SCREENING_DUCKDB_MEMORY`` (``6GB``, ``50%``...; DuckDB's default: 80% of
+        the machine's memory); past it DuckDB spills to ``OUT/.tmp``."""
+        limit = os.environ.get("SCREENING_DUCKDB_MEMORY", "").strip()
+        if not limit:
+            return
+        try:
+            self.con.execute(f"SET memory_limit = '{_sql_text(limit)}'")
+        except Exception as exc:
+            raise UsageError(f"SCREENING_DUCKDB_MEMORY={limit!r}: not a memory limit DuckDB takes (give e.g. 6GB "
+                             f"or 50%): {_first_line(exc)}") from None
 
     # ------------------------------------------------------------------ stage 1: the store
     def build_store(self) -> None:
