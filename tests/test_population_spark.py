@@ -162,3 +162,11 @@ def test_batch_engine_spark_writes_the_results_of_duckdb(tmp_path, documents):
     # three slices of patients (5, 5, 2), each read by Spark from the store's files narrowed to the slice
     assert summaries["spark-sliced"] == summaries["duckdb"]
     assert len(json.loads((tmp_path / "spark-sliced" / "progress.json").read_text())["slices"]) == 2
+
+
+def test_the_session_keeps_little_of_its_finished_work(session):
+    """A run of many slices must not fill the driver's heap with the status store's record of finished statements."""
+    conf = session.sparkContext.getConf()
+    assert {key: conf.get(key) for key in spark_engine.RETENTION_SETTINGS} == {
+        "spark.sql.ui.retainedExecutions": "20", "spark.ui.retainedJobs": "50", "spark.ui.retainedStages": "50",
+        "spark.ui.retainedTasks": "5000"}
