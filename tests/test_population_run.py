@@ -170,6 +170,7 @@ def _sliced_population(tmp_path: Path, n: int = 61) -> Path:
     path = tmp_path / "pop.ndjson"
     documents = population(n, 5)
     documents[3].pop("observations", None)  # a list not provided, in a slice of its own
+    documents[10]["id"] = "P00006'\"ü"  # a quote in a slice's first id (the 8th in order)
     path.write_text("".join(json.dumps(d) + "\n" for d in documents), encoding="utf-8")
     return path
 
@@ -195,7 +196,7 @@ def test_a_population_screened_in_slices_gives_the_files_of_one_screened_whole(t
     assert pq.read_table(sliced / "results.parquet").equals(pq.read_table(whole / "results.parquet"))
     state = json.loads((sliced / "progress.json").read_text())
     ids = sorted(json.loads(line)["id"] for line in (tmp_path / "pop.ndjson").read_text().splitlines())
-    assert state["slices"] == ids[7::7]  # 9 slices: 8 of 7 patients and one of 5
+    assert state["slices"] == ids[7::7] and ids[7] == "P00006'\"ü"  # 9 slices: 8 of 7 patients, one of 5
     assert state["trials_done"] == {t: 9 for t in ("BENCH-T2D-001", "NCT00659217", "TINY-001")}
     assert len(list((sliced / "parts").glob("*.parquet"))) == 27
     assert json.loads((whole / "progress.json").read_text())["slices"] == []

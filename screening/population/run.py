@@ -404,10 +404,12 @@ class ColumnarRun:
         con = self.con
         con.execute("SET search_path = 'main'")
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {SLICE_SCHEMA}")
-        where = " AND ".join([*([f"patient_id >= {_sql_literal(low)}"] if low is not None else []),
-                              *([f"patient_id < {_sql_literal(high)}"] if high is not None else [])]) or "TRUE"
+        where = " AND ".join([*(["patient_id >= $low"] if low is not None else []),
+                              *(["patient_id < $high"] if high is not None else [])]) or "TRUE"
+        bounds = {key: value for key, value in (("low", low), ("high", high)) if value is not None}
         for name in schema.TABLES:
-            con.execute(f"CREATE OR REPLACE TABLE {SLICE_SCHEMA}.{name} AS SELECT * FROM main.{name} WHERE {where}")
+            con.execute(f"CREATE OR REPLACE TABLE {SLICE_SCHEMA}.{name} AS SELECT * FROM main.{name} WHERE {where}",
+                        bounds)
         con.execute(f"SET search_path = '{SLICE_SCHEMA}'")
 
     def _leave_slices(self) -> None:
