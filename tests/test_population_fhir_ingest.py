@@ -433,3 +433,37 @@ def test_edge_cases_are_mapped_or_refused_as_the_per_patient_reader_does(tmp_pat
             if _rows(got, name) != _rows(want, name):
                 differences.append(f"case {n}: table {name}: {_rows(got, name)} != {_rows(want, name)}")
     assert not differences, "\n".join(differences)
+
+
+def test_a_bulk_export_screened_in_slices_gives_the_files_of_one_screened_whole(tmp_path):
+    """Sliced, the run drops what the FHIR reader left in memory (its lines, structs ...) once the store's files
+    are written, and screens each slice from them: the same files as one unsliced run."""
+    import io
+
+    from rich.console import Console
+
+    from screening.population import run as popruns
+
+    bundles_to_bulk(copy.deepcopy(synthetic_bundles(40, seed=11)), tmp_path / "export")
+    left = {}
+    original = popruns.ColumnarRun.screen_trials
+
+    def screen_trials(self):
+        left[self.out_dir.name] = sorted(r[0] for r in self.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall())
+        original(self)
+
+    popruns.ColumnarRun.screen_trials = screen_trials
+    try:
+        for name, size in (("whole", None), ("sliced", 6)):
+            sink = Console(file=io.StringIO())
+            run = popruns.ColumnarRun([ROOT / "trials" / "NCT00659217.crit"], tmp_path / "export", tmp_path / name,
+                                      AS_OF, engine="duckdb", resume=True, explain=None, out=sink, err=sink,
+                                      slice_patients=size)
+            assert run.execute() == 0
+    finally:
+        popruns.ColumnarRun.screen_trials = original
+    for output in ("results.jsonl", "summary.csv"):
+        assert (tmp_path / "sliced" / output).read_bytes() == (tmp_path / "whole" / output).read_bytes()
+    assert len(json.loads((tmp_path / "sliced" / "progress.json").read_text())["slices"]) == 6
+    assert left["whole"] and left["sliced"] == []

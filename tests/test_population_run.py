@@ -252,6 +252,8 @@ def test_duckdbs_memory_limit_is_set_from_the_environment(tmp_path, monkeypatch)
     monkeypatch.setenv("SCREENING_DUCKDB_MEMORY", "512MB")
     assert columnar(tmp_path).execute() == 1
     assert seen == ["488.2 MiB"]
+    before = outputs(tmp_path / "run")
     monkeypatch.setenv("SCREENING_DUCKDB_MEMORY", "lots")
     with pytest.raises(popruns.UsageError, match="SCREENING_DUCKDB_MEMORY='lots': not a memory limit DuckDB takes"):
         columnar(tmp_path, resume=False).execute()
+    assert outputs(tmp_path / "run") == before  # refused before --out is touched, even with --restart

@@ -150,11 +150,23 @@ def test_batch_engine_spark_writes_the_results_of_duckdb(tmp_path, documents):
     path = tmp_path / "pop.ndjson"
     path.write_text("".join(json.dumps(d) + "\n" for d in documents[:12]), encoding="utf-8")
     trial = ROOT / "tests" / "data" / "population_tiny.crit"
+    screened = []  # the patients Spark screened, rule set by rule set
+    original = spark_engine.SparkScreener.screen_trial
+
+    def screen_trial(self, trial, as_of):
+        table = original(self, trial, as_of)
+        screened.append(table.num_rows)
+        return table
+
     summaries = {}
     for engine, extra in (("duckdb", []), ("spark", []), ("spark-sliced", ["--slice-patients", "5"])):
+        if engine == "spark-sliced":
+            screened.clear()
+            spark_engine.SparkScreener.screen_trial = screen_trial
         out = tmp_path / engine
         done = CliRunner().invoke(app, ["batch", str(trial), "--patients", str(path), "--out", str(out),
                                         "--engine", engine.split("-")[0], "--as-of", AS_OF.isoformat(), *extra])
+        spark_engine.SparkScreener.screen_trial = original
         assert done.exit_code in (0, 1), done.output
         summaries[engine] = (out / "summary.csv").read_text(encoding="utf-8")
     assert summaries["spark"] == summaries["duckdb"]
@@ -162,6 +174,7 @@ def test_batch_engine_spark_writes_the_results_of_duckdb(tmp_path, documents):
     # three slices of patients (5, 5, 2), each read by Spark from the store's files narrowed to the slice
     assert summaries["spark-sliced"] == summaries["duckdb"]
     assert len(json.loads((tmp_path / "spark-sliced" / "progress.json").read_text())["slices"]) == 2
+    assert screened == [5, 5, 2]  # Spark read only each slice's patients
 
 
 def test_the_session_keeps_little_of_its_finished_work(session):

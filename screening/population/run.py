@@ -134,6 +134,10 @@ class ColumnarRun:
         if slice_patients is not None and slice_patients < 1:
             raise UsageError(f"--slice-patients: {slice_patients} is not a number of patients (give 1 or more)")
         self.slice_patients = slice_patients or SLICE_PATIENTS[engine]
+        import duckdb
+
+        with duckdb.connect() as probe:
+            self._memory_limit(probe)
         self.engine, self.resume, self.out, self.err = engine, resume, out, err
         self.out_dir, self.as_of, self.patients = Path(out_dir), as_of, Path(patients)
         self.explain = ExplainSpec.parse(explain)
@@ -262,14 +266,15 @@ class ColumnarRun:
         self.report(time.monotonic() - started)
         return 1 if self.state["stages"]["store"]["bad"] else 0
 
-    def _memory_limit(self) -> None:
+    def _memory_limit(self, con=None) -> None:
         """DuckDB's memory limit from ``SCREENING_DUCKDB_MEMORY`` (``6GB``, ``50%``...; DuckDB's default: 80% of
-        the machine's memory); past it DuckDB spills to ``OUT/.tmp``."""
+        the machine's memory); past it DuckDB spills to ``OUT/.tmp``. Checked on a connection of its own when the
+        run is set up, before anything in ``--out`` is touched."""
         limit = os.environ.get("SCREENING_DUCKDB_MEMORY", "").strip()
         if not limit:
             return
         try:
-            self.con.execute(f"SET memory_limit = '{_sql_text(limit)}'")
+            (con or self.con).execute(f"SET memory_limit = '{_sql_text(limit)}'")
         except Exception as exc:
             raise UsageError(f"SCREENING_DUCKDB_MEMORY={limit!r}: not a memory limit DuckDB takes (give e.g. 6GB "
                              f"or 50%): {_first_line(exc)}") from None
@@ -341,6 +346,11 @@ class ColumnarRun:
         as views over the files instead (each slice is copied out of them; the whole store is never held)."""
         folder = Path(self.input["path"]) if self.input["kind"] == "parquet" else self.out_dir / STORE
         sliced = self._sliced(folder)
+        if sliced:  # what the ingestion left (the FHIR reader's lines and structs ...): the store is in its files
+            for name, kind in self.con.execute("SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE temporary UNION "
+                                               "ALL SELECT view_name, 'VIEW' FROM duckdb_views() WHERE temporary AND "
+                                               "NOT internal").fetchall():
+                self.con.execute(f'DROP {kind} IF EXISTS temp."{name}"')
         for name, table_schema in schema.TABLES.items():
             if built and not sliced and self._has_table(name, table_schema):
                 continue
