@@ -22,6 +22,7 @@ without merging their records).
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -290,6 +291,7 @@ SELECT line, text, d IS NOT NULL AS parsed, k, d.observations, {", ".join(f"d.{n
 FROM (SELECT line, text, try(from_json(t, '{_struct(PATIENT_FIELDS)}')) AS d, try(json_keys(t)) AS k
       FROM (SELECT line, text, CASE WHEN text[1] = chr(65279) THEN text[2:] ELSE text END AS t FROM _lines)
       WHERE NOT regexp_full_match(text, '[ \\t\\r\\x0b\\x0c]*'))""")
+        self._spread_lists()
         obs = {"code": "s", "codes": "c", "display": "s", "value": "snb", "value_code": "s", "unit": "s", "date": "s", "comparator": "s",
                "reference_range": ""}
         rng = {"low": "n", "high": "n", "unit": "s", "text": "s"}
@@ -301,7 +303,7 @@ FROM (SELECT *, CASE WHEN json_type(f.reference_range) = 'OBJECT'
              CASE WHEN json_type(f.reference_range) = 'OBJECT' THEN json_keys(f.reference_range) END AS rk
       FROM (SELECT line, seq, json_type(o) AS o_t, json_keys(o) AS k, from_json(o, '{_struct(OBSERVATION_FIELDS)}') AS f
             FROM (SELECT line, unnest(l) AS o, generate_subscripts(l, 1) - 1 AS seq
-                  FROM (SELECT line, _items(observations) AS l FROM _docs WHERE parsed AND observations_t = 'ARRAY'))))""")
+                  FROM (SELECT line, _items(observations) AS l FROM _doc_lists WHERE observations_t = 'ARRAY'))))""")
         for kind in RECORD_KINDS:
             declared = RECORD_DECLARED[kind]
             names = RECORD_BASE + tuple(declared)
@@ -334,7 +336,7 @@ SELECT line, seq, o, o_t, k, {_typed_all(fields, "f")}, CASE WHEN json_type(o, '
 FROM (SELECT *{extra}
       FROM (SELECT line, seq, o, json_type(o) AS o_t, json_keys(o) AS k, from_json(o, '{_struct(names)}') AS f
             FROM (SELECT line, unnest(l) AS o, generate_subscripts(l, 1) - 1 AS seq
-                  FROM (SELECT line, _items({kind}) AS l FROM _docs WHERE parsed AND {kind}_t = 'ARRAY'))))""")
+                  FROM (SELECT line, _items({kind}) AS l FROM _doc_lists WHERE {kind}_t = 'ARRAY'))))""")
             named = [n for n, what in declared.items() if what in ("string", "strings")]
             con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _recf_{kind} AS
@@ -348,7 +350,8 @@ WHERE j.key NOT IN ({", ".join(f"'{n}'" for n in names)})
 CREATE OR REPLACE TEMP TABLE _facts AS
 SELECT line, name, v, coalesce(json_type(v), 'NULL') AS v_t FROM (
   SELECT line, unnest(map_keys(m)) AS name, unnest(map_values(m)) AS v
-  FROM (SELECT line, from_json(facts, '"MAP(VARCHAR, JSON)"') AS m FROM _docs WHERE parsed AND facts_t = 'OBJECT'))""")
+  FROM (SELECT line, from_json(facts, '"MAP(VARCHAR, JSON)"') AS m FROM _doc_lists WHERE facts_t = 'OBJECT'))""")
+        con.unregister("_doc_lists")
         bad = [self._bad_observations()] + [self._bad_records(kind) for kind in RECORD_KINDS]
         bad.append("SELECT line FROM _facts WHERE NOT (v_t IN ('NULL', 'BOOLEAN', 'VARCHAR') "
                    "OR (v_t IN ('UBIGINT', 'BIGINT', 'DOUBLE') AND isfinite(try_cast(v AS DOUBLE))))")
@@ -356,6 +359,17 @@ SELECT line, name, v, coalesce(json_type(v), 'NULL') AS v_t FROM (
 UPDATE _docs SET ok = TRUE WHERE parsed AND {self._patient_ok()}
   AND NOT regexp_matches(text, '{_TRAILING_COMMA}')
   AND line NOT IN ({' UNION ALL '.join(bad)})""")
+
+    def _spread_lists(self) -> None:
+        """The parsed documents' lists (observations, records, facts) as Arrow batches of :data:`LINE_BATCH`
+        rows, registered as ``_doc_lists``: DuckDB scans a table by row groups of 122,880 rows, so the chunk's
+        documents in ``_docs`` (fewer) would be unnested and typed by one thread."""
+        lists = ("observations",) + RECORD_KINDS + ("facts",)
+        columns = ", ".join(f"{name}, {name}_t" for name in lists)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
+            table = self.con.execute(f"SELECT line, {columns} FROM _docs WHERE parsed").to_arrow_table()
+        self.con.register("_doc_lists", pa.Table.from_batches(table.to_batches(max_chunksize=LINE_BATCH), table.schema))
 
     @staticmethod
     def _patient_ok() -> str:
@@ -535,9 +549,14 @@ def _typed_all(fields: dict, struct: str, prefix: str = "") -> str:
 
 
 def _keys_ok(keys: str, allowed) -> str:
-    """No key twice, and every key one of ``allowed``."""
+    """No key twice, and every key one of ``allowed``: each key sets the bit of its place in ``allowed`` (an unknown
+    key sets none), so the bits set count the keys only when every key is allowed and none repeats. (A quarter of
+    the CPU of ``list_filter`` with ``list_unique``, which hashes each object's keys: measured on 1,038,375
+    observations, 0.15 s against 0.64 s.)"""
+    assert len(allowed) < 63
     names = ", ".join(f"'{n}'" for n in allowed)
-    return f"(len(list_filter({keys}, lambda n: n NOT IN ({names}))) = 0 AND list_unique({keys}) = len({keys}))"
+    return (f"(coalesce(bit_count(list_aggregate(list_transform({keys}, lambda n: 1::BIGINT << list_position([{names}], n)), "
+            f"'bit_or')), 0) = len({keys}))")
 
 
 def _opt_str(name: str) -> str:
