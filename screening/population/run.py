@@ -27,10 +27,12 @@ import json
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import pyarrow as pa
 from rich.console import Console
 
 from ..batch import (DECISIONS, ERRORS, PROGRESS, RESULTS, SUMMARY, load_trials, make_out_dir, missing_key,
@@ -48,6 +50,7 @@ SLICE_PATIENTS = {"duckdb": 250_000, "spark": 100_000}
 """Default ``--slice-patients`` per engine: the most patients screened at once (docs/population.md: the memory
 each needed when measured)."""
 SLICE_SCHEMA = "slice"
+DUCKDB_ROW_GROUP = 122_880  # rows of one row group of a DuckDB table, the unit its scans share among threads
 
 
 @dataclass
@@ -529,6 +532,7 @@ class ColumnarRun:
         started = time.perf_counter()
         self._sorted_results()
         self._write_results_parquet()
+        self._spread_results()
         self._write_results_jsonl()
         self._write_summary()
         if self.explain is not None:
@@ -546,6 +550,20 @@ class ColumnarRun:
         self.con.execute("SET preserve_insertion_order = true")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE results AS SELECT * FROM read_parquet([{files}]) "
                          "ORDER BY line NULLS LAST, patient, trial_index")
+
+    def _spread_results(self) -> None:
+        """``results`` of one row group (up to 122,880 rows) made Arrow batches of 8,192 rows, in the same order:
+        DuckDB shares a table's scan among threads by row group, so the JSON and CSV writers would each run on
+        one core (results.parquet is written before, from the table: DuckDB marks a column without NULLs
+        required there, which it cannot know of Arrow batches)."""
+        rows = self.con.execute("SELECT count(*) FROM results").fetchall()[0][0]
+        if not 0 < rows <= DUCKDB_ROW_GROUP:
+            return
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
+            table = self.con.execute("SELECT * FROM results").to_arrow_table()
+        self.con.execute("DROP TABLE results")
+        self.con.register("results", pa.Table.from_batches(table.to_batches(max_chunksize=8192), table.schema))
 
     def _write_results_parquet(self, con=None) -> None:
         _copy(con or self.con, "SELECT input, patient, trial, as_of, decision, decision_reason, criteria FROM results",
