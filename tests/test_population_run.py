@@ -207,6 +207,28 @@ def test_a_population_screened_in_slices_gives_the_files_of_one_screened_whole(t
     assert len(json.loads((tmp_path / "from-store" / "progress.json").read_text())["slices"]) == 6
 
 
+def test_results_of_one_row_group_are_written_from_arrow_batches_with_the_bytes_of_the_table(tmp_path, monkeypatch):
+    _sliced_population(tmp_path)
+    spread = []
+    original = popruns.ColumnarRun._spread_results
+
+    def watched(self):
+        original(self)
+        spread.append(self.con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name = 'results'").fetchall())
+
+    monkeypatch.setattr(popruns.ColumnarRun, "_spread_results", watched)
+    monkeypatch.setattr(popruns, "RESULT_BATCH_ROWS", 16)  # a dozen batches, which DuckDB's threads share
+    assert _run(tmp_path, "arrow", None).execute() == 0
+    assert spread == [[]]  # 183 results: handed to the writers as Arrow batches, the table dropped
+    monkeypatch.setattr(popruns, "DUCKDB_ROW_GROUP", 0)  # as if a row group held none: the table itself is read
+    assert _run(tmp_path, "table", None).execute() == 0
+    assert spread == [[], [("results",)]]
+    for name in ("results.jsonl", "summary.csv", "results.parquet", "errors.jsonl"):
+        assert (tmp_path / "arrow" / name).read_bytes() == (tmp_path / "table" / name).read_bytes(), name
+    tally = [json.loads((tmp_path / out / "progress.json").read_text())["tally"] for out in ("arrow", "table")]
+    assert tally[0] == tally[1] and tally[0]["pairs"] == 183
+
+
 def test_a_run_interrupted_between_slices_resumes_with_the_same_slices(tmp_path, monkeypatch):
     _sliced_population(tmp_path)
     assert _run(tmp_path, "whole", None).execute() == 0

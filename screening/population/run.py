@@ -51,6 +51,7 @@ SLICE_PATIENTS = {"duckdb": 250_000, "spark": 100_000}
 each needed when measured)."""
 SLICE_SCHEMA = "slice"
 DUCKDB_ROW_GROUP = 122_880  # rows of one row group of a DuckDB table, the unit its scans share among threads
+RESULT_BATCH_ROWS = 8_192  # rows per Arrow batch of a small results table (see _spread_results)
 
 
 @dataclass
@@ -563,7 +564,7 @@ class ColumnarRun:
             warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
             table = self.con.execute("SELECT * FROM results").to_arrow_table()
         self.con.execute("DROP TABLE results")
-        self.con.register("results", pa.Table.from_batches(table.to_batches(max_chunksize=8192), table.schema))
+        self.con.register("results", pa.Table.from_batches(table.to_batches(max_chunksize=RESULT_BATCH_ROWS), table.schema))
 
     def _write_results_parquet(self, con=None) -> None:
         _copy(con or self.con, "SELECT input, patient, trial, as_of, decision, decision_reason, criteria FROM results",
