@@ -52,6 +52,30 @@ def test_check_refuses_a_duplicate_key_with_exit_2(tmp_path):
     assert proc.stderr.strip() == "p.json: $.birth_date: duplicate key 'birth_date': a JSON object may give each key once"
 
 
+# ---------------------------------------------------------------- lone surrogates
+def test_a_lone_surrogate_is_refused_at_its_path_and_a_pair_is_text():
+    text = ('{"id": "a\\ud83d\\ude00", "facts": {"x": "\\ud800", "k\\uDFFF": 1}, '
+            '"observations": [{"code": "LOINC:1742-6", "value": 5, "display": "AL\\udc00T"}]}')
+    assert problems(lambda: parse_json(text, "p.json")) == [  # an object's keys before its values
+        ("$.facts", 'key "k\\udfff": not valid Unicode text: a lone surrogate \\udfff (half of a UTF-16 pair) '
+                    "at character 2"),
+        ("$.facts.x", "not valid Unicode text: a lone surrogate \\ud800 (half of a UTF-16 pair) at character 1"),
+        ("$.observations[0].display",
+         "not valid Unicode text: a lone surrogate \\udc00 (half of a UTF-16 pair) at character 3"),
+    ]
+    assert parse_json('{"id": "a\\ud83d\\ude00"}', "p.json") == {"id": "a\U0001F600"}  # a pair is one character
+    with pytest.raises(DataError):  # a document built in Python is walked the same way
+        patient_from_document({"id": "a", "facts": {"x": "\ud800"}})
+
+
+def test_check_refuses_a_lone_surrogate_with_exit_2(tmp_path):
+    (tmp_path / "p.json").write_text('{"id": "x", "sex": "male", "facts": {"smoker": "y\\ud800"}}')
+    proc = run("check", TRIAL, "p.json", "--as-of", "2026-11-25", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == ("p.json: $.facts.smoker: not valid Unicode text: a lone surrogate \\ud800 "
+                                   "(half of a UTF-16 pair) at character 2")
+
+
 # ---------------------------------------------------------------- dates
 @pytest.mark.parametrize("text, message", [
     ("1980-01-01Tgarbage", f"'1980-01-01Tgarbage' is not a date ({EXPECTED})"),

@@ -279,6 +279,11 @@ COUNT_PROOF_LINES = [
     '{"id":"f1","facts":{"a":1,"a":2}}',
     '{"id":"f2","facts":{"a":{"b":1}}}',
     '{"id":"f3","facts":{"a":null,"b":"x"}}',
+    # lone surrogates (valid JSON, not text: refused by the per-patient reader at their path); a pair is text
+    '{"id":"u1","facts":{"a":"\\ud800"}}',
+    '{"id":"u2","observations":[{"code":"LOINC:1","value":1,"display":"x\\udc00"}]}',
+    '{"id":"u3","conditions":[{"code":"ICD10:I10","stage":"\\uDBFF"}]}',
+    '{"id":"u4","observations":[{"code":"LOINC:1","value":"\\ud83d\\ude00"}],"facts":{"\\ud83d\\ude00":true}}',
 ]
 
 
@@ -288,7 +293,7 @@ def test_lenient_json_and_hidden_keys_are_accepted_and_refused_exactly_as_the_pe
     refused = ingested(path, "pop.ndjson")[0]
     lines = {line.split('"')[3]: number for number, line in enumerate(COUNT_PROOF_LINES, 1)}
     for pid in ("t1", "t2", "t3", "t4", "n4", "n5", "n6", "n7", "n8", "r1", "r2", "r3", "o1", "o2", "o3", "o4",
-                "o5", "o6", "m1", "m2", "f1", "f2"):
+                "o5", "o6", "m1", "m2", "f1", "f2", "u1", "u2", "u3"):
         assert lines[pid] in refused, pid
-    for pid in ("n1", "n2", "n3", "n9", "w1", "w2", "s1", "s3", "r4", "m3", "e1", "e2", "f3"):
+    for pid in ("n1", "n2", "n3", "n9", "w1", "w2", "s1", "s3", "r4", "m3", "e1", "e2", "f3", "u4"):
         assert lines[pid] not in refused, pid

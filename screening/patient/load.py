@@ -169,6 +169,21 @@ def _decoder(flags: list) -> json.JSONDecoder:
 
 
 _INF = float("inf")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+"""A \\uD800-\\uDFFF escape in JSON text: half of a UTF-16 pair, which is text only when paired."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_problem(text: str) -> str | None:
+    """Why a string that holds a lone surrogate (JSON allows ``"\\ud800"``; no file or report can hold it) is
+    not text, or None."""
+    if text.isascii():
+        return None
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    return (f"not valid Unicode text: a lone surrogate \\u{ord(found.group()):04x} (half of a UTF-16 pair) at "
+            f"character {found.start() + 1}")
 
 
 def _position(text: str, offset: int, one_line: bool) -> tuple[str, int]:
@@ -203,8 +218,12 @@ def parse_json(text: str, name: str, *, one_line: bool = False):
     except RecursionError:  # cannot happen below MAX_DEPTH; a last resort all the same
         raise DataError(name, [JsonProblem("$", f"nested too deep (the limit is {MAX_DEPTH} levels)",
                                            "too-deep")]) from None
+    if not flags and "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        flags.append("surrogate")  # most such escapes are pairs (emoji ...): the walk looks for the lone ones
     if flags:
-        raise DataError(name, document_problems(document))
+        problems = document_problems(document)
+        if problems:
+            raise DataError(name, problems)
     return document
 
 
@@ -239,7 +258,12 @@ def document_problems(document) -> list[DataProblem]:
             add("$", f"more than {MAX_VALUES:,} values (the limit for a patient document)", "too-large")
             break
         kind = type(value)
-        if value is None or kind is str or kind is bool:
+        if kind is str:
+            why = _surrogate_problem(value)
+            if why is not None:
+                add(path, why, "not-unicode")
+            continue
+        if value is None or kind is bool:
             continue
         if kind is float or isinstance(value, float):
             if value != value or value in (_INF, -_INF):
@@ -268,6 +292,10 @@ def document_problems(document) -> list[DataProblem]:
             for key, item in value.items():
                 if not isinstance(key, str):
                     add(path, f"key {key!r} is not a string", "not-json")
+                    continue
+                why = _surrogate_problem(key)
+                if why is not None:
+                    add(path, f"key {json.dumps(key)}: {why}", "not-unicode")
                     continue
                 children.append((item, _key_path(path, key), depth + 1))
             stack.extend(reversed(children))
