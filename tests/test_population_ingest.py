@@ -15,7 +15,7 @@ import pytest
 duckdb = pytest.importorskip("duckdb")
 
 from screening.errors import DataError  # noqa: E402
-from screening.patient.load import parse_json  # noqa: E402
+from screening.patient.load import parse_json, patient_from_text  # noqa: E402
 from screening.population import ingest, schema  # noqa: E402
 from screening.population.ingest import ingest_ndjson, read_line_chunks  # noqa: E402
 from screening.population.loader import TableBuilder  # noqa: E402
@@ -45,12 +45,13 @@ def reference(path: Path, display: str) -> tuple[dict, dict]:
             continue
         text = text.removeprefix("\ufeff")
         try:
-            document = parse_json(text.rstrip("\r\n"), key, one_line=True)
-            probe = TableBuilder()
-            probe.add_document(document, key)
+            patient_from_text(text.rstrip("\r\n"), key, one_line=True)  # what `check` says of the line
         except DataError as exc:
             refused[number] = [p.message for p in exc.problems]
             continue
+        document = parse_json(text.rstrip("\r\n"), key, one_line=True)
+        probe = TableBuilder()
+        probe.add_document(document, key)  # a line `check` reads, the loader stores
         pid = probe.rows["patients"][0]["patient_id"]
         if pid in first:
             refused[number] = [f"duplicate patient id {pid!r}: already given by {display}:{first[pid]}; "
@@ -284,7 +285,19 @@ COUNT_PROOF_LINES = [
     '{"id":"u2","observations":[{"code":"LOINC:1","value":1,"display":"x\\udc00"}]}',
     '{"id":"u3","conditions":[{"code":"ICD10:I10","stage":"\\uDBFF"}]}',
     '{"id":"u4","observations":[{"code":"LOINC:1","value":"\\ud83d\\ude00"}],"facts":{"\\ud83d\\ude00":true}}',
+    # counts beyond FHIR's positiveInt (the store's integer column, and exact in every engine): refused
+    '{"id":"q1","medications":[{"code":"ATC:X","frequency":{"frequency":9223372036854775807,"period":1,"period_unit":"d"}}]}',
+    '{"id":"q2","medications":[{"code":"ATC:X","frequency":{"frequency":18446744073709551616}}]}',
+    '{"id":"q3","medications":[{"code":"ATC:X","frequency":{"frequency":2147483648,"period":1,"period_unit":"d"}}]}',
+    '{"id":"q4","medications":[{"code":"ATC:X","frequency":{"frequency":2147483647,"period":1,"period_unit":"d"}}]}',
+    # integers no double holds, in values and ranges: stored as doubles, never an error
+    '{"id":"h1","observations":[{"code":"LOINC:1920-8","value":-1000000000000000000000000000000000000000,"unit":"U/L"}]}',
+    '{"id":"h2","observations":[{"code":"LOINC:1920-8","value":29,"reference_range":{"low":9007199254740993,"high":40}}]}',
+    # lines that are no patient: the messages `check` gives
+    '{"id":"x1","resourceType":"Observation"}',
+    '{"id":"x2","resourceType":5}',
 ]
+NOT_PATIENTS = ["true", "1", '"x"', "[]", "[{}]", "null"]
 
 
 def test_lenient_json_and_hidden_keys_are_accepted_and_refused_exactly_as_the_per_patient_reader(tmp_path):
@@ -293,7 +306,16 @@ def test_lenient_json_and_hidden_keys_are_accepted_and_refused_exactly_as_the_pe
     refused = ingested(path, "pop.ndjson")[0]
     lines = {line.split('"')[3]: number for number, line in enumerate(COUNT_PROOF_LINES, 1)}
     for pid in ("t1", "t2", "t3", "t4", "n4", "n5", "n6", "n7", "n8", "r1", "r2", "r3", "o1", "o2", "o3", "o4",
-                "o5", "o6", "m1", "m2", "f1", "f2", "u1", "u2", "u3"):
+                "o5", "o6", "m1", "m2", "f1", "f2", "u1", "u2", "u3", "q1", "q2", "q3", "x1", "x2"):
         assert lines[pid] in refused, pid
-    for pid in ("n1", "n2", "n3", "n9", "w1", "w2", "s1", "s3", "r4", "m3", "e1", "e2", "f3", "u4"):
+    for pid in ("n1", "n2", "n3", "n9", "w1", "w2", "s1", "s3", "r4", "m3", "e1", "e2", "f3", "u4", "q4", "h1", "h2"):
         assert lines[pid] not in refused, pid
+
+
+def test_lines_that_are_no_patient_are_refused_with_the_message_check_gives(tmp_path):
+    path = write_lines(tmp_path, NOT_PATIENTS + ['{"resourceType":"Observation","id":"o"}'])
+    assert_same(path)
+    refused = ingested(path, "pop.ndjson")[0]
+    assert refused[1] == ["a patient must be a JSON object, not bool"]
+    assert refused[4] == ["a patient must be a JSON object, not list"]
+    assert refused[7] == ["FHIR resource type 'Observation' is not a Bundle or Patient"]

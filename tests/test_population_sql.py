@@ -161,3 +161,34 @@ def test_the_unordered_query_gives_the_same_rows_without_the_final_sort():
     assert sorted(unordered) == ordered
     # the values a user reads: 7 % and 8 % and 9 % pass, 10 % fails
     assert {r[0]: r[1] for r in ordered} == {"p0": "eligible", "p1": "eligible", "p2": "eligible", "p3": "ineligible"}
+
+
+def test_numbers_no_double_holds_odd_units_and_year_one_are_worded_alike_in_both_engines():
+    rules = ('trial "T"\ninclusion X1 "AST" = AST <= 2 x ULN\n'
+             'inclusion X2 "alive" = age >= 18 years\n')
+    ast = "LOINC:1920-8"
+    docs = [
+        {"id": "huge", "birth_date": "1950", "observations": [
+            {"code": ast, "value": -10 ** 40, "unit": "U/L", "date": "2026-11-20"}]},
+        {"id": "big", "birth_date": "1950", "observations": [
+            {"code": ast, "value": -(2 ** 63) - 1, "unit": "U/L", "date": "2026-11-20"}]},
+        {"id": "range", "birth_date": "1950", "observations": [
+            {"code": ast, "value": 29, "unit": "U/L", "date": "2026-11-20",
+             "reference_range": {"low": 9007199254740993, "high": 40}}]},
+        {"id": "unit", "birth_date": "1950", "observations": [
+            {"code": ast, "value": 29, "unit": "x'y\tz", "date": "2026-11-20"}]},
+        {"id": "year1", "birth_date": "0001"},
+        {"id": "dead1", "birth_date": "1950", "deceased": "0001-01"},
+        {"id": "dead2", "birth_date": "1950", "deceased": "0001"},
+    ]
+    rows, _ = _screen(rules, docs)  # every criterion's value, verdict and missing items equal in both engines
+    trial = compile_text(rules, "t.crit")
+    for pid, shown in (("dead1", "0001-01"), ("dead2", "0001")):
+        python = trial.screen(patient_from_document(next(d for d in docs if d["id"] == pid)), AS_OF)
+        assert rows[pid]["decision_reason"] == python.decision_reason == f"patient died on {shown}"
+    assert rows["huge"]["X1__missing"] == ["AST result of 2026-11-20: -1e+40 U/L is negative, which no AST result can be"]
+    assert rows["big"]["X1__missing"] == [
+        "AST result of 2026-11-20: -9223372036854775808 U/L is negative, which no AST result can be"]
+    assert rows["range"]["X1__missing"] == [
+        "reference range (ULN) for AST: $.observations[0].reference_range runs backwards (low 9007199254740992 > high 40)"]
+    assert rows["unit"]["X1__missing"] == ["AST result of 2026-11-20: 'x'y\tz' cannot be used: unknown unit \"x'y\\tz\""]

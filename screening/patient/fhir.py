@@ -21,6 +21,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from .model import MAX_POSITIVE_INT
+
 SYSTEMS = {
     "http://loinc.org": "LOINC",
     "http://snomed.info/sct": "SNOMED",
@@ -810,7 +812,7 @@ def _dosage(record: dict, dosages: object, path: str) -> None:
     if dosage.get("asNeededBoolean") is True or "asNeededCodeableConcept" in dosage:
         frequency["as_needed"] = True
     count, period, unit = repeat.get("frequency"), repeat.get("period"), _text(repeat.get("periodUnit"))
-    if isinstance(count, int) and not isinstance(count, bool) and count >= 1:
+    if isinstance(count, int) and not isinstance(count, bool) and 1 <= count <= MAX_POSITIVE_INT:
         frequency["frequency"] = count
     if period is not None:
         period = _number(period, f"{path}[0].timing.repeat.period")

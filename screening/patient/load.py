@@ -323,6 +323,12 @@ def patient_from_document(document, name: str = "<patient>") -> PatientRecord:
 
 def _validated(document, name: str) -> PatientRecord:
     """A document already known to be plain, finite JSON (from :func:`parse_json`) -> record."""
+    return index_patient(validated_model(document, name), source=name)
+
+
+def validated_model(document, name: str) -> Patient:
+    """A document already known to be plain, finite JSON -> the validated patient JSON model (FHIR converted);
+    every refusal a DataError with the message ``check`` gives (the population loader refuses with it too)."""
     if is_fhir(document):
         try:
             document, _report = fhir_to_patient(document)
@@ -334,10 +340,9 @@ def _validated(document, name: str) -> PatientRecord:
     if not isinstance(document, dict):
         raise DataError(name, [DataProblem("$", f"a patient must be a JSON object, not {type(document).__name__}")])
     try:
-        model = Patient.model_validate(document)
+        return Patient.model_validate(document)
     except ValidationError as exc:
         raise DataError(name, _problems(exc)) from None
-    return index_patient(model, source=name)
 
 
 def patient_from_text(text: str, name: str = "<patient>", *, one_line: bool = False) -> PatientRecord:

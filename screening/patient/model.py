@@ -17,6 +17,8 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, 
 from ..dates import DateProblem, parse_partial
 
 CODE_SYSTEMS = ("LOINC", "SNOMED", "ICD10", "RXNORM", "ATC", "CPT", "CVX", "LOCAL")
+MAX_POSITIVE_INT = 2_147_483_647
+"""The largest count of administrations per period (FHIR's positiveInt); a larger one is refused (FHIR: left out)."""
 
 
 def _check_date(value: str) -> str:
@@ -115,7 +117,8 @@ class Frequency(BaseModel):
     ``period_unit`` (s, min, h, d, wk, mo, a); ``as_needed`` gives no daily total."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    frequency: Annotated[StrictInt, Field(ge=1)] | None = None
+    # FHIR's positiveInt: a count every engine and the store's integer column hold exactly
+    frequency: Annotated[StrictInt, Field(ge=1, le=MAX_POSITIVE_INT)] | None = None
     period: Annotated[Number, Field(gt=0)] | None = None
     period_unit: Literal["s", "min", "h", "d", "wk", "mo", "a"] | None = None
     as_needed: StrictBool = False

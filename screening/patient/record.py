@@ -97,6 +97,22 @@ class PatientRecord:
         return f"{self.id} ({self.source})" if self.source else self.id
 
 
+def written(number) -> str:
+    """A JSON number in a message, as every engine shows it: as Python prints it, except an integer a double cannot
+    hold (beyond 2**53), which the population store keeps as a double: the double's exact value, and from 10**38
+    (no exact SQL integer holds it) its 15 significant digits (``%.15g``)."""
+    if isinstance(number, int) and not isinstance(number, bool) and abs(number) > 2 ** 53:
+        if abs(number) >= 10 ** 38:
+            return "%.15g" % float(number)
+        return str(int(float(number)))
+    return str(number)
+
+
+def _quoted(unit) -> str:
+    """A unit as written, between single quotes (None when absent), as the SQL engines write it too."""
+    return "None" if unit is None else f"'{unit}'"
+
+
 def _lab_key(code: str) -> str:
     analyte = catalogue().for_code(code)
     return analyte.name if analyte else code
@@ -135,12 +151,12 @@ def _obs(index: int, model, warnings: list[str]) -> Obs:
             conv = Conversion(unit.scale, unit.offset)
             obs.dimension = unit.dimension
     except UnitProblem as exc:
-        obs.problem = f"{model.unit!r} cannot be used: {exc}"
+        obs.problem = f"{_quoted(model.unit)} cannot be used: {exc}"
         warnings.append(f"{obs.path}.unit: {exc}")
         return obs
     if value < 0 and analyte is not None and analyte.unit_text and not (unit.offset or analyte.unit.offset):
         # a concentration, count, rate or score below zero is an error in the record, not a result
-        obs.problem = f"{value} {model.unit or ''} is negative, which no {analyte.name} result can be".replace("  ", " ")
+        obs.problem = f"{written(value)} {model.unit or ''} is negative, which no {analyte.name} result can be".replace("  ", " ")
         warnings.append(f"{obs.path}.value: {obs.problem}; the result is not used")
         return obs
     obs.to_canonical = conv
@@ -149,7 +165,7 @@ def _obs(index: int, model, warnings: list[str]) -> Obs:
     obs.resolution = written_step(value) * abs(conv.factor) / 2
     if not math.isfinite(obs.value):  # a finite value that overflows in the analyte's unit
         obs.value = None
-        obs.problem = f"{value} {model.unit or ''} is out of range once converted".replace("  ", " ")
+        obs.problem = f"{written(value)} {model.unit or ''} is out of range once converted".replace("  ", " ")
         warnings.append(f"{obs.path}.value: {obs.problem}")
         return obs
     rr = model.reference_range
@@ -222,7 +238,7 @@ def _score_obs(obs: Obs, analyte, model, warnings: list[str]) -> Obs:
         try:
             analyte.conversion_from(parse_unit(model.unit))
         except UnitProblem as exc:
-            obs.problem = f"{model.unit!r} cannot be used: {exc}"
+            obs.problem = f"{_quoted(model.unit)} cannot be used: {exc}"
             warnings.append(f"{obs.path}.unit: {exc}")
             return obs
     if not on_scale(analyte, value):
@@ -240,16 +256,16 @@ def _check_range(obs: Obs, rr, warnings: list[str]) -> None:
     path = f"{obs.path}.reference_range"
     problems = {}
     if rr.low is not None and rr.high is not None and rr.low > rr.high:
-        why = f"{path} runs backwards (low {rr.low} > high {rr.high})"
+        why = f"{path} runs backwards (low {written(rr.low)} > high {written(rr.high)})"
         problems = {"low": why, "high": why}
-        warnings.append(f"{path}: runs backwards (low {rr.low} > high {rr.high}); the range is not used")
+        warnings.append(f"{path}: runs backwards (low {written(rr.low)} > high {written(rr.high)}); the range is not used")
     else:
         for side, raw in (("low", rr.low), ("high", rr.high)):
             if raw is None:
                 continue
             if raw < 0 or (raw == 0 and side == "high"):
-                problems[side] = f"{path}.{side} is {raw}, which cannot be a limit of normal"
-                warnings.append(f"{path}.{side}: {raw} cannot be a limit of normal; it is not used")
+                problems[side] = f"{path}.{side} is {written(raw)}, which cannot be a limit of normal"
+                warnings.append(f"{path}.{side}: {written(raw)} cannot be a limit of normal; it is not used")
             elif raw == 0:  # "0 to 40" is common: no warning, but 0 is no lower limit to take a multiple of
                 problems[side] = f"{path}.low is 0, which is no lower limit of normal"
     for side in problems:

@@ -35,6 +35,7 @@ from ..errors import DataError, DataProblem
 from ..patient.fhir import (COMPARATORS, GENDERS, IPS_ABSENT, NONE_KNOWN, NOT_A_RECORD, REJECTED_VERIFICATION,
                             SYSTEMS, UCUM)
 from ..patient.load import parse_json
+from ..patient.model import MAX_POSITIVE_INT
 from .ingest import CHUNK_BYTES, read_line_chunks
 from .loader import TableBuilder
 from .schema import TABLES, duckdb_ddl
@@ -576,7 +577,8 @@ SELECT *,
   dq IS NOT NULL AND (_fjt(json_extract(d1, 'asNeededBoolean')) = 'BOOLEAN' AND (json_extract(d1, 'asNeededBoolean'))::BOOLEAN
                       OR json_exists(d1, '$.asNeededCodeableConcept')) AS as_needed,
   CASE WHEN dq IS NOT NULL AND _fjt(rep) = 'OBJECT' AND _fjt(json_extract(rep, 'frequency')) IN ('UBIGINT', 'BIGINT')
-       AND try_cast(json_extract(rep, 'frequency') AS BIGINT) >= 1 THEN try_cast(json_extract(rep, 'frequency') AS BIGINT) END AS fcount,
+       AND try_cast(json_extract(rep, 'frequency') AS BIGINT) BETWEEN 1 AND {MAX_POSITIVE_INT}
+       THEN try_cast(json_extract(rep, 'frequency') AS BIGINT) END AS fcount,
   CASE WHEN dq IS NOT NULL AND _fjt(rep) = 'OBJECT' AND _fnum(json_extract(rep, 'period')) > 0 THEN _fnum(json_extract(rep, 'period')) END AS fperiod,
   CASE WHEN dq IS NOT NULL AND _fjt(rep) = 'OBJECT' AND _ftext(json_extract(rep, 'periodUnit')) IN ('s', 'min', 'h', 'd', 'wk', 'mo', 'a')
        THEN _ftext(json_extract(rep, 'periodUnit')) END AS funit,

@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from ..errors import DataError, DataProblem
 from ..patient.load import MAX_DOCUMENT_BYTES, parse_json, size_problem
-from ..patient.model import CODE_SYSTEMS
+from ..patient.model import CODE_SYSTEMS, MAX_POSITIVE_INT
 from .loader import TableBuilder
 from .schema import END_FIELD, RECORD_KINDS, START_FIELD, TABLES, duckdb_ddl
 
@@ -188,6 +188,9 @@ def read_line_chunks(path: Path, offset: int = 0, line: int = 0, chunk_bytes: in
             yield LineChunk(text if data else "", first, end_offset, line, refused)
 
 
+_REFUSED = object()
+"""What :meth:`Ingester._read_alone` returns for a line it refused (None is the JSON document ``null``)."""
+
 LINE_BATCH = 4096
 """Lines per Arrow batch handed to DuckDB: DuckDB scans batches in parallel, while a table of fewer than
 122,880 rows (one row group) would be scanned, parsed and typed by one thread."""
@@ -252,9 +255,9 @@ class Ingester:
         doubtful = con.execute("SELECT line, text FROM _docs WHERE NOT ok ORDER BY line").fetchall()
         python_docs = []
         for line, text in doubtful:
-            patient = self._read_alone(line, text)
-            if patient is not None:
-                python_docs.append((line, patient))
+            document = self._read_alone(line, text)
+            if document is not _REFUSED:  # JSON null is a document too: the loader refuses it with check's message
+                python_docs.append((line, document))
         self.summary.python_path += len(doubtful)
         self.summary.records += con.execute("SELECT count(*) FROM _docs").fetchall()[0][0] + len(chunk.refused)
         self._store(python_docs)
@@ -269,7 +272,7 @@ class Ingester:
             return parse_json(text.rstrip("\r\n"), key, one_line=True)
         except DataError as exc:
             self._refuse(line, exc.problems)
-            return None
+            return _REFUSED
 
     def _refuse(self, line: int, problems: list[DataProblem]) -> None:
         self.summary.bad += 1
@@ -418,7 +421,7 @@ UPDATE _docs SET ok = TRUE WHERE parsed AND {self._patient_ok()}
                 checks.append(
                     "(frequency_t = 'MISSING' OR (isfinite(frequency_n) AND frequency_n > 0) OR (frequency_t = 'OBJECT' "
                     f"AND {_keys_ok('timing_k', ('frequency', 'period', 'period_unit', 'as_needed'))} "
-                    "AND (tf_t = 'MISSING' OR (tf_t IN ('UBIGINT', 'BIGINT') AND tf_n >= 1)) "
+                    f"AND (tf_t = 'MISSING' OR (tf_t IN ('UBIGINT', 'BIGINT') AND tf_n BETWEEN 1 AND {MAX_POSITIVE_INT})) "
                     "AND (tp_t = 'MISSING' OR (isfinite(tp_n) AND tp_n > 0)) "
                     "AND (tu_t = 'MISSING' OR tu_s IN ('s', 'min', 'h', 'd', 'wk', 'mo', 'a')) "
                     "AND tu_t IN ('MISSING', 'VARCHAR') "

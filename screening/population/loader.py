@@ -66,24 +66,12 @@ class TableBuilder:
 
     def add_document(self, document: dict, source: str = "") -> None:
         """Validate one patient JSON (or FHIR) document as the per-patient engine does, and add it."""
-        from ..patient.load import _problems, document_problems
-        from ..patient.fhir import FhirError, fhir_to_patient, is_fhir
-        from pydantic import ValidationError
-        from ..errors import DataProblem
+        from ..patient.load import document_problems, validated_model
 
         problems = document_problems(document)
         if problems:
             raise DataError(source or "<patient>", problems)
-        if is_fhir(document):
-            try:
-                document, _ = fhir_to_patient(document)
-            except FhirError as exc:
-                raise DataError(source or "<patient>", [DataProblem(exc.path, exc.message, "fhir")]) from None
-        try:
-            model = Patient.model_validate(document)
-        except ValidationError as exc:
-            raise DataError(source or "<patient>", _problems(exc)) from None
-        self.add_model(model, source)
+        self.add_model(validated_model(document, source or "<patient>"), source)
 
     def add_model(self, model: Patient, source: str = "") -> None:
         """Add one validated patient."""

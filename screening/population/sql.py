@@ -79,7 +79,7 @@ def show(lo: str, hi: str) -> str:
     """screening.dates.show in SQL: a (partial) date range as the text it came from."""
     return (f"(CASE WHEN {lo} IS NULL THEN 'undated' WHEN {lo} = {hi} THEN CAST({lo} AS VARCHAR) "
             f"WHEN month({lo}) = 1 AND day({lo}) = 1 AND month({hi}) = 12 AND day({hi}) = 31 "
-            f"AND year({lo}) = year({hi}) THEN CAST(year({lo}) AS VARCHAR) "
+            f"AND year({lo}) = year({hi}) THEN lpad(CAST(year({lo}) AS VARCHAR), 4, '0') "
             f"WHEN day({lo}) = 1 AND year({lo}) = year({hi}) AND month({lo}) = month({hi}) "
             f"THEN strftime({lo}, '%Y-%m') "
             f"ELSE CAST({lo} AS VARCHAR) || '..' || CAST({hi} AS VARCHAR) END)")
@@ -597,7 +597,7 @@ def _normalised_observations(keys: list[str]) -> str:
                  f"CASE WHEN b.ref_convertible AND b.kind = 'number' THEN lc.rlo_c END AS ref_low_c, "
                  f"CASE WHEN b.ref_convertible AND b.kind = 'number' THEN hc.rhi_c END AS ref_high_c "
                  f"FROM base b LEFT JOIN vc ON {on('vc', val)} LEFT JOIN lc ON {on('lc', low)} LEFT JOIN hc ON {on('hc', high)}")
-    written = "(CASE WHEN value_is_integer THEN CAST(CAST(raw_value AS HUGEINT) AS VARCHAR) ELSE CAST(raw_value AS VARCHAR) END)"
+    written = _w("raw_value", "value_is_integer")
     number_problem = ("CASE WHEN unit_problem IS NOT NULL THEN coalesce(chr(39) || unit || chr(39), 'None') || ' cannot be used: ' || unit_problem "
                       f"WHEN raw_value < 0 AND no_negative THEN replace({written} || ' ' || coalesce(unit, ''), '  ', ' ') "
                       "|| ' is negative, which no ' || key || ' result can be' "
@@ -643,8 +643,10 @@ def _normalised_observations(keys: list[str]) -> str:
 
 
 def _w(value: str, is_integer: str) -> str:
-    """A JSON number as Python prints it (an integer without a decimal point)."""
-    return f"(CASE WHEN {is_integer} THEN CAST(CAST({value} AS HUGEINT) AS VARCHAR) ELSE CAST({value} AS VARCHAR) END)"
+    """A JSON number as the per-patient engine shows it (screening.patient.record.written): an integer without a
+    decimal point (the double's exact value beyond 2**53), from 10**38 (beyond HUGEINT) 15 significant digits."""
+    return (f"(CASE WHEN {is_integer} AND abs({value}) < 1e38 THEN CAST(CAST({value} AS HUGEINT) AS VARCHAR) "
+            f"WHEN {is_integer} THEN printf('%.15g', {value}) ELSE CAST({value} AS VARCHAR) END)")
 
 
 def _in_window(lo: str, hi: str, start: str, end: str) -> str:
