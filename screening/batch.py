@@ -119,6 +119,15 @@ def csv_row(cells) -> list[str]:
     return [csv_cell(str(cell)) for cell in cells]
 
 
+def csv_line(cells) -> str:
+    """One summary.csv row (cells already through :func:`csv_row`) ending in ``\n``. Written with ``\r\n`` line
+    ends so that Python's csv module quotes a cell holding a carriage return too (it quotes only the characters of
+    its line terminator), as DuckDB's CSV writer does; the row's own ``\r\n`` is then made ``\n``."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\r\n").writerow(cells)
+    return text.getvalue()[:-2] + "\n"
+
+
 def csv_header(trials: list[Trial]) -> list[str]:
     """``input, patient, label, trial, as_of, decision, items_missing, deciding, to_obtain,
     review_questions`` (the worklist's columns, docs/worklist.md), then one column per criterion
@@ -409,7 +418,6 @@ class Screener:
         """-> (records, results.jsonl bytes, summary.csv bytes, error entries, tally)."""
         results: list[bytes] = []
         rows = io.StringIO()
-        writer = csv.writer(rows, lineterminator="\n")
         errors: list[dict] = []
         tally = new_tally()
         for key, line, raw, path in records:
@@ -435,9 +443,9 @@ class Screener:
                 for i, criterion in enumerate(result.criteria):
                     cells[offset + i] = NOT_APPLICABLE if criterion.applicable is False else criterion.verdict
                 work = worklist_row(document).cells()
-                writer.writerow(csv_row([key, result.patient, work["label"], trial.id, self.as_of_text,
-                                         result.decision, work["items_missing"], work["deciding"], work["to_obtain"],
-                                         work["review_questions"], *cells]))
+                rows.write(csv_line(csv_row([key, result.patient, work["label"], trial.id, self.as_of_text,
+                                             result.decision, work["items_missing"], work["deciding"],
+                                             work["to_obtain"], work["review_questions"], *cells])))
                 entry = _trial_tally(tally, trial.id)
                 _bump(entry["decisions"], result.decision)
                 missing: dict[str, None] = {}
@@ -704,9 +712,8 @@ class BatchRun:
             stream.seek(size)
             self.files[name] = stream
         if state is None:
-            header = io.StringIO()
-            csv.writer(header, lineterminator="\n").writerow(csv_row(csv_header([t.trial for t in self.trials])))
-            self.files[SUMMARY].write(header.getvalue().encode("utf-8"))
+            header = csv_line(csv_row(csv_header([t.trial for t in self.trials])))
+            self.files[SUMMARY].write(header.encode("utf-8"))
             self.checkpoint()
 
     def close_outputs(self) -> None:

@@ -120,9 +120,9 @@ def show(lo: int, hi: int | None = None) -> str:
         return date.fromordinal(lo).isoformat()
     a, b = date.fromordinal(lo), date.fromordinal(hi)
     if a.month == 1 and a.day == 1 and b.month == 12 and b.day == 31 and a.year == b.year:
-        return f"{a.year}"
+        return f"{a.year:04d}"  # as written: year 1 is "0001", as in isoformat
     if a.day == 1 and a.year == b.year and a.month == b.month:
-        return f"{a.year}-{a.month:02d}"
+        return f"{a.year:04d}-{a.month:02d}"
     return f"{a.isoformat()}..{b.isoformat()}"
 
 

@@ -219,3 +219,19 @@ def test_batch_reports_and_skips_duplicate_keys_and_bad_dates(tmp_path):
     results = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
     assert [(r["patient"], r["decision"]) for r in results] == [("a", "eligible"), ("e", "undetermined")]
     assert results[1]["criteria"][0]["missing"] == ["birth_date 2030-01-01 is after the as-of date 2026-11-25"]
+
+
+def test_a_date_of_year_one_is_shown_with_four_digits():
+    from screening.dates import parse_partial, show
+
+    assert show(*parse_partial("0001")) == "0001"
+    assert show(*parse_partial("0001-01")) == "0001-01"
+    assert show(*parse_partial("2019-03")) == "2019-03"
+
+
+def test_a_csv_cell_holding_a_carriage_return_is_quoted():
+    import csv as csvmodule
+
+    line = batch.csv_line(batch.csv_row(["\rx", "a,b", "plain", 'say "hi"']))
+    assert line == '"\'\rx","a,b",plain,"say ""hi"""\n'
+    assert next(csvmodule.reader(io.StringIO(line, newline=""))) == ["'\rx", "a,b", "plain", 'say "hi"']

@@ -710,9 +710,8 @@ def _sql_literal(text: str) -> str:
 PYTHON_SPACE = "".join(f"\\x{{{c:x}}}" for c in (
     0x9, 0xA, 0xB, 0xC, 0xD, 0x1C, 0x1D, 0x1E, 0x1F, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028,
     0x2029, 0x202F, 0x205F, 0x3000))
-# summary.csv as Python's csv module writes it (QUOTE_MINIMAL, "" doubled, \n), with two differences that
-# only make the file more correct: a cell holding a carriage return is quoted (Python 3.11 left it bare,
-# which splits the row for every CSV reader), and no comment character (DuckDB would quote '#')
+# summary.csv as the python engine writes it (batch.csv_line: QUOTE_MINIMAL, "" doubled, \n, a cell holding a
+# carriage return quoted), and no comment character (DuckDB would quote '#')
 CSV_OPTIONS = "FORMAT csv, HEADER false, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NEW_LINE '\n', COMMENT ''"
 
 
@@ -735,10 +734,7 @@ def write_summary(con, trials, path: Path) -> None:
     in this engine's contract (the missing items as the SQL engine words them), computed in SQL
     (:func:`summary_sql`); the only Python is per distinct first letter of a question (its capital, as
     Python's ``str.upper`` writes it). The header is written by Python's csv module, as before."""
-    import csv
-    import io
-
-    from ..batch import csv_header, csv_row
+    from ..batch import csv_header, csv_line, csv_row
 
     header = csv_header(trials)
     capitals, one_line = _item_texts(con)
@@ -748,9 +744,7 @@ def write_summary(con, trials, path: Path) -> None:
         con.execute(f"COPY ({summary_sql(trials, capitals, items_one_line=one_line)}) TO '{_sql_text(str(body))}' "
                     f"({CSV_OPTIONS})")
         with temp.open("wb") as stream:
-            text = io.StringIO()
-            csv.writer(text, lineterminator="\n").writerow(csv_row(header))
-            stream.write(text.getvalue().encode("utf-8", "backslashreplace"))
+            stream.write(csv_line(csv_row(header)).encode("utf-8", "backslashreplace"))
             with body.open("rb") as rows:
                 shutil.copyfileobj(rows, stream, 1 << 20)
             stream.flush()
@@ -951,8 +945,6 @@ def query_results(results_dir: Path, *, eligible: bool, needs: str | None, trial
     item as a whole word at the start of the missing text, e.g. ``HbA1c`` matches "HbA1c result within 3
     months"). Returns the number of rows written.
     """
-    import csv
-
     import duckdb
 
     path = Path(results_dir) / RESULTS_PARQUET
@@ -985,12 +977,11 @@ def query_results(results_dir: Path, *, eligible: bool, needs: str | None, trial
     # results.parquet is in input order, and for one patient in the order the trials were given
     rows = con.execute(f"SELECT {select} FROM read_parquet('{_sql_text(str(path))}') "
                        f"WHERE {' AND '.join(where)}").fetchall()
-    from ..batch import csv_row
+    from ..batch import csv_line, csv_row
 
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
+    out.write(csv_line(header))
     for row in rows:
-        writer.writerow(csv_row(["" if v is None else str(v) for v in row]))
+        out.write(csv_line(csv_row(["" if v is None else str(v) for v in row])))
     return len(rows)
 
 

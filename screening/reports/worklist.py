@@ -11,9 +11,7 @@ still gives a row, with its ``missing`` sentences as the items.
 """
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,15 +242,13 @@ def read_results(folder: Path) -> Iterator[dict]:
 
 # ---------------------------------------------------------------- output
 def to_csv(rows: list[Row]) -> str:
-    from ..batch import csv_row  # the same formula guard as summary.csv
+    from ..batch import csv_line, csv_row  # the same formula guard and quoting as summary.csv
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    lines = [csv_line(CSV_COLUMNS)]
     for row in rows:
         cells = row.cells()
-        writer.writerow(csv_row(cells[c] for c in CSV_COLUMNS))
-    return buffer.getvalue()
+        lines.append(csv_line(csv_row(cells[c] for c in CSV_COLUMNS)))
+    return "".join(lines)
 
 
 def to_json(rows: list[Row]) -> str:
