@@ -325,6 +325,21 @@ def test_bad_lines_and_strangers_are_reported_and_skipped(tmp_path):
     assert summary.bad == 6
 
 
+def test_a_resource_line_that_is_not_utf8_keeps_its_patient_from_being_screened_without_it(tmp_path):
+    _write(tmp_path, "Patient.ndjson", [{"resourceType": "Patient", "id": "p1", "birthDate": "1990-04-02"},
+                                        {"resourceType": "Patient", "id": "p2", "birthDate": "1990-04-02"}])
+    condition = {"resourceType": "Condition", "subject": {"reference": "Patient/p1"},
+                 "code": _concept(SNOMED, "254637007", text="Brust\u00fc")}
+    with (tmp_path / "Condition.ndjson").open("wb") as stream:  # a Latin-1 byte where UTF-8 was due
+        stream.write(json.dumps(condition, ensure_ascii=False).encode("latin-1") + b"\n")
+    con, summary, errors = _summary(tmp_path)
+    by_input = {e["input"]: e["error"] for e in errors}
+    assert by_input["Condition.ndjson:1"].endswith("not UTF-8 text")
+    assert by_input["Patient.ndjson:1"] == ("$: patient 'p1' is not screened: its resource at Condition.ndjson:1 "
+                                            "could not be read")
+    assert con.execute("SELECT patient_id FROM patients").fetchall() == [("p2",)]
+
+
 def test_input_detection(tmp_path):
     _write(tmp_path / "bulk", "Patient.ndjson", [{"resourceType": "Patient", "id": "a"}])
     _write(tmp_path, "mixed.ndjson", [{"resourceType": "Patient", "id": "a"},

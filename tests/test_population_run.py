@@ -279,3 +279,51 @@ def test_duckdbs_memory_limit_is_set_from_the_environment(tmp_path, monkeypatch)
     with pytest.raises(popruns.UsageError, match="SCREENING_DUCKDB_MEMORY='lots': not a memory limit DuckDB takes"):
         columnar(tmp_path, resume=False).execute()
     assert outputs(tmp_path / "run") == before  # refused before --out is touched, even with --restart
+
+
+def _corrupt(store: Path, table: str, change) -> None:
+    import pyarrow.parquet as pq
+
+    path = store / f"{table}.parquet"
+    pq.write_table(change(pq.read_table(path)), path)
+
+
+def _set(column: str, value, row: int | None = 0):
+    import pyarrow as pa
+
+    def change(table):
+        values = table[column].to_pylist()
+        for i in range(len(values)) if row is None else [row]:
+            values[i] = value
+        field = table.schema.field(column)
+        return table.set_column(table.schema.get_field_index(column), field.with_nullable(True),
+                                pa.array(values, field.type))
+    return change
+
+
+@pytest.mark.parametrize("table, change, message", [
+    ("patients", _set("patient_id", None), "patients.parquet: not a table of the store (docs/population.md): "
+                                           "patient_id is NULL"),
+    ("observations", _set("value_number", float("inf")), "value_number is not a finite number"),
+    ("observations", _set("comparator", "~"), "comparator is not <, <=, > or >="),
+    ("observations", _set("code", "NOPE"), "code is not SYSTEM:CODE of a known system"),
+    ("observations", _set("patient_id", "nobody"), "its patient_id is not in patients.parquet (patient 'nobody'"),
+    ("patients", _set("has_observations", False, None), "observations.parquet: not a table of the store "
+                                                         "(docs/population.md): its patient's has_observations is false"),
+    ("facts", _set("value_kind", "weird"), "value_kind is not bool, number, string or null"),
+    ("observations", lambda t: t.drop_columns(["unit"]), "observations.parquet: not a table of the store "
+                                                         "(docs/population.md): no column unit"),
+])
+def test_a_parquet_store_holding_what_no_ingester_writes_is_refused_naming_the_file_and_the_rule(
+        tmp_path, table, change, message):
+    import shutil
+
+    _sliced_population(tmp_path, 12)
+    assert _run(tmp_path, "first", None).execute() == 0
+    for slice_patients in (None, 5):  # the store as tables, and as views screened in slices
+        store = tmp_path / f"store-{slice_patients}"
+        shutil.copytree(tmp_path / "first" / "store", store)
+        _corrupt(store, table, change)
+        with pytest.raises(popruns.UsageError) as refused:
+            _run(tmp_path, f"again-{slice_patients}", slice_patients, patients=store).execute()
+        assert message in str(refused.value)

@@ -245,6 +245,7 @@ class FhirBulkIngester:
             for chunk in read_line_chunks(path, chunk_bytes=self.chunk_bytes):
                 for line, problems in chunk.refused:
                     self._refuse(f, line, problems)
+                    self._unreadable(f, line, chunk.refused_heads.get(line, ""))
                 if chunk.text:
                     con.execute("INSERT INTO _fl SELECT ?, ? + generate_subscripts(s, 1) - 1, unnest(s) "
                                 "FROM (SELECT string_split(?, chr(10)) AS s)", [f, chunk.first_line, chunk.text])
@@ -300,10 +301,7 @@ FROM (SELECT f, line, t, d, rt, CASE WHEN d IS NOT NULL THEN json_keys(t) END AS
             except DataError as exc:
                 self._refuse(f, line, exc.problems)
                 refused.append((f, line))
-                # the patient it names (if the text tells) is not screened without it
-                found = re.search(r'"(?:subject|patient)"\s*:\s*\{[^{}]*"reference"\s*:\s*"([^"]*)"', text)
-                if found:
-                    self.unreadable_refs.append((f, line, found.group(1)))
+                self._unreadable(f, line, text)
                 continue
             accepted.append((f, line, json.dumps(document, ensure_ascii=False)))
         if refused or accepted:
@@ -386,6 +384,13 @@ ORDER BY l.f, l.line""").fetchall()
                                                                 "fhir")])
                 con.execute("DELETE FROM _pat WHERE pid = ?", [pid])
                 con.execute("DELETE FROM _link WHERE pid = ?", [pid])
+
+    def _unreadable(self, f: int, line: int, text: str) -> None:
+        """A resource line that could not be read: the patient it names (if its text tells) is not screened
+        without it."""
+        found = re.search(r'"(?:subject|patient)"\s*:\s*\{[^{}]*"reference"\s*:\s*"([^"]*)"', text)
+        if found:
+            self.unreadable_refs.append((f, line, found.group(1)))
 
     # ------------------------------------------------------------------ SQL: what it can prove
     def _prove(self) -> list[str]:

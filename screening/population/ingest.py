@@ -35,6 +35,9 @@ from ..patient.model import CODE_SYSTEMS, MAX_POSITIVE_INT
 from .loader import TableBuilder
 from .schema import END_FIELD, RECORD_KINDS, START_FIELD, TABLES, duckdb_ddl
 
+HEAD_BYTES = 64 * 1024
+"""How much of a line refused before parsing (not UTF-8, too large) is kept to tell whom it is about."""
+
 CHUNK_BYTES = 128 * 1024 * 1024
 """Bytes of whole lines read per chunk (the last line of a chunk is completed with ``readline``)."""
 
@@ -141,6 +144,7 @@ class LineChunk:
     end_offset: int
     end_line: int
     refused: list = field(default_factory=list)  # (line, [DataProblem])
+    refused_heads: dict = field(default_factory=dict)  # line -> the start of a refused line, bad bytes replaced
 
 
 def read_line_chunks(path: Path, offset: int = 0, line: int = 0, chunk_bytes: int = CHUNK_BYTES) -> Iterator[LineChunk]:
@@ -163,6 +167,7 @@ def read_line_chunks(path: Path, offset: int = 0, line: int = 0, chunk_bytes: in
                 last = data.rfind(b"\n") + 1
                 if len(data) - last + len(tail) > MAX_DOCUMENT_BYTES and not tail.endswith(b"\n"):
                     size = len(data) - last + len(tail)
+                    head = (data[last:last + HEAD_BYTES] + tail[:HEAD_BYTES])[:HEAD_BYTES]
                     while True:  # skip the rest of the oversized line
                         part = stream.readline(1024 * 1024)
                         size += len(part)
@@ -176,16 +181,18 @@ def read_line_chunks(path: Path, offset: int = 0, line: int = 0, chunk_bytes: in
             count = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
             end_offset = offset + len(data) + (oversized or 0)
             body = data[:-1] if data.endswith(b"\n") else data
+            heads: dict = {}
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError:
-                text = _decode_lines(body, first, refused)
+                text = _decode_lines(body, first, refused, heads)
             if oversized is not None:
                 count += 1
                 refused.append((first + count - 1, [size_problem(oversized, "line")]))
+                heads[first + count - 1] = head.decode("utf-8", "replace")
             line += count
             offset = end_offset
-            yield LineChunk(text if data else "", first, end_offset, line, refused)
+            yield LineChunk(text if data else "", first, end_offset, line, refused, heads)
 
 
 _REFUSED = object()
@@ -212,14 +219,16 @@ def _line_table(chunk: LineChunk) -> pa.Table:
     return pa.Table.from_batches(table.to_batches(max_chunksize=LINE_BATCH))
 
 
-def _decode_lines(body: bytes, first: int, refused: list) -> str:
-    """Decode line by line (only for a chunk that is not valid UTF-8): bad lines become blank."""
+def _decode_lines(body: bytes, first: int, refused: list, heads: dict) -> str:
+    """Decode line by line (only for a chunk that is not valid UTF-8): bad lines become blank (their first
+    :data:`HEAD_BYTES`, bad bytes replaced, kept in ``heads``: what a FHIR resource's subject is may be read there)."""
     out = []
     for i, raw in enumerate(body.split(b"\n")):
         try:
             out.append(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
             refused.append((first + i, [DataProblem(f"byte {exc.start + 1}", "not UTF-8 text", "io")]))
+            heads[first + i] = raw[:HEAD_BYTES].decode("utf-8", "replace")
             out.append("")
     return "\n".join(out)
 

@@ -364,7 +364,15 @@ class ColumnarRun:
                 columns = ", ".join(f'CAST("{f.name}" AS {_duck_type(f.type)}) AS "{f.name}"' for f in table_schema)
                 kind = "VIEW" if sliced else "TABLE"
                 try:
+                    present = {row[0] for row in self.con.execute(
+                        f"DESCRIBE SELECT * FROM read_parquet('{_sql_text(str(path))}')").fetchall()}
+                    missing = [f.name for f in table_schema if f.name not in present]
+                    if missing:
+                        raise UsageError(f"{path}: not a table of the store (docs/population.md): no column "
+                                         + ", ".join(missing))
                     self.con.execute(f"CREATE {kind} {name} AS SELECT {columns} FROM read_parquet('{_sql_text(str(path))}')")
+                except UsageError:
+                    raise
                 except Exception as exc:  # a column missing or of another type
                     raise UsageError(f"{path}: not a table of the store (docs/population.md): "
                                      f"{str(exc).splitlines()[0]}") from None
@@ -373,6 +381,7 @@ class ColumnarRun:
                 self.con.execute(f"CREATE TABLE {name} AS SELECT * FROM _empty")
                 self.con.unregister("_empty")
         if self.input["kind"] == "parquet":
+            _check_store(self.con, folder)
             duplicates = self.con.execute("SELECT patient_id FROM patients GROUP BY patient_id HAVING count(*) > 1 "
                                           "LIMIT 3").fetchall()
             if duplicates:
@@ -853,6 +862,62 @@ def summary_sql(trials, capitals: dict[str, str], *, items_one_line: bool = Fals
         f"_cell(array_to_string(CASE WHEN alive IS NULL THEN obtain ELSE list_prepend(alive, obtain) END, '; ')), "
         f"_cell(array_to_string(review_questions, '; '))"
         f"{''.join(', ' + cell for cell in cells)} FROM c")
+
+
+def _store_rules() -> dict[str, list[tuple[str, str]]]:
+    """What every row of a store table must satisfy (SQL over the row, what is wrong when it does not): the values
+    the ingesters write, so that a Parquet store from elsewhere is never screened with values no ingester would
+    have stored (a NULL patient id would drop a patient, an infinite value or an unknown comparator change a
+    verdict)."""
+    from .ingest import _CODE
+
+    code = _sql_literal(_CODE)
+    rules: dict[str, list[tuple[str, str]]] = {}
+    for name, table_schema in schema.TABLES.items():
+        checks = [(f'"{f.name}" IS NOT NULL', f"{f.name} is NULL") for f in table_schema if not f.nullable]
+        if name != "patients":
+            checks.append(("patient_id IN (SELECT patient_id FROM patients)", "its patient_id is not in patients.parquet"))
+        for field in table_schema:
+            if field.name.endswith("_lo") and field.name[:-3] + "_hi" in table_schema.names:
+                base = field.name[:-3]
+                checks.append((f"{base}_lo IS NULL OR {base}_hi IS NULL OR {base}_lo <= {base}_hi",
+                               f"{base}_lo is after {base}_hi"))
+        rules[name] = checks
+    rules["patients"] += [("sex IS NULL OR sex IN ('female', 'male', 'other', 'unknown')", "sex is not female, male, "
+                           "other or unknown")]
+    for lst in schema.LISTS:  # a list the patient "did not give" holds no rows (patients checked first: no NULL ids)
+        rules[lst].append((f"patient_id NOT IN (SELECT patient_id FROM patients WHERE NOT has_{lst})",
+                           f"its patient's has_{lst} is false (the list not given)"))
+    rules["observations"] += [
+        (f"regexp_full_match(code, {code}, 's')", "code is not SYSTEM:CODE of a known system"),
+        ("comparator IS NULL OR comparator IN ('<', '<=', '>', '>=')", "comparator is not <, <=, > or >="),
+        ("value_number IS NULL OR isfinite(value_number)", "value_number is not a finite number"),
+        ("ref_low IS NULL OR isfinite(ref_low)", "ref_low is not a finite number"),
+        ("ref_high IS NULL OR isfinite(ref_high)", "ref_high is not a finite number"),
+        ("value_number IS NULL OR value_is_integer IS NOT NULL", "value_is_integer is NULL beside a value_number")]
+    for kind in schema.RECORD_KINDS:
+        rules[kind] += [(f"code IS NULL OR regexp_full_match(code, {code}, 's')",
+                         "code is not SYSTEM:CODE of a known system"),
+                        ("code IS NOT NULL OR unreadable IS NOT NULL", "neither code nor unreadable is given")]
+    rules["facts"] += [("value_kind IN ('bool', 'number', 'string', 'null')", "value_kind is not bool, number, string "
+                        "or null"), ("value_number IS NULL OR isfinite(value_number)", "value_number is not a finite number")]
+    rules["record_fields"] += [("value_kind IN ('string', 'number', 'bool', 'list', 'object', 'null')",
+                                "value_kind is not string, number, bool, list, object or null")]
+    return rules
+
+
+def _check_store(con, folder: Path) -> None:
+    """Refuse (exit 2, naming the file, the rule and a patient) a Parquet store holding a row no ingester writes."""
+    for name, checks in _store_rules().items():
+        if not (folder / f"{name}.parquet").is_file():
+            continue
+        failing = " ".join(f"WHEN NOT coalesce({rule}, FALSE) THEN {_sql_literal(why)}" for rule, why in checks)
+        found = con.execute(f"SELECT why, patient_id FROM (SELECT CASE {failing} END AS why, patient_id FROM {name}) "
+                            "WHERE why IS NOT NULL LIMIT 1").fetchall()
+        if found:
+            why, pid = found[0]
+            raise UsageError(f"{folder / (name + '.parquet')}: not a table of the store (docs/population.md): {why} "
+                             f"(patient {pid!r}, and perhaps others); a store is screened only as the ingesters write it")
 
 
 def _duck_type(arrow_type) -> str:
