@@ -481,7 +481,9 @@ def batch(
                                                                "input and translate the rule sets, else python."),
     explain: Optional[str] = typer.Option(None, "--explain", help="duckdb/spark: write explanations.jsonl for these "
                                                                   "patients only: decisions (eligible,undetermined) "
-                                                                  "and/or patient ids, comma-separated."),
+                                                                  "and/or patient ids, comma-separated (id:ID for an "
+                                                                  "id spelled like a decision; @FILE: ids one per "
+                                                                  "line)."),
     slice_patients: Optional[int] = typer.Option(None, "--slice-patients", min=1,
                                                  help="duckdb/spark: screen at most this many patients at a time, "
                                                       "to bound memory (default: 250,000 on duckdb, 100,000 on "

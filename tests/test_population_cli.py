@@ -201,3 +201,23 @@ def test_query_eligible_and_needs_one_item(tmp_path):
     assert both.returncode == 2 and "exactly one of --eligible and --needs" in both.stderr
     missing = run("query", tmp_path / "nothing", "--eligible", cwd=tmp_path)
     assert missing.returncode == 2 and "no results.parquet" in missing.stderr
+
+
+def test_explain_names_ids_spelled_like_decisions_or_holding_commas():
+    from screening.population.run import ExplainSpec, UsageError
+
+    assert ExplainSpec.parse("eligible, P4 ,id:eligible") == ExplainSpec(("eligible",), ("P4", "eligible"))
+    with pytest.raises(UsageError, match="id:ID for an id spelled like a decision"):
+        ExplainSpec.parse("P1,,P2")
+
+
+def test_explain_takes_the_ids_of_a_file_exactly_as_written(tmp_path):
+    from screening.population.run import ExplainSpec, UsageError
+
+    (tmp_path / "ids.txt").write_text("Doe, Jane\n P7 \neligible\n")
+    assert ExplainSpec.parse(f"@{tmp_path / 'ids.txt'}") == ExplainSpec((), ("Doe, Jane", " P7 ", "eligible"))
+    (tmp_path / "empty.txt").write_text("P1\n\nP2\n")
+    with pytest.raises(UsageError, match="one patient id per line"):
+        ExplainSpec.parse(f"@{tmp_path / 'empty.txt'}")
+    with pytest.raises(UsageError, match="cannot be read"):
+        ExplainSpec.parse(f"@{tmp_path / 'none.txt'}")

@@ -63,17 +63,42 @@ class ExplainSpec:
 
     @classmethod
     def parse(cls, text: str | None) -> "ExplainSpec | None":
+        """``eligible,undetermined,P17``: decisions and ids, comma separated, each trimmed; ``id:eligible`` is the
+        patient whose id is ``eligible``; ``@FILE``: the ids of FILE, one per line, exactly as written (ids with
+        commas or spaces at their ends)."""
         if text is None:
             return None
+        if text.startswith("@"):
+            return cls((), _ids_of_file(Path(text[1:])))
         items = [item.strip() for item in text.split(",")]
-        if not text.strip() or any(not item for item in items):
-            raise UsageError(f"--explain: {text!r} is not a list (write e.g. eligible,undetermined or P1,P2)")
+        if not text.strip() or any(not item or item == "id:" for item in items):
+            raise UsageError(f"--explain: {text!r} is not a list (write e.g. eligible,undetermined or P1,P2; "
+                             "id:ID for an id spelled like a decision; @FILE for ids one per line)")
         decisions = tuple(dict.fromkeys(i for i in items if i in EXPLAIN_DECISIONS))
-        patients = tuple(dict.fromkeys(i for i in items if i not in EXPLAIN_DECISIONS))
+        patients = tuple(dict.fromkeys(i[3:] if i.startswith("id:") else i for i in items
+                                       if i not in EXPLAIN_DECISIONS))
         return cls(decisions, patients)
 
     def to_json(self) -> dict:
         return {"decisions": list(self.decisions), "patients": list(self.patients)}
+
+
+def _ids_of_file(path: Path) -> tuple[str, ...]:
+    """The patient ids of an ``--explain @FILE``: one per line (a final line end optional), at most 1 MiB."""
+    try:
+        if path.stat().st_size > 1024 * 1024:
+            raise UsageError(f"--explain @{path}: larger than 1 MiB; give the ids of the patients to explain")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"--explain @{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"--explain @{path}: cannot be read: {exc.strerror or exc}") from None
+    ids = [line.removesuffix("\r") for line in text.split("\n")]
+    if ids and ids[-1] == "":
+        ids.pop()
+    if not ids or any(not i for i in ids):
+        raise UsageError(f"--explain @{path}: give one patient id per line (no empty line)")
+    return tuple(dict.fromkeys(ids))
 
 
 def _input_of(patients: Path) -> dict:
