@@ -145,12 +145,35 @@ def csv_header(trials: list[Trial]) -> list[str]:
     return header
 
 
+_LOCKS: dict[str, object] = {}
+"""The output folders this process writes, each with its open ``.lock`` file (held until the process ends)."""
+
+
 def make_out_dir(out_dir: Path) -> None:
-    """Create a run's output folder (and its parents); a folder that cannot be made is a UsageError."""
+    """Create a run's output folder (and its parents) and take its lock: a folder that cannot be made, or that
+    another run is writing to (two runs would interleave their checkpoints and files), is a UsageError."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{out_dir}: cannot create the output folder: {exc.strerror}") from None
+    key = str(out_dir.resolve())
+    if key in _LOCKS:
+        return
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no lock
+        return
+    try:
+        stream = (out_dir / ".lock").open("a")
+    except OSError as exc:
+        raise UsageError(f"{out_dir}: cannot write in the output folder: {exc.strerror}") from None
+    try:
+        fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        stream.close()
+        raise UsageError(f"{out_dir}: another screening batch is writing to this folder; wait for it to end, or "
+                         "give another --out") from None
+    _LOCKS[key] = stream
 
 
 # ============================================================================ inputs
@@ -634,8 +657,13 @@ class BatchRun:
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
             state["position"], state["outputs"], state["tally"]  # noqa: B018 - the keys must be there
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UsageError(f"{path}: cannot read the checkpoint ({exc}); use --restart to start over") from None
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            raise UsageError(f"{path}: cannot read the checkpoint ({str(exc).splitlines()[0][:200]}); use --restart "
+                             "to start over") from None
+        damage = self._damage(state)
+        if damage:
+            raise UsageError(f"{path} is damaged ({damage}): the run cannot be resumed from it; use --restart to "
+                             "start over")
         differences = self.differences(state)
         if differences:
             raise UsageError(f"{self.out_dir} holds a run that differs from this command:\n  - "
@@ -643,6 +671,32 @@ class BatchRun:
                              + "\nrepeat the original command to resume it, or add --restart to start over "
                                "(this replaces the files in it)")
         return state
+
+    def _damage(self, state: dict) -> str | None:
+        """What is wrong with the shape of progress.json (None: nothing): the resume reads these fields as such."""
+        position, outputs, tally = state["position"], state["outputs"], state["tally"]
+        if not isinstance(tally, dict) or not all(type(tally.get(k)) is int and tally[k] >= 0
+                                                  for k in ("records", "bad", "pairs")) \
+                or not isinstance(tally.get("trials"), dict):
+            return "tally is not an object of counts"
+        if not isinstance(outputs, dict) or not all(type(v) is int and v >= 0 for v in outputs.values()):
+            return "outputs is not an object of file sizes"
+        if state.get("state") not in ("running", "complete"):
+            return "state is neither running nor complete"
+        if not isinstance(position, dict) or not all(type(v) is int and v >= 0 for k, v in position.items()
+                                                     if k in ("offset", "line", "files")):
+            return "position is not an object of counts"
+        offset = position.get("offset")
+        if offset is not None and isinstance(self.source, NdjsonInput):
+            size = self.source.path.stat().st_size if self.source.path.is_file() else 0
+            if offset > size:
+                return f"its position, byte {offset:,}, is past the end of {self.source.display}"
+            if offset:
+                with self.source.path.open("rb") as stream:
+                    stream.seek(offset - 1)
+                    if stream.read(1) != b"\n":
+                        return f"its position, byte {offset:,}, is not the start of a line of {self.source.display}"
+        return None
 
     def differences(self, state: dict) -> list[str]:
         mine = self.identity()

@@ -476,3 +476,22 @@ def test_resume_refuses_a_folder_that_changed_before_the_checkpoint(tmp_path, sm
     (folder / "p01.json").unlink()
     with pytest.raises(UsageError, match="the patient files changed since the interrupted run"):
         run([small], folder, tmp_path / "out")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s["position"].update(offset=10 ** 12), "is past the end of"),
+    (lambda s: s["position"].update(offset=s["position"]["offset"] - 3), "is not the start of a line of"),
+    (lambda s: s["position"].update(offset="x"), "position is not an object of counts"),
+    (lambda s: s.update(tally="x"), "tally is not an object of counts"),
+    (lambda s: s.update(state="done"), "state is neither running nor complete"),
+])
+def test_a_damaged_checkpoint_of_the_python_engine_is_refused_with_use_restart(tmp_path, small, edit, message):
+    source = write_ndjson(tmp_path / "pts.ndjson", [make_patient(i) for i in range(6)])
+    assert run([small], source, tmp_path / "out")[0] == 0
+    state = progress(tmp_path / "out")
+    state["state"] = "running"
+    edit(state)
+    (tmp_path / "out" / "progress.json").write_text(json.dumps(state))
+    with pytest.raises(UsageError) as refused:  # exit 2 with this one message (cli.py)
+        run([small], source, tmp_path / "out")
+    assert message in str(refused.value) and "use --restart" in str(refused.value)

@@ -327,3 +327,61 @@ def test_a_parquet_store_holding_what_no_ingester_writes_is_refused_naming_the_f
         with pytest.raises(popruns.UsageError) as refused:
             _run(tmp_path, f"again-{slice_patients}", slice_patients, patients=store).execute()
         assert message in str(refused.value)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda state: state.update(stages="x"), "is damaged (stages is not an object)"),
+    (lambda state: state.update(trials_done={"TINY-001": "x"}), "is damaged (trials_done is not an object of slice counts)"),
+    (lambda state: state.update(slices=["b", "a"]), "is damaged (slices is not a list of patient ids in order)"),
+    (lambda state: state.update(trials_done={"TINY-001": 5}), "trials_done counts more slices than the run has"),
+])
+def test_a_damaged_checkpoint_is_refused_with_use_restart(tmp_path, damage, message):
+    write_population(tmp_path)
+    run = columnar(tmp_path)
+    run.execute()
+    path = tmp_path / "run" / "progress.json"
+    state = json.loads(path.read_text())
+    state["stages"].pop("outputs")
+    state["slices"] = []
+    damage(state)
+    path.write_text(json.dumps(state))
+    with pytest.raises(popruns.UsageError) as refused:
+        columnar(tmp_path).execute()
+    assert message in str(refused.value) and "use --restart" in str(refused.value)
+    path.write_text("[" * 100000 + "]" * 100000)  # nested past Python's recursion limit
+    with pytest.raises(popruns.UsageError, match="cannot read the checkpoint"):
+        columnar(tmp_path).execute()
+
+
+@pytest.mark.parametrize("lose", ["store/patients.parquet", "parts/0-0.parquet"])
+def test_a_saved_stage_whose_files_are_gone_is_refused_not_finished_without_them(tmp_path, lose):
+    write_population(tmp_path)
+    run = columnar(tmp_path)
+    run.execute()
+    path = tmp_path / "run" / "progress.json"
+    state = json.loads(path.read_text())
+    state["stages"].pop("outputs")
+    path.write_text(json.dumps(state))
+    (tmp_path / "run" / lose).unlink()
+    with pytest.raises(popruns.UsageError) as refused:
+        columnar(tmp_path).execute()
+    assert f"{lose} is missing" in str(refused.value) and "use --restart" in str(refused.value)
+    (tmp_path / "run" / "results.jsonl").unlink()
+    (tmp_path / "run" / "results.jsonl").mkdir()  # --restart clears even a folder in a file's place
+    assert columnar(tmp_path, resume=False).execute() == 1
+    assert (tmp_path / "run" / "results.jsonl").is_file()
+
+
+def test_two_runs_into_one_folder_the_second_is_refused(tmp_path):
+    from screening.batch import _LOCKS, make_out_dir
+
+    out = tmp_path / "run"
+    make_out_dir(out)  # this process holds the folder's lock: another process may not take it
+    import subprocess
+    import sys
+
+    probe = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                            "from screening.batch import make_out_dir; make_out_dir(Path(sys.argv[1]))", str(out)],
+                           capture_output=True, text=True, timeout=120)
+    assert probe.returncode != 0 and "another screening batch is writing to this folder" in probe.stderr
+    _LOCKS.pop(str(out.resolve())).close()

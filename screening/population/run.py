@@ -83,6 +83,29 @@ class ExplainSpec:
         return {"decisions": list(self.decisions), "patients": list(self.patients)}
 
 
+def _progress_damage(state: dict, trials: int) -> str | None:
+    """What is wrong with the shape of a columnar run's progress.json (None: nothing)."""
+    stages = state.get("stages")
+    if not isinstance(stages, dict):
+        return "stages is not an object"
+    store = stages.get("store")
+    if store is not None and not (isinstance(store, dict) and isinstance(store.get("bad", 0), int)):
+        return "stages.store is not an object with a count of bad lines"
+    done = state.get("trials_done")
+    if not isinstance(done, dict) or not all(type(v) is int and v >= 0 for v in done.values()):
+        return "trials_done is not an object of slice counts"
+    if "slices" in state:
+        slices = state["slices"]
+        if not isinstance(slices, list) or not all(isinstance(b, str) for b in slices) \
+                or any(a >= b for a, b in zip(slices, slices[1:])):
+            return "slices is not a list of patient ids in order"
+        if any(v > len(slices) + 1 for v in done.values()):
+            return "trials_done counts more slices than the run has"
+    if "tally" in state and not isinstance(state["tally"], dict):
+        return "tally is not an object"
+    return None
+
+
 def _ids_of_file(path: Path) -> tuple[str, ...]:
     """The patient ids of an ``--explain @FILE``: one per line (a final line end optional), at most 1 MiB."""
     try:
@@ -215,12 +238,16 @@ class ColumnarRun:
             return None
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{path}: cannot read the checkpoint ({exc}); use --restart to start over") from None
+        except (OSError, ValueError, RecursionError) as exc:
+            raise UsageError(f"{path}: cannot read the checkpoint ({_first_line(exc)}); use --restart to start over") from None
         mine = self.identity()
         if not isinstance(state, dict) or state.get("version") != PROGRESS_VERSION or "stages" not in state:
             raise UsageError(f"{path} was written by another version or engine of the batch command; "
                              "use --restart to start over")
+        damage = _progress_damage(state, len(self.trials))
+        if damage:
+            raise UsageError(f"{path} is damaged ({damage}): the run cannot be resumed from it; use --restart to "
+                             "start over")
         found = [f"{key}: the run used {json.dumps(state.get(key))}, this command {json.dumps(value)}"
                  for key, value in mine.items() if state.get(key) != value]
         if found:
@@ -228,6 +255,30 @@ class ColumnarRun:
                              + "\nrepeat the original command to resume it, or add --restart to start over "
                                "(this replaces the files in it)")
         return state
+
+    def _check_saved(self, state: dict) -> None:
+        """What progress.json records as done must be there: the store this run wrote (every table), and a
+        readable part for every (trial, slice) screened; else the run would be finished without those results."""
+        def missing(what: str) -> UsageError:
+            return UsageError(f"{self.out_dir}: {what}, which {PROGRESS} records as done; the run cannot be resumed "
+                              "without it: use --restart to start over")
+
+        if state["stages"].get("outputs"):
+            return
+        if state["stages"].get("store") and self.input["kind"] != "parquet":
+            for name in schema.TABLES:
+                if not (self.out_dir / STORE / f"{name}.parquet").is_file():
+                    raise missing(f"{STORE}/{name}.parquet is missing")
+        slices = len(state.get("slices") or []) + 1 if "slices" in state else 1
+        for index, item in enumerate(self.trials):
+            for number in range(min(state["trials_done"].get(item.trial.id, 0), slices)):
+                part = self.out_dir / PARTS / f"{index}-{number}.parquet"
+                try:
+                    import pyarrow.parquet as pq
+
+                    pq.read_metadata(part)
+                except Exception:
+                    raise missing(f"{PARTS}/{part.name} is missing or not a Parquet file") from None
 
     def checkpoint(self) -> None:
         self.state.update(self.identity())
@@ -240,14 +291,17 @@ class ColumnarRun:
         make_out_dir(self.out_dir)
         state = self.read_progress() if self.resume else None
         if state is None:
-            for name in (RESULTS, SUMMARY, ERRORS, RESULTS_PARQUET, EXPLANATIONS, PROGRESS):
-                (self.out_dir / name).unlink(missing_ok=True)
-            for name in (STORE, PARTS):
-                shutil.rmtree(self.out_dir / name, ignore_errors=True)
+            for name in (RESULTS, SUMMARY, ERRORS, RESULTS_PARQUET, EXPLANATIONS, PROGRESS, STORE, PARTS):
+                target = self.out_dir / name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target, ignore_errors=True)
+                elif target.exists() or target.is_symlink():
+                    target.unlink()
             state = {"stages": {}, "trials_done": {}}
             self.state = state
             self.checkpoint()  # recorded from the start: a run stopped at any point is resumed, never refused
         self.state = state
+        self._check_saved(state)
         if state["stages"].get("outputs"):
             _say(self.out, f"nothing to do: the run in {self.out_dir} is complete; use --restart to run it again")
             self.report(None)
