@@ -29,6 +29,18 @@ def columnar(tmp_path, out="run", trials=(TINY,), resume=True, explain=None):
                                resume=resume, explain=explain, out=sink, err=sink)
 
 
+def _after(monkeypatch, method: str, then) -> None:
+    """ColumnarRun.<method> as it is, then ``then(run)``: to look at the run's state at that point."""
+    original = getattr(popruns.ColumnarRun, method)
+
+    def wrapped(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        then(self)
+        return result
+
+    monkeypatch.setattr(popruns.ColumnarRun, method, wrapped)
+
+
 def outputs(folder: Path) -> dict[str, bytes]:
     return {name: (folder / name).read_bytes() for name in ("results.jsonl", "summary.csv", "errors.jsonl")}
 
@@ -57,17 +69,15 @@ def test_a_run_records_its_stage_timings_and_the_store(tmp_path):
 def test_a_trial_is_recorded_only_after_the_store_it_was_screened_from(tmp_path, monkeypatch):
     write_population(tmp_path)
     seen = []
-    original = popruns.ColumnarRun.checkpoint
 
-    def checkpoint(self):
-        original(self)
+    def saved(self):
         state = json.loads((self.out_dir / "progress.json").read_text())
         seen.append(state)
         if state["trials_done"]:
             assert "store" in state["stages"] and (self.out_dir / "store" / "patients.parquet").is_file()
             assert (self.out_dir / "errors.jsonl").is_file()
 
-    monkeypatch.setattr(popruns.ColumnarRun, "checkpoint", checkpoint)
+    _after(monkeypatch, "checkpoint", saved)
     assert columnar(tmp_path, trials=(TINY, BENCH)).execute() == 1
     # the start, the store, each trial, the outputs
     assert [(bool(s["stages"].get("store")), len(s["trials_done"])) for s in seen] == [
@@ -210,13 +220,8 @@ def test_a_population_screened_in_slices_gives_the_files_of_one_screened_whole(t
 def test_results_of_one_row_group_are_written_from_arrow_batches_with_the_bytes_of_the_table(tmp_path, monkeypatch):
     _sliced_population(tmp_path)
     spread = []
-    original = popruns.ColumnarRun._spread_results
-
-    def watched(self):
-        original(self)
-        spread.append(self.con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name = 'results'").fetchall())
-
-    monkeypatch.setattr(popruns.ColumnarRun, "_spread_results", watched)
+    _after(monkeypatch, "_spread_results", lambda self: spread.append(
+        self.con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name = 'results'").fetchall()))
     monkeypatch.setattr(popruns, "RESULT_BATCH_ROWS", 16)  # a dozen batches, which DuckDB's threads share
     assert _run(tmp_path, "arrow", None).execute() == 0
     assert spread == [[]]  # 183 results: handed to the writers as Arrow batches, the table dropped
@@ -329,6 +334,18 @@ def test_a_parquet_store_holding_what_no_ingester_writes_is_refused_naming_the_f
         assert message in str(refused.value)
 
 
+def _unfinished_run(tmp_path, change=lambda state: None) -> Path:
+    """A complete run of TINY made to look stopped before its outputs, its progress.json changed by ``change``."""
+    write_population(tmp_path)
+    columnar(tmp_path).execute()
+    path = tmp_path / "run" / "progress.json"
+    state = json.loads(path.read_text())
+    state["stages"].pop("outputs")
+    change(state)
+    path.write_text(json.dumps(state))
+    return path
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda state: state.update(stages="x"), "is damaged (stages is not an object)"),
     (lambda state: state.update(trials_done={"TINY-001": "x"}), "is damaged (trials_done is not an object of slice counts)"),
@@ -336,15 +353,7 @@ def test_a_parquet_store_holding_what_no_ingester_writes_is_refused_naming_the_f
     (lambda state: state.update(trials_done={"TINY-001": 5}), "trials_done counts more slices than the run has"),
 ])
 def test_a_damaged_checkpoint_is_refused_with_use_restart(tmp_path, damage, message):
-    write_population(tmp_path)
-    run = columnar(tmp_path)
-    run.execute()
-    path = tmp_path / "run" / "progress.json"
-    state = json.loads(path.read_text())
-    state["stages"].pop("outputs")
-    state["slices"] = []
-    damage(state)
-    path.write_text(json.dumps(state))
+    path = _unfinished_run(tmp_path, lambda state: damage(state.update(slices=[]) or state))
     with pytest.raises(popruns.UsageError) as refused:
         columnar(tmp_path).execute()
     assert message in str(refused.value) and "use --restart" in str(refused.value)
@@ -355,13 +364,7 @@ def test_a_damaged_checkpoint_is_refused_with_use_restart(tmp_path, damage, mess
 
 @pytest.mark.parametrize("lose", ["store/patients.parquet", "parts/0-0.parquet"])
 def test_a_saved_stage_whose_files_are_gone_is_refused_not_finished_without_them(tmp_path, lose):
-    write_population(tmp_path)
-    run = columnar(tmp_path)
-    run.execute()
-    path = tmp_path / "run" / "progress.json"
-    state = json.loads(path.read_text())
-    state["stages"].pop("outputs")
-    path.write_text(json.dumps(state))
+    _unfinished_run(tmp_path)
     (tmp_path / "run" / lose).unlink()
     with pytest.raises(popruns.UsageError) as refused:
         columnar(tmp_path).execute()
