@@ -83,7 +83,7 @@ class ExplainSpec:
         return {"decisions": list(self.decisions), "patients": list(self.patients)}
 
 
-def _progress_damage(state: dict, trials: int) -> str | None:
+def _progress_damage(state: dict) -> str | None:
     """What is wrong with the shape of a columnar run's progress.json (None: nothing)."""
     stages = state.get("stages")
     if not isinstance(stages, dict):
@@ -244,7 +244,7 @@ class ColumnarRun:
         if not isinstance(state, dict) or state.get("version") != PROGRESS_VERSION or "stages" not in state:
             raise UsageError(f"{path} was written by another version or engine of the batch command; "
                              "use --restart to start over")
-        damage = _progress_damage(state, len(self.trials))
+        damage = _progress_damage(state)
         if damage:
             raise UsageError(f"{path} is damaged ({damage}): the run cannot be resumed from it; use --restart to "
                              "start over")
@@ -269,13 +269,13 @@ class ColumnarRun:
             for name in schema.TABLES:
                 if not (self.out_dir / STORE / f"{name}.parquet").is_file():
                     raise missing(f"{STORE}/{name}.parquet is missing")
+        import pyarrow.parquet as pq
+
         slices = len(state.get("slices") or []) + 1 if "slices" in state else 1
         for index, item in enumerate(self.trials):
             for number in range(min(state["trials_done"].get(item.trial.id, 0), slices)):
                 part = self.out_dir / PARTS / f"{index}-{number}.parquet"
                 try:
-                    import pyarrow.parquet as pq
-
                     pq.read_metadata(part)
                 except Exception:
                     raise missing(f"{PARTS}/{part.name} is missing or not a Parquet file") from None
