@@ -691,7 +691,7 @@ class BatchRun:
             size = self.source.path.stat().st_size if self.source.path.is_file() else 0
             if offset > size:
                 return f"its position, byte {offset:,}, is past the end of {self.source.display}"
-            if offset:
+            if 0 < offset < size:  # (at the end of a file whose last line has no line end, offset is its size)
                 with self.source.path.open("rb") as stream:
                     stream.seek(offset - 1)
                     if stream.read(1) != b"\n":
