@@ -317,8 +317,8 @@ def main(argv=None) -> int:
     if "ingestion" not in skip:
         seconds, summary = ingestion(path)
         figures["ingestion"] = seconds
-        say(f"ingestion into the store (DuckDB): {rate(seconds)}; {summary.python_path:,} lines read by the "
-            "per-patient reader")
+        say(f"ingestion into the store (DuckDB): {rate(seconds)}; {summary.plain_path:,} lines proven by the typed "
+            f"parse (plain path), {summary.python_path:,} read by the per-patient reader")
     runs = []
     startup = None
     for trial in trials:

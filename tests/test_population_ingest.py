@@ -78,15 +78,20 @@ def _sorted(table):
 
 
 def assert_same(path: Path, display: str = "pop.ndjson", **options):
+    """The store SQL ingestion writes equals the per-patient reader's, with the plain path (screening.population.plain)
+    and, unless ``plain_path`` is given, without it too; returns the summary of the first."""
     want_refused, want = reference(path, display)
-    got_refused, got, summary = ingested(path, display, **options)
-    assert got_refused == want_refused
-    for name in schema.TABLES:
-        assert [(f.name, f.type) for f in got[name].schema] == [(f.name, f.type) for f in schema.TABLES[name]], name
-        assert _sorted(got[name]) == _sorted(want[name]), name
-    assert summary.patients == want["patients"].num_rows
-    assert summary.bad == len(want_refused)
-    return summary
+    summaries = []
+    for plain in ([options.pop("plain_path")] if "plain_path" in options else [True, False]):
+        got_refused, got, summary = ingested(path, display, plain_path=plain, **options)
+        assert got_refused == want_refused, plain
+        for name in schema.TABLES:
+            assert [(f.name, f.type) for f in got[name].schema] == [(f.name, f.type) for f in schema.TABLES[name]], name
+            assert _sorted(got[name]) == _sorted(want[name]), (name, plain)
+        assert summary.patients == want["patients"].num_rows
+        assert summary.bad == len(want_refused)
+        summaries.append(summary)
+    return summaries[0]
 
 
 def write_lines(tmp_path: Path, lines: list, name: str = "pop.ndjson") -> Path:
@@ -101,6 +106,9 @@ def test_generated_population_is_stored_by_sql_exactly_as_the_python_loader(tmp_
     summary = assert_same(path)
     assert summary.patients == 400 and summary.bad == 0
     assert summary.python_path == 0  # the whole synthetic population is proven valid in SQL
+    # the plain path proves every line without a null; the general path alone stores the same tables
+    assert summary.plain_path == sum("null" not in json.dumps(p) for p in patients) > 300
+    assert ingested(path, "pop.ndjson", plain_path=False)[2].python_path == 0
 
 
 P = '{"id":"%s"%s}'
@@ -310,6 +318,85 @@ def test_lenient_json_and_hidden_keys_are_accepted_and_refused_exactly_as_the_pe
         assert lines[pid] in refused, pid
     for pid in ("n1", "n2", "n3", "n9", "w1", "w2", "s1", "s3", "r4", "m3", "e1", "e2", "f3", "u4", "q4", "h1", "h2"):
         assert lines[pid] not in refused, pid
+
+
+# (line, whether the plain path (screening.population.plain) proves it): every line must also be stored or refused
+# exactly as the per-patient reader does, whichever path takes it
+PLAIN_PROOF_LINES = [
+    ('{"id":"a1","observations":[{"code":"LOINC:1","value":1,"unit":"mg/dL","date":"2020-01-02",'
+     '"reference_range":{"low":1,"high":2.5,"unit":"mg/dL","text":"1-2.5"}}]}', True),
+    ('{"id": "a2", "sex": "female", "birth_date": "1950-03", "facts": {"smoker": true, "x": null, "n": 1.5, "s": "t:u"}}', True),
+    ('{"id":"a3","conditions":[{"code":"ICD10:I10","codes":["SNOMED:1","ICD10:I10.0"],"display":"a:b {c} [d]",'
+     '"status":"active","onset":"2019"}],"medications":[{"code":"ATC:X","route":"oral","start":"2020-01-01T10:00:00Z"}]}', True),
+    ('{"id":"a4","observations":[{"code":"LOINC:1","value":"positive"},{"code":"LOINC:2","value":true}]}', True),
+    ('{"id":"a5","observations":[{"code":"LOINC:1","value":7,"comparator":"<"},{"code":"LOINC:1","value":7.0,'
+     '"value_code":"LOINC:LA1"}]}', True),
+    ('{"id":"a6","observations":[{"code":"LOINC:1","value":1,"display":"é ✓ 𝄞"}],"procedures":[{"code":"SNOMED:1",'
+     '"result":"ok, done"}],"allergies":[{"unreadable":"no code","category":"food"}],"immunizations":[]}', True),
+    ('{"id":"a7","version":1,"deceased":true,"observations":[],"conditions":[]}', True),
+    # a text field holding another kind: fewer quotes than counted
+    ('{"id":"b1","sex":5}', False),
+    ('{"id":"b2","observations":[{"code":"LOINC:1","value":1,"unit":{"a":"b"}}]}', False),
+    ('{"id":"b3","observations":[{"code":"LOINC:1","value":1,"display":["x"]}]}', False),
+    ('{"id":"b4","observations":[{"code":"LOINC:1","value":"5","unit":5}]}', False),
+    ('{"id":"b5","sex":{}}', False),
+    # an object field holding no object: read as an object of NULLs, without its brace
+    ('{"id":"b6","observations":[{"code":"LOINC:1","value":1,"reference_range":true}]}', False),
+    ('{"id":"b7","observations":[{"code":"LOINC:1","value":1,"reference_range":[1]}]}', False),
+    # keys the type does not name, or twice: more colons than counted
+    ('{"id":"b8","zzz":1}', False),
+    ('{"id":"b9","observations":[{"code":"LOINC:1","value":1,"zz:z":"1"}]}', False),
+    ('{"id":"c1","id":"c1"}', False),
+    ('{"id":"c2","sex":"male","sex":"female"}', False),
+    # null (the general path reads it as absent, as the per-patient reader does)
+    ('{"id":"c3","sex":null}', False),
+    ('{"id":"c4","observations":[{"code":"LOINC:1","value":null}]}', False),
+    # lists: a text for a list, items of another kind, null items, items that are no objects
+    ('{"id":"c5","conditions":[{"code":"ICD10:I10","codes":"ICD10:I11"}]}', False),
+    ('{"id":"c6","conditions":[{"code":"ICD10:I10","codes":[5]}]}', False),
+    ('{"id":"c7","conditions":[{"code":"ICD10:I10","codes":["ICD10:I11",null]}]}', False),
+    ('{"id":"c8","observations":[5]}', False),
+    ('{"id":"c9","conditions":[{}]}', False),
+    ('{"id":"d1","observations":[null]}', False),
+    # what DuckDB's parser accepts and the per-patient reader does not
+    ('{"id":"d2","observations":[{"code":"LOINC:1","value":1},]}', False),
+    ('{"id":"d3","observations":[{"code":"LOINC:1","value":1}, ]}', False),
+    ('{"id":"d4","observations":[{"code":"LOINC:1","value":NaN}]}', False),
+    ('{"id":"d5","observations":[{"code":"LOINC:1","value":1e400}]}', False),
+    # fields the plain type leaves to the general path
+    ('{"id":"d6","medications":[{"code":"ATC:X","dose":{"value":5,"unit":"mg"}}]}', False),
+    ('{"id":"d7","conditions":[{"code":"ICD10:I10","recorded_date":"2020"}]}', False),
+    ('{"id":"d8","deceased":"2020-01"}', False),
+    ('\ufeff{"id":"d9"}', False),
+    ('{"id":"e1","observations":[{"code":"LOINC:1","value":1,"display":"\\u00e9"}]}', False),
+    # valid shapes, invalid values: left to the general path, which refuses them with check's message
+    ('{"id":"e2","observations":[{"code":"LOINC:1","value":{"a":1}}]}', False),
+    ('{"id":"e3","birth_date":"2020-13-01"}', False),
+    ('{"id":"e4","observations":[{"code":"XYZ:1","value":1}]}', False),
+    ('{"id":"e5","version":1.0}', False),  # accepted (the reader takes 1.0 for 1), by the per-patient reader
+    ('{"id":"e6","version":"1"}', False),
+    ('{"id":"e7","facts":{"a":1,"a":2}}', False),
+    ('{"id":"e8","facts":{"a":{"b":1}}}', False),
+    ('{"id":""}', False),
+    ('{"id":"e9","medications":[{"code":"ATC:X","route":"a\x7fb"}]}', False),
+    ('{"id":"f1","observations":[{"code":"LOINC:1","value":1,"comparator":"=="}]}', False),
+    ('{"id":"f2","conditions":[{"display":"no code"}]}', False),
+]
+
+
+def test_the_plain_path_takes_exactly_the_lines_it_proves_and_stores_them_as_the_per_patient_reader(tmp_path):
+    """Each line alone: taken by the plain path or not, as listed; all together: stored or refused as `check` does."""
+    for number, (line, plain) in enumerate(PLAIN_PROOF_LINES):
+        path = write_lines(tmp_path, [line], name=f"l{number}.ndjson")
+        assert ingested(path, "pop.ndjson")[2].plain_path == int(plain), line
+    path = write_lines(tmp_path, [line for line, _ in PLAIN_PROOF_LINES])
+    summary = assert_same(path)
+    assert summary.plain_path == sum(plain for _, plain in PLAIN_PROOF_LINES)
+    refused = ingested(path, "pop.ndjson")[0]
+    ids = [line.split('"')[3] for line, _ in PLAIN_PROOF_LINES]
+    assert [ids[n - 1] for n in sorted(refused)] == ["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "c1", "c2",
+                                                      "c5", "c6", "c7", "c8", "c9", "d1", "d2", "d3", "d4", "d5", "e2",
+                                                      "e3", "e4", "e6", "e7", "e8", "", "f1", "f2"]
 
 
 def test_lines_that_are_no_patient_are_refused_with_the_message_check_gives(tmp_path):

@@ -36,7 +36,7 @@ from ..patient.fhir import (COMPARATORS, GENDERS, IPS_ABSENT, NONE_KNOWN, NOT_A_
                             SYSTEMS, UCUM)
 from ..patient.load import parse_json
 from ..patient.model import MAX_POSITIVE_INT
-from .ingest import CHUNK_BYTES, read_line_chunks
+from .ingest import CHUNK_BYTES, _line_table, read_line_chunks
 from .loader import TableBuilder
 from .schema import TABLES, duckdb_ddl
 
@@ -246,12 +246,9 @@ class FhirBulkIngester:
                 for line, problems in chunk.refused:
                     self._refuse(f, line, problems)
                     self._unreadable(f, line, chunk.refused_heads.get(line, ""))
-                if chunk.text:
-                    con.execute("INSERT INTO _fl SELECT ?, ? + generate_subscripts(s, 1) - 1, unnest(s) "
-                                "FROM (SELECT string_split(?, chr(10)) AS s)", [f, chunk.first_line, chunk.text])
-                if chunk.refused:
-                    con.execute("DELETE FROM _fl WHERE f = ? AND line IN (SELECT unnest(?))",
-                                [f, [line for line, _ in chunk.refused]])
+                con.register("_chunk_lines", _line_table(chunk))
+                con.execute("INSERT INTO _fl SELECT ?, line, text FROM _chunk_lines", [f])
+                con.unregister("_chunk_lines")
                 self.summary.bytes_read = done + chunk.end_offset
                 self.summary.lines += chunk.end_line - chunk.first_line + 1
                 if progress is not None:

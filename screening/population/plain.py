@@ -1,0 +1,236 @@
+"""The plain-document path of NDJSON ingestion: documents proven valid by one typed parse and two counts.
+
+Most lines of a population file are *plain*: only the usual fields, no ``null`` anywhere, no escape in
+any string. Such a line is parsed once, straight into typed columns (``from_json`` with the nested type
+:data:`PLAIN_TYPE`), instead of being parsed piece by piece as JSON (:class:`~.ingest.Ingester`, which
+handles everything else). A typed parse alone is lenient: it drops unknown and repeated keys, reads
+``12`` into a text field and ``null`` as absent. The proof that none of that happened counts two
+characters of the line, which in a line without a backslash can only be where JSON puts them:
+
+* every key is followed by one structural ``:``; every other ``:`` is inside a string. So
+  ``colons(line) = P + colons(leaves)``, where ``P`` counts the fields the typed parse found
+  (not NULL) and ``leaves`` is every text and JSON value it read, holds only if the line has no
+  key the type does not name, no key twice and no ``null`` (a NULL field whose key was written);
+* every string is written between two ``"`` and holds none. So
+  ``quotes(line) = 2 P + 2 V + quotes(leaves)``, ``V`` the text values read, holds only if every
+  text value was written as a string (a number, boolean, object or list read into a text field
+  brings fewer quotes than it is counted for);
+* every object is opened by one ``{`` outside strings. So ``braces(line) = O + braces(leaves)``, ``O``
+  the objects the typed parse found, holds only if each was written as an object (a typed parse reads
+  ``5`` or ``true`` as an object whose fields are all NULL, as it reads ``{}``).
+
+What the counts cannot see (a list item that is ``null`` or not an object, a value of the wrong
+kind inside a JSON-typed leaf) is refused by the checks, which are the checks of the general path
+written on typed columns, and whose typing of numbers reuses the general path's macros: a line is
+stored by this path exactly as the general path would store it, or left to the general path.
+``tests/test_population_ingest.py`` holds the three paths (this one, the general SQL path and the
+per-patient reader) together.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+
+import pyarrow as pa
+
+from .ingest import (LINE_BATCH, PATIENT_FIELDS, RECORD_BASE, RECORD_DECLARED, _TRAILING_COMMA, _dates, _typed)
+from .schema import END_FIELD, RECORD_KINDS, START_FIELD, TABLES
+
+_OBSERVATION = {"code": "VARCHAR", "codes": ["VARCHAR"], "display": "VARCHAR", "value": "JSON",
+                "value_code": "VARCHAR", "unit": "VARCHAR", "date": "VARCHAR", "comparator": "VARCHAR",
+                "reference_range": {"low": "JSON", "high": "JSON", "unit": "VARCHAR", "text": "VARCHAR"}}
+
+PLAIN_DECLARED = {kind: tuple(name for name, what in declared.items() if what in ("date", "string"))
+                  for kind, declared in RECORD_DECLARED.items()}
+"""The declared record fields a plain record may have (dates and texts; doses, frequencies, flags and lists of
+causes are left to the general path)."""
+
+
+def _record(kind: str) -> dict:
+    spec = {name: "VARCHAR" for name in RECORD_BASE}
+    spec["codes"] = ["VARCHAR"]
+    spec.update({name: "VARCHAR" for name in PLAIN_DECLARED[kind]})
+    return spec
+
+
+PLAIN_TYPE = {"version": "JSON", "id": "VARCHAR", "birth_date": "VARCHAR", "sex": "VARCHAR", "deceased": "JSON",
+              "observations": [_OBSERVATION], **{kind: [_record(kind)] for kind in RECORD_KINDS}, "facts": "JSON"}
+"""The typed parse of a plain document: texts as VARCHAR, anything that may be a number (or of several kinds) as
+JSON, typed afterwards exactly as the general path types it."""
+
+assert set(PLAIN_TYPE) == set(PATIENT_FIELDS)
+
+
+def _count(text: str, char: str) -> str:
+    return f"(strlen({text}) - strlen(replace({text}, '{char}', '')))"
+
+
+def _walk(expr: str, spec: dict, depth: int = 0) -> tuple[list[str], list[str], list[str], list[str]]:
+    """SQL terms for the fields found (P), the text values read (V), the objects below ``expr`` (O) and the leaves'
+    texts, of the object ``expr``."""
+    found, texts, objects, leaves = [], [], [], []
+    for name, kind in spec.items():
+        field = f'{expr}."{name}"'
+        found.append(f"({field} IS NOT NULL)::INT")
+        if kind == "VARCHAR":
+            texts.append(f"({field} IS NOT NULL)::INT")
+            leaves.append(field)
+        elif kind == "JSON":
+            leaves.append(field)
+        elif kind == ["VARCHAR"]:
+            texts.append(f"coalesce(len({field}), 0)")
+            leaves.append(f"array_to_string({field}, '')")
+        elif isinstance(kind, dict):
+            objects.append(f"({field} IS NOT NULL)::INT")
+            f, t, o, l = _walk(field, kind, depth)
+            found += f
+            texts += t
+            objects += o
+            leaves += l
+        else:  # a list of objects
+            item = f"i{depth}"
+            f, t, o, l = _walk(item, kind[0], depth + 1)
+            o = [f"({item} IS NOT NULL)::INT"] + o
+            for terms, out in ((f, found), (t, texts), (o, objects)):
+                out.append(f"coalesce(list_sum(list_transform({field}, lambda {item}: {' + '.join(terms)})), 0)")
+            leaves.append(f"array_to_string(list_transform({field}, lambda {item}: concat({', '.join(l)})), '')")
+    return found, texts, objects, leaves
+
+
+def _all(items: str, item: str, check: str) -> str:
+    """Every item of a (possibly NULL) list passes ``check``; NULL counts as failing."""
+    return f"coalesce(len(list_filter({items}, lambda {item}: NOT coalesce({check}, FALSE))), 0) = 0"
+
+
+def _number(leaf: str) -> str:
+    """A JSON-typed leaf that is absent or a finite number (as the general path's ``isfinite(<name>_n)``)."""
+    return f"({leaf} IS NULL OR isfinite(CASE WHEN json_type({leaf}) IN ('UBIGINT', 'BIGINT', 'DOUBLE') " \
+           f"THEN try_cast({leaf} AS DOUBLE) END))"
+
+
+def _codes_ok(codes: str) -> str:
+    return f"({codes} IS NULL OR {_all(codes, 'c', '_code_ok(c)')})"
+
+
+def _date(text: str) -> str:
+    return f"({text} IS NULL OR _date_ok({text}))"
+
+
+def _observation_ok(o: str) -> str:
+    value = f"{o}.value"
+    return " AND ".join([
+        f"{o}.code IS NOT NULL", f"_code_ok({o}.code)", _codes_ok(f"{o}.codes"),
+        f"({value} IS NULL OR json_type({value}) IN ('BOOLEAN', 'VARCHAR') OR {_number(value)})",
+        f"({o}.value_code IS NULL OR _code_ok({o}.value_code))", _date(f"{o}.date"),
+        f"({o}.comparator IS NULL OR {o}.comparator IN ('<', '<=', '>', '>='))",
+        _number(f"{o}.reference_range.low"), _number(f"{o}.reference_range.high")])
+
+
+def _record_ok(kind: str, r: str) -> str:
+    checks = [f"({r}.code IS NOT NULL OR {r}.unreadable IS NOT NULL)", f"({r}.code IS NULL OR _code_ok({r}.code))",
+              _codes_ok(f"{r}.codes")]
+    for name in PLAIN_DECLARED[kind]:
+        if RECORD_DECLARED[kind][name] == "date":
+            checks.append(_date(f'{r}."{name}"'))
+        else:  # a text kept in record_fields: stored as written only without control characters
+            checks.append(f'({r}."{name}" IS NULL OR _plain({r}."{name}"))')
+    return " AND ".join(checks)
+
+
+_FACT_VALUES = "map_values(from_json(d.facts, '\"MAP(VARCHAR, JSON)\"'))"
+_FACT_OK = ("coalesce(json_type(v), 'NULL') IN ('NULL', 'BOOLEAN', 'VARCHAR') OR (json_type(v) IN ('UBIGINT', 'BIGINT', "
+            "'DOUBLE') AND isfinite(try_cast(v AS DOUBLE)))")
+
+
+def plain_select() -> str:
+    """The SELECT of ``(line, d)`` for the lines of ``_lines`` proven plain and valid (``d`` typed by :data:`PLAIN_TYPE`)."""
+    found, texts, objects, leaves = _walk("d", PLAIN_TYPE)
+    checks = [
+        "d.id IS NOT NULL AND d.id <> ''", "(d.version IS NULL OR d.version = '1')", _date("d.birth_date"),
+        "(d.sex IS NULL OR d.sex IN ('female', 'male', 'other', 'unknown'))",
+        "(d.deceased IS NULL OR d.deceased IN ('true', 'false'))",
+        _all("d.observations", "o", _observation_ok("o")),
+        *[_all(f"d.{kind}", "r", _record_ok(kind, "r")) for kind in RECORD_KINDS],
+        "(d.facts IS NULL OR (left(d.facts, 1) = '{' AND list_unique(json_keys(d.facts)) = len(json_keys(d.facts)) "
+        f"AND {_all(_FACT_VALUES, 'v', _FACT_OK)}))",
+    ]
+    plain_type = json.dumps(PLAIN_TYPE, separators=(",", ":"))
+    # parsed once: without MATERIALIZED, DuckDB inlines ``d`` into each of its uses and parses the line again for each
+    return f"""
+WITH parsed AS MATERIALIZED (
+  SELECT line, text, try(from_json(text, '{plain_type}')) AS d FROM _lines
+  WHERE NOT contains(text, '\\') AND left(text, 1) <> chr(65279))
+SELECT line, d FROM (
+  SELECT line, text, d, {' + '.join(found)} AS p, {' + '.join(texts)} AS v, 1 + {' + '.join(objects)} AS o,
+         concat({', '.join(leaves)}) AS leaves
+  FROM parsed WHERE d IS NOT NULL)
+WHERE {_count('text', ':')} = p + {_count('leaves', ':')}
+  AND {_count('text', '"')} = 2 * p + 2 * v + {_count('leaves', '"')}
+  AND {_count('text', '{')} = o + {_count('leaves', '{')}
+  AND NOT contains(text, ',]') AND NOT contains(text, ',}}')
+  AND NOT ((contains(text, ', ') OR contains(text, ',' || chr(9)) OR contains(text, ',' || chr(13)))
+           AND regexp_matches(text, '{_TRAILING_COMMA}'))
+  AND {' AND '.join(checks)}"""
+
+
+def read_plain(con, enabled: bool = True) -> pa.Table:
+    """Run :func:`plain_select` over ``_lines``; the result as an Arrow table of small batches, so that the
+    statements storing it unnest and type it on every core (no row at all when not ``enabled``)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
+        # one column per member: each statement storing a list converts only its own column from Arrow
+        table = con.execute(f"SELECT line, d.* FROM ({plain_select()}){'' if enabled else ' LIMIT 0'}").to_arrow_table()
+    return pa.Table.from_batches(table.to_batches(max_chunksize=LINE_BATCH), table.schema)
+
+
+def _columns(table: str) -> list[str]:
+    return [field.name for field in TABLES[table]]
+
+
+def insert_plain(con, prefix: str, display: str, winners: str) -> None:
+    """Store the documents of ``_plain`` whose line is one of ``winners`` (a SQL subquery of lines), column for
+    column as :meth:`~.ingest.Ingester._insert_sql` stores the same documents."""
+    p, display = prefix, display.replace("'", "''")
+    docs = f"(SELECT * FROM _plain WHERE line IN ({winners}))"
+    has = ", ".join(f"{name} IS NOT NULL" for name in ("observations",) + RECORD_KINDS + ("facts",))
+    con.execute(f"""
+INSERT INTO {p}patients
+SELECT id, '{display}:' || line, {_dates("birth_date")}, sex, CASE WHEN deceased = 'true' THEN TRUE END,
+       {_dates("NULL::VARCHAR")}, {has}
+FROM {docs}""")
+    value = _typed("o.value", "value", "snb")
+    low = _typed("o.reference_range.low", "ref_low", "n")
+    high = _typed("o.reference_range.high", "ref_high", "n")
+    con.execute(f"""
+INSERT INTO {p}observations
+SELECT id, seq, o.code, o.codes, o.display, value_n, value_i, value_s, value_b, o.value_code, o.unit, o.comparator,
+       {_dates("o.date")}, ref_low_n, ref_low_i, ref_high_n, ref_high_i, o.reference_range.unit, o.reference_range.text
+FROM (SELECT id, seq, o, {value}, {low}, {high}
+      FROM (SELECT id, unnest(observations) AS o, generate_subscripts(observations, 1) - 1 AS seq
+            FROM {docs} WHERE observations IS NOT NULL))""")
+    for kind in RECORD_KINDS:
+        start = f'r."{START_FIELD[kind]}"'
+        end = f'r."{END_FIELD[kind]}"' if END_FIELD[kind] else "NULL::VARCHAR"
+        columns = _columns(kind)[:14]
+        assert columns[-1] == "end_hi", columns
+        records = (f"(SELECT id, unnest({kind}) AS r, generate_subscripts({kind}, 1) - 1 AS seq "
+                   f"FROM {docs} WHERE {kind} IS NOT NULL)")
+        con.execute(f"""
+INSERT INTO {p}{kind} ({', '.join(f'"{c}"' for c in columns)})
+SELECT id, seq, r.code, r.codes, r.display, r.status, r.verification, r.unreadable, {_dates(start)}, {_dates(end)}
+FROM {records}""")
+        for name in PLAIN_DECLARED[kind]:
+            if RECORD_DECLARED[kind][name] == "string":
+                con.execute(f"""
+INSERT INTO {p}record_fields
+SELECT id, '{kind}', seq, '{name}', 'string', r."{name}", NULL, NULL, '"' || r."{name}" || '"', NULL
+FROM {records} WHERE r."{name}" IS NOT NULL""")
+    con.execute(f"""
+INSERT INTO {p}facts
+SELECT id, name, CASE v_t WHEN 'NULL' THEN 'null' WHEN 'BOOLEAN' THEN 'bool' WHEN 'VARCHAR' THEN 'string' ELSE 'number' END,
+       CASE WHEN v_t = 'BOOLEAN' THEN v = 'true' END,
+       CASE WHEN v_t IN ('UBIGINT', 'BIGINT', 'DOUBLE') THEN try_cast(v AS DOUBLE) END,
+       CASE WHEN v_t = 'VARCHAR' THEN json_extract_string(v, '$') END
+FROM (SELECT id, name, v, coalesce(json_type(v), 'NULL') AS v_t
+      FROM (SELECT id, unnest(map_keys(m)) AS name, unnest(map_values(m)) AS v
+            FROM (SELECT id, from_json(facts, '"MAP(VARCHAR, JSON)"') AS m FROM {docs} WHERE facts IS NOT NULL)))""")
