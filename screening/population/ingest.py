@@ -5,6 +5,9 @@ a time); Arrow splits each chunk into numbered lines, handed to DuckDB in batche
 that it parses them on every core; DuckDB parses each document once and validates it in SQL, then inserts the valid documents into the tables of
 :mod:`screening.population.schema`. No Python runs per line for the ordinary document.
 
+Most lines are first proven valid by one typed parse and three character counts
+(:mod:`screening.population.plain`); the others take the general path below.
+
 A line the SQL checks do not *prove* valid (not JSON, not an object, a wrong type, an unknown
 field or code system, a date that is not a date, NaN or Infinity, a duplicate key, a FHIR
 resource, a field holding nested objects the checks do not walk ...) is handed, alone, to the
@@ -621,13 +624,24 @@ def _dates(text_sql: str) -> str:
     return f"{text_sql}, _date_lo({text_sql}), _date_hi({text_sql})"
 
 
+def _read_ahead(chunks: Iterator[LineChunk]) -> Iterator[LineChunk]:
+    """The chunks, each next one read by a thread while the caller stores the one before (DuckDB releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="screening-read") as pool:
+        pending = pool.submit(next, chunks, None)
+        while (chunk := pending.result()) is not None:
+            pending = pool.submit(next, chunks, None)
+            yield chunk
+
+
 def ingest_ndjson(con, path: str | Path, *, on_error: Callable[[dict], None], display: str | None = None,
                   prefix: str = "", progress: Callable[[IngestSummary], None] | None = None,
                   chunk_bytes: int = CHUNK_BYTES, plain_path: bool = True) -> IngestSummary:
     """Read a whole NDJSON file of patient JSON documents into the store tables (created in ``con``)."""
     path = Path(path)
     ingester = Ingester(con, on_error=on_error, display=display or path.name, prefix=prefix, plain_path=plain_path)
-    for chunk in read_line_chunks(path, chunk_bytes=chunk_bytes):
+    for chunk in _read_ahead(read_line_chunks(path, chunk_bytes=chunk_bytes)):
         ingester.add_chunk(chunk)
         if progress is not None:
             progress(ingester.summary)

@@ -33,7 +33,7 @@ import warnings
 
 import pyarrow as pa
 
-from .ingest import (LINE_BATCH, PATIENT_FIELDS, RECORD_BASE, RECORD_DECLARED, _TRAILING_COMMA, _dates, _typed)
+from .ingest import (LINE_BATCH, PATIENT_FIELDS, RECORD_BASE, RECORD_DECLARED, _TRAILING_COMMA, _dates, _keys_ok)
 from .schema import END_FIELD, RECORD_KINDS, START_FIELD, TABLES
 
 _OBSERVATION = {"code": "VARCHAR", "codes": ["VARCHAR"], "display": "VARCHAR", "value": "JSON",
@@ -102,10 +102,33 @@ def _all(items: str, item: str, check: str) -> str:
     return f"coalesce(len(list_filter({items}, lambda {item}: NOT coalesce({check}, FALSE))), 0) = 0"
 
 
+QUOTE = '"'
+_DIGITS = "('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')"
+
+
+def _json_number(leaf: str) -> str:
+    """The number a JSON-typed leaf holds, as DOUBLE (NULL for another kind). Read from the leaf's text by its first
+    character: a JSON value starting with a digit or '-' is a number (or -inf/-nan, which are not finite), and any
+    correct parse of the same text gives the double the general path's JSON cast gives."""
+    return f"CASE WHEN left({leaf}, 1) IN {_DIGITS} THEN try_cast({leaf}::VARCHAR AS DOUBLE) END"
+
+
 def _number(leaf: str) -> str:
     """A JSON-typed leaf that is absent or a finite number (as the general path's ``isfinite(<name>_n)``)."""
-    return f"({leaf} IS NULL OR isfinite(CASE WHEN json_type({leaf}) IN ('UBIGINT', 'BIGINT', 'DOUBLE') " \
-           f"THEN try_cast({leaf} AS DOUBLE) END))"
+    return f"({leaf} IS NULL OR isfinite({_json_number(leaf)}))"
+
+
+def _typed_leaf(leaf: str, name: str, kinds: str) -> str:
+    """The general path's ``_typed`` columns (``name_n``, ``name_i``, ``name_s``, ``name_b``) of a JSON-typed leaf of
+    a plain line, read from its first character instead of parsing it again."""
+    items = [f"{_json_number(leaf)} AS {name}_n",
+             f"CASE WHEN left({leaf}, 1) IN {_DIGITS} THEN NOT (contains({leaf}, '.') OR contains({leaf}, 'e') "
+             f"OR contains({leaf}, 'E')) END AS {name}_i"]
+    if "s" in kinds:
+        items.append(f"CASE WHEN left({leaf}, 1) = '\"' THEN json_extract_string({leaf}, '$') END AS {name}_s")
+    if "b" in kinds:
+        items.append(f"CASE WHEN {leaf} IN ('true', 'false') THEN {leaf} = 'true' END AS {name}_b")
+    return ", ".join(items)
 
 
 def _codes_ok(codes: str) -> str:
@@ -120,7 +143,7 @@ def _observation_ok(o: str) -> str:
     value = f"{o}.value"
     return " AND ".join([
         f"{o}.code IS NOT NULL", f"_code_ok({o}.code)", _codes_ok(f"{o}.codes"),
-        f"({value} IS NULL OR json_type({value}) IN ('BOOLEAN', 'VARCHAR') OR {_number(value)})",
+        f"({value} IS NULL OR left({value}, 1) = '\"' OR {value} IN ('true', 'false') OR {_number(value)})",
         f"({o}.value_code IS NULL OR _code_ok({o}.value_code))", _date(f"{o}.date"),
         f"({o}.comparator IS NULL OR {o}.comparator IN ('<', '<=', '>', '>='))",
         _number(f"{o}.reference_range.low"), _number(f"{o}.reference_range.high")])
@@ -142,9 +165,37 @@ _FACT_OK = ("coalesce(json_type(v), 'NULL') IN ('NULL', 'BOOLEAN', 'VARCHAR') OR
             "'DOUBLE') AND isfinite(try_cast(v AS DOUBLE)))")
 
 
+def _key_lists() -> tuple[str, list[str], str]:
+    """For the lines of ``counted`` with ``null``s: a SELECT adding the keys of every object the typed parse reads
+    (yyjson lists a repeated key twice), the checks that each object's keys are known and distinct, and their number."""
+    items = json.dumps({name: ["JSON"] for name, kind in PLAIN_TYPE.items() if isinstance(kind, list)},
+                       separators=(",", ":"))
+    parse = f"try(from_json(text, '{items}')) AS items, try(json_keys(text)) AS k"
+    columns = []
+    checks = [_keys_ok("k", PLAIN_TYPE)]
+    counts = ["len(k)"]
+    for name, kind in PLAIN_TYPE.items():
+        if not isinstance(kind, list):
+            continue
+        spec = kind[0]
+        columns.append(f"list_transform(items.{name}, lambda i: json_keys(i)) AS {name}_k")
+        checks.append(_all(f"{name}_k", "ik", _keys_ok("ik", spec)))
+        counts.append(f"coalesce(list_sum(list_transform({name}_k, lambda ik: len(ik))), 0)")
+        for inner, inner_spec in spec.items():
+            if isinstance(inner_spec, dict):
+                columns.append(f"list_transform(items.{name}, lambda i: json_keys(i, '$.{inner}')) AS {name}_{inner}_k")
+                checks.append(_all(f"{name}_{inner}_k", "ik", _keys_ok("coalesce(ik, [])", inner_spec)))
+                counts.append(f"coalesce(list_sum(list_transform({name}_{inner}_k, lambda ik: len(ik))), 0)")
+    return f"SELECT *, {', '.join(columns)} FROM (SELECT *, {parse} FROM counted WHERE nulls)", checks, " + ".join(counts)
+
+
 def plain_select() -> str:
-    """The SELECT of ``(line, d)`` for the lines of ``_lines`` proven plain and valid (``d`` typed by :data:`PLAIN_TYPE`)."""
+    """The SELECT of ``(line, d)`` for the lines of ``_lines`` proven plain and valid (``d`` typed by :data:`PLAIN_TYPE`).
+
+    A line holding ``:null`` is proven with the keys of its objects listed (known and distinct), as the colon count
+    cannot tell a null from an unknown key; any other line by the three counts alone."""
     found, texts, objects, leaves = _walk("d", PLAIN_TYPE)
+    keyed, key_checks, key_count = _key_lists()
     checks = [
         "d.id IS NOT NULL AND d.id <> ''", "(d.version IS NULL OR d.version = '1')", _date("d.birth_date"),
         "(d.sex IS NULL OR d.sex IN ('female', 'male', 'other', 'unknown'))",
@@ -153,24 +204,29 @@ def plain_select() -> str:
         *[_all(f"d.{kind}", "r", _record_ok(kind, "r")) for kind in RECORD_KINDS],
         "(d.facts IS NULL OR (left(d.facts, 1) = '{' AND list_unique(json_keys(d.facts)) = len(json_keys(d.facts)) "
         f"AND {_all(_FACT_VALUES, 'v', _FACT_OK)}))",
+        "NOT contains(text, ',]') AND NOT contains(text, ',}')",
+        "NOT ((contains(text, ', ') OR contains(text, ',' || chr(9)) OR contains(text, ',' || chr(13))) "
+        f"AND regexp_matches(text, '{_TRAILING_COMMA}'))",
     ]
     plain_type = json.dumps(PLAIN_TYPE, separators=(",", ":"))
+    counted = (f"{' + '.join(texts)} AS v, 1 + {' + '.join(objects)} AS o, concat({', '.join(leaves)}) AS leaves, "
+               f"{_count('text', ':')} AS text_colons, {_count('text', QUOTE)} AS text_quotes, "
+               f"{_count('text', '{')} AS text_braces")
+
+    def proven(keys: str) -> str:  # the counts, with ``keys`` the number of keys in the line's objects
+        return (f"text_colons = {keys} + {_count('leaves', ':')} AND text_quotes = 2 * {keys} + 2 * v + "
+                f"{_count('leaves', QUOTE)} AND text_braces = o + {_count('leaves', '{')}")
+
     # parsed once: without MATERIALIZED, DuckDB inlines ``d`` into each of its uses and parses the line again for each
     return f"""
 WITH parsed AS MATERIALIZED (
-  SELECT line, text, try(from_json(text, '{plain_type}')) AS d FROM _lines
-  WHERE NOT contains(text, '\\') AND left(text, 1) <> chr(65279))
-SELECT line, d FROM (
-  SELECT line, text, d, {' + '.join(found)} AS p, {' + '.join(texts)} AS v, 1 + {' + '.join(objects)} AS o,
-         concat({', '.join(leaves)}) AS leaves
-  FROM parsed WHERE d IS NOT NULL)
-WHERE {_count('text', ':')} = p + {_count('leaves', ':')}
-  AND {_count('text', '"')} = 2 * p + 2 * v + {_count('leaves', '"')}
-  AND {_count('text', '{')} = o + {_count('leaves', '{')}
-  AND NOT contains(text, ',]') AND NOT contains(text, ',}}')
-  AND NOT ((contains(text, ', ') OR contains(text, ',' || chr(9)) OR contains(text, ',' || chr(13)))
-           AND regexp_matches(text, '{_TRAILING_COMMA}'))
-  AND {' AND '.join(checks)}"""
+  SELECT line, text, try(from_json(text, '{plain_type}')) AS d, contains(text, ':null') AS nulls FROM _lines
+  WHERE NOT contains(text, '\\') AND left(text, 1) <> chr(65279)),
+counted AS (SELECT line, text, d, nulls, {' + '.join(found)} AS p, {counted} FROM parsed WHERE d IS NOT NULL),
+keyed AS MATERIALIZED ({keyed})
+SELECT line, d FROM counted WHERE NOT nulls AND {proven('p')} AND {' AND '.join(checks)}
+UNION ALL
+SELECT line, d FROM keyed WHERE {' AND '.join(key_checks)} AND {proven(f'({key_count})')} AND {' AND '.join(checks)}"""
 
 
 def read_plain(con, enabled: bool = True) -> pa.Table:
@@ -198,9 +254,9 @@ INSERT INTO {p}patients
 SELECT id, '{display}:' || line, {_dates("birth_date")}, sex, CASE WHEN deceased = 'true' THEN TRUE END,
        {_dates("NULL::VARCHAR")}, {has}
 FROM {docs}""")
-    value = _typed("o.value", "value", "snb")
-    low = _typed("o.reference_range.low", "ref_low", "n")
-    high = _typed("o.reference_range.high", "ref_high", "n")
+    value = _typed_leaf("o.value", "value", "snb")
+    low = _typed_leaf("o.reference_range.low", "ref_low", "n")
+    high = _typed_leaf("o.reference_range.high", "ref_high", "n")
     con.execute(f"""
 INSERT INTO {p}observations
 SELECT id, seq, o.code, o.codes, o.display, value_n, value_i, value_s, value_b, o.value_code, o.unit, o.comparator,
