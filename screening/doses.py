@@ -94,7 +94,11 @@ def per_day(frequency) -> tuple[float | None, str | None]:
         return None, f"a schedule per {unit!r} has no exact daily total"
     if period <= 0:
         return None, "frequency period is not positive"
-    return snap_value(count / (period * PERIOD_DAYS[unit])), None
+    days = period * PERIOD_DAYS[unit]
+    per_day = count / days if days > 0 else math.inf
+    if not math.isfinite(per_day) or per_day == 0:  # 5e-324 h, 1e308 a: beyond what a double holds
+        return None, f"frequency {count} per {period:g} {unit} has no daily total a number can hold"
+    return snap_value(per_day), None
 
 
 def read_dose(model, path: str) -> Dose | None:

@@ -33,6 +33,9 @@ EXCLUSION = PRED + 'exclusion E1 "Prednisone > 10 mg/day" = current medication p
     ({"dose": {"value": 1, "unit": "mg/kg"}, "frequency": 1}, "unknown"),  # needs the weight
     ({"dose": {"value": 5, "unit": "mg"}, "frequency": {"as_needed": True}}, "unknown"),
     ({"dose": {"value": 5, "unit": "mg"}, "frequency": {"frequency": 1, "period": 1, "period_unit": "mo"}}, "unknown"),
+    # a period no double can turn into days (5e-324 h is 0 days; 1e308 wk is infinite): unknown, not a crash or 0
+    ({"dose": {"value": 1, "unit": "mg"}, "frequency": {"frequency": 1, "period": 5e-324, "period_unit": "h"}}, "unknown"),
+    ({"dose": {"value": 1, "unit": "mg"}, "frequency": {"frequency": 1, "period": 1e308, "period_unit": "wk"}}, "unknown"),
     ({"dose": {"value": 5, "unit": "mL"}, "frequency": 1}, "unknown"),  # not a mass
     ({"dose": {"value": 5}, "frequency": 1}, "unknown"),  # no unit
     # a recorded daily dose that disagrees with dose x frequency is an error in the record
