@@ -200,6 +200,18 @@ def test_edge_cases_are_accepted_and_refused_exactly_as_the_per_patient_reader_d
     assert summary.python_path < len(EDGE_LINES) // 1.3  # most valid lines were proven in SQL
 
 
+def test_an_id_given_twice_by_lines_the_per_patient_reader_stores_keeps_only_the_first(tmp_path):
+    """Both lines take the per-patient reader (an extra field holding an object): only the first line's rows are
+    stored (found by a fuzzer: the second line's rows were stored too, filtered by patient instead of by line)."""
+    path = write_lines(tmp_path, ['{"id":"p","conditions":[{"code":"ICD10:I10","detail":{"a":1}}]}',
+                                  '{"id":"p","conditions":[{"code":"ICD10:I11","detail":{"a":2}}]}'])
+    summary = assert_same(path)
+    assert summary.python_path == 2 and summary.patients == 1
+    tables = ingested(path, "pop.ndjson")[1]
+    assert tables["conditions"].column("code").to_pylist() == ["ICD10:I10"]
+    assert tables["record_fields"].column("value_json").to_pylist() == ['{"a":1}']
+
+
 def test_a_refused_line_is_reported_with_its_line_number_and_message(tmp_path):
     path = write_lines(tmp_path, ['{"id":"p1"}', "", '{"id":"p2","birth_date":"1980-02-30"}', '{"id":"p1"}',
                                   '{"id":"p3"}'])
@@ -351,6 +363,15 @@ PLAIN_PROOF_LINES = [
     # an object field holding no object: read as an object of NULLs, without its brace
     ('{"id":"b6","observations":[{"code":"LOINC:1","value":1,"reference_range":true}]}', False),
     ('{"id":"b7","observations":[{"code":"LOINC:1","value":1,"reference_range":[1]}]}', False),
+    # a dropped value whose quotes and braces make up for a text field holding a number (found by a fuzzer)
+    ('{"id":"i1","observations":[{"code":"LOINC:1","reference_range":[{}]}]}', False),
+    ('{"id":"i2","sex":5,"observations":[{"code":"LOINC:1","reference_range":["ab",{}]}]}', False),
+    ('{"id":"i3","observations":[{"code":"LOINC:1","date":2020,"reference_range":"ab"},'
+     '{"code":"LOINC:1","reference_range":[{},{}]}]}', False),
+    ('{"id":"i4","observations":[{"code":"LOINC:1","value":1,"reference_range":{}}]}', False),
+    ('{"id":"i5","conditions":[{"code":"ICD10:I10","display":5}],"observations":"ab","facts":{"a":null}}', False),
+    ('{"id":"i6","conditions":[{"code":"ICD10:I10","display":5}],"observations":"ab","procedures":null}', False),
+    ('{"id":"i7","conditions":[{"code":"ICD10:I10","display":5}],"observations":"a:null","procedures":null}', False),
     # keys the type does not name, or twice: more colons than counted
     ('{"id":"b8","zzz":1}', False),
     ('{"id":"b9","observations":[{"code":"LOINC:1","value":1,"zz:z":"1"}]}', False),
@@ -422,7 +443,8 @@ def test_the_plain_path_takes_exactly_the_lines_it_proves_and_stores_them_as_the
     assert summary.plain_path == sum(plain for _, plain in PLAIN_PROOF_LINES)
     refused = ingested(path, "pop.ndjson")[0]
     ids = [line.split('"')[3] for line, _ in PLAIN_PROOF_LINES]
-    assert [ids[n - 1] for n in sorted(refused)] == ["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "c1", "c2",
+    assert [ids[n - 1] for n in sorted(refused)] == ["b1", "b2", "b3", "b4", "b5", "b6", "b7",
+                                                      "i1", "i2", "i3", "i5", "i6", "i7", "b8", "b9", "c1", "c2",
                                                       "g1", "g2", "g3", "g4", "g8", "h4", "h6", "h7", "h8", "h9",
                                                       "c5", "c6", "c7", "c8", "c9", "d1", "d2", "d3", "d4", "d5", "e2",
                                                       "e3", "e4", "e6", "e7", "e8", "", "f1", "f2"]

@@ -474,7 +474,7 @@ UPDATE _docs SET ok = TRUE WHERE parsed AND {self._patient_ok()}
         id wins, across chunks too), then SQL-proven lines by SQL and the others from the Python loader."""
         con = self.con
         builder = TableBuilder()
-        python_ids = []
+        python_ids, accepted = [], []
         for line, document in python_docs:
             key = f"{self.display}:{line}"
             try:
@@ -483,6 +483,7 @@ UPDATE _docs SET ok = TRUE WHERE parsed AND {self._patient_ok()}
                 self._refuse(line, exc.problems)
                 continue
             python_ids.append((line, builder.rows["patients"][-1]["patient_id"]))
+            accepted.append((line, document))
         _py_ids = pa.table({"line": pa.array([i[0] for i in python_ids], pa.int64()),
                             "pid": pa.array([i[1] for i in python_ids], pa.string())})
         con.register("_py_ids", _py_ids)
@@ -500,14 +501,14 @@ LEFT JOIN {self.prefix}patients p ON p.patient_id = i.pid""")
                                                     "this line is not screened", "duplicate-id")])
         con.execute("CREATE OR REPLACE TEMP TABLE _win AS SELECT line FROM _ids WHERE earlier IS NULL AND line = first")
         self._insert_sql()
-        tables = builder.tables()
         winners = {row[0] for row in con.execute("SELECT line FROM _win").fetchall()}
-        keep = [line in winners for line, _ in python_ids]
-        if python_ids and any(keep):
-            keep_ids = pa.array([pid for (line, pid), k in zip(python_ids, keep) if k], pa.string())
-            import pyarrow.compute as pc
-            for name, table in tables.items():
-                table = table.filter(pc.is_in(table["patient_id"], keep_ids))
+        if any(line in winners for line, _ in python_ids):
+            # stored again from the winning lines alone: two lines of one id may both have come this way
+            kept = TableBuilder()
+            for line, document in accepted:
+                if line in winners:
+                    kept.add_document(document, f"{self.display}:{line}")
+            for name, table in kept.tables().items():
                 if table.num_rows:
                     con.register("_py_rows", table)
                     con.execute(f"INSERT INTO {self.prefix}{name} SELECT * FROM _py_rows")

@@ -19,6 +19,11 @@ characters of the line, which in a line without a backslash can only be where JS
   the objects the typed parse found, holds only if each was written as an object (a typed parse reads
   ``5`` or ``true`` as an object whose fields are all NULL, as it reads ``{}``).
 
+A value the typed parse drops whole is the danger, for its quotes and braces go uncounted: a list field
+holding no list is read as NULL (its key's colon is then not counted, so the colon count refuses it), and an
+object field holding no object as an object of NULLs (a ``reference_range`` of ``["ab", {}]`` could make up for
+``"id": 5``), so a range with no field at all is left to the general path.
+
 What the counts cannot see (a list item that is ``null`` or not an object, a value of the wrong
 kind inside a JSON-typed leaf) is refused by the checks, which are the checks of the general path
 written on typed columns, and whose typing of numbers reuses the general path's macros: a line is
@@ -146,7 +151,11 @@ def _observation_ok(o: str) -> str:
         f"({value} IS NULL OR left({value}, 1) = '\"' OR {value} IN ('true', 'false') OR {_number(value)})",
         f"({o}.value_code IS NULL OR _code_ok({o}.value_code))", _date(f"{o}.date"),
         f"({o}.comparator IS NULL OR {o}.comparator IN ('<', '<=', '>', '>='))",
-        _number(f"{o}.reference_range.low"), _number(f"{o}.reference_range.high")])
+        _number(f"{o}.reference_range.low"), _number(f"{o}.reference_range.high"),
+        # a range that is no object is read as one of NULLs, and what it held is dropped unseen by the counts (its quotes
+        # and braces could make up for a text field holding a number): only a range with a field is taken
+        f"({o}.reference_range IS NULL OR {o}.reference_range.low IS NOT NULL OR {o}.reference_range.high IS NOT NULL "
+        f"OR {o}.reference_range.unit IS NOT NULL OR {o}.reference_range.text IS NOT NULL)"])
 
 
 def _record_ok(kind: str, r: str) -> str:
@@ -193,7 +202,9 @@ def plain_select() -> str:
     """The SELECT of ``(line, d)`` for the lines of ``_lines`` proven plain and valid (``d`` typed by :data:`PLAIN_TYPE`).
 
     A line holding ``:null`` is proven with the keys of its objects listed (known and distinct), as the colon count
-    cannot tell a null from an unknown key; any other line by the three counts alone."""
+    cannot tell a null from an unknown key, and every key either found by the parse or holding ``null`` (keys = P +
+    the ``:null`` outside the leaves: a list field holding a text is read as NULL, and only the ``:null`` written
+    inside such a text could make up for it, whose colon the colon count sees); any other line by the counts alone."""
     found, texts, objects, leaves = _walk("d", PLAIN_TYPE)
     keyed, key_checks, key_count = _key_lists()
     checks = [
@@ -226,7 +237,8 @@ counted AS (SELECT line, text, d, nulls, {' + '.join(found)} AS p, {counted} FRO
 keyed AS MATERIALIZED ({keyed})
 SELECT line, d FROM counted WHERE NOT nulls AND {proven('p')} AND {' AND '.join(checks)}
 UNION ALL
-SELECT line, d FROM keyed WHERE {' AND '.join(key_checks)} AND {proven(f'({key_count})')} AND {' AND '.join(checks)}"""
+SELECT line, d FROM keyed WHERE {' AND '.join(key_checks)} AND {proven(f'({key_count})')} AND {' AND '.join(checks)}
+  AND {key_count} = p + ({_count('text', ':null')} - {_count('leaves', ':null')}) / 5"""
 
 
 def read_plain(con, enabled: bool = True) -> pa.Table:
