@@ -204,7 +204,9 @@ def plain_select() -> str:
     A line holding ``:null`` is proven with the keys of its objects listed (known and distinct), as the colon count
     cannot tell a null from an unknown key, and every key either found by the parse or holding ``null`` (keys = P +
     the ``:null`` outside the leaves: a list field holding a text is read as NULL, and only the ``:null`` written
-    inside such a text could make up for it, whose colon the colon count sees); any other line by the counts alone."""
+    inside such a text could make up for it, whose colon the colon count sees); any other line by the counts alone.
+    The ``:null`` of the leaves may be over-counted (two texts joined, ``"x:"`` then ``"null"``; facts rewritten
+    without their spaces): that only turns the line away, to the general path."""
     found, texts, objects, leaves = _walk("d", PLAIN_TYPE)
     keyed, key_checks, key_count = _key_lists()
     checks = [
