@@ -95,10 +95,10 @@ def per_day(frequency) -> tuple[float | None, str | None]:
     if period <= 0:
         return None, "frequency period is not positive"
     days = period * PERIOD_DAYS[unit]
-    per_day = count / days if days > 0 else math.inf
-    if not math.isfinite(per_day) or per_day == 0:  # 5e-324 h, 1e308 a: beyond what a double holds
+    daily = count / days if days > 0 else math.inf
+    if not math.isfinite(daily) or daily == 0:  # 5e-324 h, 1e308 wk: beyond what a double holds
         return None, f"frequency {count} per {period:g} {unit} has no daily total a number can hold"
-    return snap_value(per_day), None
+    return snap_value(daily), None
 
 
 def read_dose(model, path: str) -> Dose | None:

@@ -245,11 +245,23 @@ def test_an_oversized_line_is_refused_without_being_held(tmp_path, monkeypatch):
     big = '{"id":"big","facts":{"x":"' + "y" * 5000 + '"}}'
     path = write_lines(tmp_path, ['{"id":"p1"}', big, '{"id":"p2"}'])
     chunks = list(read_line_chunks(path, chunk_bytes=64))
-    assert all(len(c.text) <= 64 + 1000 for c in chunks)
+    assert all(len(c.body) <= 64 + 1000 for c in chunks)
     refused, tables, summary = ingested(path, "pop.ndjson", chunk_bytes=64)
     assert list(refused) == [2]
     assert refused[2][0].startswith("line is 5,")
     assert sorted(tables["patients"].column("patient_id").to_pylist()) == ["p1", "p2"]
+
+
+def test_an_oversized_line_inside_a_chunk_is_refused_with_its_size(tmp_path, monkeypatch):
+    """A line over the limit that lies wholly inside one chunk (not where a chunk ends) is refused as `check`
+    refuses it, not parsed by SQL."""
+    monkeypatch.setattr(ingest, "MAX_DOCUMENT_BYTES", 1000)
+    big = '{"id":"big","facts":{"x":"' + "y" * 5000 + '"}}'
+    path = write_lines(tmp_path, ['{"id":"p1"}', big, '{"id":"p2"}'])
+    refused, tables, summary = ingested(path, "pop.ndjson")
+    assert list(refused) == [2] and refused[2][0].startswith("line is 5,")
+    assert sorted(tables["patients"].column("patient_id").to_pylist()) == ["p1", "p2"]
+    assert summary.records == 3 and summary.bad == 1
 
 
 def test_the_differential_population_is_stored_by_sql_exactly_as_the_python_loader(tmp_path):

@@ -247,8 +247,10 @@ class FhirBulkIngester:
                     self._refuse(f, line, problems)
                     self._unreadable(f, line, chunk.refused_heads.get(line, ""))
                 con.register("_chunk_lines", _line_table(chunk))
-                con.execute("INSERT INTO _fl SELECT ?, line, text FROM _chunk_lines", [f])
-                con.unregister("_chunk_lines")
+                try:
+                    con.execute("INSERT INTO _fl SELECT ?, line, text FROM _chunk_lines", [f])
+                finally:
+                    con.unregister("_chunk_lines")
                 self.summary.bytes_read = done + chunk.end_offset
                 self.summary.lines += chunk.end_line - chunk.first_line + 1
                 if progress is not None:

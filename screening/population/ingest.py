@@ -16,7 +16,7 @@ with exactly the message ``check`` and ``batch --engine python`` give, or accept
 on one line, an unusual but valid spelling), and the accepted document goes into the store through
 the Python loader. The SQL checks therefore only decide which lines are *surely* valid; they never
 refuse a line by themselves, so a line is accepted or refused exactly as the per-patient engine
-would. ``tests/test_population_ingest.py`` holds the two paths together.
+would. ``tests/test_population_ingest.py`` holds the three paths together.
 
 A patient id given by more than one line is screened once, from its first line; every later line
 is refused with the line of the first (a store keyed by patient cannot hold two patients of one id
@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -71,6 +70,10 @@ RECORD_DECLARED = {  # declared fields beyond RECORD_BASE, with their kind of va
     "allergies": {"onset": "date", "end": "date", "criticality": "string", "category": "string"},
     "immunizations": {"date": "date"},
 }
+FACT_OK = ("coalesce(json_type({v}), 'NULL') IN ('NULL', 'BOOLEAN', 'VARCHAR') "
+           "OR (json_type({v}) IN ('UBIGINT', 'BIGINT', 'DOUBLE') AND isfinite(try_cast({v} AS DOUBLE)))")
+"""A fact's value SQL stores as the Python loader does: null, a boolean, a string or a finite number."""
+
 MEDICATION_COLUMNS = ("dose", "daily_dose", "frequency", "investigational")
 """Declared medication fields that have columns of their own (the others go to record_fields)."""
 
@@ -144,24 +147,19 @@ class LineChunk:
     line, the byte offset and line number after it, and the lines refused before SQL (not UTF-8,
     too large)."""
 
-    body: bytes  # UTF-8; a line refused before SQL is left blank
+    body: bytes  # UTF-8; a line that is not is left blank, a line too long for a chunk is left out
     first_line: int
     end_offset: int
     end_line: int
     refused: list = field(default_factory=list)  # (line, [DataProblem])
     refused_heads: dict = field(default_factory=dict)  # line -> the start of a refused line, bad bytes replaced
 
-    @cached_property
-    def text(self) -> str:
-        """The chunk's lines as one string."""
-        return self.body.decode("utf-8")
-
 
 def read_line_chunks(path: Path, offset: int = 0, line: int = 0, chunk_bytes: int = CHUNK_BYTES) -> Iterator[LineChunk]:
     """Chunks of whole lines of an NDJSON file from ``offset`` (at line ``line``), bounded in memory.
 
-    A chunk is decoded as UTF-8 at once; only a chunk that is not valid UTF-8 is decoded line by line,
-    to refuse exactly its bad lines. A line longer than :data:`MAX_DOCUMENT_BYTES` is never held: it is
+    A chunk is checked as UTF-8 at once (by Arrow); only a chunk that is not valid UTF-8 is decoded line by
+    line, to refuse exactly its bad lines. A line longer than :data:`MAX_DOCUMENT_BYTES` is never held: it is
     skipped 1 MiB at a time and refused with its size, as ``batch`` does.
     """
     with Path(path).open("rb") as stream:
@@ -193,7 +191,7 @@ def read_line_chunks(path: Path, offset: int = 0, line: int = 0, chunk_bytes: in
             body = data[:-1] if data.endswith(b"\n") else data
             heads: dict = {}
             if not _is_utf8(body):
-                body = _decode_lines(body, first, refused, heads).encode("utf-8")
+                body = _blank_bad_lines(body, first, refused, heads)
             if oversized is not None:
                 count += 1
                 refused.append((first + count - 1, [size_problem(oversized, "line")]))
@@ -242,18 +240,19 @@ def _line_table(chunk: LineChunk) -> pa.Table:
     return pa.Table.from_batches(table.to_batches(max_chunksize=LINE_BATCH))
 
 
-def _decode_lines(body: bytes, first: int, refused: list, heads: dict) -> str:
-    """Decode line by line (only for a chunk that is not valid UTF-8): bad lines become blank (their first
-    :data:`HEAD_BYTES`, bad bytes replaced, kept in ``heads``: what a FHIR resource's subject is may be read there)."""
+def _blank_bad_lines(body: bytes, first: int, refused: list, heads: dict) -> bytes:
+    """The chunk with its lines that are not UTF-8 made blank (only for a chunk that is not valid UTF-8); their
+    first :data:`HEAD_BYTES`, bad bytes replaced, are kept in ``heads`` (a FHIR resource's subject may be read there)."""
     out = []
     for i, raw in enumerate(body.split(b"\n")):
         try:
-            out.append(raw.decode("utf-8"))
+            raw.decode("utf-8")
+            out.append(raw)
         except UnicodeDecodeError as exc:
             refused.append((first + i, [DataProblem(f"byte {exc.start + 1}", "not UTF-8 text", "io")]))
             heads[first + i] = raw[:HEAD_BYTES].decode("utf-8", "replace")
-            out.append("")
-    return "\n".join(out)
+            out.append(b"")
+    return b"\n".join(out)
 
 
 class Ingester:
@@ -279,28 +278,51 @@ class Ingester:
     # ------------------------------------------------------------------ one chunk
     def add_chunk(self, chunk: LineChunk) -> None:
         """Parse, validate and store one chunk of lines."""
+        from .plain import read_plain  # plain.py builds on this module's SQL
+
         con = self.con
         for line, problems in chunk.refused:
             self._refuse(line, problems)
-        con.register("_lines", _line_table(chunk))
-        from .plain import read_plain  # plain.py builds on this module's SQL
-        con.register("_plain", read_plain(con, enabled=self.plain_path))
-        self._parse()
-        con.unregister("_lines")
-        doubtful = con.execute("SELECT line, text FROM _docs WHERE NOT ok ORDER BY line").fetchall()
-        python_docs = []
-        for line, text in doubtful:
-            document = self._read_alone(line, text)
-            if document is not _REFUSED:  # JSON null is a document too: the loader refuses it with check's message
-                python_docs.append((line, document))
-        self.summary.python_path += len(doubtful)
-        general, plain = con.execute("SELECT (SELECT count(*) FROM _docs), (SELECT count(*) FROM _plain)").fetchall()[0]
-        self.summary.records += general + plain + len(chunk.refused)
-        self.summary.plain_path += plain
-        self._store(python_docs)
-        con.unregister("_plain")
+        lines = self._refuse_oversized(_line_table(chunk))
+        try:
+            con.register("_lines", lines)
+            con.register("_plain_docs", read_plain(con, enabled=self.plain_path))
+            self._parse()
+            con.unregister("_lines")
+            doubtful = con.execute("SELECT line, text FROM _docs WHERE NOT ok ORDER BY line").fetchall()
+            python_docs = []
+            for line, text in doubtful:
+                document = self._read_alone(line, text)
+                if document is not _REFUSED:  # JSON null is a document too: the loader refuses it with check's message
+                    python_docs.append((line, document))
+            self.summary.python_path += len(doubtful)
+            general, plain = con.execute(
+                "SELECT (SELECT count(*) FROM _docs), (SELECT count(*) FROM _plain_docs)").fetchall()[0]
+            self.summary.records += general + plain + len(chunk.refused)
+            self.summary.plain_path += plain
+            self._store(python_docs)
+        finally:  # the chunk's Arrow tables are not kept alive by the connection after an error
+            for name in ("_lines", "_plain_docs", "_doc_lists", "_py_ids", "_py_rows"):
+                try:
+                    con.unregister(name)
+                except Exception:  # noqa: BLE001 - not registered
+                    pass
         self.summary.lines = chunk.end_line
         self.summary.bytes_read = chunk.end_offset
+
+    def _refuse_oversized(self, lines: pa.Table) -> pa.Table:
+        """Refuse, with their size, the lines over :data:`MAX_DOCUMENT_BYTES` that lie inside a chunk (the reader
+        refuses a longer line only where a chunk ends); the other lines."""
+        import pyarrow.compute as pc
+
+        sizes = pc.binary_length(lines["text"])
+        over = pc.greater(sizes, MAX_DOCUMENT_BYTES)
+        if not pc.any(over).as_py():
+            return lines
+        for line, size in zip(lines["line"].filter(over).to_pylist(), sizes.filter(over).to_pylist()):
+            self._refuse(line, [size_problem(size, "line")])
+            self.summary.records += 1
+        return lines.filter(pc.invert(over))
 
     def _read_alone(self, line: int, text: str):
         key = f"{self.display}:{line}"
@@ -331,7 +353,7 @@ SELECT line, text, d IS NOT NULL AS parsed, k, d.observations, {", ".join(f"d.{n
        {_typed_all(top, "d")}, FALSE AS ok
 FROM (SELECT line, text, try(from_json(t, '{_struct(PATIENT_FIELDS)}')) AS d, try(json_keys(t)) AS k
       FROM (SELECT line, text, CASE WHEN text[1] = chr(65279) THEN text[2:] ELSE text END AS t FROM _lines
-            WHERE line NOT IN (SELECT line FROM _plain))
+            WHERE line NOT IN (SELECT line FROM _plain_docs))
       WHERE NOT regexp_full_match(text, '[ \\t\\r\\x0b\\x0c]*'))""")
         self._spread_lists()
         obs = {"code": "s", "codes": "c", "display": "s", "value": "snb", "value_code": "s", "unit": "s", "date": "s", "comparator": "s",
@@ -395,8 +417,7 @@ SELECT line, name, v, coalesce(json_type(v), 'NULL') AS v_t FROM (
   FROM (SELECT line, from_json(facts, '"MAP(VARCHAR, JSON)"') AS m FROM _doc_lists WHERE facts_t = 'OBJECT'))""")
         con.unregister("_doc_lists")
         bad = [self._bad_observations()] + [self._bad_records(kind) for kind in RECORD_KINDS]
-        bad.append("SELECT line FROM _facts WHERE NOT (v_t IN ('NULL', 'BOOLEAN', 'VARCHAR') "
-                   "OR (v_t IN ('UBIGINT', 'BIGINT', 'DOUBLE') AND isfinite(try_cast(v AS DOUBLE))))")
+        bad.append(f"SELECT line FROM _facts WHERE NOT ({FACT_OK.format(v='v')})")
         con.execute(f"""
 UPDATE _docs SET ok = TRUE WHERE parsed AND {self._patient_ok()}
   AND NOT regexp_matches(text, '{_TRAILING_COMMA}')
@@ -490,7 +511,7 @@ UPDATE _docs SET ok = TRUE WHERE parsed AND {self._patient_ok()}
         con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _ids AS
 SELECT i.line, i.pid, min(i.line) OVER (PARTITION BY i.pid) AS first, p.source AS earlier
-FROM (SELECT line, id_s AS pid FROM _docs WHERE ok UNION ALL SELECT line, id FROM _plain
+FROM (SELECT line, id_s AS pid FROM _docs WHERE ok UNION ALL SELECT line, id FROM _plain_docs
       UNION ALL SELECT line, pid FROM _py_ids) i
 LEFT JOIN {self.prefix}patients p ON p.patient_id = i.pid""")
         con.unregister("_py_ids")
@@ -629,11 +650,15 @@ def _read_ahead(chunks: Iterator[LineChunk]) -> Iterator[LineChunk]:
     """The chunks, each next one read by a thread while the caller stores the one before (DuckDB releases the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(1, thread_name_prefix="screening-read") as pool:
-        pending = pool.submit(next, chunks, None)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="screening-read")
+    pending = pool.submit(next, chunks, None)
+    try:
         while (chunk := pending.result()) is not None:
             pending = pool.submit(next, chunks, None)
             yield chunk
+    finally:  # on an error or Ctrl-C: wait for the read under way (one chunk at most), then close the file
+        pool.shutdown(wait=True, cancel_futures=True)
+        chunks.close()
 
 
 def ingest_ndjson(con, path: str | Path, *, on_error: Callable[[dict], None], display: str | None = None,
@@ -642,8 +667,12 @@ def ingest_ndjson(con, path: str | Path, *, on_error: Callable[[dict], None], di
     """Read a whole NDJSON file of patient JSON documents into the store tables (created in ``con``)."""
     path = Path(path)
     ingester = Ingester(con, on_error=on_error, display=display or path.name, prefix=prefix, plain_path=plain_path)
-    for chunk in _read_ahead(read_line_chunks(path, chunk_bytes=chunk_bytes)):
-        ingester.add_chunk(chunk)
-        if progress is not None:
-            progress(ingester.summary)
+    chunks = _read_ahead(read_line_chunks(path, chunk_bytes=chunk_bytes))
+    try:
+        for chunk in chunks:
+            ingester.add_chunk(chunk)
+            if progress is not None:
+                progress(ingester.summary)
+    finally:
+        chunks.close()
     return ingester.summary

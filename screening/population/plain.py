@@ -1,11 +1,11 @@
-"""The plain-document path of NDJSON ingestion: documents proven valid by one typed parse and two counts.
+"""The plain-document path of NDJSON ingestion: documents proven valid by one typed parse and three counts.
 
-Most lines of a population file are *plain*: only the usual fields, no ``null`` anywhere, no escape in
-any string. Such a line is parsed once, straight into typed columns (``from_json`` with the nested type
-:data:`PLAIN_TYPE`), instead of being parsed piece by piece as JSON (:class:`~.ingest.Ingester`, which
-handles everything else). A typed parse alone is lenient: it drops unknown and repeated keys, reads
-``12`` into a text field and ``null`` as absent. The proof that none of that happened counts two
-characters of the line, which in a line without a backslash can only be where JSON puts them:
+Most lines of a population file are *plain*: only the usual fields and no escape in any string. Such a
+line is parsed once, straight into typed columns (``from_json`` with the nested type :data:`PLAIN_TYPE`),
+instead of being parsed piece by piece as JSON (:class:`~.ingest.Ingester`, which handles everything
+else). A typed parse alone is lenient: it drops unknown and repeated keys, reads ``12`` into a text field
+and ``null`` as absent. The proof that none of that happened counts three characters of the line, which
+in a line without a backslash can only be where JSON puts them:
 
 * every key is followed by one structural ``:``; every other ``:`` is inside a string. So
   ``colons(line) = P + colons(leaves)``, where ``P`` counts the fields the typed parse found
@@ -19,6 +19,7 @@ characters of the line, which in a line without a backslash can only be where JS
   the objects the typed parse found, holds only if each was written as an object (a typed parse reads
   ``5`` or ``true`` as an object whose fields are all NULL, as it reads ``{}``).
 
+A line holding ``:null`` is proven with the keys of each of its objects listed instead (:func:`plain_select`).
 A value the typed parse drops whole is the danger, for its quotes and braces go uncounted: a list field
 holding no list is read as NULL (its key's colon is then not counted, so the colon count refuses it), and an
 object field holding no object as an object of NULLs (a ``reference_range`` of ``["ab", {}]`` could make up for
@@ -26,10 +27,10 @@ object field holding no object as an object of NULLs (a ``reference_range`` of `
 
 What the counts cannot see (a list item that is ``null`` or not an object, a value of the wrong
 kind inside a JSON-typed leaf) is refused by the checks, which are the checks of the general path
-written on typed columns, and whose typing of numbers reuses the general path's macros: a line is
-stored by this path exactly as the general path would store it, or left to the general path.
-``tests/test_population_ingest.py`` holds the three paths (this one, the general SQL path and the
-per-patient reader) together.
+written on typed columns (its code, date and text macros; numbers typed by their first character,
+as exactly as the general path's JSON casts): a line is stored by this path exactly as the general path
+would store it, or left to the general path. ``tests/test_population_ingest.py`` holds the three paths
+(this one, the general SQL path and the per-patient reader) together.
 """
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ import warnings
 
 import pyarrow as pa
 
-from .ingest import (LINE_BATCH, PATIENT_FIELDS, RECORD_BASE, RECORD_DECLARED, _TRAILING_COMMA, _dates, _keys_ok)
+from .ingest import (FACT_OK, LINE_BATCH, OBSERVATION_FIELDS, PATIENT_FIELDS, RANGE_FIELDS, RECORD_BASE,
+                     RECORD_DECLARED, _TRAILING_COMMA, _dates, _keys_ok)
 from .schema import END_FIELD, RECORD_KINDS, START_FIELD, TABLES
 
 _OBSERVATION = {"code": "VARCHAR", "codes": ["VARCHAR"], "display": "VARCHAR", "value": "JSON",
@@ -63,7 +65,10 @@ PLAIN_TYPE = {"version": "JSON", "id": "VARCHAR", "birth_date": "VARCHAR", "sex"
 """The typed parse of a plain document: texts as VARCHAR, anything that may be a number (or of several kinds) as
 JSON, typed afterwards exactly as the general path types it."""
 
+# the plain type names exactly the fields the general path allows (a field it refuses must never be taken here)
 assert set(PLAIN_TYPE) == set(PATIENT_FIELDS)
+assert set(_OBSERVATION) == set(OBSERVATION_FIELDS) and set(_OBSERVATION["reference_range"]) == set(RANGE_FIELDS)
+assert all(set(_record(kind)) <= set(RECORD_BASE) | set(RECORD_DECLARED[kind]) for kind in RECORD_KINDS)
 
 
 def _count(text: str, char: str) -> str:
@@ -170,8 +175,7 @@ def _record_ok(kind: str, r: str) -> str:
 
 
 _FACT_VALUES = "map_values(from_json(d.facts, '\"MAP(VARCHAR, JSON)\"'))"
-_FACT_OK = ("coalesce(json_type(v), 'NULL') IN ('NULL', 'BOOLEAN', 'VARCHAR') OR (json_type(v) IN ('UBIGINT', 'BIGINT', "
-            "'DOUBLE') AND isfinite(try_cast(v AS DOUBLE)))")
+_FACT_OK = FACT_OK.format(v="v")
 
 
 def _key_lists() -> tuple[str, list[str], str]:
@@ -258,10 +262,10 @@ def _columns(table: str) -> list[str]:
 
 
 def insert_plain(con, prefix: str, display: str, winners: str) -> None:
-    """Store the documents of ``_plain`` whose line is one of ``winners`` (a SQL subquery of lines), column for
+    """Store the documents of ``_plain_docs`` whose line is one of ``winners`` (a SQL subquery of lines), column for
     column as :meth:`~.ingest.Ingester._insert_sql` stores the same documents."""
     p, display = prefix, display.replace("'", "''")
-    docs = f"(SELECT * FROM _plain WHERE line IN ({winners}))"
+    docs = f"(SELECT * FROM _plain_docs WHERE line IN ({winners}))"
     has = ", ".join(f"{name} IS NOT NULL" for name in ("observations",) + RECORD_KINDS + ("facts",))
     con.execute(f"""
 INSERT INTO {p}patients
