@@ -19,7 +19,7 @@ in a line without a backslash can only be where JSON puts them:
   the objects the typed parse found, holds only if each was written as an object (a typed parse reads
   ``5`` or ``true`` as an object whose fields are all NULL, as it reads ``{}``).
 
-A line holding ``:null`` is proven with the keys of each of its objects listed instead (:func:`plain_select`).
+A line holding ``null`` is proven with the keys of each of its objects listed instead (:func:`plain_select`).
 A value the typed parse drops whole is the danger, for its quotes and braces go uncounted: a list field
 holding no list is read as NULL (its key's colon is then not counted, so the colon count refuses it), and an
 object field holding no object as an object of NULLs (a ``reference_range`` of ``["ab", {}]`` could make up for
@@ -69,6 +69,11 @@ JSON, typed afterwards exactly as the general path types it."""
 assert set(PLAIN_TYPE) == set(PATIENT_FIELDS)
 assert set(_OBSERVATION) == set(OBSERVATION_FIELDS) and set(_OBSERVATION["reference_range"]) == set(RANGE_FIELDS)
 assert all(set(_record(kind)) <= set(RECORD_BASE) | set(RECORD_DECLARED[kind]) for kind in RECORD_KINDS)
+
+
+def _nulls(text: str) -> str:
+    """How many ``null`` follow a colon (and white space) in ``text``."""
+    return f"len(regexp_extract_all({text}, ':[ \\t\\r\\n]*null'))"
 
 
 def _count(text: str, char: str) -> str:
@@ -205,12 +210,12 @@ def _key_lists() -> tuple[str, list[str], str]:
 def plain_select() -> str:
     """The SELECT of ``(line, d)`` for the lines of ``_lines`` proven plain and valid (``d`` typed by :data:`PLAIN_TYPE`).
 
-    A line holding ``:null`` is proven with the keys of its objects listed (known and distinct), as the colon count
+    A line holding ``null`` is proven with the keys of its objects listed (known and distinct), as the colon count
     cannot tell a null from an unknown key, and every key either found by the parse or holding ``null`` (keys = P +
-    the ``:null`` outside the leaves: a list field holding a text is read as NULL, and only the ``:null`` written
-    inside such a text could make up for it, whose colon the colon count sees); any other line by the counts alone.
-    The ``:null`` of the leaves may be over-counted (two texts joined, ``"x:"`` then ``"null"``; facts rewritten
-    without their spaces): that only turns the line away, to the general path."""
+    the ``: null`` outside the leaves, white space allowed after the colon: a list field holding a text is read as
+    NULL, and only a ``: null`` written inside such a text could make up for it, whose colon the colon count sees);
+    any other line by the counts alone. The ``: null`` of the leaves may be over-counted (two texts joined, ``"x:"``
+    then ``"null"``): that only turns the line away, to the general path."""
     found, texts, objects, leaves = _walk("d", PLAIN_TYPE)
     keyed, key_checks, key_count = _key_lists()
     checks = [
@@ -237,14 +242,14 @@ def plain_select() -> str:
     # parsed once: without MATERIALIZED, DuckDB inlines ``d`` into each of its uses and parses the line again for each
     return f"""
 WITH parsed AS MATERIALIZED (
-  SELECT line, text, try(from_json(text, '{plain_type}')) AS d, contains(text, ':null') AS nulls FROM _lines
+  SELECT line, text, try(from_json(text, '{plain_type}')) AS d, contains(text, 'null') AS nulls FROM _lines
   WHERE NOT contains(text, '\\') AND left(text, 1) <> chr(65279)),
 counted AS (SELECT line, text, d, nulls, {' + '.join(found)} AS p, {counted} FROM parsed WHERE d IS NOT NULL),
 keyed AS MATERIALIZED ({keyed})
 SELECT line, d FROM counted WHERE NOT nulls AND {proven('p')} AND {' AND '.join(checks)}
 UNION ALL
 SELECT line, d FROM keyed WHERE {' AND '.join(key_checks)} AND {proven(f'({key_count})')} AND {' AND '.join(checks)}
-  AND {key_count} = p + ({_count('text', ':null')} - {_count('leaves', ':null')}) / 5"""
+  AND {key_count} = p + {_nulls('text')} - {_nulls('leaves')}"""
 
 
 def read_plain(con, enabled: bool = True) -> pa.Table:
